@@ -1,0 +1,24 @@
+/*
+ * log.h: one-line log records on stderr ("anycached[pid]: level: module: text").
+ *
+ * The daemon runs in the foreground under a supervisor (systemd, runit, a
+ * test harness); they all capture stderr, so no syslog dependency. Logging is
+ * for events, never per packet: the hot path counts instead.
+ */
+#ifndef ANYCACHE_CORE_LOG_H
+#define ANYCACHE_CORE_LOG_H
+
+enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+
+void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_err(mod, ...)   log_msg(LOG_LVL_ERR, mod, __VA_ARGS__)
+#define log_warn(mod, ...)  log_msg(LOG_LVL_WARN, mod, __VA_ARGS__)
+#define log_info(mod, ...)  log_msg(LOG_LVL_INFO, mod, __VA_ARGS__)
+#define log_debug(mod, ...) log_msg(LOG_LVL_DEBUG, mod, __VA_ARGS__)
+
+#endif
