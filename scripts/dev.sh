@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The README's two commands. Run as root on Debian 12 (apt-get needs it):
+#   bash scripts/dev.sh run    install build dependencies, build, run anycached on its embedded default
+#   bash scripts/dev.sh test   install build + test dependencies (peers too), build, run the whole suite
+# Other verbs: deps-run, deps-test, build.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+builddir=${ANYCACHE_BUILDDIR:-build}
+
+# Debian 12 packages; README.md says why each is needed.
+build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
+            liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev)
+test_pkgs=(libcriterion-dev                     # unit tests
+           knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
+           bird2                                # BGP router peer
+           clang                                # libFuzzer targets
+           iproute2 procps psmisc)              # ip netns / ss / process control in tests
+
+install_pkgs() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	if ((EUID != 0)); then
+		echo "dev.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "dev.sh: installing ${missing[*]}" >&2
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+	if [[ ! -f $builddir/build.ninja ]]; then
+		meson setup "$builddir" "$@"
+	elif (($#)); then
+		meson configure "$builddir" "$@"
+	fi
+	ninja -C "$builddir"
+}
+
+run_tests() {
+	local log rc=0
+	log=$(mktemp)
+	# Integration tests start real peers on loopback; two at a time suits a 2-core machine.
+	meson test -C "$builddir" --print-errorlogs --num-processes 2 --no-rebuild 2>&1 |
+		tee "$log" || rc=$?
+	# One closing line that any CI reads: "N passed, N failed, N skipped".
+	local ok fail skip tout
+	ok=$(awk '/^Ok:/ {print $2}' "$log")
+	fail=$(awk '/^Fail:/ {print $2}' "$log")
+	skip=$(awk '/^Skipped:/ {print $2}' "$log")
+	tout=$(awk '/^Timeout:/ {print $2}' "$log")
+	rm -f "$log"
+	echo "tests: ${ok:-0} passed, $(( ${fail:-0} + ${tout:-0} )) failed, ${skip:-0} skipped"
+	return "$rc"
+}
+
+case "${1:-}" in
+deps-run) install_pkgs "${build_pkgs[@]}" ;;
+deps-test) install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}" ;;
+build) install_pkgs "${build_pkgs[@]}"; build ;;
+run)
+	install_pkgs "${build_pkgs[@]}"
+	build -Dtests=disabled -Dfuzz=disabled
+	shift
+	exec "$builddir/anycached" "$@"
+	;;
+test)
+	install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}"
+	build -Dtests=enabled
+	run_tests
+	;;
+*)
+	echo "usage: bash scripts/dev.sh run|test|build|deps-run|deps-test" >&2
+	exit 2
+	;;
+esac

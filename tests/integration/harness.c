@@ -1,0 +1,458 @@
+/* Process, file and DNS helpers for integration tests; see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+int tmpdir_make(struct tmpdir *t, const char *tag)
+{
+	snprintf(t->path, sizeof(t->path), "/tmp/anycache-%s-XXXXXX", tag);
+	if (!mkdtemp(t->path)) {
+		t->path[0] = '\0';
+		return -errno;
+	}
+	return 0;
+}
+
+void tmpdir_remove(struct tmpdir *t)
+{
+	char out[64];
+
+	/* Only ever a directory this harness made under /tmp. */
+	if (strncmp(t->path, "/tmp/anycache-", 14) != 0)
+		return;
+	char *argv[] = {"rm", "-rf", t->path, NULL};
+	run_capture(argv, true, out, sizeof(out), 10000);
+	t->path[0] = '\0';
+}
+
+int write_file(const char *dir, const char *name, const char *text, char *out, size_t outlen)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	if (fclose(f))
+		return -errno;
+	if (out)
+		snprintf(out, outlen, "%s", path);
+	return 0;
+}
+
+int proc_start(struct proc *p, const char *name, char *const argv[], const char *log)
+{
+	pid_t parent = getpid();
+	pid_t pid;
+
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->log, sizeof(p->log), "%s", log);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		int devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, STDIN_FILENO);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	p->pid = pid;
+	return 0;
+}
+
+bool proc_alive(struct proc *p)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return false;
+	if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+		p->pid = -1;
+		return false;
+	}
+	return true;
+}
+
+int proc_wait(struct proc *p, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	int st;
+
+	if (p->pid <= 0)
+		return -ECHILD;
+	while (now_ms() < end) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid) {
+			p->pid = -1;
+			return st;
+		}
+		if (r < 0)
+			return -errno;
+		sleep_ms(10);
+	}
+	return -ETIMEDOUT;
+}
+
+int proc_stop(struct proc *p, int sig, int timeout_ms)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	st = proc_wait(p, timeout_ms);
+	if (st == -ETIMEDOUT) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &st, 0);
+		p->pid = -1;
+		return -1;
+	}
+	return st;
+}
+
+void proc_dump_log(const struct proc *p)
+{
+	char buf[4096];
+	FILE *f = fopen(p->log, "r");
+	size_t n;
+	long size;
+
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "---- %s log (%s) ----\n%s\n---- end of %s log ----\n", p->name, p->log, buf,
+		p->name);
+}
+
+int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms)
+{
+	int pfd[2];
+	pid_t pid;
+	size_t used = 0;
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	int st = 0;
+
+	if (cap)
+		out[0] = '\0';
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pfd[1], STDOUT_FILENO);
+		if (merge)
+			dup2(pfd[1], STDERR_FILENO);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		int64_t left = (int64_t)(end - now_ms());
+		struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			close(pfd[0]);
+			return -ETIMEDOUT;
+		}
+		if (poll(&pf, 1, (int)left) <= 0)
+			continue;
+		char tmp[4096];
+		ssize_t n = read(pfd[0], tmp, sizeof(tmp));
+		if (n <= 0)
+			break;
+		if (cap && used < cap - 1) {
+			size_t take = (size_t)n < cap - 1 - used ? (size_t)n : cap - 1 - used;
+			memcpy(out + used, tmp, take);
+			used += take;
+			out[used] = '\0';
+		}
+	}
+	close(pfd[0]);
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			break;
+		if (now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -ETIMEDOUT;
+		}
+		sleep_ms(5);
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
+		   bool edns)
+{
+	size_t off = 12;
+	const char *s = qname;
+
+	if (cap < 512)
+		return -EMSGSIZE;
+	memset(buf, 0, 12);
+	buf[0] = (uint8_t)(id >> 8);
+	buf[1] = (uint8_t)id;
+	buf[2] = 0x01; /* RD */
+	buf[5] = 1;    /* QDCOUNT */
+	while (*s) {
+		const char *dot = strchr(s, '.');
+		size_t n = dot ? (size_t)(dot - s) : strlen(s);
+		if (n == 0 || n > 63 || off + n + 1 > 300)
+			return -EINVAL;
+		buf[off++] = (uint8_t)n;
+		memcpy(buf + off, s, n);
+		off += n;
+		s += n;
+		if (*s == '.')
+			s++;
+	}
+	buf[off++] = 0;
+	buf[off++] = (uint8_t)(qtype >> 8);
+	buf[off++] = (uint8_t)qtype;
+	buf[off++] = 0;
+	buf[off++] = 1; /* IN */
+	if (edns) {
+		buf[11] = 1; /* ARCOUNT */
+		const uint8_t opt[] = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
+		memcpy(buf + off, opt, sizeof(opt));
+		off += sizeof(opt);
+	}
+	return (int)off;
+}
+
+int dns_udp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
+		     size_t anscap, int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, r;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &in6->sin6_addr) != 1)
+			return -EINVAL;
+		sl = sizeof(*in6);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &in->sin_addr) != 1)
+			return -EINVAL;
+		sl = sizeof(*in);
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 || send(fd, q, qlen, 0) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	r = poll(&pf, 1, timeout_ms);
+	if (r <= 0) {
+		close(fd);
+		return r == 0 ? -ETIMEDOUT : -errno;
+	}
+	ssize_t n = recv(fd, ans, anscap, 0);
+	r = n < 0 ? -errno : (int)n;
+	close(fd);
+	return r;
+}
+
+int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint8_t q[512], a[4096];
+	int qlen = dns_make_query(q, sizeof(q), 0x4242, qname, 1, false);
+
+	if (qlen < 0)
+		return qlen;
+	while (now_ms() < end) {
+		if (dns_udp_exchange(addr, port, q, (size_t)qlen, a, sizeof(a), 200) >= 12)
+			return 0;
+		sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
+/* A zone with the shapes the DNS tests need (RFC 1035 master file syntax). */
+const char harness_example_zone[] =
+	"$ORIGIN example.test.\n"
+	"$TTL 300\n"
+	"@      SOA  ns.example.test. hostmaster.example.test. 1 3600 600 86400 60\n"
+	"@      NS   ns\n"
+	"ns     A    127.0.0.1\n"
+	"www    A    192.0.2.80\n"
+	"www    AAAA 2001:db8::80\n"
+	"@      MX   10 mail\n"
+	"mail   A    192.0.2.25\n"
+	"alias  CNAME alias2\n"
+	"alias2 CNAME www\n"
+	"short 2 A   192.0.2.2\n"
+	"*.wild A    192.0.2.99\n"
+	"txt    TXT  \"hello\" \"world\"\n";
+
+int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
+		unsigned nzones)
+{
+	char conf[8192], path[512], log[512];
+	size_t off;
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->addr, sizeof(k->addr), "%s", addr);
+	k->port = port;
+	r = tmpdir_make(&k->dir, "knotd");
+	if (r)
+		return r;
+	/* knotd as root needs an explicit user and a writable rundir (PLATFORM.md). */
+	off = (size_t)snprintf(conf, sizeof(conf),
+			       "server:\n"
+			       "    rundir: \"%s\"\n"
+			       "    user: root:root\n"
+			       "    listen: %s@%u\n"
+			       "    background-workers: 1\n"
+			       "    udp-workers: 1\n"
+			       "    tcp-workers: 1\n"
+			       "database:\n"
+			       "    storage: \"%s\"\n"
+			       "control:\n"
+			       "    listen: \"%s/knot.sock\"\n"
+			       "log:\n"
+			       "  - target: stderr\n"
+			       "    any: info\n"
+			       "template:\n"
+			       "  - id: default\n"
+			       "    storage: \"%s\"\n"
+			       "    zonefile-sync: -1\n"
+			       "    journal-content: none\n"
+			       "zone:\n",
+			       k->dir.path, addr, port, k->dir.path, k->dir.path, k->dir.path);
+	for (unsigned i = 0; i < nzones; i++) {
+		char fname[300];
+		snprintf(fname, sizeof(fname), "%s.zone", zones[2 * i]);
+		r = write_file(k->dir.path, fname, zones[2 * i + 1], NULL, 0);
+		if (r)
+			return r;
+		off += (size_t)snprintf(conf + off, sizeof(conf) - off,
+					"  - domain: %s\n    file: \"%s/%s\"\n", zones[2 * i],
+					k->dir.path, fname);
+	}
+	r = write_file(k->dir.path, "knot.conf", conf, path, sizeof(path));
+	if (r)
+		return r;
+	snprintf(log, sizeof(log), "%s/knotd.log", k->dir.path);
+	char *argv[] = {"knotd", "-c", path, NULL};
+	r = proc_start(&k->proc, "knotd", argv, log);
+	if (r)
+		return r;
+	r = wait_dns_udp(addr, port, zones[0], 10000);
+	if (r) {
+		proc_dump_log(&k->proc);
+		return r;
+	}
+	return 0;
+}
+
+void knotd_stop(struct knotd *k)
+{
+	if (k->proc.pid > 0)
+		proc_stop(&k->proc, SIGTERM, 5000);
+	tmpdir_remove(&k->dir);
+}
+
+int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port)
+{
+	char log[512];
+	const char *bin = getenv("ANYCACHED");
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	if (!bin)
+		return -ENOENT;
+	r = tmpdir_make(&d->dir, "anycached");
+	if (r)
+		return r;
+	r = write_file(d->dir.path, "anycache.yaml", conf_yaml, d->conf, sizeof(d->conf));
+	if (r)
+		return r;
+	snprintf(log, sizeof(log), "%s/anycached.log", d->dir.path);
+	char *argv[] = {(char *)bin, "-c", d->conf, NULL};
+	r = proc_start(&d->proc, "anycached", argv, log);
+	if (r)
+		return r;
+	r = wait_dns_udp(addr, port, "www.example.test", 10000);
+	if (r)
+		proc_dump_log(&d->proc);
+	return r;
+}
+
+int anycached_stop(struct anycached *d)
+{
+	int st = -1;
+
+	if (d->proc.pid > 0) {
+		st = proc_stop(&d->proc, SIGTERM, 5000);
+		if (st != 0)
+			proc_dump_log(&d->proc);
+	}
+	tmpdir_remove(&d->dir);
+	return st;
+}

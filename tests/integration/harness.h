@@ -1,0 +1,94 @@
+/*
+ * harness.h: what integration tests need to run the real daemon against real
+ * peers: start processes, wait for them, query them with real clients, and
+ * stop everything they started, by PID.
+ *
+ * Rules every test follows (the project's network rule): traffic only to
+ * 127.0.0.0/8 or ::1; every wait is bounded in time; every process started
+ * is stopped by PID in the test's teardown, and dies with the test process
+ * anyway (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind.
+ * Each test uses its own loopback address (127.53.N.x) so tests run in
+ * parallel without port clashes.
+ */
+#ifndef ANYCACHE_TESTS_HARNESS_H
+#define ANYCACHE_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc {
+	pid_t pid;
+	char name[32];
+	char log[512];  /* stdout+stderr of the process */
+};
+
+struct tmpdir {
+	char path[256];
+};
+
+/* mkdtemp under /tmp; tmpdir_remove deletes the tree (rm -rf, bounded). */
+int tmpdir_make(struct tmpdir *t, const char *tag);
+void tmpdir_remove(struct tmpdir *t);
+
+/* Writes text to dir/name; returns the full path in out (may be NULL). */
+int write_file(const char *dir, const char *name, const char *text, char *out, size_t outlen);
+
+/* Starts argv[0] (searched in PATH) with output to log; the child dies with us. */
+int proc_start(struct proc *p, const char *name, char *const argv[], const char *log);
+bool proc_alive(struct proc *p);
+/* Sends sig, waits up to timeout_ms, then SIGKILL; returns the exit status or -1. */
+int proc_stop(struct proc *p, int sig, int timeout_ms);
+/* Waits for the process to exit by itself; returns its wait status or -ETIMEDOUT. */
+int proc_wait(struct proc *p, int timeout_ms);
+/* Prints the tail of the process log to stderr (for failed tests). */
+void proc_dump_log(const struct proc *p);
+
+/*
+ * Runs a command to completion, capturing stdout (and stderr when merge) into
+ * out (NUL-terminated, truncated to cap). Returns the exit code, or -ETIMEDOUT
+ * after timeout_ms (the command is killed).
+ */
+int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms);
+
+/* Polls until a DNS server on addr:port answers a UDP query for qname (any RCODE). */
+int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout_ms);
+
+/*
+ * Sends one raw UDP datagram to addr:port and waits for one answer
+ * (returns its length, or -ETIMEDOUT / -errno).
+ */
+int dns_udp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
+		     size_t anscap, int timeout_ms);
+
+/* Builds a simple query (RD set, optional EDNS 1232); returns its length. */
+int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
+		   bool edns);
+
+/* knotd as an authoritative upstream for the zones given as (name, text) pairs. */
+struct knotd {
+	struct proc proc;
+	struct tmpdir dir;
+	char addr[64];
+	uint16_t port;
+};
+int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
+		unsigned nzones);
+void knotd_stop(struct knotd *k);
+
+/* The zone most DNS tests use: example.test with A/AAAA/MX/CNAME/TXT/wildcard data. */
+extern const char harness_example_zone[];
+
+/* anycached built in this tree (ANYCACHED env var, set by meson). */
+struct anycached {
+	struct proc proc;
+	struct tmpdir dir;
+	char conf[512];
+};
+/* Writes conf_yaml to a file and starts the daemon; waits until addr:port answers. */
+int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port);
+/* SIGTERM, bounded wait; returns the exit status (0 = clean shutdown) or -1. */
+int anycached_stop(struct anycached *d);
+
+#endif
