@@ -1,0 +1,213 @@
+/*
+ * conf.h: the one-file YAML configuration, loaded into plain structs.
+ *
+ * Ownership: a struct conf is a value. It owns no heap memory (fixed arrays
+ * with the caps below), so it can be copied, compared with memcmp (loaders
+ * zero it first) and thrown away; a reload builds a new one beside the old.
+ * No global state: loading is re-entrant.
+ *
+ * Loading: libcyaml (schema in conf.c) reads every scalar as text into a raw
+ * tree; conf.c converts and validates each value itself so that ALL semantic
+ * errors are collected, each with the line and column of its node. libcyaml
+ * does not report positions, so conf_pos.c builds an index from one libyaml
+ * event pass ("bgp.neighbors[0].hold-time" -> line:column) and libcyaml's
+ * own error (it stops at its first) is placed through its backtrace.
+ *
+ * Units: durations are integer seconds ("10" = 10 s) or strings with a unit
+ * ms/s/m/h/d ("100ms", "1d"); stored in milliseconds (*_ms) or, for TTLs and
+ * the BGP hold time, in seconds (*_s, whole seconds required). Sizes are
+ * bytes or KiB/MiB/GiB, stored in bytes.
+ *
+ * Defaults (conf_default and every absent key):
+ *   dns.listen      127.0.0.1:53 and [::1]:53
+ *   dns.allow       127.0.0.0/8 and ::1/128 (everyone else gets REFUSED)
+ *   dns.upstreams   resolv.conf nameservers, port 53; entries with a %scope
+ *                   are skipped (no interface index to use), entries equal to
+ *                   one of our listen addresses are skipped (no loop to
+ *                   ourselves), at most CONF_RESOLV_MAXNS are taken (glibc's
+ *                   MAXNS). Empty after that: error.
+ *   dns.threads     online CPUs (capped at CONF_MAX_THREADS)
+ *   dns.identity    gethostname()
+ *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
+ *                   serve-stale 1d
+ *   bgp             absent: BGP off (bgp.enabled false)
+ *   neighbor        port 179, hold-time 90s (RFC 4271 §10 suggests 90 s),
+ *                   passive false, bfd false, local-address unset
+ *                   (family 0), no next-hop6, no password
+ *   announce        local-preference 100, med absent = not sent
+ *   bgp.degraded    absent: enabled false (the health policy withdraws
+ *                   instead of degrading); present: local-preference 50,
+ *                   no med, prepend 0, no extra communities
+ *   bfd             interval 300ms, multiplier 3
+ *   health          interval 200ms, rise 3, fall 2, drain 5s
+ *   control         socket /run/anycache/control.sock; metrics off when
+ *                   absent (a metrics address without a port gets 9253)
+ */
+#ifndef ANYCACHE_CORE_CONF_H
+#define ANYCACHE_CORE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/netaddr.h"
+
+#define CONF_MAX_LISTEN       32
+#define CONF_MAX_ALLOW        64
+#define CONF_MAX_UPSTREAMS    16
+#define CONF_MAX_NEIGHBORS    16
+#define CONF_MAX_ROUTES       64
+#define CONF_MAX_COMMUNITIES  32
+#define CONF_MAX_THREADS      64
+#define CONF_RESOLV_MAXNS      3   /* glibc MAXNS: later nameserver lines ignored */
+#define CONF_IDENTITY_MAX    255   /* one TXT character-string (RFC 1035 §3.3) */
+#define CONF_PASSWORD_MAX     80   /* TCP_MD5SIG_MAXKEYLEN */
+#define CONF_SOCKET_MAX      107   /* sizeof(sun_path) - 1 */
+#define CONF_PREPEND_MAX      10
+#define CONF_HOLD_TIME_MAX 65535   /* 16-bit field in OPEN (RFC 4271 §4.2) */
+
+#define CONF_DEFAULT_HOLD_TIME_S 90
+#define CONF_DEFAULT_METRICS_PORT 9253
+
+struct conf_cache {
+	uint64_t size_bytes;
+	uint32_t min_ttl_s;
+	uint32_t max_ttl_s;
+	uint32_t negative_ttl_s;
+	uint32_t serve_stale_s;
+};
+
+struct conf_dns {
+	struct netaddr listen[CONF_MAX_LISTEN];       /* port always set */
+	unsigned n_listen;
+	struct netprefix allow[CONF_MAX_ALLOW];
+	unsigned n_allow;
+	struct netaddr upstreams[CONF_MAX_UPSTREAMS]; /* port always set */
+	unsigned n_upstreams;
+	unsigned threads;                             /* 1..CONF_MAX_THREADS */
+	char identity[CONF_IDENTITY_MAX + 1];
+	struct conf_cache cache;
+};
+
+struct conf_neighbor {
+	struct netaddr address;        /* .port = TCP port to connect to */
+	uint32_t asn;
+	struct netaddr local_address;  /* family 0 = let the kernel choose */
+	bool passive;
+	uint32_t hold_time_s;          /* 0 or 3..65535 */
+	char password[CONF_PASSWORD_MAX + 1]; /* "" = no TCP MD5 */
+	bool bfd;
+	struct netaddr next_hop6;      /* for IPv6 routes over an IPv4 session */
+	bool has_next_hop6;
+};
+
+struct conf_route {
+	struct netprefix prefix;
+	uint32_t local_pref;
+	uint32_t med;
+	bool has_med;
+	uint32_t communities[CONF_MAX_COMMUNITIES];   /* (A << 16) | B */
+	unsigned n_communities;
+	uint32_t large_communities[CONF_MAX_COMMUNITIES][3];
+	unsigned n_large_communities;
+};
+
+struct conf_degraded {
+	bool enabled;
+	uint32_t local_pref;
+	uint32_t med;
+	bool has_med;
+	unsigned prepend;                             /* 0..CONF_PREPEND_MAX */
+	uint32_t communities[CONF_MAX_COMMUNITIES];   /* added to the route's */
+	unsigned n_communities;
+};
+
+struct conf_bgp {
+	bool enabled;
+	uint32_t asn;                  /* 1..4294967295, never 23456 (AS_TRANS) */
+	struct netaddr router_id;      /* IPv4, non-zero (RFC 6286 §2.1) */
+	struct conf_neighbor neighbors[CONF_MAX_NEIGHBORS];
+	unsigned n_neighbors;
+	struct conf_route routes[CONF_MAX_ROUTES];
+	unsigned n_routes;
+	struct conf_degraded degraded;
+};
+
+struct conf_bfd {
+	uint64_t interval_ms;
+	unsigned multiplier;           /* 1..255 (Detect Mult, RFC 5880 §4.1) */
+};
+
+struct conf_health {
+	uint64_t interval_ms;
+	unsigned rise;
+	unsigned fall;
+	uint64_t drain_ms;
+};
+
+struct conf_control {
+	char socket[CONF_SOCKET_MAX + 1];
+	struct netaddr metrics;
+	bool has_metrics;
+};
+
+struct conf {
+	struct conf_dns dns;
+	struct conf_bgp bgp;
+	struct conf_bfd bfd;
+	struct conf_health health;
+	struct conf_control control;
+};
+
+/* Collected error messages, each "FILE:LINE:COLUMN: message" (1-based). */
+#define CONF_DIAG_MAX   64
+#define CONF_DIAG_TEXT 256
+
+struct conf_diag_msg {
+	unsigned line;
+	unsigned column;
+	char text[CONF_DIAG_TEXT];     /* full line including "FILE:L:C: " */
+};
+
+struct conf_diag {
+	struct conf_diag_msg msgs[CONF_DIAG_MAX];  /* sorted by position */
+	unsigned count;
+	unsigned overflow;             /* messages dropped beyond CONF_DIAG_MAX */
+};
+
+/*
+ * Loads and validates. Returns 0 (out filled, defaults applied), -EINVAL
+ * (diag holds every message; out is unspecified) or -errno for I/O (also
+ * one message in diag). resolv_conf: the file for default upstreams
+ * (NULL: none). diag may be NULL.
+ */
+int conf_load_file(const char *path, const char *resolv_conf, struct conf *out,
+		   struct conf_diag *diag);
+int conf_load_buffer(const char *text, size_t len, const char *name,
+		     const char *resolv_conf, struct conf *out, struct conf_diag *diag);
+
+/* The embedded configuration used without -c: every default above. */
+void conf_default(struct conf *out, const char *resolv_conf);
+
+/*
+ * Writes the effective configuration as YAML that conf_load_buffer accepts
+ * and that loads back to the identical struct. Includes the BGP password.
+ * Returns 0 or -EIO.
+ */
+int conf_print(FILE *f, const struct conf *c);
+
+void conf_diag_print(FILE *f, const struct conf_diag *diag);
+
+/*
+ * Parses resolv.conf text: "nameserver ADDR" lines (port 53). Comments
+ * (# or ;), other keywords and garbage lines are ignored; IPv6 addresses
+ * with a %scope are skipped. Returns the number stored (<= max).
+ */
+int conf_parse_resolv(const char *text, struct netaddr *out, unsigned max);
+
+/* Value parsers, exposed for tests. Return 0 or -EINVAL (-ERANGE on overflow). */
+int conf_parse_duration_ms(const char *s, uint64_t *ms);
+int conf_parse_size(const char *s, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * conf_print.c: the effective configuration as YAML that loads back to the
+ * identical struct conf (every value explicit, defaults filled in).
+ */
+#include "core/conf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+/* Largest unit that divides exactly, so the text stays readable and exact. */
+static void fmt_ms(char *buf, size_t size, uint64_t ms)
+{
+	static const struct { const char *u; uint64_t m; } units[] = {
+		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	};
+
+	if (ms == 0) {
+		snprintf(buf, size, "0s");
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms % units[i].m == 0) {
+			snprintf(buf, size, "%" PRIu64 "%s", ms / units[i].m, units[i].u);
+			return;
+		}
+	}
+	snprintf(buf, size, "%" PRIu64 "ms", ms);
+}
+
+static void fmt_size(char *buf, size_t size, uint64_t b)
+{
+	static const struct { const char *u; uint64_t m; } units[] = {
+		{ "GiB", 1ull << 30 }, { "MiB", 1ull << 20 }, { "KiB", 1ull << 10 },
+	};
+
+	for (unsigned i = 0; b && i < 3; i++) {
+		if (b % units[i].m == 0) {
+			snprintf(buf, size, "%" PRIu64 "%s", b / units[i].m, units[i].u);
+			return;
+		}
+	}
+	snprintf(buf, size, "%" PRIu64, b);
+}
+
+/* YAML double-quoted scalar (YAML 1.1 §5.7 escapes), safe for any bytes. */
+static void put_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void put_addr_list(FILE *f, const char *key, const struct netaddr *a, unsigned n)
+{
+	char buf[NETADDR_STRLEN];
+
+	fprintf(f, "  %s: [", key);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "%s\"%s\"", i ? ", " : "", netaddr_format(&a[i], true, buf, sizeof(buf)));
+	fprintf(f, "]\n");
+}
+
+static void put_communities(FILE *f, const char *indent, const uint32_t *c, unsigned n)
+{
+	if (!n)
+		return;
+	fprintf(f, "%scommunities: [", indent);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "%s\"%u:%u\"", i ? ", " : "", c[i] >> 16, c[i] & 0xffff);
+	fprintf(f, "]\n");
+}
+
+int conf_print(FILE *f, const struct conf *c)
+{
+	char buf[NETADDR_STRLEN], t1[32], t2[32], t3[32], t4[32];
+
+	fprintf(f, "dns:\n");
+	put_addr_list(f, "listen", c->dns.listen, c->dns.n_listen);
+	fprintf(f, "  allow: [");
+	for (unsigned i = 0; i < c->dns.n_allow; i++)
+		fprintf(f, "%s\"%s\"", i ? ", " : "",
+			netprefix_format(&c->dns.allow[i], buf, sizeof(buf)));
+	fprintf(f, "]\n");
+	put_addr_list(f, "upstreams", c->dns.upstreams, c->dns.n_upstreams);
+	fprintf(f, "  threads: %u\n  identity: ", c->dns.threads);
+	put_quoted(f, c->dns.identity);
+	fmt_size(t1, sizeof(t1), c->dns.cache.size_bytes);
+	fprintf(f, "\n  cache:\n    size: %s\n", t1);
+	fmt_ms(t1, sizeof(t1), (uint64_t)c->dns.cache.min_ttl_s * 1000);
+	fmt_ms(t2, sizeof(t2), (uint64_t)c->dns.cache.max_ttl_s * 1000);
+	fmt_ms(t3, sizeof(t3), (uint64_t)c->dns.cache.negative_ttl_s * 1000);
+	fmt_ms(t4, sizeof(t4), (uint64_t)c->dns.cache.serve_stale_s * 1000);
+	fprintf(f, "    min-ttl: %s\n    max-ttl: %s\n    negative-ttl: %s\n    serve-stale: %s\n",
+		t1, t2, t3, t4);
+
+	if (c->bgp.enabled) {
+		const struct conf_bgp *b = &c->bgp;
+		fprintf(f, "bgp:\n  asn: %" PRIu32 "\n  router-id: %s\n", b->asn,
+			netaddr_format(&b->router_id, false, buf, sizeof(buf)));
+		fprintf(f, "  neighbors:\n");
+		for (unsigned i = 0; i < b->n_neighbors; i++) {
+			const struct conf_neighbor *n = &b->neighbors[i];
+			fprintf(f, "    - address: \"%s\"\n",
+				netaddr_format(&n->address, false, buf, sizeof(buf)));
+			fprintf(f, "      asn: %" PRIu32 "\n      port: %u\n", n->asn, n->address.port);
+			if (n->local_address.family)
+				fprintf(f, "      local-address: \"%s\"\n",
+					netaddr_format(&n->local_address, false, buf, sizeof(buf)));
+			fmt_ms(t1, sizeof(t1), (uint64_t)n->hold_time_s * 1000);
+			fprintf(f, "      passive: %s\n      hold-time: %s\n      bfd: %s\n",
+				n->passive ? "true" : "false", t1, n->bfd ? "true" : "false");
+			if (n->password[0]) {
+				fprintf(f, "      password: ");
+				put_quoted(f, n->password);
+				fputc('\n', f);
+			}
+			if (n->has_next_hop6)
+				fprintf(f, "      next-hop6: \"%s\"\n",
+					netaddr_format(&n->next_hop6, false, buf, sizeof(buf)));
+		}
+		fprintf(f, "  announce:%s\n", b->n_routes ? "" : " []");
+		for (unsigned i = 0; i < b->n_routes; i++) {
+			const struct conf_route *r = &b->routes[i];
+			fprintf(f, "    - prefix: \"%s\"\n      local-preference: %" PRIu32 "\n",
+				netprefix_format(&r->prefix, buf, sizeof(buf)), r->local_pref);
+			if (r->has_med)
+				fprintf(f, "      med: %" PRIu32 "\n", r->med);
+			put_communities(f, "      ", r->communities, r->n_communities);
+			if (r->n_large_communities) {
+				fprintf(f, "      large-communities: [");
+				for (unsigned k = 0; k < r->n_large_communities; k++)
+					fprintf(f, "%s\"%" PRIu32 ":%" PRIu32 ":%" PRIu32 "\"",
+						k ? ", " : "", r->large_communities[k][0],
+						r->large_communities[k][1], r->large_communities[k][2]);
+				fprintf(f, "]\n");
+			}
+		}
+		if (b->degraded.enabled) {
+			const struct conf_degraded *d = &b->degraded;
+			fprintf(f, "  degraded:\n    local-preference: %" PRIu32 "\n", d->local_pref);
+			if (d->has_med)
+				fprintf(f, "    med: %" PRIu32 "\n", d->med);
+			fprintf(f, "    prepend: %u\n", d->prepend);
+			put_communities(f, "    ", d->communities, d->n_communities);
+		}
+	}
+
+	fmt_ms(t1, sizeof(t1), c->bfd.interval_ms);
+	fprintf(f, "bfd:\n  interval: %s\n  multiplier: %u\n", t1, c->bfd.multiplier);
+	fmt_ms(t1, sizeof(t1), c->health.interval_ms);
+	fmt_ms(t2, sizeof(t2), c->health.drain_ms);
+	fprintf(f, "health:\n  interval: %s\n  rise: %u\n  fall: %u\n  drain: %s\n", t1,
+		c->health.rise, c->health.fall, t2);
+	fprintf(f, "control:\n  socket: ");
+	put_quoted(f, c->control.socket);
+	fputc('\n', f);
+	if (c->control.has_metrics)
+		fprintf(f, "  metrics: \"%s\"\n",
+			netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
+	return ferror(f) ? -EIO : 0;
+}
