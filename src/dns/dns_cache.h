@@ -1,0 +1,167 @@
+/*
+ * dns_cache.h: the DNS answer cache (pure logic).
+ *
+ * Stores upstream answers as wire bytes and serves a hit by copy + patch:
+ * copy the stored message, write the client's ID, copy the client's question
+ * name over the stored one (0x20 case), write each RR's remaining TTL. A hit
+ * parses nothing and allocates nothing.
+ *
+ * Threads: NO locks. One cache per worker thread; a cache must only ever be
+ * used by the thread that owns it.
+ * Time: the cache never reads a clock. `now_ms` is the caller's monotonic
+ * time in milliseconds (clock_now_ms()); it must not go backwards.
+ * Ownership: the cache owns a private copy of every inserted answer (one
+ * allocation per entry: header + TTL table + answer). Keys and answers passed
+ * in are only read during the call. Lookup output goes to a caller buffer.
+ *
+ * Key: (lowercased qname in uncompressed wire form, qtype, qclass, DO, CD).
+ * The stored answer's question section IS the key's name/type/class (it is
+ * checked at insert and stored lowercased), so no separate key copy is kept.
+ *
+ * What the caller still owns on a hit: header bits that depend on the query
+ * (RD, AD for a non-DO/non-AD client), the OPT record (a client without EDNS
+ * must not get one, RFC 6891 §7) and truncation to the client's UDP size.
+ */
+#ifndef ANYCACHE_DNS_CACHE_H
+#define ANYCACHE_DNS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dns_cache;
+
+/* The stored offset of the question: always the end of the 12-byte header. */
+#define DNS_CACHE_QOFF 12u
+/* RFC 8767 §4: TTL written into answers served stale. */
+#define DNS_CACHE_STALE_TTL 30u
+/* RFC 9520 §3.2: failures are cached at least 1 s and at most 5 min. */
+#define DNS_CACHE_SERVFAIL_MIN 1u
+#define DNS_CACHE_SERVFAIL_MAX 300u
+
+struct dns_cache_conf {
+	size_t size;             /* hard bound in bytes: entries + overhead + hash table */
+	uint32_t min_ttl_s;      /* positive answers: each RR TTL raised to at least this */
+	uint32_t max_ttl_s;      /* positive answers: each RR TTL lowered to at most this */
+	uint32_t negative_ttl_s; /* cap on negative lifetime (RFC 2308 §5) */
+	uint32_t servfail_ttl_s; /* SERVFAIL/timeout lifetime, clamped to [1, 300] */
+	uint32_t stale_window_s; /* serve-stale window after expiry (RFC 8767 §5); 0 = off */
+};
+
+/*
+ * Defaults. servfail 5 s: RFC 9520 §3.2 wants >= 1 s so a failing zone is not
+ * hammered by every client retry (stubs retry every 1-2 s, so 5 s absorbs a
+ * few retries per client), and a short value so a transient upstream blip
+ * clears quickly. negative 3 h and stale 1 day follow RFC 2308 §5 ("1-3
+ * hours") and RFC 8767 §5 ("1-3 days").
+ */
+#define DNS_CACHE_CONF_DEFAULT                                                            \
+	{                                                                                 \
+		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400,                    \
+		.negative_ttl_s = 10800, .servfail_ttl_s = 5, .stale_window_s = 86400,    \
+	}
+
+/*
+ * A lookup/insert key, built by the caller from its parsed request. `qname`
+ * is the question name exactly as the client sent it (uncompressed wire
+ * form, any letter case, 1..255 bytes including the root label); the cache
+ * lowercases it (RFC 4343) for hashing and comparison, and on a hit copies
+ * these very bytes into the answer so the client's case comes back.
+ */
+struct dns_cache_key {
+	const uint8_t *qname;
+	uint16_t qname_len;
+	uint16_t qtype;
+	uint16_t qclass;
+	bool do_bit; /* EDNS DO (RFC 3225): answers with and without DNSSEC RRs differ */
+	bool cd_bit; /* CD (RFC 4035 §3.2.2): unvalidated answers differ */
+};
+
+enum dns_cache_kind {
+	DNS_CACHE_POSITIVE = 0,
+	DNS_CACHE_NXDOMAIN, /* RFC 2308 §2.1 */
+	DNS_CACHE_NODATA,   /* RFC 2308 §2.2 */
+	DNS_CACHE_SERVFAIL, /* SERVFAIL or upstream timeout (RFC 9520 §3.2) */
+};
+
+/* Lookup result flags (out-parameter of dns_cache_lookup). */
+enum dns_cache_flag {
+	DNS_CACHE_F_FRESH = 1u << 0,    /* within its lifetime */
+	DNS_CACHE_F_STALE = 1u << 1,    /* expired, served stale (TTLs = 30) */
+	DNS_CACHE_F_PREFETCH = 1u << 2, /* first fresh hit in the last 10% of lifetime: refresh it */
+};
+
+/* Counters; plain data the caller may read at any time from the owning thread. */
+struct dns_cache_stats {
+	uint64_t hits;        /* fresh hits */
+	uint64_t stale_hits;  /* served stale */
+	uint64_t misses;      /* -ENOENT results (absent, expired, beyond the stale window) */
+	uint64_t prefetches;  /* PREFETCH flags handed out */
+	uint64_t inserts;     /* entries stored */
+	uint64_t replaced;    /* inserts that freed an older entry for the same key */
+	uint64_t evictions;   /* entries dropped by CLOCK to make room */
+	uint64_t reclaimed;   /* dead entries (past the stale window) freed lazily or by sweep */
+	size_t bytes;         /* everything charged against conf.size (includes table_bytes) */
+	size_t table_bytes;   /* the cache struct and its hash table */
+	size_t answer_bytes;  /* sum of stored answer lengths */
+	size_t entries;
+};
+
+/*
+ * Creates a cache. `seed` keys the SipHash-1-3 of the table (take it from
+ * getrandom()) so remote clients cannot aim queries at one bucket.
+ * -EINVAL for a bad conf (min > max, size too small for the table), -ENOMEM.
+ */
+int dns_cache_new(const struct dns_cache_conf *conf, uint64_t seed, struct dns_cache **out);
+void dns_cache_free(struct dns_cache *c);
+
+/*
+ * Stores `answer` (len bytes, a full DNS message whose single question is the
+ * key's name/type/class at offset 12) under `key`, replacing any entry for the
+ * same key. `ttl_offsets` gives the byte offset of the TTL field of every RR
+ * whose TTL must count down (the codec's answer scanner computes them; the
+ * OPT pseudo-RR's "TTL" is flags and must NOT be listed). Each offset must lie
+ * after the question and inside the message.
+ *
+ * Lifetime (seconds, counted from now_ms):
+ *  - POSITIVE: each RR TTL is clamped to [min_ttl, max_ttl]; lifetime = the
+ *    smallest clamped TTL. RFC 2181 §8: a TTL with the top bit set counts as 0.
+ *  - NXDOMAIN/NODATA: lifetime = min(neg_ttl_s, negative_ttl) where neg_ttl_s
+ *    = min(SOA TTL, SOA MINIMUM) from the caller (RFC 2308 §5); RR TTLs are
+ *    capped by it.
+ *  - SERVFAIL: lifetime = conf servfail_ttl; no stale serving, no prefetch.
+ * A patched TTL never exceeds its clamped TTL minus the age, so no client sees
+ * more than max_ttl (positive) or the negative lifetime (negative).
+ *
+ * Returns 1 when stored, 0 when not cached by rule (lifetime 0, or the entry
+ * alone would exceed conf.size), -EINVAL for an answer that does not match the
+ * key or bad offsets, -ENOMEM.
+ */
+int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
+		     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl, enum dns_cache_kind kind,
+		     uint32_t neg_ttl_s, uint64_t now_ms);
+
+/*
+ * Looks `key` up and on a hit writes the patched answer into out[0..cap):
+ * client ID, key->qname over the stored question name, remaining TTLs.
+ * allow_stale: the caller's upstreams failed, so an expired entry within the
+ * stale window may be served (RFC 8767 §4); otherwise expired is a miss.
+ * Returns the answer length with *flags = FRESH or STALE (| PREFETCH), or
+ * -ENOENT (miss), or -EMSGSIZE when cap is too small (out is left untouched).
+ */
+int dns_cache_lookup(struct dns_cache *c, const struct dns_cache_key *key, uint16_t client_id,
+		     bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags);
+
+/*
+ * Bounded sweep: examines at most `budget` entries (round robin across calls)
+ * and frees those past their stale window. Call it from a loop timer so dead
+ * entries do not wait for memory pressure. Returns the number freed.
+ */
+unsigned dns_cache_sweep(struct dns_cache *c, uint64_t now_ms, unsigned budget);
+
+const struct dns_cache_stats *dns_cache_stats(const struct dns_cache *c);
+
+/* Bytes one entry costs beyond its answer (header + TTL table + allocator slack). */
+size_t dns_cache_entry_overhead(size_t answer_len, unsigned n_ttl);
+
+#endif

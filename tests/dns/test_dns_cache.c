@@ -1,0 +1,640 @@
+/*
+ * Unit tests for the answer cache (src/dns/dns_cache.c). Time is stepped by
+ * hand: every call takes now_ms, nothing reads a clock. Answers are built by
+ * hand here (known TTL offsets), plus one captured upstream answer.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/wire.h"
+#include "dns/dns_cache.h"
+
+#define T0 1000000u /* an arbitrary monotonic start, in ms */
+#define SEC 1000u
+
+/* Wire names; sizeof() includes the trailing NUL, which is the root label. */
+#define NAME(s) ((const uint8_t *)(s)), ((uint16_t)sizeof(s))
+static const uint8_t www_lc[] = "\3www\7example\4test";
+static const uint8_t www_mixed[] = "\3WwW\7ExAmple\4TEST";
+static const uint8_t www_upper[] = "\3WWW\7EXAMPLE\4TEST";
+
+struct ans {
+	uint8_t b[1024];
+	size_t len;
+	uint16_t off[32];
+	unsigned n;
+	struct wbuf w;
+};
+
+/* Header (QR|RD|RA + rcode), question, then RRs added with ans_rr(). */
+static void ans_begin(struct ans *a, uint16_t id, uint8_t rcode, const uint8_t *qname,
+		      size_t qlen, uint16_t qtype, uint16_t qclass, uint16_t an, uint16_t ns)
+{
+	memset(a, 0, sizeof(*a));
+	a->w = wbuf_init(a->b, sizeof(a->b));
+	wbuf_u16(&a->w, id);
+	wbuf_u16(&a->w, (uint16_t)(0x8180 | rcode));
+	wbuf_u16(&a->w, 1);
+	wbuf_u16(&a->w, an);
+	wbuf_u16(&a->w, ns);
+	wbuf_u16(&a->w, 0);
+	wbuf_bytes(&a->w, qname, qlen);
+	wbuf_u16(&a->w, qtype);
+	wbuf_u16(&a->w, qclass);
+	a->len = a->w.off;
+}
+
+/* An RR owned by the question name (compression pointer to offset 12). */
+static void ans_rr(struct ans *a, uint16_t type, uint32_t ttl, const void *rdata, uint16_t rdlen)
+{
+	wbuf_u16(&a->w, 0xc00c);
+	wbuf_u16(&a->w, type);
+	wbuf_u16(&a->w, 1);
+	a->off[a->n++] = (uint16_t)a->w.off;
+	wbuf_u32(&a->w, ttl);
+	wbuf_u16(&a->w, rdlen);
+	wbuf_bytes(&a->w, rdata, rdlen);
+	cr_assert_eq(a->w.err, 0);
+	a->len = a->w.off;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static struct dns_cache_key key_of(const uint8_t *qname, uint16_t qlen, uint16_t qtype)
+{
+	struct dns_cache_key k = {.qname = qname, .qname_len = qlen, .qtype = qtype, .qclass = 1};
+	return k;
+}
+
+static struct dns_cache *mk(struct dns_cache_conf conf)
+{
+	struct dns_cache *c = NULL;
+	cr_assert_eq(dns_cache_new(&conf, 0x1234567890abcdefull, &c), 0);
+	cr_assert_not_null(c);
+	return c;
+}
+
+static struct dns_cache_conf defconf(void)
+{
+	struct dns_cache_conf conf = DNS_CACHE_CONF_DEFAULT;
+	conf.size = 1u << 20;
+	return conf;
+}
+
+/* One A answer for www.example.test with the given TTL, question in `case`. */
+static void a_answer(struct ans *a, const uint8_t *qname, uint16_t qlen, uint32_t ttl, uint8_t last)
+{
+	const uint8_t ip[4] = {192, 0, 2, last};
+	ans_begin(a, 0x1111, 0, qname, qlen, 1, 1, 1, 0);
+	ans_rr(a, 1, ttl, ip, 4);
+}
+
+static int lookup(struct dns_cache *c, const struct dns_cache_key *k, bool stale, uint64_t now,
+		  uint8_t *out, unsigned *flags)
+{
+	return dns_cache_lookup(c, k, 0xbeef, stale, now, out, 1024, flags);
+}
+
+Test(dns_cache, hit_is_identical_except_id_case_and_ttl)
+{
+	struct dns_cache *c = mk(defconf());
+	struct ans a;
+	a_answer(&a, NAME(www_mixed), 300, 7);
+	struct dns_cache_key k = key_of(NAME(www_mixed), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+
+	uint8_t out[1024];
+	unsigned fl;
+	struct dns_cache_key q = key_of(NAME(www_upper), 1);
+	int n = lookup(c, &q, false, T0 + 2 * SEC + 500, out, &fl);
+	cr_assert_eq(n, (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH);
+	cr_assert_eq(out[0], 0xbe);
+	cr_assert_eq(out[1], 0xef);
+	cr_assert_arr_eq(out + 12, www_upper, sizeof(www_upper), "client's case must come back");
+	cr_assert_eq(rd32(out + a.off[0]), 298);
+	for (size_t i = 2; i < a.len; i++) {
+		if (i >= 12 && i < 12 + sizeof(www_upper))
+			continue;
+		if (i >= a.off[0] && i < a.off[0] + 4u)
+			continue;
+		cr_assert_eq(out[i], a.b[i], "byte %zu differs", i);
+	}
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	cr_assert_eq(st->hits, 1);
+	cr_assert_eq(st->inserts, 1);
+	cr_assert_eq(st->entries, 1);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, ttls_age_each_on_their_own)
+{
+	struct dns_cache *c = mk(defconf());
+	struct ans a;
+	const uint8_t ip[4] = {192, 0, 2, 1};
+	ans_begin(&a, 1, 0, NAME(www_lc), 1, 1, 3, 0);
+	ans_rr(&a, 1, 300, ip, 4);
+	ans_rr(&a, 1, 60, ip, 4);
+	ans_rr(&a, 1, 3600, ip, 4);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+
+	uint8_t out[1024];
+	unsigned fl;
+	cr_assert_eq(lookup(c, &k, false, T0 + 10 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[0]), 290);
+	cr_assert_eq(rd32(out + a.off[1]), 50);
+	cr_assert_eq(rd32(out + a.off[2]), 3590);
+	/* Partial seconds round the age down: never a TTL longer than the truth plus <1 s. */
+	cr_assert_eq(lookup(c, &k, false, T0 + 10 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[1]), 50);
+	/* The entry lives as long as its shortest RR: 60 s. */
+	cr_assert_eq(lookup(c, &k, false, T0 + 59 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[1]), 1);
+	cr_assert_eq(rd32(out + a.off[0]), 241);
+	cr_assert_eq(lookup(c, &k, false, T0 + 60 * SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, min_ttl_raises_and_max_ttl_lowers)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.min_ttl_s = 60;
+	conf.max_ttl_s = 300;
+	struct dns_cache *c = mk(conf);
+	uint8_t out[1024];
+	unsigned fl;
+
+	struct ans lo;
+	a_answer(&lo, NAME(www_lc), 10, 1);
+	struct dns_cache_key klo = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &klo, lo.b, lo.len, lo.off, lo.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(lookup(c, &klo, false, T0, out, &fl), (int)lo.len);
+	cr_assert_eq(rd32(out + lo.off[0]), 60);
+	cr_assert_eq(lookup(c, &klo, false, T0 + 30 * SEC, out, &fl), (int)lo.len, "raised to 60 s");
+	cr_assert_eq(rd32(out + lo.off[0]), 30);
+	cr_assert_eq(lookup(c, &klo, false, T0 + 60 * SEC, out, &fl), -ENOENT);
+
+	struct ans hi;
+	a_answer(&hi, NAME(www_lc), 86400, 2);
+	struct dns_cache_key khi = key_of(NAME(www_lc), 28); /* another key: AAAA slot */
+	hi.b[12 + sizeof(www_lc) + 1] = 28;
+	cr_assert_eq(dns_cache_insert(c, &khi, hi.b, hi.len, hi.off, hi.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(lookup(c, &khi, false, T0, out, &fl), (int)hi.len);
+	cr_assert_eq(rd32(out + hi.off[0]), 300, "clamped TTL, not the upstream's 86400");
+	cr_assert_eq(lookup(c, &khi, false, T0 + 100 * SEC, out, &fl), (int)hi.len);
+	cr_assert_eq(rd32(out + hi.off[0]), 200);
+	cr_assert_eq(lookup(c, &khi, false, T0 + 300 * SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+}
+
+/* NXDOMAIN with the zone's SOA in authority: SOA TTL 3600, MINIMUM 900. */
+static void nx_answer(struct ans *a, uint8_t rcode)
+{
+	struct wbuf r;
+	uint8_t soa[64];
+	r = wbuf_init(soa, sizeof(soa));
+	wbuf_u16(&r, 0xc00c); /* mname, rname: pointers, enough for the cache */
+	wbuf_u16(&r, 0xc00c);
+	wbuf_u32(&r, 2024010101);
+	wbuf_u32(&r, 7200);
+	wbuf_u32(&r, 3600);
+	wbuf_u32(&r, 1209600);
+	wbuf_u32(&r, 900);
+	ans_begin(a, 7, rcode, NAME(www_lc), 1, 1, 0, 1);
+	ans_rr(a, 6, 3600, soa, (uint16_t)r.off);
+}
+
+Test(dns_cache, negative_uses_soa_min_capped_by_negative_ttl)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.negative_ttl_s = 600;
+	struct dns_cache *c = mk(conf);
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	nx_answer(&a, 3);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	/* The caller passes min(SOA TTL 3600, MINIMUM 900) = 900; the cap 600 wins. */
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_NXDOMAIN, 900, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0, out, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[0]), 600, "SOA TTL is the negative lifetime (RFC 2308 §3)");
+	cr_assert_eq(out[3] & 0x0f, 3);
+	cr_assert_eq(lookup(c, &k, false, T0 + 599 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[0]), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 600 * SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+
+	/* Below the cap: the SOA MINIMUM (900) rules, not the SOA TTL (3600). */
+	conf.negative_ttl_s = 10800;
+	c = mk(conf);
+	struct ans nd;
+	nx_answer(&nd, 0);
+	cr_assert_eq(dns_cache_insert(c, &k, nd.b, nd.len, nd.off, nd.n, DNS_CACHE_NODATA, 900, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 100 * SEC, out, &fl), (int)nd.len);
+	cr_assert_eq(rd32(out + nd.off[0]), 800);
+	cr_assert_eq(lookup(c, &k, false, T0 + 899 * SEC, out, &fl), (int)nd.len);
+	cr_assert_eq(lookup(c, &k, false, T0 + 900 * SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, servfail_lives_a_few_seconds_and_is_never_stale)
+{
+	struct dns_cache *c = mk(defconf()); /* servfail 5 s, stale window 1 day */
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	ans_begin(&a, 9, 2, NAME(www_lc), 1, 1, 0, 0);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, NULL, 0, DNS_CACHE_SERVFAIL, 0, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 4 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH, "no prefetch for a cached failure");
+	cr_assert_eq(lookup(c, &k, true, T0 + 5 * SEC, out, &fl), -ENOENT);
+	cr_assert_eq(dns_cache_stats(c)->entries, 0, "a dead failure is reclaimed on sight");
+	dns_cache_free(c);
+
+	/* RFC 9520 §3.2 bounds: [1 s, 5 min]. */
+	struct dns_cache_conf conf = defconf();
+	conf.servfail_ttl_s = 0;
+	c = mk(conf);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, NULL, 0, DNS_CACHE_SERVFAIL, 0, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 999, out, &fl), (int)a.len);
+	cr_assert_eq(lookup(c, &k, false, T0 + SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+	conf.servfail_ttl_s = 100000;
+	c = mk(conf);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, NULL, 0, DNS_CACHE_SERVFAIL, 0, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 299 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(lookup(c, &k, false, T0 + 300 * SEC, out, &fl), -ENOENT);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, expired_is_miss_unless_stale_allowed_within_window)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.stale_window_s = 100;
+	struct dns_cache *c = mk(conf);
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	const uint8_t ip[4] = {192, 0, 2, 9};
+	ans_begin(&a, 1, 0, NAME(www_lc), 1, 1, 2, 0);
+	ans_rr(&a, 1, 60, ip, 4);
+	ans_rr(&a, 1, 3600, ip, 4);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+
+	cr_assert_eq(lookup(c, &k, false, T0 + 60 * SEC, out, &fl), -ENOENT);
+	cr_assert_eq(fl, 0);
+	cr_assert_eq(dns_cache_stats(c)->entries, 1, "kept for serve-stale");
+	cr_assert_eq(lookup(c, &k, true, T0 + 60 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_STALE);
+	cr_assert_eq(rd32(out + a.off[0]), 30, "RFC 8767 §4");
+	cr_assert_eq(rd32(out + a.off[1]), 30);
+	cr_assert_eq(lookup(c, &k, true, T0 + 159 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_STALE);
+	cr_assert_eq(lookup(c, &k, true, T0 + 160 * SEC, out, &fl), -ENOENT);
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	cr_assert_eq(st->entries, 0, "beyond the window: reclaimed lazily");
+	cr_assert_eq(st->reclaimed, 1);
+	cr_assert_eq(st->stale_hits, 2);
+	cr_assert_eq(st->misses, 2);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, prefetch_only_in_last_tenth_and_only_once)
+{
+	struct dns_cache *c = mk(defconf());
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	a_answer(&a, NAME(www_lc), 100, 1);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 89 * SEC + 999, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH);
+	cr_assert_eq(lookup(c, &k, false, T0 + 90 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH | DNS_CACHE_F_PREFETCH);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(lookup(c, &k, false, T0 + 95 * SEC + i, out, &fl), (int)a.len);
+		cr_assert_eq(fl, DNS_CACHE_F_FRESH, "only the first late hit asks for a refresh");
+	}
+	cr_assert_eq(dns_cache_stats(c)->prefetches, 1);
+
+	/* The refresh is a new entry: its own last tenth signals again. */
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0,
+				      T0 + 96 * SEC), 1);
+	cr_assert_eq(lookup(c, &k, false, T0 + 97 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH);
+	cr_assert_eq(rd32(out + a.off[0]), 99);
+	cr_assert_eq(lookup(c, &k, false, T0 + 186 * SEC, out, &fl), (int)a.len);
+	cr_assert_eq(fl, DNS_CACHE_F_FRESH | DNS_CACHE_F_PREFETCH);
+	dns_cache_free(c);
+}
+
+/* "\6nNNNNN\4test" for i: all names the same length, so all entries cost the same. */
+static void name_of(unsigned i, uint8_t name[13])
+{
+	char tmp[8];
+	snprintf(tmp, sizeof(tmp), "n%05u", i % 100000u);
+	name[0] = 6;
+	memcpy(name + 1, tmp, 6);
+	memcpy(name + 7, "\4test", 6);
+}
+
+static int insert_i(struct dns_cache *c, unsigned i, uint64_t now)
+{
+	uint8_t name[13];
+	name_of(i, name);
+	struct ans a;
+	a_answer(&a, name, sizeof(name), 3600, (uint8_t)i);
+	struct dns_cache_key k = key_of(name, sizeof(name), 1);
+	return dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, now);
+}
+
+static int lookup_i(struct dns_cache *c, unsigned i, uint64_t now)
+{
+	uint8_t name[13], out[1024];
+	unsigned fl;
+	name_of(i, name);
+	struct dns_cache_key k = key_of(name, sizeof(name), 1);
+	return lookup(c, &k, false, now, out, &fl);
+}
+
+Test(dns_cache, size_bound_holds_under_heavy_insertion)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.size = 64 * 1024;
+	struct dns_cache *c = mk(conf);
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	size_t max_entries = 0;
+	for (unsigned i = 0; i < 100000; i++) {
+		cr_assert_eq(insert_i(c, i, T0 + i), 1);
+		cr_assert_leq(st->bytes, conf.size, "bound broken at insert %u", i);
+		if (st->entries > max_entries)
+			max_entries = st->entries;
+	}
+	cr_assert_eq(st->inserts, 100000);
+	cr_assert_eq(st->inserts - st->evictions - st->reclaimed - st->replaced, st->entries);
+	cr_assert_gt(max_entries, 300, "64 KiB must hold hundreds of ~50-byte answers");
+	/* The newest entry is always there, the first long gone. */
+	cr_assert_gt(lookup_i(c, 99999, T0 + 100000), 0);
+	cr_assert_eq(lookup_i(c, 0, T0 + 100000), -ENOENT);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, clock_evicts_cold_before_hot)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.size = 64 * 1024;
+	struct dns_cache *c = mk(conf);
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	/* Fill to the brim: all entries cost the same, so the capacity is known exactly. */
+	cr_assert_eq(insert_i(c, 0, T0), 1);
+	size_t per = st->bytes - st->table_bytes;
+	unsigned cap = (unsigned)((conf.size - st->table_bytes) / per);
+	for (unsigned i = 1; i < cap; i++)
+		cr_assert_eq(insert_i(c, i, T0), 1);
+	cr_assert_eq(st->evictions, 0);
+	cr_assert_gt(cap, 100);
+
+	unsigned hot = cap / 2;
+	for (unsigned i = 0; i < hot; i++)
+		cr_assert_gt(lookup_i(c, i, T0 + SEC), 0);
+	unsigned fresh = cap / 4;
+	for (unsigned i = 0; i < fresh; i++)
+		cr_assert_eq(insert_i(c, cap + i, T0 + 2 * SEC), 1);
+	cr_assert_geq(st->evictions, fresh - 1);
+
+	for (unsigned i = 0; i < hot; i++)
+		cr_assert_gt(lookup_i(c, i, T0 + 3 * SEC), 0, "hot entry %u was evicted", i);
+	unsigned cold_gone = 0;
+	for (unsigned i = hot; i < cap; i++)
+		cold_gone += lookup_i(c, i, T0 + 3 * SEC) == -ENOENT;
+	cr_assert_eq(cold_gone, st->evictions, "every eviction hit a cold entry");
+	for (unsigned i = 0; i < fresh; i++)
+		cr_assert_gt(lookup_i(c, cap + i, T0 + 3 * SEC), 0, "new entry %u evicted", i);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, key_covers_type_class_do_cd_and_ignores_case)
+{
+	struct dns_cache *c = mk(defconf());
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	a_answer(&a, NAME(www_lc), 300, 1);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+
+	struct dns_cache_key q = key_of(NAME(www_mixed), 1);
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)a.len);
+	q.qtype = 28;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
+	q.qtype = 1;
+	q.qclass = 3;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
+	q.qclass = 1;
+	q.do_bit = true;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
+	q.do_bit = false;
+	q.cd_bit = true;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
+	const uint8_t other[] = "\3wwx\7example\4test";
+	struct dns_cache_key o = key_of(NAME(other), 1);
+	cr_assert_eq(lookup(c, &o, false, T0, out, &fl), -ENOENT);
+
+	/* A DO answer is its own entry; both coexist and each returns its own bytes. */
+	struct ans d;
+	a_answer(&d, NAME(www_upper), 300, 2);
+	struct dns_cache_key kd = key_of(NAME(www_upper), 1);
+	kd.do_bit = true;
+	cr_assert_eq(dns_cache_insert(c, &kd, d.b, d.len, d.off, d.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(dns_cache_stats(c)->entries, 2);
+	q.cd_bit = false;
+	q.do_bit = true;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)d.len);
+	cr_assert_eq(out[d.len - 1], 2);
+	q.do_bit = false;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)a.len);
+	cr_assert_eq(out[a.len - 1], 1);
+
+	/* qtype 65 (HTTPS) has a 0x41 ('A') byte: only the name folds case. */
+	struct ans h;
+	a_answer(&h, NAME(www_lc), 300, 3);
+	h.b[12 + sizeof(www_lc) + 1] = 65;
+	struct dns_cache_key kh = key_of(NAME(www_lc), 65);
+	cr_assert_eq(dns_cache_insert(c, &kh, h.b, h.len, h.off, h.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(lookup(c, &kh, false, T0, out, &fl), (int)h.len);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, short_output_buffer_is_emsgsize_and_untouched)
+{
+	struct dns_cache *c = mk(defconf());
+	struct ans a;
+	a_answer(&a, NAME(www_lc), 300, 1);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	uint8_t out[1024];
+	memset(out, 0xaa, sizeof(out));
+	unsigned fl = 99;
+	cr_assert_eq(dns_cache_lookup(c, &k, 1, false, T0, out, a.len - 1, &fl), -EMSGSIZE);
+	for (size_t i = 0; i < sizeof(out); i++)
+		cr_assert_eq(out[i], 0xaa, "byte %zu written", i);
+	cr_assert_eq(dns_cache_lookup(c, &k, 1, false, T0 + SEC, out, a.len, &fl), (int)a.len);
+	cr_assert_eq(rd32(out + a.off[0]), 299, "the entry survived intact");
+	cr_assert_eq(out[a.len], 0xaa);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, insert_replaces_and_frees_the_old_value)
+{
+	struct dns_cache *c = mk(defconf());
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a, b;
+	a_answer(&a, NAME(www_lc), 300, 1);
+	a_answer(&b, NAME(www_mixed), 600, 2);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	size_t one = st->bytes;
+	cr_assert_eq(dns_cache_insert(c, &k, b.b, b.len, b.off, b.n, DNS_CACHE_POSITIVE, 0,
+				      T0 + 10 * SEC), 1);
+	cr_assert_eq(st->entries, 1);
+	cr_assert_eq(st->replaced, 1);
+	cr_assert_eq(st->bytes, one);
+	cr_assert_eq(lookup(c, &k, false, T0 + 20 * SEC, out, &fl), (int)b.len);
+	cr_assert_eq(out[b.len - 1], 2);
+	cr_assert_eq(rd32(out + b.off[0]), 590);
+
+	/* TTL 0 upstream: "do not cache"; the older answer goes too. */
+	struct ans z;
+	a_answer(&z, NAME(www_lc), 0, 3);
+	cr_assert_eq(dns_cache_insert(c, &k, z.b, z.len, z.off, z.n, DNS_CACHE_POSITIVE, 0, T0), 0);
+	cr_assert_eq(st->entries, 0);
+	cr_assert_eq(st->bytes, st->table_bytes);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, rejects_answers_that_do_not_match_or_bad_offsets)
+{
+	struct dns_cache *c = mk(defconf());
+	struct ans a;
+	a_answer(&a, NAME(www_lc), 300, 1);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	const uint8_t other[] = "\3wwx\7example\4test";
+	struct dns_cache_key ko = key_of(NAME(other), 1);
+	cr_assert_eq(dns_cache_insert(c, &ko, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	struct dns_cache_key kt = key_of(NAME(www_lc), 28);
+	cr_assert_eq(dns_cache_insert(c, &kt, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+
+	uint16_t in_question = 20, past_end = (uint16_t)(a.len - 3);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, &in_question, 1, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, &past_end, 1, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	uint16_t many[8] = {a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0]};
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, many, 8, DNS_CACHE_POSITIVE, 0, T0), -EINVAL,
+		     "more TTLs than the bytes could hold RRs");
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, 20, a.off, 0, DNS_CACHE_NXDOMAIN, 60, T0), -EINVAL,
+		     "truncated question");
+	uint8_t query[1024];
+	memcpy(query, a.b, a.len);
+	query[2] &= 0x7f; /* QR clear: not a response */
+	cr_assert_eq(dns_cache_insert(c, &k, query, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	struct dns_cache_key kbad = key_of(www_lc, 0, 1); /* empty name */
+	cr_assert_eq(dns_cache_insert(c, &kbad, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+
+	/* RFC 2181 §8: a TTL with the top bit set is 0, so not cached. */
+	struct ans neg;
+	a_answer(&neg, NAME(www_lc), 0x80000010u, 1);
+	cr_assert_eq(dns_cache_insert(c, &k, neg.b, neg.len, neg.off, neg.n, DNS_CACHE_POSITIVE, 0, T0), 0);
+	cr_assert_eq(dns_cache_stats(c)->entries, 0);
+	dns_cache_free(c);
+
+	struct dns_cache_conf conf = defconf();
+	conf.min_ttl_s = 10;
+	conf.max_ttl_s = 5;
+	struct dns_cache *bad = NULL;
+	cr_assert_eq(dns_cache_new(&conf, 1, &bad), -EINVAL);
+	conf = defconf();
+	conf.size = 100;
+	cr_assert_eq(dns_cache_new(&conf, 1, &bad), -EINVAL);
+	cr_assert_null(bad);
+}
+
+Test(dns_cache, sweep_reclaims_dead_entries_within_budget)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.stale_window_s = 10;
+	struct dns_cache *c = mk(conf);
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	for (unsigned i = 0; i < 10; i++) {
+		uint8_t name[13];
+		name_of(i, name);
+		struct ans a;
+		a_answer(&a, name, sizeof(name), i < 6 ? 1 : 3600, 1);
+		struct dns_cache_key k = key_of(name, sizeof(name), 1);
+		cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	}
+	cr_assert_eq(dns_cache_sweep(c, T0 + 10 * SEC, 100), 0, "still inside the stale window");
+	unsigned freed = dns_cache_sweep(c, T0 + 11 * SEC, 3);
+	cr_assert_leq(freed, 3);
+	freed += dns_cache_sweep(c, T0 + 11 * SEC, 100);
+	cr_assert_eq(freed, 6);
+	cr_assert_eq(st->entries, 4);
+	cr_assert_eq(st->reclaimed, 6);
+	for (unsigned i = 6; i < 10; i++)
+		cr_assert_gt(lookup_i(c, i, T0 + 11 * SEC), 0);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, overhead_is_measured_and_under_150_bytes)
+{
+	struct dns_cache *c = mk(defconf());
+	const struct dns_cache_stats *st = dns_cache_stats(c);
+	for (unsigned i = 0; i < 1000; i++)
+		cr_assert_eq(insert_i(c, i, T0), 1);
+	size_t ans_len = st->answer_bytes / st->entries;
+	size_t per_entry = (st->bytes - st->table_bytes) / st->entries;
+	cr_assert_eq((st->bytes - st->table_bytes) % st->entries, 0);
+	cr_assert_eq(per_entry - ans_len, dns_cache_entry_overhead(ans_len, 1),
+		     "the charged bytes are what the header says");
+	cr_assert_leq(dns_cache_entry_overhead(ans_len, 1), 150);
+	cr_assert_leq(dns_cache_entry_overhead(100, 3), 150);
+	dns_cache_free(c);
+}
+
+/* A real upstream answer (unbound, www.example.test A, TTL 3600 at offset 40). */
+Test(dns_cache, captured_unbound_answer_round_trips)
+{
+	const char *dir = getenv("ANYCACHE_VECTORS");
+	cr_assert_not_null(dir, "ANYCACHE_VECTORS not set");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/dns/010-unbound-response-www-a-noedns.bin", dir);
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	uint8_t msg[512];
+	size_t len = fread(msg, 1, sizeof(msg), f);
+	fclose(f);
+	cr_assert_eq(len, 50);
+	cr_assert_eq(rd32(msg + 40), 3600);
+
+	struct dns_cache *c = mk(defconf());
+	uint16_t off = 40;
+	struct dns_cache_key k = key_of(NAME(www_upper), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, msg, len, &off, 1, DNS_CACHE_POSITIVE, 0, T0), 1);
+	uint8_t out[512];
+	unsigned fl;
+	cr_assert_eq(dns_cache_lookup(c, &k, 0x569a, false, T0 + 600 * SEC, out, sizeof(out), &fl), 50);
+	cr_assert_eq(rd32(out + 40), 3000);
+	cr_assert_arr_eq(out + 12, www_upper, sizeof(www_upper));
+	memcpy(out + 12, msg + 12, sizeof(www_upper));
+	memcpy(out + 40, msg + 40, 4);
+	cr_assert_arr_eq(out, msg, len);
+	dns_cache_free(c);
+}
