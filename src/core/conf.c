@@ -336,6 +336,9 @@ struct ld {
 	struct conf_pos pos;
 	const char *resolv_conf;
 	bool errors;
+	/* Every neighbor address seen, valid neighbor or not, for duplicate checks. */
+	struct netaddr seen_nb[CONF_MAX_NEIGHBORS];
+	unsigned n_seen_nb;
 };
 
 static void __attribute__((format(printf, 4, 5)))
@@ -867,16 +870,21 @@ static void load_neighbor(struct ld *ld, unsigned i, const struct raw_neighbor *
 			nb->has_next_hop6 = true;
 		}
 	}
-	if (!ok)
-		return;
-	for (unsigned j = 0; j < b->n_neighbors; j++) {
-		if (netaddr_equal_ip(&b->neighbors[j].address, &nb->address)) {
-			PATH(path, "%s.address", base);
-			err_at(ld, path, false, "%s: duplicate neighbor '%s'", path, r->address);
-			return;
+	if (nb->address.family) {
+		for (unsigned j = 0; j < ld->n_seen_nb; j++) {
+			if (netaddr_equal_ip(&ld->seen_nb[j], &nb->address)) {
+				PATH(path, "%s.address", base);
+				err_at(ld, path, false, "%s: duplicate neighbor '%s'", path,
+				       r->address);
+				ok = false;
+				break;
+			}
 		}
+		if (ld->n_seen_nb < CONF_MAX_NEIGHBORS)
+			ld->seen_nb[ld->n_seen_nb++] = nb->address;
 	}
-	b->n_neighbors++;
+	if (ok)
+		b->n_neighbors++;
 }
 
 static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, struct conf *c)

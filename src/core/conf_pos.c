@@ -82,7 +82,8 @@ void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key,
 			*cut = '\0';
 		else
 			p[0] = '\0';
-		want_key = false;
+		/* An ancestor stands in for a missing node: point at its key if it has one. */
+		want_key = true;
 	}
 	*line = 1;
 	*col = 1;

@@ -1,0 +1,530 @@
+/*
+ * Tests for src/core/conf*.c: examples, golden print, round trip, every bad
+ * case with its exact messages, resolv.conf parsing and value parsers.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+
+static const char *srcdir(void)
+{
+	const char *s = getenv("ANYCACHE_SRCDIR");
+	cr_assert(s, "ANYCACHE_SRCDIR is not set (run through meson test)");
+	return s;
+}
+
+static void path_in(char *buf, size_t size, const char *sub, const char *name)
+{
+	snprintf(buf, size, "%s/%s%s%s", srcdir(), sub, name ? "/" : "", name ? name : "");
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	cr_assert(f, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	cr_assert(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static char resolv[512];
+
+static void setup(void)
+{
+	path_in(resolv, sizeof(resolv), "tests/conf/resolv.conf", NULL);
+}
+
+/* Loads path, prints, loads the print: the struct must be byte-identical. */
+static void check_round_trip(const char *path)
+{
+	static struct conf a, b;
+	struct conf_diag d;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mf;
+	int rc;
+
+	rc = conf_load_file(path, resolv, &a, &d);
+	if (rc)
+		conf_diag_print(stderr, &d);
+	cr_assert_eq(rc, 0, "%s does not load", path);
+	mf = open_memstream(&text, &len);
+	cr_assert_eq(conf_print(mf, &a), 0);
+	fclose(mf);
+	rc = conf_load_buffer(text, len, "printed", resolv, &b, &d);
+	if (rc)
+		conf_diag_print(stderr, &d);
+	cr_assert_eq(rc, 0, "print of %s does not load:\n%s", path, text);
+	cr_expect(memcmp(&a, &b, sizeof(a)) == 0, "round trip of %s differs:\n%s", path, text);
+	free(text);
+}
+
+static unsigned for_each_yaml(const char *sub, void (*fn)(const char *))
+{
+	char dir[512], path[1024];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	path_in(dir, sizeof(dir), sub, NULL);
+	d = opendir(dir);
+	cr_assert(d, "cannot open %s", dir);
+	while ((de = readdir(d))) {
+		if (!has_suffix(de->d_name, ".yaml"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fn(path);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+TestSuite(conf, .init = setup);
+
+Test(conf, examples_load_and_round_trip)
+{
+	cr_expect_geq(for_each_yaml("examples", check_round_trip), 3);
+}
+
+Test(conf, good_cases_round_trip)
+{
+	cr_expect_geq(for_each_yaml("tests/conf/good", check_round_trip), 4);
+}
+
+Test(conf, two_node_examples)
+{
+	static struct conf a, b;
+	struct conf_diag d;
+	char pa[512], pb[512], buf[NETADDR_STRLEN];
+
+	path_in(pa, sizeof(pa), "examples/two-node-a.yaml", NULL);
+	path_in(pb, sizeof(pb), "examples/two-node-b.yaml", NULL);
+	cr_assert_eq(conf_load_file(pa, resolv, &a, &d), 0);
+	cr_assert_eq(conf_load_file(pb, resolv, &b, &d), 0);
+
+	cr_expect(a.bgp.enabled && b.bgp.enabled);
+	cr_expect_eq(a.bgp.asn, 64512);
+	cr_expect_str_eq(netaddr_format(&a.bgp.router_id, false, buf, sizeof(buf)), "192.168.0.2");
+	cr_expect_str_eq(netaddr_format(&b.bgp.router_id, false, buf, sizeof(buf)), "192.168.0.3");
+	cr_assert_eq(a.bgp.n_neighbors, 1);
+	cr_expect_str_eq(netaddr_format(&a.bgp.neighbors[0].address, true, buf, sizeof(buf)),
+			 "192.168.0.1:179");
+	cr_expect_eq(a.bgp.neighbors[0].asn, 64512);
+	cr_expect_eq(a.bgp.neighbors[0].hold_time_s, 10);
+	cr_expect_str_eq(netaddr_format(&b.bgp.neighbors[0].local_address, false, buf, sizeof(buf)),
+			 "192.168.0.3");
+	cr_assert_eq(a.bgp.n_routes, 2);
+	cr_assert_eq(b.bgp.n_routes, 2);
+	cr_expect_str_eq(netprefix_format(&a.bgp.routes[0].prefix, buf, sizeof(buf)), "192.168.0.4/32");
+	cr_expect_eq(a.bgp.routes[0].local_pref, 200);
+	cr_expect_eq(a.bgp.routes[1].local_pref, 150);
+	cr_expect_eq(b.bgp.routes[0].local_pref, 150);
+	cr_expect_eq(b.bgp.routes[1].local_pref, 200);
+	cr_expect_not(a.bgp.routes[0].has_med);
+	cr_expect_eq(a.dns.n_listen, 2);
+	cr_expect_eq(a.dns.n_allow, 1);
+	cr_expect_str_eq(netprefix_format(&a.dns.allow[0], buf, sizeof(buf)), "192.168.0.0/24");
+	cr_expect_str_eq(a.dns.identity, "dns-a");
+	cr_expect_str_eq(b.dns.identity, "dns-b");
+}
+
+Test(conf, full_example_values)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char p[512], buf[NETADDR_STRLEN];
+
+	path_in(p, sizeof(p), "examples/full.yaml", NULL);
+	cr_assert_eq(conf_load_file(p, resolv, &c, &d), 0);
+	cr_expect_eq(c.dns.n_listen, 3);
+	cr_expect_str_eq(netaddr_format(&c.dns.listen[2], true, buf, sizeof(buf)), "[2001:db8::53]:53");
+	cr_expect_eq(c.dns.n_upstreams, 2);
+	cr_expect_eq(c.dns.threads, 2);
+	cr_expect_eq(c.dns.cache.size_bytes, 256ull << 20);
+	cr_expect_eq(c.dns.cache.min_ttl_s, 0);
+	cr_expect_eq(c.dns.cache.max_ttl_s, 86400);
+	cr_expect_eq(c.dns.cache.negative_ttl_s, 3600);
+	cr_expect_eq(c.dns.cache.serve_stale_s, 86400);
+	const struct conf_neighbor *n = &c.bgp.neighbors[0];
+	cr_expect_str_eq(n->password, "s3cret");
+	cr_expect(n->bfd);
+	cr_expect_not(n->passive);
+	cr_expect(n->has_next_hop6);
+	cr_expect_eq(n->next_hop6.family, AF_INET6);
+	cr_assert_eq(c.bgp.n_routes, 3);
+	cr_expect(c.bgp.routes[0].has_med);
+	cr_expect_eq(c.bgp.routes[0].med, 0);
+	cr_expect_eq(c.bgp.routes[0].n_communities, 1);
+	cr_expect_eq(c.bgp.routes[0].communities[0], (64512u << 16) | 100);
+	cr_expect_eq(c.bgp.routes[0].n_large_communities, 1);
+	cr_expect_eq(c.bgp.routes[0].large_communities[0][0], 64512);
+	cr_expect_eq(c.bgp.routes[0].large_communities[0][1], 1);
+	cr_expect_eq(c.bgp.routes[0].large_communities[0][2], 2);
+	cr_expect_eq(c.bgp.routes[1].local_pref, 150);
+	cr_expect(c.bgp.degraded.enabled);
+	cr_expect_eq(c.bgp.degraded.local_pref, 50);
+	cr_expect_eq(c.bgp.degraded.med, 1000);
+	cr_expect_eq(c.bgp.degraded.prepend, 3);
+	cr_expect_eq(c.bgp.degraded.communities[0], (64512u << 16) | 666);
+	cr_expect_eq(c.bfd.interval_ms, 100);
+	cr_expect_eq(c.bfd.multiplier, 3);
+	cr_expect_eq(c.health.interval_ms, 200);
+	cr_expect_eq(c.health.rise, 3);
+	cr_expect_eq(c.health.fall, 2);
+	cr_expect_eq(c.health.drain_ms, 5000);
+	cr_expect(c.control.has_metrics);
+	cr_expect_eq(c.control.metrics.port, 9253);
+}
+
+Test(conf, golden_print)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char p[512], e[512], *text = NULL, *want;
+	size_t len = 0;
+	FILE *mf;
+
+	path_in(p, sizeof(p), "tests/conf/good/golden.yaml", NULL);
+	path_in(e, sizeof(e), "tests/conf/good/golden.expected", NULL);
+	cr_assert_eq(conf_load_file(p, resolv, &c, &d), 0);
+	mf = open_memstream(&text, &len);
+	cr_assert_eq(conf_print(mf, &c), 0);
+	fclose(mf);
+	want = slurp(e);
+	cr_expect_str_eq(text, want);
+	cr_expect_str_eq(c.dns.identity, "node \"one\" \\ east");
+	cr_expect_eq(c.dns.cache.size_bytes, 1536 * 1024);
+	cr_expect(c.bgp.neighbors[0].passive);
+	cr_expect_eq(c.bgp.neighbors[0].hold_time_s, 0);
+	cr_expect_eq(c.bgp.neighbors[1].hold_time_s, CONF_DEFAULT_HOLD_TIME_S);
+	cr_expect_eq(c.bgp.neighbors[1].address.port, 1179);
+	cr_expect_eq(c.bgp.neighbors[0].address.port, 179);
+	cr_expect_eq(c.bgp.asn, 4200000000u);
+	free(text);
+	free(want);
+}
+
+/*
+ * Each bad/NAME.yaml must give exactly the lines of NAME.expect ("L:C: msg").
+ * Loaded from inside bad/ by relative name, so the messages (which name the
+ * files) do not depend on where the tree is checked out. NAME.resolv, when
+ * present, replaces ../resolv.conf.
+ */
+static unsigned n_bad;
+
+static void check_bad(const char *path)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char exp[300], res[300], name[256], got[CONF_DIAG_MAX * (CONF_DIAG_TEXT + 1)] = "";
+	const char *base = strrchr(path, '/') + 1;
+	size_t nl = strlen(base) - 5, bl = strlen(base);
+	char *want;
+	int rc;
+
+	snprintf(name, sizeof(name), "%.*s", (int)nl, base);
+	snprintf(exp, sizeof(exp), "%s.expect", name);
+	snprintf(res, sizeof(res), "%s.resolv", name);
+	if (access(res, R_OK) != 0)
+		snprintf(res, sizeof(res), "../resolv.conf");
+	rc = conf_load_file(base, res, &c, &d);
+	cr_expect_eq(rc, -EINVAL, "%s: rc %d", name, rc);
+	cr_expect_gt(d.count, 0, "%s: no message", name);
+	for (unsigned i = 0; i < d.count; i++) {
+		const char *t = d.msgs[i].text;
+		char line[CONF_DIAG_TEXT + 2];
+		unsigned l, col;
+
+		cr_assert(strncmp(t, base, bl) == 0 && t[bl] == ':',
+			  "%s: message lacks the file name: %s", name, t);
+		snprintf(line, sizeof(line), "%s\n", t + bl + 1);
+		strcat(got, line);
+		cr_expect_eq(sscanf(line, "%u:%u:", &l, &col), 2);
+		cr_expect_eq(l, d.msgs[i].line);
+		cr_expect_eq(col, d.msgs[i].column);
+	}
+	want = slurp(exp);
+	cr_expect_str_eq(got, want, "%s", name);
+	free(want);
+	n_bad++;
+}
+
+Test(conf, bad_cases)
+{
+	char dir[512];
+
+	path_in(dir, sizeof(dir), "tests/conf/bad", NULL);
+	cr_assert_eq(chdir(dir), 0);
+	for_each_yaml("tests/conf/bad", check_bad);
+	cr_expect_geq(n_bad, 30);
+}
+
+Test(conf, missing_file)
+{
+	static struct conf c;
+	struct conf_diag d;
+
+	cr_expect_eq(conf_load_file("/nonexistent/anycache.yaml", resolv, &c, &d), -ENOENT);
+	cr_assert_eq(d.count, 1);
+	cr_expect(strstr(d.msgs[0].text, "/nonexistent/anycache.yaml:1:1: cannot read") ==
+		  d.msgs[0].text);
+}
+
+Test(conf, diag_overflow_and_null_diag)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char text[8192] = "dns:\n  listen: [";
+
+	for (int i = 0; i < CONF_MAX_LISTEN; i++)
+		strcat(text, i ? ", bad" : "bad");
+	strcat(text, "]\n  allow: [");
+	for (int i = 0; i < 40; i++)
+		strcat(text, i ? ", x" : "x");
+	strcat(text, "]\n");
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, &d), -EINVAL);
+	cr_expect_eq(d.count, CONF_DIAG_MAX);
+	cr_expect_eq(d.overflow, CONF_MAX_LISTEN + 40 - CONF_DIAG_MAX);
+	cr_expect_str_eq(d.msgs[0].text, "t:2:12: dns.listen[0]: invalid address 'bad'");
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, NULL), -EINVAL);
+}
+
+Test(conf, too_many_entries)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char text[8192] = "dns:\n  listen: [";
+
+	for (int i = 0; i <= CONF_MAX_LISTEN; i++) {
+		char a[32];
+		snprintf(a, sizeof(a), "%s10.0.0.%d", i ? ", " : "", i + 1);
+		strcat(text, a);
+	}
+	strcat(text, "]\n");
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, &d), -EINVAL);
+	cr_assert_eq(d.count, 1);
+	cr_expect_str_eq(d.msgs[0].text, "t:2:11: dns.listen: too many entries (33, at most 32)");
+}
+
+Test(conf, defaults)
+{
+	static struct conf c, e;
+	struct conf_diag d;
+	char buf[NETADDR_STRLEN];
+
+	conf_default(&c, resolv);
+	cr_expect_eq(c.dns.n_listen, 2);
+	cr_expect_str_eq(netaddr_format(&c.dns.listen[0], true, buf, sizeof(buf)), "127.0.0.1:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.listen[1], true, buf, sizeof(buf)), "[::1]:53");
+	cr_expect_eq(c.dns.n_allow, 2);
+	cr_expect_str_eq(netprefix_format(&c.dns.allow[0], buf, sizeof(buf)), "127.0.0.0/8");
+	cr_expect_str_eq(netprefix_format(&c.dns.allow[1], buf, sizeof(buf)), "::1/128");
+	cr_assert_eq(c.dns.n_upstreams, 1);
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "192.0.2.53:53");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cr_expect_eq(c.dns.threads, ncpu > CONF_MAX_THREADS ? CONF_MAX_THREADS : (unsigned)ncpu);
+	char host[256] = "";
+	gethostname(host, sizeof(host));
+	cr_expect_str_eq(c.dns.identity, host);
+	cr_expect_eq(c.dns.cache.size_bytes, 64ull << 20);
+	cr_expect_eq(c.dns.cache.max_ttl_s, 86400);
+	cr_expect_eq(c.dns.cache.negative_ttl_s, 3600);
+	cr_expect_eq(c.dns.cache.serve_stale_s, 86400);
+	cr_expect_not(c.bgp.enabled);
+	cr_expect_eq(c.bfd.interval_ms, 300);
+	cr_expect_eq(c.bfd.multiplier, 3);
+	cr_expect_eq(c.health.interval_ms, 200);
+	cr_expect_eq(c.health.rise, 3);
+	cr_expect_eq(c.health.fall, 2);
+	cr_expect_eq(c.health.drain_ms, 5000);
+	cr_expect_str_eq(c.control.socket, "/run/anycache/control.sock");
+	cr_expect_not(c.control.has_metrics);
+	/* An empty file yields the same struct as conf_default. */
+	cr_assert_eq(conf_load_buffer("", 0, "empty", resolv, &e, &d), 0);
+	cr_expect(memcmp(&c, &e, sizeof(c)) == 0);
+}
+
+Test(conf, neighbor_and_route_defaults)
+{
+	static struct conf c;
+	struct conf_diag d;
+	const char *t = "dns: {listen: [192.0.2.1]}\n"
+			"bgp:\n  asn: 65000\n  router-id: 192.0.2.1\n"
+			"  neighbors: [{address: 192.0.2.254, asn: 65001}]\n"
+			"  announce: [{prefix: 192.0.2.1/32}]\n";
+
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", resolv, &c, &d), 0);
+	cr_expect(c.bgp.enabled);
+	cr_expect_eq(c.bgp.neighbors[0].address.port, 179);
+	cr_expect_eq(c.bgp.neighbors[0].hold_time_s, 90);
+	cr_expect_not(c.bgp.neighbors[0].passive);
+	cr_expect_not(c.bgp.neighbors[0].bfd);
+	cr_expect_eq(c.bgp.neighbors[0].local_address.family, 0);
+	cr_expect_not(c.bgp.neighbors[0].has_next_hop6);
+	cr_expect_str_eq(c.bgp.neighbors[0].password, "");
+	cr_expect_eq(c.bgp.routes[0].local_pref, 100);
+	cr_expect_not(c.bgp.routes[0].has_med);
+	cr_expect_not(c.bgp.degraded.enabled);
+	/* dns.allow stays loopback only when absent. */
+	cr_expect_eq(c.dns.n_allow, 2);
+}
+
+Test(conf, resolv_parsing)
+{
+	struct netaddr ns[8];
+	char buf[NETADDR_STRLEN];
+	const char *text = "# generated\n"
+			   "; another comment\n"
+			   "search example.net\n"
+			   "nameserver 192.0.2.1\n"
+			   "nameserver\t2001:db8::53   # trailing comment\n"
+			   "nameserver fe80::1%eth0\n"
+			   "nameserver not-an-address\n"
+			   "nameserverX 192.0.2.9\n"
+			   "garbage line with words\n"
+			   "   nameserver 192.0.2.2\n"
+			   "nameserver 192.0.2.3\n"
+			   "nameserver 192.0.2.4";
+
+	int n = conf_parse_resolv(text, ns, 8);
+	cr_assert_eq(n, 5);
+	cr_expect_str_eq(netaddr_format(&ns[0], true, buf, sizeof(buf)), "192.0.2.1:53");
+	cr_expect_str_eq(netaddr_format(&ns[1], true, buf, sizeof(buf)), "[2001:db8::53]:53");
+	cr_expect_str_eq(netaddr_format(&ns[2], true, buf, sizeof(buf)), "192.0.2.2:53");
+	cr_expect_str_eq(netaddr_format(&ns[4], true, buf, sizeof(buf)), "192.0.2.4:53");
+	cr_expect_eq(conf_parse_resolv(text, ns, 2), 2);
+	cr_expect_eq(conf_parse_resolv("", ns, 8), 0);
+	cr_expect_eq(conf_parse_resolv("nameserver", ns, 8), 0);
+}
+
+Test(conf, resolv_defaults_skip_self_and_cap)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char path[] = "/tmp/anycache-test-resolv-XXXXXX", buf[NETADDR_STRLEN];
+	int fd = mkstemp(path);
+	const char *rc = "nameserver 127.0.0.1\nnameserver ::1\nnameserver 192.0.2.1\n"
+			 "nameserver 192.0.2.2\nnameserver 192.0.2.3\nnameserver 192.0.2.4\n";
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, rc, strlen(rc)), (ssize_t)strlen(rc));
+	close(fd);
+	/* Default listen is 127.0.0.1 and ::1 port 53: both are skipped, then glibc's 3. */
+	cr_assert_eq(conf_load_buffer("", 0, "t", path, &c, &d), 0);
+	cr_assert_eq(c.dns.n_upstreams, CONF_RESOLV_MAXNS);
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "192.0.2.1:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[2], true, buf, sizeof(buf)), "192.0.2.3:53");
+	/* Listening elsewhere on port 5353: loopback upstreams are not ourselves. */
+	const char *t = "dns: {listen: [\"127.0.0.1:5353\"]}\n";
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "127.0.0.1:53");
+	/* A wildcard listener on 53 answers on loopback too. */
+	t = "dns: {listen: [\"0.0.0.0\"]}\n";
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "[::1]:53");
+	/* No resolv.conf at all: an error naming dns.upstreams. */
+	cr_expect_eq(conf_load_buffer("", 0, "t", "/nonexistent/resolv.conf", &c, &d), -EINVAL);
+	cr_assert_eq(d.count, 1);
+	cr_expect(strstr(d.msgs[0].text, "t:1:1: dns.upstreams: not given") == d.msgs[0].text);
+	unlink(path);
+}
+
+Test(conf, durations)
+{
+	uint64_t v;
+
+	cr_expect_eq(conf_parse_duration_ms("10", &v), 0);
+	cr_expect_eq(v, 10000);
+	cr_expect_eq(conf_parse_duration_ms("0", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(conf_parse_duration_ms("100ms", &v), 0);
+	cr_expect_eq(v, 100);
+	cr_expect_eq(conf_parse_duration_ms("10s", &v), 0);
+	cr_expect_eq(v, 10000);
+	cr_expect_eq(conf_parse_duration_ms("3m", &v), 0);
+	cr_expect_eq(v, 180000);
+	cr_expect_eq(conf_parse_duration_ms("2h", &v), 0);
+	cr_expect_eq(v, 7200000);
+	cr_expect_eq(conf_parse_duration_ms("1d", &v), 0);
+	cr_expect_eq(v, 86400000);
+	cr_expect_eq(conf_parse_duration_ms("18446744073709551615ms", &v), 0);
+	cr_expect_eq(v, UINT64_MAX);
+	cr_expect_eq(conf_parse_duration_ms("18446744073709551616ms", &v), -ERANGE);
+	cr_expect_eq(conf_parse_duration_ms("18446744073709552s", &v), -ERANGE);
+	cr_expect_eq(conf_parse_duration_ms("18446744073709551s", &v), 0);
+	cr_expect_eq(v, 18446744073709551000ull);
+	cr_expect_eq(conf_parse_duration_ms("213503982335d", &v), -ERANGE);
+	cr_expect_eq(conf_parse_duration_ms("1.5s", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("s", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("-1", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("+1", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms(" 1", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("1 s", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("1S", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("1w", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms("1sec", &v), -EINVAL);
+	cr_expect_eq(conf_parse_duration_ms(NULL, &v), -EINVAL);
+}
+
+Test(conf, sizes)
+{
+	uint64_t v;
+
+	cr_expect_eq(conf_parse_size("0", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(conf_parse_size("4096", &v), 0);
+	cr_expect_eq(v, 4096);
+	cr_expect_eq(conf_parse_size("4KiB", &v), 0);
+	cr_expect_eq(v, 4096);
+	cr_expect_eq(conf_parse_size("256MiB", &v), 0);
+	cr_expect_eq(v, 256ull << 20);
+	cr_expect_eq(conf_parse_size("3GiB", &v), 0);
+	cr_expect_eq(v, 3ull << 30);
+	cr_expect_eq(conf_parse_size("17179869184GiB", &v), -ERANGE);
+	cr_expect_eq(conf_parse_size("99999999999999999999", &v), -ERANGE);
+	cr_expect_eq(conf_parse_size("1.5MiB", &v), -EINVAL);
+	cr_expect_eq(conf_parse_size("256MB", &v), -EINVAL);
+	cr_expect_eq(conf_parse_size("256M", &v), -EINVAL);
+	cr_expect_eq(conf_parse_size("MiB", &v), -EINVAL);
+	cr_expect_eq(conf_parse_size("-1", &v), -EINVAL);
+}
+
+/* Every prefix of a valid file must load or fail cleanly, never crash. */
+Test(conf, truncated_inputs_do_not_crash)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char p[512];
+	char *text;
+
+	path_in(p, sizeof(p), "examples/full.yaml", NULL);
+	text = slurp(p);
+	for (size_t n = 0; n <= strlen(text); n++) {
+		int rc = conf_load_buffer(text, n, "t", resolv, &c, &d);
+		cr_assert(rc == 0 || rc == -EINVAL, "prefix %zu: rc %d", n, rc);
+		cr_assert(rc == 0 || d.count > 0, "prefix %zu: error without message", n);
+	}
+	free(text);
+}
