@@ -43,7 +43,7 @@ struct raw_dns {
 
 struct raw_neighbor {
 	char *address, *asn, *local_address, *port, *passive, *hold_time, *password, *bfd,
-		*next_hop6;
+	    *next_hop6;
 };
 
 struct raw_route {
@@ -89,114 +89,114 @@ struct raw_conf {
 	struct raw_control *control;
 };
 
-#define OPT (CYAML_FLAG_OPTIONAL)
+#define OPT             (CYAML_FLAG_OPTIONAL)
 #define STR(key, st, m) CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, CYAML_UNLIMITED)
-#define STRSEQ(key, st, m) \
+#define STRSEQ(key, st, m)                                                                         \
 	CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, &str_entry, 0, CYAML_UNLIMITED)
 
 static const cyaml_schema_value_t str_entry = {
-	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
 };
 
 static const cyaml_schema_field_t cache_fields[] = {
-	STR("size", struct raw_cache, size),
-	STR("min-ttl", struct raw_cache, min_ttl),
-	STR("max-ttl", struct raw_cache, max_ttl),
-	STR("negative-ttl", struct raw_cache, negative_ttl),
-	STR("serve-stale", struct raw_cache, serve_stale),
-	CYAML_FIELD_END,
+    STR("size", struct raw_cache, size),
+    STR("min-ttl", struct raw_cache, min_ttl),
+    STR("max-ttl", struct raw_cache, max_ttl),
+    STR("negative-ttl", struct raw_cache, negative_ttl),
+    STR("serve-stale", struct raw_cache, serve_stale),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t dns_fields[] = {
-	STRSEQ("listen", struct raw_dns, listen),
-	STRSEQ("allow", struct raw_dns, allow),
-	STRSEQ("upstreams", struct raw_dns, upstreams),
-	STR("threads", struct raw_dns, threads),
-	STR("identity", struct raw_dns, identity),
-	CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
-	CYAML_FIELD_END,
+    STRSEQ("listen", struct raw_dns, listen),
+    STRSEQ("allow", struct raw_dns, allow),
+    STRSEQ("upstreams", struct raw_dns, upstreams),
+    STR("threads", struct raw_dns, threads),
+    STR("identity", struct raw_dns, identity),
+    CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t neighbor_fields[] = {
-	STR("address", struct raw_neighbor, address),
-	STR("asn", struct raw_neighbor, asn),
-	STR("local-address", struct raw_neighbor, local_address),
-	STR("port", struct raw_neighbor, port),
-	STR("passive", struct raw_neighbor, passive),
-	STR("hold-time", struct raw_neighbor, hold_time),
-	STR("password", struct raw_neighbor, password),
-	STR("bfd", struct raw_neighbor, bfd),
-	STR("next-hop6", struct raw_neighbor, next_hop6),
-	CYAML_FIELD_END,
+    STR("address", struct raw_neighbor, address),
+    STR("asn", struct raw_neighbor, asn),
+    STR("local-address", struct raw_neighbor, local_address),
+    STR("port", struct raw_neighbor, port),
+    STR("passive", struct raw_neighbor, passive),
+    STR("hold-time", struct raw_neighbor, hold_time),
+    STR("password", struct raw_neighbor, password),
+    STR("bfd", struct raw_neighbor, bfd),
+    STR("next-hop6", struct raw_neighbor, next_hop6),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t neighbor_entry = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_neighbor, neighbor_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_neighbor, neighbor_fields),
 };
 
 static const cyaml_schema_field_t route_fields[] = {
-	STR("prefix", struct raw_route, prefix),
-	STR("local-preference", struct raw_route, local_pref),
-	STR("med", struct raw_route, med),
-	STRSEQ("communities", struct raw_route, communities),
-	STRSEQ("large-communities", struct raw_route, large_communities),
-	CYAML_FIELD_END,
+    STR("prefix", struct raw_route, prefix),
+    STR("local-preference", struct raw_route, local_pref),
+    STR("med", struct raw_route, med),
+    STRSEQ("communities", struct raw_route, communities),
+    STRSEQ("large-communities", struct raw_route, large_communities),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t route_entry = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_route, route_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_route, route_fields),
 };
 
 static const cyaml_schema_field_t degraded_fields[] = {
-	STR("local-preference", struct raw_degraded, local_pref),
-	STR("med", struct raw_degraded, med),
-	STR("prepend", struct raw_degraded, prepend),
-	STRSEQ("communities", struct raw_degraded, communities),
-	CYAML_FIELD_END,
+    STR("local-preference", struct raw_degraded, local_pref),
+    STR("med", struct raw_degraded, med),
+    STR("prepend", struct raw_degraded, prepend),
+    STRSEQ("communities", struct raw_degraded, communities),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t bgp_fields[] = {
-	STR("asn", struct raw_bgp, asn),
-	STR("router-id", struct raw_bgp, router_id),
-	CYAML_FIELD_SEQUENCE("neighbors", CYAML_FLAG_POINTER | OPT, struct raw_bgp, neighbors,
-			     &neighbor_entry, 0, CYAML_UNLIMITED),
-	CYAML_FIELD_SEQUENCE("announce", CYAML_FLAG_POINTER | OPT, struct raw_bgp, announce,
-			     &route_entry, 0, CYAML_UNLIMITED),
-	CYAML_FIELD_MAPPING_PTR("degraded", OPT, struct raw_bgp, degraded, degraded_fields),
-	CYAML_FIELD_END,
+    STR("asn", struct raw_bgp, asn),
+    STR("router-id", struct raw_bgp, router_id),
+    CYAML_FIELD_SEQUENCE("neighbors", CYAML_FLAG_POINTER | OPT, struct raw_bgp, neighbors,
+                         &neighbor_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("announce", CYAML_FLAG_POINTER | OPT, struct raw_bgp, announce,
+                         &route_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING_PTR("degraded", OPT, struct raw_bgp, degraded, degraded_fields),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t bfd_fields[] = {
-	STR("interval", struct raw_bfd, interval),
-	STR("multiplier", struct raw_bfd, multiplier),
-	CYAML_FIELD_END,
+    STR("interval", struct raw_bfd, interval),
+    STR("multiplier", struct raw_bfd, multiplier),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t health_fields[] = {
-	STR("interval", struct raw_health, interval),
-	STR("rise", struct raw_health, rise),
-	STR("fall", struct raw_health, fall),
-	STR("drain", struct raw_health, drain),
-	CYAML_FIELD_END,
+    STR("interval", struct raw_health, interval),
+    STR("rise", struct raw_health, rise),
+    STR("fall", struct raw_health, fall),
+    STR("drain", struct raw_health, drain),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t control_fields[] = {
-	STR("socket", struct raw_control, socket),
-	STR("metrics", struct raw_control, metrics),
-	CYAML_FIELD_END,
+    STR("socket", struct raw_control, socket),
+    STR("metrics", struct raw_control, metrics),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t top_fields[] = {
-	CYAML_FIELD_MAPPING_PTR("dns", OPT, struct raw_conf, dns, dns_fields),
-	CYAML_FIELD_MAPPING_PTR("bgp", OPT, struct raw_conf, bgp, bgp_fields),
-	CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
-	CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
-	CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
-	CYAML_FIELD_END,
+    CYAML_FIELD_MAPPING_PTR("dns", OPT, struct raw_conf, dns, dns_fields),
+    CYAML_FIELD_MAPPING_PTR("bgp", OPT, struct raw_conf, bgp, bgp_fields),
+    CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
+    CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
+    CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t top_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct raw_conf, top_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct raw_conf, top_fields),
 };
 
 /* ---- value parsers ----------------------------------------------------- */
@@ -221,7 +221,7 @@ static int parse_u64(const char *s, const char **end, uint64_t *out)
 }
 
 static int parse_scaled(const char *s, const char *const units[], const uint64_t mult[],
-			uint64_t *out)
+                        uint64_t *out)
 {
 	const char *end;
 	uint64_t v;
@@ -246,16 +246,16 @@ static int parse_scaled(const char *s, const char *const units[], const uint64_t
 int conf_parse_duration_ms(const char *s, uint64_t *ms)
 {
 	/* A bare number is seconds: the unit operators mean for timers and TTLs. */
-	static const char *const units[] = { "", "ms", "s", "m", "h", "d", NULL };
-	static const uint64_t mult[] = { 1000, 1, 1000, 60000, 3600000, 86400000 };
+	static const char *const units[] = {"", "ms", "s", "m", "h", "d", NULL};
+	static const uint64_t mult[] = {1000, 1, 1000, 60000, 3600000, 86400000};
 
 	return parse_scaled(s, units, mult, ms);
 }
 
 int conf_parse_size(const char *s, uint64_t *bytes)
 {
-	static const char *const units[] = { "", "B", "KiB", "MiB", "GiB", NULL };
-	static const uint64_t mult[] = { 1, 1, 1ull << 10, 1ull << 20, 1ull << 30 };
+	static const char *const units[] = {"", "B", "KiB", "MiB", "GiB", NULL};
+	static const uint64_t mult[] = {1, 1, 1ull << 10, 1ull << 20, 1ull << 30};
 
 	return parse_scaled(s, units, mult, bytes);
 }
@@ -373,7 +373,7 @@ path_fmt(char *buf, size_t size, const char *fmt, ...)
 #define PATH(buf, ...) path_fmt(buf, sizeof(buf), __VA_ARGS__)
 
 static bool get_uint(struct ld *ld, const char *path, const char *s, uint64_t min, uint64_t max,
-		     uint64_t *out)
+                     uint64_t *out)
 {
 	if (!s)
 		return false;
@@ -385,7 +385,7 @@ static bool get_uint(struct ld *ld, const char *path, const char *s, uint64_t mi
 }
 
 static bool get_u32(struct ld *ld, const char *path, const char *s, uint32_t min, uint32_t max,
-		    uint32_t *out)
+                    uint32_t *out)
 {
 	uint64_t v;
 
@@ -395,8 +395,8 @@ static bool get_u32(struct ld *ld, const char *path, const char *s, uint32_t min
 	return true;
 }
 
-static bool get_unsigned(struct ld *ld, const char *path, const char *s, unsigned min,
-			 unsigned max, unsigned *out)
+static bool get_unsigned(struct ld *ld, const char *path, const char *s, unsigned min, unsigned max,
+                         unsigned *out)
 {
 	uint64_t v;
 
@@ -423,8 +423,7 @@ static bool get_duration_ms(struct ld *ld, const char *path, const char *s, uint
 }
 
 /* Whole seconds up to max. */
-static bool get_seconds(struct ld *ld, const char *path, const char *s, uint64_t max,
-			uint32_t *out)
+static bool get_seconds(struct ld *ld, const char *path, const char *s, uint64_t max, uint32_t *out)
 {
 	uint64_t ms;
 
@@ -445,8 +444,8 @@ static bool get_seconds(struct ld *ld, const char *path, const char *s, uint64_t
 
 static bool get_bool(struct ld *ld, const char *path, const char *s, bool *out)
 {
-	static const char *const yes[] = { "true", "True", "TRUE", "yes", "on", NULL };
-	static const char *const no[] = { "false", "False", "FALSE", "no", "off", NULL };
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "on", NULL};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "off", NULL};
 
 	if (!s)
 		return false;
@@ -475,7 +474,7 @@ static bool get_ip(struct ld *ld, const char *path, const char *s, struct netadd
 }
 
 static bool get_string(struct ld *ld, const char *path, const char *s, size_t max, char *out,
-		       const char *why)
+                       const char *why)
 {
 	size_t n;
 
@@ -515,7 +514,7 @@ static bool check_asn(struct ld *ld, const char *path, const char *s, uint32_t *
 }
 
 static unsigned get_communities(struct ld *ld, const char *base, char **list, unsigned n,
-				uint32_t *out)
+                                uint32_t *out)
 {
 	char path[CONF_PATH_LEN];
 	unsigned k = 0;
@@ -559,8 +558,7 @@ static void fill_static_defaults(struct conf *c)
 	c->health.rise = 3;
 	c->health.fall = 2;
 	c->health.drain_ms = 5000;
-	snprintf(c->control.socket, sizeof(c->control.socket), "%s",
-		 "/run/anycache/control.sock");
+	snprintf(c->control.socket, sizeof(c->control.socket), "%s", "/run/anycache/control.sock");
 }
 
 static void default_listen(struct conf *c)
@@ -721,7 +719,8 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 		for (unsigned i = 0; i < n; i++) {
 			PATH(path, "dns.allow[%u]", i);
 			if (netprefix_parse(r->allow[i], &d->allow[d->n_allow]))
-				err_at(ld, path, false, "%s: invalid prefix '%s'", path, r->allow[i]);
+				err_at(ld, path, false, "%s: invalid prefix '%s'", path,
+				       r->allow[i]);
 			else
 				d->n_allow++;
 		}
@@ -747,7 +746,8 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 			}
 			if (is_own_listen(c, &a)) {
 				err_at(ld, path, false,
-				       "%s: '%s' is one of our own listen addresses (would forward to ourselves)",
+				       "%s: '%s' is one of our own listen addresses (would forward "
+				       "to ourselves)",
 				       path, r->upstreams[i]);
 				continue;
 			}
@@ -765,7 +765,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 		return;
 	get_unsigned(ld, "dns.threads", r->threads, 1, CONF_MAX_THREADS, &d->threads);
 	get_string(ld, "dns.identity", r->identity, CONF_IDENTITY_MAX, d->identity,
-		   "one TXT string");
+	           "one TXT string");
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
 		if (rc->size && conf_parse_size(rc->size, &v) == 0)
@@ -776,11 +776,11 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 			       rc->size);
 		get_seconds(ld, "dns.cache.min-ttl", rc->min_ttl, UINT32_MAX, &d->cache.min_ttl_s);
 		bool max_ok = get_seconds(ld, "dns.cache.max-ttl", rc->max_ttl, UINT32_MAX,
-					  &d->cache.max_ttl_s);
+		                          &d->cache.max_ttl_s);
 		get_seconds(ld, "dns.cache.negative-ttl", rc->negative_ttl, UINT32_MAX,
-			    &d->cache.negative_ttl_s);
+		            &d->cache.negative_ttl_s);
 		get_seconds(ld, "dns.cache.serve-stale", rc->serve_stale, UINT32_MAX,
-			    &d->cache.serve_stale_s);
+		            &d->cache.serve_stale_s);
 		if ((max_ok || !rc->max_ttl) && d->cache.min_ttl_s > d->cache.max_ttl_s)
 			err_at(ld, rc->min_ttl ? "dns.cache.min-ttl" : "dns.cache.max-ttl", false,
 			       "dns.cache: min-ttl (%us) is greater than max-ttl (%us)",
@@ -789,7 +789,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 }
 
 static void load_neighbor(struct ld *ld, unsigned i, const struct raw_neighbor *r,
-			  struct conf_bgp *b)
+                          struct conf_bgp *b)
 {
 	struct conf_neighbor *nb = &b->neighbors[b->n_neighbors];
 	char base[CONF_PATH_LEN], path[CONF_PATH_LEN];
@@ -842,7 +842,8 @@ static void load_neighbor(struct ld *ld, unsigned i, const struct raw_neighbor *
 		if (!get_seconds(ld, path, r->hold_time, UINT32_MAX, &h)) {
 			ok = false;
 		} else if (h == 1 || h == 2) {
-			/* RFC 4271 §4.2: the Hold Time MUST be either zero or at least three seconds. */
+			/* RFC 4271 §4.2: the Hold Time MUST be either zero or at least three
+			 * seconds. */
 			err_at(ld, path, false,
 			       "%s: must be 0 or at least 3 seconds (RFC 4271 section 4.2)", path);
 			ok = false;
@@ -856,7 +857,7 @@ static void load_neighbor(struct ld *ld, unsigned i, const struct raw_neighbor *
 	}
 	PATH(path, "%s.password", base);
 	if (r->password && !get_string(ld, path, r->password, CONF_PASSWORD_MAX, nb->password,
-				       "TCP_MD5SIG_MAXKEYLEN"))
+	                               "TCP_MD5SIG_MAXKEYLEN"))
 		ok = false;
 	PATH(path, "%s.next-hop6", base);
 	if (r->next_hop6) {
@@ -936,8 +937,8 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 			ok = false;
 	}
 	PATH(path, "%s.communities", base);
-	rt->n_communities = get_communities(ld, path, r->communities, r->communities_count,
-					    rt->communities);
+	rt->n_communities =
+	    get_communities(ld, path, r->communities, r->communities_count, rt->communities);
 	PATH(path, "%s.large-communities", base);
 	unsigned n = r->large_communities_count;
 	if (!check_count(ld, path, n, CONF_MAX_COMMUNITIES))
@@ -945,12 +946,13 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 	for (unsigned k = 0; k < n; k++) {
 		PATH(path, "%s.large-communities[%u]", base, k);
 		if (parse_parts(r->large_communities[k], 3, UINT32_MAX,
-				rt->large_communities[rt->n_large_communities]) == 0)
+		                rt->large_communities[rt->n_large_communities]) == 0)
 			rt->n_large_communities++;
 		else
-			err_at(ld, path, false,
-			       "%s: invalid large community '%s' (expected A:B:C, each 0..4294967295)",
-			       path, r->large_communities[k]);
+			err_at(
+			    ld, path, false,
+			    "%s: invalid large community '%s' (expected A:B:C, each 0..4294967295)",
+			    path, r->large_communities[k]);
 	}
 	if (ok)
 		b->n_routes++;
@@ -998,13 +1000,13 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 		d->enabled = true;
 		d->local_pref = 50;
 		get_u32(ld, "bgp.degraded.local-preference", g->local_pref, 0, UINT32_MAX,
-			&d->local_pref);
+		        &d->local_pref);
 		if (g->med && get_u32(ld, "bgp.degraded.med", g->med, 0, UINT32_MAX, &d->med))
 			d->has_med = true;
 		get_unsigned(ld, "bgp.degraded.prepend", g->prepend, 0, CONF_PREPEND_MAX,
-			     &d->prepend);
+		             &d->prepend);
 		d->n_communities = get_communities(ld, "bgp.degraded.communities", g->communities,
-						   g->communities_count, d->communities);
+		                                   g->communities_count, d->communities);
 	}
 }
 
@@ -1019,7 +1021,7 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 	}
 	if (r->health) {
 		if (get_duration_ms(ld, "health.interval", r->health->interval,
-				    &c->health.interval_ms) &&
+		                    &c->health.interval_ms) &&
 		    c->health.interval_ms == 0)
 			err_at(ld, "health.interval", false, "health.interval: must not be 0");
 		get_unsigned(ld, "health.rise", r->health->rise, 1, 1000, &c->health.rise);
@@ -1032,14 +1034,15 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 			err_at(ld, "control.socket", false, "control.socket: must not be empty");
 		else
 			get_string(ld, "control.socket", s, CONF_SOCKET_MAX, c->control.socket,
-				   "sun_path");
+			           "sun_path");
 		if (r->control->metrics) {
 			if (netaddr_parse(r->control->metrics, CONF_DEFAULT_METRICS_PORT,
-					  &c->control.metrics) == 0)
+			                  &c->control.metrics) == 0)
 				c->control.has_metrics = true;
 			else
 				err_at(ld, "control.metrics", false,
-				       "control.metrics: invalid address '%s'", r->control->metrics);
+				       "control.metrics: invalid address '%s'",
+				       r->control->metrics);
 		}
 	}
 }
@@ -1061,7 +1064,7 @@ static void cy_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list arg
 	n = vsnprintf(lg->buf + lg->len, sizeof(lg->buf) - lg->len, fmt, args);
 	if (n > 0)
 		lg->len += (size_t)n < sizeof(lg->buf) - lg->len ? (size_t)n
-								 : sizeof(lg->buf) - lg->len - 1;
+		                                                 : sizeof(lg->buf) - lg->len - 1;
 }
 
 /* "MAPPING", "SEQUENCE_START", "SCALAR", "STRING": what an operator calls it. */
@@ -1103,10 +1106,10 @@ static void report_cyaml(struct ld *ld, const struct cy_log *lg, cyaml_err_t err
 		} else if (strncmp(line, "Load: ", 6) == 0 && !msg[0]) {
 			PATH(msg, "%s", line + 6);
 		} else if (nc < 16 && (sscanf(line, "  in mapping field: %127s", key) == 1 ||
-				       sscanf(line, "  in mapping field '%127[^']'", key) == 1)) {
+		                       sscanf(line, "  in mapping field '%127[^']'", key) == 1)) {
 			PATH(comps[nc++], ".%s", key);
 		} else if (nc < 16 && (sscanf(line, "  in sequence entry: %u", &idx) == 1 ||
-				       sscanf(line, "  in sequence entry '%u'", &idx) == 1)) {
+		                       sscanf(line, "  in sequence entry '%u'", &idx) == 1)) {
 			PATH(comps[nc++], "[%u]", idx ? idx - 1 : 0);
 		}
 		p = nl ? nl + 1 : p + len;
@@ -1142,8 +1145,9 @@ static void sort_diag(struct conf_diag *d)
 	for (unsigned i = 1; i < d->count; i++) {
 		struct conf_diag_msg m = d->msgs[i];
 		unsigned j = i;
-		while (j > 0 && (d->msgs[j - 1].line > m.line ||
-				 (d->msgs[j - 1].line == m.line && d->msgs[j - 1].column > m.column))) {
+		while (j > 0 &&
+		       (d->msgs[j - 1].line > m.line ||
+		        (d->msgs[j - 1].line == m.line && d->msgs[j - 1].column > m.column))) {
 			d->msgs[j] = d->msgs[j - 1];
 			j--;
 		}
@@ -1152,18 +1156,18 @@ static void sort_diag(struct conf_diag *d)
 }
 
 int conf_load_buffer(const char *text, size_t len, const char *name, const char *resolv_conf,
-		     struct conf *out, struct conf_diag *diag)
+                     struct conf *out, struct conf_diag *diag)
 {
 	struct conf_diag local;
 	struct raw_conf *raw = NULL;
-	struct cy_log lg = { .len = 0 };
+	struct cy_log lg = {.len = 0};
 	struct ld ld;
 	cyaml_config_t cfg = {
-		.log_fn = cy_log_fn,
-		.log_ctx = &lg,
-		.mem_fn = cyaml_mem,
-		.log_level = CYAML_LOG_ERROR,
-		.flags = CYAML_CFG_NO_ALIAS,
+	    .log_fn = cy_log_fn,
+	    .log_ctx = &lg,
+	    .mem_fn = cyaml_mem,
+	    .log_level = CYAML_LOG_ERROR,
+	    .flags = CYAML_CFG_NO_ALIAS,
 	};
 	int rc;
 
@@ -1205,7 +1209,7 @@ int conf_load_buffer(const char *text, size_t len, const char *name, const char 
 	}
 	if (root && !ld.errors) {
 		cyaml_err_t e = cyaml_load_data((const uint8_t *)text, len, &cfg, &top_schema,
-						(cyaml_data_t **)&raw, NULL);
+		                                (cyaml_data_t **)&raw, NULL);
 		if (e != CYAML_OK) {
 			if (e == CYAML_ERR_OOM) {
 				conf_pos_free(&ld.pos);
@@ -1216,7 +1220,7 @@ int conf_load_buffer(const char *text, size_t len, const char *name, const char 
 		}
 	}
 	if (!ld.errors) {
-		struct raw_conf none = { 0 };
+		struct raw_conf none = {0};
 		const struct raw_conf *r = raw ? raw : &none;
 		load_dns(&ld, r->dns, out);
 		if (r->bgp)
@@ -1231,9 +1235,9 @@ int conf_load_buffer(const char *text, size_t len, const char *name, const char 
 }
 
 int conf_load_file(const char *path, const char *resolv_conf, struct conf *out,
-		   struct conf_diag *diag)
+                   struct conf_diag *diag)
 {
-	struct conf_sink s = { .name = path, .diag = diag };
+	struct conf_sink s = {.name = path, .diag = diag};
 	size_t len;
 	int err = 0, rc;
 	char *text = read_small_file(path, &len, &err);

@@ -9,7 +9,8 @@
  * Loading: libcyaml (schema in conf.c) reads every scalar as text into a raw
  * tree; conf.c converts and validates each value itself so that ALL semantic
  * errors are collected, each with the line and column of its node. libcyaml
- * does not report positions, so conf_pos.c builds an index from one libyaml
+ * gives no usable position (Debian's 1.3.1 backtrace carries the marks of its
+ * last event, not of the node), so conf_pos.c builds an index from one libyaml
  * event pass ("bgp.neighbors[0].hold-time" -> line:column) and libcyaml's
  * own error (it stops at its first) is placed through its backtrace.
  *
@@ -53,21 +54,21 @@
 
 #include "core/netaddr.h"
 
-#define CONF_MAX_LISTEN       32
-#define CONF_MAX_ALLOW        64
-#define CONF_MAX_UPSTREAMS    16
-#define CONF_MAX_NEIGHBORS    16
-#define CONF_MAX_ROUTES       64
-#define CONF_MAX_COMMUNITIES  32
-#define CONF_MAX_THREADS      64
-#define CONF_RESOLV_MAXNS      3   /* glibc MAXNS: later nameserver lines ignored */
-#define CONF_IDENTITY_MAX    255   /* one TXT character-string (RFC 1035 §3.3) */
-#define CONF_PASSWORD_MAX     80   /* TCP_MD5SIG_MAXKEYLEN */
-#define CONF_SOCKET_MAX      107   /* sizeof(sun_path) - 1 */
-#define CONF_PREPEND_MAX      10
-#define CONF_HOLD_TIME_MAX 65535   /* 16-bit field in OPEN (RFC 4271 §4.2) */
+#define CONF_MAX_LISTEN      32
+#define CONF_MAX_ALLOW       64
+#define CONF_MAX_UPSTREAMS   16
+#define CONF_MAX_NEIGHBORS   16
+#define CONF_MAX_ROUTES      64
+#define CONF_MAX_COMMUNITIES 32
+#define CONF_MAX_THREADS     64
+#define CONF_RESOLV_MAXNS    3   /* glibc MAXNS: later nameserver lines ignored */
+#define CONF_IDENTITY_MAX    255 /* one TXT character-string (RFC 1035 §3.3) */
+#define CONF_PASSWORD_MAX    80  /* TCP_MD5SIG_MAXKEYLEN */
+#define CONF_SOCKET_MAX      107 /* sizeof(sun_path) - 1 */
+#define CONF_PREPEND_MAX     10
+#define CONF_HOLD_TIME_MAX   65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
 
-#define CONF_DEFAULT_HOLD_TIME_S 90
+#define CONF_DEFAULT_HOLD_TIME_S  90
 #define CONF_DEFAULT_METRICS_PORT 9253
 
 struct conf_cache {
@@ -79,26 +80,26 @@ struct conf_cache {
 };
 
 struct conf_dns {
-	struct netaddr listen[CONF_MAX_LISTEN];       /* port always set */
+	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
 	unsigned n_listen;
 	struct netprefix allow[CONF_MAX_ALLOW];
 	unsigned n_allow;
 	struct netaddr upstreams[CONF_MAX_UPSTREAMS]; /* port always set */
 	unsigned n_upstreams;
-	unsigned threads;                             /* 1..CONF_MAX_THREADS */
+	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
 };
 
 struct conf_neighbor {
-	struct netaddr address;        /* .port = TCP port to connect to */
+	struct netaddr address; /* .port = TCP port to connect to */
 	uint32_t asn;
-	struct netaddr local_address;  /* family 0 = let the kernel choose */
+	struct netaddr local_address; /* family 0 = let the kernel choose */
 	bool passive;
-	uint32_t hold_time_s;          /* 0 or 3..65535 */
+	uint32_t hold_time_s;                 /* 0 or 3..65535 */
 	char password[CONF_PASSWORD_MAX + 1]; /* "" = no TCP MD5 */
 	bool bfd;
-	struct netaddr next_hop6;      /* for IPv6 routes over an IPv4 session */
+	struct netaddr next_hop6; /* for IPv6 routes over an IPv4 session */
 	bool has_next_hop6;
 };
 
@@ -107,7 +108,7 @@ struct conf_route {
 	uint32_t local_pref;
 	uint32_t med;
 	bool has_med;
-	uint32_t communities[CONF_MAX_COMMUNITIES];   /* (A << 16) | B */
+	uint32_t communities[CONF_MAX_COMMUNITIES]; /* (A << 16) | B */
 	unsigned n_communities;
 	uint32_t large_communities[CONF_MAX_COMMUNITIES][3];
 	unsigned n_large_communities;
@@ -118,15 +119,15 @@ struct conf_degraded {
 	uint32_t local_pref;
 	uint32_t med;
 	bool has_med;
-	unsigned prepend;                             /* 0..CONF_PREPEND_MAX */
-	uint32_t communities[CONF_MAX_COMMUNITIES];   /* added to the route's */
+	unsigned prepend;                           /* 0..CONF_PREPEND_MAX */
+	uint32_t communities[CONF_MAX_COMMUNITIES]; /* added to the route's */
 	unsigned n_communities;
 };
 
 struct conf_bgp {
 	bool enabled;
-	uint32_t asn;                  /* 1..4294967295, never 23456 (AS_TRANS) */
-	struct netaddr router_id;      /* IPv4, non-zero (RFC 6286 §2.1) */
+	uint32_t asn;             /* 1..4294967295, never 23456 (AS_TRANS) */
+	struct netaddr router_id; /* IPv4, non-zero (RFC 6286 §2.1) */
 	struct conf_neighbor neighbors[CONF_MAX_NEIGHBORS];
 	unsigned n_neighbors;
 	struct conf_route routes[CONF_MAX_ROUTES];
@@ -136,7 +137,7 @@ struct conf_bgp {
 
 struct conf_bfd {
 	uint64_t interval_ms;
-	unsigned multiplier;           /* 1..255 (Detect Mult, RFC 5880 §4.1) */
+	unsigned multiplier; /* 1..255 (Detect Mult, RFC 5880 §4.1) */
 };
 
 struct conf_health {
@@ -161,19 +162,19 @@ struct conf {
 };
 
 /* Collected error messages, each "FILE:LINE:COLUMN: message" (1-based). */
-#define CONF_DIAG_MAX   64
+#define CONF_DIAG_MAX  64
 #define CONF_DIAG_TEXT 256
 
 struct conf_diag_msg {
 	unsigned line;
 	unsigned column;
-	char text[CONF_DIAG_TEXT];     /* full line including "FILE:L:C: " */
+	char text[CONF_DIAG_TEXT]; /* full line including "FILE:L:C: " */
 };
 
 struct conf_diag {
-	struct conf_diag_msg msgs[CONF_DIAG_MAX];  /* sorted by position */
+	struct conf_diag_msg msgs[CONF_DIAG_MAX]; /* sorted by position */
 	unsigned count;
-	unsigned overflow;             /* messages dropped beyond CONF_DIAG_MAX */
+	unsigned overflow; /* messages dropped beyond CONF_DIAG_MAX */
 };
 
 /*
@@ -183,9 +184,9 @@ struct conf_diag {
  * (NULL: none). diag may be NULL.
  */
 int conf_load_file(const char *path, const char *resolv_conf, struct conf *out,
-		   struct conf_diag *diag);
-int conf_load_buffer(const char *text, size_t len, const char *name,
-		     const char *resolv_conf, struct conf *out, struct conf_diag *diag);
+                   struct conf_diag *diag);
+int conf_load_buffer(const char *text, size_t len, const char *name, const char *resolv_conf,
+                     struct conf *out, struct conf_diag *diag);
 
 /* The embedded configuration used without -c: every default above. */
 void conf_default(struct conf *out, const char *resolv_conf);

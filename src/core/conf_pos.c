@@ -15,8 +15,7 @@
 /* Bounds the index of a hostile file; later nodes fall back to ancestors. */
 #define POS_MAX_ENTRIES 100000
 
-void conf_sink_vadd(struct conf_sink *s, unsigned line, unsigned col, const char *fmt,
-		    va_list ap)
+void conf_sink_vadd(struct conf_sink *s, unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	struct conf_diag_msg *m;
 	int n;
@@ -53,8 +52,8 @@ const struct conf_pos_entry *conf_pos_get(const struct conf_pos *idx, const char
 	return NULL;
 }
 
-void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key,
-		   unsigned *line, unsigned *col)
+void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key, unsigned *line,
+                   unsigned *col)
 {
 	char p[CONF_PATH_LEN];
 	const struct conf_pos_entry *e;
@@ -91,15 +90,15 @@ void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key,
 
 struct frame {
 	bool is_map;
-	bool want_key;          /* maps: next node is a key */
-	unsigned index;         /* sequences: next entry index */
+	bool want_key;  /* maps: next node is a key */
+	unsigned index; /* sequences: next entry index */
 	char key[CONF_PATH_LEN];
 	unsigned key_line, key_col;
-	size_t path_len;        /* this container's path length in pathbuf */
+	size_t path_len; /* this container's path length in pathbuf */
 };
 
-static int push_entry(struct conf_pos *idx, const char *path, unsigned kl, unsigned kc,
-		      unsigned l, unsigned c, bool scalar)
+static int push_entry(struct conf_pos *idx, const char *path, unsigned kl, unsigned kc, unsigned l,
+                      unsigned c, bool scalar)
 {
 	struct conf_pos_entry *e;
 
@@ -147,14 +146,16 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 
 	while (!done) {
 		if (!yaml_parser_parse(&parser, &ev)) {
-			conf_sink_add(s, (unsigned)parser.problem_mark.line + 1,
-				      (unsigned)parser.problem_mark.column + 1, "YAML syntax: %s%s%s",
-				      parser.problem ? parser.problem : "error",
-				      parser.context ? " " : "", parser.context ? parser.context : "");
+			conf_sink_add(
+			    s, (unsigned)parser.problem_mark.line + 1,
+			    (unsigned)parser.problem_mark.column + 1, "YAML syntax: %s%s%s",
+			    parser.problem ? parser.problem : "error", parser.context ? " " : "",
+			    parser.context ? parser.context : "");
 			rc = -EINVAL;
 			break;
 		}
-		unsigned l = (unsigned)ev.start_mark.line + 1, c = (unsigned)ev.start_mark.column + 1;
+		unsigned l = (unsigned)ev.start_mark.line + 1,
+		         c = (unsigned)ev.start_mark.column + 1;
 		struct frame *top = depth ? &st[depth - 1] : NULL;
 
 		switch (ev.type) {
@@ -182,19 +183,20 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 
 			if (top && top->is_map && top->want_key) {
 				if (!scalar) {
-					conf_sink_add(s, l, c, "mapping keys must be plain strings");
+					conf_sink_add(s, l, c,
+					              "mapping keys must be plain strings");
 					rc = -EINVAL;
 					done = true;
 					break;
 				}
 				snprintf(top->key, sizeof(top->key), "%s",
-					 (const char *)ev.data.scalar.value);
+				         (const char *)ev.data.scalar.value);
 				top->key_line = l;
 				top->key_col = c;
 				top->want_key = false;
 				/* Duplicate keys: libcyaml would let the last one win. */
 				snprintf(path + base, sizeof(path) - base, "%s%s", base ? "." : "",
-					 top->key);
+				         top->key);
 				if (conf_pos_get(idx, path)) {
 					conf_sink_add(s, l, c, "duplicate key '%s'", top->key);
 					rc = -EINVAL;
@@ -204,7 +206,7 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 			}
 			if (top && top->is_map) {
 				snprintf(path + base, sizeof(path) - base, "%s%s", base ? "." : "",
-					 top->key);
+				         top->key);
 				kl = top->key_line;
 				kc = top->key_col;
 				top->want_key = true;
@@ -223,7 +225,8 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 				break;
 			}
 			if (depth == POS_MAX_DEPTH) {
-				conf_sink_add(s, l, c, "nesting deeper than %d levels", POS_MAX_DEPTH);
+				conf_sink_add(s, l, c, "nesting deeper than %d levels",
+				              POS_MAX_DEPTH);
 				rc = -EINVAL;
 				done = true;
 				break;

@@ -22,8 +22,8 @@
 
 struct conf_pos_entry {
 	char path[CONF_PATH_LEN];
-	unsigned key_line, key_col;    /* 0 when the node is not a mapping value */
-	unsigned line, col;            /* start of the value node, 1-based */
+	unsigned key_line, key_col; /* 0 when the node is not a mapping value */
+	unsigned line, col;         /* start of the value node, 1-based */
 	bool is_scalar;
 };
 
@@ -39,9 +39,9 @@ struct conf_sink {
 };
 
 void conf_sink_add(struct conf_sink *s, unsigned line, unsigned col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-void conf_sink_vadd(struct conf_sink *s, unsigned line, unsigned col, const char *fmt,
-		    va_list ap) __attribute__((format(printf, 4, 0)));
+    __attribute__((format(printf, 4, 5)));
+void conf_sink_vadd(struct conf_sink *s, unsigned line, unsigned col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /*
  * Builds the index. Syntax errors, aliases, duplicate keys, non-scalar keys
@@ -54,7 +54,7 @@ void conf_pos_free(struct conf_pos *idx);
 const struct conf_pos_entry *conf_pos_get(const struct conf_pos *idx, const char *path);
 /* Position of path's value (or its key, when want_key and it has one);
  * falls back to the nearest ancestor, then 1:1. */
-void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key,
-		   unsigned *line, unsigned *col);
+void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key, unsigned *line,
+                   unsigned *col);
 
 #endif

@@ -11,8 +11,14 @@
 /* Largest unit that divides exactly, so the text stays readable and exact. */
 static void fmt_ms(char *buf, size_t size, uint64_t ms)
 {
-	static const struct { const char *u; uint64_t m; } units[] = {
-		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	static const struct {
+		const char *u;
+		uint64_t m;
+	} units[] = {
+	    {"d", 86400000},
+	    {"h", 3600000},
+	    {"m", 60000},
+	    {"s", 1000},
 	};
 
 	if (ms == 0) {
@@ -30,8 +36,13 @@ static void fmt_ms(char *buf, size_t size, uint64_t ms)
 
 static void fmt_size(char *buf, size_t size, uint64_t b)
 {
-	static const struct { const char *u; uint64_t m; } units[] = {
-		{ "GiB", 1ull << 30 }, { "MiB", 1ull << 20 }, { "KiB", 1ull << 10 },
+	static const struct {
+		const char *u;
+		uint64_t m;
+	} units[] = {
+	    {"GiB", 1ull << 30},
+	    {"MiB", 1ull << 20},
+	    {"KiB", 1ull << 10},
 	};
 
 	for (unsigned i = 0; b && i < 3; i++) {
@@ -64,7 +75,8 @@ static void put_addr_list(FILE *f, const char *key, const struct netaddr *a, uns
 
 	fprintf(f, "  %s: [", key);
 	for (unsigned i = 0; i < n; i++)
-		fprintf(f, "%s\"%s\"", i ? ", " : "", netaddr_format(&a[i], true, buf, sizeof(buf)));
+		fprintf(f, "%s\"%s\"", i ? ", " : "",
+		        netaddr_format(&a[i], true, buf, sizeof(buf)));
 	fprintf(f, "]\n");
 }
 
@@ -87,7 +99,7 @@ int conf_print(FILE *f, const struct conf *c)
 	fprintf(f, "  allow: [");
 	for (unsigned i = 0; i < c->dns.n_allow; i++)
 		fprintf(f, "%s\"%s\"", i ? ", " : "",
-			netprefix_format(&c->dns.allow[i], buf, sizeof(buf)));
+		        netprefix_format(&c->dns.allow[i], buf, sizeof(buf)));
 	fprintf(f, "]\n");
 	put_addr_list(f, "upstreams", c->dns.upstreams, c->dns.n_upstreams);
 	fprintf(f, "  threads: %u\n  identity: ", c->dns.threads);
@@ -99,24 +111,25 @@ int conf_print(FILE *f, const struct conf *c)
 	fmt_ms(t3, sizeof(t3), (uint64_t)c->dns.cache.negative_ttl_s * 1000);
 	fmt_ms(t4, sizeof(t4), (uint64_t)c->dns.cache.serve_stale_s * 1000);
 	fprintf(f, "    min-ttl: %s\n    max-ttl: %s\n    negative-ttl: %s\n    serve-stale: %s\n",
-		t1, t2, t3, t4);
+	        t1, t2, t3, t4);
 
 	if (c->bgp.enabled) {
 		const struct conf_bgp *b = &c->bgp;
 		fprintf(f, "bgp:\n  asn: %" PRIu32 "\n  router-id: %s\n", b->asn,
-			netaddr_format(&b->router_id, false, buf, sizeof(buf)));
+		        netaddr_format(&b->router_id, false, buf, sizeof(buf)));
 		fprintf(f, "  neighbors:\n");
 		for (unsigned i = 0; i < b->n_neighbors; i++) {
 			const struct conf_neighbor *n = &b->neighbors[i];
 			fprintf(f, "    - address: \"%s\"\n",
-				netaddr_format(&n->address, false, buf, sizeof(buf)));
-			fprintf(f, "      asn: %" PRIu32 "\n      port: %u\n", n->asn, n->address.port);
+			        netaddr_format(&n->address, false, buf, sizeof(buf)));
+			fprintf(f, "      asn: %" PRIu32 "\n      port: %u\n", n->asn,
+			        n->address.port);
 			if (n->local_address.family)
 				fprintf(f, "      local-address: \"%s\"\n",
-					netaddr_format(&n->local_address, false, buf, sizeof(buf)));
+				        netaddr_format(&n->local_address, false, buf, sizeof(buf)));
 			fmt_ms(t1, sizeof(t1), (uint64_t)n->hold_time_s * 1000);
 			fprintf(f, "      passive: %s\n      hold-time: %s\n      bfd: %s\n",
-				n->passive ? "true" : "false", t1, n->bfd ? "true" : "false");
+			        n->passive ? "true" : "false", t1, n->bfd ? "true" : "false");
 			if (n->password[0]) {
 				fprintf(f, "      password: ");
 				put_quoted(f, n->password);
@@ -124,13 +137,13 @@ int conf_print(FILE *f, const struct conf *c)
 			}
 			if (n->has_next_hop6)
 				fprintf(f, "      next-hop6: \"%s\"\n",
-					netaddr_format(&n->next_hop6, false, buf, sizeof(buf)));
+				        netaddr_format(&n->next_hop6, false, buf, sizeof(buf)));
 		}
 		fprintf(f, "  announce:%s\n", b->n_routes ? "" : " []");
 		for (unsigned i = 0; i < b->n_routes; i++) {
 			const struct conf_route *r = &b->routes[i];
 			fprintf(f, "    - prefix: \"%s\"\n      local-preference: %" PRIu32 "\n",
-				netprefix_format(&r->prefix, buf, sizeof(buf)), r->local_pref);
+			        netprefix_format(&r->prefix, buf, sizeof(buf)), r->local_pref);
 			if (r->has_med)
 				fprintf(f, "      med: %" PRIu32 "\n", r->med);
 			put_communities(f, "      ", r->communities, r->n_communities);
@@ -138,14 +151,16 @@ int conf_print(FILE *f, const struct conf *c)
 				fprintf(f, "      large-communities: [");
 				for (unsigned k = 0; k < r->n_large_communities; k++)
 					fprintf(f, "%s\"%" PRIu32 ":%" PRIu32 ":%" PRIu32 "\"",
-						k ? ", " : "", r->large_communities[k][0],
-						r->large_communities[k][1], r->large_communities[k][2]);
+					        k ? ", " : "", r->large_communities[k][0],
+					        r->large_communities[k][1],
+					        r->large_communities[k][2]);
 				fprintf(f, "]\n");
 			}
 		}
 		if (b->degraded.enabled) {
 			const struct conf_degraded *d = &b->degraded;
-			fprintf(f, "  degraded:\n    local-preference: %" PRIu32 "\n", d->local_pref);
+			fprintf(f, "  degraded:\n    local-preference: %" PRIu32 "\n",
+			        d->local_pref);
 			if (d->has_med)
 				fprintf(f, "    med: %" PRIu32 "\n", d->med);
 			fprintf(f, "    prepend: %u\n", d->prepend);
@@ -158,12 +173,12 @@ int conf_print(FILE *f, const struct conf *c)
 	fmt_ms(t1, sizeof(t1), c->health.interval_ms);
 	fmt_ms(t2, sizeof(t2), c->health.drain_ms);
 	fprintf(f, "health:\n  interval: %s\n  rise: %u\n  fall: %u\n  drain: %s\n", t1,
-		c->health.rise, c->health.fall, t2);
+	        c->health.rise, c->health.fall, t2);
 	fprintf(f, "control:\n  socket: ");
 	put_quoted(f, c->control.socket);
 	fputc('\n', f);
 	if (c->control.has_metrics)
 		fprintf(f, "  metrics: \"%s\"\n",
-			netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
+		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
 	return ferror(f) ? -EIO : 0;
 }

@@ -129,14 +129,15 @@ Test(conf, two_node_examples)
 	cr_expect_str_eq(netaddr_format(&b.bgp.router_id, false, buf, sizeof(buf)), "192.168.0.3");
 	cr_assert_eq(a.bgp.n_neighbors, 1);
 	cr_expect_str_eq(netaddr_format(&a.bgp.neighbors[0].address, true, buf, sizeof(buf)),
-			 "192.168.0.1:179");
+	                 "192.168.0.1:179");
 	cr_expect_eq(a.bgp.neighbors[0].asn, 64512);
 	cr_expect_eq(a.bgp.neighbors[0].hold_time_s, 10);
 	cr_expect_str_eq(netaddr_format(&b.bgp.neighbors[0].local_address, false, buf, sizeof(buf)),
-			 "192.168.0.3");
+	                 "192.168.0.3");
 	cr_assert_eq(a.bgp.n_routes, 2);
 	cr_assert_eq(b.bgp.n_routes, 2);
-	cr_expect_str_eq(netprefix_format(&a.bgp.routes[0].prefix, buf, sizeof(buf)), "192.168.0.4/32");
+	cr_expect_str_eq(netprefix_format(&a.bgp.routes[0].prefix, buf, sizeof(buf)),
+	                 "192.168.0.4/32");
 	cr_expect_eq(a.bgp.routes[0].local_pref, 200);
 	cr_expect_eq(a.bgp.routes[1].local_pref, 150);
 	cr_expect_eq(b.bgp.routes[0].local_pref, 150);
@@ -158,7 +159,8 @@ Test(conf, full_example_values)
 	path_in(p, sizeof(p), "examples/full.yaml", NULL);
 	cr_assert_eq(conf_load_file(p, resolv, &c, &d), 0);
 	cr_expect_eq(c.dns.n_listen, 3);
-	cr_expect_str_eq(netaddr_format(&c.dns.listen[2], true, buf, sizeof(buf)), "[2001:db8::53]:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.listen[2], true, buf, sizeof(buf)),
+	                 "[2001:db8::53]:53");
 	cr_expect_eq(c.dns.n_upstreams, 2);
 	cr_expect_eq(c.dns.threads, 2);
 	cr_expect_eq(c.dns.cache.size_bytes, 256ull << 20);
@@ -257,7 +259,7 @@ static void check_bad(const char *path)
 		unsigned l, col;
 
 		cr_assert(strncmp(t, base, bl) == 0 && t[bl] == ':',
-			  "%s: message lacks the file name: %s", name, t);
+		          "%s: message lacks the file name: %s", name, t);
 		snprintf(line, sizeof(line), "%s\n", t + bl + 1);
 		strcat(got, line);
 		cr_expect_eq(sscanf(line, "%u:%u:", &l, &col), 2);
@@ -288,7 +290,7 @@ Test(conf, missing_file)
 	cr_expect_eq(conf_load_file("/nonexistent/anycache.yaml", resolv, &c, &d), -ENOENT);
 	cr_assert_eq(d.count, 1);
 	cr_expect(strstr(d.msgs[0].text, "/nonexistent/anycache.yaml:1:1: cannot read") ==
-		  d.msgs[0].text);
+	          d.msgs[0].text);
 }
 
 Test(conf, diag_overflow_and_null_diag)
@@ -341,7 +343,8 @@ Test(conf, defaults)
 	cr_expect_str_eq(netprefix_format(&c.dns.allow[0], buf, sizeof(buf)), "127.0.0.0/8");
 	cr_expect_str_eq(netprefix_format(&c.dns.allow[1], buf, sizeof(buf)), "::1/128");
 	cr_assert_eq(c.dns.n_upstreams, 1);
-	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "192.0.2.53:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
+	                 "192.0.2.53:53");
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cr_expect_eq(c.dns.threads, ncpu > CONF_MAX_THREADS ? CONF_MAX_THREADS : (unsigned)ncpu);
 	char host[256] = "";
@@ -370,9 +373,9 @@ Test(conf, neighbor_and_route_defaults)
 	static struct conf c;
 	struct conf_diag d;
 	const char *t = "dns: {listen: [192.0.2.1]}\n"
-			"bgp:\n  asn: 65000\n  router-id: 192.0.2.1\n"
-			"  neighbors: [{address: 192.0.2.254, asn: 65001}]\n"
-			"  announce: [{prefix: 192.0.2.1/32}]\n";
+	                "bgp:\n  asn: 65000\n  router-id: 192.0.2.1\n"
+	                "  neighbors: [{address: 192.0.2.254, asn: 65001}]\n"
+	                "  announce: [{prefix: 192.0.2.1/32}]\n";
 
 	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", resolv, &c, &d), 0);
 	cr_expect(c.bgp.enabled);
@@ -395,17 +398,17 @@ Test(conf, resolv_parsing)
 	struct netaddr ns[8];
 	char buf[NETADDR_STRLEN];
 	const char *text = "# generated\n"
-			   "; another comment\n"
-			   "search example.net\n"
-			   "nameserver 192.0.2.1\n"
-			   "nameserver\t2001:db8::53   # trailing comment\n"
-			   "nameserver fe80::1%eth0\n"
-			   "nameserver not-an-address\n"
-			   "nameserverX 192.0.2.9\n"
-			   "garbage line with words\n"
-			   "   nameserver 192.0.2.2\n"
-			   "nameserver 192.0.2.3\n"
-			   "nameserver 192.0.2.4";
+	                   "; another comment\n"
+	                   "search example.net\n"
+	                   "nameserver 192.0.2.1\n"
+	                   "nameserver\t2001:db8::53   # trailing comment\n"
+	                   "nameserver fe80::1%eth0\n"
+	                   "nameserver not-an-address\n"
+	                   "nameserverX 192.0.2.9\n"
+	                   "garbage line with words\n"
+	                   "   nameserver 192.0.2.2\n"
+	                   "nameserver 192.0.2.3\n"
+	                   "nameserver 192.0.2.4";
 
 	int n = conf_parse_resolv(text, ns, 8);
 	cr_assert_eq(n, 5);
@@ -425,7 +428,7 @@ Test(conf, resolv_defaults_skip_self_and_cap)
 	char path[] = "/tmp/anycache-test-resolv-XXXXXX", buf[NETADDR_STRLEN];
 	int fd = mkstemp(path);
 	const char *rc = "nameserver 127.0.0.1\nnameserver ::1\nnameserver 192.0.2.1\n"
-			 "nameserver 192.0.2.2\nnameserver 192.0.2.3\nnameserver 192.0.2.4\n";
+	                 "nameserver 192.0.2.2\nnameserver 192.0.2.3\nnameserver 192.0.2.4\n";
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, rc, strlen(rc)), (ssize_t)strlen(rc));
@@ -433,12 +436,15 @@ Test(conf, resolv_defaults_skip_self_and_cap)
 	/* Default listen is 127.0.0.1 and ::1 port 53: both are skipped, then glibc's 3. */
 	cr_assert_eq(conf_load_buffer("", 0, "t", path, &c, &d), 0);
 	cr_assert_eq(c.dns.n_upstreams, CONF_RESOLV_MAXNS);
-	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "192.0.2.1:53");
-	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[2], true, buf, sizeof(buf)), "192.0.2.3:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
+	                 "192.0.2.1:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[2], true, buf, sizeof(buf)),
+	                 "192.0.2.3:53");
 	/* Listening elsewhere on port 5353: loopback upstreams are not ourselves. */
 	const char *t = "dns: {listen: [\"127.0.0.1:5353\"]}\n";
 	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
-	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "127.0.0.1:53");
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
+	                 "127.0.0.1:53");
 	/* A wildcard listener on 53 answers on loopback too. */
 	t = "dns: {listen: [\"0.0.0.0\"]}\n";
 	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
