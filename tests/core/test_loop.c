@@ -1,0 +1,369 @@
+/* Unit tests for core/loop.c on the real kernel, loopback only. Every test
+ * bounds its running time with a watchdog timer or socket timeouts. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/loop.h"
+
+static int udp_bound(struct sockaddr_in *sin)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)sin, sizeof(*sin)), 0);
+	socklen_t sl = sizeof(*sin);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)sin, &sl), 0);
+	return fd;
+}
+
+static int udp_client(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = 3 };
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int big = 1 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	return fd;
+}
+
+/* Watchdog: any loop test that hangs stops and fails instead. */
+static bool watchdog_fired;
+static void watchdog(struct timer *t, uint64_t now, void *arg)
+{
+	watchdog_fired = true;
+	loop_stop(arg);
+}
+
+Test(loop, probe_succeeds)
+{
+	char why[256];
+	int r = loop_probe(why, sizeof(why));
+	cr_assert_eq(r, 0, "probe failed: %d %s", r, why);
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_global_init(), 0); /* idempotent */
+}
+
+/* ---- UDP echo, loop running in its own thread ---- */
+
+static void echo(struct loop *l, void *ctx, const struct loop_dgram *d)
+{
+	int r = loop_udp_send(l, d->fd, d->peer, d->peerlen, d->payload, d->len);
+	cr_assert_eq(r, 0, "udp_send %d", r);
+}
+
+static void *run_thread(void *arg)
+{
+	return (void *)(intptr_t)loop_run(arg);
+}
+
+static void echo_n(const struct loop_config *cfg, unsigned n, bool burst, struct loop_stats *st)
+{
+	struct loop *l;
+	struct sockaddr_in srv;
+	int sfd = udp_bound(&srv);
+	int cfd = udp_client();
+	cr_assert_eq(loop_new(cfg, &l), 0);
+	cr_assert_eq(loop_udp_listen(l, sfd, echo, NULL), 0);
+	char msg[64], got[64];
+	if (burst) /* queued before the loop runs: the kernel sees them all at once */
+		for (unsigned i = 0; i < n; i++) {
+			int len = snprintf(msg, sizeof(msg), "q%u", i);
+			cr_assert_eq(sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)), len);
+		}
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, run_thread, l), 0);
+	bool seen[1024] = { 0 };
+	for (unsigned i = 0; i < n; i++) {
+		if (!burst) {
+			int len = snprintf(msg, sizeof(msg), "q%u", i);
+			cr_assert_eq(sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)), len);
+		}
+		ssize_t r = recv(cfd, got, sizeof(got) - 1, 0);
+		cr_assert_gt(r, 0, "reply %u missing (errno %d)", i, errno);
+		got[r] = 0;
+		unsigned k;
+		cr_assert_eq(sscanf(got, "q%u", &k), 1);
+		cr_assert_lt(k, n);
+		if (!burst)
+			cr_assert_eq(k, i);
+		cr_assert(!seen[k], "duplicate reply %u", k);
+		seen[k] = true;
+	}
+	loop_stop(l);
+	void *ret;
+	pthread_join(th, &ret);
+	cr_assert_eq((intptr_t)ret, 0);
+	loop_get_stats(l, st);
+	cr_assert_eq(st->udp_rx, n);
+	loop_free(l);
+	close(sfd);
+	close(cfd);
+}
+
+Test(loop, udp_echo)
+{
+	struct loop_stats st;
+	echo_n(NULL, 300, false, &st);
+	cr_assert_geq(st.udp_tx, 299); /* the last send's CQE may race the stop */
+	cr_assert_eq(st.udp_tx_err, 0);
+	cr_assert_eq(st.udp_tx_noslot, 0);
+}
+
+Test(loop, udp_rearm_after_buffer_exhaustion)
+{
+	struct loop_config cfg = { .rx_bufs = 4 };
+	struct loop_stats st;
+	echo_n(&cfg, 200, true, &st);
+	/* 200 queued datagrams, 4 buffers: the multishot must have run dry and
+	 * been re-armed, yet every query was answered. */
+	cr_assert_geq(st.udp_rx_nobufs, 1);
+	cr_assert_geq(st.udp_rearms, 1);
+}
+
+Test(loop, udp_send_slots_exhausted)
+{
+	struct loop_config cfg = { .tx_slots = 2 };
+	struct loop *l;
+	struct sockaddr_in dst;
+	int fd = udp_bound(&dst);
+	cr_assert_eq(loop_new(&cfg, &l), 0);
+	/* Not running: nothing completes, so the third send finds no slot. */
+	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "a", 1), 0);
+	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "b", 1), 0);
+	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "c", 1), -ENOBUFS);
+	char big[5000] = { 0 };
+	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), big, sizeof(big)),
+		     -EMSGSIZE);
+	struct loop_stats st;
+	loop_get_stats(l, &st);
+	cr_assert_eq(st.udp_tx_noslot, 1);
+	loop_free(l);
+	close(fd);
+}
+
+/* ---- timers ---- */
+
+struct tctx {
+	struct loop *l;
+	uint64_t deadline, fired_at;
+	int order;
+};
+static int fire_seq;
+
+static void tfire(struct timer *t, uint64_t now, void *arg)
+{
+	struct tctx *c = arg;
+	c->fired_at = clock_now_ms();
+	c->order = fire_seq++;
+	if (c->order == 2)
+		loop_stop(c->l);
+}
+
+Test(loop, timers_fire_in_order_not_early)
+{
+	struct loop *l;
+	struct timer t[3], wd;
+	struct tctx c[3];
+	static const unsigned delay[3] = { 60, 20, 40 };
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	uint64_t start = clock_now_ms();
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct tctx){ .l = l, .deadline = start + delay[i], .order = -1 };
+		timer_init(&t[i], tfire, &c[i]);
+		cr_assert_eq(loop_timer_arm(l, &t[i], c[i].deadline), 0);
+	}
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, start + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert(!watchdog_fired);
+	cr_assert_eq(c[1].order, 0);
+	cr_assert_eq(c[2].order, 1);
+	cr_assert_eq(c[0].order, 2);
+	for (int i = 0; i < 3; i++)
+		cr_assert_geq(c[i].fired_at, c[i].deadline, "timer %d early", i);
+	struct loop_stats st;
+	loop_get_stats(l, &st);
+	cr_assert_eq(st.timers_run, 3);
+	loop_timer_cancel(l, &wd);
+	loop_free(l);
+}
+
+/* ---- stop from another thread ---- */
+
+static void *stopper(void *arg)
+{
+	usleep(50 * 1000);
+	loop_stop(arg);
+	return NULL;
+}
+
+Test(loop, stop_from_other_thread)
+{
+	struct loop *l;
+	pthread_t th;
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	uint64_t t0 = clock_now_ms();
+	cr_assert_eq(pthread_create(&th, NULL, stopper, l), 0);
+	cr_assert_eq(loop_run(l), 0); /* no timers, no I/O: only the stop can end it */
+	cr_assert_geq(clock_now_ms() - t0, 45);
+	pthread_join(th, NULL);
+	/* A second run stops again. */
+	cr_assert_eq(pthread_create(&th, NULL, stopper, l), 0);
+	cr_assert_eq(loop_run(l), 0);
+	pthread_join(th, NULL);
+	loop_free(l);
+}
+
+/* ---- stream: connect/accept/recv/send/close on loopback TCP ---- */
+
+struct stream_test {
+	struct loop *l;
+	int lfd, cfd, afd;
+	char sbuf[64], cbuf[64];
+	int connected, accepted, echoed, closed;
+	uint64_t accept_id;
+	int accept_final_res;
+};
+
+static void closed_cb(struct loop *l, void *ctx)
+{
+	struct stream_test *s = ctx;
+	if (++s->closed == 3)
+		loop_stop(l);
+}
+
+static void client_recv_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct stream_test *s = ctx;
+	cr_assert_eq(res, 5);
+	cr_assert_eq(memcmp(s->cbuf, "HELLO", 5), 0);
+	s->echoed = 1;
+	cr_assert_eq(loop_close_fd(l, s->cfd, closed_cb, s), 0);
+	cr_assert_eq(loop_close_fd(l, s->afd, closed_cb, s), 0);
+	cr_assert_eq(loop_close_fd(l, s->lfd, closed_cb, s), 0);
+}
+
+static void sent_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	cr_assert_eq(res, 5);
+}
+
+static void server_recv_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct stream_test *s = ctx;
+	cr_assert_eq(res, 5);
+	for (int i = 0; i < 5; i++)
+		s->sbuf[i] = (char)(s->sbuf[i] - 'a' + 'A');
+	cr_assert_eq(loop_send(l, s->afd, s->sbuf, 5, sent_cb, s, NULL), 0);
+}
+
+static void accept_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct stream_test *s = ctx;
+	if (!(flags & LOOP_F_MORE)) { /* the final callback after loop_close_fd */
+		s->accept_final_res = res;
+		return;
+	}
+	cr_assert_geq(res, 0);
+	s->afd = res;
+	s->accepted = 1;
+	cr_assert_eq(loop_recv(l, s->afd, s->sbuf, sizeof(s->sbuf), server_recv_cb, s, NULL), 0);
+}
+
+static void connect_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct stream_test *s = ctx;
+	cr_assert_eq(res, 0, "connect %d", res);
+	s->connected = 1;
+	cr_assert_eq(loop_send(l, s->cfd, "hello", 5, sent_cb, s, NULL), 0);
+	cr_assert_eq(loop_recv(l, s->cfd, s->cbuf, sizeof(s->cbuf), client_recv_cb, s, NULL), 0);
+}
+
+Test(loop, stream_round_trip)
+{
+	static struct stream_test s;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct timer wd;
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_new(NULL, &s.l), 0);
+	s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(s.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(s.lfd, 16), 0);
+	cr_assert_eq(getsockname(s.lfd, (struct sockaddr *)&sin, &sl), 0);
+	s.cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s.afd = -1;
+	s.accept_final_res = 1;
+	cr_assert_eq(loop_accept(s.l, s.lfd, accept_cb, &s, &s.accept_id), 0);
+	cr_assert_eq(loop_connect(s.l, s.cfd, (struct sockaddr *)&sin, sl, 2000, connect_cb, &s, NULL), 0);
+	timer_init(&wd, watchdog, s.l);
+	loop_timer_arm(s.l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(s.l), 0);
+	cr_assert(!watchdog_fired);
+	cr_assert(s.connected && s.accepted && s.echoed);
+	cr_assert_eq(s.closed, 3);
+	cr_assert_lt(s.accept_final_res, 0); /* multishot accept ended by the close */
+	cr_assert_eq(loop_cancel(s.l, s.accept_id), -ENOENT); /* its id is dead */
+	/* The fds really were closed by the loop. */
+	cr_assert_eq(fcntl(s.lfd, F_GETFD), -1);
+	loop_timer_cancel(s.l, &wd);
+	loop_free(s.l);
+}
+
+/* loop_close_fd on an fd with a pending recv: the recv's final callback
+ * comes first (-ECANCELED), then the fd is closed and done runs. */
+static int order_log[4], order_n;
+static void pending_recv_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	cr_assert_eq(res, -ECANCELED);
+	order_log[order_n++] = 1;
+}
+static void pending_done(struct loop *l, void *ctx)
+{
+	order_log[order_n++] = 2;
+	loop_stop(l);
+}
+struct close_ctx { struct loop *l; int fd; };
+static void do_close(struct timer *t, uint64_t now, void *arg)
+{
+	struct close_ctx *c = arg;
+	cr_assert_eq(loop_close_fd(c->l, c->fd, pending_done, NULL), 0);
+	cr_assert_eq(loop_close_fd(c->l, c->fd, pending_done, NULL), -EALREADY);
+}
+
+Test(loop, close_fd_cancels_pending_recv)
+{
+	struct loop *l;
+	int sv[2];
+	char buf[16];
+	struct timer t, wd;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(loop_recv(l, sv[0], buf, sizeof(buf), pending_recv_cb, NULL, NULL), 0);
+	struct close_ctx c = { l, sv[0] };
+	timer_init(&t, do_close, &c);
+	loop_timer_arm(l, &t, clock_now_ms() + 20);
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert(!watchdog_fired);
+	cr_assert_eq(order_n, 2);
+	cr_assert_eq(order_log[0], 1);
+	cr_assert_eq(order_log[1], 2);
+	cr_assert_eq(fcntl(sv[0], F_GETFD), -1);
+	loop_timer_cancel(l, &wd);
+	loop_free(l);
+	close(sv[1]);
+}
