@@ -1,0 +1,112 @@
+/*
+ * dns_name.c: domain names in wire form (RFC 1035 §3.1, §4.1.4; RFC 4343).
+ */
+#include "dns/dns_wire.h"
+
+static inline uint8_t ascii_lower(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
+}
+
+static inline bool ascii_letter(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/*
+ * Compression pointers must point strictly before the label run that holds
+ * them (a run starts at the name itself or at the previous pointer's target).
+ * Targets therefore decrease strictly, which rules out loops, self pointers
+ * and forward pointers in one check; DNS_NAME_MAX_HOPS bounds the work on top.
+ * Targets inside the header are refused: no name can start there.
+ */
+int dns_name_read(struct wire *w, uint8_t *out, size_t *out_len, unsigned flags)
+{
+	if (w->err)
+		return w->err;
+	size_t pos = w->off, run_start = w->off, end = 0, n = 0;
+	unsigned hops = 0;
+	bool jumped = false;
+
+	for (;;) {
+		if (pos >= w->len)
+			goto bad;
+		uint8_t c = w->p[pos];
+		switch (c & 0xC0) {
+		case 0x00:
+			if (n + 1 + c > DNS_NAME_MAX || (size_t)c + 1 > w->len - pos)
+				goto bad;
+			if (out) {
+				out[n] = c;
+				memcpy(out + n + 1, w->p + pos + 1, c);
+			}
+			n += 1 + (size_t)c;
+			pos += 1 + (size_t)c;
+			if (c == 0) {
+				if (!jumped)
+					end = pos;
+				goto done;
+			}
+			break;
+		case 0xC0: {
+			if ((flags & DNS_NAME_NOCOMPRESS) || w->len - pos < 2)
+				goto bad;
+			size_t target = (size_t)(c & 0x3F) << 8 | w->p[pos + 1];
+			if (!jumped)
+				end = pos + 2;
+			if (target < DNS_HDR_LEN || target >= run_start || ++hops > DNS_NAME_MAX_HOPS)
+				goto bad;
+			jumped = true;
+			pos = run_start = target;
+			break;
+		}
+		default: /* 0b01 (RFC 6891 §5 deprecated extended labels) and 0b10: reserved */
+			goto bad;
+		}
+	}
+done:
+	w->off = end;
+	if (out_len)
+		*out_len = n;
+	return 0;
+bad:
+	wire_fail(w, -EBADMSG);
+	return -EBADMSG;
+}
+
+int dns_name_skip(struct wire *w)
+{
+	return dns_name_read(w, NULL, NULL, 0);
+}
+
+/* Length octets are < 64, never letters, so a bytewise fold keeps the label structure. */
+bool dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (ascii_lower(a[i]) != ascii_lower(b[i]))
+			return false;
+	return true;
+}
+
+void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		dst[i] = ascii_lower(src[i]);
+}
+
+void dns_name_randomize_case(uint8_t *name, size_t len, const uint8_t *rnd, size_t rnd_len)
+{
+	if (!rnd_len)
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (!ascii_letter(name[i]))
+			continue;
+		size_t bit = i % (rnd_len * 8);
+		if (rnd[bit / 8] >> (bit % 8) & 1)
+			name[i] &= (uint8_t)~0x20; /* upper */
+		else
+			name[i] |= 0x20;
+	}
+}
