@@ -121,8 +121,9 @@ int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t
 /* res 0 or -errno; -ETIMEDOUT after timeout_ms (0 = no timeout). `sa` is copied. */
 int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t salen,
 		 unsigned timeout_ms, loop_op_fn fn, void *ctx, uint64_t *id);
-/* Multishot accept: res is a new fd (LOOP_F_MORE set) or -errno (final). Not
- * re-armed by the loop: on a final callback, re-arm (later, e.g. on -EMFILE). */
+/* Multishot accept: res is a new fd or -errno. The final callback (no
+ * LOOP_F_MORE) may still carry an fd (the kernel ends multishot on CQ
+ * overflow); the loop does not re-arm: the owner does (later, on -EMFILE). */
 int loop_accept(struct loop *l, int fd, loop_op_fn fn, void *ctx, uint64_t *id);
 /* One recv(2) into buf: res bytes, 0 at EOF, or -errno. */
 int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx,

@@ -367,3 +367,102 @@ Test(loop, close_fd_cancels_pending_recv)
 	loop_free(l);
 	close(sv[1]);
 }
+
+/* Connect with a timeout against a listener whose accept queue is full:
+ * the kernel drops our SYN, so only the linked timeout can end it. */
+static int conn_res = 1;
+static void conn_timeout_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	conn_res = res;
+	loop_stop(l);
+}
+
+Test(loop, connect_times_out)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct loop *l;
+	struct timer wd;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(lfd, 0), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	int fill[4];
+	for (int i = 0; i < 4; i++) { /* fill the accept queue, never accept */
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		(void)connect(fill[i], (struct sockaddr *)&sin, sl);
+	}
+	usleep(20 * 1000);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint64_t t0 = clock_now_ms();
+	cr_assert_eq(loop_connect(l, cfd, (struct sockaddr *)&sin, sl, 150, conn_timeout_cb, NULL, NULL), 0);
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert(!watchdog_fired);
+	cr_assert_eq(conn_res, -ETIMEDOUT, "connect res %d", conn_res);
+	cr_assert_geq(clock_now_ms() - t0, 140);
+	loop_timer_cancel(l, &wd);
+	loop_free(l);
+	close(cfd);
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+}
+
+/* Timers keep running while a sender floods the UDP listener: the per-turn
+ * completion budget puts timers back in front every turn (STYLE.md §8). */
+struct flood { struct sockaddr_in dst; volatile int stop; };
+static void *flooder(void *arg)
+{
+	struct flood *f = arg;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	while (!f->stop)
+		(void)sendto(fd, "flood", 5, MSG_DONTWAIT, (struct sockaddr *)&f->dst, sizeof(f->dst));
+	close(fd);
+	return NULL;
+}
+static unsigned ticks;
+static struct loop *tick_loop;
+static struct timer tick_t;
+static void tick(struct timer *t, uint64_t now, void *arg)
+{
+	if (++ticks == 20)
+		loop_stop(tick_loop);
+	else
+		loop_timer_arm(tick_loop, t, now + 5);
+}
+static void sink(struct loop *l, void *ctx, const struct loop_dgram *d)
+{
+	(void)loop_udp_send(l, d->fd, d->peer, d->peerlen, d->payload, d->len);
+}
+
+Test(loop, timers_not_starved_by_udp_flood)
+{
+	static struct flood f;
+	struct timer wd;
+	pthread_t th[2];
+	int sfd = udp_bound(&f.dst);
+	cr_assert_eq(loop_new(NULL, &tick_loop), 0);
+	cr_assert_eq(loop_udp_listen(tick_loop, sfd, sink, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, flooder, &f), 0);
+	usleep(20 * 1000);
+	timer_init(&tick_t, tick, NULL);
+	loop_timer_arm(tick_loop, &tick_t, clock_now_ms() + 5);
+	timer_init(&wd, watchdog, tick_loop);
+	loop_timer_arm(tick_loop, &wd, clock_now_ms() + 10000);
+	cr_assert_eq(loop_run(tick_loop), 0);
+	f.stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(!watchdog_fired, "timers starved: %u ticks", ticks);
+	cr_assert_eq(ticks, 20);
+	struct loop_stats st;
+	loop_get_stats(tick_loop, &st);
+	cr_assert_gt(st.udp_rx, 0, "the flood reached the loop");
+	loop_timer_cancel(tick_loop, &wd);
+	loop_free(tick_loop);
+	close(sfd);
+}
