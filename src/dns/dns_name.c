@@ -54,7 +54,8 @@ int dns_name_read(struct wire *w, uint8_t *out, size_t *out_len, unsigned flags)
 			size_t target = (size_t)(c & 0x3F) << 8 | w->p[pos + 1];
 			if (!jumped)
 				end = pos + 2;
-			if (target < DNS_HDR_LEN || target >= run_start || ++hops > DNS_NAME_MAX_HOPS)
+			if (target < DNS_HDR_LEN || target >= run_start ||
+			    ++hops > DNS_NAME_MAX_HOPS)
 				goto bad;
 			jumped = true;
 			pos = run_start = target;

@@ -222,20 +222,21 @@ size_t dns_request_udp_limit(const struct dns_request *req)
 bool dns_request_is_identity(const struct dns_request *req)
 {
 	static const uint8_t id_server[] = "\x02id\x06server";
-	static const uint8_t hostname_bind[] = "\x08hostname\x04" "bind";
+	static const uint8_t hostname_bind[] = "\x08hostname\x04"
+	                                       "bind";
 	if (!req->has_question || req->qclass != DNS_CLASS_CH || req->qtype != DNS_TYPE_TXT)
 		return false;
 	/* sizeof includes the string's NUL, which is the root label */
 	return (req->qname_len == sizeof(id_server) &&
-		!memcmp(req->qname_lc, id_server, sizeof(id_server))) ||
+	        !memcmp(req->qname_lc, id_server, sizeof(id_server))) ||
 	       (req->qname_len == sizeof(hostname_bind) &&
-		!memcmp(req->qname_lc, hostname_bind, sizeof(hostname_bind)));
+	        !memcmp(req->qname_lc, hostname_bind, sizeof(hostname_bind)));
 }
 
 /* ---- builders ---- */
 
 static void put_header(struct wbuf *b, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
-		       uint16_t ns, uint16_t ar)
+                       uint16_t ns, uint16_t ar)
 {
 	wbuf_u16(b, id);
 	wbuf_u16(b, flags);
@@ -252,14 +253,15 @@ static void put_opt(struct wbuf *b, uint8_t ext_rcode, bool do_bit)
 	wbuf_u16(b, DNS_TYPE_OPT);
 	wbuf_u16(b, DNS_EDNS_UDP_SIZE);
 	wbuf_u32(b, (uint32_t)ext_rcode << 24 | (uint32_t)DNS_EDNS_VERSION << 16 |
-			    (do_bit ? DNS_EDNS_DO : 0));
+	                (do_bit ? DNS_EDNS_DO : 0));
 	wbuf_u16(b, 0);
 }
 
 static uint16_t answer_flags(const struct dns_request *req, uint16_t extra)
 {
-	return (uint16_t)(DNS_FLAG_QR | extra | ((unsigned)(req->opcode & 0xF) << DNS_OPCODE_SHIFT) |
-			  (req->rd ? DNS_FLAG_RD : 0) | (req->cd ? DNS_FLAG_CD : 0));
+	return (uint16_t)(DNS_FLAG_QR | extra |
+	                  ((unsigned)(req->opcode & 0xF) << DNS_OPCODE_SHIFT) |
+	                  (req->rd ? DNS_FLAG_RD : 0) | (req->cd ? DNS_FLAG_CD : 0));
 }
 
 int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcode)
@@ -276,7 +278,7 @@ int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcod
 }
 
 int dns_build_query(struct wbuf *b, uint16_t id, const uint8_t *qname, size_t qname_len,
-		    uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
+                    uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
 {
 	if (qname_len == 0 || qname_len > DNS_NAME_MAX)
 		return -EINVAL;
@@ -321,7 +323,7 @@ int dns_build_truncated(struct wbuf *b, const uint8_t *ans, size_t ans_len, size
 	}
 	size_t start = b->off;
 	put_header(b, s.id, (uint16_t)(s.flags | DNS_FLAG_TC), s.has_question ? 1 : 0, 0, 0,
-		   s.has_opt ? 1 : 0);
+	           s.has_opt ? 1 : 0);
 	if (s.has_question)
 		wbuf_bytes(b, ans + s.q_off, s.q_len);
 	if (s.has_opt) {
@@ -346,7 +348,8 @@ int dns_build_truncated(struct wbuf *b, const uint8_t *ans, size_t ans_len, size
 /* SOA RDATA (RFC 1035 §3.3.13): two names, then exactly five 32-bit fields. */
 static int read_soa_minimum(const uint8_t *pkt, const struct rr *rr, uint32_t *minimum)
 {
-	/* Names may point back anywhere, so the cursor starts at the message but ends with the RDATA. */
+	/* Names may point back anywhere, so the cursor starts at the message but ends with the
+	 * RDATA. */
 	struct wire r = wire_init(pkt, rr->end);
 	r.off = rr->rdata_off;
 	dns_name_skip(&r);
@@ -438,16 +441,16 @@ int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 		s->do_bit = e.do_bit;
 		s->rcode |= (uint16_t)(e.ext_rcode << 4);
 	}
-	s->negative = s->rcode == DNS_RCODE_NXDOMAIN ||
-		      (s->rcode == DNS_RCODE_NOERROR && s->ancount == 0);
+	s->negative =
+	    s->rcode == DNS_RCODE_NXDOMAIN || (s->rcode == DNS_RCODE_NOERROR && s->ancount == 0);
 	if (s->has_soa) /* RFC 2308 §5 */
 		s->neg_ttl = s->soa_ttl < s->soa_minimum ? s->soa_ttl : s->soa_minimum;
 	return overflow ? -E2BIG : 0;
 }
 
 enum dns_qmatch dns_scan_match_question(const uint8_t *pkt, const struct dns_scan *s,
-					 const uint8_t *qname, size_t qname_len, uint16_t qtype,
-					 uint16_t qclass)
+                                        const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                                        uint16_t qclass)
 {
 	/* A scanned question is never compressed (pointers into the header are refused),
 	 * so its name is the q_off octets in place. */

@@ -28,29 +28,29 @@
 
 #include "core/wire.h"
 
-#define DNS_HDR_LEN 12
-#define DNS_MSG_MAX 65535 /* RFC 1035 §4.2.2: TCP length prefix */
-#define DNS_NAME_MAX 255   /* RFC 1035 §3.1, including the root label */
-#define DNS_LABEL_MAX 63   /* RFC 1035 §3.1 */
-#define DNS_NAME_MAX_HOPS 128 /* compression pointers followed per name */
-#define DNS_RR_MIN_LEN 11  /* root owner + type, class, TTL, RDLENGTH */
-#define DNS_UDP_MIN 512    /* RFC 1035 §4.2.1; also the floor for EDNS sizes */
-#define DNS_EDNS_UDP_SIZE 1232 /* what we advertise: DNS Flag Day 2020 */
-#define DNS_EDNS_VERSION 0
-#define DNS_MAX_TTL_OFFSETS 128 /* dns_scan returns -E2BIG beyond this */
-#define DNS_0X20_RANDOM_BYTES 32 /* one bit per octet of a 255-octet name */
+#define DNS_HDR_LEN           12
+#define DNS_MSG_MAX           65535 /* RFC 1035 §4.2.2: TCP length prefix */
+#define DNS_NAME_MAX          255   /* RFC 1035 §3.1, including the root label */
+#define DNS_LABEL_MAX         63    /* RFC 1035 §3.1 */
+#define DNS_NAME_MAX_HOPS     128   /* compression pointers followed per name */
+#define DNS_RR_MIN_LEN        11    /* root owner + type, class, TTL, RDLENGTH */
+#define DNS_UDP_MIN           512   /* RFC 1035 §4.2.1; also the floor for EDNS sizes */
+#define DNS_EDNS_UDP_SIZE     1232  /* what we advertise: DNS Flag Day 2020 */
+#define DNS_EDNS_VERSION      0
+#define DNS_MAX_TTL_OFFSETS   128 /* dns_scan returns -E2BIG beyond this */
+#define DNS_0X20_RANDOM_BYTES 32  /* one bit per octet of a 255-octet name */
 
 /* Header flag bits in the second 16-bit word (RFC 1035 §4.1.1, RFC 4035 §3.2). */
-#define DNS_FLAG_QR 0x8000u
-#define DNS_FLAG_AA 0x0400u
-#define DNS_FLAG_TC 0x0200u
-#define DNS_FLAG_RD 0x0100u
-#define DNS_FLAG_RA 0x0080u
-#define DNS_FLAG_AD 0x0020u
-#define DNS_FLAG_CD 0x0010u
+#define DNS_FLAG_QR      0x8000u
+#define DNS_FLAG_AA      0x0400u
+#define DNS_FLAG_TC      0x0200u
+#define DNS_FLAG_RD      0x0100u
+#define DNS_FLAG_RA      0x0080u
+#define DNS_FLAG_AD      0x0020u
+#define DNS_FLAG_CD      0x0010u
 #define DNS_OPCODE_SHIFT 11
-#define DNS_OPCODE_MASK 0x7800u
-#define DNS_RCODE_MASK 0x000fu
+#define DNS_OPCODE_MASK  0x7800u
+#define DNS_RCODE_MASK   0x000fu
 
 /* OPT "TTL" field layout (RFC 6891 §6.1.3). */
 #define DNS_EDNS_DO 0x8000u
@@ -155,12 +155,12 @@ void dns_name_randomize_case(uint8_t *name, size_t len, const uint8_t *rnd, size
 
 struct dns_request {
 	uint16_t id;
-	uint16_t flags;     /* the raw second header word */
+	uint16_t flags; /* the raw second header word */
 	uint8_t opcode;
 	bool rd, cd, ad;
 	uint16_t qdcount, ancount, nscount, arcount;
 
-	bool has_question;  /* QDCOUNT == 1 and the question parsed */
+	bool has_question;       /* QDCOUNT == 1 and the question parsed */
 	const uint8_t *question; /* qname + qtype + qclass as sent, in the packet */
 	size_t question_len;
 	const uint8_t *qname; /* as sent (never compressed), in the packet */
@@ -168,17 +168,17 @@ struct dns_request {
 	uint8_t qname_lc[DNS_NAME_MAX]; /* lowercased copy, owned */
 	uint16_t qtype, qclass;
 
-	bool edns;          /* a valid OPT was found */
+	bool edns; /* a valid OPT was found */
 	uint8_t edns_version;
-	uint16_t udp_size;  /* client's size as sent */
+	uint16_t udp_size; /* client's size as sent */
 	bool do_bit;
-	size_t opt_off;     /* OPT RR (owner octet) in the packet */
-	size_t opts_off;    /* OPT RDATA (the options) and its length */
+	size_t opt_off;  /* OPT RR (owner octet) in the packet */
+	size_t opts_off; /* OPT RDATA (the options) and its length */
 	uint16_t opts_len;
 	bool has_cookie;
-	size_t cookie_off;  /* COOKIE option data (RFC 7873) */
+	size_t cookie_off; /* COOKIE option data (RFC 7873) */
 	uint16_t cookie_len;
-	bool has_ecs;       /* ECS present (RFC 7871); never forwarded */
+	bool has_ecs; /* ECS present (RFC 7871); never forwarded */
 };
 
 /*
@@ -229,7 +229,7 @@ int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcod
  * leaves a valid plain query.
  */
 int dns_build_query(struct wbuf *b, uint16_t id, const uint8_t *qname, size_t qname_len,
-		    uint16_t qtype, uint16_t qclass, bool cd, bool do_bit);
+                    uint16_t qtype, uint16_t qclass, bool cd, bool do_bit);
 
 /* The CH TXT answer for id.server / hostname.bind (RFC 4892): one TXT with
  * identity (cut at 255 octets), TTL 0, AA set, OPT as for dns_build_error. */
@@ -247,14 +247,14 @@ int dns_build_truncated(struct wbuf *b, const uint8_t *ans, size_t ans_len, size
 
 struct dns_scan {
 	uint16_t id;
-	uint16_t flags;     /* raw second header word */
+	uint16_t flags; /* raw second header word */
 	uint8_t opcode;
-	uint16_t rcode;     /* 12-bit: OPT's extended bits merged in */
+	uint16_t rcode; /* 12-bit: OPT's extended bits merged in */
 	bool qr, aa, tc;
 	uint16_t qdcount, ancount, nscount, arcount;
 
 	bool has_question;
-	size_t q_off, q_len;  /* question (qname + qtype + qclass) in the packet */
+	size_t q_off, q_len; /* question (qname + qtype + qclass) in the packet */
 	size_t qname_len;
 	uint16_t qtype, qclass;
 
@@ -269,9 +269,9 @@ struct dns_scan {
 	bool negative;           /* NXDOMAIN, or NOERROR without answer RRs (NODATA) */
 	bool has_soa;            /* first SOA of the authority section */
 	uint32_t soa_ttl, soa_minimum;
-	uint32_t neg_ttl;        /* RFC 2308 §5: min(SOA TTL, SOA MINIMUM) */
+	uint32_t neg_ttl; /* RFC 2308 §5: min(SOA TTL, SOA MINIMUM) */
 
-	size_t n_ttl;            /* TTL fields of all RRs but OPT, in message order */
+	size_t n_ttl; /* TTL fields of all RRs but OPT, in message order */
 	uint16_t ttl_off[DNS_MAX_TTL_OFFSETS];
 };
 
@@ -286,14 +286,14 @@ struct dns_scan {
 int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s);
 
 enum dns_qmatch {
-	DNS_QMATCH_NONE = 0,    /* different question (or none) */
-	DNS_QMATCH_NOCASE = 1,  /* same question, letter case differs */
-	DNS_QMATCH_EXACT = 2,   /* same octets: the 0x20 pattern came back */
+	DNS_QMATCH_NONE = 0,   /* different question (or none) */
+	DNS_QMATCH_NOCASE = 1, /* same question, letter case differs */
+	DNS_QMATCH_EXACT = 2,  /* same octets: the 0x20 pattern came back */
 };
 
 /* Compares the scanned message's question with qname/qtype/qclass. */
 enum dns_qmatch dns_scan_match_question(const uint8_t *pkt, const struct dns_scan *s,
-					 const uint8_t *qname, size_t qname_len, uint16_t qtype,
-					 uint16_t qclass);
+                                        const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                                        uint16_t qclass);
 
 #endif

@@ -39,7 +39,9 @@ static int read_at(const struct msg *m, size_t off, uint8_t *out, size_t *out_le
 	return r;
 }
 
-#define EXAMPLE "\x07" "example\x04test"
+#define EXAMPLE                                                                                    \
+	"\x07"                                                                                     \
+	"example\x04test"
 
 Test(dns_name, plain_and_backward_pointer)
 {
@@ -72,7 +74,10 @@ Test(dns_name, forward_pointer)
 	struct msg m;
 	msg_init(&m);
 	size_t at = put_ptr(&m, 16);
-	put(&m, "\x00\x00\x01" "a\x00", 5); /* a valid name at 16 */
+	put(&m,
+	    "\x00\x00\x01"
+	    "a\x00",
+	    5); /* a valid name at 16 */
 	cr_assert_eq(read_at(&m, at, NULL, NULL, NULL), -EBADMSG);
 	cr_assert_eq(read_at(&m, 16, NULL, NULL, NULL), 0);
 }
@@ -83,7 +88,10 @@ Test(dns_name, compression_loop)
 	 * backwards, but the pointer inside the run starting at 12 goes forwards. */
 	struct msg m;
 	msg_init(&m);
-	put(&m, "\x01" "a", 2);
+	put(&m,
+	    "\x01"
+	    "a",
+	    2);
 	put_ptr(&m, 16);
 	size_t at = put_ptr(&m, 12);
 	cr_assert_eq(at, 16);
@@ -235,7 +243,8 @@ Test(dns_name, sticky_error_respected)
 Test(dns_name, equal_and_lower)
 {
 	const uint8_t a[] = "\x03WwW" EXAMPLE;
-	const uint8_t b[] = "\x03www\x07" "ExAmPlE\x04TEST";
+	const uint8_t b[] = "\x03www\x07"
+	                    "ExAmPlE\x04TEST";
 	const uint8_t c[] = "\x03wwx" EXAMPLE;
 	cr_assert(dns_name_equal(a, sizeof(a), b, sizeof(b)));
 	cr_assert_not(dns_name_equal(a, sizeof(a), c, sizeof(c)));
@@ -249,24 +258,34 @@ Test(dns_name, equal_and_lower)
 
 Test(dns_name, randomize_case)
 {
-	uint8_t n[] = "\x03www\x07" "example\x04test\x00";
+	uint8_t n[] = "\x03www\x07"
+	              "example\x04test\x00";
 	const size_t len = 18;
 	uint8_t orig[18];
 	memcpy(orig, n, len);
 	uint8_t ones[DNS_0X20_RANDOM_BYTES], zeros[DNS_0X20_RANDOM_BYTES] = {0};
 	memset(ones, 0xFF, sizeof(ones));
 	dns_name_randomize_case(n, len, ones, sizeof(ones));
-	cr_assert_eq(memcmp(n, "\x03WWW\x07" "EXAMPLE\x04TEST", len), 0);
+	cr_assert_eq(memcmp(n,
+	                    "\x03WWW\x07"
+	                    "EXAMPLE\x04TEST",
+	                    len),
+	             0);
 	dns_name_randomize_case(n, len, zeros, sizeof(zeros));
 	cr_assert_eq(memcmp(n, orig, len), 0);
 	/* alternating bits: octet i upper iff bit i set; octet 0 is a length octet */
 	uint8_t alt[DNS_0X20_RANDOM_BYTES];
 	memset(alt, 0xAA, sizeof(alt)); /* bits 1,3,5,... */
 	dns_name_randomize_case(n, len, alt, sizeof(alt));
-	cr_assert_eq(memcmp(n, "\x03WwW\x07" "ExAmPlE\x04TeSt", len), 0, "got %.*s", (int)len, n);
+	cr_assert_eq(memcmp(n,
+	                    "\x03WwW\x07"
+	                    "ExAmPlE\x04TeSt",
+	                    len),
+	             0, "got %.*s", (int)len, n);
 	cr_assert(dns_name_equal(n, len, orig, len));
 	/* every pattern keeps the name equal case-insensitively and keeps non-letters */
-	uint8_t weird[] = "\x05" "a-_9Z\x01\xff";
+	uint8_t weird[] = "\x05"
+	                  "a-_9Z\x01\xff";
 	uint8_t w0[sizeof(weird)];
 	memcpy(w0, weird, sizeof(weird));
 	for (unsigned p = 0; p < 256; p++) {

@@ -109,8 +109,8 @@ static int rcode_num(const char *s)
 	static const struct {
 		const char *n;
 		int v;
-	} t[] = {{"NOERROR", 0}, {"FORMERR", 1},  {"SERVFAIL", 2},  {"NXDOMAIN", 3},
-		 {"NOTIMP", 4},  {"REFUSED", 5},  {"BADVERS", 16}, {"BADCOOKIE", 23}};
+	} t[] = {{"NOERROR", 0}, {"FORMERR", 1}, {"SERVFAIL", 2}, {"NXDOMAIN", 3},
+	         {"NOTIMP", 4},  {"REFUSED", 5}, {"BADVERS", 16}, {"BADCOOKIE", 23}};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (!strncmp(s, t[i].n, strlen(t[i].n)))
 			return t[i].v;
@@ -137,11 +137,11 @@ static unsigned type_num(const char *s)
 	static const struct {
 		const char *n;
 		unsigned v;
-	} t[] = {{"A", 1},       {"NS", 2},      {"CNAME", 5},       {"SOA", 6},    {"NULL", 10},
-		 {"PTR", 12},    {"MX", 15},     {"TXT", 16},        {"AAAA", 28},  {"LOC", 29},
-		 {"SRV", 33},    {"NAPTR", 35},  {"SSHFP", 44},      {"DNSKEY", 48}, {"NSEC3PARAM", 51},
-		 {"TLSA", 52},   {"SVCB", 64},   {"HTTPS", 65},      {"AXFR", 252}, {"ANY", 255},
-		 {"CAA", 257}};
+	} t[] = {{"A", 1},     {"NS", 2},     {"CNAME", 5},  {"SOA", 6},     {"NULL", 10},
+	         {"PTR", 12},  {"MX", 15},    {"TXT", 16},   {"AAAA", 28},   {"LOC", 29},
+	         {"SRV", 33},  {"NAPTR", 35}, {"SSHFP", 44}, {"DNSKEY", 48}, {"NSEC3PARAM", 51},
+	         {"TLSA", 52}, {"SVCB", 64},  {"HTTPS", 65}, {"AXFR", 252},  {"ANY", 255},
+	         {"CAA", 257}};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (!strcmp(s, t[i].n))
 			return t[i].v;
@@ -225,7 +225,8 @@ static void parse_desc(const struct vec *v, struct expect *x)
 	x->cd = has_flag(f, "cd");
 	x->ad = has_flag(f, "ad");
 	cr_assert(desc_field(v->desc, "counts ", f, sizeof(f)));
-	cr_assert_eq(sscanf(f, "counts qd=%u an=%u ns=%u ar=%u", &x->qd, &x->an, &x->ns, &x->ar), 4);
+	cr_assert_eq(sscanf(f, "counts qd=%u an=%u ns=%u ar=%u", &x->qd, &x->an, &x->ns, &x->ar),
+	             4);
 	if (desc_field(v->desc, "EDNS ", f, sizeof(f))) {
 		x->edns = true;
 		cr_assert_eq(sscanf(f, "EDNS v%u udp %u", &x->edns_v, &x->udp), 2, "%s", f);
@@ -288,7 +289,8 @@ Test(dns_vectors, all_scan_and_match_manifest)
 			name_text(pkt + s.q_off, s.qname_len, txt, sizeof(txt));
 			cr_assert_str_eq(txt, x.qname, "%s", v[i].file);
 			cr_assert_eq(s.qtype, x.qtype, "%s", v[i].file);
-			cr_assert_eq(s.qclass, !strcmp(x.qclass, "CH") ? DNS_CLASS_CH : DNS_CLASS_IN);
+			cr_assert_eq(s.qclass,
+			             !strcmp(x.qclass, "CH") ? DNS_CLASS_CH : DNS_CLASS_IN);
 			cr_assert_eq(s.q_len, s.qname_len + 4);
 		}
 
@@ -304,9 +306,9 @@ Test(dns_vectors, all_scan_and_match_manifest)
 		cr_assert_eq(r, 0, "%s", v[i].file);
 		/* The RCODE a server owes each query, from the manifest alone. */
 		int want = x.opcode != DNS_OPCODE_QUERY ? DNS_RCODE_NOTIMP
-			   : x.qd != 1			   ? DNS_RCODE_FORMERR
-			   : x.edns && x.edns_v > 0	   ? DNS_RCODE_BADVERS
-							   : DNS_RCODE_NOERROR;
+		           : x.qd != 1                  ? DNS_RCODE_FORMERR
+		           : x.edns && x.edns_v > 0     ? DNS_RCODE_BADVERS
+		                                        : DNS_RCODE_NOERROR;
 		cr_assert_eq(rcode, want, "%s: rcode %u want %d", v[i].file, rcode, want);
 		cr_assert_eq(req.id, x.id);
 		cr_assert_eq(req.opcode, x.opcode);
@@ -322,7 +324,8 @@ Test(dns_vectors, all_scan_and_match_manifest)
 			cr_assert_eq(req.has_cookie, x.cookie, "%s", v[i].file);
 			cr_assert_eq(req.has_ecs, x.ecs, "%s", v[i].file);
 			if (req.has_cookie)
-				cr_assert(req.cookie_len == 8 || req.cookie_len == 24, "%s", v[i].file);
+				cr_assert(req.cookie_len == 8 || req.cookie_len == 24, "%s",
+				          v[i].file);
 			cr_assert_eq(dns_request_udp_limit(&req), x.udp < 1232 ? x.udp : 1232);
 		} else {
 			cr_assert_eq(dns_request_udp_limit(&req), 512);
@@ -339,7 +342,8 @@ Test(dns_vectors, all_scan_and_match_manifest)
 		/* The error answer for it scans, and echoes the question exactly. */
 		uint8_t out[600];
 		struct wbuf b = wbuf_init(out, sizeof(out));
-		int ol = dns_build_error(&b, &req, rcode == DNS_RCODE_NOERROR ? DNS_RCODE_SERVFAIL : rcode);
+		int ol = dns_build_error(&b, &req,
+		                         rcode == DNS_RCODE_NOERROR ? DNS_RCODE_SERVFAIL : rcode);
 		cr_assert_gt(ol, 0, "%s", v[i].file);
 		struct dns_scan a;
 		cr_assert_eq(dns_scan(out, (size_t)ol, &a), 0);
@@ -347,9 +351,9 @@ Test(dns_vectors, all_scan_and_match_manifest)
 		cr_assert_eq(a.id, x.id);
 		cr_assert_eq(a.has_opt, x.edns);
 		if (req.has_question)
-			cr_assert_eq(dns_scan_match_question(out, &a, req.qname, req.qname_len, req.qtype,
-							     req.qclass),
-				     DNS_QMATCH_EXACT);
+			cr_assert_eq(dns_scan_match_question(out, &a, req.qname, req.qname_len,
+			                                     req.qtype, req.qclass),
+			             DNS_QMATCH_EXACT);
 		free(pkt);
 	}
 	cr_assert_eq(queries, 121);
@@ -368,12 +372,13 @@ Test(dns_vectors, rejected_queries)
 		uint8_t rcode;
 		const char *why;
 	} t[] = {
-		{"086-kdig-query-www-a-edns1.bin", DNS_RCODE_BADVERS, "kdig +edns=1: RFC 6891 §6.1.3"},
-		{"109-dig-query-no-question-cookie.bin", DNS_RCODE_FORMERR, "dig +header-only: QDCOUNT 0"},
-		{"111-dig-query-www-a-opcodestatus-cookie.bin", DNS_RCODE_NOTIMP, "opcode STATUS"},
-		{"113-dig-query-www-a-opcodestatus-cookie.bin", DNS_RCODE_NOTIMP, "opcode STATUS"},
-		{"115-dig-query-www-a-opcodeupdate-cookie.bin", DNS_RCODE_NOTIMP, "opcode UPDATE"},
-		{"117-dig-query-www-a-opcodeupdate-cookie.bin", DNS_RCODE_NOTIMP, "opcode UPDATE"},
+	    {"086-kdig-query-www-a-edns1.bin", DNS_RCODE_BADVERS, "kdig +edns=1: RFC 6891 §6.1.3"},
+	    {"109-dig-query-no-question-cookie.bin", DNS_RCODE_FORMERR,
+	     "dig +header-only: QDCOUNT 0"},
+	    {"111-dig-query-www-a-opcodestatus-cookie.bin", DNS_RCODE_NOTIMP, "opcode STATUS"},
+	    {"113-dig-query-www-a-opcodestatus-cookie.bin", DNS_RCODE_NOTIMP, "opcode STATUS"},
+	    {"115-dig-query-www-a-opcodeupdate-cookie.bin", DNS_RCODE_NOTIMP, "opcode UPDATE"},
+	    {"117-dig-query-www-a-opcodeupdate-cookie.bin", DNS_RCODE_NOTIMP, "opcode UPDATE"},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		size_t len;
@@ -393,8 +398,8 @@ Test(dns_vectors, error_answers_like_knot)
 	static const struct {
 		const char *q, *a;
 	} t[] = {
-		{"086-kdig-query-www-a-edns1.bin", "087-knot-response-www-a-badvers.bin"},
-		{"109-dig-query-no-question-cookie.bin", "110-knot-response-no-question-formerr.bin"},
+	    {"086-kdig-query-www-a-edns1.bin", "087-knot-response-www-a-badvers.bin"},
+	    {"109-dig-query-no-question-cookie.bin", "110-knot-response-no-question-formerr.bin"},
 	};
 	for (size_t i = 0; i < 2; i++) {
 		size_t ql, al;
@@ -416,7 +421,9 @@ Test(dns_vectors, error_answers_like_knot)
 
 /* ---- hand-built queries ---- */
 
-#define QNAME "\x03www\x07" "example\x04test"
+#define QNAME                                                                                      \
+	"\x03www\x07"                                                                              \
+	"example\x04test"
 #define QNAME_LEN 18
 
 struct q {
@@ -656,7 +663,10 @@ Test(dns_request, opt_rules)
 	/* an option overrunning the RDATA */
 	q_begin(&q, 0, 1, 0, 0, 1);
 	q_question(&q);
-	q_opt(&q, 0, false, "\0\x0a\0\x09" "12345678", 12);
+	q_opt(&q, 0, false,
+	      "\0\x0a\0\x09"
+	      "12345678",
+	      12);
 	cr_assert_eq(q_rcode(&q), DNS_RCODE_FORMERR);
 	/* a half option header */
 	q_begin(&q, 0, 1, 0, 0, 1);
@@ -726,14 +736,15 @@ Test(dns_request, truncated_at_every_byte)
 	cr_assert_eq(dns_request_parse(full, len, &req, &rcode), 0);
 	cr_assert_eq(rcode, DNS_RCODE_NOERROR);
 	for (size_t n = 0; n < len; n++) {
-		uint8_t *p = malloc(n ? n : 1); /* exact size: out-of-bounds reads would show under ASan */
+		uint8_t *p =
+		    malloc(n ? n : 1); /* exact size: out-of-bounds reads would show under ASan */
 		memcpy(p, full, n);
 		int r = dns_request_parse(p, n, &req, &rcode);
 		if (n < DNS_HDR_LEN)
 			cr_assert_eq(r, -EBADMSG, "prefix %zu", n);
 		else
-			cr_assert(r == 0 && rcode == DNS_RCODE_FORMERR, "prefix %zu: r %d rcode %u", n, r,
-				  rcode);
+			cr_assert(r == 0 && rcode == DNS_RCODE_FORMERR, "prefix %zu: r %d rcode %u",
+			          n, r, rcode);
 		struct dns_scan s;
 		cr_assert_eq(dns_scan(p, n, &s), -EBADMSG, "scan prefix %zu", n);
 		free(p);
@@ -754,16 +765,20 @@ Test(dns_build, error_golden)
 	struct q q;
 	q_begin(&q, DNS_FLAG_RD | DNS_FLAG_CD | DNS_FLAG_AD, 1, 0, 0, 1);
 	q_question(&q);
-	q_opt(&q, 0, true, "\0\x0a\0\x08" "abcdefgh", 12);
+	q_opt(&q, 0, true,
+	      "\0\x0a\0\x08"
+	      "abcdefgh",
+	      12);
 	struct dns_request req;
 	parse_ok(&q, &req);
 	uint8_t out[128];
 	struct wbuf b = wbuf_init(out, sizeof(out));
 	static const uint8_t want[] = {
-		0x12, 0x34, 0x81, 0x92, 0, 1, 0, 0, 0, 0, 0, 1, /* QR RD RA CD, SERVFAIL */
-		3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0,
-		0, 1, 0, 1,					 /* A IN */
-		0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0, /* OPT 1232 DO, no options */
+	    0x12, 0x34, 0x81, 0x92, 0,    1,   0,   0,    0,   0,   0,   1, /* QR RD RA CD, SERVFAIL
+	                                                                     */
+	    3,    'w',  'w',  'w',  7,    'e', 'x', 'a',  'm', 'p', 'l', 'e', 4,
+	    't',  'e',  's',  't',  0,    0,   1,   0,    1,           /* A IN */
+	    0,    0,    41,   0x04, 0xd0, 0,   0,   0x80, 0,   0,   0, /* OPT 1232 DO, no options */
 	};
 	cr_assert_eq(dns_build_error(&b, &req, DNS_RCODE_SERVFAIL), (int)sizeof(want));
 	cr_assert_eq(memcmp(out, want, sizeof(want)), 0);
@@ -821,12 +836,13 @@ Test(dns_build, upstream_query_golden)
 	uint8_t out[128];
 	struct wbuf b = wbuf_init(out, sizeof(out));
 	static const uint8_t want[] = {
-		0xbe, 0xef, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1, /* RD CD */
-		3, 'W', 'w', 'W', 7, 'E', 'x', 'A', 'm', 'P', 'l', 'E', 4, 'T', 'e', 'S', 't', 0,
-		0, 28, 0, 1,
-		0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0,
+	    0xbe, 0xef, 0x01, 0x10, 0,   1,    0,   0,   0,   0,   0,   1, /* RD CD */
+	    3,    'W',  'w',  'W',  7,   'E',  'x', 'A', 'm', 'P', 'l', 'E',
+	    4,    'T',  'e',  'S',  't', 0,    0,   28,  0,   1,   0,   0,
+	    41,   0x04, 0xd0, 0,    0,   0x80, 0,   0,   0,
 	};
-	int n = dns_build_query(&b, 0xBEEF, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN, true, true);
+	int n =
+	    dns_build_query(&b, 0xBEEF, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN, true, true);
 	cr_assert_eq(n, (int)sizeof(want));
 	cr_assert_eq(memcmp(out, want, sizeof(want)), 0);
 	/* the OPT is the last 11 octets */
@@ -836,20 +852,22 @@ Test(dns_build, upstream_query_golden)
 	cr_assert_eq(s.opt_off + s.opt_len, (size_t)n);
 	cr_assert_eq(s.opt_len, 11);
 	cr_assert_eq(dns_scan_match_question(out, &s, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN),
-		     DNS_QMATCH_EXACT);
-	cr_assert_eq(dns_scan_match_question(out, &s, (const uint8_t *)QNAME, QNAME_LEN, DNS_TYPE_AAAA,
-					     DNS_CLASS_IN),
-		     DNS_QMATCH_NOCASE);
+	             DNS_QMATCH_EXACT);
+	cr_assert_eq(dns_scan_match_question(out, &s, (const uint8_t *)QNAME, QNAME_LEN,
+	                                     DNS_TYPE_AAAA, DNS_CLASS_IN),
+	             DNS_QMATCH_NOCASE);
 	cr_assert_eq(dns_scan_match_question(out, &s, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN),
-		     DNS_QMATCH_NONE);
+	             DNS_QMATCH_NONE);
 	/* without DO and CD */
 	b = wbuf_init(out, sizeof(out));
-	cr_assert_eq(dns_build_query(&b, 1, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN, false, false), n);
+	cr_assert_eq(
+	    dns_build_query(&b, 1, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN, false, false), n);
 	cr_assert_eq(out[3], 0x00);
 	cr_assert_eq(out[n - 4], 0x00);
 	b = wbuf_init(out, 20);
-	cr_assert_eq(dns_build_query(&b, 1, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN, false, false),
-		     -EMSGSIZE);
+	cr_assert_eq(
+	    dns_build_query(&b, 1, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN, false, false),
+	    -EMSGSIZE);
 }
 
 Test(dns_build, identity_golden)
@@ -865,9 +883,10 @@ Test(dns_build, identity_golden)
 	struct wbuf b = wbuf_init(out, sizeof(out));
 	int n = dns_build_identity(&b, &req, "node");
 	static const uint8_t want[] = {
-		29938 >> 8, 29938 & 0xff, 0x85, 0x00, 0, 1, 0, 1, 0, 0, 0, 0, /* QR AA RD */
-		2, 'i', 'd', 6, 's', 'e', 'r', 'v', 'e', 'r', 0, 0, 16, 0, 3,
-		0xc0, 0x0c, 0, 16, 0, 3, 0, 0, 0, 0, 0, 5, 4, 'n', 'o', 'd', 'e',
+	    29938 >> 8, 29938 & 0xff, 0x85, 0x00, 0,   1,   0,   1,   0,   0,   0, 0, /* QR AA RD */
+	    2,          'i',          'd',  6,    's', 'e', 'r', 'v', 'e', 'r', 0, 0, 16, 0,
+	    3,          0xc0,         0x0c, 0,    16,  0,   3,   0,   0,   0,   0, 0, 5,  4,
+	    'n',        'o',          'd',  'e',
 	};
 	cr_assert_eq(n, (int)sizeof(want));
 	cr_assert_eq(memcmp(out, want, sizeof(want)), 0);
@@ -892,7 +911,10 @@ Test(dns_build, identity_hostname_bind_with_edns)
 {
 	struct q q;
 	q_begin(&q, 0, 1, 0, 0, 1);
-	wbuf_bytes(&q.w, "\x08HOSTNAME\x04" "bind\0\0\x10\0\x03", 19);
+	wbuf_bytes(&q.w,
+	           "\x08HOSTNAME\x04"
+	           "bind\0\0\x10\0\x03",
+	           19);
 	q_opt(&q, 0, true, NULL, 0);
 	struct dns_request req;
 	parse_ok(&q, &req);
@@ -927,10 +949,10 @@ static void check_truncation(const char *full_name, const char *tc_name, size_t 
 Test(dns_build, truncation_matches_knot_and_unbound)
 {
 	/* knotd's and Unbound's own UDP answers for the same IDs are the goldens. */
-	check_truncation("026-knot-response-big-txt-tcp-do.bin", "024-knot-response-big-txt-tc-do.bin",
-			 1232);
+	check_truncation("026-knot-response-big-txt-tcp-do.bin",
+	                 "024-knot-response-big-txt-tc-do.bin", 1232);
 	check_truncation("142-unbound-response-big-txt-tcp-do.bin",
-			 "141-unbound-response-big-txt-tc-do.bin", 1232);
+	                 "141-unbound-response-big-txt-tc-do.bin", 1232);
 }
 
 Test(dns_build, truncation_no_edns_and_fits)
@@ -1099,11 +1121,12 @@ Test(dns_scan, question_match_on_vectors)
 	struct dns_scan sq, sa;
 	cr_assert_eq(dns_scan(q, ql, &sq), 0);
 	cr_assert_eq(dns_scan(a, al, &sa), 0);
-	cr_assert_eq(dns_scan_match_question(a, &sa, q + sq.q_off, sq.qname_len, sq.qtype, sq.qclass),
-		     DNS_QMATCH_EXACT);
+	cr_assert_eq(
+	    dns_scan_match_question(a, &sa, q + sq.q_off, sq.qname_len, sq.qtype, sq.qclass),
+	    DNS_QMATCH_EXACT);
 	cr_assert_eq(dns_scan_match_question(a, &sa, (const uint8_t *)QNAME, QNAME_LEN, DNS_TYPE_A,
-					     DNS_CLASS_IN),
-		     DNS_QMATCH_NOCASE);
+	                                     DNS_CLASS_IN),
+	             DNS_QMATCH_NOCASE);
 	free(q);
 	free(a);
 }

@@ -10,7 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t rcode, out[1500];
 	if (dns_request_parse(data, size, &req, &rcode) == 0) {
 		struct wbuf b = wbuf_init(out, sizeof(out));
-		int n = dns_build_error(&b, &req, rcode == DNS_RCODE_NOERROR ? DNS_RCODE_SERVFAIL : rcode);
+		int n = dns_build_error(&b, &req,
+		                        rcode == DNS_RCODE_NOERROR ? DNS_RCODE_SERVFAIL : rcode);
 		if (n > 0 && dns_scan(out, (size_t)n, &scan) != 0)
 			__builtin_trap(); /* what we build must scan */
 	}
