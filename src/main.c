@@ -1,7 +1,242 @@
-/* Placeholder until the composition root lands (issue 2). */
+/*
+ * main.c: the composition root of anycached.
+ *
+ * It alone knows DNS, BGP and the health snapshot together: it reads the
+ * arguments and the configuration, checks the kernel and the listen ports,
+ * builds one loop + DNS service per worker thread (BGP and, later, BFD run on
+ * worker 0's loop, whose turns run timers before any DNS completion), starts
+ * the workers, and waits for signals. Everything below it is wired here and
+ * nowhere else.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main
+ * thread with sigwait(), so no handler runs inside a worker's hot path.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "anycache_version.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "dns/dns_server.h"
+
+#define RESOLV_CONF "/etc/resolv.conf"
+
+struct worker {
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	struct loop *loop;
+	struct dns_server *dns;
+	int result;
+};
+
+static struct conf conf; /* large (fixed arrays): static, not on the stack */
+static atomic_int exit_code;
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "anycached: not built yet\n");
-	return 1;
+	fprintf(f,
+		"usage: anycached [-c FILE] [--check] [-v] [--version] [--help]\n"
+		"\n"
+		"  -c, --config FILE  load the YAML configuration FILE; without it the embedded\n"
+		"                     default: listen on 127.0.0.1 and ::1 port 53, loopback\n"
+		"                     clients only, forward to the " RESOLV_CONF " nameservers,\n"
+		"                     no BGP\n"
+		"      --check        validate the configuration and print it with every default\n"
+		"                     filled in (exit 0), or print every error as\n"
+		"                     FILE:LINE:COLUMN: message (exit 1)\n"
+		"  -v, --verbose      debug logging\n"
+		"  -V, --version      print the version\n"
+		"  -h, --help         this text\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop in order; SIGHUP is reserved for reload.\n");
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->result = loop_run(w->loop);
+	if (w->result < 0) {
+		/* A dead query loop must not keep anything announced: stop everything. */
+		log_err("main", "worker %u: event loop failed: %s", w->index, strerror(-w->result));
+		atomic_store(&exit_code, 1);
+		kill(getpid(), SIGTERM);
+	}
+	return NULL;
+}
+
+static void log_startup(const struct conf *c, const struct loop *l)
+{
+	char buf[NETADDR_STRLEN];
+	char list[1024];
+	size_t off = 0;
+
+	for (unsigned i = 0; i < c->dns.n_listen && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
+					netaddr_format(&c->dns.listen[i], true, buf, sizeof(buf)));
+	log_info("main", "anycached %s: %u workers, listening on %s (io_uring setup flags %#x)",
+		 ANYCACHE_VERSION, c->dns.threads, list, (unsigned)loop_setup_flags(l));
+	off = 0;
+	for (unsigned i = 0; i < c->dns.n_upstreams && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
+					netaddr_format(&c->dns.upstreams[i], true, buf, sizeof(buf)));
+	log_info("main", "forwarding to %s; BGP %s", list, c->bgp.enabled ? "on" : "off");
+}
+
+static void stop_workers(struct worker *w, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (w[i].loop)
+			loop_stop(w[i].loop);
+	for (unsigned i = 0; i < n; i++)
+		if (w[i].started)
+			pthread_join(w[i].thread, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		dns_server_free(w[i].dns);
+		if (w[i].loop)
+			loop_free(w[i].loop);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'k'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct conf_diag diag;
+	static struct worker workers[CONF_MAX_THREADS];
+	const char *path = NULL;
+	bool check = false;
+	char why[512];
+	sigset_t sigs;
+	unsigned n;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'v':
+			log_set_level(LOG_LVL_DEBUG);
+			break;
+		case 'V':
+			printf("anycached %s\n", ANYCACHE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'anycached --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "anycached: unexpected argument '%s'\nTry 'anycached --help'.\n",
+			argv[optind]);
+		return 2;
+	}
+
+	if (path) {
+		r = conf_load_file(path, RESOLV_CONF, &conf, &diag);
+		if (r) {
+			conf_diag_print(stderr, &diag);
+			return 1;
+		}
+	} else {
+		conf_default(&conf, RESOLV_CONF);
+	}
+	if (conf.dns.n_upstreams == 0) {
+		fprintf(stderr, "anycached: no upstream resolver: %s has no usable nameserver "
+				"(set dns.upstreams in a configuration file)\n",
+			RESOLV_CONF);
+		return 1;
+	}
+	if (check) {
+		if (conf_print(stdout, &conf))
+			return 1;
+		return fflush(stdout) ? 1 : 0;
+	}
+
+	r = loop_global_init();
+	if (r) {
+		log_err("main", "initialisation failed: %s", strerror(-r));
+		return 1;
+	}
+	r = loop_probe(why, sizeof(why));
+	if (r) {
+		log_err("main", "%s", why);
+		return 1;
+	}
+	r = dns_server_check_listen(&conf.dns, why, sizeof(why));
+	if (r) {
+		log_err("main", "cannot listen on %s", why);
+		return 1;
+	}
+
+	/* Workers inherit this mask; only the main thread takes signals. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	n = conf.dns.threads;
+	for (unsigned i = 0; i < n; i++) {
+		workers[i].index = i;
+		r = loop_new(NULL, &workers[i].loop);
+		if (r) {
+			log_err("main", "worker %u: cannot create io_uring: %s", i, strerror(-r));
+			stop_workers(workers, n);
+			return 1;
+		}
+		r = dns_server_new(workers[i].loop, &conf, i, why, sizeof(why), &workers[i].dns);
+		if (r) {
+			log_err("main", "worker %u: %s", i, why);
+			stop_workers(workers, n);
+			return 1;
+		}
+	}
+	log_startup(&conf, workers[0].loop);
+	for (unsigned i = 0; i < n; i++) {
+		r = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+		if (r) {
+			log_err("main", "worker %u: cannot start thread: %s", i, strerror(r));
+			stop_workers(workers, n);
+			return 1;
+		}
+		workers[i].started = true;
+	}
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_warn("main", "SIGHUP: reload is not implemented yet; configuration unchanged");
+			continue;
+		}
+		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		break;
+	}
+	stop_workers(workers, n);
+	log_info("main", "stopped");
+	return atomic_load(&exit_code);
 }

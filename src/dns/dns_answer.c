@@ -1,0 +1,92 @@
+#include "dns/dns_answer.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uint8_t *out,
+			 size_t cap)
+{
+	size_t n = len;
+	uint16_t flags;
+
+	if (!s->has_question || s->q_off != DNS_HDR_LEN)
+		return -EPROTO;
+	if (s->rcode > DNS_RCODE_MASK)
+		return -EPROTO;
+	if (s->has_opt) {
+		n -= s->opt_len;
+		if (n > cap)
+			return -EMSGSIZE;
+		memcpy(out, ans, s->opt_off);
+		memcpy(out + s->opt_off, ans + s->opt_off + s->opt_len,
+		       len - s->opt_off - s->opt_len);
+		put16(out + 10, (uint16_t)(s->arcount - 1));
+	} else {
+		if (n > cap)
+			return -EMSGSIZE;
+		memcpy(out, ans, len);
+	}
+	flags = get16(out + 2);
+	flags = (uint16_t)((flags & ~DNS_FLAG_AA) | DNS_FLAG_RA);
+	put16(out + 2, flags);
+	/* Offsets past the OPT moved; the slow path re-scans rather than patching. */
+	int r = dns_scan(out, n, s);
+	if (r < 0)
+		return r == -E2BIG ? r : -EPROTO;
+	return (int)n;
+}
+
+int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_request *req,
+		      size_t limit)
+{
+	uint16_t flags = get16(buf + 2);
+	uint16_t arcount = get16(buf + 10);
+	/* RFC 6891 §6.1.3: our size, version 0, DO copied from the query. */
+	const uint8_t opt[DNS_ANSWER_OPT_LEN] = {
+		0, 0, 41, DNS_EDNS_UDP_SIZE >> 8, DNS_EDNS_UDP_SIZE & 0xff,
+		0, 0, req->do_bit ? 0x80 : 0, 0, 0, 0};
+
+	if (len < DNS_HDR_LEN + req->question_len)
+		return -EMSGSIZE;
+	flags &= (uint16_t)~(DNS_FLAG_RD | DNS_FLAG_CD | DNS_FLAG_TC);
+	if (req->rd)
+		flags |= DNS_FLAG_RD;
+	if (req->cd)
+		flags |= DNS_FLAG_CD;
+	if (!req->do_bit && !req->ad)
+		flags &= (uint16_t)~DNS_FLAG_AD;
+	if (req->edns) {
+		if (len + sizeof(opt) > cap)
+			return -EMSGSIZE;
+		memcpy(buf + len, opt, sizeof(opt));
+		len += sizeof(opt);
+		arcount++;
+	}
+	if (len > limit) {
+		/* Header + question (+ OPT): the client retries over TCP. */
+		size_t q_end = DNS_HDR_LEN + req->question_len;
+		flags |= DNS_FLAG_TC;
+		put16(buf + 6, 0);
+		put16(buf + 8, 0);
+		arcount = req->edns ? 1 : 0;
+		len = q_end;
+		if (req->edns) {
+			memcpy(buf + q_end, opt, sizeof(opt));
+			len += sizeof(opt);
+		}
+	}
+	put16(buf + 2, flags);
+	put16(buf + 10, arcount);
+	return (int)len;
+}
