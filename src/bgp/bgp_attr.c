@@ -138,7 +138,7 @@ struct upd_state {
 
 /* Keeps the most severe outcome; the first error at that severity names it. */
 static void verdict(struct upd_state *s, enum bgp_upd_action a, uint8_t subcode,
-		    const uint8_t *data, size_t datalen)
+                    const uint8_t *data, size_t datalen)
 {
 	if (a <= s->action)
 		return;
@@ -173,7 +173,7 @@ bool bgp_update_has(const struct bgp_update *u, uint8_t code)
 static bool known_attr(uint8_t code, uint8_t *want, enum bgp_upd_action *on_error)
 {
 	const uint8_t WK = BGP_ATTR_F_TRANSITIVE, OT = BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_TRANSITIVE,
-		      ON = BGP_ATTR_F_OPTIONAL;
+	              ON = BGP_ATTR_F_OPTIONAL;
 	/* RFC 7606 §7: the approach for each attribute's malformations. */
 	switch (code) {
 	case BGP_ATTR_ORIGIN:
@@ -263,7 +263,7 @@ static int mp_unreach(struct upd_state *s, const uint8_t *val, size_t len)
  * calls for and sets *sub to the subcode naming the problem.
  */
 static enum bgp_upd_action attr_value(struct upd_state *s, uint8_t code, const uint8_t *val,
-				      size_t len, enum bgp_upd_action bad, uint8_t *sub)
+                                      size_t len, enum bgp_upd_action bad, uint8_t *sub)
 {
 	struct bgp_update *u = s->u;
 	bool as4 = s->ctx && s->ctx->as4;
@@ -424,7 +424,8 @@ static bool one_attr(struct upd_state *s, struct wire *a)
 	if (!known_attr(code, &want, &bad)) {
 		/* RFC 4271 §6.3: an unrecognized well-known attribute. */
 		if (!(flags & BGP_ATTR_F_OPTIONAL)) {
-			verdict(s, BGP_UPD_SESSION_RESET, BGP_UPD_UNRECOGNIZED_WELLKNOWN, raw, rawlen);
+			verdict(s, BGP_UPD_SESSION_RESET, BGP_UPD_UNRECOGNIZED_WELLKNOWN, raw,
+			        rawlen);
 			return true;
 		}
 		u->n_unknown++;
@@ -454,7 +455,8 @@ static bool one_attr(struct upd_state *s, struct wire *a)
 		}
 	}
 	/* RFC 6793 §6: between two 4-octet speakers AS4_PATH/AS4_AGGREGATOR are ignored. */
-	if ((code == BGP_ATTR_AS4_PATH || code == BGP_ATTR_AS4_AGGREGATOR) && s->ctx && s->ctx->as4) {
+	if ((code == BGP_ATTR_AS4_PATH || code == BGP_ATTR_AS4_AGGREGATOR) && s->ctx &&
+	    s->ctx->as4) {
 		attr_forget(u, code);
 		return true;
 	}
@@ -470,7 +472,7 @@ keep:
 }
 
 int bgp_update_parse(const uint8_t *body, size_t len, const struct bgp_ctx *ctx,
-		     struct bgp_update *u, struct bgp_notify *err)
+                     struct bgp_update *u, struct bgp_notify *err)
 {
 	memset(u, 0, sizeof(*u));
 	if (err) {
@@ -509,9 +511,9 @@ int bgp_update_parse(const uint8_t *body, size_t len, const struct bgp_ctx *ctx,
 			 * withdraw: only a reset is safe then (RFC 7606 §3 (j)).
 			 */
 			bool located = u->nlri.count || u->withdrawn.count || u->has_mp_reach ||
-				       u->has_mp_unreach;
+			               u->has_mp_unreach;
 			verdict(&s, located ? BGP_UPD_TREAT_AS_WITHDRAW : BGP_UPD_SESSION_RESET,
-				BGP_UPD_MALFORMED_ATTR_LIST, NULL, 0);
+			        BGP_UPD_MALFORMED_ATTR_LIST, NULL, 0);
 			break;
 		}
 	}
@@ -521,13 +523,14 @@ int bgp_update_parse(const uint8_t *body, size_t len, const struct bgp_ctx *ctx,
 	/* RFC 7606 §3 (d): missing well-known mandatory attributes → treat-as-withdraw. */
 	bool reach = u->nlri.count > 0 || (u->has_mp_reach && u->mp_reach.count > 0);
 	if (reach) {
-		static const uint8_t need[] = {BGP_ATTR_ORIGIN, BGP_ATTR_AS_PATH, BGP_ATTR_NEXT_HOP};
+		static const uint8_t need[] = {BGP_ATTR_ORIGIN, BGP_ATTR_AS_PATH,
+		                               BGP_ATTR_NEXT_HOP};
 		for (size_t i = 0; i < sizeof(need); i++) {
 			if (need[i] == BGP_ATTR_NEXT_HOP && u->nlri.count == 0)
 				continue; /* RFC 4760 §3: MP-only UPDATEs need no NEXT_HOP */
 			if (!bgp_update_has(u, need[i]))
 				verdict(&s, BGP_UPD_TREAT_AS_WITHDRAW, BGP_UPD_MISSING_WELLKNOWN,
-					&need[i], 1);
+				        &need[i], 1);
 		}
 	}
 	/*
@@ -546,7 +549,7 @@ int bgp_update_parse(const uint8_t *body, size_t len, const struct bgp_ctx *ctx,
 		u->eor = true;
 		u->eor_fam = BGP_FAM_IPV4;
 	} else if (wlen == 0 && u->nlri.len == 0 && u->n_attrs == 1 && u->has_mp_unreach &&
-		   u->mp_unreach.len == 0 && s.action == BGP_UPD_OK) {
+	           u->mp_unreach.len == 0 && s.action == BGP_UPD_OK) {
 		u->eor = true;
 		u->eor_fam = u->mp_unreach.fam;
 	}
@@ -627,7 +630,7 @@ static size_t as_path_len(size_t n, bool as4)
  * the message keeps type-code order whatever family it carries.
  */
 static int attrs_put(struct wbuf *pre, struct wbuf *post, const struct bgp_ctx *ctx,
-		     const struct bgp_route_attrs *a, uint8_t fam)
+                     const struct bgp_route_attrs *a, uint8_t fam)
 {
 	bool as4 = ctx && ctx->as4;
 	bool need_as4_path = false;
@@ -655,20 +658,20 @@ static int attrs_put(struct wbuf *pre, struct wbuf *post, const struct bgp_ctx *
 		if (a->n_communities > BGP_MAX_LEN / 4)
 			return -EMSGSIZE;
 		attr_hdr(pre, BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_TRANSITIVE, BGP_ATTR_COMMUNITIES,
-			 a->n_communities * 4);
+		         a->n_communities * 4);
 		for (size_t i = 0; i < a->n_communities; i++)
 			wbuf_u32(pre, a->communities[i]);
 	}
 	if (need_as4_path) {
 		attr_hdr(post, BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_TRANSITIVE, BGP_ATTR_AS4_PATH,
-			 as_path_len(a->as_path_n, true));
+		         as_path_len(a->as_path_n, true));
 		as_path_put(post, a->as_path, a->as_path_n, true);
 	}
 	if (a->n_large) {
 		if (a->n_large > BGP_MAX_LEN / 12)
 			return -EMSGSIZE;
 		attr_hdr(post, BGP_ATTR_F_OPTIONAL | BGP_ATTR_F_TRANSITIVE,
-			 BGP_ATTR_LARGE_COMMUNITY, a->n_large * 12);
+		         BGP_ATTR_LARGE_COMMUNITY, a->n_large * 12);
 		for (size_t i = 0; i < a->n_large; i++) {
 			wbuf_u32(post, a->large[i].global);
 			wbuf_u32(post, a->large[i].local1);
@@ -679,7 +682,7 @@ static int attrs_put(struct wbuf *pre, struct wbuf *post, const struct bgp_ctx *
 }
 
 int bgp_update_build(struct wbuf *b, const struct bgp_ctx *ctx, const struct bgp_route_attrs *a,
-		     const struct bgp_prefix *pf, size_t n)
+                     const struct bgp_prefix *pf, size_t n)
 {
 	if (n == 0)
 		return 0;

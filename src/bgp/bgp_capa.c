@@ -149,13 +149,13 @@ int bgp_caps_build(struct wbuf *b, const struct bgp_open_cfg *cfg)
 }
 
 void bgp_ctx_negotiate(const struct bgp_caps *ours, const struct bgp_caps *theirs,
-		       struct bgp_ctx *ctx)
+                       struct bgp_ctx *ctx)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->as4 = ours->as4 && theirs->as4;
 	ctx->ext_msg = ours->ext_msg && theirs->ext_msg;
 	/* RFC 7911 §4: we receive path ids when we said receive and they said send. */
 	for (int f = 0; f < BGP_FAM_COUNT; f++)
-		ctx->addpath_rx[f] = (ours->addpath[f] & BGP_ADDPATH_RX) &&
-				     (theirs->addpath[f] & BGP_ADDPATH_TX);
+		ctx->addpath_rx[f] =
+		    (ours->addpath[f] & BGP_ADDPATH_RX) && (theirs->addpath[f] & BGP_ADDPATH_TX);
 }

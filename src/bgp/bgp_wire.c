@@ -8,7 +8,7 @@
 #include <string.h>
 
 static int fail(struct bgp_notify *err, uint8_t code, uint8_t subcode, const void *data,
-		size_t datalen)
+                size_t datalen)
 {
 	if (err) {
 		err->code = code;
@@ -50,7 +50,7 @@ uint16_t bgp_fam_afi(uint8_t fam)
 /* ---- header ---- */
 
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
-		  struct bgp_notify *err)
+                  struct bgp_notify *err)
 {
 	notify_clear(err);
 	if (len < BGP_HDR_LEN)
@@ -277,7 +277,7 @@ int bgp_notification_parse(const uint8_t *body, size_t len, struct bgp_notificat
 }
 
 int bgp_notification_build(struct wbuf *b, uint8_t code, uint8_t subcode, const void *data,
-			   size_t datalen)
+                           size_t datalen)
 {
 	if (datalen > BGP_NOTIFY_DATA_MAX)
 		datalen = BGP_NOTIFY_DATA_MAX;
@@ -294,7 +294,7 @@ int bgp_notify_build(struct wbuf *b, const struct bgp_notify *n)
 }
 
 int bgp_notification_build_shutdown(struct wbuf *b, uint8_t subcode, const char *text,
-				    size_t textlen)
+                                    size_t textlen)
 {
 	if (textlen > BGP_SHUTDOWN_MAX)
 		return -EINVAL;
@@ -315,7 +315,7 @@ int bgp_keepalive_build(struct wbuf *b)
 }
 
 int bgp_route_refresh_parse(const uint8_t *body, size_t len, struct bgp_route_refresh *rr,
-			    struct bgp_notify *err)
+                            struct bgp_notify *err)
 {
 	notify_clear(err);
 	struct wire w = wire_init(body, len);
@@ -341,7 +341,7 @@ int bgp_route_refresh_build(struct wbuf *b, uint16_t afi, uint8_t safi, uint8_t 
 /* ---- whole message ---- */
 
 int bgp_msg_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_msg *m,
-		  struct bgp_notify *err)
+                  struct bgp_notify *err)
 {
 	int rc = bgp_hdr_parse(buf, len, ctx, &m->hdr, err);
 	if (rc < 0)

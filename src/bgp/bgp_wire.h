@@ -25,13 +25,13 @@
 
 #include "core/wire.h"
 
-#define BGP_VERSION 4
-#define BGP_PORT 179
-#define BGP_MARKER_LEN 16
-#define BGP_HDR_LEN 19
-#define BGP_MAX_LEN 4096      /* RFC 4271 §4.1 */
+#define BGP_VERSION     4
+#define BGP_PORT        179
+#define BGP_MARKER_LEN  16
+#define BGP_HDR_LEN     19
+#define BGP_MAX_LEN     4096  /* RFC 4271 §4.1 */
 #define BGP_EXT_MAX_LEN 65535 /* RFC 8654 */
-#define BGP_AS_TRANS 23456    /* RFC 6793 §9 */
+#define BGP_AS_TRANS    23456 /* RFC 6793 §9 */
 
 enum bgp_type {
 	BGP_MSG_OPEN = 1,
@@ -42,10 +42,10 @@ enum bgp_type {
 };
 
 /* Minimum message lengths, RFC 4271 §4 and RFC 2918 §3. */
-#define BGP_OPEN_MIN_LEN 29
-#define BGP_UPDATE_MIN_LEN 23
+#define BGP_OPEN_MIN_LEN         29
+#define BGP_UPDATE_MIN_LEN       23
 #define BGP_NOTIFICATION_MIN_LEN 21
-#define BGP_ROUTE_REFRESH_LEN 23
+#define BGP_ROUTE_REFRESH_LEN    23
 
 /* NOTIFICATION error codes and subcodes (RFC 4271 §4.5, IANA registry). */
 enum bgp_err {
@@ -106,8 +106,8 @@ struct bgp_notify {
 
 /* Address families this codec parses NLRI for; index for per-family arrays. */
 enum bgp_fam { BGP_FAM_IPV4 = 0, BGP_FAM_IPV6 = 1, BGP_FAM_COUNT = 2, BGP_FAM_NONE = 255 };
-#define BGP_AFI_IPV4 1
-#define BGP_AFI_IPV6 2
+#define BGP_AFI_IPV4     1
+#define BGP_AFI_IPV6     2
 #define BGP_SAFI_UNICAST 1
 /* IPv4/unicast or IPv6/unicast → BGP_FAM_*, anything else → BGP_FAM_NONE. */
 uint8_t bgp_fam_of(uint16_t afi, uint8_t safi);
@@ -119,9 +119,9 @@ uint16_t bgp_fam_afi(uint8_t fam);
  * (bgp_ctx_negotiate) and passes it to every parser and builder.
  */
 struct bgp_ctx {
-	bool as4;                        /* both sides sent capability 65 */
-	bool addpath_rx[BGP_FAM_COUNT];  /* NLRI we receive carry a 4-byte path id */
-	bool ext_msg;                    /* both sides sent capability 6 */
+	bool as4;                       /* both sides sent capability 65 */
+	bool addpath_rx[BGP_FAM_COUNT]; /* NLRI we receive carry a 4-byte path id */
+	bool ext_msg;                   /* both sides sent capability 6 */
 };
 
 /* ---- header (RFC 4271 §4.1, §6.1) ---- */
@@ -138,7 +138,7 @@ struct bgp_hdr {
  * per-type minimum (1/2, data = the length), type 1..5 (1/3, data = the type).
  */
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
-		  struct bgp_notify *err);
+                  struct bgp_notify *err);
 
 /* Starts a message (marker, length placeholder, type); bgp_msg_end fills the length. */
 size_t bgp_msg_begin(struct wbuf *b, uint8_t type);
@@ -174,10 +174,10 @@ struct bgp_capa {
 /* The decoded capability set of one OPEN; unknown codes are kept in list[] only. */
 struct bgp_caps {
 	struct bgp_capa list[BGP_CAPS_LIST_MAX];
-	size_t n;      /* capabilities seen (list holds the first BGP_CAPS_LIST_MAX) */
+	size_t n; /* capabilities seen (list holds the first BGP_CAPS_LIST_MAX) */
 	size_t n_unknown;
 	bool mp[BGP_FAM_COUNT];
-	bool mp_other;           /* some other AFI/SAFI advertised */
+	bool mp_other; /* some other AFI/SAFI advertised */
 	bool route_refresh;
 	bool enhanced_rr;
 	bool ext_msg;
@@ -185,7 +185,7 @@ struct bgp_caps {
 	bool as4;
 	uint32_t as4_asn;
 	bool gr;
-	uint16_t gr_flags_time;  /* restart flags (4 bits) + restart time (12 bits) */
+	uint16_t gr_flags_time; /* restart flags (4 bits) + restart time (12 bits) */
 	bool llgr;
 	uint8_t addpath[BGP_FAM_COUNT]; /* BGP_ADDPATH_RX|TX as advertised */
 	bool role;
@@ -220,16 +220,16 @@ int bgp_caps_build(struct wbuf *b, const struct bgp_open_cfg *cfg);
 
 /* Fills the parse context from what both sides advertised (RFC 6793, 7911, 8654). */
 void bgp_ctx_negotiate(const struct bgp_caps *ours, const struct bgp_caps *theirs,
-		       struct bgp_ctx *ctx);
+                       struct bgp_ctx *ctx);
 
 struct bgp_open {
 	uint8_t version;
-	uint16_t my_as;     /* the 2-octet field, AS_TRANS for 4-octet speakers */
+	uint16_t my_as; /* the 2-octet field, AS_TRANS for 4-octet speakers */
 	uint16_t hold;
-	uint32_t bgp_id;    /* host byte order */
-	uint32_t asn;       /* the capability-65 ASN if present, else my_as */
+	uint32_t bgp_id; /* host byte order */
+	uint32_t asn;    /* the capability-65 ASN if present, else my_as */
 	size_t n_params;
-	bool ext_params;    /* RFC 9072 extended optional parameters length */
+	bool ext_params; /* RFC 9072 extended optional parameters length */
 	struct bgp_caps caps;
 };
 
@@ -257,7 +257,7 @@ struct bgp_notification {
 	size_t datalen;
 	/* RFC 9003: Cease 6/2 or 6/4 whose data is a length byte and that many bytes */
 	bool has_shutdown;
-	bool shutdown_utf8;  /* the text is well-formed UTF-8 */
+	bool shutdown_utf8; /* the text is well-formed UTF-8 */
 	const uint8_t *shutdown;
 	size_t shutdown_len;
 };
@@ -265,11 +265,11 @@ struct bgp_notification {
 /* Never fails on bad shutdown data (it is just not reported as text). */
 int bgp_notification_parse(const uint8_t *body, size_t len, struct bgp_notification *n);
 int bgp_notification_build(struct wbuf *b, uint8_t code, uint8_t subcode, const void *data,
-			   size_t datalen);
+                           size_t datalen);
 int bgp_notify_build(struct wbuf *b, const struct bgp_notify *n);
 /* Cease 6/2 or 6/4 with an RFC 9003 shutdown communication; -EINVAL if text > 255 bytes. */
 int bgp_notification_build_shutdown(struct wbuf *b, uint8_t subcode, const char *text,
-				    size_t textlen);
+                                    size_t textlen);
 /* True for well-formed UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
 bool bgp_utf8_valid(const uint8_t *p, size_t len);
 
@@ -285,7 +285,7 @@ struct bgp_route_refresh {
 
 /* Body of exactly 4 bytes (the header check already enforces length 23). */
 int bgp_route_refresh_parse(const uint8_t *body, size_t len, struct bgp_route_refresh *rr,
-			    struct bgp_notify *err);
+                            struct bgp_notify *err);
 int bgp_route_refresh_build(struct wbuf *b, uint16_t afi, uint8_t safi, uint8_t subtype);
 
 /* ---- UPDATE (RFC 4271 §4.3, §6.3; RFC 4760; RFC 7606) ---- */
@@ -309,14 +309,18 @@ enum bgp_attr_code {
 	BGP_ATTR_LARGE_COMMUNITY = 32,
 	BGP_ATTR_OTC = 35, /* RFC 9234 */
 };
-#define BGP_ATTR_F_OPTIONAL 0x80
+#define BGP_ATTR_F_OPTIONAL   0x80
 #define BGP_ATTR_F_TRANSITIVE 0x40
-#define BGP_ATTR_F_PARTIAL 0x20
-#define BGP_ATTR_F_EXTLEN 0x10
+#define BGP_ATTR_F_PARTIAL    0x20
+#define BGP_ATTR_F_EXTLEN     0x10
 
 enum bgp_origin { BGP_ORIGIN_IGP = 0, BGP_ORIGIN_EGP = 1, BGP_ORIGIN_INCOMPLETE = 2 };
-enum bgp_as_seg { BGP_AS_SET = 1, BGP_AS_SEQUENCE = 2, BGP_AS_CONFED_SEQUENCE = 3,
-		  BGP_AS_CONFED_SET = 4 };
+enum bgp_as_seg {
+	BGP_AS_SET = 1,
+	BGP_AS_SEQUENCE = 2,
+	BGP_AS_CONFED_SEQUENCE = 3,
+	BGP_AS_CONFED_SET = 4
+};
 
 /*
  * RFC 7606 §2 outcomes, in increasing severity. bgp_update_parse returns the
@@ -333,8 +337,8 @@ enum bgp_upd_action {
 struct bgp_nlri {
 	const uint8_t *p; /* view; NULL when absent */
 	size_t len;
-	size_t count;     /* prefixes in it (0 for an unknown family) */
-	uint8_t fam;      /* BGP_FAM_*; BGP_FAM_NONE: not parsed */
+	size_t count; /* prefixes in it (0 for an unknown family) */
+	uint8_t fam;  /* BGP_FAM_*; BGP_FAM_NONE: not parsed */
 	bool addpath;
 };
 
@@ -363,42 +367,42 @@ struct bgp_attr_view {
 };
 
 struct bgp_update {
-	struct bgp_nlri withdrawn;  /* IPv4 Withdrawn Routes field */
-	struct bgp_nlri nlri;       /* IPv4 NLRI field */
+	struct bgp_nlri withdrawn; /* IPv4 Withdrawn Routes field */
+	struct bgp_nlri nlri;      /* IPv4 NLRI field */
 	bool has_mp_reach, has_mp_unreach;
 	uint16_t mp_reach_afi, mp_unreach_afi;
 	uint8_t mp_reach_safi, mp_unreach_safi;
-	const uint8_t *mp_nexthop;  /* view; 4, 16 or 32 bytes for the unicast families */
+	const uint8_t *mp_nexthop; /* view; 4, 16 or 32 bytes for the unicast families */
 	uint8_t mp_nexthop_len;
 	struct bgp_nlri mp_reach;
 	struct bgp_nlri mp_unreach;
 
 	struct bgp_attr_view attrs[BGP_UPD_ATTRS_MAX]; /* in wire order, duplicates dropped */
 	size_t n_attrs;
-	uint32_t seen[8];           /* bitmap of attribute codes present (first kept) */
+	uint32_t seen[8]; /* bitmap of attribute codes present (first kept) */
 	size_t n_unknown;
 
 	uint8_t origin;
-	const uint8_t *as_path;     /* view of the AS_PATH value, validated */
+	const uint8_t *as_path; /* view of the AS_PATH value, validated */
 	size_t as_path_len;
-	bool as_path_as4;           /* 4-octet ASNs in AS_PATH (ctx->as4) */
-	const uint8_t *as4_path;    /* NULL when absent or discarded (RFC 6793 §6) */
+	bool as_path_as4;        /* 4-octet ASNs in AS_PATH (ctx->as4) */
+	const uint8_t *as4_path; /* NULL when absent or discarded (RFC 6793 §6) */
 	size_t as4_path_len;
 	uint8_t next_hop[4];
 	uint32_t med, local_pref, originator_id, otc;
 	bool atomic_aggregate;
 	uint32_t aggregator_as, aggregator_id;
 	uint32_t as4_aggregator_as, as4_aggregator_id;
-	const uint8_t *communities;   /* n_communities x 4 bytes */
+	const uint8_t *communities; /* n_communities x 4 bytes */
 	size_t n_communities;
 	const uint8_t *ext_communities; /* x 8 */
 	size_t n_ext_communities;
 	const uint8_t *large_communities; /* x 12 */
 	size_t n_large_communities;
-	const uint8_t *cluster_list;  /* x 4 */
+	const uint8_t *cluster_list; /* x 4 */
 	size_t n_cluster_list;
 
-	bool eor;                   /* End-of-RIB, RFC 4724 §2 */
+	bool eor; /* End-of-RIB, RFC 4724 §2 */
 	uint8_t eor_fam;
 	enum bgp_upd_action action;
 };
@@ -419,7 +423,7 @@ uint32_t bgp_as_path_at(const uint8_t *p, size_t len, bool as4, size_t i);
  * (RFC 7606 §3: no NOTIFICATION is sent). u->action mirrors the outcome.
  */
 int bgp_update_parse(const uint8_t *body, size_t len, const struct bgp_ctx *ctx,
-		     struct bgp_update *u, struct bgp_notify *err);
+                     struct bgp_update *u, struct bgp_notify *err);
 
 /* The attribute set of routes we originate (we never forward). */
 struct bgp_large_community {
@@ -427,16 +431,16 @@ struct bgp_large_community {
 };
 
 struct bgp_route_attrs {
-	uint8_t origin;             /* BGP_ORIGIN_IGP */
-	const uint32_t *as_path;    /* AS_SEQUENCE, leftmost first; n=0 for iBGP */
+	uint8_t origin;          /* BGP_ORIGIN_IGP */
+	const uint32_t *as_path; /* AS_SEQUENCE, leftmost first; n=0 for iBGP */
 	size_t as_path_n;
-	uint8_t nh4[4];             /* NEXT_HOP for IPv4 NLRI */
-	uint8_t nh6[16];            /* MP_REACH next hop for IPv6 NLRI */
+	uint8_t nh4[4];  /* NEXT_HOP for IPv4 NLRI */
+	uint8_t nh6[16]; /* MP_REACH next hop for IPv6 NLRI */
 	bool has_nh6_ll;
-	uint8_t nh6_ll[16];         /* optional link-local (RFC 2545 §3) */
+	uint8_t nh6_ll[16]; /* optional link-local (RFC 2545 §3) */
 	bool has_med;
 	uint32_t med;
-	bool has_local_pref;        /* iBGP only: the caller decides */
+	bool has_local_pref; /* iBGP only: the caller decides */
 	uint32_t local_pref;
 	const uint32_t *communities;
 	size_t n_communities;
@@ -452,7 +456,7 @@ struct bgp_route_attrs {
  * -EMSGSIZE (buffer too small, or attributes alone exceed a message), -EINVAL.
  */
 int bgp_update_build(struct wbuf *b, const struct bgp_ctx *ctx, const struct bgp_route_attrs *a,
-		     const struct bgp_prefix *prefixes, size_t n);
+                     const struct bgp_prefix *prefixes, size_t n);
 /* Withdrawals: IPv4 Withdrawn Routes field, IPv6 MP_UNREACH_NLRI. Returns messages. */
 int bgp_withdraw_build(struct wbuf *b, const struct bgp_prefix *prefixes, size_t n);
 /* End-of-RIB (RFC 4724 §2). Returns the message length. */
@@ -477,6 +481,6 @@ struct bgp_msg {
  * Returns what the body parser returns (for UPDATE: the RFC 7606 action).
  */
 int bgp_msg_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_msg *m,
-		  struct bgp_notify *err);
+                  struct bgp_notify *err);
 
 #endif

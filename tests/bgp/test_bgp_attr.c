@@ -11,8 +11,9 @@
 #include "bgp/bgp_wire.h"
 
 #define H16(x) (uint8_t)((x) >> 8), (uint8_t)(x)
-#define MARKER 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, \
-	       0xff, 0xff, 0xff, 0xff
+#define MARKER                                                                                     \
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  \
+	    0xff
 
 static uint8_t *load_vec(const char *name, size_t *len)
 {
@@ -38,7 +39,7 @@ static struct bgp_update upd;
 static struct bgp_notify err;
 
 static void mk(const uint8_t *wd, size_t wdl, const uint8_t *at, size_t atl, const uint8_t *nl,
-	       size_t nll)
+               size_t nll)
 {
 	struct wbuf w = wbuf_init(body, sizeof(body));
 	wbuf_u16(&w, (uint16_t)wdl);
@@ -56,9 +57,9 @@ static int parse(void)
 	return bgp_update_parse(body, bodylen, &c, &upd, &err);
 }
 
-#define ORIGIN_IGP 0x40, 0x01, 0x01, 0x00
+#define ORIGIN_IGP    0x40, 0x01, 0x01, 0x00
 #define AS_PATH_65000 0x40, 0x02, 0x06, 0x02, 0x01, 0x00, 0x00, 0xfd, 0xe8
-#define NEXT_HOP_10 0x40, 0x03, 0x04, 0x0a, 0x00, 0x00, 0x01
+#define NEXT_HOP_10   0x40, 0x03, 0x04, 0x0a, 0x00, 0x00, 0x01
 static const uint8_t nlri24[] = {0x18, 0xc0, 0x00, 0x02};
 
 static void expect(int rc, enum bgp_upd_action act, uint8_t sub)
@@ -107,19 +108,21 @@ Test(bgp_update_errors, e3_1_malformed_attribute_list)
 	expect(parse(), BGP_UPD_SESSION_RESET, 1);
 	/* Two MP_REACH_NLRI: RFC 7606 §3 (g). */
 	static const uint8_t at5[] = {
-		0x80, 0x0e, 0x15, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,
-		0, 0, 0, 0, 0, 1, 0x00,
-		0x80, 0x0e, 0x15, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,
-		0, 0, 0, 0, 0, 1, 0x00, ORIGIN_IGP, AS_PATH_65000};
+	    0x80, 0x0e, 0x15, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01,       0x0d,
+	    0xb8, 0,    0,    0,    0,    0,    0,    0,    0,          0,
+	    0,    0,    1,    0x00, 0x80, 0x0e, 0x15, 0x00, 0x02,       0x01,
+	    0x10, 0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,          0,
+	    0,    0,    0,    0,    0,    0,    1,    0x00, ORIGIN_IGP, AS_PATH_65000};
 	mk(NULL, 0, at5, sizeof(at5), NULL, 0);
 	expect(parse(), BGP_UPD_SESSION_RESET, 1);
 	/* Two MP_UNREACH_NLRI too. */
 	static const uint8_t at6[] = {0x80, 0x0f, 0x03, 0x00, 0x02, 0x01,
-				      0x80, 0x0f, 0x03, 0x00, 0x02, 0x01};
+	                              0x80, 0x0f, 0x03, 0x00, 0x02, 0x01};
 	mk(NULL, 0, at6, sizeof(at6), NULL, 0);
 	expect(parse(), BGP_UPD_SESSION_RESET, 1);
 	/* A repeated ordinary attribute: keep the first, no error. */
-	static const uint8_t at7[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40, 0x01, 0x01, 0x02};
+	static const uint8_t at7[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40,
+	                              0x01,       0x01,          0x02};
 	mk(NULL, 0, at7, sizeof(at7), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_OK, 0);
 	cr_expect_eq(upd.origin, 0);
@@ -128,17 +131,19 @@ Test(bgp_update_errors, e3_1_malformed_attribute_list)
 
 Test(bgp_update_errors, e3_2_unrecognized_wellknown_golden)
 {
-	static const uint8_t at[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40, 0x50, 0x01, 0x07};
+	static const uint8_t at[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40,
+	                             0x50,       0x01,          0x07};
 	mk(NULL, 0, at, sizeof(at), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_SESSION_RESET, 2);
 	uint8_t out[64];
 	struct wbuf w = wbuf_init(out, sizeof(out));
-	static const uint8_t want[] = {MARKER, 0x00, 0x19, 0x03, 0x03, 0x02, 0x40, 0x50, 0x01, 0x07};
+	static const uint8_t want[] = {MARKER, 0x00, 0x19, 0x03, 0x03,
+	                               0x02,   0x40, 0x50, 0x01, 0x07};
 	cr_assert_eq(bgp_notify_build(&w, &err), (int)sizeof(want));
 	cr_expect_arr_eq(out, want, sizeof(want));
 	/* Unknown but optional: kept, counted, fine (RFC 4271 §5). */
-	static const uint8_t at2[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x80, 0x50, 0x01, 0x07,
-				      0xe0, 0x63, 0x00};
+	static const uint8_t at2[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x80, 0x50,
+	                              0x01,       0x07,          0xe0,        0x63, 0x00};
 	mk(NULL, 0, at2, sizeof(at2), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_OK, 0);
 	cr_expect_eq(upd.n_unknown, 2);
@@ -162,9 +167,10 @@ Test(bgp_update_errors, e3_3_missing_wellknown)
 	expect(parse(), BGP_UPD_OK, 0);
 	cr_expect_eq(upd.withdrawn.count, 1);
 	/* MP_REACH without NEXT_HOP is fine; without AS_PATH it is not. */
-	static const uint8_t at3[] = {ORIGIN_IGP, 0x80, 0x0e, 0x1a, 0x00, 0x02, 0x01, 0x10, 0x20,
-				      0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x00,
-				      0x20, 0x20, 0x01, 0x0d, 0xb8};
+	static const uint8_t at3[] = {ORIGIN_IGP, 0x80, 0x0e, 0x1a, 0x00, 0x02, 0x01, 0x10,
+	                              0x20,       0x01, 0x0d, 0xb8, 0,    0,    0,    0,
+	                              0,          0,    0,    0,    0,    0,    0,    1,
+	                              0x00,       0x20, 0x20, 0x01, 0x0d, 0xb8};
 	mk(NULL, 0, at3, sizeof(at3), NULL, 0);
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 3);
 	cr_expect_eq(err.data[0], BGP_ATTR_AS_PATH);
@@ -184,13 +190,13 @@ Test(bgp_update_errors, e3_4_flags)
 	mk(NULL, 0, at2, sizeof(at2), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 4);
 	/* Partial on optional transitive COMMUNITIES is legal. */
-	static const uint8_t at3[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xe0, 0x08, 0x04,
-				      0xfd, 0xe8, 0x00, 0x01};
+	static const uint8_t at3[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xe0, 0x08,
+	                              0x04,       0xfd,          0xe8,        0x00, 0x01};
 	mk(NULL, 0, at3, sizeof(at3), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_OK, 0);
 	/* AGGREGATOR flagged well-known: attribute discard (RFC 7606 §7.7). */
-	static const uint8_t at4[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40, 0x07, 0x08,
-				      0, 0, 0xfd, 0xe8, 10, 0, 0, 1};
+	static const uint8_t at4[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40, 0x07, 0x08, 0,
+	                              0,          0xfd,          0xe8,        10,   0,    0,    1};
 	mk(NULL, 0, at4, sizeof(at4), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_ATTR_DISCARD, 4);
 	cr_expect(!bgp_update_has(&upd, BGP_ATTR_AGGREGATOR));
@@ -202,29 +208,33 @@ Test(bgp_update_errors, e3_4_flags)
 
 Test(bgp_update_errors, e3_5_length)
 {
-	static const uint8_t at[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x80, 0x04, 0x03, 0, 0, 1};
+	static const uint8_t at[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x80, 0x04, 0x03, 0, 0,
+	                             1};
 	mk(NULL, 0, at, sizeof(at), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 5);
 	cr_expect_eq(err.datalen, 6);
 	static const uint8_t at2[] = {ORIGIN_IGP, AS_PATH_65000, 0x40, 0x03, 0x05, 10, 0, 0, 1, 1};
 	mk(NULL, 0, at2, sizeof(at2), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 5);
-	static const uint8_t at3[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xc0, 0x08, 0x03, 1, 2, 3};
+	static const uint8_t at3[] = {
+	    ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xc0, 0x08, 0x03, 1, 2, 3};
 	mk(NULL, 0, at3, sizeof(at3), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 5);
-	static const uint8_t at4[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xc0, 0x20, 0x0b,
-				      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+	static const uint8_t at4[] = {
+	    ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xc0, 0x20, 0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+	    11};
 	mk(NULL, 0, at4, sizeof(at4), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 5);
 	/* ATOMIC_AGGREGATE with a value: discarded, the route stands. */
-	static const uint8_t at5[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40, 0x06, 0x01, 0x00};
+	static const uint8_t at5[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0x40,
+	                              0x06,       0x01,          0x00};
 	mk(NULL, 0, at5, sizeof(at5), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_ATTR_DISCARD, 5);
 	cr_expect(!upd.atomic_aggregate);
 	cr_expect(!bgp_update_has(&upd, BGP_ATTR_ATOMIC_AGGREGATE));
 	/* AGGREGATOR of 2-octet size on a 4-octet session. */
 	static const uint8_t at6[] = {ORIGIN_IGP, AS_PATH_65000, NEXT_HOP_10, 0xc0, 0x07, 0x06,
-				      0xfd, 0xe8, 10, 0, 0, 1};
+	                              0xfd,       0xe8,          10,          0,    0,    1};
 	mk(NULL, 0, at6, sizeof(at6), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_ATTR_DISCARD, 5);
 }
@@ -251,15 +261,16 @@ Test(bgp_update_errors, e3_8_next_hop)
 Test(bgp_update_errors, e3_9_optional_attribute)
 {
 	/* MP_REACH IPv6 with a 4-byte next hop: NLRI cannot be trusted (RFC 7606 §7.11). */
-	static const uint8_t at[] = {0x80, 0x0e, 0x09, 0x00, 0x02, 0x01, 0x04, 10, 0, 0, 1, 0x00,
-				     ORIGIN_IGP, AS_PATH_65000};
+	static const uint8_t at[] = {0x80, 0x0e, 0x09, 0x00, 0x02, 0x01,       0x04,
+	                             10,   0,    0,    1,    0x00, ORIGIN_IGP, AS_PATH_65000};
 	mk(NULL, 0, at, sizeof(at), NULL, 0);
 	expect(parse(), BGP_UPD_SESSION_RESET, 9);
 	cr_expect_eq(err.datalen, 12);
 	cr_expect_arr_eq(err.data, at, 12);
 	/* MP_REACH with a /129. */
-	static const uint8_t at2[] = {0x80, 0x0e, 0x17, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01, 0x0d,
-				      0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x00, 0x81, 0x20};
+	static const uint8_t at2[] = {0x80, 0x0e, 0x17, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01,
+	                              0x0d, 0xb8, 0,    0,    0,    0,    0,    0,    0,
+	                              0,    0,    0,    0,    1,    0x00, 0x81, 0x20};
 	mk(NULL, 0, at2, sizeof(at2), NULL, 0);
 	expect(parse(), BGP_UPD_SESSION_RESET, 9);
 	/* MP_UNREACH too short for AFI/SAFI. */
@@ -268,15 +279,16 @@ Test(bgp_update_errors, e3_9_optional_attribute)
 	expect(parse(), BGP_UPD_SESSION_RESET, 9);
 	/* Malformed AS4_PATH: discarded (RFC 6793 §6). */
 	static struct bgp_ctx two = {.as4 = false};
-	static const uint8_t at4[] = {ORIGIN_IGP, 0x40, 0x02, 0x04, 0x02, 0x01, 0x5b, 0xa0,
-				      NEXT_HOP_10, 0xc0, 0x11, 0x06, 0x03, 0x01, 0, 0, 0, 1};
+	static const uint8_t at4[] = {ORIGIN_IGP, 0x40, 0x02,        0x04, 0x02, 0x01,
+	                              0x5b,       0xa0, NEXT_HOP_10, 0xc0, 0x11, 0x06,
+	                              0x03,       0x01, 0,           0,    0,    1};
 	mk(NULL, 0, at4, sizeof(at4), nlri24, sizeof(nlri24));
 	cr_expect_eq(bgp_update_parse(body, bodylen, &two, &upd, &err), BGP_UPD_ATTR_DISCARD);
 	cr_expect_eq(err.subcode, 9);
 	cr_expect_null(upd.as4_path);
 	/* Unknown AFI/SAFI (e.g. flowspec 1/133) is kept as bytes, not a reset. */
-	static const uint8_t at5[] = {0x80, 0x0e, 0x07, 0x00, 0x01, 0x85, 0x00, 0x00, 0x01, 0x02,
-				      ORIGIN_IGP, AS_PATH_65000};
+	static const uint8_t at5[] = {0x80, 0x0e, 0x07, 0x00, 0x01,       0x85,
+	                              0x00, 0x00, 0x01, 0x02, ORIGIN_IGP, AS_PATH_65000};
 	mk(NULL, 0, at5, sizeof(at5), NULL, 0);
 	expect(parse(), BGP_UPD_OK, 0);
 	cr_expect_eq(upd.mp_reach.fam, BGP_FAM_NONE);
@@ -302,12 +314,12 @@ Test(bgp_update_errors, e3_10_invalid_network_field)
 
 Test(bgp_update_errors, e3_11_as_path)
 {
-	static const uint8_t at[] = {ORIGIN_IGP, 0x40, 0x02, 0x06, 0x07, 0x01, 0, 0, 0xfd, 0xe8,
-				     NEXT_HOP_10};
+	static const uint8_t at[] = {ORIGIN_IGP, 0x40, 0x02, 0x06, 0x07,       0x01,
+	                             0,          0,    0xfd, 0xe8, NEXT_HOP_10};
 	mk(NULL, 0, at, sizeof(at), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 11);
-	static const uint8_t at2[] = {ORIGIN_IGP, 0x40, 0x02, 0x06, 0x02, 0x02, 0, 0, 0xfd, 0xe8,
-				      NEXT_HOP_10};
+	static const uint8_t at2[] = {ORIGIN_IGP, 0x40, 0x02, 0x06, 0x02,       0x02,
+	                              0,          0,    0xfd, 0xe8, NEXT_HOP_10};
 	mk(NULL, 0, at2, sizeof(at2), nlri24, sizeof(nlri24));
 	expect(parse(), BGP_UPD_TREAT_AS_WITHDRAW, 11);
 	static const uint8_t at3[] = {ORIGIN_IGP, 0x40, 0x02, 0x02, 0x02, 0x00, NEXT_HOP_10};
@@ -334,21 +346,24 @@ static struct bgp_prefix pfx4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_
 
 Test(bgp_update_build, golden_ipv4_ibgp_all_attributes)
 {
-	struct bgp_route_attrs a = {
-		.origin = BGP_ORIGIN_IGP, .nh4 = {192, 0, 2, 1}, .has_med = true, .med = 100,
-		.has_local_pref = true, .local_pref = 200, .communities = comms, .n_communities = 2,
-		.large = large1, .n_large = 1};
+	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP,
+	                            .nh4 = {192, 0, 2, 1},
+	                            .has_med = true,
+	                            .med = 100,
+	                            .has_local_pref = true,
+	                            .local_pref = 200,
+	                            .communities = comms,
+	                            .n_communities = 2,
+	                            .large = large1,
+	                            .n_large = 1};
 	struct bgp_prefix p[] = {pfx4(198, 51, 100, 53, 32), pfx4(192, 0, 2, 99, 24)};
 	static const uint8_t want[] = {
-		MARKER, 0x00, 0x56, 0x02, 0x00, 0x00, 0x00, 0x36,
-		0x40, 0x01, 0x01, 0x00,
-		0x40, 0x02, 0x00,
-		0x40, 0x03, 0x04, 0xc0, 0x00, 0x02, 0x01,
-		0x80, 0x04, 0x04, 0x00, 0x00, 0x00, 0x64,
-		0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0xc8,
-		0xc0, 0x08, 0x08, 0xfd, 0xe8, 0x00, 0x01, 0xfd, 0xe8, 0x00, 0x02,
-		0xc0, 0x20, 0x0c, 0x00, 0x00, 0xfd, 0xe8, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
-		0x20, 0xc6, 0x33, 0x64, 0x35, 0x18, 0xc0, 0x00, 0x02};
+	    MARKER, 0x00, 0x56, 0x02, 0x00, 0x00, 0x00, 0x36, 0x40, 0x01, 0x01, 0x00,
+	    0x40,   0x02, 0x00, 0x40, 0x03, 0x04, 0xc0, 0x00, 0x02, 0x01, 0x80, 0x04,
+	    0x04,   0x00, 0x00, 0x00, 0x64, 0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0xc8,
+	    0xc0,   0x08, 0x08, 0xfd, 0xe8, 0x00, 0x01, 0xfd, 0xe8, 0x00, 0x02, 0xc0,
+	    0x20,   0x0c, 0x00, 0x00, 0xfd, 0xe8, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+	    0x00,   0x02, 0x20, 0xc6, 0x33, 0x64, 0x35, 0x18, 0xc0, 0x00, 0x02};
 	uint8_t out[4096];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	struct bgp_ctx c = {.as4 = true};
@@ -381,17 +396,18 @@ Test(bgp_update_build, golden_ipv4_ibgp_all_attributes)
 Test(bgp_update_build, golden_ebgp_prepend_2octet_peer)
 {
 	static const uint32_t path[] = {4200000001u, 4200000001u};
-	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP, .as_path = path, .as_path_n = 2,
-				    .nh4 = {10, 0, 0, 1}, .has_med = true, .med = 50};
+	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP,
+	                            .as_path = path,
+	                            .as_path_n = 2,
+	                            .nh4 = {10, 0, 0, 1},
+	                            .has_med = true,
+	                            .med = 50};
 	struct bgp_prefix p[] = {pfx4(203, 0, 113, 0, 24)};
 	static const uint8_t want[] = {
-		MARKER, 0x00, 0x43, 0x02, 0x00, 0x00, 0x00, 0x28,
-		0x40, 0x01, 0x01, 0x00,
-		0x40, 0x02, 0x06, 0x02, 0x02, 0x5b, 0xa0, 0x5b, 0xa0,
-		0x40, 0x03, 0x04, 0x0a, 0x00, 0x00, 0x01,
-		0x80, 0x04, 0x04, 0x00, 0x00, 0x00, 0x32,
-		0xc0, 0x11, 0x0a, 0x02, 0x02, 0xfa, 0x56, 0xea, 0x01, 0xfa, 0x56, 0xea, 0x01,
-		0x18, 0xcb, 0x00, 0x71};
+	    MARKER, 0x00, 0x43, 0x02, 0x00, 0x00, 0x00, 0x28, 0x40, 0x01, 0x01, 0x00, 0x40,
+	    0x02,   0x06, 0x02, 0x02, 0x5b, 0xa0, 0x5b, 0xa0, 0x40, 0x03, 0x04, 0x0a, 0x00,
+	    0x00,   0x01, 0x80, 0x04, 0x04, 0x00, 0x00, 0x00, 0x32, 0xc0, 0x11, 0x0a, 0x02,
+	    0x02,   0xfa, 0x56, 0xea, 0x01, 0xfa, 0x56, 0xea, 0x01, 0x18, 0xcb, 0x00, 0x71};
 	uint8_t out[4096];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	struct bgp_ctx two = {.as4 = false};
@@ -401,16 +417,14 @@ Test(bgp_update_build, golden_ebgp_prepend_2octet_peer)
 	static struct bgp_msg m;
 	cr_assert_eq(bgp_msg_parse(out, w.off, &two, &m, &err), BGP_UPD_OK);
 	cr_expect_eq(bgp_as_path_at(m.u.update.as4_path, m.u.update.as4_path_len, true, 1),
-		     4200000001u);
+	             4200000001u);
 
 	/* The same for a 4-octet peer: a plain 4-octet AS_PATH, no AS4_PATH. */
-	static const uint8_t want4[] = {
-		MARKER, 0x00, 0x3a, 0x02, 0x00, 0x00, 0x00, 0x1f,
-		0x40, 0x01, 0x01, 0x00,
-		0x40, 0x02, 0x0a, 0x02, 0x02, 0xfa, 0x56, 0xea, 0x01, 0xfa, 0x56, 0xea, 0x01,
-		0x40, 0x03, 0x04, 0x0a, 0x00, 0x00, 0x01,
-		0x80, 0x04, 0x04, 0x00, 0x00, 0x00, 0x32,
-		0x18, 0xcb, 0x00, 0x71};
+	static const uint8_t want4[] = {MARKER, 0x00, 0x3a, 0x02, 0x00, 0x00, 0x00, 0x1f, 0x40,
+	                                0x01,   0x01, 0x00, 0x40, 0x02, 0x0a, 0x02, 0x02, 0xfa,
+	                                0x56,   0xea, 0x01, 0xfa, 0x56, 0xea, 0x01, 0x40, 0x03,
+	                                0x04,   0x0a, 0x00, 0x00, 0x01, 0x80, 0x04, 0x04, 0x00,
+	                                0x00,   0x00, 0x32, 0x18, 0xcb, 0x00, 0x71};
 	struct bgp_ctx four = {.as4 = true};
 	w = wbuf_init(out, sizeof(out));
 	cr_assert_eq(bgp_update_build(&w, &four, &a, p, 1), 1);
@@ -430,8 +444,8 @@ Test(bgp_update_build, golden_ebgp_prepend_2octet_peer)
 
 static struct bgp_prefix pfx6(uint16_t w2, uint16_t w3, uint8_t last, uint8_t len)
 {
-	struct bgp_prefix p = {.fam = BGP_FAM_IPV6, .len = len,
-			       .addr = {0x20, 0x01, 0x0d, 0xb8, H16(w2), H16(w3)}};
+	struct bgp_prefix p = {
+	    .fam = BGP_FAM_IPV6, .len = len, .addr = {0x20, 0x01, 0x0d, 0xb8, H16(w2), H16(w3)}};
 	p.addr[15] = last;
 	return p;
 }
@@ -439,22 +453,24 @@ static struct bgp_prefix pfx6(uint16_t w2, uint16_t w3, uint8_t last, uint8_t le
 Test(bgp_update_build, golden_ipv6_mp_reach)
 {
 	static const uint32_t c1[] = {0xfde80001};
-	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP, .nh6 = {0x20, 0x01, 0x0d, 0xb8},
-				    .has_local_pref = true, .local_pref = 100, .communities = c1,
-				    .n_communities = 1, .large = large1, .n_large = 1};
+	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP,
+	                            .nh6 = {0x20, 0x01, 0x0d, 0xb8},
+	                            .has_local_pref = true,
+	                            .local_pref = 100,
+	                            .communities = c1,
+	                            .n_communities = 1,
+	                            .large = large1,
+	                            .n_large = 1};
 	a.nh6[15] = 1;
 	struct bgp_prefix p[] = {pfx6(0x53, 0, 0x53, 128), pfx6(1, 0, 0, 48)};
 	static const uint8_t want[] = {
-		MARKER, 0x00, 0x6b, 0x02, 0x00, 0x00, 0x00, 0x54,
-		0x40, 0x01, 0x01, 0x00,
-		0x40, 0x02, 0x00,
-		0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0x64,
-		0xc0, 0x08, 0x04, 0xfd, 0xe8, 0x00, 0x01,
-		0x80, 0x0e, 0x2d, 0x00, 0x02, 0x01, 0x10,
-		0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
-		0x80, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
-		0x30, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01,
-		0xc0, 0x20, 0x0c, 0x00, 0x00, 0xfd, 0xe8, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02};
+	    MARKER, 0x00, 0x6b, 0x02, 0x00, 0x00, 0x00, 0x54, 0x40, 0x01, 0x01, 0x00, 0x40, 0x02,
+	    0x00,   0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0x64, 0xc0, 0x08, 0x04, 0xfd, 0xe8, 0x00,
+	    0x01,   0x80, 0x0e, 0x2d, 0x00, 0x02, 0x01, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0,    0,
+	    0,      0,    0,    0,    0,    0,    0,    0,    0,    0x01, 0x00, 0x80, 0x20, 0x01,
+	    0x0d,   0xb8, 0x00, 0x53, 0,    0,    0,    0,    0,    0,    0,    0,    0,    0x53,
+	    0x30,   0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0xc0, 0x20, 0x0c, 0x00, 0x00, 0xfd, 0xe8,
+	    0x00,   0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02};
 	uint8_t out[4096];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	struct bgp_ctx c = {.as4 = true};
@@ -486,15 +502,15 @@ Test(bgp_update_build, golden_withdrawals_and_eor)
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	struct bgp_prefix p4[] = {pfx4(198, 51, 100, 53, 32), pfx4(192, 0, 2, 0, 24)};
 	static const uint8_t want4[] = {MARKER, 0x00, 0x20, 0x02, 0x00, 0x09, 0x20, 0xc6, 0x33,
-					0x64, 0x35, 0x18, 0xc0, 0x00, 0x02, 0x00, 0x00};
+	                                0x64,   0x35, 0x18, 0xc0, 0x00, 0x02, 0x00, 0x00};
 	cr_assert_eq(bgp_withdraw_build(&w, p4, 2), 1);
 	cr_assert_eq(w.off, sizeof(want4));
 	cr_expect_arr_eq(out, want4, sizeof(want4));
 
 	struct bgp_prefix p6[] = {pfx6(1, 0, 0, 48)};
-	static const uint8_t want6[] = {MARKER, 0x00, 0x24, 0x02, 0x00, 0x00, 0x00, 0x0d, 0x80,
-					0x0f, 0x0a, 0x00, 0x02, 0x01, 0x30, 0x20, 0x01, 0x0d,
-					0xb8, 0x00, 0x01};
+	static const uint8_t want6[] = {MARKER, 0x00, 0x24, 0x02, 0x00, 0x00, 0x00,
+	                                0x0d,   0x80, 0x0f, 0x0a, 0x00, 0x02, 0x01,
+	                                0x30,   0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01};
 	w = wbuf_init(out, sizeof(out));
 	cr_assert_eq(bgp_withdraw_build(&w, p6, 1), 1);
 	cr_assert_eq(w.off, sizeof(want6));
@@ -535,8 +551,8 @@ static size_t walk(const uint8_t *p, size_t len, size_t *msgs, size_t *first_len
 		static struct bgp_msg m;
 		cr_assert_eq(bgp_msg_parse(p + off, h.len, &c, &m, &err), BGP_UPD_OK);
 		const struct bgp_update *u = &m.u.update;
-		size_t n = u->nlri.count + u->withdrawn.count + u->mp_reach.count +
-			   u->mp_unreach.count;
+		size_t n =
+		    u->nlri.count + u->withdrawn.count + u->mp_reach.count + u->mp_unreach.count;
 		if (*msgs == 0) {
 			*first_len = h.len;
 			*first_n = n;
@@ -554,10 +570,16 @@ Test(bgp_update_build, packing_splits_at_4096)
 	static struct bgp_prefix p[N];
 	for (int i = 0; i < N; i++)
 		p[i] = pfx4(10, (uint8_t)(i >> 8), (uint8_t)i, 1, 32);
-	struct bgp_route_attrs a = {
-		.origin = BGP_ORIGIN_IGP, .nh4 = {192, 0, 2, 1}, .has_med = true, .med = 100,
-		.has_local_pref = true, .local_pref = 200, .communities = comms, .n_communities = 2,
-		.large = large1, .n_large = 1};
+	struct bgp_route_attrs a = {.origin = BGP_ORIGIN_IGP,
+	                            .nh4 = {192, 0, 2, 1},
+	                            .has_med = true,
+	                            .med = 100,
+	                            .has_local_pref = true,
+	                            .local_pref = 200,
+	                            .communities = comms,
+	                            .n_communities = 2,
+	                            .large = large1,
+	                            .n_large = 1};
 	static uint8_t out[64 * 1024];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	struct bgp_ctx c = {.as4 = true};

@@ -7,15 +7,15 @@
 Test(bgp_capa, parse_known_and_unknown)
 {
 	static const uint8_t p[] = {
-		0x01, 0x04, 0x00, 0x02, 0x00, 0x01,       /* MP IPv6 unicast */
-		0x01, 0x04, 0x00, 0x01, 0x00, 0x85,       /* MP IPv4 flowspec: other */
-		0x45, 0x08, 0x00, 0x01, 0x01, 0x03,       /* ADD-PATH IPv4 rx+tx */
-		0x00, 0x02, 0x01, 0x01,                   /* ADD-PATH IPv6 rx */
-		0x40, 0x02, 0x80, 0x78,                   /* GR R bit, 120 s, no AFI */
-		0x49, 0x04, 0x02, 'v', 'm', 0x00,         /* FQDN "vm" "" */
-		0x09, 0x01, 0x00,                         /* role Provider */
-		0x80, 0x00,                               /* pre-standard RR: unknown */
-		0x47, 0x00,                               /* LLGR, empty (BIRD iBGP) */
+	    0x01, 0x04, 0x00, 0x02, 0x00, 0x01, /* MP IPv6 unicast */
+	    0x01, 0x04, 0x00, 0x01, 0x00, 0x85, /* MP IPv4 flowspec: other */
+	    0x45, 0x08, 0x00, 0x01, 0x01, 0x03, /* ADD-PATH IPv4 rx+tx */
+	    0x00, 0x02, 0x01, 0x01,             /* ADD-PATH IPv6 rx */
+	    0x40, 0x02, 0x80, 0x78,             /* GR R bit, 120 s, no AFI */
+	    0x49, 0x04, 0x02, 'v',  'm',  0x00, /* FQDN "vm" "" */
+	    0x09, 0x01, 0x00,                   /* role Provider */
+	    0x80, 0x00,                         /* pre-standard RR: unknown */
+	    0x47, 0x00,                         /* LLGR, empty (BIRD iBGP) */
 	};
 	static struct bgp_caps c;
 	memset(&c, 0, sizeof(c));
@@ -67,11 +67,9 @@ Test(bgp_capa, malformed)
 /* FRR style (one capability per parameter) and RFC 9072 extended parameters. */
 Test(bgp_capa, open_parameter_layouts)
 {
-	static const uint8_t frr[] = {
-		0x04, 0xfd, 0xe9, 0x00, 0xb4, 0x0a, 0x00, 0x00, 0x02, 0x10,
-		0x02, 0x06, 0x01, 0x04, 0x00, 0x01, 0x00, 0x01,
-		0x02, 0x02, 0x02, 0x00,
-		0x02, 0x02, 0x46, 0x00};
+	static const uint8_t frr[] = {0x04, 0xfd, 0xe9, 0x00, 0xb4, 0x0a, 0x00, 0x00, 0x02,
+	                              0x10, 0x02, 0x06, 0x01, 0x04, 0x00, 0x01, 0x00, 0x01,
+	                              0x02, 0x02, 0x02, 0x00, 0x02, 0x02, 0x46, 0x00};
 	static struct bgp_open o;
 	static struct bgp_notify e;
 	cr_assert_eq(bgp_open_parse(frr, sizeof(frr), &o, &e), 0);
@@ -82,9 +80,9 @@ Test(bgp_capa, open_parameter_layouts)
 	cr_expect(o.caps.enhanced_rr);
 	cr_expect_eq(o.asn, 65001);
 
-	static const uint8_t ext[] = {
-		0x04, 0xfd, 0xe9, 0x00, 0xb4, 0x0a, 0x00, 0x00, 0x02, 0xff, 0xff, 0x00, 0x0b,
-		0x02, 0x00, 0x08, 0x02, 0x00, 0x41, 0x04, 0xfa, 0x56, 0xea, 0x01};
+	static const uint8_t ext[] = {0x04, 0xfd, 0xe9, 0x00, 0xb4, 0x0a, 0x00, 0x00,
+	                              0x02, 0xff, 0xff, 0x00, 0x0b, 0x02, 0x00, 0x08,
+	                              0x02, 0x00, 0x41, 0x04, 0xfa, 0x56, 0xea, 0x01};
 	cr_assert_eq(bgp_open_parse(ext, sizeof(ext), &o, &e), 0);
 	cr_expect(o.ext_params);
 	cr_expect_eq(o.asn, 4200000001u);
@@ -116,8 +114,12 @@ Test(bgp_capa, negotiate_context)
 	bgp_ctx_negotiate(&ours, &theirs, &c);
 	cr_expect(!c.as4);
 	/* What we build parses back to what we meant. */
-	struct bgp_open_cfg cfg = {.asn = 65010, .hold = 90, .bgp_id = 1, .fam = {true, true},
-				   .route_refresh = true, .as4 = true};
+	struct bgp_open_cfg cfg = {.asn = 65010,
+	                           .hold = 90,
+	                           .bgp_id = 1,
+	                           .fam = {true, true},
+	                           .route_refresh = true,
+	                           .as4 = true};
 	uint8_t buf[128];
 	struct wbuf w = wbuf_init(buf, sizeof(buf));
 	cr_assert_gt(bgp_open_build(&w, &cfg), 0);

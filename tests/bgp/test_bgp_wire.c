@@ -121,12 +121,13 @@ static size_t desc_prefix_count(const char *desc)
 }
 
 static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, const char *desc,
-			 const char *file)
+                         const char *file)
 {
-	size_t n = check_prefixes(&u->withdrawn, desc, file) + check_prefixes(&u->nlri, desc, file) +
-		   check_prefixes(&u->mp_reach, desc, file) + check_prefixes(&u->mp_unreach, desc, file);
+	size_t n = check_prefixes(&u->withdrawn, desc, file) +
+	           check_prefixes(&u->nlri, desc, file) + check_prefixes(&u->mp_reach, desc, file) +
+	           check_prefixes(&u->mp_unreach, desc, file);
 	cr_expect_eq(n, desc_prefix_count(desc), "%s: %zu prefixes, manifest %zu", file, n,
-		     desc_prefix_count(desc));
+	             desc_prefix_count(desc));
 	cr_expect_eq(u->eor, has(desc, "End-of-RIB"), "%s: End-of-RIB", file);
 	if (u->eor)
 		cr_expect_eq(u->eor_fam, has(desc, "IPv6") ? BGP_FAM_IPV6 : BGP_FAM_IPV4);
@@ -162,7 +163,8 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 			cr_expect_eq(u->med, strtoul(it + 4, NULL, 10), "%s: MED", file);
 			attrs_named++;
 		} else if (!strncmp(it, "LOCAL_PREF ", 11)) {
-			cr_expect_eq(u->local_pref, strtoul(it + 11, NULL, 10), "%s: LOCAL_PREF", file);
+			cr_expect_eq(u->local_pref, strtoul(it + 11, NULL, 10), "%s: LOCAL_PREF",
+			             file);
 			attrs_named++;
 		} else if (!strncmp(it, "OTC ", 4)) {
 			cr_expect_eq(u->otc, strtoul(it + 4, NULL, 10), "%s: OTC", file);
@@ -172,9 +174,9 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 			attrs_named++;
 		} else if (!strncmp(it, "AGGREGATOR ", 11)) {
 			char a[INET_ADDRSTRLEN];
-			uint8_t id[4] = {(uint8_t)(u->aggregator_id >> 24),
-					 (uint8_t)(u->aggregator_id >> 16),
-					 (uint8_t)(u->aggregator_id >> 8), (uint8_t)u->aggregator_id};
+			uint8_t id[4] = {
+			    (uint8_t)(u->aggregator_id >> 24), (uint8_t)(u->aggregator_id >> 16),
+			    (uint8_t)(u->aggregator_id >> 8), (uint8_t)u->aggregator_id};
 			inet_ntop(AF_INET, id, a, sizeof(a));
 			snprintf(s, sizeof(s), "%u %s", u->aggregator_as, a);
 			cr_expect_str_eq(s, it + 11, "%s: AGGREGATOR", file);
@@ -183,7 +185,7 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 			const char *vals = strstr(it, "(");
 			size_t want = vals ? strtoul(vals + 1, NULL, 10) : tokens_after_first(it);
 			cr_expect_eq(u->n_communities, want, "%s: communities %zu vs %zu", file,
-				     u->n_communities, want);
+			             u->n_communities, want);
 			attrs_named++;
 		} else if (!strncmp(it, "EXT_COMMUNITIES ", 16)) {
 			cr_expect_eq(u->n_ext_communities, tokens_after_first(it), "%s", file);
@@ -194,14 +196,16 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 		} else if (!strncmp(it, "unknown attribute ", 18)) {
 			unsigned code, flags;
 			char hex[64];
-			cr_assert_eq(sscanf(it, "unknown attribute %u flags 0x%x value 0x%63s", &code,
-					    &flags, hex), 3);
+			cr_assert_eq(sscanf(it, "unknown attribute %u flags 0x%x value 0x%63s",
+			                    &code, &flags, hex),
+			             3);
 			bool found = false;
 			for (size_t i = 0; i < u->n_attrs; i++) {
 				if (u->attrs[i].code != code)
 					continue;
 				found = true;
-				cr_expect_eq(u->attrs[i].flags, flags, "%s: unknown attr flags", file);
+				cr_expect_eq(u->attrs[i].flags, flags, "%s: unknown attr flags",
+				             file);
 				char got[64] = "";
 				for (size_t k = 0; k < u->attrs[i].len && k < 30; k++)
 					sprintf(got + 2 * k, "%02x", u->attrs[i].val[k]);
@@ -219,7 +223,7 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 			const char *nh = strstr(it, " nh ") + 4;
 			inet_ntop(AF_INET6, u->mp_nexthop, s, sizeof(s));
 			cr_expect(!strncmp(nh, s, strlen(s)) && nh[strlen(s)] == ' ',
-				  "%s: MP next hop %s", file, s);
+			          "%s: MP next hop %s", file, s);
 			attrs_named++;
 		} else if (!strncmp(it, "MP_UNREACH ", 11) || has(it, "MP_UNREACH with no NLRI")) {
 			cr_expect(u->has_mp_unreach, "%s", file);
@@ -228,7 +232,7 @@ static void check_update(const struct bgp_update *u, const struct bgp_ctx *ctx, 
 		}
 	}
 	cr_expect_eq(u->n_attrs, attrs_named, "%s: %zu attributes parsed, %zu in manifest", file,
-		     u->n_attrs, attrs_named);
+	             u->n_attrs, attrs_named);
 	(void)ctx;
 }
 
@@ -238,7 +242,7 @@ static void check_open(const struct bgp_open *o, const char *desc, const char *f
 	char id[32];
 	cr_assert_eq(sscanf(desc, "OPEN v4 AS %u", &as), 1, "%s: desc", file);
 	cr_assert_eq(sscanf(strstr(desc, " hold "), " hold %u id %31[0-9.]", &hold, id), 2,
-		     "%s: desc", file);
+	             "%s: desc", file);
 	cr_expect_eq(o->my_as, as, "%s: my AS", file);
 	cr_expect_eq(o->hold, hold, "%s: hold", file);
 	struct in_addr ia;
@@ -252,7 +256,7 @@ static void check_open(const struct bgp_open *o, const char *desc, const char *f
 	cr_expect_eq(k->mp[BGP_FAM_IPV4], has(desc, "MP IPv4/unicast"), "%s", file);
 	cr_expect_eq(k->mp[BGP_FAM_IPV6], has(desc, "MP IPv6/unicast"), "%s", file);
 	cr_expect_eq(k->route_refresh, has(desc, "route-refresh;") || has(desc, ": route-refresh"),
-		     "%s: route refresh", file);
+	             "%s: route refresh", file);
 	cr_expect_eq(k->enhanced_rr, has(desc, "enhanced-route-refresh"), "%s", file);
 	cr_expect_eq(k->ext_msg, has(desc, "extended-message"), "%s", file);
 	cr_expect_eq(k->ext_nexthop, has(desc, "extended-nexthop"), "%s", file);
@@ -284,7 +288,16 @@ static void check_open(const struct bgp_open *o, const char *desc, const char *f
 	size_t unknown = 0;
 	for (size_t i = 0; i < k->n && i < BGP_CAPS_LIST_MAX; i++)
 		switch (k->list[i].code) {
-		case 1: case 2: case 5: case 6: case 9: case 64: case 65: case 69: case 70: case 71:
+		case 1:
+		case 2:
+		case 5:
+		case 6:
+		case 9:
+		case 64:
+		case 65:
+		case 69:
+		case 70:
+		case 71:
 		case 73:
 			break;
 		default:
@@ -293,8 +306,7 @@ static void check_open(const struct bgp_open *o, const char *desc, const char *f
 	cr_expect_eq(k->n_unknown, unknown, "%s", file);
 }
 
-static void check_notification(const struct bgp_notification *n, const char *desc,
-			       const char *file)
+static void check_notification(const struct bgp_notification *n, const char *desc, const char *file)
 {
 	unsigned code, sub;
 	cr_assert_eq(sscanf(desc, "NOTIFICATION %u/%u", &code, &sub), 2);
@@ -325,8 +337,8 @@ static void check_notification(const struct bgp_notification *n, const char *des
 
 static const char *type_name(uint8_t t)
 {
-	static const char *n[] = {"?", "OPEN", "UPDATE", "NOTIFICATION", "KEEPALIVE",
-				  "ROUTE-REFRESH"};
+	static const char *n[] = {"?",         "OPEN",         "UPDATE", "NOTIFICATION",
+	                          "KEEPALIVE", "ROUTE-REFRESH"};
 	return t <= 5 ? n[t] : "?";
 }
 
@@ -405,7 +417,8 @@ Test(bgp_vectors, every_manifest_row_parses_and_matches)
 			ext++;
 			struct bgp_ctx plain = ctx;
 			plain.ext_msg = false;
-			cr_expect_eq(bgp_msg_parse(buf, len, &plain, &m, &err), -EBADMSG, "%s", file);
+			cr_expect_eq(bgp_msg_parse(buf, len, &plain, &m, &err), -EBADMSG, "%s",
+			             file);
 			cr_expect_eq(err.code, 1);
 			cr_expect_eq(err.subcode, 2);
 			cr_expect_eq(err.datalen, 2);
@@ -450,27 +463,29 @@ Test(bgp_vectors, as4_path_only_on_2octet_sessions)
 Test(bgp_vectors, truncation_at_every_byte)
 {
 	static const char *files[] = {
-		"001-bird-open-to-gobgp.bin",
-		"036-frr-open-to-bird-ipv6-transport.bin",
-		"007-gobgp-update-ipv4-nlri-unknown-attr.bin",
-		"048-frr-update-mp-reach-ipv4-v6-nexthop-ll-nexthop-addpath.bin",
-		"087-gobgp-update-ipv4-nlri-addpath-2octet-as-as4-path.bin",
-		"071-bird-notification-cease-admin-shutdown-with-message-utf8.bin",
-		"058-frr-route-refresh-borr-ipv4.bin",
-		"117-exabgp-update-eor-ipv6.bin",
+	    "001-bird-open-to-gobgp.bin",
+	    "036-frr-open-to-bird-ipv6-transport.bin",
+	    "007-gobgp-update-ipv4-nlri-unknown-attr.bin",
+	    "048-frr-update-mp-reach-ipv4-v6-nexthop-ll-nexthop-addpath.bin",
+	    "087-gobgp-update-ipv4-nlri-addpath-2octet-as-as4-path.bin",
+	    "071-bird-notification-cease-admin-shutdown-with-message-utf8.bin",
+	    "058-frr-route-refresh-borr-ipv4.bin",
+	    "117-exabgp-update-eor-ipv6.bin",
 	};
 	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
 		size_t len;
 		uint8_t *full = load(files[f], &len);
-		struct bgp_ctx c = {.as4 = !has(files[f], "2octet"),
-				    .addpath_rx = {has(files[f], "addpath"), has(files[f], "addpath")}};
+		struct bgp_ctx c = {
+		    .as4 = !has(files[f], "2octet"),
+		    .addpath_rx = {has(files[f], "addpath"), has(files[f], "addpath")}};
 		for (size_t cut = 0; cut < len; cut++) {
 			/* Exact-size copy so a sanitizer build catches any over-read. */
 			uint8_t *b = malloc(cut ? cut : 1);
 			memcpy(b, full, cut);
 			static struct bgp_msg m;
 			static struct bgp_notify err;
-			cr_expect_lt(bgp_msg_parse(b, cut, &c, &m, &err), 0, "%s cut %zu", files[f], cut);
+			cr_expect_lt(bgp_msg_parse(b, cut, &c, &m, &err), 0, "%s cut %zu", files[f],
+			             cut);
 			/* And with the header length patched to match: any result, no crash. */
 			if (cut >= BGP_HDR_LEN) {
 				b[16] = (uint8_t)(cut >> 8);
@@ -478,8 +493,9 @@ Test(bgp_vectors, truncation_at_every_byte)
 				int rc = bgp_msg_parse(b, cut, &c, &m, &err);
 				cr_expect(rc >= -EBADMSG && rc <= BGP_UPD_TREAT_AS_WITHDRAW);
 				if (rc < 0 && m.hdr.type != BGP_MSG_NOTIFICATION)
-					cr_expect_neq(err.code, 0, "%s cut %zu: error without notify",
-						      files[f], cut);
+					cr_expect_neq(err.code, 0,
+					              "%s cut %zu: error without notify", files[f],
+					              cut);
 			}
 			free(b);
 		}
@@ -516,8 +532,11 @@ Test(bgp_hdr, errors_per_rfc4271_6_1)
 	cr_expect_eq(e.subcode, 1);
 	cr_expect_eq(e.datalen, 0);
 
-	static const struct { uint16_t len; uint8_t type; } bad[] = {
-		{18, 4}, {20, 4}, {28, 1}, {22, 2}, {20, 3}, {22, 5}, {24, 5}, {4097, 2}, {65535, 3},
+	static const struct {
+		uint16_t len;
+		uint8_t type;
+	} bad[] = {
+	    {18, 4}, {20, 4}, {28, 1}, {22, 2}, {20, 3}, {22, 5}, {24, 5}, {4097, 2}, {65535, 3},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		hdr(b, bad[i].len, bad[i].type);
@@ -528,8 +547,11 @@ Test(bgp_hdr, errors_per_rfc4271_6_1)
 		cr_expect_eq(e.data[0] << 8 | e.data[1], bad[i].len);
 	}
 	/* Minimums are fine. */
-	static const struct { uint16_t len; uint8_t type; } good[] = {
-		{29, 1}, {23, 2}, {21, 3}, {23, 5}, {4096, 2},
+	static const struct {
+		uint16_t len;
+		uint8_t type;
+	} good[] = {
+	    {29, 1}, {23, 2}, {21, 3}, {23, 5}, {4096, 2},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		hdr(b, good[i].len, good[i].type);
@@ -568,9 +590,9 @@ Test(bgp_hdr, golden_header_error_notifications)
 	hdr(b, 4100, 2);
 	cr_assert_eq(bgp_hdr_parse(b, 19, NULL, &h, &e), -EBADMSG);
 	cr_assert_eq(bgp_notify_build(&w, &e), 23);
-	static const uint8_t want_len[23] = {
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0xff, 0xff, 0xff, 0xff, 0x00, 0x17, 0x03, 0x01, 0x02, 0x10, 0x04};
+	static const uint8_t want_len[23] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                                     0x00, 0x17, 0x03, 0x01, 0x02, 0x10, 0x04};
 	cr_expect_arr_eq(out, want_len, 23);
 
 	hdr(b, 19, 9);
@@ -590,21 +612,27 @@ Test(bgp_hdr, golden_header_error_notifications)
 
 /* ---- OPEN ---- */
 
-static const uint8_t open2[] = {
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xff, 0x00, 0x33, 0x01,
-	0x04, 0xfd, 0xf2, 0x00, 0x5a, 0x0a, 0x00, 0x00, 0x01, 0x16, /* v4 AS 65010 hold 90 id */
-	0x02, 0x14,                                                 /* capabilities, 20 bytes */
-	0x01, 0x04, 0x00, 0x01, 0x00, 0x01,                         /* MP IPv4 unicast */
-	0x01, 0x04, 0x00, 0x02, 0x00, 0x01,                         /* MP IPv6 unicast */
-	0x02, 0x00,                                                 /* route refresh */
-	0x41, 0x04, 0x00, 0x00, 0xfd, 0xf2,                         /* 4-octet AS 65010 */
+static const uint8_t
+    open2[] =
+        {
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x33, 0x01, 0x04,
+            0xfd, 0xf2, 0x00, 0x5a, 0x0a, 0x00, 0x00, 0x01, 0x16, /* v4 AS 65010 hold 90 id */
+            0x02, 0x14,                                           /* capabilities, 20 bytes */
+            0x01, 0x04, 0x00, 0x01, 0x00, 0x01,                   /* MP IPv4 unicast */
+            0x01, 0x04, 0x00, 0x02, 0x00, 0x01,                   /* MP IPv6 unicast */
+            0x02, 0x00,                                           /* route refresh */
+            0x41, 0x04, 0x00, 0x00, 0xfd, 0xf2,                   /* 4-octet AS 65010 */
 };
 
 Test(bgp_open, golden_2octet_asn)
 {
-	struct bgp_open_cfg cfg = {.asn = 65010, .hold = 90, .bgp_id = 0x0a000001,
-				   .fam = {true, true}, .route_refresh = true, .as4 = true};
+	struct bgp_open_cfg cfg = {.asn = 65010,
+	                           .hold = 90,
+	                           .bgp_id = 0x0a000001,
+	                           .fam = {true, true},
+	                           .route_refresh = true,
+	                           .as4 = true};
 	uint8_t out[128];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	cr_assert_eq(bgp_open_build(&w, &cfg), (int)sizeof(open2));
@@ -613,13 +641,17 @@ Test(bgp_open, golden_2octet_asn)
 
 Test(bgp_open, golden_4octet_asn_uses_as_trans)
 {
-	struct bgp_open_cfg cfg = {.asn = 4200000001u, .hold = 30, .bgp_id = 0xc0000201,
-				   .fam = {true, false}, .route_refresh = true, .as4 = true};
-	static const uint8_t want[] = {
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0xff, 0xff, 0xff, 0x00, 0x2d, 0x01, 0x04, 0x5b, 0xa0, 0x00, 0x1e, 0xc0, 0x00,
-		0x02, 0x01, 0x10, 0x02, 0x0e, 0x01, 0x04, 0x00, 0x01, 0x00, 0x01, 0x02, 0x00,
-		0x41, 0x04, 0xfa, 0x56, 0xea, 0x01};
+	struct bgp_open_cfg cfg = {.asn = 4200000001u,
+	                           .hold = 30,
+	                           .bgp_id = 0xc0000201,
+	                           .fam = {true, false},
+	                           .route_refresh = true,
+	                           .as4 = true};
+	static const uint8_t want[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x2d,
+	                               0x01, 0x04, 0x5b, 0xa0, 0x00, 0x1e, 0xc0, 0x00, 0x02,
+	                               0x01, 0x10, 0x02, 0x0e, 0x01, 0x04, 0x00, 0x01, 0x00,
+	                               0x01, 0x02, 0x00, 0x41, 0x04, 0xfa, 0x56, 0xea, 0x01};
 	uint8_t out[128];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	cr_assert_eq(bgp_open_build(&w, &cfg), (int)sizeof(want));
@@ -734,7 +766,8 @@ Test(bgp_notification, golden_and_shutdown_text)
 	uint8_t out[512];
 	struct wbuf w = wbuf_init(out, sizeof(out));
 	const char *t = "maintenance";
-	cr_assert_eq(bgp_notification_build_shutdown(&w, BGP_CEASE_ADMIN_SHUTDOWN, t, strlen(t)), 33);
+	cr_assert_eq(bgp_notification_build_shutdown(&w, BGP_CEASE_ADMIN_SHUTDOWN, t, strlen(t)),
+	             33);
 	/* Byte-identical to what BIRD sent (vector 027). */
 	size_t len;
 	uint8_t *bird = load("027-bird-notification-cease-admin-shutdown-with-message.bin", &len);
@@ -752,7 +785,7 @@ Test(bgp_notification, golden_and_shutdown_text)
 	memset(big, 'x', sizeof(big));
 	w = wbuf_init(out, sizeof(out));
 	cr_expect_eq(bgp_notification_build_shutdown(&w, BGP_CEASE_ADMIN_RESET, big, 255),
-		     19 + 3 + 255);
+	             19 + 3 + 255);
 	cr_expect_eq(bgp_notification_parse(out + 19, 3 + 255, &n), 0);
 	cr_expect_eq(n.subcode, 4);
 	cr_expect_eq(n.shutdown_len, 255);
@@ -786,10 +819,10 @@ Test(bgp_notification, golden_and_shutdown_text)
 Test(bgp_notification, utf8_validation)
 {
 	cr_expect(bgp_utf8_valid((const uint8_t *)"caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80", 14));
-	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xc0\xaf", 2));       /* overlong */
-	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));   /* surrogate */
+	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
 	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xe2\x98", 2));       /* truncated */
+	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xe2\x98", 2));         /* truncated */
 	cr_expect(!bgp_utf8_valid((const uint8_t *)"\xff", 1));
 }
 
@@ -805,10 +838,14 @@ Test(bgp_misc, keepalive_and_route_refresh_golden)
 	cr_expect_arr_eq(out, ka, 19);
 	free(ka);
 
-	static const struct { const char *file; uint16_t afi; uint8_t st; } rr[] = {
-		{"024-bird-route-refresh-request-ipv4.bin", 1, 0},
-		{"059-frr-route-refresh-borr-ipv6.bin", 2, 1},
-		{"069-bird-route-refresh-eorr-ipv4.bin", 1, 2},
+	static const struct {
+		const char *file;
+		uint16_t afi;
+		uint8_t st;
+	} rr[] = {
+	    {"024-bird-route-refresh-request-ipv4.bin", 1, 0},
+	    {"059-frr-route-refresh-borr-ipv6.bin", 2, 1},
+	    {"069-bird-route-refresh-eorr-ipv4.bin", 1, 2},
 	};
 	for (size_t i = 0; i < 3; i++) {
 		w = wbuf_init(out, sizeof(out));
