@@ -1,0 +1,108 @@
+/*
+ * dns_upstream.h: the pure per-upstream health and selection policy.
+ *
+ * No sockets, no c-ares, no clock: every call that depends on time takes
+ * `now` (ms) as a parameter, so tests step hours of upstream behaviour in
+ * microseconds. The forwarder (dns_forward.c) reports the outcome of every
+ * try and asks which upstream to use next.
+ *
+ * Per upstream:
+ *   - an RTT estimate as in RFC 6298 §2 (SRTT, RTTVAR, RTO = SRTT +
+ *     max(G, 4 RTTVAR), clamped to [min_rto, max_rto]), with the RTO
+ *     doubled per consecutive timeout (§5.5) until an answer arrives;
+ *   - consecutive hard failures (timeouts, REFUSED, transport errors) and
+ *     an exponentially weighted failure rate that also counts SERVFAIL;
+ *   - a state: HEALTHY; SUSPECT after one hard failure or when the failure
+ *     rate passes one half; DEAD after `dead_after` consecutive hard
+ *     failures. SERVFAIL alone never kills an upstream: a broken zone
+ *     SERVFAILs at every resolver, so it only lowers the preference.
+ *   - DEAD upstreams get no client traffic while another upstream is not
+ *     dead; they are re-probed at next_probe, with the interval doubling
+ *     from probe_min_ms to probe_max_ms; any answer but REFUSED revives.
+ *
+ * Selection: among upstreams not yet tried for this query, the non-dead
+ * one with the best state, then the lowest RTO (an unmeasured upstream
+ * counts with initial_rto_ms), then the lowest index. When every untried
+ * upstream is dead, the one whose probe is due earliest is used anyway, so
+ * a total outage is noticed as soon as any upstream comes back.
+ *
+ * Ownership: struct dns_upstream_set is opaque and owns its array.
+ */
+#ifndef ANYCACHE_DNS_UPSTREAM_H
+#define ANYCACHE_DNS_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DNS_UPSTREAM_MAX 16 /* tried-sets are a 32-bit mask; configs stay small */
+
+enum dns_upstream_state {
+	DNS_UPSTREAM_HEALTHY = 0,
+	DNS_UPSTREAM_SUSPECT = 1,
+	DNS_UPSTREAM_DEAD = 2,
+};
+
+enum dns_upstream_outcome {
+	DNS_UPSTREAM_OK,       /* an answer that can be used (any RCODE but the two below) */
+	DNS_UPSTREAM_SERVFAIL, /* soft: rate only */
+	DNS_UPSTREAM_REFUSED,  /* hard: the upstream will not serve us */
+	DNS_UPSTREAM_TIMEOUT,  /* hard; rtt_ms ignored */
+	DNS_UPSTREAM_ERROR,    /* hard: connection refused, malformed answer */
+};
+
+struct dns_upstream_conf {
+	unsigned initial_rto_ms; /* 800: before the first RTT sample */
+	unsigned min_rto_ms;     /* 100 */
+	unsigned max_rto_ms;     /* 1500: one try never waits longer */
+	unsigned dead_after;     /* 3 consecutive hard failures */
+	unsigned probe_min_ms;   /* 1000: first re-probe of a dead upstream */
+	unsigned probe_max_ms;   /* 30000 */
+};
+/* Zero fields take the defaults above. */
+
+/* What one upstream looks like, for tests, metrics and logs. */
+struct dns_upstream_info {
+	enum dns_upstream_state state;
+	bool measured;            /* has an RTT sample */
+	unsigned srtt_ms, rttvar_ms, rto_ms;
+	unsigned consecutive_fail;
+	unsigned fail_rate_pm;    /* EWMA of failures, per mille (1/16 weight per outcome) */
+	uint64_t next_probe;      /* DEAD only: when a probe is due */
+	unsigned probe_interval_ms;
+	uint64_t oks, servfails, refused, timeouts, errors, deaths, revivals;
+};
+
+struct dns_upstream_set;
+
+/* n in 1..DNS_UPSTREAM_MAX; conf may be NULL. 0, -EINVAL or -ENOMEM. */
+int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
+			 struct dns_upstream_set **out);
+void dns_upstream_set_free(struct dns_upstream_set *s);
+unsigned dns_upstream_count(const struct dns_upstream_set *s);
+
+/*
+ * The upstream to send the next try to, skipping those whose bit is set in
+ * `tried` (bit i = upstream i). -ENOENT when every upstream was tried.
+ */
+int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t now);
+
+/* How long to wait for this upstream before failing over: its RTO. */
+unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx);
+
+/* Records one try's outcome; rtt_ms is the time from send to answer. */
+void dns_upstream_report(struct dns_upstream_set *s, unsigned idx,
+			 enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now);
+
+/*
+ * A dead upstream whose re-probe is due and not already running: returns
+ * its index and marks the probe as running (the next one is scheduled with
+ * doubled interval now, so a lost probe is simply retried later), or
+ * -ENOENT. *next (may be NULL) receives the earliest future probe deadline
+ * or UINT64_MAX, for arming a timer.
+ */
+int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next);
+
+void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx,
+		      struct dns_upstream_info *out);
+
+#endif

@@ -1,0 +1,236 @@
+/* Unit tests for dns/dns_upstream.c: the pure health and selection policy,
+ * driven with stepped time. */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "dns/dns_upstream.h"
+
+static struct dns_upstream_set *mk(unsigned n)
+{
+	struct dns_upstream_set *s = NULL;
+	cr_assert_eq(dns_upstream_set_new(NULL, n, &s), 0);
+	return s;
+}
+
+static struct dns_upstream_info info(const struct dns_upstream_set *s, unsigned i)
+{
+	struct dns_upstream_info in;
+	dns_upstream_get(s, i, &in);
+	return in;
+}
+
+Test(dns_upstream, rejects_bad_sizes_and_conf)
+{
+	struct dns_upstream_set *s;
+	struct dns_upstream_conf c = {.min_rto_ms = 500, .max_rto_ms = 100};
+
+	cr_assert_eq(dns_upstream_set_new(NULL, 0, &s), -EINVAL);
+	cr_assert_eq(dns_upstream_set_new(NULL, DNS_UPSTREAM_MAX + 1, &s), -EINVAL);
+	cr_assert_eq(dns_upstream_set_new(&c, 2, &s), -EINVAL);
+}
+
+Test(dns_upstream, unmeasured_uses_initial_rto_and_lowest_index)
+{
+	struct dns_upstream_set *s = mk(3);
+
+	cr_assert_eq(dns_upstream_rto(s, 0), 800);
+	cr_assert_eq(dns_upstream_pick(s, 0, 0), 0);
+	cr_assert_eq(dns_upstream_pick(s, 1u, 0), 1);
+	cr_assert_eq(dns_upstream_pick(s, 3u, 0), 2);
+	cr_assert_eq(dns_upstream_pick(s, 7u, 0), -ENOENT);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_HEALTHY);
+	dns_upstream_set_free(s);
+}
+
+/* RFC 6298 §2.2/§2.3 arithmetic, values worked by hand. */
+Test(dns_upstream, rtt_estimate_follows_rfc6298)
+{
+	struct dns_upstream_set *s = mk(1);
+
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 100, 0);
+	struct dns_upstream_info in = info(s, 0);
+	cr_assert(in.measured);
+	cr_assert_eq(in.srtt_ms, 100);
+	cr_assert_eq(in.rttvar_ms, 50);
+	cr_assert_eq(in.rto_ms, 300); /* 100 + 4*50 */
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 200, 10);
+	in = info(s, 0);
+	/* RTTVAR = 3/4*50 + 1/4*100 = 62.5; SRTT = 7/8*100 + 1/8*200 = 112.5 */
+	cr_assert_eq(in.rttvar_ms, 62);
+	cr_assert_eq(in.srtt_ms, 112);
+	cr_assert_eq(in.rto_ms, 362);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, rto_is_clamped)
+{
+	struct dns_upstream_set *s = mk(2);
+
+	for (int i = 0; i < 50; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 1, (uint64_t)i);
+	cr_assert_eq(dns_upstream_rto(s, 0), 100, "min_rto");
+	dns_upstream_report(s, 1, DNS_UPSTREAM_OK, 5000, 0);
+	cr_assert_eq(dns_upstream_rto(s, 1), 1500, "max_rto");
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, picks_the_faster_healthy_upstream)
+{
+	struct dns_upstream_set *s = mk(2);
+
+	for (int i = 0; i < 20; i++) {
+		dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 300, (uint64_t)i);
+		dns_upstream_report(s, 1, DNS_UPSTREAM_OK, 40, (uint64_t)i);
+	}
+	cr_assert_eq(dns_upstream_pick(s, 0, 100), 1);
+	/* the next to fail over to */
+	cr_assert_eq(dns_upstream_pick(s, 1u << 1, 100), 0);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, timeouts_make_suspect_then_dead_with_backoff)
+{
+	struct dns_upstream_set *s = mk(2);
+	uint64_t now = 1000;
+
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 10, now);
+	dns_upstream_report(s, 1, DNS_UPSTREAM_OK, 50, now);
+	cr_assert_eq(dns_upstream_pick(s, 0, now), 0);
+	unsigned rto0 = dns_upstream_rto(s, 0);
+	cr_assert_eq(rto0, 100);
+
+	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += rto0);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
+	cr_assert_eq(dns_upstream_rto(s, 0), 200, "RFC 6298 §5.5 doubling");
+	cr_assert_eq(dns_upstream_pick(s, 0, now), 1, "healthy beats suspect");
+	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 200);
+	cr_assert_eq(dns_upstream_rto(s, 0), 400);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
+	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 400);
+	struct dns_upstream_info in = info(s, 0);
+	cr_assert_eq(in.state, DNS_UPSTREAM_DEAD);
+	cr_assert_eq(in.deaths, 1);
+	cr_assert_eq(in.next_probe, now + 1000);
+	/* Dead: no client traffic even when the other one is tried. */
+	cr_assert_eq(dns_upstream_pick(s, 0, now), 1);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, all_dead_uses_the_earliest_probe_as_last_resort)
+{
+	struct dns_upstream_set *s = mk(2);
+
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 100);
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_ERROR, 0, 200);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
+	cr_assert_eq(info(s, 1).state, DNS_UPSTREAM_DEAD);
+	cr_assert_eq(dns_upstream_pick(s, 0, 300), 1, "probe of 1 is due first (1100 < 1200)");
+	cr_assert_eq(dns_upstream_pick(s, 2u, 300), 0);
+	cr_assert_eq(dns_upstream_pick(s, 3u, 300), -ENOENT);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, probes_back_off_and_an_answer_revives)
+{
+	struct dns_upstream_set *s = mk(2);
+	uint64_t next = 0;
+
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 999, &next), -ENOENT);
+	cr_assert_eq(next, 1000);
+	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next), 0);
+	cr_assert_eq(next, 3000, "interval doubled to 2 s");
+	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next), -ENOENT, "one probe at a time");
+	/* The probe times out: still dead, next probe already scheduled. */
+	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 2500);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
+	cr_assert_eq(info(s, 0).next_probe, 3000);
+	cr_assert_eq(dns_upstream_probe_due(s, 3000, &next), 0);
+	cr_assert_eq(next, 7000);
+	/* An answer to the probe revives it with a fresh RTT. */
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 20, 3020);
+	struct dns_upstream_info in = info(s, 0);
+	cr_assert_eq(in.state, DNS_UPSTREAM_HEALTHY);
+	cr_assert_eq(in.revivals, 1);
+	cr_assert_eq(in.consecutive_fail, 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 100000, &next), -ENOENT);
+	cr_assert_eq(next, UINT64_MAX);
+	cr_assert_eq(dns_upstream_pick(s, 0, 3020), 0);
+	dns_upstream_set_free(s);
+}
+
+/* An hour of a dead upstream in 1 s steps: the interval caps at 30 s. */
+Test(dns_upstream, an_hour_of_outage_costs_about_two_probes_a_minute)
+{
+	struct dns_upstream_set *s = mk(1);
+	unsigned probes = 0;
+
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	for (uint64_t now = 0; now <= 3600 * 1000; now += 1000) {
+		if (dns_upstream_probe_due(s, now, NULL) >= 0) {
+			probes++;
+			dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now + 1500);
+		}
+	}
+	/* 1,2,4,8,16 s then every 30 s: 5 + (3600-31)/30 ~ 123 */
+	cr_assert_geq(probes, 120);
+	cr_assert_leq(probes, 126);
+	cr_assert_eq(info(s, 0).probe_interval_ms, 30000);
+	cr_assert_eq(info(s, 0).deaths, 1);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, servfail_lowers_preference_but_never_kills)
+{
+	struct dns_upstream_set *s = mk(2);
+
+	for (int i = 0; i < 40; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_SERVFAIL, 10, (uint64_t)i);
+	struct dns_upstream_info in = info(s, 0);
+	cr_assert_eq(in.state, DNS_UPSTREAM_SUSPECT);
+	cr_assert_gt(in.fail_rate_pm, 500);
+	cr_assert_eq(in.servfails, 40);
+	cr_assert_eq(in.deaths, 0);
+	dns_upstream_report(s, 1, DNS_UPSTREAM_OK, 300, 50);
+	cr_assert_eq(dns_upstream_pick(s, 0, 50), 1, "slower but healthy wins");
+	/* Good answers bring the rate back down. */
+	for (int i = 0; i < 40; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 10, 100 + (uint64_t)i);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_HEALTHY);
+	cr_assert_lt(info(s, 0).fail_rate_pm, 100);
+	dns_upstream_set_free(s);
+}
+
+Test(dns_upstream, refused_is_a_hard_failure)
+{
+	struct dns_upstream_set *s = mk(1);
+
+	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 0);
+	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 1);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
+	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 2);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
+	cr_assert_eq(info(s, 0).refused, 3);
+	/* A success in between resets the run. */
+	struct dns_upstream_set *t = mk(1);
+	dns_upstream_report(t, 0, DNS_UPSTREAM_REFUSED, 5, 0);
+	dns_upstream_report(t, 0, DNS_UPSTREAM_REFUSED, 5, 1);
+	dns_upstream_report(t, 0, DNS_UPSTREAM_OK, 5, 2);
+	dns_upstream_report(t, 0, DNS_UPSTREAM_REFUSED, 5, 3);
+	cr_assert_neq(info(t, 0).state, DNS_UPSTREAM_DEAD);
+	dns_upstream_set_free(s);
+	dns_upstream_set_free(t);
+}
+
+Test(dns_upstream, out_of_range_report_is_ignored)
+{
+	struct dns_upstream_set *s = mk(1);
+
+	dns_upstream_report(s, 5, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	cr_assert_eq(info(s, 0).timeouts, 0);
+	dns_upstream_set_free(s);
+}
