@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,58 @@
 #define SWEEP_INTERVAL_MS 1000
 #define SWEEP_BUDGET 1024
 #define SOCKBUF_BYTES (4 << 20)
+#define TCP_BACKLOG 1024
+#define TCP_RX_BASE 4096          /* grows to one whole message when a client needs it */
+#define TCP_OUT_KEEP (64u << 10)  /* send buffers above this are freed once sent */
+#define TCP_EVICT_SCAN 16         /* oldest connections looked at for an idle one */
+#define ACCEPT_RETRY_MS 1000
 
 struct dns_listener {
 	struct dns_server *srv;
 	struct netaddr addr;
 	int fd;
 	bool armed;
+};
+
+/*
+ * A TCP listener lives in its own allocation: its accept op may get its final
+ * callback from loop_free after the server is gone (srv is NULL by then).
+ */
+struct tcp_listener {
+	struct dns_server *srv;
+	int fd;
+	bool accepting;
+	struct timer retry;
+};
+
+/*
+ * One TCP connection. LIFETIME: created on accept; conn_close() detaches it
+ * from the server at once (slot freed, generation bumped, srv = NULL) and
+ * hands the fd to loop_close_fd; the loop's final callbacks for its recv and
+ * send see `closing` and touch nothing else; conn_done frees it. Upstream
+ * answers find their connection by (slot, generation) and drop the answer
+ * when it is gone, so no pointer to a connection outlives it.
+ * BUFFERS: rx holds the unframed bytes; while `reading` the kernel writes
+ * at rx + rx_len, so rx is only compacted or grown when no recv is posted.
+ * out is being sent (untouched until its completion), pend collects answers
+ * meanwhile; they swap when a send completes.
+ */
+struct tcp_conn {
+	struct dns_server *srv;
+	int fd;
+	uint32_t slot, gen;
+	bool closing;   /* detached; only the loop's final callbacks remain */
+	bool doomed;    /* close at the end of the current event */
+	bool reading, sending, rx_eof;
+	unsigned inflight;
+	struct tcp_conn *older, *newer; /* LRU by last activity */
+	struct timer idle;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	uint8_t *rx;
+	size_t rx_len, rx_cap;
+	uint8_t *out, *pend;
+	size_t out_len, out_cap, pend_len, pend_cap;
 };
 
 struct dns_server {
@@ -38,13 +85,40 @@ struct dns_server {
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct dns_listener udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
+	struct tcp_listener *tcp[CONF_MAX_LISTEN];
+	unsigned n_tcp;
+	struct tcp_conn *conns[DNS_TCP_MAX_CONNS];
+	uint32_t slot_gen[DNS_TCP_MAX_CONNS];
+	uint32_t free_slots[DNS_TCP_MAX_CONNS];
+	unsigned n_free;
+	struct tcp_conn *lru_oldest, *lru_newest;
 	struct dns_cache *cache;
 	struct dns_forward *fwd;
 	struct timer sweep;
 	struct dns_server_stats stats;
-	/* Scratch for building answers; the loop copies what it sends. */
+	/* Scratch for building answers; the transports copy what they send. */
 	uint8_t out[DNS_MSG_MAX + DNS_ANSWER_OPT_LEN];
 	uint8_t norm[DNS_MSG_MAX];
+};
+
+/*
+ * Where an answer goes. UDP: the socket and the client's address (a view
+ * into the datagram, or into struct pending once forwarded). TCP: the
+ * connection's slot and generation, looked up again when the answer is
+ * ready. NONE: a prefetch, nobody waits.
+ */
+enum target_kind {
+	TARGET_NONE = 0,
+	TARGET_UDP,
+	TARGET_TCP,
+};
+
+struct target {
+	enum target_kind kind;
+	int fd;
+	const struct sockaddr *peer;
+	socklen_t peerlen;
+	uint32_t slot, gen;
 };
 
 /*
@@ -53,12 +127,16 @@ struct dns_server {
  */
 struct pending {
 	struct dns_server *srv;
-	int fd;                      /* -1: a prefetch, no client waits */
+	struct target t;             /* t.peer aimed at peer below for UDP */
 	struct sockaddr_storage peer;
-	socklen_t peerlen;
 	struct dns_request req;      /* question pointers re-aimed at qbuf */
 	uint8_t qbuf[DNS_NAME_MAX + 4];
 };
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
 
 static const char *sock_error(int err)
 {
@@ -74,7 +152,14 @@ static const char *sock_error(int err)
 	}
 }
 
-static int udp_socket(const struct netaddr *a, bool reuseport, char *why, size_t whylen)
+/*
+ * A bound socket for a listen address. listening: TCP listen(2) too (the
+ * startup probe only binds). SO_REUSEADDR on TCP so connections of a
+ * previous run in TIME_WAIT do not block the bind; a listening socket still
+ * does (Linux refuses the bind then), which is what the probe must see.
+ */
+static int listen_socket(const struct netaddr *a, int type, bool reuseport, bool listening,
+			 char *why, size_t whylen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = netaddr_to_sockaddr(a, &ss);
@@ -82,12 +167,16 @@ static int udp_socket(const struct netaddr *a, bool reuseport, char *why, size_t
 	int one = 1, size = SOCKBUF_BYTES;
 	int fd, err;
 
-	fd = socket(a->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	fd = socket(a->family, type | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = errno;
 		goto fail;
 	}
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
 		err = errno;
 		goto fail;
 	}
@@ -97,17 +186,23 @@ static int udp_socket(const struct netaddr *a, bool reuseport, char *why, size_t
 		err = errno;
 		goto fail;
 	}
-	/* Best effort: bursts wait in the socket, not on the wire. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (type == SOCK_DGRAM) {
+		/* Best effort: bursts wait in the socket, not on the wire. */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (listening && listen(fd, TCP_BACKLOG) < 0) {
 		err = errno;
 		goto fail;
 	}
 	return fd;
 fail:
-	snprintf(why, whylen, "%s (udp): %s", netaddr_format(a, true, name, sizeof(name)),
-		 sock_error(err));
+	snprintf(why, whylen, "%s (%s): %s", netaddr_format(a, true, name, sizeof(name)),
+		 type == SOCK_DGRAM ? "udp" : "tcp", sock_error(err));
 	if (fd >= 0)
 		close(fd);
 	return -err;
@@ -115,12 +210,16 @@ fail:
 
 int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen)
 {
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+
 	for (unsigned i = 0; i < dns->n_listen; i++) {
-		/* Without SO_REUSEPORT this bind fails if anything holds the port. */
-		int fd = udp_socket(&dns->listen[i], false, why, whylen);
-		if (fd < 0)
-			return fd;
-		close(fd);
+		for (unsigned k = 0; k < 2; k++) {
+			/* Without SO_REUSEPORT this bind fails if anything holds the port. */
+			int fd = listen_socket(&dns->listen[i], types[k], false, false, why, whylen);
+			if (fd < 0)
+				return fd;
+			close(fd);
+		}
 	}
 	return 0;
 }
@@ -137,16 +236,412 @@ static bool client_allowed(const struct dns_server *s, const struct sockaddr *sa
 	return false;
 }
 
+/* ---------------------------------------------------------------- TCP connections */
+
+static struct tcp_conn *conn_lookup(struct dns_server *s, uint32_t slot, uint32_t gen)
+{
+	struct tcp_conn *c = slot < DNS_TCP_MAX_CONNS ? s->conns[slot] : NULL;
+
+	return c && c->gen == gen ? c : NULL;
+}
+
+static void lru_unlink(struct dns_server *s, struct tcp_conn *c)
+{
+	if (c->older)
+		c->older->newer = c->newer;
+	else
+		s->lru_oldest = c->newer;
+	if (c->newer)
+		c->newer->older = c->older;
+	else
+		s->lru_newest = c->older;
+	c->older = c->newer = NULL;
+}
+
+static void lru_push(struct dns_server *s, struct tcp_conn *c)
+{
+	c->older = s->lru_newest;
+	c->newer = NULL;
+	if (s->lru_newest)
+		s->lru_newest->newer = c;
+	else
+		s->lru_oldest = c;
+	s->lru_newest = c;
+}
+
+/* Activity: a whole message arrived or a send completed. Partial reads do
+ * not count, so a client dribbling one byte at a time still times out. */
+static void conn_touch(struct tcp_conn *c)
+{
+	struct dns_server *s = c->srv;
+
+	lru_unlink(s, c);
+	lru_push(s, c);
+	loop_timer_arm_in(s->loop, &c->idle, DNS_TCP_IDLE_MS);
+}
+
+static void conn_done(struct loop *l, void *ctx)
+{
+	struct tcp_conn *c = ctx;
+
+	(void)l;
+	free(c->rx);
+	free(c->out);
+	free(c->pend);
+	free(c);
+}
+
+/* Detaches c from the server and closes it; c may be freed before this returns. */
+static void conn_close(struct tcp_conn *c)
+{
+	struct dns_server *s = c->srv;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	loop_timer_cancel(s->loop, &c->idle);
+	lru_unlink(s, c);
+	s->conns[c->slot] = NULL;
+	s->slot_gen[c->slot]++;
+	s->free_slots[s->n_free++] = c->slot;
+	s->stats.tcp_conns--;
+	c->srv = NULL;
+	if (loop_close_fd(s->loop, c->fd, conn_done, c) < 0)
+		/* No record to wait on: leaking beats freeing under a live op. */
+		log_warn("dns", "tcp: cannot close connection fd %d", c->fd);
+}
+
+static size_t conn_queued(const struct tcp_conn *c)
+{
+	return c->out_len + c->pend_len;
+}
+
+static void on_sent(struct loop *l, void *ctx, int res, unsigned flags);
+
+static void conn_flush(struct tcp_conn *c)
+{
+	uint8_t *b = c->out;
+	size_t cap = c->out_cap;
+	int r;
+
+	if (c->sending || c->pend_len == 0 || c->closing)
+		return;
+	c->out = c->pend;
+	c->out_cap = c->pend_cap;
+	c->out_len = c->pend_len;
+	c->pend = b;
+	c->pend_cap = cap;
+	c->pend_len = 0;
+	r = loop_send(c->srv->loop, c->fd, c->out, c->out_len, on_sent, c, NULL);
+	if (r < 0)
+		c->doomed = true;
+	else
+		c->sending = true;
+}
+
+/* Queues one answer with its RFC 1035 §4.2.2 length prefix. */
+static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
+{
+	size_t need = c->pend_len + 2 + len;
+
+	if (c->doomed)
+		return -EPIPE;
+	if (conn_queued(c) + 2 + len > DNS_TCP_QUEUE_MAX) {
+		/* The client does not read its answers: stop spending memory on it. */
+		c->srv->stats.tcp_overflow++;
+		c->doomed = true;
+		return -ENOBUFS;
+	}
+	if (need > c->pend_cap) {
+		size_t cap = c->pend_cap ? c->pend_cap : TCP_RX_BASE;
+		uint8_t *b;
+		while (cap < need)
+			cap *= 2;
+		b = realloc(c->pend, cap);
+		if (!b) {
+			c->doomed = true;
+			return -ENOMEM;
+		}
+		c->pend = b;
+		c->pend_cap = cap;
+	}
+	c->pend[c->pend_len] = (uint8_t)(len >> 8);
+	c->pend[c->pend_len + 1] = (uint8_t)len;
+	memcpy(c->pend + c->pend_len + 2, ans, len);
+	c->pend_len += 2 + len;
+	conn_flush(c);
+	return 0;
+}
+
+static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
+			 size_t len);
+static void on_recv(struct loop *l, void *ctx, int res, unsigned flags);
+
+/*
+ * Runs after every event on a connection: serves the whole messages in rx
+ * (while the in-flight and queue caps allow), then reads more, or closes.
+ * Must be the last thing a handler does with c.
+ */
+static void conn_pump(struct tcp_conn *c)
+{
+	struct dns_server *s = c->srv;
+	size_t off = 0;
+
+	if (c->closing)
+		return;
+	while (!c->reading && !c->doomed && c->inflight < DNS_TCP_MAX_INFLIGHT &&
+	       conn_queued(c) < DNS_TCP_QUEUE_PAUSE && c->rx_len - off >= 2) {
+		size_t mlen = get16(c->rx + off);
+		if (mlen < DNS_HDR_LEN) {
+			/* Not even a header: nothing to answer, the framing is lost. */
+			s->stats.tcp_bad_len++;
+			c->doomed = true;
+			break;
+		}
+		if (c->rx_len - off < 2 + mlen)
+			break;
+		struct target t = {
+			.kind = TARGET_TCP,
+			.fd = c->fd,
+			.peer = (const struct sockaddr *)&c->peer,
+			.peerlen = c->peerlen,
+			.slot = c->slot,
+			.gen = c->gen,
+		};
+		s->stats.tcp_rx++;
+		conn_touch(c);
+		handle_query(s, &t, c->rx + off + 2, mlen);
+		off += 2 + mlen;
+	}
+	if (off) {
+		memmove(c->rx, c->rx + off, c->rx_len - off);
+		c->rx_len -= off;
+	}
+	if (c->doomed) {
+		conn_close(c);
+		return;
+	}
+	if (c->rx_eof) {
+		/* RFC 7766 §6.2.4 half-close: answer what was asked, then close. */
+		if (c->inflight == 0 && !c->sending && c->pend_len == 0 &&
+		    (c->rx_len < 2 || c->rx_len < 2u + get16(c->rx)))
+			conn_close(c);
+		return;
+	}
+	if (c->reading || c->inflight >= DNS_TCP_MAX_INFLIGHT || conn_queued(c) >= DNS_TCP_QUEUE_PAUSE)
+		return;
+	size_t want = c->rx_len >= 2 ? 2u + get16(c->rx) : 0;
+	if (want > c->rx_cap) {
+		/* One whole message must fit; at most 2 + 65535 bytes. */
+		uint8_t *b = realloc(c->rx, want);
+		if (!b) {
+			conn_close(c);
+			return;
+		}
+		c->rx = b;
+		c->rx_cap = want;
+	} else if (c->rx_len == 0 && c->rx_cap > TCP_RX_BASE) {
+		uint8_t *b = realloc(c->rx, TCP_RX_BASE);
+		if (b) {
+			c->rx = b;
+			c->rx_cap = TCP_RX_BASE;
+		}
+	}
+	if (loop_recv(s->loop, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, on_recv, c, NULL) <
+	    0) {
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+static void on_recv(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct tcp_conn *c = ctx;
+
+	(void)l;
+	(void)flags;
+	if (c->closing)
+		return;
+	c->reading = false;
+	if (res < 0) {
+		conn_close(c);
+		return;
+	}
+	if (res == 0)
+		c->rx_eof = true;
+	else
+		c->rx_len += (size_t)res;
+	conn_pump(c);
+}
+
+static void on_sent(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct tcp_conn *c = ctx;
+
+	(void)l;
+	(void)flags;
+	if (c->closing)
+		return;
+	c->sending = false;
+	if (res < 0) {
+		conn_close(c);
+		return;
+	}
+	c->out_len = 0;
+	if (c->out_cap > TCP_OUT_KEEP) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+	conn_touch(c);
+	conn_flush(c);
+	conn_pump(c);
+}
+
+static void on_idle(struct timer *t, uint64_t now, void *arg)
+{
+	struct tcp_conn *c = arg;
+	struct dns_server *s = c->srv;
+
+	/* Queries upstream end within the forwarder's timeout: wait for them. */
+	if (c->inflight) {
+		loop_timer_arm(s->loop, t, now + DNS_TCP_IDLE_MS);
+		return;
+	}
+	s->stats.tcp_idle_closed++;
+	conn_close(c);
+}
+
+/* At the cap: close the least recently active connection that has nothing in flight. */
+static bool evict_idle(struct dns_server *s)
+{
+	struct tcp_conn *c = s->lru_oldest;
+
+	for (unsigned i = 0; c && i < TCP_EVICT_SCAN; i++, c = c->newer) {
+		if (c->inflight == 0 && !c->sending && c->pend_len == 0) {
+			s->stats.tcp_evicted++;
+			conn_close(c);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void conn_new(struct dns_server *s, int fd)
+{
+	struct tcp_conn *c;
+	int one = 1;
+
+	s->stats.tcp_accepted++;
+	if (s->n_free == 0 && !evict_idle(s)) {
+		s->stats.tcp_refused++;
+		close(fd); /* no op was ever started on it */
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c)
+		c->rx = malloc(TCP_RX_BASE);
+	if (!c || !c->rx) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->peerlen = sizeof(c->peer);
+	if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0) {
+		free(c->rx);
+		free(c);
+		close(fd);
+		return;
+	}
+	/* Answers are whole messages: do not hold them back for Nagle. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	c->fd = fd;
+	c->rx_cap = TCP_RX_BASE;
+	c->slot = s->free_slots[--s->n_free];
+	c->gen = s->slot_gen[c->slot];
+	s->conns[c->slot] = c;
+	s->stats.tcp_conns++;
+	timer_init(&c->idle, on_idle, c);
+	lru_push(s, c);
+	loop_timer_arm_in(s->loop, &c->idle, DNS_TCP_IDLE_MS);
+	conn_pump(c);
+}
+
+static void tcp_accept_arm(struct tcp_listener *tl);
+
+static void on_accept(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct tcp_listener *tl = ctx;
+
+	(void)l;
+	if (!tl->srv) {
+		/* Server gone (shutdown): the final callback may still carry an fd. */
+		if (res >= 0)
+			close(res);
+		return;
+	}
+	if (res >= 0)
+		conn_new(tl->srv, res);
+	if (flags & LOOP_F_MORE)
+		return;
+	tl->accepting = false;
+	if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM)
+		/* Out of descriptors or memory: try again later, not in a tight loop. */
+		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_RETRY_MS);
+	else
+		tcp_accept_arm(tl);
+}
+
+static void on_accept_retry(struct timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	tcp_accept_arm(arg);
+}
+
+static void tcp_accept_arm(struct tcp_listener *tl)
+{
+	if (tl->accepting || !tl->srv)
+		return;
+	if (loop_accept(tl->srv->loop, tl->fd, on_accept, tl, NULL) < 0) {
+		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_RETRY_MS);
+		return;
+	}
+	tl->accepting = true;
+}
+
+static void listener_done(struct loop *l, void *ctx)
+{
+	(void)l;
+	free(ctx);
+}
+
+/* ---------------------------------------------------------------- the query path */
+
 static void count_rcode(struct dns_server *s, const uint8_t *ans)
 {
 	s->stats.rcode[ans[3] & 0x0f]++;
 }
 
-static void send_answer(struct dns_server *s, int fd, const struct sockaddr *peer,
-			socklen_t plen, const uint8_t *ans, size_t len)
+/* Sends a finished answer through its target. */
+static void reply(struct dns_server *s, const struct target *t, const uint8_t *ans, size_t len)
 {
-	int r = loop_udp_send(s->loop, fd, peer, plen, ans, len);
+	int r;
 
+	switch (t->kind) {
+	case TARGET_UDP:
+		r = loop_udp_send(s->loop, t->fd, t->peer, t->peerlen, ans, len);
+		break;
+	case TARGET_TCP: {
+		struct tcp_conn *c = conn_lookup(s, t->slot, t->gen);
+		r = c ? conn_queue(c, ans, len) : -ENOTCONN;
+		break;
+	}
+	default:
+		return;
+	}
 	if (r < 0) {
 		s->stats.tx_fail++;
 		return;
@@ -154,12 +649,14 @@ static void send_answer(struct dns_server *s, int fd, const struct sockaddr *pee
 	count_rcode(s, ans);
 }
 
-static void answer_error(struct dns_server *s, int fd, const struct sockaddr *peer,
-			 socklen_t plen, const struct dns_request *req, uint16_t rcode)
+static void answer_error(struct dns_server *s, const struct target *t,
+			 const struct dns_request *req, uint16_t rcode)
 {
 	struct wbuf b = wbuf_init(s->out, sizeof(s->out));
 	int len;
 
+	if (t->kind == TARGET_NONE)
+		return;
 	if (rcode > 15 && !req->edns)
 		rcode = DNS_RCODE_FORMERR;
 	len = dns_build_error(&b, req, rcode);
@@ -167,7 +664,7 @@ static void answer_error(struct dns_server *s, int fd, const struct sockaddr *pe
 		return;
 	if (rcode == DNS_RCODE_BADVERS)
 		s->stats.badvers++;
-	send_answer(s, fd, peer, plen, s->out, (size_t)len);
+	reply(s, t, s->out, (size_t)len);
 }
 
 static struct dns_cache_key request_key(const struct dns_request *req)
@@ -183,20 +680,24 @@ static struct dns_cache_key request_key(const struct dns_request *req)
 	return k;
 }
 
-/* Finishes s->out (a patched stored-form answer of len bytes) and sends it over UDP. */
-static void send_finished(struct dns_server *s, int fd, const struct sockaddr *peer,
-			  socklen_t plen, const struct dns_request *req, size_t len)
+/*
+ * Finishes s->out (a patched stored-form answer of len bytes) for the
+ * transport and sends it: UDP is cut to the client's size (RFC 6891 §7),
+ * TCP carries the whole answer (RFC 7766 §8).
+ */
+static void send_finished(struct dns_server *s, const struct target *t,
+			  const struct dns_request *req, size_t len)
 {
-	size_t limit = dns_request_udp_limit(req);
+	size_t limit = t->kind == TARGET_TCP ? DNS_MSG_MAX : dns_request_udp_limit(req);
 	int n = dns_answer_finish(s->out, len, sizeof(s->out), req, limit);
 
 	if (n < 0) {
-		answer_error(s, fd, peer, plen, req, DNS_RCODE_SERVFAIL);
+		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		return;
 	}
 	if (len + (req->edns ? DNS_ANSWER_OPT_LEN : 0) > limit)
 		s->stats.truncated++;
-	send_answer(s, fd, peer, plen, s->out, (size_t)n);
+	reply(s, t, s->out, (size_t)n);
 }
 
 static enum dns_cache_kind answer_kind(const struct dns_scan *sc, bool *cacheable)
@@ -216,21 +717,26 @@ static enum dns_cache_kind answer_kind(const struct dns_scan *sc, bool *cacheabl
 	}
 }
 
-static void start_forward(struct dns_server *s, int fd, const struct sockaddr *peer,
-			  socklen_t plen, const struct dns_request *req);
-
 static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			struct dns_scan *scan)
 {
 	struct pending *p = ctx;
 	struct dns_server *s = p->srv;
-	const struct sockaddr *peer = (const struct sockaddr *)&p->peer;
 	struct dns_cache_key key = request_key(&p->req);
+	struct tcp_conn *c = NULL;
 	int n = -EPROTO;
 
 	if (status == -ECANCELED) {
 		free(p);
 		return;
+	}
+	if (p->t.kind == TARGET_TCP) {
+		/* The connection may have closed meanwhile: then nobody waits. */
+		c = conn_lookup(s, p->t.slot, p->t.gen);
+		if (c)
+			c->inflight--;
+		else
+			p->t.kind = TARGET_NONE;
 	}
 	if (status == 0)
 		n = dns_answer_normalize(ans, len, scan, s->norm, sizeof(s->norm));
@@ -241,49 +747,52 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			dns_cache_insert(s->cache, &key, s->norm, (size_t)n, scan->ttl_off,
 					 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
 					 loop_now(s->loop));
-		if (p->fd >= 0) {
+		if (p->t.kind != TARGET_NONE) {
 			memcpy(s->out, s->norm, (size_t)n);
 			s->out[0] = (uint8_t)(p->req.id >> 8);
 			s->out[1] = (uint8_t)p->req.id;
 			memcpy(s->out + DNS_HDR_LEN, p->req.qname, p->req.qname_len);
-			send_finished(s, p->fd, peer, p->peerlen, &p->req, (size_t)n);
+			send_finished(s, &p->t, &p->req, (size_t)n);
 		}
-		free(p);
-		return;
-	}
-	s->stats.upstream_fail++;
-	if (p->fd >= 0) {
-		/* RFC 8767 §4: an expired answer beats no answer when upstreams fail. */
-		unsigned flags = 0;
-		int r = dns_cache_lookup(s->cache, &key, p->req.id, true, loop_now(s->loop),
-					 s->out, sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
-		if (r > 0) {
-			s->stats.stale_answers++;
-			send_finished(s, p->fd, peer, p->peerlen, &p->req, (size_t)r);
-		} else {
-			answer_error(s, p->fd, peer, p->peerlen, &p->req, DNS_RCODE_SERVFAIL);
+	} else {
+		s->stats.upstream_fail++;
+		if (p->t.kind != TARGET_NONE) {
+			/* RFC 8767 §4: an expired answer beats no answer when upstreams fail. */
+			unsigned flags = 0;
+			int r = dns_cache_lookup(s->cache, &key, p->req.id, true,
+						 loop_now(s->loop), s->out,
+						 sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
+			if (r > 0) {
+				s->stats.stale_answers++;
+				send_finished(s, &p->t, &p->req, (size_t)r);
+			} else {
+				answer_error(s, &p->t, &p->req, DNS_RCODE_SERVFAIL);
+			}
 		}
 	}
 	free(p);
+	if (c)
+		conn_pump(c);
 }
 
-static void start_forward(struct dns_server *s, int fd, const struct sockaddr *peer,
-			  socklen_t plen, const struct dns_request *req)
+static void start_forward(struct dns_server *s, const struct target *t,
+			  const struct dns_request *req)
 {
 	struct pending *p = malloc(sizeof(*p));
 	int r;
 
 	if (!p) {
-		if (fd >= 0)
-			answer_error(s, fd, peer, plen, req, DNS_RCODE_SERVFAIL);
+		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		return;
 	}
 	p->srv = s;
-	p->fd = fd;
-	p->peerlen = 0;
-	if (fd >= 0) {
-		memcpy(&p->peer, peer, plen);
-		p->peerlen = plen;
+	p->t = *t;
+	if (t->kind == TARGET_UDP) {
+		memcpy(&p->peer, t->peer, t->peerlen);
+		p->t.peer = (const struct sockaddr *)&p->peer;
+	} else {
+		p->t.peer = NULL;
+		p->t.peerlen = 0;
 	}
 	p->req = *req;
 	memcpy(p->qbuf, req->question, req->question_len);
@@ -293,63 +802,87 @@ static void start_forward(struct dns_server *s, int fd, const struct sockaddr *p
 			      req->cd, req->do_bit, on_upstream, p);
 	if (r < 0) {
 		s->stats.upstream_fail++;
-		if (fd >= 0)
-			answer_error(s, fd, peer, plen, req, DNS_RCODE_SERVFAIL);
+		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		free(p);
+		return;
+	}
+	if (t->kind == TARGET_TCP) {
+		struct tcp_conn *c = conn_lookup(s, t->slot, t->gen);
+		if (c)
+			c->inflight++;
 	}
 }
 
-static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
+/*
+ * The one query path for both transports: parse, allow, identity, cache,
+ * forward. pkt is a view (datagram or TCP receive buffer) valid only during
+ * the call; what outlives it is copied into struct pending.
+ */
+static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
+			 size_t len)
 {
-	struct dns_listener *li = ctx;
-	struct dns_server *s = li->srv;
 	struct dns_request req;
 	uint8_t rcode;
 
-	s->stats.udp_rx++;
-	if (dns_request_parse(d->payload, d->len, &req, &rcode) < 0) {
+	if (dns_request_parse(pkt, len, &req, &rcode) < 0) {
 		s->stats.dropped++;
 		return;
 	}
-	if (!client_allowed(s, d->peer, d->peerlen)) {
+	if (!client_allowed(s, t->peer, t->peerlen)) {
 		s->stats.refused_acl++;
-		answer_error(s, d->fd, d->peer, d->peerlen, &req, DNS_RCODE_REFUSED);
+		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
 	}
 	if (rcode != DNS_RCODE_NOERROR) {
-		answer_error(s, d->fd, d->peer, d->peerlen, &req, rcode);
+		answer_error(s, t, &req, rcode);
 		return;
 	}
 	if (dns_request_is_identity(&req)) {
 		struct wbuf b = wbuf_init(s->out, sizeof(s->out));
-		int len = dns_build_identity(&b, &req, s->identity);
+		int n = dns_build_identity(&b, &req, s->identity);
 		s->stats.identity++;
-		if (len > 0)
-			send_answer(s, d->fd, d->peer, d->peerlen, s->out, (size_t)len);
+		if (n > 0)
+			reply(s, t, s->out, (size_t)n);
 		return;
 	}
 	if (req.qclass != DNS_CLASS_IN) {
 		/* We forward the Internet class only; CHAOS beyond identity is not ours. */
-		answer_error(s, d->fd, d->peer, d->peerlen, &req, DNS_RCODE_REFUSED);
+		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
 	}
 
 	struct dns_cache_key key = request_key(&req);
 	unsigned flags = 0;
-	int n = dns_cache_lookup(s->cache, &key, req.id, false, loop_now(l), s->out,
+	int n = dns_cache_lookup(s->cache, &key, req.id, false, loop_now(s->loop), s->out,
 				 sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 	if (n > 0) {
 		s->stats.cache_hits++;
-		send_finished(s, d->fd, d->peer, d->peerlen, &req, (size_t)n);
+		send_finished(s, t, &req, (size_t)n);
 		if (flags & DNS_CACHE_F_PREFETCH) {
 			/* Refresh a popular name before it expires: no client waits on this. */
+			struct target none = {.kind = TARGET_NONE};
 			s->stats.prefetches++;
-			start_forward(s, -1, NULL, 0, &req);
+			start_forward(s, &none, &req);
 		}
 		return;
 	}
 	s->stats.cache_misses++;
-	start_forward(s, d->fd, d->peer, d->peerlen, &req);
+	start_forward(s, t, &req);
+}
+
+static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
+{
+	struct dns_listener *li = ctx;
+	struct target t = {
+		.kind = TARGET_UDP,
+		.fd = d->fd,
+		.peer = d->peer,
+		.peerlen = d->peerlen,
+	};
+
+	(void)l;
+	li->srv->stats.udp_rx++;
+	handle_query(li->srv, &t, d->payload, d->len);
 }
 
 static void on_sweep(struct timer *t, uint64_t now, void *arg)
@@ -408,7 +941,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 		struct dns_listener *li = &s->udp[i];
 		li->srv = s;
 		li->addr = conf->dns.listen[i];
-		r = udp_socket(&li->addr, true, why, whylen);
+		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
 		if (r < 0)
 			goto fail;
 		li->fd = r;
@@ -419,6 +952,32 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 			goto fail;
 		}
 		li->armed = true;
+	}
+	for (unsigned i = 0; i < DNS_TCP_MAX_CONNS; i++)
+		s->free_slots[i] = DNS_TCP_MAX_CONNS - 1 - i;
+	s->n_free = DNS_TCP_MAX_CONNS;
+	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
+		struct tcp_listener *tl = calloc(1, sizeof(*tl));
+		if (!tl) {
+			snprintf(why, whylen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
+		tl->fd = -1;
+		timer_init(&tl->retry, on_accept_retry, tl);
+		s->tcp[i] = tl;
+		s->n_tcp = i + 1;
+		r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why, whylen);
+		if (r < 0)
+			goto fail;
+		tl->fd = r;
+		tl->srv = s;
+		r = loop_accept(l, tl->fd, on_accept, tl, NULL);
+		if (r) {
+			snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
+			goto fail;
+		}
+		tl->accepting = true;
 	}
 	timer_init(&s->sweep, on_sweep, s);
 	loop_timer_arm_in(l, &s->sweep, SWEEP_INTERVAL_MS);
@@ -436,6 +995,15 @@ void dns_server_free(struct dns_server *s)
 	loop_timer_cancel(s->loop, &s->sweep);
 	/* Pending upstream queries get -ECANCELED and free themselves. */
 	dns_forward_free(s->fwd);
+	while (s->lru_oldest)
+		conn_close(s->lru_oldest);
+	for (unsigned i = 0; i < s->n_tcp; i++) {
+		struct tcp_listener *tl = s->tcp[i];
+		loop_timer_cancel(s->loop, &tl->retry);
+		tl->srv = NULL;
+		if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0)
+			free(tl);
+	}
 	for (unsigned i = 0; i < s->n_udp; i++)
 		if (s->udp[i].fd >= 0)
 			close(s->udp[i].fd);

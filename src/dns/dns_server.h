@@ -1,9 +1,25 @@
 /*
- * dns_server.h: one worker's DNS service (glue): its UDP listeners on every
- * dns.listen address (SO_REUSEPORT, so each worker has its own sockets and
- * the kernel spreads clients across workers), its answer cache and its
+ * dns_server.h: one worker's DNS service (glue): its UDP and TCP listeners on
+ * every dns.listen address (SO_REUSEPORT, so each worker has its own sockets
+ * and the kernel spreads clients across workers), its answer cache and its
  * upstream forwarder. Requests are validated by the codec, answered from the
  * cache (copy + patch, no allocation) or forwarded.
+ *
+ * One query path serves both transports: a request carries a reply target
+ * (UDP: socket + peer; TCP: connection slot + generation) through parse,
+ * allow, identity, cache and forward; only the last step, sending, differs.
+ * UDP answers are cut to the client's size with TC=1; TCP answers are always
+ * whole (RFC 7766 §8), framed by a 2-byte length (RFC 1035 §4.2.2).
+ *
+ * TCP (RFC 7766): queries pipelined on one connection are answered as they
+ * complete, out of order (§6.2.1.1); a connection idle for
+ * DNS_TCP_IDLE_MS is closed (§6.2.3), and so is one that starts a message
+ * and does not finish it in that time (slow-read defence); at most
+ * DNS_TCP_MAX_CONNS connections per worker (the oldest idle one is closed
+ * to make room, else the new one is refused), DNS_TCP_MAX_INFLIGHT queries
+ * in flight per connection (reading pauses until some complete) and
+ * DNS_TCP_QUEUE_PAUSE queued answer bytes (reading pauses too; beyond
+ * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
  *
  * Threads: a server belongs to one loop; after loop_run starts it is used
  * only from that loop's thread. Nothing is shared between workers: each
@@ -22,6 +38,12 @@
 struct loop;
 struct dns_server;
 
+#define DNS_TCP_MAX_CONNS    1000   /* per worker */
+#define DNS_TCP_MAX_INFLIGHT 32     /* queries waiting upstream per connection */
+#define DNS_TCP_IDLE_MS      10000  /* RFC 7766 §6.2.3: "seconds" */
+#define DNS_TCP_QUEUE_PAUSE  (64u << 10)
+#define DNS_TCP_QUEUE_MAX    (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
+
 struct dns_server_stats {
 	uint64_t udp_rx;
 	uint64_t dropped;          /* not answered: QR=1, shorter than a header */
@@ -36,14 +58,22 @@ struct dns_server_stats {
 	uint64_t upstream_fail;    /* forwarded queries that got no usable answer */
 	uint64_t tx_fail;          /* answers the loop could not send (no send slot, error) */
 	uint64_t truncated;        /* UDP answers cut to the client's size with TC=1 */
+	uint64_t tcp_rx;           /* queries received over TCP */
+	uint64_t tcp_accepted;
+	uint64_t tcp_refused;      /* accepted then closed at once: at the connection cap */
+	uint64_t tcp_evicted;      /* idle connections closed to make room for a new one */
+	uint64_t tcp_idle_closed;  /* closed by the idle (or unfinished-message) timeout */
+	uint64_t tcp_bad_len;      /* length prefix < 12: connection closed */
+	uint64_t tcp_overflow;     /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
+	unsigned tcp_conns;        /* open now */
 };
 
 /*
  * Before any worker starts: checks that every listen address can be bound
- * (nothing else holds the port; the address is configured here). A second
- * anycached would otherwise share the port silently through SO_REUSEPORT.
- * Returns 0, or -errno with an operator sentence in why ("127.0.0.1:53 (udp):
- * address already in use").
+ * (nothing else holds the port; the address is configured here), over UDP and
+ * TCP. A second anycached would otherwise share the port silently through
+ * SO_REUSEPORT. Returns 0, or -errno with an operator sentence in why
+ * ("127.0.0.1:53 (udp): address already in use", "... (tcp): ...").
  */
 int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen);
 
@@ -54,6 +84,11 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
  */
 int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
 		   size_t whylen, struct dns_server **out);
+/*
+ * Call before loop_free (the loop need not run): open TCP connections and
+ * listeners are handed to loop_close_fd and detached from the server, so the
+ * loop's final callbacks find only their own state.
+ */
 void dns_server_free(struct dns_server *s);
 
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s);

@@ -332,6 +332,10 @@ int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout
 	return -ETIMEDOUT;
 }
 
+/* 200 octets of TXT string per record, distinct by its two-digit tag. */
+#define TXT50 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+#define BIG_TXT(tag) "big    TXT  \"" tag TXT50 TXT50 TXT50 TXT50 "\"\n"
+
 /* A zone with the shapes the DNS tests need (RFC 1035 master file syntax). */
 const char harness_example_zone[] =
 	"$ORIGIN example.test.\n"
@@ -347,7 +351,11 @@ const char harness_example_zone[] =
 	"alias2 CNAME www\n"
 	"short 2 A   192.0.2.2\n"
 	"*.wild A    192.0.2.99\n"
-	"txt    TXT  \"hello\" \"world\"\n";
+	"txt    TXT  \"hello\" \"world\"\n"
+	BIG_TXT("00") BIG_TXT("01") BIG_TXT("02") BIG_TXT("03")
+	BIG_TXT("04") BIG_TXT("05") BIG_TXT("06") BIG_TXT("07")
+	BIG_TXT("08") BIG_TXT("09") BIG_TXT("10") BIG_TXT("11")
+	BIG_TXT("12") BIG_TXT("13") BIG_TXT("14") BIG_TXT("15");
 
 int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
 		unsigned nzones)
@@ -455,4 +463,198 @@ int anycached_stop(struct anycached *d)
 	}
 	tmpdir_remove(&d->dir);
 	return st;
+}
+
+static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+			 socklen_t *sl)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &in6->sin6_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof(*in6);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &in->sin_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof(*in);
+	}
+	return 0;
+}
+
+int dns_udp_exchange_from(const char *src, const char *addr, uint16_t port, const void *q,
+			  size_t qlen, void *ans, size_t anscap, int timeout_ms)
+{
+	struct sockaddr_storage ss, from;
+	socklen_t sl, fl;
+	int fd, r;
+
+	if (make_sockaddr(addr, port, &ss, &sl) || make_sockaddr(src, 0, &from, &fl))
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&from, fl) < 0 ||
+	    connect(fd, (struct sockaddr *)&ss, sl) < 0 || send(fd, q, qlen, 0) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	r = poll(&pf, 1, timeout_ms);
+	if (r <= 0) {
+		close(fd);
+		return r == 0 ? -ETIMEDOUT : -errno;
+	}
+	ssize_t n = recv(fd, ans, anscap, 0);
+	r = n < 0 ? -errno : (int)n;
+	close(fd);
+	return r;
+}
+
+int dns_tcp_connect(const char *addr, uint16_t port, int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	int fd;
+
+	if (make_sockaddr(addr, port, &ss, &sl))
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Bounds connect() (SO_SNDTIMEO applies to it) and every later write. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int dns_tcp_write(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads exactly len bytes before the deadline: len, 0 at EOF, -errno. */
+static int read_full(int fd, uint8_t *p, size_t len, uint64_t end)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		int64_t left = (int64_t)(end - now_ms());
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int r = poll(&pf, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		ssize_t n = recv(fd, p + got, len - got, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return errno == ECONNRESET ? 0 : -errno;
+		}
+		got += (size_t)n;
+	}
+	return (int)len;
+}
+
+int dns_tcp_read_msg(int fd, void *buf, size_t cap, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint8_t pfx[2];
+	int r = read_full(fd, pfx, 2, end);
+	size_t len;
+
+	if (r <= 0)
+		return r;
+	len = (size_t)(pfx[0] << 8 | pfx[1]);
+	if (len > cap)
+		return -EMSGSIZE;
+	if (len == 0)
+		return -EBADMSG;
+	r = read_full(fd, buf, len, end);
+	return r == 0 ? -EPIPE : r;
+}
+
+int dns_tcp_wait_closed(int fd, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint8_t tmp[4096];
+
+	for (;;) {
+		int64_t left = (int64_t)(end - now_ms());
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int r = poll(&pf, 1, (int)left);
+		if (r <= 0)
+			continue;
+		ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return 0;
+	}
+}
+
+int dns_tcp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
+		     size_t anscap, int timeout_ms)
+{
+	uint8_t pfx[2] = {(uint8_t)(qlen >> 8), (uint8_t)qlen};
+	int fd = dns_tcp_connect(addr, port, timeout_ms);
+	int r;
+
+	if (fd < 0)
+		return fd;
+	r = dns_tcp_write(fd, pfx, 2);
+	if (!r)
+		r = dns_tcp_write(fd, q, qlen);
+	if (!r)
+		r = dns_tcp_read_msg(fd, ans, anscap, timeout_ms);
+	close(fd);
+	return r == 0 ? -EPIPE : r;
+}
+
+void knotd_pause(struct knotd *k)
+{
+	if (k->proc.pid > 0)
+		proc_stop(&k->proc, SIGTERM, 5000);
+}
+
+int knotd_resume(struct knotd *k)
+{
+	char path[600], log[600];
+	const char *zone = "example.test";
+
+	snprintf(path, sizeof(path), "%s/knot.conf", k->dir.path);
+	snprintf(log, sizeof(log), "%s/knotd.log", k->dir.path);
+	char *argv[] = {"knotd", "-c", path, NULL};
+	int r = proc_start(&k->proc, "knotd", argv, log);
+	if (r)
+		return r;
+	return wait_dns_udp(k->addr, k->port, zone, 10000);
 }

@@ -62,6 +62,24 @@ int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout
 int dns_udp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
 		     size_t anscap, int timeout_ms);
 
+/* dns_udp_exchange from a chosen local source address (e.g. one outside dns.allow). */
+int dns_udp_exchange_from(const char *src, const char *addr, uint16_t port, const void *q,
+			  size_t qlen, void *ans, size_t anscap, int timeout_ms);
+
+/*
+ * DNS over TCP (RFC 1035 §4.2.2, RFC 7766): a blocking connected socket
+ * (fd, or -errno); raw bytes out (all of them); one length-prefixed message
+ * in (its length, 0 when the server closed, -ETIMEDOUT). dns_tcp_exchange
+ * does connect + framed query + one answer + close.
+ */
+int dns_tcp_connect(const char *addr, uint16_t port, int timeout_ms);
+int dns_tcp_write(int fd, const void *buf, size_t len);
+int dns_tcp_read_msg(int fd, void *buf, size_t cap, int timeout_ms);
+/* Waits until the server closes fd (EOF or reset); 0, or -ETIMEDOUT. */
+int dns_tcp_wait_closed(int fd, int timeout_ms);
+int dns_tcp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
+		     size_t anscap, int timeout_ms);
+
 /* Builds a simple query (RD set, optional EDNS 1232); returns its length. */
 int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
 		   bool edns);
@@ -76,8 +94,12 @@ struct knotd {
 int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
 		unsigned nzones);
 void knotd_stop(struct knotd *k);
+/* Stops the knotd process only (its directory stays), and starts it again. */
+void knotd_pause(struct knotd *k);
+int knotd_resume(struct knotd *k);
 
-/* The zone most DNS tests use: example.test with A/AAAA/MX/CNAME/TXT/wildcard data. */
+/* The zone most DNS tests use: example.test with A/AAAA/MX/CNAME/TXT/wildcard data,
+ * and big.example.test: 16 TXT records of 200 octets (an RRset over 3000 bytes). */
 extern const char harness_example_zone[];
 
 /* anycached built in this tree (ANYCACHED env var, set by meson). */
