@@ -13,15 +13,18 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "anycache_version.h"
+#include "bgp/bgp_speaker.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -40,6 +43,17 @@ struct worker {
 
 static struct conf conf; /* large (fixed arrays): static, not on the stack */
 static atomic_int exit_code;
+
+/*
+ * BGP runs on worker 0's loop. Shutdown must announce itself before the loops
+ * stop: the main thread writes bgp_stop_efd (polled on worker 0's loop), the
+ * speaker sends Cease to every peer, and worker 0 writes bgp_done_efd once the
+ * bytes are gone (bounded by BGP_SPEAKER_SHUTDOWN_MS); the main thread waits
+ * for that, bounded too, and only then stops the loops.
+ */
+static struct bgp_speaker *bgp;
+static int bgp_stop_efd = -1, bgp_done_efd = -1;
+#define BGP_SHUTDOWN_TEXT "anycached shutting down" /* RFC 9003 shutdown communication */
 
 static void usage(FILE *f)
 {
@@ -92,6 +106,66 @@ static void log_startup(const struct conf *c, const struct loop *l)
 	log_info("main", "forwarding to %s; BGP %s", list, c->bgp.enabled ? "on" : "off");
 }
 
+static void bgp_health(void *arg, struct health_snapshot *out)
+{
+	dns_server_health(arg, out);
+}
+
+static void bgp_stopped(void *arg)
+{
+	uint64_t one = 1;
+
+	(void)arg;
+	if (write(bgp_done_efd, &one, sizeof(one)) < 0)
+		log_warn("main", "BGP shutdown: cannot signal the main thread: %s", strerror(errno));
+}
+
+static void bgp_stop_requested(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	(void)l;
+	(void)ctx;
+	(void)flags;
+	if (res > 0 && bgp) /* res < 0: cancelled at loop_free, nothing to do */
+		bgp_speaker_shutdown(bgp, BGP_SHUTDOWN_TEXT, bgp_stopped, NULL);
+}
+
+/* On worker 0's loop, before it runs: the speaker, its health feed, its stop trigger. */
+static int bgp_setup(struct worker *w0, char *why, size_t whylen)
+{
+	static struct health_snapshot snap;
+	int r = bgp_speaker_new(w0->loop, &conf.bgp, why, whylen, &bgp);
+
+	if (r)
+		return r;
+	dns_server_health(w0->dns, &snap);
+	bgp_speaker_set_health(bgp, &snap);
+	bgp_speaker_watch_health(bgp, bgp_health, w0->dns);
+	bgp_stop_efd = eventfd(0, EFD_CLOEXEC);
+	bgp_done_efd = eventfd(0, EFD_CLOEXEC);
+	if (bgp_stop_efd < 0 || bgp_done_efd < 0) {
+		snprintf(why, whylen, "BGP: eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	r = loop_poll(w0->loop, bgp_stop_efd, POLLIN, 0, bgp_stop_requested, NULL, NULL);
+	if (r)
+		snprintf(why, whylen, "BGP: cannot poll the stop eventfd: %s", strerror(-r));
+	return r;
+}
+
+/* Main thread: have worker 0 send every Cease and wait for it, bounded. */
+static void bgp_shutdown(void)
+{
+	struct pollfd p = {.fd = bgp_done_efd, .events = POLLIN};
+	uint64_t one = 1;
+
+	if (!bgp || bgp_stop_efd < 0)
+		return;
+	if (write(bgp_stop_efd, &one, sizeof(one)) < 0)
+		return;
+	if (poll(&p, 1, BGP_SPEAKER_SHUTDOWN_MS + 500) <= 0)
+		log_warn("main", "BGP shutdown did not finish in time");
+}
+
 static void stop_workers(struct worker *w, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -105,6 +179,14 @@ static void stop_workers(struct worker *w, unsigned n)
 		if (w[i].loop)
 			loop_free(w[i].loop);
 	}
+	/* After loop_free: its final callbacks still touch the speaker's sockets. */
+	bgp_speaker_free(bgp);
+	bgp = NULL;
+	if (bgp_stop_efd >= 0)
+		close(bgp_stop_efd);
+	if (bgp_done_efd >= 0)
+		close(bgp_done_efd);
+	bgp_stop_efd = bgp_done_efd = -1;
 }
 
 int main(int argc, char **argv)
@@ -214,6 +296,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (conf.bgp.enabled) {
+		r = bgp_setup(&workers[0], why, sizeof(why));
+		if (r) {
+			log_err("main", "%s", why);
+			stop_workers(workers, n);
+			return 1;
+		}
+	}
 	log_startup(&conf, workers[0].loop);
 	for (unsigned i = 0; i < n; i++) {
 		r = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
@@ -236,6 +326,7 @@ int main(int argc, char **argv)
 		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		break;
 	}
+	bgp_shutdown();
 	stop_workers(workers, n);
 	log_info("main", "stopped");
 	return atomic_load(&exit_code);

@@ -1,0 +1,79 @@
+/*
+ * bgp_session.h: one BGP neighbor on an io_uring loop (glue).
+ *
+ * It owns the neighbor's FSMs (bgp_fsm.h: a primary that connects and
+ * retries, and at most one spare for an incoming connection during a
+ * collision, RFC 4271 §6.8), their TCP connections, and the neighbor's
+ * Adj-RIB-Out (bgp_adjout.h). It turns socket results, received messages
+ * (framed from the stream and parsed by bgp_wire.h) and one Tick timer into
+ * FSM events, and carries the FSM's actions out. Every message goes into the
+ * connection's output queue first; the queue is handed to the loop in one
+ * loop_send after the event has been handled, never from inside the logic.
+ *
+ * What goes to the peer: the routes given to bgp_session_set_routes(), with
+ * ORIGIN IGP, AS_PATH empty on iBGP or our AS (+ prepend) on eBGP, NEXT_HOP
+ * = the connection's local address (IPv4), MP_REACH next hop = next-hop6 or
+ * the local address of an IPv6 session, LOCAL_PREF on iBGP only. UPDATEs
+ * from the peer are validated (RFC 7606) and discarded.
+ *
+ * Threads: after the loop runs, every call comes from the loop's thread.
+ * Lifetime: bgp_session_free() only after loop_free() of its loop (the final
+ * callbacks loop_free delivers still touch the session's connections).
+ */
+#ifndef ANYCACHE_BGP_BGP_SESSION_H
+#define ANYCACHE_BGP_BGP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bgp/bgp_adjout.h"
+/* bgp_wire.h before bgp_fsm.h: the FSM header #defines NOTIFICATION codes
+ * that bgp_wire.h declares as enum constants of the same names and values. */
+#include "bgp/bgp_wire.h"
+#include "bgp/bgp_fsm.h"
+#include "core/conf.h"
+
+struct loop;
+struct bgp_session;
+
+struct bgp_session_conf {
+	struct conf_neighbor nb; /* copied */
+	uint32_t local_as;
+	uint32_t bgp_id;          /* host byte order */
+	uint32_t connect_retry_ms; /* 0 = FSM default (tests: shorter) */
+	uint64_t seed;            /* jitter PRNG seed */
+};
+
+int bgp_session_new(struct loop *l, const struct bgp_session_conf *conf, struct bgp_session **out);
+/* After loop_free(): closes whatever is still open and frees. NULL is a no-op. */
+void bgp_session_free(struct bgp_session *s);
+
+/* ManualStart: the primary FSM starts connecting (or waits, when passive). */
+void bgp_session_start(struct bgp_session *s);
+
+/*
+ * Replaces the desired routes (see bgp_adjout_set_desired) and, when
+ * Established, sends the difference at once. 0 or what set_desired returns.
+ */
+int bgp_session_set_routes(struct bgp_session *s, const struct bgp_adjout_attrs *sets,
+			   size_t n_sets, const struct bgp_adjout_route *routes, size_t n_routes);
+
+/* An accepted TCP connection whose remote address is this neighbor's: the
+ * session takes fd (it closes it when it cannot use it). */
+void bgp_session_accept(struct bgp_session *s, int fd);
+
+/* ManualStop: NOTIFICATION Cease 6/2 with the RFC 9003 text (may be NULL),
+ * then close. bgp_session_quiet() tells when the bytes are gone. */
+void bgp_session_shutdown(struct bgp_session *s, const char *text);
+
+/* No connection open or draining (after a shutdown: everything was sent). */
+bool bgp_session_quiet(const struct bgp_session *s);
+
+/* RFC 2385: sets the neighbor's TCP MD5 key (if any) on a listening socket fd. */
+int bgp_session_md5_listen(int fd, const struct conf_neighbor *nb);
+
+enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
+const struct conf_neighbor *bgp_session_neighbor(const struct bgp_session *s);
+
+#endif
