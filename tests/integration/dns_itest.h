@@ -20,6 +20,8 @@
 static struct knotd knot;
 static struct anycached daemon_;
 static char node[32], upstream[32];
+/* Cache tests use one worker: each worker has its own cache. */
+static int itest_threads = 2;
 
 static inline uint16_t rd16(const uint8_t *p)
 {
@@ -90,10 +92,10 @@ static inline void up_with(int net, int n, const char *extra)
 		 "  listen: [\"%s:5300\"]\n"
 		 "  allow: [127.0.0.1/32, 127.53.%d.0/25]\n"
 		 "  upstreams: [\"%s:5300\"]\n"
-		 "  threads: 2\n"
+		 "  threads: %d\n"
 		 "  identity: itest-node-%d\n"
 		 "%s",
-		 node, net, upstream, n, extra ? extra : "");
+		 node, net, upstream, itest_threads, n, extra ? extra : "");
 	cr_assert_eq(knotd_start(&knot, upstream, PORT, zones, 1), 0, "knotd did not start");
 	cr_assert_eq(anycached_start(&daemon_, conf, node, PORT), 0, "anycached did not answer");
 }
