@@ -1,3 +1,20 @@
+/*
+ * dns_forward.c: upstream queries over per-upstream sets of c-ares channels.
+ *
+ * Three objects:
+ *   - struct chan: one c-ares channel (one server, one UDP source port) with
+ *     its glue. Live in a slot of its upstream, or retiring: no new sends,
+ *     destroyed by the reaper timer once its outstanding count is 0 (never
+ *     from inside a c-ares callback of that channel, never cancelling).
+ *   - struct fwd_try: one ares_send. It outlives its request when the
+ *     request ends first (failover, deadline): then try->req is NULL and the
+ *     try only waits for c-ares's own callback to free it.
+ *   - struct fwd_req: one logical query with its waiters, indexed by the
+ *     coalescing key while it can take more waiters.
+ * Timers: one per request (the current try's RTO or the overall deadline),
+ * one reaper, one probe timer. Callbacks to callers run only from c-ares
+ * callbacks or timers, never from dns_forward_query.
+ */
 #include "dns/dns_forward.h"
 
 #include <arpa/inet.h>
@@ -13,25 +30,91 @@
 #define ID_WORDS (65536 / 64)
 #define ID_TRIES 64
 
-struct fwd_query {
+struct dns_forward;
+struct fwd_req;
+
+struct chan {
 	struct dns_forward *f;
-	uint16_t id;
-	uint16_t qtype, qclass;
-	uint8_t qname[DNS_NAME_MAX]; /* as sent upstream, 0x20 case applied */
-	size_t qname_len;
+	struct upstream *u;
+	struct ares_glue *glue;
+	unsigned outstanding;
+	unsigned sent;
+	uint64_t born;
+	bool retiring;
+	struct chan *next; /* retired list */
+};
+
+struct upstream {
+	unsigned idx;
+	struct netaddr addr;
+	struct chan *ch[DNS_FORWARD_MAX_CHANNELS];
+};
+
+struct fwd_try {
+	struct dns_forward *f;
+	struct fwd_req *req; /* NULL: orphaned (request over) or a probe */
+	struct chan *ch;
+	struct fwd_try *next; /* in req->tries */
+	uint16_t id, qtype, qclass;
+	bool probe;
+	bool timed_out; /* our RTO already failed over and counted it */
+	bool sending;   /* inside ares_send: a callback now is synchronous */
+	int sync_status;
 	uint64_t sent_ms;
+	size_t qname_len;
+	uint8_t qname[DNS_NAME_MAX]; /* as sent upstream, 0x20 case applied */
+};
+
+struct waiter {
 	dns_forward_cb cb;
 	void *ctx;
 };
 
+struct fwd_req {
+	struct dns_forward *f;
+	struct fwd_req *hnext;             /* hash chain, while indexed */
+	struct fwd_req *prev, *next;       /* all requests, for free */
+	bool indexed;
+	uint64_t hash;
+	uint8_t name[DNS_NAME_MAX]; /* lowercased */
+	size_t qname_len;
+	uint16_t qtype, qclass;
+	bool cd, do_bit;
+	uint32_t tried; /* upstream bitmask */
+	unsigned n_tries;
+	bool spoof_retry_used;
+	int last_err;
+	uint64_t deadline;
+	struct timer t;
+	struct fwd_try *cur;   /* the try the timer is for; NULL between tries */
+	struct fwd_try *tries; /* live tries */
+	unsigned n_waiters, cap_waiters;
+	struct waiter *w;
+	struct waiter w0;
+};
+
 struct dns_forward {
 	struct loop *loop;
-	struct ares_glue *glue;
-	unsigned max_outstanding;
+	struct dns_upstream_set *pol;
+	struct upstream up[DNS_FORWARD_MAX_UPSTREAMS];
+	unsigned n_up;
+	unsigned timeout_ms, tries, max_outstanding, channels;
+	unsigned rotate_queries, rotate_ms, max_waiters;
 	bool closing;
-	uint64_t ids[ID_WORDS]; /* IDs of outstanding queries: never two alike (c-ares matches by ID) */
+	struct chan *retired;
+	struct timer reaper, prober;
+	struct fwd_req **tab;
+	size_t tab_mask;
+	uint64_t seed;
+	struct fwd_req *reqs;
+	uint64_t ids[ID_WORDS]; /* IDs of outstanding tries: never two alike (c-ares matches by ID) */
 	struct dns_forward_stats stats;
 };
+
+static void req_timer(struct timer *t, uint64_t now, void *arg);
+static int send_try(struct fwd_req *rq, struct upstream *u, struct chan *avoid, uint64_t now);
+
+/* ---- IDs ---- */
 
 static bool id_used(const struct dns_forward *f, uint16_t id)
 {
@@ -59,60 +142,651 @@ static int pick_id(struct dns_forward *f, uint16_t *id)
 	return -EBUSY;
 }
 
+/* ---- channels ---- */
+
+static int chan_new(struct dns_forward *f, struct upstream *u, struct chan **out)
+{
+	struct ares_addr_port_node node;
+	struct ares_options opts;
+	struct chan *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	memset(&opts, 0, sizeof(opts));
+	/*
+	 * EDNS: c-ares reads answers up to ednspsz over UDP. TC answers are
+	 * retried over TCP by c-ares itself (no IGNTC). NOCHECKRESP: we see
+	 * SERVFAIL/REFUSED and fail over ourselves. One server, one try: the
+	 * failover is ours; c-ares's timeout only bounds an orphaned try.
+	 */
+	opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+	opts.ednspsz = DNS_EDNS_UDP_SIZE;
+	opts.timeout = (int)f->timeout_ms;
+	opts.tries = 1;
+	/* Large socket buffers: an EAGAIN on c-ares's send counts as a server failure. */
+	opts.socket_send_buffer_size = 1 << 20;
+	opts.socket_receive_buffer_size = 1 << 20;
+	r = ares_glue_new(f->loop, &opts,
+			  ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+				  ARES_OPT_SOCK_SNDBUF | ARES_OPT_SOCK_RCVBUF | ARES_OPT_NOROTATE,
+			  &c->glue);
+	if (r) {
+		free(c);
+		return r;
+	}
+	memset(&node, 0, sizeof(node));
+	node.family = u->addr.family;
+	if (u->addr.family == AF_INET)
+		memcpy(&node.addr.addr4, u->addr.addr, 4);
+	else
+		memcpy(&node.addr.addr6, u->addr.addr, 16);
+	node.udp_port = u->addr.port;
+	node.tcp_port = u->addr.port;
+	if (ares_set_servers_ports(ares_glue_channel(c->glue), &node) != ARES_SUCCESS) {
+		ares_glue_free(c->glue);
+		free(c);
+		return -EINVAL;
+	}
+	c->f = f;
+	c->u = u;
+	c->born = loop_now(f->loop);
+	f->stats.channels_created++;
+	*out = c;
+	return 0;
+}
+
+static void chan_destroy(struct chan *c)
+{
+	c->f->stats.channels_destroyed++;
+	ares_glue_free(c->glue);
+	free(c);
+}
+
+/* Takes c out of its slot: no new sends; destroyed once idle (reaper). */
+static void chan_retire(struct chan *c)
+{
+	struct dns_forward *f = c->f;
+
+	if (c->retiring)
+		return;
+	for (unsigned i = 0; i < f->channels; i++)
+		if (c->u->ch[i] == c)
+			c->u->ch[i] = NULL;
+	c->retiring = true;
+	c->next = f->retired;
+	f->retired = c;
+	if (c->outstanding == 0)
+		loop_timer_arm(f->loop, &f->reaper, loop_now(f->loop));
+}
+
+static void reap(struct timer *t, uint64_t now, void *arg)
+{
+	struct dns_forward *f = arg;
+
+	(void)t;
+	(void)now;
+	for (struct chan **pc = &f->retired; *pc;) {
+		struct chan *c = *pc;
+		if (c->outstanding == 0) {
+			*pc = c->next;
+			chan_destroy(c);
+		} else {
+			pc = &c->next;
+		}
+	}
+}
+
+/*
+ * c-ares 1.18 answers a FORMERR without OPT by cutting 11 octets off the
+ * query and clearing ARES_FLAG_EDNS for the whole channel: every later
+ * query on it would lose our OPT (and DO). Called only when an answer came
+ * back without OPT or the try failed, so the save/destroy pair stays rare.
+ */
+static bool chan_edns_cleared(struct chan *c)
+{
+	struct ares_options o;
+	int mask = 0;
+	bool cleared = false;
+
+	if (ares_save_options(ares_glue_channel(c->glue), &o, &mask) != ARES_SUCCESS)
+		return false;
+	if ((mask & ARES_OPT_FLAGS) && !(o.flags & ARES_FLAG_EDNS))
+		cleared = true;
+	ares_destroy_options(&o);
+	return cleared;
+}
+
+/* A random live channel of u, creating or rotating it as needed; avoid may be NULL. */
+static struct chan *chan_pick(struct dns_forward *f, struct upstream *u, struct chan *avoid,
+			      uint64_t now)
+{
+	unsigned slot = arc4random_uniform(f->channels);
+	struct chan *c;
+
+	if (avoid && f->channels > 1 && u->ch[slot] == avoid)
+		slot = (slot + 1 + arc4random_uniform(f->channels - 1)) % f->channels;
+	c = u->ch[slot];
+	if (c && (c->sent >= f->rotate_queries || now - c->born >= f->rotate_ms)) {
+		/* Source-port rotation: c-ares 1.18 never reopens a UDP socket. */
+		f->stats.channel_replacements++;
+		chan_retire(c);
+		c = NULL;
+	}
+	if (!c) {
+		if (chan_new(f, u, &c))
+			return NULL;
+		u->ch[slot] = c;
+	}
+	return c;
+}
+
+/* ---- coalescing index ---- */
+
+/* Keyed with a per-forwarder random seed: clients choose qnames. Chains are
+ * bounded anyway by max_outstanding. */
+static uint64_t key_hash(const struct dns_forward *f, const uint8_t *name, size_t len,
+			 uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
+{
+	uint64_t h = f->seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ name[i]) * 0x100000001b3ull;
+	h ^= (uint64_t)qtype << 32 | (uint64_t)qclass << 16 | (unsigned)cd << 1 | (unsigned)do_bit;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static struct fwd_req *index_find(struct dns_forward *f, uint64_t h, const uint8_t *name,
+				  size_t len, uint16_t qtype, uint16_t qclass, bool cd,
+				  bool do_bit)
+{
+	for (struct fwd_req *r = f->tab[h & f->tab_mask]; r; r = r->hnext)
+		if (r->hash == h && r->qname_len == len && r->qtype == qtype &&
+		    r->qclass == qclass && r->cd == cd && r->do_bit == do_bit &&
+		    memcmp(r->name, name, len) == 0)
+			return r;
+	return NULL;
+}
+
+static void index_remove(struct fwd_req *rq)
+{
+	struct dns_forward *f = rq->f;
+
+	if (!rq->indexed)
+		return;
+	for (struct fwd_req **p = &f->tab[rq->hash & f->tab_mask]; *p; p = &(*p)->hnext) {
+		if (*p == rq) {
+			*p = rq->hnext;
+			break;
+		}
+	}
+	rq->indexed = false;
+}
+
+/* ---- requests ---- */
+
+static void try_unlink(struct fwd_try *t)
+{
+	struct fwd_req *rq = t->req;
+
+	if (!rq)
+		return;
+	for (struct fwd_try **p = &rq->tries; *p; p = &(*p)->next) {
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	}
+	if (rq->cur == t)
+		rq->cur = NULL;
+	t->req = NULL;
+}
+
+/* Ends the request: every waiter gets the result, in the order they came. */
+static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_t len,
+		       const struct dns_scan *scan)
+{
+	struct dns_forward *f = rq->f;
+
+	index_remove(rq);
+	loop_timer_cancel(f->loop, &rq->t);
+	while (rq->tries)
+		try_unlink(rq->tries);
+	if (rq->prev)
+		rq->prev->next = rq->next;
+	else
+		f->reqs = rq->next;
+	if (rq->next)
+		rq->next->prev = rq->prev;
+	f->stats.outstanding--;
+	if (status == 0)
+		f->stats.answers++;
+	else if (status != -ECANCELED)
+		f->stats.failures++;
+	for (unsigned i = 0; i < rq->n_waiters; i++) {
+		struct dns_scan copy;
+		if (scan)
+			copy = *scan;
+		rq->w[i].cb(rq->w[i].ctx, status, ans, len, scan ? &copy : NULL);
+	}
+	if (rq->w != &rq->w0)
+		free(rq->w);
+	free(rq);
+}
+
+/* Next try on an upstream not tried yet, within the try and time budget. */
+static int next_try(struct fwd_req *rq, uint64_t now)
+{
+	struct dns_forward *f = rq->f;
+
+	while (rq->n_tries < f->tries && now < rq->deadline) {
+		int idx = dns_upstream_pick(f->pol, rq->tried, now);
+		if (idx < 0)
+			return rq->last_err;
+		rq->tried |= 1u << idx;
+		if (send_try(rq, &f->up[idx], NULL, now) == 0)
+			return 0;
+	}
+	return rq->last_err;
+}
+
+/* The current try failed: fail over, or wait for older tries, or end. */
+static void req_failover(struct fwd_req *rq, uint64_t now)
+{
+	struct dns_forward *f = rq->f;
+
+	if (rq->cur)
+		return;
+	if (next_try(rq, now) == 0) {
+		f->stats.retries++;
+		return;
+	}
+	if (rq->tries && now < rq->deadline) {
+		/* An earlier try that hit our RTO may still answer. */
+		loop_timer_arm(f->loop, &rq->t, rq->deadline);
+		return;
+	}
+	req_finish(rq, rq->last_err, NULL, 0, NULL);
+}
+
+static void req_timer(struct timer *t, uint64_t now, void *arg)
+{
+	struct fwd_req *rq = arg;
+	struct dns_forward *f = rq->f;
+
+	(void)t;
+	if (now >= rq->deadline) {
+		if (rq->cur && !rq->cur->timed_out) {
+			f->stats.timeouts++;
+			f->stats.up[rq->cur->ch->u->idx].timeouts++;
+			dns_upstream_report(f->pol, rq->cur->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
+			rq->cur->timed_out = true;
+		}
+		req_finish(rq, -ETIMEDOUT, NULL, 0, NULL);
+		return;
+	}
+	if (rq->cur) {
+		/* RTO passed: count the timeout, keep the try (a late answer wins). */
+		struct fwd_try *c = rq->cur;
+		c->timed_out = true;
+		f->stats.timeouts++;
+		f->stats.up[c->ch->u->idx].timeouts++;
+		dns_upstream_report(f->pol, c->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
+		rq->cur = NULL;
+		rq->last_err = -ETIMEDOUT;
+	}
+	req_failover(rq, now);
+}
+
+static void arm_prober(struct dns_forward *f, uint64_t now);
+
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+/* Builds and sends one try of rq (or a probe when rq is NULL) on u. */
+static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream *u,
+		      struct chan *avoid, const uint8_t *name, size_t name_len, uint16_t qtype,
+		      uint16_t qclass, bool cd, bool do_bit, uint64_t now)
+{
+	uint8_t rnd[DNS_0X20_RANDOM_BYTES];
+	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + 11];
+	struct wbuf b = wbuf_init(buf, sizeof(buf));
+	struct fwd_try *t;
+	struct chan *c;
+	int len;
+
+	c = chan_pick(f, u, avoid, now);
+	if (!c)
+		return -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	if (pick_id(f, &t->id)) {
+		free(t);
+		return -EBUSY;
+	}
+	t->f = f;
+	t->ch = c;
+	t->probe = rq == NULL;
+	t->qtype = qtype;
+	t->qclass = qclass;
+	t->qname_len = name_len;
+	memcpy(t->qname, name, name_len);
+	arc4random_buf(rnd, sizeof(rnd));
+	dns_name_randomize_case(t->qname, name_len, rnd, sizeof(rnd));
+	t->sent_ms = now;
+	len = dns_build_query(&b, t->id, t->qname, name_len, qtype, qclass, cd, do_bit);
+	if (len < 0) {
+		free(t);
+		return len;
+	}
+	id_set(f, t->id, true);
+	c->outstanding++;
+	c->sent++;
+	if (rq) {
+		t->req = rq;
+		t->next = rq->tries;
+		rq->tries = t;
+		rq->cur = t;
+		rq->n_tries++;
+		f->stats.sent++;
+		f->stats.up[u->idx].sent++;
+	} else {
+		f->stats.probes++;
+		f->stats.up[u->idx].probes++;
+	}
+	t->sending = true;
+	ares_send(ares_glue_channel(c->glue), buf, len, on_answer, t);
+	t->sending = false;
+	if (t->sync_status) {
+		/* c-ares ended it inside ares_send (no socket, no memory). */
+		int st = t->sync_status;
+		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_ERROR, 0, now);
+		f->stats.up[u->idx].failures++;
+		try_unlink(t);
+		free(t);
+		if (rq)
+			rq->last_err = st == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
+		arm_prober(f, now);
+		return -ECONNREFUSED;
+	}
+	ares_glue_kick(c->glue);
+	if (rq) {
+		/* Wait the RTO, but leave every remaining try its share of the
+		 * budget: an unmeasured upstream must not eat the whole deadline. */
+		unsigned ups_left = f->n_up - (unsigned)__builtin_popcount(rq->tried) + 1;
+		unsigned tries_left = f->tries + 1 > rq->n_tries ? f->tries + 1 - rq->n_tries : 1;
+		unsigned k = ups_left < tries_left ? ups_left : tries_left;
+		uint64_t share = rq->deadline > now ? (rq->deadline - now) / (k ? k : 1) : 0;
+		uint64_t wait = dns_upstream_rto(f->pol, u->idx);
+		if (wait > share)
+			wait = share;
+		loop_timer_arm(f->loop, &rq->t, now + wait);
+	}
+	return 0;
+}
+
+static int send_try(struct fwd_req *rq, struct upstream *u, struct chan *avoid, uint64_t now)
+{
+	return send_try_q(rq->f, rq, u, avoid, rq->name, rq->qname_len, rq->qtype, rq->qclass,
+			  rq->cd, rq->do_bit, now);
+}
+
+/* ---- probes of dead upstreams ---- */
+
+static void probe_timer(struct timer *t, uint64_t now, void *arg)
+{
+	static const uint8_t root[1] = {0};
+	struct dns_forward *f = arg;
+	uint64_t next = UINT64_MAX;
+	int idx;
+
+	(void)t;
+	/* ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
+	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0)
+		(void)send_try_q(f, NULL, &f->up[idx], NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
+				 false, false, now);
+	if (next != UINT64_MAX)
+		loop_timer_arm(f->loop, &f->prober, next);
+}
+
+static void arm_prober(struct dns_forward *f, uint64_t now)
+{
+	uint64_t earliest = UINT64_MAX;
+
+	(void)now;
+	for (unsigned i = 0; i < f->n_up; i++) {
+		struct dns_upstream_info in;
+		dns_upstream_get(f->pol, i, &in);
+		if (in.state == DNS_UPSTREAM_DEAD && in.next_probe < earliest)
+			earliest = in.next_probe;
+	}
+	if (earliest == UINT64_MAX)
+		return;
+	if (!timer_armed(&f->prober) || f->prober.deadline > earliest)
+		loop_timer_arm(f->loop, &f->prober, earliest);
+}
+
+/* ---- answers ---- */
+
+enum verdict { V_OK, V_SERVFAIL, V_REFUSED, V_TIMEOUT, V_ERROR, V_SPOOF, V_GONE };
+
+static enum verdict judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
+			  struct dns_scan *scan)
+{
+	int r;
+
+	switch (status) {
+	case ARES_SUCCESS:
+		break;
+	case ARES_EDESTRUCTION:
+	case ARES_ECANCELLED:
+		return V_GONE;
+	case ARES_ETIMEOUT:
+		return V_TIMEOUT;
+	default:
+		return V_ERROR;
+	}
+	if (!abuf || alen <= 0)
+		return V_ERROR;
+	r = dns_scan(abuf, (size_t)alen, scan);
+	if ((r < 0 && r != -E2BIG) || !scan->qr || scan->id != t->id)
+		return V_ERROR;
+	/* c-ares compared the question case-insensitively; we want our 0x20 pattern. */
+	if (dns_scan_match_question(abuf, scan, t->qname, t->qname_len, t->qtype, t->qclass) !=
+	    DNS_QMATCH_EXACT)
+		return V_SPOOF;
+	/* c-ares retries TC=1 over TCP itself: a truncated answer here is broken. */
+	if (scan->tc)
+		return V_ERROR;
+	if (scan->rcode == DNS_RCODE_SERVFAIL)
+		return V_SERVFAIL;
+	if (scan->rcode == DNS_RCODE_REFUSED)
+		return V_REFUSED;
+	return V_OK;
+}
+
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct fwd_try *t = arg;
+	struct dns_forward *f = t->f;
+	struct chan *c = t->ch;
+	struct upstream *u = c->u;
+	struct fwd_req *rq = t->req;
+	struct dns_scan scan;
+	uint64_t now = loop_now(f->loop);
+	unsigned rtt = (unsigned)(now - t->sent_ms);
+	enum verdict v;
+
+	(void)timeouts;
+	id_set(f, t->id, false);
+	c->outstanding--;
+	if (t->sending) {
+		/* Synchronous failure inside ares_send: send_try_q handles it. */
+		t->sync_status = status ? status : ARES_ECONNREFUSED;
+		return;
+	}
+	v = judge(t, status, abuf, alen, &scan);
+	if (v == V_GONE) {
+		try_unlink(t);
+		free(t);
+		return;
+	}
+	if (!c->retiring && !f->closing && (v != V_OK || !scan.has_opt) && chan_edns_cleared(c)) {
+		f->stats.edns_replacements++;
+		chan_retire(c);
+	}
+	if (c->retiring && c->outstanding == 0)
+		loop_timer_arm(f->loop, &f->reaper, now);
+
+	struct dns_forward_upstream_stats *us = &f->stats.up[u->idx];
+	switch (v) {
+	case V_OK:
+		us->answers++;
+		us->rtt_ms_sum += rtt;
+		f->stats.rtt_ms_sum += rtt;
+		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_OK, rtt, now);
+		break;
+	case V_SERVFAIL:
+		us->servfail++;
+		f->stats.servfail++;
+		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_SERVFAIL, rtt, now);
+		break;
+	case V_REFUSED:
+		us->refused++;
+		f->stats.refused++;
+		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_REFUSED, rtt, now);
+		break;
+	case V_TIMEOUT:
+		if (!t->timed_out) {
+			us->timeouts++;
+			f->stats.timeouts++;
+			dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
+		}
+		break;
+	case V_ERROR:
+		us->failures++;
+		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_ERROR, rtt, now);
+		break;
+	case V_SPOOF:
+		/* Says nothing about the upstream's health: not reported. */
+		us->mismatches++;
+		f->stats.mismatches++;
+		break;
+	case V_GONE:
+		break;
+	}
+	if (v != V_OK && v != V_SERVFAIL)
+		arm_prober(f, now);
+
+	if (!rq || f->closing) {
+		try_unlink(t);
+		free(t);
+		return;
+	}
+	bool was_cur = rq->cur == t;
+	try_unlink(t);
+	if (v == V_OK) {
+		free(t);
+		req_finish(rq, 0, abuf, (size_t)alen, &scan);
+		return;
+	}
+	if (v == V_SPOOF) {
+		free(t);
+		if (!rq->spoof_retry_used && now < rq->deadline) {
+			/* Once, on another channel: new port, new ID, new case. */
+			rq->spoof_retry_used = true;
+			f->stats.spoof_retries++;
+			f->stats.retries++;
+			loop_timer_cancel(f->loop, &rq->t);
+			rq->cur = NULL;
+			if (send_try(rq, u, c, now) == 0)
+				return;
+		}
+		/* A second forgery (or no way to retry): SERVFAIL rather than risk it. */
+		req_finish(rq, -EPROTO, NULL, 0, NULL);
+		return;
+	}
+	free(t);
+	switch (v) {
+	case V_TIMEOUT:
+		rq->last_err = -ETIMEDOUT;
+		break;
+	case V_ERROR:
+		rq->last_err = status == ARES_SUCCESS ? -EPROTO : -ECONNREFUSED;
+		break;
+	default:
+		rq->last_err = -ECONNREFUSED;
+		break;
+	}
+	if (!was_cur && (rq->cur || rq->tries))
+		return; /* an older try failed late; the current one is still running */
+	loop_timer_cancel(f->loop, &rq->t);
+	req_failover(rq, now);
+}
+
+/* ---- public ---- */
+
 int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf,
 		    struct dns_forward **out)
 {
-	struct ares_addr_port_node nodes[16];
-	struct ares_options opts;
 	struct dns_forward *f;
 	unsigned n = conf->n_upstreams;
+	size_t buckets = 64;
 	int r;
 
-	if (n == 0 || n > sizeof(nodes) / sizeof(nodes[0]))
+	if (n == 0 || n > DNS_FORWARD_MAX_UPSTREAMS || conf->channels > DNS_FORWARD_MAX_CHANNELS)
 		return -EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->loop = l;
+	f->n_up = n;
+	f->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 2500;
+	f->tries = conf->tries ? conf->tries : 3;
 	f->max_outstanding = conf->max_outstanding ? conf->max_outstanding : 4096;
-
-	memset(&opts, 0, sizeof(opts));
-	/*
-	 * EDNS: c-ares reads answers up to ednspsz over UDP (else anything
-	 * over 512 goes to TCP). TC answers are retried over TCP by c-ares
-	 * itself (no IGNTC). NOROTATE: the first healthy upstream first.
-	 */
-	opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH;
-	opts.ednspsz = DNS_EDNS_UDP_SIZE;
-	opts.timeout = (int)(conf->timeout_ms ? conf->timeout_ms : 500);
-	opts.tries = (int)(conf->tries ? conf->tries : 2);
-	/* Large socket buffers: an EAGAIN on c-ares's send counts as a server failure. */
-	opts.socket_send_buffer_size = 1 << 20;
-	opts.socket_receive_buffer_size = 1 << 20;
-	r = ares_glue_new(l, &opts,
-			  ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-				  ARES_OPT_SOCK_SNDBUF | ARES_OPT_SOCK_RCVBUF | ARES_OPT_NOROTATE,
-			  &f->glue);
+	if (f->max_outstanding > 32768)
+		f->max_outstanding = 32768; /* IDs: each query needs some, orphans too */
+	f->channels = conf->channels ? conf->channels : 8;
+	f->rotate_queries = conf->rotate_queries ? conf->rotate_queries : 2000;
+	f->rotate_ms = conf->rotate_ms ? conf->rotate_ms : 60000;
+	f->max_waiters = conf->max_waiters ? conf->max_waiters : 64;
+	f->stats.n_upstreams = n;
+	arc4random_buf(&f->seed, sizeof(f->seed));
+	timer_init(&f->reaper, reap, f);
+	timer_init(&f->prober, probe_timer, f);
+	while (buckets < f->max_outstanding && buckets < 65536)
+		buckets *= 2;
+	f->tab = calloc(buckets, sizeof(*f->tab));
+	if (!f->tab) {
+		free(f);
+		return -ENOMEM;
+	}
+	f->tab_mask = buckets - 1;
+	r = dns_upstream_set_new(conf->policy, n, &f->pol);
 	if (r) {
+		free(f->tab);
 		free(f);
 		return r;
 	}
-	memset(nodes, 0, sizeof(nodes));
 	for (unsigned i = 0; i < n; i++) {
-		const struct netaddr *a = &conf->upstreams[i];
-		nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
-		nodes[i].family = a->family;
-		if (a->family == AF_INET)
-			memcpy(&nodes[i].addr.addr4, a->addr, 4);
-		else
-			memcpy(&nodes[i].addr.addr6, a->addr, 16);
-		nodes[i].udp_port = a->port;
-		nodes[i].tcp_port = a->port;
+		f->up[i].idx = i;
+		f->up[i].addr = conf->upstreams[i];
+		if (f->up[i].addr.family != AF_INET && f->up[i].addr.family != AF_INET6) {
+			dns_forward_free(f);
+			return -EINVAL;
+		}
 	}
-	if (ares_set_servers_ports(ares_glue_channel(f->glue), nodes) != ARES_SUCCESS) {
-		ares_glue_free(f->glue);
-		free(f);
-		return -EINVAL;
+	/* One channel per upstream now, so a bad address fails at startup. */
+	for (unsigned i = 0; i < n; i++) {
+		r = chan_new(f, &f->up[i], &f->up[i].ch[0]);
+		if (r) {
+			dns_forward_free(f);
+			return r;
+		}
 	}
 	*out = f;
 	return 0;
@@ -123,119 +797,135 @@ void dns_forward_free(struct dns_forward *f)
 	if (!f)
 		return;
 	f->closing = true;
-	ares_glue_free(f->glue); /* outstanding queries: ARES_EDESTRUCTION callbacks */
+	while (f->reqs)
+		req_finish(f->reqs, -ECANCELED, NULL, 0, NULL);
+	/* Orphaned tries get ARES_EDESTRUCTION and free themselves. */
+	for (unsigned i = 0; i < f->n_up; i++)
+		for (unsigned j = 0; j < DNS_FORWARD_MAX_CHANNELS; j++)
+			if (f->up[i].ch[j])
+				chan_destroy(f->up[i].ch[j]);
+	while (f->retired) {
+		struct chan *c = f->retired;
+		f->retired = c->next;
+		chan_destroy(c);
+	}
+	loop_timer_cancel(f->loop, &f->reaper);
+	loop_timer_cancel(f->loop, &f->prober);
+	dns_upstream_set_free(f->pol);
+	free(f->tab);
 	free(f);
 }
 
-static int status_to_errno(int status)
+static int add_waiter(struct fwd_req *rq, dns_forward_cb cb, void *ctx)
 {
-	switch (status) {
-	case ARES_ETIMEOUT:
-		return -ETIMEDOUT;
-	case ARES_EDESTRUCTION:
-	case ARES_ECANCELLED:
-		return -ECANCELED;
-	case ARES_ENOMEM:
-		return -ENOMEM;
-	case ARES_EBADRESP:
-	case ARES_EFORMERR:
-		return -EPROTO;
-	default:
-		return -ECONNREFUSED;
+	if (rq->n_waiters == rq->cap_waiters) {
+		unsigned cap = rq->cap_waiters * 2;
+		struct waiter *w;
+		if (cap > rq->f->max_waiters)
+			cap = rq->f->max_waiters;
+		if (cap <= rq->n_waiters)
+			return -ENOSPC;
+		if (rq->w == &rq->w0) {
+			w = malloc(cap * sizeof(*w));
+			if (w)
+				w[0] = rq->w0;
+		} else {
+			w = realloc(rq->w, cap * sizeof(*w));
+		}
+		if (!w)
+			return -ENOMEM;
+		rq->w = w;
+		rq->cap_waiters = cap;
 	}
-}
-
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-	struct fwd_query *q = arg;
-	struct dns_forward *f = q->f;
-	struct dns_scan scan;
-	int r;
-
-	(void)timeouts;
-	id_set(f, q->id, false);
-	f->stats.outstanding--;
-	if (status == ARES_EDESTRUCTION || f->closing) {
-		q->cb(q->ctx, -ECANCELED, NULL, 0, NULL);
-		free(q);
-		return;
-	}
-	if (status != ARES_SUCCESS) {
-		r = status_to_errno(status);
-		if (r == -ETIMEDOUT)
-			f->stats.timeouts++;
-		else
-			f->stats.failures++;
-		q->cb(q->ctx, r, NULL, 0, NULL);
-		free(q);
-		return;
-	}
-	r = dns_scan(abuf, (size_t)alen, &scan);
-	if ((r < 0 && r != -E2BIG) || !scan.qr || scan.id != q->id ||
-	    dns_scan_match_question(abuf, &scan, q->qname, q->qname_len, q->qtype, q->qclass) !=
-		    DNS_QMATCH_EXACT) {
-		/* Letter case or name differs: not the answer to what we asked. */
-		f->stats.mismatches++;
-		q->cb(q->ctx, -EPROTO, NULL, 0, NULL);
-		free(q);
-		return;
-	}
-	f->stats.answers++;
-	f->stats.rtt_ms_sum += loop_now(f->loop) - q->sent_ms;
-	q->cb(q->ctx, 0, abuf, (size_t)alen, &scan);
-	free(q);
+	rq->w[rq->n_waiters++] = (struct waiter){cb, ctx};
+	return 0;
 }
 
 int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len,
 		      uint16_t qtype, uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb,
 		      void *ctx)
 {
-	uint8_t rnd[DNS_0X20_RANDOM_BYTES];
-	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + 11];
-	struct wbuf b = wbuf_init(buf, sizeof(buf));
-	struct fwd_query *q;
-	int len;
+	uint8_t lc[DNS_NAME_MAX];
+	uint64_t now, h;
+	struct fwd_req *rq;
+	bool full = false;
+	int r;
 
 	if (f->closing)
 		return -ECANCELED;
 	if (qname_len == 0 || qname_len > DNS_NAME_MAX)
 		return -EINVAL;
+	dns_name_lower(lc, qname, qname_len);
+	h = key_hash(f, lc, qname_len, qtype, qclass, cd, do_bit);
+	rq = index_find(f, h, lc, qname_len, qtype, qclass, cd, do_bit);
+	if (rq) {
+		r = add_waiter(rq, cb, ctx);
+		if (r == 0) {
+			f->stats.coalesced++;
+			return 0;
+		}
+		if (r == -ENOMEM)
+			return r;
+		/* Full: this caller gets a query of its own (not indexed). */
+		f->stats.coalesce_full++;
+		full = true;
+	}
 	if (f->stats.outstanding >= f->max_outstanding) {
 		f->stats.busy++;
 		return -EBUSY;
 	}
-	q = malloc(sizeof(*q));
-	if (!q)
+	rq = calloc(1, sizeof(*rq));
+	if (!rq)
 		return -ENOMEM;
-	if (pick_id(f, &q->id)) {
-		free(q);
-		f->stats.busy++;
-		return -EBUSY;
-	}
-	q->f = f;
-	q->qtype = qtype;
-	q->qclass = qclass;
-	q->qname_len = qname_len;
-	memcpy(q->qname, qname, qname_len);
-	arc4random_buf(rnd, sizeof(rnd));
-	dns_name_randomize_case(q->qname, qname_len, rnd, sizeof(rnd));
-	q->cb = cb;
-	q->ctx = ctx;
-	q->sent_ms = loop_now(f->loop);
-	len = dns_build_query(&b, q->id, q->qname, qname_len, qtype, qclass, cd, do_bit);
-	if (len < 0) {
-		free(q);
-		return len;
-	}
-	id_set(f, q->id, true);
+	now = loop_now(f->loop);
+	rq->f = f;
+	rq->hash = h;
+	memcpy(rq->name, lc, qname_len);
+	rq->qname_len = qname_len;
+	rq->qtype = qtype;
+	rq->qclass = qclass;
+	rq->cd = cd;
+	rq->do_bit = do_bit;
+	rq->deadline = now + f->timeout_ms;
+	rq->last_err = -ECONNREFUSED;
+	rq->w = &rq->w0;
+	rq->cap_waiters = 1;
+	rq->w0 = (struct waiter){cb, ctx};
+	rq->n_waiters = 1;
+	timer_init(&rq->t, req_timer, rq);
+	rq->next = f->reqs;
+	if (f->reqs)
+		f->reqs->prev = rq;
+	f->reqs = rq;
 	f->stats.outstanding++;
-	f->stats.sent++;
-	ares_send(ares_glue_channel(f->glue), buf, len, on_answer, q);
-	ares_glue_kick(f->glue);
+	r = next_try(rq, now);
+	if (r) {
+		/* Nothing sent: unwind without calling cb. */
+		f->reqs = rq->next;
+		if (rq->next)
+			rq->next->prev = NULL;
+		f->stats.outstanding--;
+		loop_timer_cancel(f->loop, &rq->t);
+		free(rq);
+		if (r == -EBUSY)
+			f->stats.busy++;
+		return r;
+	}
+	if (!full) {
+		rq->hnext = f->tab[h & f->tab_mask];
+		f->tab[h & f->tab_mask] = rq;
+		rq->indexed = true;
+	}
 	return 0;
 }
 
 const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f)
 {
 	return &f->stats;
+}
+
+void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
+			       struct dns_upstream_info *out)
+{
+	dns_upstream_get(f->pol, idx, out);
 }

@@ -9,9 +9,28 @@
  * record. An answer is passed on only if its question matches ours octet for
  * octet, case included; c-ares itself only compares case-insensitively.
  *
+ * Channels. Each upstream gets its own set of `channels` c-ares channels,
+ * each with one server and thus one UDP socket (one source port, which
+ * c-ares 1.18 keeps for the channel's life). A try goes to a random channel
+ * of the upstream the policy (dns_upstream.h) chose, so WE choose the
+ * server, not c-ares. A channel is replaced after rotate_queries sends or
+ * rotate_ms of age, and at once when c-ares turned its EDNS flag off after a
+ * FORMERR: the old one takes no new query and is destroyed once its
+ * outstanding queries ended by themselves (never cancelled).
+ *
+ * Per query: at most `tries` tries on different upstreams, each waiting the
+ * upstream's RTO before failing over (a late answer of an earlier try still
+ * wins), all within timeout_ms in total. A SERVFAIL, REFUSED, truncated or
+ * malformed answer fails over at once. An answer whose question comes back
+ * in another letter case is counted as a likely spoof, discarded, and the
+ * query is retried once on another channel (new ID, new case, new port);
+ * a second mismatch ends the query with -EPROTO (the server answers
+ * SERVFAIL). Identical queries (lowercased qname, qtype, qclass, DO, CD)
+ * already in flight join it, up to max_waiters each.
+ *
  * Threads: one forwarder per worker, used only from that worker's loop.
  * Ownership: the answer handed to the callback is c-ares's buffer, valid only
- * during the callback.
+ * during the callback; each waiter gets its own copy of the scan.
  */
 #ifndef ANYCACHE_DNS_FORWARD_H
 #define ANYCACHE_DNS_FORWARD_H
@@ -21,35 +40,67 @@
 #include <stdint.h>
 
 #include "core/netaddr.h"
+#include "dns/dns_upstream.h"
 #include "dns/dns_wire.h"
 
 struct loop;
 struct dns_forward;
 
+#define DNS_FORWARD_MAX_UPSTREAMS DNS_UPSTREAM_MAX
+#define DNS_FORWARD_MAX_CHANNELS  16
+
+/* Zero fields take the default shown. */
 struct dns_forward_conf {
 	const struct netaddr *upstreams;
-	unsigned n_upstreams;
-	unsigned timeout_ms;      /* first try; c-ares doubles it per round */
-	unsigned tries;
-	unsigned max_outstanding; /* beyond this, queries fail at once (-EBUSY) */
+	unsigned n_upstreams;     /* 1..DNS_FORWARD_MAX_UPSTREAMS */
+	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
+	unsigned tries;           /* 3 upstream tries per query */
+	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
+	unsigned channels;        /* 8 per upstream, at most DNS_FORWARD_MAX_CHANNELS */
+	unsigned rotate_queries;  /* 2000 sends per channel before it is replaced */
+	unsigned rotate_ms;       /* 60000 ms of channel life before it is replaced */
+	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
+	const struct dns_upstream_conf *policy; /* NULL: the policy's defaults */
+};
+
+struct dns_forward_upstream_stats {
+	uint64_t sent;       /* tries sent to this upstream (probes excluded) */
+	uint64_t answers;    /* usable answers (any RCODE but SERVFAIL/REFUSED) */
+	uint64_t rtt_ms_sum; /* over answers */
+	uint64_t timeouts;   /* tries that hit their RTO or c-ares's timeout */
+	uint64_t failures;   /* transport errors, malformed or truncated answers */
+	uint64_t servfail, refused;
+	uint64_t mismatches; /* 0x20 case or question mismatches: likely spoofs */
+	uint64_t probes;     /* re-probes of this upstream while dead */
 };
 
 struct dns_forward_stats {
-	uint64_t sent;
-	uint64_t answers;
-	uint64_t timeouts;
-	uint64_t failures;        /* connection refused, SERVFAIL/REFUSED from every upstream */
-	uint64_t mismatches;      /* question differs (0x20 case or name): possible spoof */
-	uint64_t busy;            /* refused: max_outstanding reached */
-	uint64_t rtt_ms_sum;      /* over answers, for an average */
-	unsigned outstanding;
+	uint64_t sent;        /* tries sent, all upstreams */
+	uint64_t answers;     /* queries answered (status 0), waiters not counted */
+	uint64_t timeouts;    /* tries timed out (each failover on timeout counts) */
+	uint64_t failures;    /* queries that ended in an error other than -EBUSY/-ECANCELED */
+	uint64_t mismatches;  /* question differs (0x20 case or name): possible spoof */
+	uint64_t busy;        /* refused: max_outstanding reached */
+	uint64_t rtt_ms_sum;  /* over answered tries, for an average */
+	unsigned outstanding; /* queries in flight (not waiters, not orphaned tries) */
+	uint64_t retries;     /* tries beyond the first, failover and spoof retries */
+	uint64_t spoof_retries;
+	uint64_t servfail, refused; /* RCODEs from upstreams */
+	uint64_t coalesced;         /* callers that joined an in-flight query */
+	uint64_t coalesce_full;     /* callers that found it full and started their own */
+	uint64_t channel_replacements; /* rotations (age or sends) */
+	uint64_t edns_replacements;    /* channels whose EDNS flag c-ares cleared */
+	uint64_t channels_created, channels_destroyed;
+	uint64_t probes;
+	unsigned n_upstreams;
+	struct dns_forward_upstream_stats up[DNS_FORWARD_MAX_UPSTREAMS];
 };
 
 /*
  * The result of one forwarded query. status 0: `ans` (len bytes) is the
  * upstream's answer, already scanned into *scan, question verified. Otherwise
- * -ETIMEDOUT, -ECONNREFUSED (every upstream failed or refused), -EPROTO
- * (mismatched or malformed answer), -EBUSY (too many outstanding) or
+ * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED or transport errors from
+ * every upstream tried), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many outstanding) or
  * -ECANCELED (shutting down: release ctx, touch nothing else).
  */
 typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t len,
@@ -57,7 +108,7 @@ typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t
 
 int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf,
 		    struct dns_forward **out);
-/* Pending queries get their callback with -ECANCELED. */
+/* Pending queries get their callback with -ECANCELED. Not from inside a callback. */
 void dns_forward_free(struct dns_forward *f);
 
 /*
@@ -70,5 +121,9 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 		      void *ctx);
 
 const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f);
+
+/* The health policy's view of upstream idx (state, RTT, rates). */
+void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
+			       struct dns_upstream_info *out);
 
 #endif
