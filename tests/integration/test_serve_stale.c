@@ -1,0 +1,116 @@
+/*
+ * Issue 3, the cache seen from a client: TTLs count down, a 2 s record is
+ * refreshed after expiry, negative answers are cached (RFC 2308), and
+ * serve-stale (RFC 8767): knotd stopped -> expired answers with TTL 30,
+ * unseen names SERVFAIL quickly; knotd back -> fresh answers. One worker
+ * (each worker has its own cache); anycached on 127.53.5.x.
+ */
+#include <time.h>
+
+#include "dns_itest.h"
+
+#define NET 5
+
+TestSuite(serve_stale, .fini = down, .timeout = 120);
+
+static uint64_t ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char stale_conf[] = "  cache: {serve-stale: 1h}\n";
+
+Test(serve_stale, ttl_counts_down_and_short_ttl_is_refreshed)
+{
+	uint8_t a[4096];
+	int n;
+
+	itest_threads = 1;
+	up_with(NET, 1, stale_conf);
+	for (int tcp = 0; tcp < 2; tcp++) {
+		const char *name = tcp ? "www.example.test" : "mail.example.test";
+		n = ask_name(tcp, name, 1, false, a, sizeof(a));
+		uint32_t t1 = rr_ttl(a, (size_t)n, 0);
+		cr_assert_leq(t1, 300);
+		cr_assert_geq(t1, 298);
+		sleep(2);
+		n = ask_name(tcp, name, 1, false, a, sizeof(a));
+		uint32_t t2 = rr_ttl(a, (size_t)n, 0);
+		cr_assert_leq(t2, t1 - 1, "cached TTL %u after %u", t2, t1);
+		cr_assert_geq(t2 + 3, t1, "cached TTL %u after %u", t2, t1);
+	}
+	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
+	cr_assert_leq(rr_ttl(a, (size_t)n, 0), 2);
+	sleep(3);
+	/* Expired: fetched again, so a real TTL (not the stale 30) and NOERROR. */
+	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_eq(ANCOUNT(a), 1);
+	cr_assert_leq(rr_ttl(a, (size_t)n, 0), 2);
+}
+
+Test(serve_stale, negative_answers_are_cached)
+{
+	uint8_t a[4096];
+	int n;
+
+	itest_threads = 1;
+	up_with(NET, 2, stale_conf);
+	n = ask_name(false, "gone.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 3);
+	n = ask_name(false, "www.example.test", 99, false, a, sizeof(a)); /* NODATA */
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_eq(ANCOUNT(a), 0);
+	knotd_pause(&knot);
+	for (int tcp = 0; tcp < 2; tcp++) {
+		n = ask_name(tcp, "gone.example.test", 1, false, a, sizeof(a));
+		cr_assert_eq(RCODE(a), 3, "NXDOMAIN from the cache");
+		cr_assert_eq(rr_type(a, (size_t)n, 0), 6, "with its SOA");
+		/* RFC 2308 §5: min(SOA TTL 300, MINIMUM 60) bounds the remaining TTL. */
+		cr_assert_leq(rr_ttl(a, (size_t)n, 0), 60);
+		n = ask_name(tcp, "www.example.test", 99, false, a, sizeof(a));
+		cr_assert_eq(RCODE(a), 0);
+		cr_assert_eq(ANCOUNT(a), 0);
+		cr_assert_eq(rr_type(a, (size_t)n, 0), 6, "NODATA with its SOA");
+	}
+}
+
+Test(serve_stale, upstream_down_serves_stale_and_servfails_fast)
+{
+	uint8_t a[4096];
+	int n;
+
+	itest_threads = 1;
+	up_with(NET, 3, stale_conf);
+	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(ANCOUNT(a), 1);
+	sleep(3); /* TTL 2: expired now */
+	knotd_pause(&knot);
+	for (int tcp = 0; tcp < 2; tcp++) {
+		n = ask_name(tcp, "short.example.test", 1, false, a, sizeof(a));
+		cr_assert_eq(RCODE(a), 0, "stale answer, not SERVFAIL");
+		cr_assert_eq(ANCOUNT(a), 1);
+		cr_assert_eq(rr_ttl(a, (size_t)n, 0), 30, "RFC 8767 §4: TTL 30");
+	}
+	/* Never seen: SERVFAIL, bounded well below a stub's patience. */
+	for (int tcp = 0; tcp < 2; tcp++) {
+		uint64_t t0 = ms();
+		n = ask_name(tcp, tcp ? "never2.example.test" : "never.example.test", 1, false, a,
+			     sizeof(a));
+		uint64_t took = ms() - t0;
+		cr_assert_eq(RCODE(a), 2, "SERVFAIL");
+		cr_assert_lt(took, 5000, "SERVFAIL took %llu ms", (unsigned long long)took);
+		cr_log_info("SERVFAIL with knotd stopped over %s: %llu ms\n", tcp ? "TCP" : "UDP",
+			    (unsigned long long)took);
+		fprintf(stderr, "SERVFAIL with knotd stopped over %s: %llu ms\n",
+			tcp ? "TCP" : "UDP", (unsigned long long)took);
+	}
+	cr_assert_eq(knotd_resume(&knot), 0, "knotd did not come back");
+	n = ask_name(false, "never.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 3, "fresh NXDOMAIN once the upstream is back");
+	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_leq(rr_ttl(a, (size_t)n, 0), 2, "fresh answer, not stale");
+}
