@@ -25,13 +25,29 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 	if (s->rcode > DNS_RCODE_MASK)
 		return -EPROTO;
 	if (s->has_opt) {
-		n -= s->opt_len;
+		/*
+		 * Records after the OPT (RFC 6891 does not make it last) may hold
+		 * compression pointers to names that also follow it: cutting the OPT
+		 * out would shift those targets and silently rename the records. So
+		 * the OPT and everything after it go; additional records may be
+		 * dropped without setting TC (RFC 2181 §9).
+		 */
+		size_t after = 0;
+		struct wire w = wire_init(ans, len);
+		w.off = s->opt_off + s->opt_len;
+		while (wire_left(&w) > 0) {
+			dns_name_skip(&w);
+			wire_skip(&w, 8); /* type, class, TTL */
+			wire_skip(&w, wire_u16(&w));
+			after++;
+		}
+		if (w.err || (size_t)s->arcount < after + 1)
+			return -EPROTO;
+		n = s->opt_off;
 		if (n > cap)
 			return -EMSGSIZE;
-		memcpy(out, ans, s->opt_off);
-		memcpy(out + s->opt_off, ans + s->opt_off + s->opt_len,
-		       len - s->opt_off - s->opt_len);
-		put16(out + 10, (uint16_t)(s->arcount - 1));
+		memcpy(out, ans, n);
+		put16(out + 10, (uint16_t)(s->arcount - 1 - after));
 	} else {
 		if (n > cap)
 			return -EMSGSIZE;
