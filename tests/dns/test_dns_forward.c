@@ -231,14 +231,22 @@ static void responder_start(struct responder *r, int mode)
 	pthread_mutex_init(&r->mu, NULL);
 	r->mode = mode;
 	r->wrong_case_left = -1;
-	r->ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(r->ufd, 0);
-	cr_assert_eq(bind(r->ufd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(getsockname(r->ufd, (struct sockaddr *)&sin, &sl), 0);
-	r->port = ntohs(sin.sin_port);
-	r->tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(r->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	cr_assert_eq(bind(r->tfd, (struct sockaddr *)&sin, sizeof(sin)), 0, "TCP on the UDP port");
+	/* The TCP port must equal the UDP port; another process may hold it. */
+	for (int attempt = 0;; attempt++) {
+		sin.sin_port = 0;
+		r->ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(r->ufd, 0);
+		cr_assert_eq(bind(r->ufd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+		cr_assert_eq(getsockname(r->ufd, (struct sockaddr *)&sin, &sl), 0);
+		r->port = ntohs(sin.sin_port);
+		r->tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		setsockopt(r->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(r->tfd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+		close(r->ufd);
+		close(r->tfd);
+		cr_assert_lt(attempt, 50, "no port free for both UDP and TCP");
+	}
 	cr_assert_eq(listen(r->tfd, 8), 0);
 	cr_assert_eq(pthread_create(&r->th, NULL, responder_main, r), 0);
 }
