@@ -52,9 +52,17 @@ static void watch_kill(struct ares_glue *g, struct watch *w)
 	(void)loop_cancel(g->l, w->id);
 }
 
+/*
+ * One-shot polls, re-armed after each event: io_uring's arm-time readiness
+ * check makes that level-triggered, which c-ares needs. Its TCP reader takes
+ * the 2-byte length in one ares_process_fd() call and the message in the
+ * next, so after an answer that arrived in one segment no new wake-up comes
+ * and a multishot poll would leave the message unread until the query timed
+ * out.
+ */
 static int watch_arm(struct ares_glue *g, struct watch *w)
 {
-	return loop_poll(g->l, w->fd, w->events, 1, poll_cb, w, &w->id);
+	return loop_poll(g->l, w->fd, w->events, 0, poll_cb, w, &w->id);
 }
 
 static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
@@ -135,8 +143,8 @@ static void poll_cb(struct loop *l, void *ctx, int res, unsigned flags)
 	}
 	if (flags & LOOP_F_MORE)
 		return;
-	/* Final completion: free a dead watch; re-arm a live one whose
-	 * multishot poll ended on its own (CQ overflow, error). */
+	/* Final completion (every one, for a one-shot poll): free a dead
+	 * watch; re-arm a live one. */
 	if (w->g && res != -ECANCELED) {
 		int r = watch_arm(w->g, w);
 		if (r == 0)

@@ -2,7 +2,7 @@
  * ares_glue.h: drive a c-ares 1.18 channel from a struct loop.
  *
  * c-ares tells us which sockets to watch through ARES_OPT_SOCK_STATE_CB; each
- * becomes a multishot poll on the loop, whose readiness is fed back with
+ * becomes a one-shot poll on the loop, re-armed after each event, whose readiness is fed back with
  * ares_process_fd(). Query timeouts run from one loop timer armed from
  * ares_timeout(), which walks every outstanding query (PLATFORM.md), so it is
  * recomputed at most once per loop turn, and only after sends or processing,

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -180,4 +181,79 @@ Test(ares_glue, free_with_pending_query)
 	cr_assert_eq(res.status, ARES_EDESTRUCTION);
 	loop_free(l);
 	close(sfd);
+}
+
+/*
+ * c-ares 1.18 reads a TCP answer in two ares_process_fd() calls: first the
+ * 2-byte length, then the message. When both arrive in one segment only one
+ * readiness event comes, so the glue must poll level-triggered or the rest of
+ * the answer is never read (seen with knotd's 3.5 KB answers after TC=1).
+ */
+struct tcp_responder {
+	int lfd;
+	uint16_t port;
+};
+
+static void *tcp_respond_once(void *arg)
+{
+	struct tcp_responder *t = arg;
+	uint8_t buf[2 + 512];
+	int fd = accept(t->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n >= 2 + 12) {
+		/* Length prefix and answer (the query echoed with QR) in ONE write. */
+		buf[2 + 2] |= 0x80;
+		send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+	}
+	/* Keep the connection open until the client is done. */
+	recv(fd, buf, sizeof(buf), 0);
+	close(fd);
+	return NULL;
+}
+
+Test(ares_glue, tcp_answer_in_one_segment_is_read_completely)
+{
+	struct tcp_responder t;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sin);
+	struct ares_options o = {.timeout = 2000, .tries = 1, .flags = ARES_FLAG_USEVC};
+	struct ares_glue *g;
+	struct loop *l;
+	struct timer wd;
+	static struct result res;
+	pthread_t th;
+	uint8_t q[512];
+	char csv[64];
+
+	t.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(t.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(t.lfd, 4), 0);
+	cr_assert_eq(getsockname(t.lfd, (struct sockaddr *)&sin, &sl), 0);
+	cr_assert_eq(pthread_create(&th, NULL, tcp_respond_once, &t), 0);
+
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(ares_glue_new(l, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS, &g),
+		     0);
+	snprintf(csv, sizeof(csv), "127.0.0.1:%u", ntohs(sin.sin_port));
+	cr_assert_eq(ares_set_servers_ports_csv(ares_glue_channel(g), csv), ARES_SUCCESS);
+	int qlen = build_query(q, sizeof(q), 0x7cb1);
+	res.l = l;
+	ares_send(ares_glue_channel(g), q, qlen, answer_cb, &res);
+	ares_glue_kick(g);
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert_not(watchdog_fired);
+	cr_assert_eq(res.calls, 1);
+	cr_assert_eq(res.status, ARES_SUCCESS, "status %s", ares_strerror(res.status));
+	cr_assert_eq(res.alen, qlen);
+	cr_assert_eq(res.abuf[0], 0x7c);
+	loop_timer_cancel(l, &wd);
+	ares_glue_free(g); /* closes the TCP socket: the responder's recv returns */
+	loop_free(l);
+	pthread_join(th, NULL);
+	close(t.lfd);
 }
