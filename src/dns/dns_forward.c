@@ -750,7 +750,7 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf,
 	f->max_outstanding = conf->max_outstanding ? conf->max_outstanding : 4096;
 	if (f->max_outstanding > 32768)
 		f->max_outstanding = 32768; /* IDs: each query needs some, orphans too */
-	f->channels = conf->channels ? conf->channels : 8;
+	f->channels = conf->channels ? conf->channels : 16;
 	f->rotate_queries = conf->rotate_queries ? conf->rotate_queries : 2000;
 	f->rotate_ms = conf->rotate_ms ? conf->rotate_ms : 60000;
 	f->max_waiters = conf->max_waiters ? conf->max_waiters : 64;

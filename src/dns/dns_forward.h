@@ -47,7 +47,7 @@ struct loop;
 struct dns_forward;
 
 #define DNS_FORWARD_MAX_UPSTREAMS DNS_UPSTREAM_MAX
-#define DNS_FORWARD_MAX_CHANNELS  16
+#define DNS_FORWARD_MAX_CHANNELS  32
 
 /* Zero fields take the default shown. */
 struct dns_forward_conf {
@@ -56,7 +56,7 @@ struct dns_forward_conf {
 	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
 	unsigned tries;           /* 3 upstream tries per query */
 	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
-	unsigned channels;        /* 8 per upstream, at most DNS_FORWARD_MAX_CHANNELS */
+	unsigned channels;        /* 16 per upstream (4 bits of port choice), at most DNS_FORWARD_MAX_CHANNELS */
 	unsigned rotate_queries;  /* 2000 sends per channel before it is replaced */
 	unsigned rotate_ms;       /* 60000 ms of channel life before it is replaced */
 	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
