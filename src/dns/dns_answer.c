@@ -58,8 +58,13 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 	put16(out + 2, flags);
 	/* Offsets past the OPT moved; the slow path re-scans rather than patching. */
 	int r = dns_scan(out, n, s);
+	if (r == -E2BIG) {
+		/* Well formed but too many records to track: pass it on, never cache it. */
+		s->n_ttl = DNS_MAX_TTL_OFFSETS + 1;
+		return (int)n;
+	}
 	if (r < 0)
-		return r == -E2BIG ? r : -EPROTO;
+		return -EPROTO;
 	return (int)n;
 }
 

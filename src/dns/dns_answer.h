@@ -26,7 +26,9 @@
  * length, -EMSGSIZE, or -EPROTO when the answer cannot be passed on as it is
  * (no question, or an extended RCODE only meaningful between us and the
  * upstream, e.g. BADCOOKIE). On success *s is re-scanned for `out` so its
- * TTL offsets are those of the stored form. Additional records that follow
+ * TTL offsets are those of the stored form; an answer with more records than
+ * DNS_MAX_TTL_OFFSETS is still returned, with s->n_ttl > DNS_MAX_TTL_OFFSETS
+ * to say it must not be cached. Additional records that follow
  * the OPT are dropped with it (their compression pointers could not move).
  */
 int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uint8_t *out,

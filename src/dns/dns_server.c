@@ -705,8 +705,13 @@ static enum dns_cache_kind answer_kind(const struct dns_scan *sc, bool *cacheabl
 	*cacheable = true;
 	switch (sc->rcode) {
 	case DNS_RCODE_NOERROR:
-		return sc->ancount ? DNS_CACHE_POSITIVE : DNS_CACHE_NODATA;
+		if (sc->ancount)
+			return DNS_CACHE_POSITIVE;
+		/* RFC 2308 §5: no SOA, no negative TTL (a referral looks the same). */
+		*cacheable = sc->has_soa;
+		return DNS_CACHE_NODATA;
 	case DNS_RCODE_NXDOMAIN:
+		*cacheable = sc->has_soa;
 		return DNS_CACHE_NXDOMAIN;
 	case DNS_RCODE_SERVFAIL:
 		return DNS_CACHE_SERVFAIL;

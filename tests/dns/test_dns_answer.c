@@ -175,3 +175,16 @@ Test(dns_answer, finish_emsgsize)
 	cr_assert_eq(dns_answer_finish(buf, 20, sizeof(buf), &req, 1232), -EMSGSIZE,
 		     "shorter than header + question");
 }
+
+Test(dns_answer, normalize_passes_on_answers_too_large_to_cache)
+{
+	static uint8_t in[4096], out[4096];
+	struct dns_scan s;
+	size_t len = build_answer(in, DNS_MAX_TTL_OFFSETS + 2, true, 0x8000);
+
+	cr_assert_eq(dns_scan(in, len, &s), -E2BIG);
+	int n = dns_answer_normalize(in, len, &s, out, sizeof(out));
+	cr_assert_eq(n, (int)len - 11, "a well-formed answer is passed on (%d)", n);
+	cr_assert_gt(s.n_ttl, DNS_MAX_TTL_OFFSETS, "and marked as not cacheable");
+	cr_assert_eq(rd16(out + 6), DNS_MAX_TTL_OFFSETS + 2);
+}
