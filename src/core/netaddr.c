@@ -172,6 +172,8 @@ int netaddr_from_sockaddr(const struct sockaddr *sa, socklen_t salen, struct net
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	memset(out, 0, sizeof(*out));
+	if (salen < (socklen_t)sizeof(sa->sa_family))
+		return -EAFNOSUPPORT;
 	if (sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 		out->family = AF_INET;

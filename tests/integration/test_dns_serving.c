@@ -85,9 +85,11 @@ Test(dns_serving, big_txt_truncated_on_udp_whole_on_tcp)
 	char out[16384];
 	cr_assert_eq(kdig(out, sizeof(out), "+short", "big.example.test", "TXT", NULL, NULL), 0,
 		     "%s", out);
+	/* Count the TXT lines only: after a TC retry kdig prints an empty line first. */
 	int lines = 0;
-	for (char *p = out; (p = strchr(p, '\n')); p++)
-		lines++;
+	for (char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (*p == '"')
+			lines++;
 	cr_assert_eq(lines, 16, "kdig got %d TXT records: %s", lines, out);
 }
 
