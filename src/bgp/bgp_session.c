@@ -40,6 +40,10 @@ struct bgp_sock {
 	int slot;              /* 0/1 while attached, -1 once detached */
 	bool outgoing;
 	bool connecting, recv_armed, send_armed, closing;
+	/* loop_close_fd may finish (and free) synchronously: a callback that is
+	 * still using the socket pins it, and the free waits for the unpin. */
+	int pin;
+	bool dead;
 	struct timer drain;
 	struct bgp_ctx ctx;
 	struct netaddr local;  /* our end of the connection */
@@ -156,7 +160,21 @@ static void close_done(struct loop *l, void *ctx)
 				break;
 			}
 	}
-	free(k);
+	if (k->pin)
+		k->dead = true;
+	else
+		free(k);
+}
+
+static void pin(struct bgp_sock *k)
+{
+	k->pin++;
+}
+
+static void unpin(struct bgp_sock *k)
+{
+	if (--k->pin == 0 && k->dead)
+		free(k);
 }
 
 /* Cancel everything on the fd and free the socket once the kernel is done. */
@@ -201,7 +219,7 @@ static void sock_detach(struct bgp_session *s, int slot)
 	sock_flush(k);
 }
 
-static void send_done(struct loop *l, void *ctx, int res, unsigned flags)
+static void send_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 {
 	struct bgp_sock *k = ctx;
 	struct bgp_session *s = k->s;
@@ -223,6 +241,13 @@ static void send_done(struct loop *l, void *ctx, int res, unsigned flags)
 		return;
 	}
 	sock_flush(k);
+}
+
+static void send_done(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	pin(ctx);
+	send_done_body(l, ctx, res, flags);
+	unpin(ctx);
 }
 
 /* Hands the queue to the loop when no send is in flight. */
@@ -627,7 +652,7 @@ static void rearm(struct bgp_session *s)
 		loop_timer_arm(s->l, &s->timer, d);
 }
 
-static void connect_done(struct loop *l, void *ctx, int res, unsigned flags)
+static void connect_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 {
 	struct bgp_sock *k = ctx;
 	struct bgp_session *s = k->s;
@@ -654,6 +679,13 @@ static void connect_done(struct loop *l, void *ctx, int res, unsigned flags)
 	step(s, k->slot, &ev);
 	arm_recv(k);
 	settle(s);
+}
+
+static void connect_done(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	pin(ctx);
+	connect_done_body(l, ctx, res, flags);
+	unpin(ctx);
 }
 
 static void fill_open(const struct bgp_open *o, struct bgp_fsm_open *f)
@@ -799,7 +831,7 @@ static void frame(struct bgp_session *s, struct bgp_sock *k)
 	k->rlen -= off;
 }
 
-static void recv_done(struct loop *l, void *ctx, int res, unsigned flags)
+static void recv_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 {
 	struct bgp_sock *k = ctx;
 	struct bgp_session *s = k->s;
@@ -830,6 +862,13 @@ static void recv_done(struct loop *l, void *ctx, int res, unsigned flags)
 	if (k->slot >= 0)
 		arm_recv(k);
 	settle(s);
+}
+
+static void recv_done(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	pin(ctx);
+	recv_done_body(l, ctx, res, flags);
+	unpin(ctx);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -984,10 +1023,12 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 	}
 	k->slot = slot;
 	s->conn[slot].sock = k;
+	pin(k);
 	step(s, slot, &ev);
 	if (k->slot >= 0)
 		arm_recv(k);
 	settle(s);
+	unpin(k);
 }
 
 void bgp_session_shutdown(struct bgp_session *s, const char *text)
