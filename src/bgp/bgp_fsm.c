@@ -118,22 +118,22 @@ static void connection_up(struct bgp_fsm *fsm, uint64_t now, struct bgp_fsm_acti
 static void fsm_error(struct bgp_fsm *fsm, uint64_t now, struct bgp_fsm_actions *out,
 		      uint8_t msg_type)
 {
-	uint8_t sub = BGP_ERR_FSM_UNSPECIFIC;
+	uint8_t sub = BGP_FSM_ERR_FSM_UNSPECIFIC;
 
 	switch (fsm->state) {
 	case BGP_FSM_OPENSENT:
-		sub = BGP_ERR_FSM_OPENSENT;
+		sub = BGP_FSM_ERR_FSM_OPENSENT;
 		break;
 	case BGP_FSM_OPENCONFIRM:
-		sub = BGP_ERR_FSM_OPENCONFIRM;
+		sub = BGP_FSM_ERR_FSM_OPENCONFIRM;
 		break;
 	case BGP_FSM_ESTABLISHED:
-		sub = BGP_ERR_FSM_ESTABLISHED;
+		sub = BGP_FSM_ERR_FSM_ESTABLISHED;
 		break;
 	default:
 		break;
 	}
-	notify(fsm, out, BGP_ERR_FSM, sub, &msg_type, 1);
+	notify(fsm, out, BGP_FSM_ERR_FSM, sub, &msg_type, 1);
 	session_fail(fsm, now, out);
 }
 
@@ -166,20 +166,20 @@ static uint8_t open_check(const struct bgp_fsm *fsm, const struct bgp_fsm_open *
 		data[0] = 0;
 		data[1] = 4;
 		*len = 2;
-		return BGP_ERR_OPEN_BAD_VERSION;
+		return BGP_FSM_ERR_OPEN_BAD_VERSION;
 	}
 	/* peer_as is the AS4 capability value when present (RFC 6793 §4.1);
 	 * without it a configured AS above 65535 can never match. */
 	if (o->peer_as != fsm->conf.peer_as)
-		return BGP_ERR_OPEN_BAD_PEER_AS;
+		return BGP_FSM_ERR_OPEN_BAD_PEER_AS;
 	if (o->hold_time == 1 || o->hold_time == 2)
-		return BGP_ERR_OPEN_BAD_HOLD_TIME;
+		return BGP_FSM_ERR_OPEN_BAD_HOLD_TIME;
 	/* RFC 6286 §2.2: nonzero, and unique within the AS only: an eBGP peer may
 	 * share our identifier, an iBGP peer may not. */
 	if (o->bgp_id == 0)
-		return BGP_ERR_OPEN_BAD_BGP_ID;
+		return BGP_FSM_ERR_OPEN_BAD_BGP_ID;
 	if (fsm->conf.local_as == fsm->conf.peer_as && o->bgp_id == fsm->conf.bgp_id)
-		return BGP_ERR_OPEN_BAD_BGP_ID;
+		return BGP_FSM_ERR_OPEN_BAD_BGP_ID;
 	return 0;
 }
 
@@ -191,7 +191,7 @@ static void open_received(struct bgp_fsm *fsm, const struct bgp_fsm_open *o, uin
 	uint8_t sub = open_check(fsm, o, data, &len);
 
 	if (sub) {
-		notify(fsm, out, BGP_ERR_OPEN, sub, data, len);
+		notify(fsm, out, BGP_FSM_ERR_OPEN, sub, data, len);
 		session_fail(fsm, now, out);
 		return;
 	}
@@ -230,7 +230,7 @@ static void shutdown_notify(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
 	size_t n = ev->shutdown ? ev->shutdown_len : 0;
 
 	if (!ev->shutdown) {
-		notify(fsm, out, BGP_ERR_CEASE, BGP_ERR_CEASE_ADMIN_SHUTDOWN, NULL, 0);
+		notify(fsm, out, BGP_FSM_ERR_CEASE, BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN, NULL, 0);
 		return;
 	}
 	if (n > BGP_FSM_SHUTDOWN_MAX) {
@@ -241,7 +241,7 @@ static void shutdown_notify(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
 	}
 	buf[0] = (uint8_t)n;
 	memcpy(buf + 1, ev->shutdown, n);
-	notify(fsm, out, BGP_ERR_CEASE, BGP_ERR_CEASE_ADMIN_SHUTDOWN, buf, n + 1);
+	notify(fsm, out, BGP_FSM_ERR_CEASE, BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN, buf, n + 1);
 }
 
 static void manual_stop(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
@@ -278,7 +278,7 @@ static void tick(struct bgp_fsm *fsm, uint64_t now, struct bgp_fsm_actions *out)
 {
 	if (fsm->hold_at <= now) {
 		/* §6.5: Hold Timer Expired. Armed only in OpenSent and later. */
-		notify(fsm, out, BGP_ERR_HOLD_TIMER, 0, NULL, 0);
+		notify(fsm, out, BGP_FSM_ERR_HOLD_TIMER, 0, NULL, 0);
 		session_fail(fsm, now, out);
 		return;
 	}
@@ -366,7 +366,16 @@ int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t n
 				start(fsm, now, out);
 			break;
 		case BGP_FSM_EV_TCP_CONNECTION_ACCEPTED:
-			push(out, BGP_FSM_ACT_CLOSE); /* Idle refuses connections (§8.2.2) */
+			/*
+			 * Administratively down: refuse (§8.2.2). Started but idle
+			 * after a failure: the backoff paces OUR connects; a peer
+			 * that reconnects (a restarted router) is taken at once, as
+			 * in Active, or its routes would wait out our backoff.
+			 */
+			if (fsm->admin_up)
+				connection_up(fsm, now, out);
+			else
+				push(out, BGP_FSM_ACT_CLOSE);
 			break;
 		case BGP_FSM_EV_TCP_CONNECTION_CONFIRMED:
 			return -EPROTO;
@@ -436,7 +445,7 @@ int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t n
 			session_fail(fsm, now, out);
 			break;
 		case BGP_FSM_EV_COLLISION_DUMP:
-			notify(fsm, out, BGP_ERR_CEASE, BGP_ERR_CEASE_COLLISION, NULL, 0);
+			notify(fsm, out, BGP_FSM_ERR_CEASE, BGP_FSM_ERR_CEASE_COLLISION, NULL, 0);
 			push(out, BGP_FSM_ACT_CLOSE);
 			timers_stop(fsm);
 			fsm->state = BGP_FSM_IDLE;
@@ -491,7 +500,7 @@ int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t n
 			session_fail(fsm, now, out);
 			break;
 		case BGP_FSM_EV_COLLISION_DUMP:
-			notify(fsm, out, BGP_ERR_CEASE, BGP_ERR_CEASE_COLLISION, NULL, 0);
+			notify(fsm, out, BGP_FSM_ERR_CEASE, BGP_FSM_ERR_CEASE_COLLISION, NULL, 0);
 			push(out, BGP_FSM_ACT_CLOSE);
 			if (fsm->state == BGP_FSM_ESTABLISHED) {
 				push(out, BGP_FSM_ACT_DOWN);

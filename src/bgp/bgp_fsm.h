@@ -88,21 +88,23 @@
 #define BGP_FSM_MSG_KEEPALIVE 4
 #define BGP_FSM_MSG_ROUTE_REFRESH 5
 
-/* NOTIFICATION codes and the subcodes this FSM sends (RFC 4271 §4.5, 6608, 4486). */
-#define BGP_ERR_OPEN 2
-#define BGP_ERR_OPEN_BAD_VERSION 1
-#define BGP_ERR_OPEN_BAD_PEER_AS 2
-#define BGP_ERR_OPEN_BAD_BGP_ID 3
-#define BGP_ERR_OPEN_BAD_HOLD_TIME 6
-#define BGP_ERR_HOLD_TIMER 4
-#define BGP_ERR_FSM 5
-#define BGP_ERR_FSM_UNSPECIFIC 0
-#define BGP_ERR_FSM_OPENSENT 1
-#define BGP_ERR_FSM_OPENCONFIRM 2
-#define BGP_ERR_FSM_ESTABLISHED 3
-#define BGP_ERR_CEASE 6
-#define BGP_ERR_CEASE_ADMIN_SHUTDOWN 2
-#define BGP_ERR_CEASE_COLLISION 7
+/* NOTIFICATION codes and the subcodes this FSM sends (RFC 4271 §4.5, 6608, 4486).
+ * Prefixed BGP_FSM_ because the FSM must not include the codec (bgp_wire.h
+ * has the full set as BGP_ERR_*); the values are the same on the wire. */
+#define BGP_FSM_ERR_OPEN 2
+#define BGP_FSM_ERR_OPEN_BAD_VERSION 1
+#define BGP_FSM_ERR_OPEN_BAD_PEER_AS 2
+#define BGP_FSM_ERR_OPEN_BAD_BGP_ID 3
+#define BGP_FSM_ERR_OPEN_BAD_HOLD_TIME 6
+#define BGP_FSM_ERR_HOLD_TIMER 4
+#define BGP_FSM_ERR_FSM 5
+#define BGP_FSM_ERR_FSM_UNSPECIFIC 0
+#define BGP_FSM_ERR_FSM_OPENSENT 1
+#define BGP_FSM_ERR_FSM_OPENCONFIRM 2
+#define BGP_FSM_ERR_FSM_ESTABLISHED 3
+#define BGP_FSM_ERR_CEASE 6
+#define BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN 2
+#define BGP_FSM_ERR_CEASE_COLLISION 7
 
 enum bgp_fsm_state {
 	BGP_FSM_IDLE = 0,

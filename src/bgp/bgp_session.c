@@ -992,7 +992,8 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 	struct bgp_sock *k;
 	int slot, one = 1;
 
-	if (s->stopping || st == BGP_FSM_IDLE || st == BGP_FSM_ESTABLISHED || s->conn[1].used) {
+	/* In Idle the FSM decides: it takes a peer's reconnect unless stopped. */
+	if (s->stopping || st == BGP_FSM_ESTABLISHED || s->conn[1].used) {
 		log_debug("bgp", "%s: incoming connection refused (%s)", s->name,
 			  bgp_fsm_state_name(st));
 		close(fd);
@@ -1005,7 +1006,7 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sock_local(k);
-	if (st == BGP_FSM_CONNECT || st == BGP_FSM_ACTIVE) {
+	if (st == BGP_FSM_IDLE || st == BGP_FSM_CONNECT || st == BGP_FSM_ACTIVE) {
 		/* bgp_fsm.h: the primary takes it; our own connect() is dropped. */
 		sock_detach(s, 0);
 		slot = 0;

@@ -877,3 +877,25 @@ Test(bgp_fsm, names)
 	cr_assert_str_eq(bgp_fsm_action_name(BGP_FSM_ACT_RESEND_ALL), "RESEND_ALL");
 	cr_assert_str_eq(bgp_fsm_state_name((enum bgp_fsm_state)42), "?");
 }
+
+Test(bgp_fsm, idle_after_failure_takes_the_peers_reconnect)
+{
+	struct bgp_fsm f;
+	struct bgp_fsm_conf c = conf_ebgp();
+	struct bgp_fsm_open o = good_open();
+	cr_assert_eq(bgp_fsm_init(&f, &c), 0);
+	to_established(&f, &c, &o, 0);
+	/* The router restarts: Cease, we go Idle and wait out the backoff... */
+	cr_assert_eq(ev(&f, BGP_FSM_EV_NOTIFICATION_RECEIVED, 1000), 0);
+	cr_assert_eq(f.state, BGP_FSM_IDLE);
+	cr_assert_gt(bgp_fsm_next_deadline(&f), 1000, "idle hold armed");
+	/* ...but when the router connects to us first, we answer at once. */
+	cr_assert_eq(ev(&f, BGP_FSM_EV_TCP_CONNECTION_ACCEPTED, 1200), 0);
+	expect(1, BGP_FSM_ACT_SEND_OPEN);
+	cr_assert_eq(f.state, BGP_FSM_OPENSENT);
+	/* After ManualStop the same event is refused again. */
+	cr_assert_eq(ev(&f, BGP_FSM_EV_MANUAL_STOP, 1300), 0);
+	cr_assert_eq(ev(&f, BGP_FSM_EV_TCP_CONNECTION_ACCEPTED, 1400), 0);
+	expect(1, BGP_FSM_ACT_CLOSE);
+	cr_assert_eq(f.state, BGP_FSM_IDLE);
+}
