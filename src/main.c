@@ -166,6 +166,24 @@ static void bgp_shutdown(void)
 		log_warn("main", "BGP shutdown did not finish in time");
 }
 
+/* One summary line per worker at exit: what an operator checks after a stop. */
+static void log_worker_stats(const struct worker *w)
+{
+	const struct dns_server_stats *st = dns_server_stats(w->dns);
+
+	log_info("main",
+		 "worker %u: udp %llu tcp %llu queries; answers NOERROR %llu NXDOMAIN %llu "
+		 "SERVFAIL %llu REFUSED %llu FORMERR %llu NOTIMP %llu; cache hits %llu misses %llu "
+		 "stale %llu; upstream failures %llu; dropped %llu; send failures %llu",
+		 w->index, (unsigned long long)st->udp_rx, (unsigned long long)st->tcp_rx,
+		 (unsigned long long)st->rcode[0], (unsigned long long)st->rcode[3],
+		 (unsigned long long)st->rcode[2], (unsigned long long)st->rcode[5],
+		 (unsigned long long)st->rcode[1], (unsigned long long)st->rcode[4],
+		 (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
+		 (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
+		 (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
+}
+
 static void stop_workers(struct worker *w, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -175,6 +193,8 @@ static void stop_workers(struct worker *w, unsigned n)
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
 	for (unsigned i = 0; i < n; i++) {
+		if (w[i].started && w[i].dns)
+			log_worker_stats(&w[i]);
 		dns_server_free(w[i].dns);
 		if (w[i].loop)
 			loop_free(w[i].loop);
