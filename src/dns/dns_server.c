@@ -722,6 +722,26 @@ static enum dns_cache_kind answer_kind(const struct dns_scan *sc, bool *cacheabl
 	}
 }
 
+/*
+ * RFC 9520 §3.2: a resolution failure (timeouts, every upstream refusing) is
+ * cached for a short time, so clients retrying every second do not each cost
+ * a full failover round upstream. Only when nothing, not even a stale
+ * answer, is cached for the key: a failure never displaces real data.
+ */
+static void remember_failure(struct dns_server *s, const struct dns_cache_key *key,
+			     const struct dns_request *req)
+{
+	struct dns_request plain = *req;
+	struct wbuf b = wbuf_init(s->norm, sizeof(s->norm));
+	int n;
+
+	plain.edns = false; /* the stored form has no OPT (dns_answer.h) */
+	n = dns_build_error(&b, &plain, DNS_RCODE_SERVFAIL);
+	if (n > 0)
+		dns_cache_insert(s->cache, key, s->norm, (size_t)n, NULL, 0, DNS_CACHE_SERVFAIL, 0,
+				 loop_now(s->loop));
+}
+
 static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			struct dns_scan *scan)
 {
@@ -760,13 +780,14 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			send_finished(s, &p->t, &p->req, (size_t)n);
 		}
 	} else {
+		/* RFC 8767 §4: an expired answer beats no answer when upstreams fail. */
+		unsigned flags = 0;
+		int r = dns_cache_lookup(s->cache, &key, p->req.id, true, loop_now(s->loop),
+					 s->out, sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 		s->stats.upstream_fail++;
+		if (r <= 0)
+			remember_failure(s, &key, &p->req);
 		if (p->t.kind != TARGET_NONE) {
-			/* RFC 8767 §4: an expired answer beats no answer when upstreams fail. */
-			unsigned flags = 0;
-			int r = dns_cache_lookup(s->cache, &key, p->req.id, true,
-						 loop_now(s->loop), s->out,
-						 sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 			if (r > 0) {
 				s->stats.stale_answers++;
 				send_finished(s, &p->t, &p->req, (size_t)r);
