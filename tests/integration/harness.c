@@ -446,9 +446,17 @@ int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr
 	r = proc_start(&d->proc, "anycached", argv, log);
 	if (r)
 		return r;
-	r = wait_dns_udp(addr, port, "www.example.test", 10000);
-	if (r)
-		proc_dump_log(&d->proc);
+	/* Bounded wait, cut short when the daemon exits (a config error, say). */
+	for (int i = 0; i < 40; i++) {
+		r = wait_dns_udp(addr, port, "www.example.test", 250);
+		if (r == 0)
+			return 0;
+		if (!proc_alive(&d->proc)) {
+			r = -ESRCH;
+			break;
+		}
+	}
+	proc_dump_log(&d->proc);
 	return r;
 }
 

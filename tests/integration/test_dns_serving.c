@@ -285,3 +285,30 @@ Test(dns_serving, chaos_identity)
 		}
 	}
 }
+
+/* An IPv6 listener serves IPv6 clients over UDP and TCP (its own socket: V6ONLY). */
+Test(dns_serving, ipv6_listener_over_udp_and_tcp)
+{
+	const char *zones[] = {"example.test", harness_example_zone};
+	static const char conf[] = "dns:\n"
+				   "  listen: [\"127.53.3.61:5300\", \"[::1]:5361\"]\n"
+				   "  allow: [127.0.0.0/8, \"::1/128\"]\n"
+				   "  upstreams: [\"127.53.3.62:5300\"]\n"
+				   "  threads: 2\n";
+	uint8_t q[512], a[4096];
+
+	snprintf(node, sizeof(node), "127.53.3.61");
+	cr_assert_eq(knotd_start(&knot, "127.53.3.62", PORT, zones, 1), 0, "knotd did not start");
+	cr_assert_eq(anycached_start(&daemon_, conf, node, PORT), 0, "anycached did not answer");
+	int qlen = dns_make_query(q, sizeof(q), 0x6666, "www.example.test", 28, true);
+	int n = dns_udp_exchange("::1", 5361, q, (size_t)qlen, a, sizeof(a), 3000);
+	cr_assert_gt(n, 12, "no UDP answer over ::1 (%d)", n);
+	cr_assert_eq(rd16(a), 0x6666);
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_eq(ANCOUNT(a), 1);
+	char out[4096];
+	char *argv[] = {"kdig", "@::1", "-p", "5361", "+tcp", "+short", "+timeout=2",
+			"www.example.test", "AAAA", NULL};
+	cr_assert_eq(run_capture(argv, false, out, sizeof(out), 10000), 0, "%s", out);
+	cr_assert_str_eq(out, "2001:db8::80\n", "TCP over ::1");
+}
