@@ -72,8 +72,8 @@ struct waiter {
 
 struct fwd_req {
 	struct dns_forward *f;
-	struct fwd_req *hnext;             /* hash chain, while indexed */
-	struct fwd_req *prev, *next;       /* all requests, for free */
+	struct fwd_req *hnext;       /* hash chain, while indexed */
+	struct fwd_req *prev, *next; /* all requests, for free */
 	bool indexed;
 	uint64_t hash;
 	uint8_t name[DNS_NAME_MAX]; /* lowercased */
@@ -107,7 +107,8 @@ struct dns_forward {
 	size_t tab_mask;
 	uint64_t seed;
 	struct fwd_req *reqs;
-	uint64_t ids[ID_WORDS]; /* IDs of outstanding tries: never two alike (c-ares matches by ID) */
+	uint64_t
+	    ids[ID_WORDS]; /* IDs of outstanding tries: never two alike (c-ares matches by ID) */
 	struct dns_forward_stats stats;
 };
 
@@ -168,9 +169,9 @@ static int chan_new(struct dns_forward *f, struct upstream *u, struct chan **out
 	opts.socket_send_buffer_size = 1 << 20;
 	opts.socket_receive_buffer_size = 1 << 20;
 	r = ares_glue_new(f->loop, &opts,
-			  ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-				  ARES_OPT_SOCK_SNDBUF | ARES_OPT_SOCK_RCVBUF | ARES_OPT_NOROTATE,
-			  &c->glue);
+	                  ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	                      ARES_OPT_SOCK_SNDBUF | ARES_OPT_SOCK_RCVBUF | ARES_OPT_NOROTATE,
+	                  &c->glue);
 	if (r) {
 		free(c);
 		return r;
@@ -259,7 +260,7 @@ static bool chan_edns_cleared(struct chan *c)
 
 /* A random live channel of u, creating or rotating it as needed; avoid may be NULL. */
 static struct chan *chan_pick(struct dns_forward *f, struct upstream *u, struct chan *avoid,
-			      uint64_t now)
+                              uint64_t now)
 {
 	unsigned slot = arc4random_uniform(f->channels);
 	struct chan *c;
@@ -286,7 +287,7 @@ static struct chan *chan_pick(struct dns_forward *f, struct upstream *u, struct 
 /* Keyed with a per-forwarder random seed: clients choose qnames. Chains are
  * bounded anyway by max_outstanding. */
 static uint64_t key_hash(const struct dns_forward *f, const uint8_t *name, size_t len,
-			 uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
+                         uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
 {
 	uint64_t h = f->seed;
 	for (size_t i = 0; i < len; i++)
@@ -301,8 +302,7 @@ static uint64_t key_hash(const struct dns_forward *f, const uint8_t *name, size_
 }
 
 static struct fwd_req *index_find(struct dns_forward *f, uint64_t h, const uint8_t *name,
-				  size_t len, uint16_t qtype, uint16_t qclass, bool cd,
-				  bool do_bit)
+                                  size_t len, uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
 {
 	for (struct fwd_req *r = f->tab[h & f->tab_mask]; r; r = r->hnext)
 		if (r->hash == h && r->qname_len == len && r->qtype == qtype &&
@@ -348,7 +348,7 @@ static void try_unlink(struct fwd_try *t)
 
 /* Ends the request: every waiter gets the result, in the order they came. */
 static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_t len,
-		       const struct dns_scan *scan)
+                       const struct dns_scan *scan)
 {
 	struct dns_forward *f = rq->f;
 
@@ -423,7 +423,8 @@ static void req_timer(struct timer *t, uint64_t now, void *arg)
 		if (rq->cur && !rq->cur->timed_out) {
 			f->stats.timeouts++;
 			f->stats.up[rq->cur->ch->u->idx].timeouts++;
-			dns_upstream_report(f->pol, rq->cur->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
+			dns_upstream_report(f->pol, rq->cur->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0,
+			                    now);
 			rq->cur->timed_out = true;
 		}
 		req_finish(rq, -ETIMEDOUT, NULL, 0, NULL);
@@ -448,8 +449,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 
 /* Builds and sends one try of rq (or a probe when rq is NULL) on u. */
 static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream *u,
-		      struct chan *avoid, const uint8_t *name, size_t name_len, uint16_t qtype,
-		      uint16_t qclass, bool cd, bool do_bit, uint64_t now)
+                      struct chan *avoid, const uint8_t *name, size_t name_len, uint16_t qtype,
+                      uint16_t qclass, bool cd, bool do_bit, uint64_t now)
 {
 	uint8_t rnd[DNS_0X20_RANDOM_BYTES];
 	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + 11];
@@ -532,7 +533,7 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream
 static int send_try(struct fwd_req *rq, struct upstream *u, struct chan *avoid, uint64_t now)
 {
 	return send_try_q(rq->f, rq, u, avoid, rq->name, rq->qname_len, rq->qtype, rq->qclass,
-			  rq->cd, rq->do_bit, now);
+	                  rq->cd, rq->do_bit, now);
 }
 
 /* ---- probes of dead upstreams ---- */
@@ -548,7 +549,7 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 	/* ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
 	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0)
 		(void)send_try_q(f, NULL, &f->up[idx], NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
-				 false, false, now);
+		                 false, false, now);
 	if (next != UINT64_MAX)
 		loop_timer_arm(f->loop, &f->prober, next);
 }
@@ -575,7 +576,7 @@ static void arm_prober(struct dns_forward *f, uint64_t now)
 enum verdict { V_OK, V_SERVFAIL, V_REFUSED, V_TIMEOUT, V_ERROR, V_SPOOF, V_GONE };
 
 static enum verdict judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
-			  struct dns_scan *scan)
+                          struct dns_scan *scan)
 {
 	int r;
 
@@ -730,8 +731,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 
 /* ---- public ---- */
 
-int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf,
-		    struct dns_forward **out)
+int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct dns_forward **out)
 {
 	struct dns_forward *f;
 	unsigned n = conf->n_upstreams;
@@ -841,9 +841,8 @@ static int add_waiter(struct fwd_req *rq, dns_forward_cb cb, void *ctx)
 	return 0;
 }
 
-int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len,
-		      uint16_t qtype, uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb,
-		      void *ctx)
+int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                      uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb, void *ctx)
 {
 	uint8_t lc[DNS_NAME_MAX];
 	uint64_t now, h;
@@ -925,7 +924,7 @@ const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f)
 }
 
 void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
-			       struct dns_upstream_info *out)
+                               struct dns_upstream_info *out)
 {
 	dns_upstream_get(f->pol, idx, out);
 }
