@@ -2,8 +2,11 @@
 #include "netns.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static int ip(char *const argv[])
@@ -102,4 +105,58 @@ int netns_add_lo_addr(const struct netns *ns, const char *cidr)
 	char *add[] = {"ip", "-n", (char *)ns->name, "addr", "add", (char *)cidr, "dev", "lo",
 		       NULL};
 	return ip(add);
+}
+
+int netns_add_addr(const struct netns *ns, const char *dev, const char *cidr)
+{
+	char *add[] = {"ip", "-n", (char *)ns->name, "addr", "add", (char *)cidr, "dev",
+		       (char *)dev, strchr(cidr, ':') ? "nodad" : NULL, NULL};
+	return ip(add);
+}
+
+void netns_reap_stale(const char *const *tags, unsigned ntags)
+{
+	static char out[16384];
+	char *list[] = {"ip", "netns", "list", NULL};
+
+	if (run_capture(list, false, out, sizeof(out), 10000) != 0)
+		return;
+	/* Lines look like "anyc-gr-1234" or "anyc-gr-1234 (id: 3)". */
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char name[48];
+		if (sscanf(line, "%47s", name) != 1 || strncmp(name, "anyc-", 5) != 0)
+			continue;
+		for (unsigned i = 0; i < ntags; i++) {
+			size_t tl = strlen(tags[i]);
+			if (strncmp(name + 5, tags[i], tl) != 0 || name[5 + tl] != '-')
+				continue;
+			char *end;
+			long pid = strtol(name + 6 + tl, &end, 10);
+			if (*end || pid <= 0 || pid == getpid())
+				continue;
+			if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue; /* its test is still running */
+			struct netns ns;
+			snprintf(ns.name, sizeof(ns.name), "%s", name);
+			fprintf(stderr, "netns: deleting %s left by a dead test\n", name);
+			netns_delete(&ns);
+		}
+	}
+}
+
+int netns_anycached_start(struct proc *p, const struct netns *ns, const char *dir,
+			  const char *conf_yaml)
+{
+	const char *bin = getenv("ANYCACHED");
+	char conf[512], log[512];
+	int r;
+
+	if (!bin)
+		return -ENOENT;
+	r = write_file(dir, "anycache.yaml", conf_yaml, conf, sizeof(conf));
+	if (r)
+		return r;
+	snprintf(log, sizeof(log), "%s/anycached.log", dir);
+	char *argv[] = {(char *)bin, "-c", conf, NULL};
+	return netns_proc_start(p, ns, "anycached", argv, log);
 }

@@ -33,4 +33,22 @@ int netns_link(const struct netns *a, const char *ifa, const char *cidr_a,
 /* ip addr add CIDR dev lo inside ns (a VIP). */
 int netns_add_lo_addr(const struct netns *ns, const char *cidr);
 
+/* ip addr add CIDR dev DEV inside ns (IPv6: nodad, usable at once). */
+int netns_add_addr(const struct netns *ns, const char *dev, const char *cidr);
+
+/*
+ * Deletes namespaces anyc-<tag>-<pid> whose test process is gone: what a test
+ * killed by its timeout (no .fini) left behind. Only the given tags, only
+ * dead PIDs, so other tests running now are never touched.
+ */
+void netns_reap_stale(const char *const *tags, unsigned ntags);
+
+/*
+ * anycached (the ANYCACHED binary) inside ns with conf_yaml written to
+ * dir/anycache.yaml, output to dir/anycached.log. It does not wait for DNS:
+ * its listeners are only reachable inside the namespace.
+ */
+int netns_anycached_start(struct proc *p, const struct netns *ns, const char *dir,
+			  const char *conf_yaml);
+
 #endif
