@@ -10,10 +10,15 @@
  *     request ends first (failover, deadline): then try->req is NULL and the
  *     try only waits for c-ares's own callback to free it.
  *   - struct fwd_req: one logical query with its waiters, indexed by the
- *     coalescing key while it can take more waiters.
- * Timers: one per request (the current try's RTO or the overall deadline),
- * one reaper, one probe timer. Callbacks to callers run only from c-ares
- * callbacks or timers, never from dns_forward_query.
+ *     coalescing key while it can take more waiters. Its decisions (which
+ *     upstream next, when a try times out, failover, the spoof retry, the
+ *     budget, the end) are made by the pure machine it embeds (dns_query.h);
+ *     drive() feeds it events and carries out its actions. This file keeps
+ *     channels, IDs, c-ares, coalescing, timers and the verdict on the
+ *     answer bytes.
+ * Timers: one per request (armed where the machine says), one reaper, one
+ * probe timer. Callbacks to callers run only from c-ares callbacks or
+ * timers, never from dns_forward_query.
  */
 #include "dns/dns_forward.h"
 
@@ -26,6 +31,7 @@
 #include "core/ares_glue.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "dns/dns_query.h"
 
 #define ID_WORDS (65536 / 64)
 #define ID_TRIES 64
@@ -54,10 +60,10 @@ struct fwd_try {
 	struct dns_forward *f;
 	struct fwd_req *req; /* NULL: orphaned (request over) or a probe */
 	struct chan *ch;
-	struct fwd_try *next; /* in req->tries */
+	unsigned k; /* the machine's try index, while req is set */
 	uint16_t id, qtype, qclass;
 	bool probe;
-	bool timed_out; /* our RTO already failed over and counted it */
+	bool timed_out; /* its timeout was reported (RTO or deadline) */
 	bool sending;   /* inside ares_send: a callback now is synchronous */
 	int sync_status;
 	uint64_t sent_ms;
@@ -80,14 +86,10 @@ struct fwd_req {
 	size_t qname_len;
 	uint16_t qtype, qclass;
 	bool cd, do_bit;
-	uint32_t tried; /* upstream bitmask */
-	unsigned n_tries;
-	bool spoof_retry_used;
-	int last_err;
-	uint64_t deadline;
+	bool sent_any; /* a try left: later ones are retries */
+	struct dns_query q;
 	struct timer t;
-	struct fwd_try *cur;   /* the try the timer is for; NULL between tries */
-	struct fwd_try *tries; /* live tries */
+	struct fwd_try *tr[DNS_QUERY_MAX_TRIES]; /* by try index; NULL once over */
 	unsigned n_waiters, cap_waiters;
 	struct waiter *w;
 	struct waiter w0;
@@ -113,7 +115,6 @@ struct dns_forward {
 };
 
 static void req_timer(struct timer *t, uint64_t now, void *arg);
-static int send_try(struct fwd_req *rq, struct upstream *u, struct chan *avoid, uint64_t now);
 
 /* ---- IDs ---- */
 
@@ -335,14 +336,8 @@ static void try_unlink(struct fwd_try *t)
 
 	if (!rq)
 		return;
-	for (struct fwd_try **p = &rq->tries; *p; p = &(*p)->next) {
-		if (*p == t) {
-			*p = t->next;
-			break;
-		}
-	}
-	if (rq->cur == t)
-		rq->cur = NULL;
+	if (rq->tr[t->k] == t)
+		rq->tr[t->k] = NULL;
 	t->req = NULL;
 }
 
@@ -354,8 +349,9 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
 
 	index_remove(rq);
 	loop_timer_cancel(f->loop, &rq->t);
-	while (rq->tries)
-		try_unlink(rq->tries);
+	for (unsigned i = 0; i < DNS_QUERY_MAX_TRIES; i++)
+		if (rq->tr[i])
+			try_unlink(rq->tr[i]);
 	if (rq->prev)
 		rq->prev->next = rq->next;
 	else
@@ -378,79 +374,59 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
 	free(rq);
 }
 
-/* Next try on an upstream not tried yet, within the try and time budget. */
-static int next_try(struct fwd_req *rq, uint64_t now)
-{
-	struct dns_forward *f = rq->f;
-
-	while (rq->n_tries < f->tries && now < rq->deadline) {
-		int idx = dns_upstream_pick(f->pol, rq->tried, now);
-		if (idx < 0)
-			return rq->last_err;
-		rq->tried |= 1u << idx;
-		if (send_try(rq, &f->up[idx], NULL, now) == 0)
-			return 0;
-	}
-	return rq->last_err;
-}
-
-/* The current try failed: fail over, or wait for older tries, or end. */
-static void req_failover(struct fwd_req *rq, uint64_t now)
-{
-	struct dns_forward *f = rq->f;
-
-	if (rq->cur)
-		return;
-	if (next_try(rq, now) == 0) {
-		f->stats.retries++;
-		return;
-	}
-	if (rq->tries && now < rq->deadline) {
-		/* An earlier try that hit our RTO may still answer. */
-		loop_timer_arm(f->loop, &rq->t, rq->deadline);
-		return;
-	}
-	req_finish(rq, rq->last_err, NULL, 0, NULL);
-}
-
-static void req_timer(struct timer *t, uint64_t now, void *arg)
-{
-	struct fwd_req *rq = arg;
-	struct dns_forward *f = rq->f;
-
-	(void)t;
-	if (now >= rq->deadline) {
-		if (rq->cur && !rq->cur->timed_out) {
-			f->stats.timeouts++;
-			f->stats.up[rq->cur->ch->u->idx].timeouts++;
-			dns_upstream_report(f->pol, rq->cur->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0,
-			                    now);
-			rq->cur->timed_out = true;
-		}
-		req_finish(rq, -ETIMEDOUT, NULL, 0, NULL);
-		return;
-	}
-	if (rq->cur) {
-		/* RTO passed: count the timeout, keep the try (a late answer wins). */
-		struct fwd_try *c = rq->cur;
-		c->timed_out = true;
-		f->stats.timeouts++;
-		f->stats.up[c->ch->u->idx].timeouts++;
-		dns_upstream_report(f->pol, c->ch->u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
-		rq->cur = NULL;
-		rq->last_err = -ETIMEDOUT;
-	}
-	req_failover(rq, now);
-}
-
 static void arm_prober(struct dns_forward *f, uint64_t now);
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
-/* Builds and sends one try of rq (or a probe when rq is NULL) on u. */
-static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream *u,
+/*
+ * One outcome for the policy and the counters: from the machine's REPORT
+ * actions for a request's tries, directly for orphaned tries and probes.
+ * t (may be NULL) remembers a reported timeout, so c-ares's own timeout of
+ * the same try is not counted twice.
+ */
+static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome o, unsigned rtt,
+                 uint64_t now, struct fwd_try *t)
+{
+	struct dns_forward_upstream_stats *us = &f->stats.up[idx];
+
+	switch (o) {
+	case DNS_UPSTREAM_OK:
+		us->answers++;
+		us->rtt_ms_sum += rtt;
+		f->stats.rtt_ms_sum += rtt;
+		break;
+	case DNS_UPSTREAM_SERVFAIL:
+		us->servfail++;
+		f->stats.servfail++;
+		break;
+	case DNS_UPSTREAM_REFUSED:
+		us->refused++;
+		f->stats.refused++;
+		break;
+	case DNS_UPSTREAM_TIMEOUT:
+		us->timeouts++;
+		f->stats.timeouts++;
+		if (t)
+			t->timed_out = true;
+		break;
+	case DNS_UPSTREAM_ERROR:
+		us->failures++;
+		break;
+	}
+	dns_upstream_report(f->pol, idx, o, rtt, now);
+	/* A hard failure may have killed it: make sure its re-probe is scheduled. */
+	if (o != DNS_UPSTREAM_OK && o != DNS_UPSTREAM_SERVFAIL)
+		arm_prober(f, now);
+}
+
+/*
+ * Builds and sends one try of rq (try index k) or a probe (rq NULL) on u.
+ * On failure *fault says whether the upstream is to blame (c-ares failed it
+ * inside ares_send) rather than this host (no memory, no free ID).
+ */
+static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, struct upstream *u,
                       struct chan *avoid, const uint8_t *name, size_t name_len, uint16_t qtype,
-                      uint16_t qclass, bool cd, bool do_bit, uint64_t now)
+                      uint16_t qclass, bool cd, bool do_bit, uint64_t now, bool *fault)
 {
 	uint8_t rnd[DNS_0X20_RANDOM_BYTES];
 	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + 11];
@@ -459,6 +435,7 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream
 	struct chan *c;
 	int len;
 
+	*fault = false;
 	c = chan_pick(f, u, avoid, now);
 	if (!c)
 		return -ENOMEM;
@@ -489,10 +466,8 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream
 	c->sent++;
 	if (rq) {
 		t->req = rq;
-		t->next = rq->tries;
-		rq->tries = t;
-		rq->cur = t;
-		rq->n_tries++;
+		t->k = k;
+		rq->tr[k] = t;
 		f->stats.sent++;
 		f->stats.up[u->idx].sent++;
 	} else {
@@ -505,35 +480,96 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, struct upstream
 	if (t->sync_status) {
 		/* c-ares ended it inside ares_send (no socket, no memory). */
 		int st = t->sync_status;
-		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_ERROR, 0, now);
-		f->stats.up[u->idx].failures++;
 		try_unlink(t);
 		free(t);
-		if (rq)
-			rq->last_err = st == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
-		arm_prober(f, now);
-		return -ECONNREFUSED;
+		*fault = true;
+		if (!rq)
+			note(f, u->idx, DNS_UPSTREAM_ERROR, 0, now, NULL);
+		/* A request's try: the machine reports it (SEND_FAILED). */
+		return st == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
 	}
 	ares_glue_kick(c->glue);
-	if (rq) {
-		/* Wait the RTO, but leave every remaining try its share of the
-		 * budget: an unmeasured upstream must not eat the whole deadline. */
-		unsigned ups_left = f->n_up - (unsigned)__builtin_popcount(rq->tried) + 1;
-		unsigned tries_left = f->tries + 1 > rq->n_tries ? f->tries + 1 - rq->n_tries : 1;
-		unsigned k = ups_left < tries_left ? ups_left : tries_left;
-		uint64_t share = rq->deadline > now ? (rq->deadline - now) / (k ? k : 1) : 0;
-		uint64_t wait = dns_upstream_rto(f->pol, u->idx);
-		if (wait > share)
-			wait = share;
-		loop_timer_arm(f->loop, &rq->t, now + wait);
+	return 0;
+}
+
+static int send_try(struct fwd_req *rq, unsigned k, struct upstream *u, struct chan *avoid,
+                    uint64_t now, bool *fault)
+{
+	return send_try_q(rq->f, rq, k, u, avoid, rq->name, rq->qname_len, rq->qtype, rq->qclass,
+	                  rq->cd, rq->do_bit, now, fault);
+}
+
+/*
+ * Steps rq's machine with ev and carries out the actions in order. A SEND
+ * that fails skips the rest of the step and becomes a SEND_FAILED event.
+ * FINISH status 0 hands on ans/scan (the answer of the try just judged).
+ * starting (dns_forward_query): a FINISH means nothing was sent; its status
+ * is returned and rq is left for the caller to unwind, no callback. Else 0;
+ * rq may be freed when this returns.
+ */
+static int drive(struct fwd_req *rq, struct dns_query_event ev, uint64_t now, const uint8_t *ans,
+                 size_t len, const struct dns_scan *scan, bool starting)
+{
+	struct dns_forward *f = rq->f;
+	struct dns_query_actions acts;
+	bool again = true;
+
+	while (again) {
+		again = false;
+		(void)dns_query_step(&rq->q, f->pol, &ev, now, &acts);
+		for (unsigned i = 0; i < acts.n && !again; i++) {
+			const struct dns_query_action *a = &acts.a[i];
+			struct chan *avoid = NULL;
+			bool fault;
+			int r;
+
+			switch (a->kind) {
+			case DNS_QUERY_A_SEND:
+				if (a->avoid >= 0) {
+					f->stats.spoof_retries++;
+					if (rq->tr[a->avoid])
+						avoid = rq->tr[a->avoid]->ch;
+				}
+				r = send_try(rq, a->try, &f->up[a->upstream], avoid, now, &fault);
+				if (r) {
+					ev = (struct dns_query_event){.kind =
+					                                  DNS_QUERY_EV_SEND_FAILED,
+					                              .try = a->try,
+					                              .err = r,
+					                              .upstream_fault = fault};
+					again = true;
+					break;
+				}
+				if (rq->sent_any)
+					f->stats.retries++;
+				rq->sent_any = true;
+				break;
+			case DNS_QUERY_A_ARM:
+				loop_timer_arm(f->loop, &rq->t, a->deadline);
+				break;
+			case DNS_QUERY_A_REPORT:
+				note(f, a->upstream, a->outcome, a->rtt_ms, now,
+				     a->try < DNS_QUERY_MAX_TRIES ? rq->tr[a->try] : NULL);
+				break;
+			case DNS_QUERY_A_FINISH:
+				if (starting)
+					return a->status;
+				if (a->status == 0)
+					req_finish(rq, 0, ans, len, scan);
+				else
+					req_finish(rq, a->status, NULL, 0, NULL);
+				return 0;
+			}
+		}
 	}
 	return 0;
 }
 
-static int send_try(struct fwd_req *rq, struct upstream *u, struct chan *avoid, uint64_t now)
+static void req_timer(struct timer *t, uint64_t now, void *arg)
 {
-	return send_try_q(rq->f, rq, u, avoid, rq->name, rq->qname_len, rq->qtype, rq->qclass,
-	                  rq->cd, rq->do_bit, now);
+	(void)t;
+	(void)drive(arg, (struct dns_query_event){.kind = DNS_QUERY_EV_TICK}, now, NULL, 0, NULL,
+	            false);
 }
 
 /* ---- probes of dead upstreams ---- */
@@ -547,9 +583,11 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 
 	(void)t;
 	/* ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
-	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0)
-		(void)send_try_q(f, NULL, &f->up[idx], NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
-		                 false, false, now);
+	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0) {
+		bool fault;
+		(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
+		                 false, false, now, &fault);
+	}
 	if (next != UINT64_MAX)
 		loop_timer_arm(f->loop, &f->prober, next);
 }
@@ -573,10 +611,9 @@ static void arm_prober(struct dns_forward *f, uint64_t now)
 
 /* ---- answers ---- */
 
-enum verdict { V_OK, V_SERVFAIL, V_REFUSED, V_TIMEOUT, V_ERROR, V_SPOOF, V_GONE };
-
-static enum verdict judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
-                          struct dns_scan *scan)
+/* The verdict on one try's end, or -1 when c-ares dropped it (shutdown). */
+static int judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
+                 struct dns_scan *scan)
 {
 	int r;
 
@@ -585,29 +622,29 @@ static enum verdict judge(struct fwd_try *t, int status, const uint8_t *abuf, in
 		break;
 	case ARES_EDESTRUCTION:
 	case ARES_ECANCELLED:
-		return V_GONE;
+		return -1;
 	case ARES_ETIMEOUT:
-		return V_TIMEOUT;
+		return DNS_QUERY_V_TIMEOUT;
 	default:
-		return V_ERROR;
+		return DNS_QUERY_V_ERROR;
 	}
 	if (!abuf || alen <= 0)
-		return V_ERROR;
+		return DNS_QUERY_V_MALFORMED;
 	r = dns_scan(abuf, (size_t)alen, scan);
 	if ((r < 0 && r != -E2BIG) || !scan->qr || scan->id != t->id)
-		return V_ERROR;
+		return DNS_QUERY_V_MALFORMED;
 	/* c-ares compared the question case-insensitively; we want our 0x20 pattern. */
 	if (dns_scan_match_question(abuf, scan, t->qname, t->qname_len, t->qtype, t->qclass) !=
 	    DNS_QMATCH_EXACT)
-		return V_SPOOF;
+		return DNS_QUERY_V_SPOOF;
 	/* c-ares retries TC=1 over TCP itself: a truncated answer here is broken. */
 	if (scan->tc)
-		return V_ERROR;
+		return DNS_QUERY_V_TRUNCATED;
 	if (scan->rcode == DNS_RCODE_SERVFAIL)
-		return V_SERVFAIL;
+		return DNS_QUERY_V_SERVFAIL;
 	if (scan->rcode == DNS_RCODE_REFUSED)
-		return V_REFUSED;
-	return V_OK;
+		return DNS_QUERY_V_REFUSED;
+	return DNS_QUERY_V_OK;
 }
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -620,7 +657,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	struct dns_scan scan;
 	uint64_t now = loop_now(f->loop);
 	unsigned rtt = (unsigned)(now - t->sent_ms);
-	enum verdict v;
+	enum dns_upstream_outcome o;
+	int v;
 
 	(void)timeouts;
 	id_set(f, t->id, false);
@@ -631,102 +669,42 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 		return;
 	}
 	v = judge(t, status, abuf, alen, &scan);
-	if (v == V_GONE) {
+	if (v < 0) {
+		/* Channel destroyed: only orphans and probes are left by then
+		 * (dns_forward_free ends every request first). */
 		try_unlink(t);
 		free(t);
 		return;
 	}
-	if (!c->retiring && !f->closing && (v != V_OK || !scan.has_opt) && chan_edns_cleared(c)) {
+	if (!c->retiring && !f->closing && (v != DNS_QUERY_V_OK || !scan.has_opt) &&
+	    chan_edns_cleared(c)) {
 		f->stats.edns_replacements++;
 		chan_retire(c);
 	}
 	if (c->retiring && c->outstanding == 0)
 		loop_timer_arm(f->loop, &f->reaper, now);
-
-	struct dns_forward_upstream_stats *us = &f->stats.up[u->idx];
-	switch (v) {
-	case V_OK:
-		us->answers++;
-		us->rtt_ms_sum += rtt;
-		f->stats.rtt_ms_sum += rtt;
-		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_OK, rtt, now);
-		break;
-	case V_SERVFAIL:
-		us->servfail++;
-		f->stats.servfail++;
-		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_SERVFAIL, rtt, now);
-		break;
-	case V_REFUSED:
-		us->refused++;
-		f->stats.refused++;
-		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_REFUSED, rtt, now);
-		break;
-	case V_TIMEOUT:
-		if (!t->timed_out) {
-			us->timeouts++;
-			f->stats.timeouts++;
-			dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_TIMEOUT, 0, now);
-		}
-		break;
-	case V_ERROR:
-		us->failures++;
-		dns_upstream_report(f->pol, u->idx, DNS_UPSTREAM_ERROR, rtt, now);
-		break;
-	case V_SPOOF:
-		/* Says nothing about the upstream's health: not reported. */
-		us->mismatches++;
+	if (v == DNS_QUERY_V_SPOOF) {
+		f->stats.up[u->idx].mismatches++;
 		f->stats.mismatches++;
-		break;
-	case V_GONE:
-		break;
 	}
-	if (v != V_OK && v != V_SERVFAIL)
-		arm_prober(f, now);
 
 	if (!rq || f->closing) {
+		/* No machine tracks it any more: report here, a timeout once. */
+		if (dns_query_outcome((enum dns_query_verdict)v, &o) &&
+		    !(o == DNS_UPSTREAM_TIMEOUT && t->timed_out))
+			note(f, u->idx, o, o == DNS_UPSTREAM_TIMEOUT ? 0 : rtt, now, t);
 		try_unlink(t);
 		free(t);
 		return;
 	}
-	bool was_cur = rq->cur == t;
-	try_unlink(t);
-	if (v == V_OK) {
-		free(t);
-		req_finish(rq, 0, abuf, (size_t)alen, &scan);
-		return;
-	}
-	if (v == V_SPOOF) {
-		free(t);
-		if (!rq->spoof_retry_used && now < rq->deadline) {
-			/* Once, on another channel: new port, new ID, new case. */
-			rq->spoof_retry_used = true;
-			f->stats.spoof_retries++;
-			f->stats.retries++;
-			loop_timer_cancel(f->loop, &rq->t);
-			rq->cur = NULL;
-			if (send_try(rq, u, c, now) == 0)
-				return;
-		}
-		/* A second forgery (or no way to retry): SERVFAIL rather than risk it. */
-		req_finish(rq, -EPROTO, NULL, 0, NULL);
-		return;
-	}
+	/* t stays linked while the machine runs: a spoof retry avoids its channel. */
+	(void)drive(rq,
+	            (struct dns_query_event){.kind = DNS_QUERY_EV_ANSWER,
+	                                     .try = t->k,
+	                                     .verdict = (enum dns_query_verdict)v},
+	            now, abuf, (size_t)alen, &scan, false);
+	try_unlink(t); /* no-op if the request finished (it orphaned t) */
 	free(t);
-	switch (v) {
-	case V_TIMEOUT:
-		rq->last_err = -ETIMEDOUT;
-		break;
-	case V_ERROR:
-		rq->last_err = status == ARES_SUCCESS ? -EPROTO : -ECONNREFUSED;
-		break;
-	default:
-		rq->last_err = -ECONNREFUSED;
-		break;
-	}
-	if (!was_cur && (rq->cur || rq->tries))
-		return; /* an older try failed late; the current one is still running */
-	loop_timer_cancel(f->loop, &rq->t);
-	req_failover(rq, now);
 }
 
 /* ---- public ---- */
@@ -885,8 +863,7 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 	rq->qclass = qclass;
 	rq->cd = cd;
 	rq->do_bit = do_bit;
-	rq->deadline = now + f->timeout_ms;
-	rq->last_err = -ECONNREFUSED;
+	dns_query_init(&rq->q, f->tries, f->timeout_ms);
 	rq->w = &rq->w0;
 	rq->cap_waiters = 1;
 	rq->w0 = (struct waiter){cb, ctx};
@@ -897,7 +874,8 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 		f->reqs->prev = rq;
 	f->reqs = rq;
 	f->stats.outstanding++;
-	r = next_try(rq, now);
+	r = drive(rq, (struct dns_query_event){.kind = DNS_QUERY_EV_START}, now, NULL, 0, NULL,
+	          true);
 	if (r) {
 		/* Nothing sent: unwind without calling cb. */
 		f->reqs = rq->next;
