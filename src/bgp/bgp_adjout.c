@@ -320,11 +320,19 @@ void bgp_adjout_reset_sent(struct bgp_adjout *ao)
 	ao->eor_v4 = ao->eor_v6 = true;
 }
 
+void bgp_adjout_resend(struct bgp_adjout *ao, unsigned af_mask)
+{
+	for (size_t i = 0; i < ao->n; i++) {
+		unsigned af = ao->e[i].prefix.family == AF_INET ? BGP_ADJOUT_AF_IPV4
+								: BGP_ADJOUT_AF_IPV6;
+		if (ao->e[i].desired && (af_mask & af))
+			ao->e[i].dirty = true;
+	}
+}
+
 void bgp_adjout_resend_all(struct bgp_adjout *ao)
 {
-	for (size_t i = 0; i < ao->n; i++)
-		if (ao->e[i].desired)
-			ao->e[i].dirty = true;
+	bgp_adjout_resend(ao, BGP_ADJOUT_AF_IPV4 | BGP_ADJOUT_AF_IPV6);
 }
 
 bool bgp_adjout_eor_owed(const struct bgp_adjout *ao, int family)

@@ -120,7 +120,10 @@ int bgp_adjout_mark_sent(struct bgp_adjout *ao, const struct bgp_adjout_diff *d)
 /* The session went down: the peer has nothing; End-of-RIB is owed again. */
 void bgp_adjout_reset_sent(struct bgp_adjout *ao);
 
-/* ROUTE-REFRESH (RFC 2918): announce every desired route again next diff. */
+/* ROUTE-REFRESH (RFC 2918): announce every desired route of the families in
+ * af_mask (BGP_ADJOUT_AF_*) again in the next diff. */
+void bgp_adjout_resend(struct bgp_adjout *ao, unsigned af_mask);
+/* Both families. */
 void bgp_adjout_resend_all(struct bgp_adjout *ao);
 
 /* Whether End-of-RIB is still owed for a family (AF_INET or AF_INET6). */

@@ -66,6 +66,7 @@ struct bgp_session {
 	struct bgp_session_conf conf;
 	struct bgp_fsm_conf fsm_conf;
 	bool ibgp, stopping, connect_failed, freed;
+	unsigned refresh_mask; /* families the pending ROUTE-REFRESH asked for */
 	struct bgp_conn conn[2];
 	struct bgp_sock *draining;
 	struct timer timer;
@@ -537,8 +538,9 @@ static void run_actions(struct bgp_session *s, int slot, const struct bgp_fsm_ac
 			bgp_adjout_reset_sent(s->ao);
 			break;
 		case BGP_FSM_ACT_RESEND_ALL:
-			/* RFC 2918 §4: the peer asked for everything again. */
-			bgp_adjout_resend_all(s->ao);
+			/* RFC 2918 §4: the peer asked for one family's routes again. */
+			bgp_adjout_resend(s->ao, s->refresh_mask);
+			s->refresh_mask = 0;
 			sync_routes(s, slot);
 			break;
 		}
@@ -794,12 +796,25 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 	case BGP_MSG_KEEPALIVE:
 		ev.type = BGP_FSM_EV_KEEPALIVE_RECEIVED;
 		break;
-	case BGP_MSG_ROUTE_REFRESH:
+	case BGP_MSG_ROUTE_REFRESH: {
 		/* RFC 7313 §3.2: only a plain request asks us to resend. */
 		if (m->u.rr.subtype != BGP_RR_REQUEST)
 			return;
+		/* RFC 2918 §4: one family at a time; one we did not negotiate is ignored. */
+		uint8_t fam = bgp_fam_of(m->u.rr.afi, m->u.rr.safi);
+		const struct bgp_fsm *f = &s->conn[slot].fsm;
+		if (fam == BGP_FAM_IPV4 && f->afi_ipv4)
+			s->refresh_mask |= BGP_ADJOUT_AF_IPV4;
+		else if (fam == BGP_FAM_IPV6 && f->afi_ipv6)
+			s->refresh_mask |= BGP_ADJOUT_AF_IPV6;
+		else {
+			log_debug("bgp", "%s: ROUTE-REFRESH for AFI %u SAFI %u not negotiated: ignored",
+				  s->name, m->u.rr.afi, m->u.rr.safi);
+			return;
+		}
 		ev.type = BGP_FSM_EV_ROUTE_REFRESH_RECEIVED;
 		break;
+	}
 	default:
 		return;
 	}

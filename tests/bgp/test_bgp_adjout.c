@@ -221,6 +221,24 @@ Test(bgp_adjout, resend_all_for_route_refresh)
 	cr_assert_eq(bgp_adjout_diff(ao, ALL, &d), 0);
 }
 
+Test(bgp_adjout, route_refresh_resends_only_the_family_asked_for)
+{
+	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
+				       R("192.0.2.54/32", DEGRADED)};
+	set_desired(r, 3);
+	cycle(ALL);
+	/* RFC 2918 §4: a refresh for IPv6 unicast resends the IPv6 routes only. */
+	bgp_adjout_resend(ao, BGP_ADJOUT_AF_IPV6);
+	cr_assert_eq(bgp_adjout_diff(ao, ALL, &d), 1);
+	cr_assert_eq(d.n_announce, 1);
+	cr_assert_eq(d.n_withdraw, 0);
+	expect_group(0, AF_INET6, NORMAL, 1, (const char *[]){"2001:db8::53/128"});
+	cr_assert_eq(bgp_adjout_mark_sent(ao, &d), 0);
+	bgp_adjout_resend(ao, BGP_ADJOUT_AF_IPV4);
+	cr_assert_eq(bgp_adjout_diff(ao, ALL, &d), 2, "both IPv4 routes, nothing else");
+	cr_assert_eq(d.n_announce, 2);
+}
+
 Test(bgp_adjout, per_family_filtering)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
