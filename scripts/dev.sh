@@ -14,7 +14,7 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev)
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
-           bird2                                # BGP router peer
+           bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang                                # libFuzzer targets
            iproute2 procps psmisc)              # ip netns / ss / process control in tests
 
