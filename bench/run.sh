@@ -1,0 +1,360 @@
+#!/bin/bash
+# bench/run.sh: anycached against unbound, dnsdist and the kernel-path floor (bench/reflector),
+# as CPU per query and ratios measured in one run. See bench/README.md, "Throughput".
+#
+#   bench/run.sh [--callgrind] [--no-miss] [--out FILE]
+#
+# --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit of
+# anycached under valgrind (deterministic; excludes the kernel), with the top functions.
+#
+# Every server runs with one worker thread pinned to CPU $SRV_CPU; dnsperf (and knotd, the
+# authoritative upstream) run on CPU $GEN_CPU. All traffic stays on 127.54.0.0/24.
+# Environment: DUR (s per server and phase, 10), RATE (fixed-rate phase, q/s, 50000),
+# NAMES (cache-hit names, 1000), MISS_RATE (10000 q/s asked), MISS_DUR (5 s), BUILD (build-bench),
+# SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+DUR=${DUR:-10}
+RATE=${RATE:-50000}
+NAMES=${NAMES:-1000}
+MISS_RATE=${MISS_RATE:-10000}
+MISS_DUR=${MISS_DUR:-5}
+CG_QUERIES=${CG_QUERIES:-20000}
+SRV_CPU=${SRV_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+PORT=5300
+KNOT=127.54.0.10
+declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.3
+	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5)
+ORDER=(reflector reflector-uring anycached unbound dnsdist)
+CALLGRIND=0
+MISS=1
+OUT=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--callgrind) CALLGRIND=1 ;;
+	--no-miss) MISS=0 ;;
+	--out) OUT=$2; shift ;;
+	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+# ---- dependencies: install from Debian only what is missing ----
+need=()
+command -v unbound >/dev/null || [ -x /usr/sbin/unbound ] || need+=(unbound)
+command -v dnsdist >/dev/null || [ -x /usr/bin/dnsdist ] || need+=(dnsdist)
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
+if [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then need+=(valgrind); fi
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing ${need[*]}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2
+fi
+export PATH=$PATH:/usr/sbin
+
+# ---- build anycached and the reflector in release mode ----
+if [ ! -d "$BUILD" ]; then
+	meson setup "$BUILD" "$ROOT" --buildtype=release -Dtests=disabled >&2
+fi
+# SKIP_BUILD=1 measures the binaries already in $BUILD (the tree may be mid-edit by others).
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+	ninja -C "$BUILD" anycached bench/reflector >&2 ||
+		{ echo "run.sh: build failed (SKIP_BUILD=1 uses the existing binaries)" >&2; exit 1; }
+fi
+
+WORK=$(mktemp -d /tmp/anycache-bench.XXXXXX)
+declare -A PID=()
+cleanup() {
+	local p
+	for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
+	PID=()
+}
+trap 'cleanup' EXIT
+trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+# Waits until a server answers a query for a cached name (or fails after 10 s).
+wait_up() {
+	local name=$1 i
+	for i in $(seq 1 100); do
+		if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+			echo "run.sh: $name exited; log:" >&2
+			tail -20 "$WORK/$name.log" >&2 || true
+			exit 1
+		fi
+		if kdig +retry=0 +timeout=1 @"${ADDR[$name]}" -p $PORT h0.bench.test A 2>/dev/null |
+			grep -q 'status: NOERROR'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "run.sh: $name does not answer on ${ADDR[$name]}:$PORT" >&2
+	exit 1
+}
+
+# Fails the run (keeping $WORK) when a server died.
+alive() {
+	if ! kill -0 "${PID[$1]}" 2>/dev/null; then
+		echo "run.sh: $1 died; its log ($WORK/$1.log):" >&2
+		tail -20 "$WORK/$1.log" >&2 || true
+		exit 1
+	fi
+}
+
+# utime+stime of a whole process (all threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# ---- the zone and the query files ----
+{
+	echo '$ORIGIN bench.test.'
+	echo '$TTL 86400'
+	echo '@ SOA ns hostmaster 1 3600 600 86400 86400'
+	echo '@ NS ns'
+	echo "ns A $KNOT"
+	for i in $(seq 0 $((NAMES - 1))); do echo "h$i A 192.0.2.$((i % 250 + 1))"; done
+	echo '*.miss A 192.0.2.254'
+} >"$WORK/bench.test.zone"
+for i in $(seq 0 $((NAMES - 1))); do echo "h$i.bench.test A"; done >"$WORK/hit.txt"
+# Unique names: every query a cache miss (more than MISS_RATE*MISS_DUR per server, 3 servers).
+awk -v n=$((MISS_RATE * MISS_DUR * 3 + 1000)) 'BEGIN { for (i = 0; i < n; i++) printf "m%d.miss.bench.test A\n", i }' \
+	>"$WORK/miss.txt"
+
+# ---- knotd: the authoritative upstream, on the generator's CPU ----
+mkdir -p "$WORK/knot"
+cat >"$WORK/knot.conf" <<EOF
+server:
+    rundir: "$WORK/knot"
+    user: root:root
+    listen: $KNOT@$PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: "$WORK/knot"
+zone:
+  - domain: bench.test.
+    storage: "$WORK"
+    file: "bench.test.zone"
+EOF
+taskset -c "$GEN_CPU" knotd -c "$WORK/knot.conf" >"$WORK/knotd.log" 2>&1 &
+PID[knotd]=$!
+for i in $(seq 1 50); do
+	kdig +retry=0 +timeout=1 @$KNOT -p $PORT h0.bench.test A 2>/dev/null | grep -q NOERROR && break
+	sleep 0.1
+done
+
+# ---- configurations ----
+cat >"$WORK/anycached.yaml" <<EOF
+dns:
+  listen: ["${ADDR[anycached]}:$PORT"]
+  allow: [127.0.0.0/8]
+  upstreams: ["$KNOT:$PORT"]
+  threads: 1
+  cache:
+    size: 256MiB
+control:
+  socket: "$WORK/anycached.sock"
+EOF
+cat >"$WORK/unbound.conf" <<EOF
+server:
+    interface: ${ADDR[unbound]}@$PORT
+    port: $PORT
+    num-threads: 1
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "$WORK"
+    pidfile: "$WORK/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    do-ip6: no
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    local-zone: "test." nodefault
+    module-config: "iterator"
+    msg-cache-size: 128m
+    rrset-cache-size: 256m
+    so-rcvbuf: 8m
+    so-sndbuf: 8m
+    outgoing-range: 4096
+    num-queries-per-thread: 4096
+remote-control:
+    control-enable: no
+forward-zone:
+    name: "."
+    forward-addr: $KNOT@$PORT
+EOF
+cat >"$WORK/dnsdist.conf" <<EOF
+setLocal("${ADDR[dnsdist]}:$PORT")
+setACL({"127.0.0.0/8"})
+setSecurityPollSuffix("")
+newServer({address="$KNOT:$PORT", checkName="h0.bench.test."})
+pc = newPacketCache(1000000, {maxTTL=86400, minTTL=0})
+getPool(""):setCache(pc)
+EOF
+
+start() {
+	local name=$1
+	shift
+	taskset -c "$SRV_CPU" "$@" >"$WORK/$name.log" 2>&1 &
+	PID[$name]=$!
+}
+
+# ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
+measure() {
+	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} t0 t1 out args
+	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -l "$dur" -c 8 -q 500 -t 2)
+	[ "$rate" != max ] && args+=(-Q "$rate")
+	alive "$name"
+	t0=$(cpu_ticks "$pid")
+	out=$(taskset -c "$GEN_CPU" dnsperf "${args[@]}" 2>&1)
+	alive "$name"
+	t1=$(cpu_ticks "$pid")
+	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate.log"
+	echo "$out" | awk -v ticks=$((t1 - t0)) -v hz="$HZ" '
+		/Queries sent:/ { sent = $3 }
+		/Queries completed:/ { done = $3 }
+		/Queries lost:/ { lost = $3 }
+		/Queries per second:/ { qps = $4 }
+		/Response codes:/ { sub(/.*Response codes: */, ""); gsub(/ \(/, "("); gsub(/ /, ""); rc = $0 }
+		END { if (rc == "") rc = "none";
+		      printf "%d %d %d %.0f %s %.2f\n", sent, done, lost, qps, rc,
+		             done ? ticks / hz * 1e6 / done : 0 }'
+}
+
+if [ "$CALLGRIND" = 1 ]; then
+	# Instructions per cache hit in user space, deterministic: callgrind counts the whole
+	# process from start to exit, so run it twice (warm-up only, warm-up + CG_QUERIES hits)
+	# and divide the difference. The kernel's share (syscalls, io_uring, UDP) is not counted.
+	cg_run() {
+		local tag=$1 extra=$2
+		start anycached valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$tag.out" \
+			"$BUILD/anycached" -c "$WORK/anycached.yaml"
+		wait_up anycached
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
+			-n 2 -c 1 -q 20 >"$WORK/cg-$tag-warm.log" 2>&1
+		if [ "$extra" -gt 0 ]; then
+			taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
+				-n $((extra / NAMES)) -c 1 -q 20 >"$WORK/cg-$tag-run.log" 2>&1
+		fi
+		kill "${PID[anycached]}"
+		wait "${PID[anycached]}" || true
+		unset 'PID[anycached]'
+		callgrind_annotate "$WORK/cg-$tag.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }'
+	}
+	ir0=$(cg_run base 0)
+	ir1=$(cg_run hits "$CG_QUERIES")
+	done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/cg-hits-run.log")
+	echo "callgrind: anycached user-space instructions per cache hit:" \
+		"$(( (ir1 - ir0) / done_q )) (($ir1 - $ir0) / $done_q queries)"
+	echo "top functions, instructions per hit (self cost, hits run minus warm-up-only run):"
+	# Per-function self cost in both runs, joined on file:function; the difference is what
+	# CG_QUERIES cache hits cost (plus noise from timers that ran a different number of times).
+	fn_costs() { callgrind_annotate --threshold=100 "$1" 2>/dev/null |
+		awk '/^ *[0-9,]+ .*:/ { n = $1; gsub(/,/, "", n); k = $0; sub(/^ *[0-9,]+ +(\([ 0-9.%]+\) +)?/, "", k);
+		                         print k "\t" n }'; }
+	fn_costs "$WORK/cg-base.out" >"$WORK/cg-base.tsv"
+	fn_costs "$WORK/cg-hits.out" >"$WORK/cg-hits.tsv"
+	awk -F'\t' -v q="$done_q" 'NR == FNR { base[$1] = $2; next }
+		{ d = $2 - base[$1]; if (d / q >= 5) printf "  %7.1f  %s\n", d / q, $1 }' \
+		"$WORK/cg-base.tsv" "$WORK/cg-hits.tsv" | grep -v 'PROGRAM TOTALS' | sort -rn | head -30
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+# ---- start the servers ----
+start reflector "$BUILD/bench/reflector" -l "${ADDR[reflector]}:$PORT"
+start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
+start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml"
+start unbound unbound -d -c "$WORK/unbound.conf"
+start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf"
+for s in "${ORDER[@]}"; do wait_up "$s"; done
+
+# Warm-up: every cache holds every name before anything is measured.
+for s in anycached unbound dnsdist; do
+	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 -q 50 \
+		>"$WORK/warm-$s.log" 2>&1
+	alive "$s"
+done
+
+declare -A R=()
+for phase in "$RATE" max; do
+	for s in "${ORDER[@]}"; do
+		log "hit $s at $phase q/s for ${DUR}s"
+		R[hit,$s,$phase]=$(measure "$s" "$WORK/hit.txt" "$DUR" "$phase")
+	done
+done
+if [ "$MISS" = 1 ]; then
+	for s in anycached unbound dnsdist; do
+		log "miss $s at $MISS_RATE q/s for ${MISS_DUR}s"
+		# Each server gets its own slice of unique names (dnsperf reads the file from the top).
+		tail -n +$(( $(printf '%s\n' anycached unbound dnsdist | grep -n "^$s$" | cut -d: -f1) * MISS_RATE * MISS_DUR - MISS_RATE * MISS_DUR + 1 )) \
+			"$WORK/miss.txt" >"$WORK/miss-$s.txt"
+		R[miss,$s]=$(measure "$s" "$WORK/miss-$s.txt" "$MISS_DUR" "$MISS_RATE")
+	done
+fi
+
+# ---- report ----
+report() {
+	local s f
+	echo "anycache throughput bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
+		"kernel $(uname -r)"
+	echo "versions: anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" \
+		"($("$BUILD/anycached" --version | awk '{print $2}'), release build, $(cc --version | head -1))," \
+		"unbound $(unbound -V | awk 'NR==1{print $2}'), $(dnsdist --version | head -1 | awk '{print $1, $2}')," \
+		"knotd $(knotd --version | awk '{print $NF}'), dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null)"
+	echo "setup: servers pinned to CPU $SRV_CPU with 1 worker thread each; dnsperf and knotd on CPU $GEN_CPU;" \
+		"dnsperf -c 8 -q 500, ${DUR}s per server and phase; $NAMES names, warmed (3 passes) before measuring"
+	echo "CPU us/q = (utime+stime of the whole server process, all threads, from /proc/PID/stat) / queries completed"
+	echo
+	for phase in "$RATE" max; do
+		echo "cache hits, dnsperf at ${phase} q/s:"
+		printf '  %-16s %9s %9s %7s %9s  %s\n' server sent done lost "CPU us/q" "rcodes (QPS)"
+		for s in "${ORDER[@]}"; do
+			read -r sent done lost qps rc us <<<"${R[hit,$s,$phase]}"
+			printf '  %-16s %9s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$rc" "$qps"
+		done
+		read -r _ _ _ _ _ a <<<"${R[hit,anycached,$phase]}"
+		for s in reflector reflector-uring unbound dnsdist; do
+			read -r _ _ _ _ _ b <<<"${R[hit,$s,$phase]}"
+			f=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+			echo "  CPU per query anycached/$s = $f"
+		done
+		echo
+	done
+	if [ "$MISS" = 1 ]; then
+		echo "cache misses (unique names, each forwarded to knotd), dnsperf asks ${MISS_RATE} q/s for ${MISS_DUR}s:"
+		printf '  %-16s %9s %9s %7s %9s  %s\n' server sent done lost "CPU us/q" "rcodes (QPS)"
+		for s in anycached unbound dnsdist; do
+			read -r sent done lost qps rc us <<<"${R[miss,$s]}"
+			printf '  %-16s %9s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$rc" "$qps"
+		done
+		echo
+	fi
+}
+if [ -n "$OUT" ]; then
+	report | tee "$OUT"
+else
+	report
+fi
+for s in reflector reflector-uring; do
+	kill "${PID[$s]}"
+	wait "${PID[$s]}" || true
+	unset "PID[$s]"
+	tail -1 "$WORK/$s.log" >&2
+done
+cleanup
+rm -rf "$WORK"
