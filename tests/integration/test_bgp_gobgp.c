@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "bgp_lab.h"
 #include "netns.h"
 
 #define ROUTER_AS 65001u
@@ -122,34 +123,7 @@ static void any_start(uint32_t as, uint32_t peer_as)
 {
 	char yaml[2048];
 
-	snprintf(yaml, sizeof(yaml),
-		 "dns:\n"
-		 "  listen: [\"10.53.41.4\", \"10.53.41.5\", \"[fd53:41::4]\"]\n"
-		 "  allow: [10.53.40.0/24]\n"
-		 "  upstreams: [\"10.53.40.9\"]\n"
-		 "  threads: 1\n"
-		 "bgp:\n"
-		 "  asn: %u\n"
-		 "  router-id: 10.53.40.2\n"
-		 "  neighbors:\n"
-		 "    - address: 10.53.40.1\n"
-		 "      asn: %u\n"
-		 "      local-address: 10.53.40.2\n"
-		 "      hold-time: 9s\n"
-		 "      next-hop6: \"fd53:40::2\"\n"
-		 "  announce:\n"
-		 "    - prefix: 10.53.41.4/32\n"
-		 "      local-preference: 200\n"
-		 "      med: 7\n"
-		 "      communities: [\"65000:100\", \"65000:200\"]\n"
-		 "      large-communities: [\"4200000001:1:2\"]\n"
-		 "    - {prefix: 10.53.41.5/32, local-preference: 150}\n"
-		 "    - prefix: \"fd53:41::4/128\"\n"
-		 "      local-preference: 120\n"
-		 "      med: 3\n"
-		 "      communities: [\"65000:300\"]\n"
-		 "      large-communities: [\"4200000001:3:4\"]\n",
-		 as, peer_as);
+	bgp_lab_node_yaml(yaml, sizeof(yaml), as, peer_as);
 	cr_assert_eq(netns_anycached_start(&lab.any, &lab.n, lab.dir.path, yaml), 0);
 }
 
