@@ -666,3 +666,62 @@ int knotd_resume(struct knotd *k)
 		return r;
 	return wait_dns_udp(k->addr, k->port, zone, 10000);
 }
+
+int log_sanitizer_report(const char *path, char *line, size_t linecap)
+{
+	static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					    "runtime error:", "WARNING: ThreadSanitizer",
+					    "SUMMARY: UndefinedBehaviorSanitizer"};
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && fgets(buf, sizeof(buf), f)) {
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+			if (strstr(buf, marks[i])) {
+				if (line && linecap)
+					snprintf(line, linecap, "%s", buf);
+				found = 1;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t whylen)
+{
+	char line[512];
+	int st, rep, r = 0;
+
+	if (d->proc.pid <= 0) {
+		snprintf(why, whylen, "anycached was not running");
+		tmpdir_remove(&d->dir);
+		return -1;
+	}
+	kill(d->proc.pid, SIGTERM);
+	st = proc_wait(&d->proc, timeout_ms);
+	if (st == -ETIMEDOUT) {
+		snprintf(why, whylen, "no exit within %d ms of SIGTERM", timeout_ms);
+		/* Bounded still: a stuck daemon is killed, not waited on forever. */
+		st = proc_stop(&d->proc, SIGKILL, 5000);
+		r = -1;
+	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, whylen, "exit status %#x (%s %d)", (unsigned)st,
+			 WIFSIGNALED(st) ? "signal" : "code",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		r = -1;
+	}
+	rep = log_sanitizer_report(d->proc.log, line, sizeof(line));
+	if (rep > 0 && r == 0) {
+		snprintf(why, whylen, "sanitizer report in the log: %s", line);
+		r = -1;
+	}
+	if (r)
+		proc_dump_log(&d->proc);
+	tmpdir_remove(&d->dir);
+	return r;
+}

@@ -113,4 +113,17 @@ int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr
 /* SIGTERM, bounded wait; returns the exit status (0 = clean shutdown) or -1. */
 int anycached_stop(struct anycached *d);
 
+/*
+ * Whether a process log holds a sanitizer report (ASan, LSan, UBSan, TSan):
+ * 1 with the first report line in line (may be NULL), 0 if clean, -errno.
+ * Under a sanitizer build the daemon inherits ASAN_OPTIONS/UBSAN_OPTIONS.
+ */
+int log_sanitizer_report(const char *path, char *line, size_t linecap);
+/*
+ * anycached_stop, strict: SIGTERM, then it must exit with status 0 within
+ * timeout_ms and leave no sanitizer report in its log. 0, or -1 with the
+ * reason in why (the log is printed to stderr then). Removes its directory.
+ */
+int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t whylen);
+
 #endif
