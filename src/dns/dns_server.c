@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +29,12 @@
 #define TCP_OUT_KEEP (64u << 10)  /* send buffers above this are freed once sent */
 #define TCP_EVICT_SCAN 16         /* oldest connections looked at for an idle one */
 #define ACCEPT_RETRY_MS 1000
+#define ACCEPT_EVICT_RETRY_MS 10
+/* Descriptors TCP clients may not take: the process's own (rings, eventfds,
+ * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
+ * its sockets (opened lazily, replaced on rotation). */
+#define FD_RESERVE_BASE 32
+#define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_MAX_CHANNELS
 
 struct dns_listener {
 	struct dns_server *srv;
@@ -92,6 +99,7 @@ struct dns_server {
 	uint32_t free_slots[DNS_TCP_MAX_CONNS];
 	unsigned n_free;
 	struct tcp_conn *lru_oldest, *lru_newest;
+	unsigned fd_reserve; /* see FD_RESERVE_BASE */
 	struct dns_cache *cache;
 	struct dns_forward *fwd;
 	struct timer sweep;
@@ -528,13 +536,30 @@ static bool evict_idle(struct dns_server *s)
 	return false;
 }
 
+/*
+ * Whether fd lies in the descriptors kept for the upstream side. accept()
+ * returns the lowest free number, so fd tells how full the table is. Read
+ * the limit each time: it may change under us (prlimit), and an accept is
+ * rare next to a query.
+ */
+static bool fd_short(const struct dns_server *s, int fd)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	return (rlim_t)fd + s->fd_reserve >= rl.rlim_cur;
+}
+
 static void conn_new(struct dns_server *s, int fd)
 {
 	struct tcp_conn *c;
 	int one = 1;
 
 	s->stats.tcp_accepted++;
-	if (s->n_free == 0 && !evict_idle(s)) {
+	/* At the cap, or where idle clients would starve c-ares of sockets
+	 * (every cache miss would then be a SERVFAIL): make room the same way. */
+	if ((s->n_free == 0 || fd_short(s, fd)) && !evict_idle(s)) {
 		s->stats.tcp_refused++;
 		close(fd); /* no op was ever started on it */
 		return;
@@ -587,11 +612,17 @@ static void on_accept(struct loop *l, void *ctx, int res, unsigned flags)
 	if (flags & LOOP_F_MORE)
 		return;
 	tl->accepting = false;
-	if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM)
+	if ((res == -EMFILE || res == -ENFILE) && evict_idle(tl->srv)) {
+		/* An idle client gives its descriptor back once its close
+		 * completes (a turn or so): accept again soon, as at the cap,
+		 * not at once (that would evict one more per retry). */
+		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_EVICT_RETRY_MS);
+	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 		/* Out of descriptors or memory: try again later, not in a tight loop. */
 		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_RETRY_MS);
-	else
+	} else {
 		tcp_accept_arm(tl);
+	}
 }
 
 static void on_accept_retry(struct timer *t, uint64_t now, void *arg)
@@ -938,6 +969,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 	s->index = index;
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
+	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 	for (unsigned i = 0; i < CONF_MAX_LISTEN; i++)
 		s->udp[i].fd = -1;

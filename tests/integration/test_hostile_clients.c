@@ -813,3 +813,49 @@ Test(hostile_clients, sigterm_with_abusers_connected)
 	hostile_close_all(h);
 	free(h);
 }
+
+/*
+ * Out of descriptors (EMFILE): idle connections that say nothing fill the
+ * daemon's fd table before its per-worker connection cap is reached. A new
+ * client must still get an answer within a second or two, not wait for the
+ * idle timeout (10 s): the daemon must close its oldest idle connection to
+ * make room, as it does at the cap.
+ */
+Test(hostile_clients, emfile_does_not_lock_out_new_clients)
+{
+	struct rlimit lim = {.rlim_cur = 256, .rlim_max = 256};
+	static int idle[400];
+	uint8_t q[512], a[4096];
+	char why[600];
+	unsigned n = 0;
+
+	/* The daemon only: the test itself keeps its own limit. */
+	cr_assert_eq(prlimit(daemon_.proc.pid, RLIMIT_NOFILE, &lim, NULL), 0, "prlimit: %s",
+		     strerror(errno));
+	for (unsigned i = 0; i < 400; i++) {
+		int fd = tcp_open_nb();
+		if (fd >= 0)
+			idle[n++] = fd;
+	}
+	cr_assert_geq(n, 300);
+	sleep_ms(300); /* the daemon accepts what it can and runs out of descriptors */
+
+	int qlen = dns_make_query(q, sizeof(q), 0x7777, "www.example.test", 1, false);
+	uint64_t t0 = now_ms();
+	int r = dns_tcp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 3000);
+	uint64_t dt = now_ms() - t0;
+	static const uint8_t www[4] = {192, 0, 2, 80};
+	cr_expect(r > 0 && answer_ok(q, (size_t)qlen, a, r, www, why, sizeof(why)),
+		  "no TCP answer with the fd table full of idle connections (%d after %llu ms: %s)",
+		  r, (unsigned long long)dt, r > 0 ? why : "-");
+	/* UDP and the upstream path keep working too (a cache miss). */
+	qlen = dns_make_query(q, sizeof(q), 0x7778, "emfile.wild.example.test", 1, false);
+	r = dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 3000);
+	static const uint8_t wild[4] = {192, 0, 2, 99};
+	cr_expect(r > 0 && answer_ok(q, (size_t)qlen, a, r, wild, why, sizeof(why)),
+		  "no UDP answer for a cache miss with the fd table full (%d: %s)", r,
+		  r > 0 ? why : "-");
+	for (unsigned i = 0; i < n; i++)
+		close(idle[i]);
+	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0, "%s", why);
+}
