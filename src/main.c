@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "anycache_version.h"
@@ -86,6 +87,22 @@ static void *worker_main(void *arg)
 		kill(getpid(), SIGTERM);
 	}
 	return NULL;
+}
+
+/*
+ * Soft RLIMIT_NOFILE up to the hard limit: the usual soft default (1024)
+ * is less than the TCP connection caps of two workers alone
+ * (DNS_TCP_MAX_CONNS each) plus the upstream sockets.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("main", "cannot raise the open file limit: %s", strerror(errno));
 }
 
 static void log_startup(const struct conf *c, const struct loop *l)
@@ -287,6 +304,7 @@ int main(int argc, char **argv)
 		log_err("main", "%s", why);
 		return 1;
 	}
+	raise_fd_limit();
 	r = dns_server_check_listen(&conf.dns, why, sizeof(why));
 	if (r) {
 		log_err("main", "cannot listen on %s", why);

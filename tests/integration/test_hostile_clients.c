@@ -859,3 +859,34 @@ Test(hostile_clients, emfile_does_not_lock_out_new_clients)
 		close(idle[i]);
 	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0, "%s", why);
 }
+
+/* The soft open-file limit is raised to the hard one at startup. */
+Test(hostile_clients, soft_fd_limit_is_raised)
+{
+	struct rlimit mine, low;
+	struct anycached d2;
+	char path[64], line[256], why[600];
+	unsigned long long soft = 0, hard = 0;
+	FILE *f;
+
+	/* A second daemon, started with soft 512 (hard unchanged). */
+	anycached_stop(&daemon_);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &mine), 0);
+	cr_assert_gt(mine.rlim_max, 512);
+	low = mine;
+	low.rlim_cur = 512;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int r = anycached_start(&d2, conf_yaml, NODE, PORT);
+	setrlimit(RLIMIT_NOFILE, &mine);
+	cr_assert_eq(r, 0, "anycached did not answer");
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)d2.proc.pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Max open files %llu %llu", &soft, &hard) == 2)
+			break;
+	fclose(f);
+	cr_expect_eq(soft, (unsigned long long)mine.rlim_max, "soft limit %llu, hard %llu", soft,
+		     hard);
+	cr_assert_eq(anycached_stop_clean(&d2, 2000, why, sizeof(why)), 0, "%s", why);
+}
