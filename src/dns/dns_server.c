@@ -816,7 +816,12 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		int r = dns_cache_lookup(s->cache, &key, p->req.id, true, loop_now(s->loop),
 					 s->out, sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 		s->stats.upstream_fail++;
-		if (r <= 0)
+		/*
+		 * Only the upstreams' failure is remembered: not a local shortage
+		 * (-EBUSY, -ENOMEM) nor a forged answer (-EPROTO), which would let
+		 * a spoofer blank a name out for everyone.
+		 */
+		if (r <= 0 && (status == -ETIMEDOUT || status == -ECONNREFUSED))
 			remember_failure(s, &key, &p->req);
 		if (p->t.kind != TARGET_NONE) {
 			if (r > 0) {
