@@ -160,8 +160,9 @@ static int bgp_setup(struct worker *w0, char *why, size_t whylen)
 	bgp_stop_efd = eventfd(0, EFD_CLOEXEC);
 	bgp_done_efd = eventfd(0, EFD_CLOEXEC);
 	if (bgp_stop_efd < 0 || bgp_done_efd < 0) {
-		snprintf(why, whylen, "BGP: eventfd: %s", strerror(errno));
-		return -errno;
+		int err = errno; /* before snprintf can change it */
+		snprintf(why, whylen, "BGP: eventfd: %s", strerror(err));
+		return -err;
 	}
 	r = loop_poll(w0->loop, bgp_stop_efd, POLLIN, 0, bgp_stop_requested, NULL, NULL);
 	if (r)
