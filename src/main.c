@@ -80,6 +80,10 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	w->result = loop_run(w->loop);
+	/* Same thread (the ring's single issuer): hand every socket back to us
+	 * now, so a restarted daemon finds its ports free (loop.h). */
+	if (loop_drain(w->loop, 1000))
+		log_warn("main", "worker %u: requests still in flight after 1 s", w->index);
 	if (w->result < 0) {
 		/* A dead query loop must not keep anything announced: stop everything. */
 		log_err("main", "worker %u: event loop failed: %s", w->index, strerror(-w->result));

@@ -12,6 +12,7 @@
 
 #include <ares.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
@@ -95,6 +96,7 @@ struct loop {
 	int efd;
 	uint64_t efd_val;
 	atomic_int stop;
+	bool draining;   /* loop_drain: no wake read re-armed */
 
 	/* Provided-buffer ring for UDP receive (liburing 2.3 has no
 	 * io_uring_setup_buf_ring: mmap and register it ourselves). */
@@ -985,7 +987,8 @@ static void dispatch(struct loop *l, const struct io_uring_cqe *cqe)
 			l->to_armed = false;
 		break;
 	case K_WAKE:
-		arm_wake(l);
+		if (!l->draining)
+			arm_wake(l);
 		break;
 	case K_IGNORE:
 	default:
@@ -1078,6 +1081,48 @@ int loop_run(struct loop *l)
 	atomic_store(&l->stop, 0);
 	l->running = false;
 	return ret;
+}
+
+/* Requests the kernel still holds: live ops, busy send slots, the wake read. */
+static unsigned in_flight(const struct loop *l)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < l->cfg.max_ops; i++)
+		n += l->ops[i].type != OP_FREE;
+	for (uint32_t i = 0; i < l->cfg.tx_slots; i++)
+		n += l->tx[i].busy;
+	return n + (l->to_armed ? 1u : 0u);
+}
+
+int loop_drain(struct loop *l, unsigned timeout_ms)
+{
+	uint64_t end = clock_now_ms() + timeout_ms;
+	struct io_uring_cqe *cqe;
+
+	if (!l->enabled)
+		return 0; /* never ran: nothing was submitted to the kernel */
+	l->draining = true;
+	for (uint32_t i = 0; i < l->cfg.max_ops; i++)
+		if (l->ops[i].type != OP_FREE)
+			l->ops[i].cancelled = true; /* final callbacks, no re-arm */
+	l->nrearm = 0;
+	for (;;) {
+		/* Again each round: callbacks may have started cancels or closes. */
+		struct io_uring_sqe *sqe = get_sqe(l);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+			io_uring_sqe_set_data64(sqe, ud_make(K_IGNORE, 0, 0));
+		}
+		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+		io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+		l->now = clock_now_ms();
+		process_cqes(l, UINT_MAX);
+		/* The cancel's own CQE (and the wake read's) are K_IGNORE/K_WAKE. */
+		if (in_flight(l) == 0)
+			return 0;
+		if (l->now >= end)
+			return -ETIMEDOUT;
+	}
 }
 
 void loop_stop(struct loop *l)

@@ -97,6 +97,17 @@ void loop_free(struct loop *l);
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l); /* any thread, async-signal-safe */
 
+/*
+ * After loop_run returned, on the same thread: cancels every request still in
+ * flight and handles completions (final callbacks with -ECANCELED, as at
+ * loop_free, but with the loop still usable by them) until the kernel holds
+ * nothing, or timeout_ms. Without it the kernel drops its references to our
+ * sockets only in a worker after io_uring_queue_exit(), so a daemon restarted
+ * at once may find its own port still bound. 0, or -ETIMEDOUT. The loop
+ * cannot run again afterwards.
+ */
+int loop_drain(struct loop *l, unsigned timeout_ms);
+
 uint64_t loop_now(const struct loop *l); /* ms, cached at the start of the turn */
 void loop_get_stats(const struct loop *l, struct loop_stats *out);
 /* Whether the ring got SINGLE_ISSUER|DEFER_TASKRUN (else a fallback). */
