@@ -9,7 +9,7 @@
 #
 # Every server runs with one worker thread pinned to CPU $SRV_CPU; dnsperf (and knotd, the
 # authoritative upstream) run on CPU $GEN_CPU. All traffic stays on 127.54.0.0/24.
-# Environment: DUR (s per server and phase, 10), RATE (fixed-rate phase, q/s, 50000),
+# Environment: DUR (s per server and phase, 10), RATES (fixed-rate phases, q/s, "50000 90000"),
 # NAMES (cache-hit names, 1000), MISS_RATE (10000 q/s asked), MISS_DUR (5 s), BUILD (build-bench),
 # SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000).
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
 DUR=${DUR:-10}
-RATE=${RATE:-50000}
+RATES=${RATES:-50000 90000}
 NAMES=${NAMES:-1000}
 MISS_RATE=${MISS_RATE:-10000}
 MISS_DUR=${MISS_DUR:-5}
@@ -107,8 +107,8 @@ alive() {
 	fi
 }
 
-# utime+stime of a whole process (all threads), in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# "utime stime" of a whole process (all threads), in clock ticks.
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # ---- the zone and the query files ----
@@ -213,62 +213,60 @@ start() {
 
 # ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
 measure() {
-	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} t0 t1 out args
+	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 out args
 	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -l "$dur" -c 8 -q 500 -t 2)
 	[ "$rate" != max ] && args+=(-Q "$rate")
 	alive "$name"
-	t0=$(cpu_ticks "$pid")
+	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
 	out=$(taskset -c "$GEN_CPU" dnsperf "${args[@]}" 2>&1)
 	alive "$name"
-	t1=$(cpu_ticks "$pid")
+	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
 	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate.log"
-	echo "$out" | awk -v ticks=$((t1 - t0)) -v hz="$HZ" '
+	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" '
 		/Queries sent:/ { sent = $3 }
 		/Queries completed:/ { done = $3 }
 		/Queries lost:/ { lost = $3 }
 		/Queries per second:/ { qps = $4 }
 		/Response codes:/ { sub(/.*Response codes: */, ""); gsub(/ \(/, "("); gsub(/ /, ""); rc = $0 }
 		END { if (rc == "") rc = "none";
-		      printf "%d %d %d %.0f %s %.2f\n", sent, done, lost, qps, rc,
-		             done ? ticks / hz * 1e6 / done : 0 }'
+		      printf "%d %d %d %.0f %s %.2f %.2f\n", sent, done, lost, qps, rc,
+		             done ? (ut + st) / hz * 1e6 / done : 0, done ? ut / hz * 1e6 / done : 0 }'
 }
 
 if [ "$CALLGRIND" = 1 ]; then
-	# Instructions per cache hit in user space, deterministic: callgrind counts the whole
-	# process from start to exit, so run it twice (warm-up only, warm-up + CG_QUERIES hits)
-	# and divide the difference. The kernel's share (syscalls, io_uring, UDP) is not counted.
-	cg_run() {
-		local tag=$1 extra=$2
-		start anycached valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$tag.out" \
-			"$BUILD/anycached" -c "$WORK/anycached.yaml"
-		wait_up anycached
-		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
-			-n 2 -c 1 -q 20 >"$WORK/cg-$tag-warm.log" 2>&1
-		if [ "$extra" -gt 0 ]; then
-			taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
-				-n $((extra / NAMES)) -c 1 -q 20 >"$WORK/cg-$tag-run.log" 2>&1
-		fi
-		kill "${PID[anycached]}"
-		wait "${PID[anycached]}" || true
-		unset 'PID[anycached]'
-		callgrind_annotate "$WORK/cg-$tag.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }'
-	}
-	ir0=$(cg_run base 0)
-	ir1=$(cg_run hits "$CG_QUERIES")
-	done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/cg-hits-run.log")
-	echo "callgrind: anycached user-space instructions per cache hit:" \
-		"$(( (ir1 - ir0) / done_q )) (($ir1 - $ir0) / $done_q queries)"
-	echo "top functions, instructions per hit (self cost, hits run minus warm-up-only run):"
-	# Per-function self cost in both runs, joined on file:function; the difference is what
-	# CG_QUERIES cache hits cost (plus noise from timers that ran a different number of times).
-	fn_costs() { callgrind_annotate --threshold=100 "$1" 2>/dev/null |
-		awk '/^ *[0-9,]+ .*:/ { n = $1; gsub(/,/, "", n); k = $0; sub(/^ *[0-9,]+ +(\([ 0-9.%]+\) +)?/, "", k);
-		                         print k "\t" n }'; }
-	fn_costs "$WORK/cg-base.out" >"$WORK/cg-base.tsv"
-	fn_costs "$WORK/cg-hits.out" >"$WORK/cg-hits.tsv"
-	awk -F'\t' -v q="$done_q" 'NR == FNR { base[$1] = $2; next }
-		{ d = $2 - base[$1]; if (d / q >= 5) printf "  %7.1f  %s\n", d / q, $1 }' \
-		"$WORK/cg-base.tsv" "$WORK/cg-hits.tsv" | grep -v 'PROGRAM TOTALS' | sort -rn | head -30
+	# User-space instructions per query, deterministic. One anycached under callgrind: warm
+	# up, zero the counters, CG_QUERIES hits, dump; CG_QUERIES/4 misses (unique names forwarded
+	# to knotd), dump. A dump writes the counts since the previous one. Each phase's cost over
+	# its query count is the figure (timers that fired meanwhile are included; they are tiny).
+	# The kernel's share (syscalls, io_uring, UDP) is not counted. Dumps go through vgdb
+	# (callgrind_control), so nothing depends on the daemon exiting cleanly under valgrind.
+	for ((i = 0; i < CG_QUERIES; i++)); do echo "h$((i % NAMES)).bench.test A"; done >"$WORK/cg-hit.txt"
+	head -n $((CG_QUERIES / 4)) "$WORK/miss.txt" >"$WORK/cg-miss.txt"
+	start anycached valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+		"$BUILD/anycached" -c "$WORK/anycached.yaml"
+	wait_up anycached
+	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
+		-n 2 -c 1 -q 20 >"$WORK/cg-warm.log" 2>&1
+	vpid=$(pgrep -f -- "--callgrind-out-file=$WORK/cg.out" | head -1)
+	callgrind_control -z "$vpid" >/dev/null
+	n=0
+	for kind in hit miss; do
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/cg-$kind.txt" \
+			-n 1 -c 1 -q 20 >"$WORK/cg-$kind-run.log" 2>&1
+		callgrind_control -d "$vpid" >/dev/null
+		n=$((n + 1))
+		done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/cg-$kind-run.log")
+		ir=$(callgrind_annotate "$WORK/cg.out.$n" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }')
+		echo "callgrind: anycached user-space instructions per cache $kind: $((ir / done_q))" \
+			"($ir / $done_q queries; $(awk '/Response codes:/ { sub(/.*codes: */, ""); print }' "$WORK/cg-$kind-run.log"))"
+		echo "top functions, instructions per $kind (self cost):"
+		callgrind_annotate --threshold=100 "$WORK/cg.out.$n" 2>/dev/null |
+			awk -v q="$done_q" -v ir="$ir" '/^ *[0-9,]+ .*:/ && !/PROGRAM TOTALS/ { n = $1; gsub(/,/, "", n); if (n >= 0.99 * ir) next;
+				k = $0; sub(/^ *[0-9,]+ +(\([ 0-9.%]+\) +)?/, "", k);
+				if (n / q >= 5) printf "  %7.1f  %s\n", n / q, k }' | sort -rn | head -25
+		echo
+	done
+	kill -9 "$vpid" 2>/dev/null || true
 	cleanup
 	rm -rf "$WORK"
 	exit 0
@@ -290,7 +288,7 @@ for s in anycached unbound dnsdist; do
 done
 
 declare -A R=()
-for phase in "$RATE" max; do
+for phase in $RATES max; do
 	for s in "${ORDER[@]}"; do
 		log "hit $s at $phase q/s for ${DUR}s"
 		R[hit,$s,$phase]=$(measure "$s" "$WORK/hit.txt" "$DUR" "$phase")
@@ -318,18 +316,21 @@ report() {
 		"knotd $(knotd --version | awk '{print $NF}'), dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null)"
 	echo "setup: servers pinned to CPU $SRV_CPU with 1 worker thread each; dnsperf and knotd on CPU $GEN_CPU;" \
 		"dnsperf -c 8 -q 500, ${DUR}s per server and phase; $NAMES names, warmed (3 passes) before measuring"
+	echo "At a fixed rate every server does the same work per second: compare CPU us/q there. At 'max'"
+	echo "dnsperf (one core) is the limit, each server sees a different rate, so batching differs."
+	echo "user = the utime share of CPU us/q (the rest is kernel: syscalls, UDP, io_uring)"
 	echo "CPU us/q = (utime+stime of the whole server process, all threads, from /proc/PID/stat) / queries completed"
 	echo
-	for phase in "$RATE" max; do
+	for phase in $RATES max; do
 		echo "cache hits, dnsperf at ${phase} q/s:"
-		printf '  %-16s %9s %9s %7s %9s  %s\n' server sent done lost "CPU us/q" "rcodes (QPS)"
+		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in "${ORDER[@]}"; do
-			read -r sent done lost qps rc us <<<"${R[hit,$s,$phase]}"
-			printf '  %-16s %9s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$rc" "$qps"
+			read -r sent done lost qps rc us uus <<<"${R[hit,$s,$phase]}"
+			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
-		read -r _ _ _ _ _ a <<<"${R[hit,anycached,$phase]}"
+		read -r _ _ _ _ _ a _ <<<"${R[hit,anycached,$phase]}"
 		for s in reflector reflector-uring unbound dnsdist; do
-			read -r _ _ _ _ _ b <<<"${R[hit,$s,$phase]}"
+			read -r _ _ _ _ _ b _ <<<"${R[hit,$s,$phase]}"
 			f=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 			echo "  CPU per query anycached/$s = $f"
 		done
@@ -337,10 +338,10 @@ report() {
 	done
 	if [ "$MISS" = 1 ]; then
 		echo "cache misses (unique names, each forwarded to knotd), dnsperf asks ${MISS_RATE} q/s for ${MISS_DUR}s:"
-		printf '  %-16s %9s %9s %7s %9s  %s\n' server sent done lost "CPU us/q" "rcodes (QPS)"
+		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in anycached unbound dnsdist; do
-			read -r sent done lost qps rc us <<<"${R[miss,$s]}"
-			printf '  %-16s %9s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$rc" "$qps"
+			read -r sent done lost qps rc us uus <<<"${R[miss,$s]}"
+			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
 		echo
 	fi
