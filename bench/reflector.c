@@ -40,11 +40,11 @@
 #include "core/netaddr.h"
 #include "core/wire.h"
 
-#define BATCH 64	   /* datagrams per recvmmsg/sendmmsg call */
-#define PKT_MAX 2048	   /* DNS over UDP: queries larger than this are dropped */
-#define RING_BUFS 256	   /* provided buffers (power of two) */
-#define SEND_SLOTS 256	   /* sends in flight on the io_uring path */
-#define DNS_HDR 12
+#define BATCH         64   /* datagrams per recvmmsg/sendmmsg call */
+#define PKT_MAX       2048 /* DNS over UDP: queries larger than this are dropped */
+#define RING_BUFS     256  /* provided buffers (power of two) */
+#define SEND_SLOTS    256  /* sends in flight on the io_uring path */
+#define DNS_HDR       12
 #define ANSWER_RR_LEN 16 /* ptr(2) type(2) class(2) ttl(4) rdlen(2) rdata(4) */
 
 enum { UD_RECV = 1ull << 32, UD_SEND = 2ull << 32 };
@@ -102,11 +102,11 @@ static int build_answer(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
 
 	wbuf_bytes(&b, q, qend);
 	wbuf_put_u8_at(&b, 2, (uint8_t)((flags >> 8) | 0x80)); /* QR, keep opcode/RD */
-	wbuf_put_u8_at(&b, 3, 0x80);			       /* RA, RCODE 0 */
-	wbuf_put_u16_at(&b, 6, 1);			       /* ANCOUNT */
+	wbuf_put_u8_at(&b, 3, 0x80);                           /* RA, RCODE 0 */
+	wbuf_put_u16_at(&b, 6, 1);                             /* ANCOUNT */
 	wbuf_u16(&b, 0xc000 | DNS_HDR);
-	wbuf_u16(&b, 1);	   /* A */
-	wbuf_u16(&b, 1);	   /* IN */
+	wbuf_u16(&b, 1); /* A */
+	wbuf_u16(&b, 1); /* IN */
 	wbuf_u32(&b, 300);
 	wbuf_u16(&b, 4);
 	wbuf_u32(&b, 0x7f000001);
@@ -223,7 +223,7 @@ static int run_uring(int fd)
 	int r;
 
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+	          IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
 	p.cq_entries = 4096;
 	r = io_uring_queue_init_params(512, &ring, &p);
 	if (r == -EINVAL) {
@@ -250,7 +250,7 @@ static int run_uring(int fd)
 	io_uring_buf_ring_init(br);
 	for (unsigned i = 0; i < RING_BUFS; i++)
 		io_uring_buf_ring_add(br, bufs + (size_t)i * PKT_MAX, PKT_MAX, (unsigned short)i,
-				      io_uring_buf_ring_mask(RING_BUFS), (int)i);
+		                      io_uring_buf_ring_mask(RING_BUFS), (int)i);
 	io_uring_buf_ring_advance(br, RING_BUFS);
 
 	for (unsigned i = 0; i < SEND_SLOTS; i++) {
@@ -289,10 +289,11 @@ static int run_uring(int fd)
 				unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 				uint8_t *buf = bufs + (size_t)bid * PKT_MAX;
 				struct io_uring_recvmsg_out *o =
-					io_uring_recvmsg_validate(buf, cqe->res, &tmpl);
+				    io_uring_recvmsg_validate(buf, cqe->res, &tmpl);
 				n_recv++;
 				if (o && !(o->flags & MSG_TRUNC) && n_free > 0) {
-					unsigned plen = io_uring_recvmsg_payload_length(o, cqe->res, &tmpl);
+					unsigned plen =
+					    io_uring_recvmsg_payload_length(o, cqe->res, &tmpl);
 					const uint8_t *pl = io_uring_recvmsg_payload(o, &tmpl);
 					unsigned si = free_slots[n_free - 1];
 					struct send_slot *s = &slots[si];
@@ -307,7 +308,8 @@ static int run_uring(int fd)
 							io_uring_submit(&ring);
 							sqe = io_uring_get_sqe(&ring);
 						}
-						io_uring_prep_sendmsg(sqe, fd, &s->msg, MSG_NOSIGNAL);
+						io_uring_prep_sendmsg(sqe, fd, &s->msg,
+						                      MSG_NOSIGNAL);
 						io_uring_sqe_set_data64(sqe, UD_SEND | si);
 						n_free--;
 					} else {
@@ -317,7 +319,8 @@ static int run_uring(int fd)
 					n_drop++;
 				}
 				io_uring_buf_ring_add(br, buf, PKT_MAX, (unsigned short)bid,
-						      io_uring_buf_ring_mask(RING_BUFS), (int)returned);
+				                      io_uring_buf_ring_mask(RING_BUFS),
+				                      (int)returned);
 				returned++;
 			}
 			if (!more)
@@ -336,10 +339,11 @@ static int run_uring(int fd)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: reflector [-u] [-e] [-l ADDR[:PORT]]\n"
-		   "  -l ADDR[:PORT]  listen address (default 127.54.0.4:5300)\n"
-		   "  -u              io_uring (multishot recvmsg + sendmsg) instead of recvmmsg\n"
-		   "  -e              echo the query with QR set instead of appending an A record\n");
+	fprintf(f,
+	        "usage: reflector [-u] [-e] [-l ADDR[:PORT]]\n"
+	        "  -l ADDR[:PORT]  listen address (default 127.54.0.4:5300)\n"
+	        "  -u              io_uring (multishot recvmsg + sendmsg) instead of recvmmsg\n"
+	        "  -e              echo the query with QR set instead of appending an A record\n");
 }
 
 int main(int argc, char **argv)
@@ -396,7 +400,7 @@ int main(int argc, char **argv)
 	r = uring ? run_uring(fd) : run_mmsg(fd);
 	close(fd);
 	fprintf(stderr, "reflector (%s): received %llu, sent %llu, dropped %llu\n",
-		uring ? "io_uring" : "recvmmsg", n_recv, n_sent, n_drop);
+	        uring ? "io_uring" : "recvmmsg", n_recv, n_sent, n_drop);
 	if (r < 0) {
 		fprintf(stderr, "reflector: %s\n", strerror(-r));
 		return 1;
