@@ -59,20 +59,20 @@ static int bgp_stop_efd = -1, bgp_done_efd = -1;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: anycached [-c FILE] [--check] [-v] [--version] [--help]\n"
-		"\n"
-		"  -c, --config FILE  load the YAML configuration FILE; without it the embedded\n"
-		"                     default: listen on 127.0.0.1 and ::1 port 53, loopback\n"
-		"                     clients only, forward to the " RESOLV_CONF " nameservers,\n"
-		"                     no BGP\n"
-		"      --check        validate the configuration and print it with every default\n"
-		"                     filled in (exit 0), or print every error as\n"
-		"                     FILE:LINE:COLUMN: message (exit 1)\n"
-		"  -v, --verbose      debug logging\n"
-		"  -V, --version      print the version\n"
-		"  -h, --help         this text\n"
-		"\n"
-		"Signals: SIGTERM/SIGINT stop in order; SIGHUP is reserved for reload.\n");
+	        "usage: anycached [-c FILE] [--check] [-v] [--version] [--help]\n"
+	        "\n"
+	        "  -c, --config FILE  load the YAML configuration FILE; without it the embedded\n"
+	        "                     default: listen on 127.0.0.1 and ::1 port 53, loopback\n"
+	        "                     clients only, forward to the " RESOLV_CONF " nameservers,\n"
+	        "                     no BGP\n"
+	        "      --check        validate the configuration and print it with every default\n"
+	        "                     filled in (exit 0), or print every error as\n"
+	        "                     FILE:LINE:COLUMN: message (exit 1)\n"
+	        "  -v, --verbose      debug logging\n"
+	        "  -V, --version      print the version\n"
+	        "  -h, --help         this text\n"
+	        "\n"
+	        "Signals: SIGTERM/SIGINT stop in order; SIGHUP is reserved for reload.\n");
 }
 
 static void *worker_main(void *arg)
@@ -117,13 +117,14 @@ static void log_startup(const struct conf *c, const struct loop *l)
 
 	for (unsigned i = 0; i < c->dns.n_listen && off < sizeof(list); i++)
 		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
-					netaddr_format(&c->dns.listen[i], true, buf, sizeof(buf)));
+		                        netaddr_format(&c->dns.listen[i], true, buf, sizeof(buf)));
 	log_info("main", "anycached %s: %u workers, listening on %s (io_uring setup flags %#x)",
-		 ANYCACHE_VERSION, c->dns.threads, list, (unsigned)loop_setup_flags(l));
+	         ANYCACHE_VERSION, c->dns.threads, list, (unsigned)loop_setup_flags(l));
 	off = 0;
 	for (unsigned i = 0; i < c->dns.n_upstreams && off < sizeof(list); i++)
-		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
-					netaddr_format(&c->dns.upstreams[i], true, buf, sizeof(buf)));
+		off +=
+		    (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
+		                     netaddr_format(&c->dns.upstreams[i], true, buf, sizeof(buf)));
 	log_info("main", "forwarding to %s; BGP %s", list, c->bgp.enabled ? "on" : "off");
 }
 
@@ -138,7 +139,8 @@ static void bgp_stopped(void *arg)
 
 	(void)arg;
 	if (write(bgp_done_efd, &one, sizeof(one)) < 0)
-		log_warn("main", "BGP shutdown: cannot signal the main thread: %s", strerror(errno));
+		log_warn("main", "BGP shutdown: cannot signal the main thread: %s",
+		         strerror(errno));
 }
 
 static void bgp_stop_requested(struct loop *l, void *ctx, int res, unsigned flags)
@@ -194,16 +196,16 @@ static void log_worker_stats(const struct worker *w)
 	const struct dns_server_stats *st = dns_server_stats(w->dns);
 
 	log_info("main",
-		 "worker %u: udp %llu tcp %llu queries; answers NOERROR %llu NXDOMAIN %llu "
-		 "SERVFAIL %llu REFUSED %llu FORMERR %llu NOTIMP %llu; cache hits %llu misses %llu "
-		 "stale %llu; upstream failures %llu; dropped %llu; send failures %llu",
-		 w->index, (unsigned long long)st->udp_rx, (unsigned long long)st->tcp_rx,
-		 (unsigned long long)st->rcode[0], (unsigned long long)st->rcode[3],
-		 (unsigned long long)st->rcode[2], (unsigned long long)st->rcode[5],
-		 (unsigned long long)st->rcode[1], (unsigned long long)st->rcode[4],
-		 (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
-		 (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
-		 (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
+	         "worker %u: udp %llu tcp %llu queries; answers NOERROR %llu NXDOMAIN %llu "
+	         "SERVFAIL %llu REFUSED %llu FORMERR %llu NOTIMP %llu; cache hits %llu misses %llu "
+	         "stale %llu; upstream failures %llu; dropped %llu; send failures %llu",
+	         w->index, (unsigned long long)st->udp_rx, (unsigned long long)st->tcp_rx,
+	         (unsigned long long)st->rcode[0], (unsigned long long)st->rcode[3],
+	         (unsigned long long)st->rcode[2], (unsigned long long)st->rcode[5],
+	         (unsigned long long)st->rcode[1], (unsigned long long)st->rcode[4],
+	         (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
+	         (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
+	         (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
 }
 
 static void stop_workers(struct worker *w, unsigned n)
@@ -234,12 +236,9 @@ static void stop_workers(struct worker *w, unsigned n)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'k'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+	    {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	static struct conf_diag diag;
 	static struct worker workers[CONF_MAX_THREADS];
@@ -274,7 +273,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "anycached: unexpected argument '%s'\nTry 'anycached --help'.\n",
-			argv[optind]);
+		        argv[optind]);
 		return 2;
 	}
 
@@ -288,9 +287,10 @@ int main(int argc, char **argv)
 		conf_default(&conf, RESOLV_CONF);
 	}
 	if (conf.dns.n_upstreams == 0) {
-		fprintf(stderr, "anycached: no upstream resolver: %s has no usable nameserver "
-				"(set dns.upstreams in a configuration file)\n",
-			RESOLV_CONF);
+		fprintf(stderr,
+		        "anycached: no upstream resolver: %s has no usable nameserver "
+		        "(set dns.upstreams in a configuration file)\n",
+		        RESOLV_CONF);
 		return 1;
 	}
 	if (check) {
@@ -363,7 +363,8 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			log_warn("main", "SIGHUP: reload is not implemented yet; configuration unchanged");
+			log_warn("main",
+			         "SIGHUP: reload is not implemented yet; configuration unchanged");
 			continue;
 		}
 		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

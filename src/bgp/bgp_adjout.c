@@ -17,8 +17,8 @@
 struct entry {
 	struct netprefix prefix;
 	bool desired, sent;
-	bool dirty;     /* ROUTE-REFRESH: announce again although unchanged */
-	uint16_t pos;   /* position in the desired list (valid when desired) */
+	bool dirty;   /* ROUTE-REFRESH: announce again although unchanged */
+	uint16_t pos; /* position in the desired list (valid when desired) */
 	struct bgp_adjout_attrs want, have;
 };
 
@@ -77,9 +77,10 @@ bool bgp_adjout_attrs_equal(const struct bgp_adjout_attrs *a, const struct bgp_a
 	for (size_t i = 0; i < a->n_communities && i < BGP_ADJOUT_MAX_COMMUNITIES; i++)
 		if (a->communities[i] != b->communities[i])
 			return false;
-	for (size_t i = 0; i < a->n_large_communities && i < BGP_ADJOUT_MAX_LARGE_COMMUNITIES; i++) {
+	for (size_t i = 0; i < a->n_large_communities && i < BGP_ADJOUT_MAX_LARGE_COMMUNITIES;
+	     i++) {
 		const struct bgp_adjout_large_community *x = &a->large_communities[i],
-							*y = &b->large_communities[i];
+		                                        *y = &b->large_communities[i];
 		if (x->global != y->global || x->local1 != y->local1 || x->local2 != y->local2)
 			return false;
 	}
@@ -139,8 +140,8 @@ void bgp_adjout_free(struct bgp_adjout *ao)
 }
 
 int bgp_adjout_set_desired(struct bgp_adjout *ao, const struct bgp_adjout_attrs *attrsets,
-			   size_t n_attrsets, const struct bgp_adjout_route *routes,
-			   size_t n_routes)
+                           size_t n_attrsets, const struct bgp_adjout_route *routes,
+                           size_t n_routes)
 {
 	struct netprefix norm[BGP_ADJOUT_MAX_ROUTES];
 	uint16_t set[BGP_ADJOUT_MAX_ROUTES];
@@ -323,8 +324,8 @@ void bgp_adjout_reset_sent(struct bgp_adjout *ao)
 void bgp_adjout_resend(struct bgp_adjout *ao, unsigned af_mask)
 {
 	for (size_t i = 0; i < ao->n; i++) {
-		unsigned af = ao->e[i].prefix.family == AF_INET ? BGP_ADJOUT_AF_IPV4
-								: BGP_ADJOUT_AF_IPV6;
+		unsigned af =
+		    ao->e[i].prefix.family == AF_INET ? BGP_ADJOUT_AF_IPV4 : BGP_ADJOUT_AF_IPV6;
 		if (ao->e[i].desired && (af_mask & af))
 			ao->e[i].dirty = true;
 	}

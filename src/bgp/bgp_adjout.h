@@ -36,14 +36,14 @@
 
 #include "core/netaddr.h"
 
-#define BGP_ADJOUT_MAX_ROUTES 64      /* matches the config's CONF_MAX_ROUTES */
-#define BGP_ADJOUT_MAX_ATTRSETS 16
-#define BGP_ADJOUT_MAX_COMMUNITIES 32
+#define BGP_ADJOUT_MAX_ROUTES            64 /* matches the config's CONF_MAX_ROUTES */
+#define BGP_ADJOUT_MAX_ATTRSETS          16
+#define BGP_ADJOUT_MAX_COMMUNITIES       32
 #define BGP_ADJOUT_MAX_LARGE_COMMUNITIES 16
-#define BGP_ADJOUT_MAX_PREPEND 16     /* extra copies of our AS in AS_PATH */
+#define BGP_ADJOUT_MAX_PREPEND           16 /* extra copies of our AS in AS_PATH */
 /* One group per (family, distinct attributes). */
 #define BGP_ADJOUT_MAX_GROUPS (2 * BGP_ADJOUT_MAX_ATTRSETS)
-#define BGP_ADJOUT_WITHDRAWN UINT16_MAX
+#define BGP_ADJOUT_WITHDRAWN  UINT16_MAX
 
 /* Address families, as a mask of what the session negotiated. */
 #define BGP_ADJOUT_AF_IPV4 0x1u
@@ -103,8 +103,8 @@ void bgp_adjout_free(struct bgp_adjout *ao);
  * routes or attribute sets. On error the old desired set is kept.
  */
 int bgp_adjout_set_desired(struct bgp_adjout *ao, const struct bgp_adjout_attrs *attrsets,
-			   size_t n_attrsets, const struct bgp_adjout_route *routes,
-			   size_t n_routes);
+                           size_t n_attrsets, const struct bgp_adjout_route *routes,
+                           size_t n_routes);
 
 /*
  * The changes to send for the families in af_mask (BGP_ADJOUT_AF_*). Returns

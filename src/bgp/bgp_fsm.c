@@ -36,8 +36,8 @@ static void backoff_failed(struct bgp_fsm *fsm, uint64_t now, bool was_establish
 		return;
 	}
 	uint64_t r = (uint64_t)fsm->retry_ms * 2;
-	fsm->retry_ms = r > fsm->conf.connect_retry_max_ms ? fsm->conf.connect_retry_max_ms
-							   : (uint32_t)r;
+	fsm->retry_ms =
+	    r > fsm->conf.connect_retry_max_ms ? fsm->conf.connect_retry_max_ms : (uint32_t)r;
 }
 
 static void push(struct bgp_fsm_actions *out, enum bgp_fsm_action_type a)
@@ -47,8 +47,8 @@ static void push(struct bgp_fsm_actions *out, enum bgp_fsm_action_type a)
 		out->act[out->n++] = a;
 }
 
-static void notify(struct bgp_fsm *fsm, struct bgp_fsm_actions *out, uint8_t code,
-		   uint8_t subcode, const uint8_t *data, size_t len)
+static void notify(struct bgp_fsm *fsm, struct bgp_fsm_actions *out, uint8_t code, uint8_t subcode,
+                   const uint8_t *data, size_t len)
 {
 	if (len > BGP_FSM_NOTIF_DATA_MAX)
 		len = BGP_FSM_NOTIF_DATA_MAX;
@@ -116,7 +116,7 @@ static void connection_up(struct bgp_fsm *fsm, uint64_t now, struct bgp_fsm_acti
 
 /* RFC 6608: an unexpected message is an FSM error whose data is its type. */
 static void fsm_error(struct bgp_fsm *fsm, uint64_t now, struct bgp_fsm_actions *out,
-		      uint8_t msg_type)
+                      uint8_t msg_type)
 {
 	uint8_t sub = BGP_FSM_ERR_FSM_UNSPECIFIC;
 
@@ -157,8 +157,8 @@ static uint8_t event_msg_type(enum bgp_fsm_event_type t)
  * RFC 4271 §6.2, checked in the order the section lists them. Returns 0 when
  * acceptable, else the OPEN Message Error subcode, with its data in data and len.
  */
-static uint8_t open_check(const struct bgp_fsm *fsm, const struct bgp_fsm_open *o,
-			  uint8_t data[2], size_t *len)
+static uint8_t open_check(const struct bgp_fsm *fsm, const struct bgp_fsm_open *o, uint8_t data[2],
+                          size_t *len)
 {
 	*len = 0;
 	if (o->version != 4) {
@@ -184,7 +184,7 @@ static uint8_t open_check(const struct bgp_fsm *fsm, const struct bgp_fsm_open *
 }
 
 static void open_received(struct bgp_fsm *fsm, const struct bgp_fsm_open *o, uint64_t now,
-			  struct bgp_fsm_actions *out)
+                          struct bgp_fsm_actions *out)
 {
 	uint8_t data[2];
 	size_t len;
@@ -224,7 +224,7 @@ static void hold_restart(struct bgp_fsm *fsm, uint64_t now)
 
 /* RFC 9003: Cease/Administrative Shutdown data is a length octet and UTF-8. */
 static void shutdown_notify(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
-			    struct bgp_fsm_actions *out)
+                            struct bgp_fsm_actions *out)
 {
 	uint8_t buf[1 + BGP_FSM_SHUTDOWN_MAX];
 	size_t n = ev->shutdown ? ev->shutdown_len : 0;
@@ -245,7 +245,7 @@ static void shutdown_notify(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
 }
 
 static void manual_stop(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
-			struct bgp_fsm_actions *out)
+                        struct bgp_fsm_actions *out)
 {
 	fsm->admin_up = false;
 	fsm->retry_ms = fsm->conf.connect_retry_ms; /* an operator action: start over */
@@ -328,7 +328,7 @@ int bgp_fsm_init(struct bgp_fsm *fsm, const struct bgp_fsm_conf *conf)
 }
 
 int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t now,
-		 struct bgp_fsm_actions *out)
+                 struct bgp_fsm_actions *out)
 {
 	out->n = 0;
 	if (!event_known(ev->type))
@@ -554,9 +554,8 @@ void bgp_fsm_take_over(struct bgp_fsm *primary, const struct bgp_fsm *spare)
 	primary->route_refresh = spare->route_refresh;
 }
 
-enum bgp_collision bgp_collision_resolve(uint32_t local_id, uint32_t local_as,
-					 uint32_t remote_id, uint32_t remote_as,
-					 bool existing_is_outgoing)
+enum bgp_collision bgp_collision_resolve(uint32_t local_id, uint32_t local_as, uint32_t remote_id,
+                                         uint32_t remote_as, bool existing_is_outgoing)
 {
 	bool close_outgoing;
 
@@ -567,18 +566,24 @@ enum bgp_collision bgp_collision_resolve(uint32_t local_id, uint32_t local_as,
 	if (local_id == remote_id && local_as == remote_as)
 		return BGP_COLLISION_CLOSE_NEW; /* cannot pass open_check; keep what we have */
 	return close_outgoing == existing_is_outgoing ? BGP_COLLISION_CLOSE_EXISTING
-						      : BGP_COLLISION_CLOSE_NEW;
+	                                              : BGP_COLLISION_CLOSE_NEW;
 }
 
 const char *bgp_fsm_state_name(enum bgp_fsm_state s)
 {
 	switch (s) {
-	case BGP_FSM_IDLE: return "Idle";
-	case BGP_FSM_CONNECT: return "Connect";
-	case BGP_FSM_ACTIVE: return "Active";
-	case BGP_FSM_OPENSENT: return "OpenSent";
-	case BGP_FSM_OPENCONFIRM: return "OpenConfirm";
-	case BGP_FSM_ESTABLISHED: return "Established";
+	case BGP_FSM_IDLE:
+		return "Idle";
+	case BGP_FSM_CONNECT:
+		return "Connect";
+	case BGP_FSM_ACTIVE:
+		return "Active";
+	case BGP_FSM_OPENSENT:
+		return "OpenSent";
+	case BGP_FSM_OPENCONFIRM:
+		return "OpenConfirm";
+	case BGP_FSM_ESTABLISHED:
+		return "Established";
 	}
 	return "?";
 }
@@ -586,20 +591,34 @@ const char *bgp_fsm_state_name(enum bgp_fsm_state s)
 const char *bgp_fsm_event_name(enum bgp_fsm_event_type e)
 {
 	switch (e) {
-	case BGP_FSM_EV_MANUAL_START: return "ManualStart";
-	case BGP_FSM_EV_MANUAL_STOP: return "ManualStop";
-	case BGP_FSM_EV_AUTOMATIC_START: return "AutomaticStart";
-	case BGP_FSM_EV_TCP_CONNECTION_CONFIRMED: return "TcpConnectionConfirmed";
-	case BGP_FSM_EV_TCP_CONNECTION_FAILS: return "TcpConnectionFails";
-	case BGP_FSM_EV_TCP_CONNECTION_ACCEPTED: return "TcpConnectionAccepted";
-	case BGP_FSM_EV_OPEN_RECEIVED: return "OpenReceived";
-	case BGP_FSM_EV_KEEPALIVE_RECEIVED: return "KeepaliveReceived";
-	case BGP_FSM_EV_UPDATE_RECEIVED: return "UpdateReceived";
-	case BGP_FSM_EV_ROUTE_REFRESH_RECEIVED: return "RouteRefreshReceived";
-	case BGP_FSM_EV_NOTIFICATION_RECEIVED: return "NotificationReceived";
-	case BGP_FSM_EV_MESSAGE_ERROR: return "MessageError";
-	case BGP_FSM_EV_TICK: return "Tick";
-	case BGP_FSM_EV_COLLISION_DUMP: return "CollisionDump";
+	case BGP_FSM_EV_MANUAL_START:
+		return "ManualStart";
+	case BGP_FSM_EV_MANUAL_STOP:
+		return "ManualStop";
+	case BGP_FSM_EV_AUTOMATIC_START:
+		return "AutomaticStart";
+	case BGP_FSM_EV_TCP_CONNECTION_CONFIRMED:
+		return "TcpConnectionConfirmed";
+	case BGP_FSM_EV_TCP_CONNECTION_FAILS:
+		return "TcpConnectionFails";
+	case BGP_FSM_EV_TCP_CONNECTION_ACCEPTED:
+		return "TcpConnectionAccepted";
+	case BGP_FSM_EV_OPEN_RECEIVED:
+		return "OpenReceived";
+	case BGP_FSM_EV_KEEPALIVE_RECEIVED:
+		return "KeepaliveReceived";
+	case BGP_FSM_EV_UPDATE_RECEIVED:
+		return "UpdateReceived";
+	case BGP_FSM_EV_ROUTE_REFRESH_RECEIVED:
+		return "RouteRefreshReceived";
+	case BGP_FSM_EV_NOTIFICATION_RECEIVED:
+		return "NotificationReceived";
+	case BGP_FSM_EV_MESSAGE_ERROR:
+		return "MessageError";
+	case BGP_FSM_EV_TICK:
+		return "Tick";
+	case BGP_FSM_EV_COLLISION_DUMP:
+		return "CollisionDump";
 	}
 	return "?";
 }
@@ -607,14 +626,22 @@ const char *bgp_fsm_event_name(enum bgp_fsm_event_type e)
 const char *bgp_fsm_action_name(enum bgp_fsm_action_type a)
 {
 	switch (a) {
-	case BGP_FSM_ACT_CONNECT: return "CONNECT";
-	case BGP_FSM_ACT_CLOSE: return "CLOSE";
-	case BGP_FSM_ACT_SEND_OPEN: return "SEND_OPEN";
-	case BGP_FSM_ACT_SEND_KEEPALIVE: return "SEND_KEEPALIVE";
-	case BGP_FSM_ACT_SEND_NOTIFICATION: return "SEND_NOTIFICATION";
-	case BGP_FSM_ACT_ESTABLISHED: return "ESTABLISHED";
-	case BGP_FSM_ACT_DOWN: return "DOWN";
-	case BGP_FSM_ACT_RESEND_ALL: return "RESEND_ALL";
+	case BGP_FSM_ACT_CONNECT:
+		return "CONNECT";
+	case BGP_FSM_ACT_CLOSE:
+		return "CLOSE";
+	case BGP_FSM_ACT_SEND_OPEN:
+		return "SEND_OPEN";
+	case BGP_FSM_ACT_SEND_KEEPALIVE:
+		return "SEND_KEEPALIVE";
+	case BGP_FSM_ACT_SEND_NOTIFICATION:
+		return "SEND_NOTIFICATION";
+	case BGP_FSM_ACT_ESTABLISHED:
+		return "ESTABLISHED";
+	case BGP_FSM_ACT_DOWN:
+		return "DOWN";
+	case BGP_FSM_ACT_RESEND_ALL:
+		return "RESEND_ALL";
 	}
 	return "?";
 }

@@ -69,7 +69,7 @@
 
 #define BGP_FSM_NEVER UINT64_MAX
 
-#define BGP_FSM_CONNECT_RETRY_DEFAULT_MS 5000u
+#define BGP_FSM_CONNECT_RETRY_DEFAULT_MS     5000u
 #define BGP_FSM_CONNECT_RETRY_MAX_DEFAULT_MS 120000u
 /* RFC 4271 §8.2.2: "a large value" for the hold timer in OpenSent; 4 minutes. */
 #define BGP_FSM_OPENSENT_HOLD_MS 240000u
@@ -79,32 +79,32 @@
 #define BGP_FSM_NOTIF_DATA_MAX 4075u
 /* RFC 9003 §2: the shutdown communication is at most 255 octets. */
 #define BGP_FSM_SHUTDOWN_MAX 255u
-#define BGP_FSM_MAX_ACTIONS 6
+#define BGP_FSM_MAX_ACTIONS  6
 
 /* BGP message types (RFC 4271 §4.1, RFC 2918), used as RFC 6608 error data. */
-#define BGP_FSM_MSG_OPEN 1
-#define BGP_FSM_MSG_UPDATE 2
-#define BGP_FSM_MSG_NOTIFICATION 3
-#define BGP_FSM_MSG_KEEPALIVE 4
+#define BGP_FSM_MSG_OPEN          1
+#define BGP_FSM_MSG_UPDATE        2
+#define BGP_FSM_MSG_NOTIFICATION  3
+#define BGP_FSM_MSG_KEEPALIVE     4
 #define BGP_FSM_MSG_ROUTE_REFRESH 5
 
 /* NOTIFICATION codes and the subcodes this FSM sends (RFC 4271 §4.5, 6608, 4486).
  * Prefixed BGP_FSM_ because the FSM must not include the codec (bgp_wire.h
  * has the full set as BGP_ERR_*); the values are the same on the wire. */
-#define BGP_FSM_ERR_OPEN 2
-#define BGP_FSM_ERR_OPEN_BAD_VERSION 1
-#define BGP_FSM_ERR_OPEN_BAD_PEER_AS 2
-#define BGP_FSM_ERR_OPEN_BAD_BGP_ID 3
-#define BGP_FSM_ERR_OPEN_BAD_HOLD_TIME 6
-#define BGP_FSM_ERR_HOLD_TIMER 4
-#define BGP_FSM_ERR_FSM 5
-#define BGP_FSM_ERR_FSM_UNSPECIFIC 0
-#define BGP_FSM_ERR_FSM_OPENSENT 1
-#define BGP_FSM_ERR_FSM_OPENCONFIRM 2
-#define BGP_FSM_ERR_FSM_ESTABLISHED 3
-#define BGP_FSM_ERR_CEASE 6
+#define BGP_FSM_ERR_OPEN                 2
+#define BGP_FSM_ERR_OPEN_BAD_VERSION     1
+#define BGP_FSM_ERR_OPEN_BAD_PEER_AS     2
+#define BGP_FSM_ERR_OPEN_BAD_BGP_ID      3
+#define BGP_FSM_ERR_OPEN_BAD_HOLD_TIME   6
+#define BGP_FSM_ERR_HOLD_TIMER           4
+#define BGP_FSM_ERR_FSM                  5
+#define BGP_FSM_ERR_FSM_UNSPECIFIC       0
+#define BGP_FSM_ERR_FSM_OPENSENT         1
+#define BGP_FSM_ERR_FSM_OPENCONFIRM      2
+#define BGP_FSM_ERR_FSM_ESTABLISHED      3
+#define BGP_FSM_ERR_CEASE                6
 #define BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN 2
-#define BGP_FSM_ERR_CEASE_COLLISION 7
+#define BGP_FSM_ERR_CEASE_COLLISION      7
 
 enum bgp_fsm_state {
 	BGP_FSM_IDLE = 0,
@@ -117,19 +117,19 @@ enum bgp_fsm_state {
 
 enum bgp_fsm_event_type {
 	BGP_FSM_EV_MANUAL_START = 1,
-	BGP_FSM_EV_MANUAL_STOP,            /* optional RFC 9003 text in shutdown */
+	BGP_FSM_EV_MANUAL_STOP, /* optional RFC 9003 text in shutdown */
 	BGP_FSM_EV_AUTOMATIC_START,
 	BGP_FSM_EV_TCP_CONNECTION_CONFIRMED, /* our connect() completed */
-	BGP_FSM_EV_TCP_CONNECTION_FAILS,   /* connect failed, or the connection died */
-	BGP_FSM_EV_TCP_CONNECTION_ACCEPTED, /* incoming connection given to this fsm */
-	BGP_FSM_EV_OPEN_RECEIVED,          /* open */
+	BGP_FSM_EV_TCP_CONNECTION_FAILS,     /* connect failed, or the connection died */
+	BGP_FSM_EV_TCP_CONNECTION_ACCEPTED,  /* incoming connection given to this fsm */
+	BGP_FSM_EV_OPEN_RECEIVED,            /* open */
 	BGP_FSM_EV_KEEPALIVE_RECEIVED,
-	BGP_FSM_EV_UPDATE_RECEIVED,        /* a well-formed UPDATE (content is not ours) */
+	BGP_FSM_EV_UPDATE_RECEIVED, /* a well-formed UPDATE (content is not ours) */
 	BGP_FSM_EV_ROUTE_REFRESH_RECEIVED,
 	BGP_FSM_EV_NOTIFICATION_RECEIVED,
-	BGP_FSM_EV_MESSAGE_ERROR,          /* codec error; notif is what to send */
-	BGP_FSM_EV_TICK,                   /* check the deadlines */
-	BGP_FSM_EV_COLLISION_DUMP,         /* lost collision resolution (§6.8) */
+	BGP_FSM_EV_MESSAGE_ERROR,  /* codec error; notif is what to send */
+	BGP_FSM_EV_TICK,           /* check the deadlines */
+	BGP_FSM_EV_COLLISION_DUMP, /* lost collision resolution (§6.8) */
 };
 
 /* The OPEN fields the FSM checks, already parsed by the codec. */
@@ -149,7 +149,7 @@ struct bgp_fsm_notification {
 
 struct bgp_fsm_event {
 	enum bgp_fsm_event_type type;
-	struct bgp_fsm_open open;      /* OPEN_RECEIVED */
+	struct bgp_fsm_open open; /* OPEN_RECEIVED */
 	/* MANUAL_STOP: RFC 9003 text (UTF-8, not NUL-terminated), NULL or 0 = none;
 	 * longer than BGP_FSM_SHUTDOWN_MAX is cut at that length. */
 	const char *shutdown;
@@ -163,8 +163,8 @@ struct bgp_fsm_event {
 };
 
 enum bgp_fsm_action_type {
-	BGP_FSM_ACT_CONNECT = 1,       /* start an outgoing TCP connection */
-	BGP_FSM_ACT_CLOSE,             /* drop this fsm's TCP connection (or refuse) */
+	BGP_FSM_ACT_CONNECT = 1, /* start an outgoing TCP connection */
+	BGP_FSM_ACT_CLOSE,       /* drop this fsm's TCP connection (or refuse) */
 	BGP_FSM_ACT_SEND_OPEN,
 	BGP_FSM_ACT_SEND_KEEPALIVE,
 	BGP_FSM_ACT_SEND_NOTIFICATION, /* the one in actions.notif */
@@ -180,34 +180,34 @@ struct bgp_fsm_actions {
 };
 
 struct bgp_fsm_conf {
-	uint32_t local_as, peer_as; /* iBGP when equal */
-	uint32_t bgp_id;            /* ours, host byte order, nonzero */
-	uint16_t hold_time;         /* seconds we offer: 0 or >= 3 */
-	bool passive;               /* never connect, only accept */
-	uint32_t connect_retry_ms;  /* initial backoff; 0 = default */
+	uint32_t local_as, peer_as;    /* iBGP when equal */
+	uint32_t bgp_id;               /* ours, host byte order, nonzero */
+	uint16_t hold_time;            /* seconds we offer: 0 or >= 3 */
+	bool passive;                  /* never connect, only accept */
+	uint32_t connect_retry_ms;     /* initial backoff; 0 = default */
 	uint32_t connect_retry_max_ms; /* backoff cap; 0 = default */
-	uint64_t seed;              /* jitter PRNG seed (tests: fixed) */
+	uint64_t seed;                 /* jitter PRNG seed (tests: fixed) */
 };
 
 struct bgp_fsm {
 	struct bgp_fsm_conf conf;
 	enum bgp_fsm_state state;
-	bool admin_up;              /* ManualStart seen, no ManualStop since */
+	bool admin_up; /* ManualStart seen, no ManualStop since */
 
-	uint64_t connect_retry_at;  /* deadlines, ms; BGP_FSM_NEVER = not armed */
+	uint64_t connect_retry_at; /* deadlines, ms; BGP_FSM_NEVER = not armed */
 	uint64_t hold_at;
 	uint64_t keepalive_at;
 	uint64_t idle_hold_at;
 
-	uint32_t retry_ms;          /* next backoff delay before jitter */
-	uint32_t last_delay_ms;     /* last jittered delay used (for logs/tests) */
+	uint32_t retry_ms;      /* next backoff delay before jitter */
+	uint32_t last_delay_ms; /* last jittered delay used (for logs/tests) */
 	uint64_t rng;
 	uint64_t established_at;
-	uint32_t flaps;             /* times Established was left */
+	uint32_t flaps; /* times Established was left */
 
 	/* Negotiated when the OPEN was accepted (valid from OpenConfirm on). */
-	uint16_t hold_time;         /* min(ours, peer's) seconds; 0 = no timers */
-	uint32_t keepalive_ms;      /* hold/3 (RFC 4271 §10); 0 = none */
+	uint16_t hold_time;    /* min(ours, peer's) seconds; 0 = no timers */
+	uint32_t keepalive_ms; /* hold/3 (RFC 4271 §10); 0 = none */
 	uint32_t peer_bgp_id;
 	uint32_t peer_as;
 	bool peer_as4, afi_ipv4, afi_ipv6, route_refresh;
@@ -230,7 +230,7 @@ int bgp_fsm_init(struct bgp_fsm *fsm, const struct bgp_fsm_conf *conf);
  * Idle before its IdleHold expires; it is ignored otherwise.
  */
 int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t now,
-		 struct bgp_fsm_actions *out);
+                 struct bgp_fsm_actions *out);
 
 /* The earliest armed deadline, or BGP_FSM_NEVER: step a Tick at that time. */
 uint64_t bgp_fsm_next_deadline(const struct bgp_fsm *fsm);
@@ -253,9 +253,8 @@ enum bgp_collision {
  * the speaker with the larger AS number is kept. existing_is_outgoing: the
  * connection already in OpenConfirm is the one we initiated.
  */
-enum bgp_collision bgp_collision_resolve(uint32_t local_id, uint32_t local_as,
-					 uint32_t remote_id, uint32_t remote_as,
-					 bool existing_is_outgoing);
+enum bgp_collision bgp_collision_resolve(uint32_t local_id, uint32_t local_as, uint32_t remote_id,
+                                         uint32_t remote_as, bool existing_is_outgoing);
 
 const char *bgp_fsm_state_name(enum bgp_fsm_state s);
 const char *bgp_fsm_event_name(enum bgp_fsm_event_type e);

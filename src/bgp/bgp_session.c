@@ -28,7 +28,7 @@
 
 #define RBUF_SIZE (2 * BGP_MAX_LEN) /* we never advertise extended messages (RFC 8654) */
 #define QBUF_SIZE (32 * 1024)       /* 64 routes in packed UPDATEs need far less */
-#define DRAIN_MS 1000u
+#define DRAIN_MS  1000u
 
 struct bgp_session;
 
@@ -37,7 +37,7 @@ struct bgp_sock {
 	struct loop *l;
 	struct bgp_sock *next; /* the session's list of detached (draining) sockets */
 	int fd;
-	int slot;              /* 0/1 while attached, -1 once detached */
+	int slot; /* 0/1 while attached, -1 once detached */
 	bool outgoing;
 	bool connecting, recv_armed, send_armed, closing;
 	/* loop_close_fd may finish (and free) synchronously: a callback that is
@@ -46,7 +46,7 @@ struct bgp_sock {
 	bool dead;
 	struct timer drain;
 	struct bgp_ctx ctx;
-	struct netaddr local;  /* our end of the connection */
+	struct netaddr local; /* our end of the connection */
 	size_t rlen, qlen, flen;
 	uint8_t rbuf[RBUF_SIZE];
 	uint8_t q[QBUF_SIZE];   /* queued by the logic */
@@ -345,8 +345,9 @@ static void sync_routes(struct bgp_session *s, int slot)
 		ra.origin = BGP_ORIGIN_IGP;
 		if (!s->ibgp) {
 			/* RFC 4271 §5.1.2: eBGP prepends our AS; the prepend is degraded policy. */
-			size_t n = 1 + (at->prepend > BGP_ADJOUT_MAX_PREPEND ? BGP_ADJOUT_MAX_PREPEND
-									     : at->prepend);
+			size_t n =
+			    1 + (at->prepend > BGP_ADJOUT_MAX_PREPEND ? BGP_ADJOUT_MAX_PREPEND
+			                                              : at->prepend);
 			for (size_t i = 0; i < n; i++)
 				path[i] = s->conf.local_as;
 			ra.as_path = path;
@@ -355,23 +356,25 @@ static void sync_routes(struct bgp_session *s, int slot)
 		if (grp->family == AF_INET) {
 			/* RFC 4271 §5.1.3: our own address on the shared subnet. */
 			const struct netaddr *nh = s->conf.nb.local_address.family == AF_INET
-							   ? &s->conf.nb.local_address
-							   : &k->local;
+			                               ? &s->conf.nb.local_address
+			                               : &k->local;
 			if (nh->family != AF_INET) {
-				log_warn("bgp", "%s: no IPv4 next hop on this session; IPv4 routes "
-						"not announced",
-					 s->name);
+				log_warn("bgp",
+				         "%s: no IPv4 next hop on this session; IPv4 routes "
+				         "not announced",
+				         s->name);
 				continue;
 			}
 			memcpy(ra.nh4, nh->addr, 4);
 		} else {
 			/* RFC 4760 §3: IPv6 next hop in MP_REACH_NLRI. */
-			const struct netaddr *nh = s->conf.nb.has_next_hop6 ? &s->conf.nb.next_hop6
-									    : &k->local;
+			const struct netaddr *nh =
+			    s->conf.nb.has_next_hop6 ? &s->conf.nb.next_hop6 : &k->local;
 			if (nh->family != AF_INET6) {
-				log_warn("bgp", "%s: no next-hop6 for an IPv4 session; IPv6 routes "
-						"not announced",
-					 s->name);
+				log_warn("bgp",
+				         "%s: no next-hop6 for an IPv4 session; IPv6 routes "
+				         "not announced",
+				         s->name);
 				continue;
 			}
 			memcpy(ra.nh6, nh->addr, 16);
@@ -413,7 +416,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 	bgp_adjout_mark_sent(s->ao, &d);
 	bgp_fsm_update_sent(&c->fsm, loop_now(s->l));
 	log_info("bgp", "%s: sent %zu announcements, %zu withdrawals", s->name, d.n_announce,
-		 d.n_withdraw);
+	         d.n_withdraw);
 }
 
 /* ---------------------------------------------------------------- FSM glue */
@@ -426,7 +429,7 @@ static void arm_recv(struct bgp_sock *k)
 	if (k->recv_armed || k->closing || k->slot < 0)
 		return;
 	int r = loop_recv(k->l, k->fd, k->rbuf + k->rlen, sizeof(k->rbuf) - k->rlen, recv_done, k,
-			  NULL);
+	                  NULL);
 	if (r < 0) {
 		log_warn("bgp", "%s: cannot arm recv: %s", k->s->name, strerror(-r));
 		return;
@@ -520,17 +523,17 @@ static void run_actions(struct bgp_session *s, int slot, const struct bgp_fsm_ac
 			break;
 		case BGP_FSM_ACT_SEND_NOTIFICATION:
 			log_info("bgp", "%s: sending NOTIFICATION %u/%u", s->name, a->notif.code,
-				 a->notif.subcode);
+			         a->notif.subcode);
 			if (!k)
 				break;
 			b = q_begin(k);
 			bgp_notification_build(&b, a->notif.code, a->notif.subcode, a->notif.data,
-					       a->notif.len);
+			                       a->notif.len);
 			q_commit(k, &b, "NOTIFICATION");
 			break;
 		case BGP_FSM_ACT_ESTABLISHED:
 			log_info("bgp", "%s: session established (AS %u, hold %us)", s->name,
-				 c->fsm.peer_as, c->fsm.hold_time);
+			         c->fsm.peer_as, c->fsm.hold_time);
 			sync_routes(s, slot);
 			break;
 		case BGP_FSM_ACT_DOWN:
@@ -566,8 +569,8 @@ static void step(struct bgp_session *s, int slot, const struct bgp_fsm_event *ev
 	}
 	if (c->fsm.state != before)
 		log_debug("bgp", "%s%s: %s -> %s on %s", s->name, slot ? " (spare)" : "",
-			  bgp_fsm_state_name(before), bgp_fsm_state_name(c->fsm.state),
-			  bgp_fsm_event_name(ev->type));
+		          bgp_fsm_state_name(before), bgp_fsm_state_name(c->fsm.state),
+		          bgp_fsm_event_name(ev->type));
 	run_actions(s, slot, &a);
 }
 
@@ -576,7 +579,7 @@ static void dump(struct bgp_session *s, int slot)
 	struct bgp_fsm_event ev = {.type = BGP_FSM_EV_COLLISION_DUMP};
 
 	log_info("bgp", "%s: connection collision, closing the %s connection", s->name,
-		 s->conn[slot].sock && s->conn[slot].sock->outgoing ? "outgoing" : "incoming");
+	         s->conn[slot].sock && s->conn[slot].sock->outgoing ? "outgoing" : "incoming");
 	step(s, slot, &ev);
 }
 
@@ -705,13 +708,13 @@ static void fill_open(const struct bgp_open *o, struct bgp_fsm_open *f)
 static void message_error(struct bgp_session *s, int slot, const struct bgp_notify *err)
 {
 	struct bgp_fsm_event ev = {.type = BGP_FSM_EV_MESSAGE_ERROR,
-				   .code = err->code ? err->code : BGP_ERR_HEADER,
-				   .subcode = err->subcode,
-				   .data = err->data,
-				   .data_len = err->datalen};
+	                           .code = err->code ? err->code : BGP_ERR_HEADER,
+	                           .subcode = err->subcode,
+	                           .data = err->data,
+	                           .data_len = err->datalen};
 
 	log_warn("bgp", "%s: bad message from the peer, NOTIFICATION %u/%u", s->name, ev.code,
-		 ev.subcode);
+	         ev.subcode);
 	step(s, slot, &ev);
 }
 
@@ -752,8 +755,8 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 			}
 			if (st == BGP_FSM_OPENCONFIRM) {
 				enum bgp_collision c = bgp_collision_resolve(
-					s->conf.bgp_id, s->conf.local_as, m->u.open.bgp_id,
-					m->u.open.asn, s->conn[other].sock->outgoing);
+				    s->conf.bgp_id, s->conf.local_as, m->u.open.bgp_id,
+				    m->u.open.asn, s->conn[other].sock->outgoing);
 				if (c == BGP_COLLISION_CLOSE_NEW) {
 					dump(s, slot);
 					return;
@@ -773,9 +776,9 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 	case BGP_MSG_UPDATE:
 		if (r != BGP_UPD_OK)
 			log_info("bgp", "%s: UPDATE error %u/%u handled as %s (RFC 7606)", s->name,
-				 k->err.code, k->err.subcode,
-				 r == BGP_UPD_ATTR_DISCARD ? "attribute discard"
-							   : "treat-as-withdraw");
+			         k->err.code, k->err.subcode,
+			         r == BGP_UPD_ATTR_DISCARD ? "attribute discard"
+			                                   : "treat-as-withdraw");
 		/* We originate only: the content is validated and dropped. */
 		ev.type = BGP_FSM_EV_UPDATE_RECEIVED;
 		break;
@@ -783,11 +786,11 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		const struct bgp_notification *n = &m->u.notification;
 		if (n->has_shutdown && n->shutdown_utf8)
 			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%.*s\"", s->name,
-				 n->code, n->subcode, (int)n->shutdown_len,
-				 (const char *)n->shutdown);
+			         n->code, n->subcode, (int)n->shutdown_len,
+			         (const char *)n->shutdown);
 		else
 			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer", s->name, n->code,
-				 n->subcode);
+			         n->subcode);
 		ev.type = BGP_FSM_EV_NOTIFICATION_RECEIVED;
 		ev.code = n->code;
 		ev.subcode = n->subcode;
@@ -808,8 +811,9 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		else if (fam == BGP_FAM_IPV6 && f->afi_ipv6)
 			s->refresh_mask |= BGP_ADJOUT_AF_IPV6;
 		else {
-			log_debug("bgp", "%s: ROUTE-REFRESH for AFI %u SAFI %u not negotiated: ignored",
-				  s->name, m->u.rr.afi, m->u.rr.safi);
+			log_debug("bgp",
+			          "%s: ROUTE-REFRESH for AFI %u SAFI %u not negotiated: ignored",
+			          s->name, m->u.rr.afi, m->u.rr.safi);
 			return;
 		}
 		ev.type = BGP_FSM_EV_ROUTE_REFRESH_RECEIVED;
@@ -865,7 +869,7 @@ static void recv_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 	if (res <= 0) {
 		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_TCP_CONNECTION_FAILS};
 		log_info("bgp", "%s: connection %s", s->name,
-			 res == 0 ? "closed by the peer" : strerror(-res));
+		         res == 0 ? "closed by the peer" : strerror(-res));
 		int slot = k->slot;
 		sock_detach(s, slot);
 		step(s, slot, &ev);
@@ -903,13 +907,13 @@ int bgp_session_new(struct loop *l, const struct bgp_session_conf *conf, struct 
 	s->ibgp = conf->nb.asn == conf->local_as;
 	netaddr_format(&conf->nb.address, false, s->name, sizeof(s->name));
 	s->fsm_conf = (struct bgp_fsm_conf){
-		.local_as = conf->local_as,
-		.peer_as = conf->nb.asn,
-		.bgp_id = conf->bgp_id,
-		.hold_time = (uint16_t)conf->nb.hold_time_s,
-		.passive = conf->nb.passive,
-		.connect_retry_ms = conf->connect_retry_ms,
-		.seed = conf->seed,
+	    .local_as = conf->local_as,
+	    .peer_as = conf->nb.asn,
+	    .bgp_id = conf->bgp_id,
+	    .hold_time = (uint16_t)conf->nb.hold_time_s,
+	    .passive = conf->nb.passive,
+	    .connect_retry_ms = conf->connect_retry_ms,
+	    .seed = conf->seed,
 	};
 	r = bgp_fsm_init(&s->conn[0].fsm, &s->fsm_conf);
 	if (r < 0)
@@ -923,11 +927,11 @@ int bgp_session_new(struct loop *l, const struct bgp_session_conf *conf, struct 
 	/* Our OPEN never changes: build it once and parse it back for our caps.
 	 * No graceful restart (README: it would blackhole a dead VIP). */
 	oc = (struct bgp_open_cfg){.asn = conf->local_as,
-				   .hold = (uint16_t)conf->nb.hold_time_s,
-				   .bgp_id = conf->bgp_id,
-				   .fam = {true, true},
-				   .route_refresh = true,
-				   .as4 = true};
+	                           .hold = (uint16_t)conf->nb.hold_time_s,
+	                           .bgp_id = conf->bgp_id,
+	                           .fam = {true, true},
+	                           .route_refresh = true,
+	                           .as4 = true};
 	struct wbuf b = wbuf_init(s->open_buf, sizeof(s->open_buf));
 	r = bgp_open_build(&b, &oc);
 	if (r < 0)
@@ -987,7 +991,7 @@ void bgp_session_start(struct bgp_session *s)
 }
 
 int bgp_session_set_routes(struct bgp_session *s, const struct bgp_adjout_attrs *sets,
-			   size_t n_sets, const struct bgp_adjout_route *routes, size_t n_routes)
+                           size_t n_sets, const struct bgp_adjout_route *routes, size_t n_routes)
 {
 	int r = bgp_adjout_set_desired(s->ao, sets, n_sets, routes, n_routes);
 
@@ -1010,7 +1014,7 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 	/* In Idle the FSM decides: it takes a peer's reconnect unless stopped. */
 	if (s->stopping || st == BGP_FSM_ESTABLISHED || s->conn[1].used) {
 		log_debug("bgp", "%s: incoming connection refused (%s)", s->name,
-			  bgp_fsm_state_name(st));
+		          bgp_fsm_state_name(st));
 		close(fd);
 		return;
 	}
@@ -1050,8 +1054,8 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 void bgp_session_shutdown(struct bgp_session *s, const char *text)
 {
 	struct bgp_fsm_event ev = {.type = BGP_FSM_EV_MANUAL_STOP,
-				   .shutdown = text,
-				   .shutdown_len = text ? strlen(text) : 0};
+	                           .shutdown = text,
+	                           .shutdown_len = text ? strlen(text) : 0};
 
 	s->stopping = true;
 	s->connect_failed = false;

@@ -40,9 +40,9 @@ struct bgp_session;
 struct bgp_session_conf {
 	struct conf_neighbor nb; /* copied */
 	uint32_t local_as;
-	uint32_t bgp_id;          /* host byte order */
+	uint32_t bgp_id;           /* host byte order */
 	uint32_t connect_retry_ms; /* 0 = FSM default (tests: shorter) */
-	uint64_t seed;            /* jitter PRNG seed */
+	uint64_t seed;             /* jitter PRNG seed */
 };
 
 int bgp_session_new(struct loop *l, const struct bgp_session_conf *conf, struct bgp_session **out);
@@ -57,7 +57,7 @@ void bgp_session_start(struct bgp_session *s);
  * Established, sends the difference at once. 0 or what set_desired returns.
  */
 int bgp_session_set_routes(struct bgp_session *s, const struct bgp_adjout_attrs *sets,
-			   size_t n_sets, const struct bgp_adjout_route *routes, size_t n_routes);
+                           size_t n_sets, const struct bgp_adjout_route *routes, size_t n_routes);
 
 /* An accepted TCP connection whose remote address is this neighbor's: the
  * session takes fd (it closes it when it cannot use it). */

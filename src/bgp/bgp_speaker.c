@@ -57,8 +57,8 @@ static void attrs_of_route(const struct conf_route *r, struct bgp_adjout_attrs *
 	a->n_communities = (uint8_t)r->n_communities;
 	memcpy(a->communities, r->communities, r->n_communities * sizeof(uint32_t));
 	a->n_large_communities = (uint8_t)(r->n_large_communities > BGP_ADJOUT_MAX_LARGE_COMMUNITIES
-						   ? BGP_ADJOUT_MAX_LARGE_COMMUNITIES
-						   : r->n_large_communities);
+	                                       ? BGP_ADJOUT_MAX_LARGE_COMMUNITIES
+	                                       : r->n_large_communities);
 	for (unsigned i = 0; i < a->n_large_communities; i++) {
 		a->large_communities[i].global = r->large_communities[i][0];
 		a->large_communities[i].local1 = r->large_communities[i][1];
@@ -120,11 +120,12 @@ static bool nexthop_ok(struct bgp_speaker *sp, unsigned i, unsigned ri)
 		ok = nb->address.family == AF_INET || nb->local_address.family == AF_INET;
 	if (!ok && ri < 64 && !(sp->warned[i] & (1ull << ri))) {
 		sp->warned[i] |= 1ull << ri;
-		log_warn("bgp", "%s: %s is not announced: no %s next hop for this session "
-				"(set next-hop6)",
-			 netaddr_format(&nb->address, false, ab, sizeof(ab)),
-			 netprefix_format(&r->prefix, pb, sizeof(pb)),
-			 r->prefix.family == AF_INET6 ? "IPv6" : "IPv4");
+		log_warn("bgp",
+		         "%s: %s is not announced: no %s next hop for this session "
+		         "(set next-hop6)",
+		         netaddr_format(&nb->address, false, ab, sizeof(ab)),
+		         netprefix_format(&r->prefix, pb, sizeof(pb)),
+		         r->prefix.family == AF_INET6 ? "IPv6" : "IPv4");
 	}
 	return ok;
 }
@@ -151,14 +152,15 @@ static void apply(struct bgp_speaker *sp)
 		idx[r] = attrset_index(sets, &n_sets, &a);
 		if (idx[r] < 0)
 			log_err("bgp", "more than %d distinct attribute sets: route %u withdrawn",
-				BGP_ADJOUT_MAX_ATTRSETS, r);
+			        BGP_ADJOUT_MAX_ATTRSETS, r);
 	}
 	for (unsigned i = 0; i < sp->n; i++) {
 		size_t n = 0;
 		for (unsigned r = 0; r < sp->conf.n_routes; r++) {
 			routes[n].prefix = sp->conf.routes[r].prefix;
-			routes[n].attrset = idx[r] >= 0 && nexthop_ok(sp, i, r) ? (uint16_t)idx[r]
-										 : BGP_ADJOUT_WITHDRAWN;
+			routes[n].attrset = idx[r] >= 0 && nexthop_ok(sp, i, r)
+			                        ? (uint16_t)idx[r]
+			                        : BGP_ADJOUT_WITHDRAWN;
 			n++;
 		}
 		int e = bgp_session_set_routes(sp->sess[i], sets, n_sets, routes, n);
@@ -244,7 +246,7 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 		} else {
 			char b[NETADDR_STRLEN];
 			log_info("bgp", "connection from %s refused: not a neighbor",
-				 netaddr_format(&peer, false, b, sizeof(b)));
+			         netaddr_format(&peer, false, b, sizeof(b)));
 			close(res);
 		}
 	}
@@ -253,7 +255,7 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 }
 
 static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, char *why,
-			 size_t whylen)
+                         size_t whylen)
 {
 	struct listener *li = &sp->lis[sp->n_lis];
 	struct sockaddr_storage ss;
@@ -277,7 +279,7 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 	sl = netaddr_to_sockaddr(&a, &ss);
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 16) < 0) {
 		log_warn("bgp", "cannot listen on %s: %s; neighbors there connect only actively",
-			 netaddr_format(&a, true, b, sizeof(b)), strerror(errno));
+		         netaddr_format(&a, true, b, sizeof(b)), strerror(errno));
 		close(fd);
 		return 0;
 	}
@@ -316,7 +318,7 @@ static void start_now(struct timer *t, uint64_t now, void *arg)
 }
 
 int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
-		    struct bgp_speaker **out)
+                    struct bgp_speaker **out)
 {
 	struct bgp_speaker *sp = calloc(1, sizeof(*sp));
 	int r;
@@ -329,17 +331,17 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 	sp->conf = *conf;
 	for (unsigned i = 0; i < conf->n_neighbors; i++) {
 		struct bgp_session_conf sc = {
-			.nb = conf->neighbors[i],
-			.local_as = conf->asn,
-			.seed = ((uint64_t)conf->neighbors[i].address.addr[3] << 32) ^
-				(uint64_t)getpid() ^ (uint64_t)i,
+		    .nb = conf->neighbors[i],
+		    .local_as = conf->asn,
+		    .seed = ((uint64_t)conf->neighbors[i].address.addr[3] << 32) ^
+		            (uint64_t)getpid() ^ (uint64_t)i,
 		};
 		memcpy(&sc.bgp_id, conf->router_id.addr, 4);
 		sc.bgp_id = ntohl(sc.bgp_id);
 		r = bgp_session_new(l, &sc, &sp->sess[i]);
 		if (r < 0) {
 			snprintf(why, whylen, "BGP neighbor %u: cannot create the session: %s", i,
-				 strerror(-r));
+			         strerror(-r));
 			bgp_speaker_free(sp);
 			return r;
 		}
@@ -383,10 +385,10 @@ static void stop_poll(struct timer *t, uint64_t now, void *arg)
 		return;
 	}
 	log_debug("bgp", "shutdown: %s after %llu ms", quiet ? "every Cease sent" : "timed out",
-		  (unsigned long long)(now + BGP_SPEAKER_SHUTDOWN_MS - sp->stop_deadline));
+	          (unsigned long long)(now + BGP_SPEAKER_SHUTDOWN_MS - sp->stop_deadline));
 	if (!quiet)
 		log_warn("bgp", "shutdown: some peers did not take their Cease within %u ms",
-			 BGP_SPEAKER_SHUTDOWN_MS);
+		         BGP_SPEAKER_SHUTDOWN_MS);
 	if (sp->done) {
 		bgp_speaker_done_fn done = sp->done;
 		sp->done = NULL;
@@ -395,7 +397,7 @@ static void stop_poll(struct timer *t, uint64_t now, void *arg)
 }
 
 void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_done_fn done,
-			  void *arg)
+                          void *arg)
 {
 	if (sp->stopping)
 		return;

@@ -32,7 +32,7 @@ typedef void (*bgp_speaker_health_fn)(void *arg, struct health_snapshot *out);
 typedef void (*bgp_speaker_done_fn)(void *arg);
 
 #define BGP_SPEAKER_HEALTH_POLL_MS 500u
-#define BGP_SPEAKER_SHUTDOWN_MS 1000u /* the bound on sending every Cease */
+#define BGP_SPEAKER_SHUTDOWN_MS    1000u /* the bound on sending every Cease */
 
 /*
  * Creates the sessions and listeners (a listener that cannot bind is logged
@@ -40,7 +40,7 @@ typedef void (*bgp_speaker_done_fn)(void *arg);
  * timer on the first loop turn. 0, or -errno with a sentence in why.
  */
 int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
-		    struct bgp_speaker **out);
+                    struct bgp_speaker **out);
 void bgp_speaker_free(struct bgp_speaker *sp);
 
 /* The routes for this snapshot, to every neighbor (only changes are sent). */
@@ -55,6 +55,6 @@ void bgp_speaker_watch_health(struct bgp_speaker *sp, bgp_speaker_health_fn fn, 
  * sent and every connection closed, or after BGP_SPEAKER_SHUTDOWN_MS.
  */
 void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_done_fn done,
-			  void *arg);
+                          void *arg);
 
 #endif

@@ -88,7 +88,8 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 	w->events = ev;
 	int r = watch_arm(g, w);
 	if (r < 0) {
-		log_err("ares", "cannot poll fd %d (%s): its queries will time out", fd, strerror(-r));
+		log_err("ares", "cannot poll fd %d (%s): its queries will time out", fd,
+		        strerror(-r));
 		free(w);
 		return;
 	}
@@ -164,7 +165,7 @@ static void poll_cb(struct loop *l, void *ctx, int res, unsigned flags)
 }
 
 int ares_glue_new(struct loop *l, const struct ares_options *opts, int optmask,
-		  struct ares_glue **out)
+                  struct ares_glue **out)
 {
 	struct ares_options o;
 	if (optmask & ARES_OPT_SOCK_STATE_CB)

@@ -26,7 +26,7 @@ struct ares_glue;
  * ARES_OPT_SOCK_STATE_CB, so the caller must not set it. 0 or -errno
  * (-EINVAL for a caller SOCK_STATE_CB, -ENOMEM, -EIO for other c-ares errors). */
 int ares_glue_new(struct loop *l, const struct ares_options *opts, int optmask,
-		  struct ares_glue **out);
+                  struct ares_glue **out);
 ares_channel ares_glue_channel(struct ares_glue *g);
 /* Call after ares_send()/ares_query(): schedules the timeout timer to be
  * recomputed at the start of the next turn (coalesced). */

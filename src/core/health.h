@@ -15,10 +15,10 @@
 #include "core/netaddr.h"
 
 enum health_state {
-	HEALTH_DOWN = 0,   /* not serving: withdraw */
-	HEALTH_SERVING,    /* announce with the configured attributes */
-	HEALTH_DEGRADED,   /* announce with bgp.degraded attributes */
-	HEALTH_DRAINING,   /* planned stop: announce degraded, then withdraw */
+	HEALTH_DOWN = 0, /* not serving: withdraw */
+	HEALTH_SERVING,  /* announce with the configured attributes */
+	HEALTH_DEGRADED, /* announce with bgp.degraded attributes */
+	HEALTH_DRAINING, /* planned stop: announce degraded, then withdraw */
 };
 
 #define HEALTH_MAX_VIPS 64
@@ -29,7 +29,7 @@ struct health_vip {
 };
 
 struct health_snapshot {
-	uint64_t seq;        /* bumped on every change, so readers can skip unchanged snapshots */
+	uint64_t seq; /* bumped on every change, so readers can skip unchanged snapshots */
 	unsigned n;
 	struct health_vip vip[HEALTH_MAX_VIPS];
 };

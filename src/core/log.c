@@ -27,7 +27,7 @@ void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 	if (lvl > log_level)
 		return;
 	n = snprintf(line, sizeof(line), "anycached[%d]: %s: %s: ", (int)getpid(), names[lvl],
-		     module);
+	             module);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	va_start(ap, fmt);

@@ -14,7 +14,7 @@ void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 
 void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define log_err(mod, ...)   log_msg(LOG_LVL_ERR, mod, __VA_ARGS__)
 #define log_warn(mod, ...)  log_msg(LOG_LVL_WARN, mod, __VA_ARGS__)

@@ -35,19 +35,19 @@
 enum kind { K_IGNORE = 0, K_WAKE, K_TIMEOUT, K_OP, K_TX };
 enum op_type { OP_FREE = 0, OP_UDP_RECV, OP_CONNECT, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLL };
 
-#define GEN_MASK 0xffffffu
-#define NO_IDX UINT32_MAX
-#define BGID 0          /* one provided-buffer group per ring */
+#define GEN_MASK  0xffffffu
+#define NO_IDX    UINT32_MAX
+#define BGID      0 /* one provided-buffer group per ring */
 #define CQE_BATCH 64u
 
 struct op {
 	uint8_t type;
-	bool cancelled;  /* loop_cancel/loop_close_fd: do not re-arm */
-	bool counted;    /* included in a pending loop_close_fd count */
+	bool cancelled; /* loop_cancel/loop_close_fd: do not re-arm */
+	bool counted;   /* included in a pending loop_close_fd count */
 	bool multishot;
-	bool rearm;      /* on the re-arm list (nothing in flight) */
+	bool rearm; /* on the re-arm list (nothing in flight) */
 	uint32_t gen;
-	uint32_t next;   /* free list */
+	uint32_t next; /* free list */
 	int fd;
 	unsigned events;
 	loop_op_fn fn;
@@ -96,7 +96,7 @@ struct loop {
 	int efd;
 	uint64_t efd_val;
 	atomic_int stop;
-	bool draining;   /* loop_drain: no wake read re-armed */
+	bool draining; /* loop_drain: no wake read re-armed */
 
 	/* Provided-buffer ring for UDP receive (liburing 2.3 has no
 	 * io_uring_setup_buf_ring: mmap and register it ourselves). */
@@ -159,34 +159,36 @@ static int probe_multishot_recvmsg(struct io_uring *ring, char *why, size_t whyl
 	enum { NB = 4, BSZ = 256 };
 	static uint8_t mem[NB][BSZ];
 	size_t brlen = NB * sizeof(struct io_uring_buf);
-	struct io_uring_buf_ring *br = mmap(NULL, brlen, PROT_READ | PROT_WRITE,
-					    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	struct io_uring_buf_ring *br =
+	    mmap(NULL, brlen, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (br == MAP_FAILED)
 		return -errno;
-	struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = NB, .bgid = 7 };
+	struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)br, .ring_entries = NB, .bgid = 7};
 	int r = io_uring_register_buf_ring(ring, &reg, 0);
 	if (r < 0) {
-		snprintf(why, whylen, "kernel cannot register a provided-buffer ring (%s; needs Linux >= 5.19)",
-			 strerror(-r));
+		snprintf(why, whylen,
+		         "kernel cannot register a provided-buffer ring (%s; needs Linux >= 5.19)",
+		         strerror(-r));
 		munmap(br, brlen);
 		return r;
 	}
 	io_uring_buf_ring_init(br);
 	for (int i = 0; i < NB; i++)
-		io_uring_buf_ring_add(br, mem[i], BSZ, (unsigned short)i, io_uring_buf_ring_mask(NB), i);
+		io_uring_buf_ring_add(br, mem[i], BSZ, (unsigned short)i,
+		                      io_uring_buf_ring_mask(NB), i);
 	io_uring_buf_ring_advance(br, NB);
 
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sin);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
 		r = -errno;
 		snprintf(why, whylen, "cannot open a UDP socket on 127.0.0.1 to probe io_uring: %s",
-			 strerror(-r));
+		         strerror(-r));
 		goto out;
 	}
-	struct msghdr msg = { .msg_namelen = sizeof(struct sockaddr_in6) };
+	struct msghdr msg = {.msg_namelen = sizeof(struct sockaddr_in6)};
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	io_uring_prep_recvmsg_multishot(sqe, fd, &msg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -194,18 +196,19 @@ static int probe_multishot_recvmsg(struct io_uring *ring, char *why, size_t whyl
 	io_uring_sqe_set_data64(sqe, 1);
 	io_uring_submit(ring);
 	(void)sendto(fd, "x", 1, 0, (struct sockaddr *)&sin, sl);
-	struct __kernel_timespec ts = { .tv_sec = 1 };
+	struct __kernel_timespec ts = {.tv_sec = 1};
 	struct io_uring_cqe *cqe;
 	r = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
 	if (r < 0) {
-		snprintf(why, whylen, "io_uring multishot recvmsg did not complete on loopback (%s)",
-			 strerror(-r));
+		snprintf(why, whylen,
+		         "io_uring multishot recvmsg did not complete on loopback (%s)",
+		         strerror(-r));
 		goto out;
 	}
 	if (cqe->res < 0 || !(cqe->flags & IORING_CQE_F_MORE)) {
 		r = cqe->res < 0 ? cqe->res : -EOPNOTSUPP;
 		snprintf(why, whylen, "kernel lacks multishot recvmsg (needs Linux >= 6.0): %s",
-			 strerror(-r));
+		         strerror(-r));
 		io_uring_cqe_seen(ring, cqe);
 		goto out;
 	}
@@ -221,14 +224,23 @@ out:
 
 int loop_probe(char *why, size_t whylen)
 {
-	static const struct { int op; const char *name; } need[] = {
-		{ IORING_OP_RECVMSG, "RECVMSG" }, { IORING_OP_SENDMSG, "SENDMSG" },
-		{ IORING_OP_ACCEPT, "ACCEPT" },   { IORING_OP_RECV, "RECV" },
-		{ IORING_OP_SEND, "SEND" },       { IORING_OP_POLL_ADD, "POLL_ADD" },
-		{ IORING_OP_POLL_REMOVE, "POLL_REMOVE" }, { IORING_OP_TIMEOUT, "TIMEOUT" },
-		{ IORING_OP_TIMEOUT_REMOVE, "TIMEOUT_REMOVE" }, { IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT" },
-		{ IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" }, { IORING_OP_CONNECT, "CONNECT" },
-		{ IORING_OP_READ, "READ" },
+	static const struct {
+		int op;
+		const char *name;
+	} need[] = {
+	    {IORING_OP_RECVMSG, "RECVMSG"},
+	    {IORING_OP_SENDMSG, "SENDMSG"},
+	    {IORING_OP_ACCEPT, "ACCEPT"},
+	    {IORING_OP_RECV, "RECV"},
+	    {IORING_OP_SEND, "SEND"},
+	    {IORING_OP_POLL_ADD, "POLL_ADD"},
+	    {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
+	    {IORING_OP_TIMEOUT, "TIMEOUT"},
+	    {IORING_OP_TIMEOUT_REMOVE, "TIMEOUT_REMOVE"},
+	    {IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT"},
+	    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+	    {IORING_OP_CONNECT, "CONNECT"},
+	    {IORING_OP_READ, "READ"},
 	};
 	struct io_uring ring;
 	int dis = 0;
@@ -238,14 +250,17 @@ int loop_probe(char *why, size_t whylen)
 	int r = io_uring_queue_init(8, &ring, 0);
 	if (r < 0) {
 		if (dis == 2)
-			snprintf(why, whylen, "io_uring is disabled by sysctl kernel.io_uring_disabled=2");
+			snprintf(why, whylen,
+			         "io_uring is disabled by sysctl kernel.io_uring_disabled=2");
 		else if (dis == 1 && r == -EPERM)
-			snprintf(why, whylen, "io_uring is restricted by sysctl kernel.io_uring_disabled=1 "
-				 "(run as root or in group kernel.io_uring_group)");
+			snprintf(why, whylen,
+			         "io_uring is restricted by sysctl kernel.io_uring_disabled=1 "
+			         "(run as root or in group kernel.io_uring_group)");
 		else if (r == -ENOSYS)
 			snprintf(why, whylen, "kernel has no io_uring (needs Linux >= 6.0)");
 		else if (r == -EPERM)
-			snprintf(why, whylen, "io_uring_setup is not permitted (seccomp or container policy?)");
+			snprintf(why, whylen,
+			         "io_uring_setup is not permitted (seccomp or container policy?)");
 		else
 			snprintf(why, whylen, "io_uring_setup failed: %s", strerror(-r));
 		return r;
@@ -266,7 +281,9 @@ int loop_probe(char *why, size_t whylen)
 	}
 	io_uring_free_probe(p);
 	if (!(ring.features & IORING_FEAT_NODROP)) {
-		snprintf(why, whylen, "kernel io_uring may drop completions (no IORING_FEAT_NODROP, needs Linux >= 5.5)");
+		snprintf(why, whylen,
+		         "kernel io_uring may drop completions (no IORING_FEAT_NODROP, needs Linux "
+		         ">= 5.5)");
 		io_uring_queue_exit(&ring);
 		return -EOPNOTSUPP;
 	}
@@ -421,8 +438,8 @@ static void rx_recycle(struct loop *l, unsigned bid)
 	if (bid >= l->nbufs)
 		return;
 	io_uring_buf_ring_add(l->br, l->rxmem + (size_t)bid * l->cfg.rx_buf_size,
-			      l->cfg.rx_buf_size, (unsigned short)bid,
-			      io_uring_buf_ring_mask(l->nbufs), 0);
+	                      l->cfg.rx_buf_size, (unsigned short)bid,
+	                      io_uring_buf_ring_mask(l->nbufs), 0);
 	/* Not io_uring_buf_ring_cq_advance: sends, timers and streams share
 	 * this CQ, so CQEs and buffers do not pair up one to one. */
 	io_uring_buf_ring_advance(l->br, 1);
@@ -455,13 +472,13 @@ static int ring_init(struct loop *l)
 	 * (no IPIs); the ring starts disabled so the thread that calls
 	 * loop_run becomes the issuer. Older kernels refuse with -EINVAL. */
 	static const unsigned tries[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
-		IORING_SETUP_COOP_TASKRUN,
-		0,
+	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+	    IORING_SETUP_COOP_TASKRUN,
+	    0,
 	};
 	int r = -EINVAL;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-		struct io_uring_params p = { 0 };
+		struct io_uring_params p = {0};
 		p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
 		p.cq_entries = l->cfg.cq_entries;
 		r = io_uring_queue_init_params(l->cfg.sq_entries, &l->ring, &p);
@@ -485,15 +502,24 @@ int loop_new(const struct loop_config *cfg, struct loop **out)
 	if (cfg)
 		l->cfg = *cfg;
 	struct loop_config *c = &l->cfg;
-	if (!c->sq_entries) c->sq_entries = 1024;
-	if (!c->cq_entries) c->cq_entries = 8 * c->sq_entries;
-	if (!c->rx_bufs) c->rx_bufs = 1024;
-	if (!c->rx_buf_size) c->rx_buf_size = 2048;
-	if (!c->tx_slots) c->tx_slots = 1024;
-	if (!c->tx_slot_size) c->tx_slot_size = 4096;
-	if (!c->max_ops) c->max_ops = 4096;
-	if (!c->budget) c->budget = 256;
-	if (!c->timer_budget) c->timer_budget = 1024;
+	if (!c->sq_entries)
+		c->sq_entries = 1024;
+	if (!c->cq_entries)
+		c->cq_entries = 8 * c->sq_entries;
+	if (!c->rx_bufs)
+		c->rx_bufs = 1024;
+	if (!c->rx_buf_size)
+		c->rx_buf_size = 2048;
+	if (!c->tx_slots)
+		c->tx_slots = 1024;
+	if (!c->tx_slot_size)
+		c->tx_slot_size = 4096;
+	if (!c->max_ops)
+		c->max_ops = 4096;
+	if (!c->budget)
+		c->budget = 256;
+	if (!c->timer_budget)
+		c->timer_budget = 1024;
 	if (c->rx_buf_size < 512 || c->max_ops > (1u << 30) || c->tx_slots > (1u << 30)) {
 		free(l);
 		return -EINVAL;
@@ -536,14 +562,14 @@ int loop_new(const struct loop_config *cfg, struct loop **out)
 		r = -errno;
 		goto fail;
 	}
-	struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)l->br, .ring_entries = l->nbufs,
-					.bgid = BGID };
+	struct io_uring_buf_reg reg = {
+	    .ring_addr = (uintptr_t)l->br, .ring_entries = l->nbufs, .bgid = BGID};
 	if ((r = io_uring_register_buf_ring(&l->ring, &reg, 0)) < 0)
 		goto fail;
 	io_uring_buf_ring_init(l->br);
 	for (unsigned i = 0; i < l->nbufs; i++)
 		io_uring_buf_ring_add(l->br, l->rxmem + (size_t)i * c->rx_buf_size, c->rx_buf_size,
-				      (unsigned short)i, io_uring_buf_ring_mask(l->nbufs), (int)i);
+		                      (unsigned short)i, io_uring_buf_ring_mask(l->nbufs), (int)i);
 	io_uring_buf_ring_advance(l->br, (int)l->nbufs);
 
 	l->now = clock_now_ms();
@@ -597,9 +623,18 @@ void loop_free(struct loop *l)
 
 /* ---------------------------------------------------------------- accessors */
 
-uint64_t loop_now(const struct loop *l) { return l->now; }
-void loop_get_stats(const struct loop *l, struct loop_stats *out) { *out = l->st; }
-int loop_setup_flags(const struct loop *l) { return (int)l->setup_flags; }
+uint64_t loop_now(const struct loop *l)
+{
+	return l->now;
+}
+void loop_get_stats(const struct loop *l, struct loop_stats *out)
+{
+	*out = l->st;
+}
+int loop_setup_flags(const struct loop *l)
+{
+	return (int)l->setup_flags;
+}
 
 int loop_timer_arm(struct loop *l, struct timer *t, uint64_t deadline)
 {
@@ -638,7 +673,7 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 }
 
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,
-		  const void *data, size_t len)
+                  const void *data, size_t len)
 {
 	if (len > l->cfg.tx_slot_size)
 		return -EMSGSIZE;
@@ -700,17 +735,19 @@ static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe 
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (res > 0 && bid < l->nbufs) {
 			uint8_t *b = l->rxmem + (size_t)bid * l->cfg.rx_buf_size;
-			struct io_uring_recvmsg_out *out = io_uring_recvmsg_validate(b, res, &o->msg);
+			struct io_uring_recvmsg_out *out =
+			    io_uring_recvmsg_validate(b, res, &o->msg);
 			if (!out || (out->flags & MSG_TRUNC)) {
 				l->st.udp_rx_trunc++; /* larger than a buffer: drop */
 			} else {
 				struct loop_dgram d = {
-					.payload = io_uring_recvmsg_payload(out, &o->msg),
-					.len = io_uring_recvmsg_payload_length(out, res, &o->msg),
-					.peer = io_uring_recvmsg_name(out),
-					.peerlen = out->namelen < o->msg.msg_namelen ? out->namelen
-										    : o->msg.msg_namelen,
-					.fd = o->fd,
+				    .payload = io_uring_recvmsg_payload(out, &o->msg),
+				    .len = io_uring_recvmsg_payload_length(out, res, &o->msg),
+				    .peer = io_uring_recvmsg_name(out),
+				    .peerlen = out->namelen < o->msg.msg_namelen
+				                   ? out->namelen
+				                   : o->msg.msg_namelen,
+				    .fd = o->fd,
 				};
 				l->st.udp_rx++;
 				o->dfn(l, o->ctx, &d);
@@ -762,7 +799,7 @@ static void flush_rearms(struct loop *l)
 /* ---------------------------------------------------------------- stream ops */
 
 int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t salen,
-		 unsigned timeout_ms, loop_op_fn fn, void *ctx, uint64_t *id)
+                 unsigned timeout_ms, loop_op_fn fn, void *ctx, uint64_t *id)
 {
 	uint32_t idx;
 	if (!sa || salen > sizeof(struct sockaddr_storage) || !fn)
@@ -794,8 +831,7 @@ int loop_accept(struct loop *l, int fd, loop_op_fn fn, void *ctx, uint64_t *id)
 	return op_start(l, idx, id);
 }
 
-int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx,
-	      uint64_t *id)
+int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx, uint64_t *id)
 {
 	uint32_t idx;
 	if (!fn || (!buf && len) || len > INT32_MAX)
@@ -811,7 +847,7 @@ int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void
 }
 
 int loop_send(struct loop *l, int fd, const void *buf, size_t len, loop_op_fn fn, void *ctx,
-	      uint64_t *id)
+              uint64_t *id)
 {
 	uint32_t idx;
 	if (!fn || !buf || len == 0 || len > INT32_MAX)
@@ -827,7 +863,7 @@ int loop_send(struct loop *l, int fd, const void *buf, size_t len, loop_op_fn fn
 }
 
 int loop_poll(struct loop *l, int fd, unsigned events, int multishot, loop_op_fn fn, void *ctx,
-	      uint64_t *id)
+              uint64_t *id)
 {
 	uint32_t idx;
 	if (!fn)
@@ -1030,7 +1066,7 @@ static void arm_timeout(struct loop *l)
 	l->to_ts.tv_nsec = (long long)(next % 1000) * 1000000;
 	if (l->to_armed) {
 		io_uring_prep_timeout_update(sqe, &l->to_ts, ud_make(K_TIMEOUT, l->to_gen, 0),
-					     IORING_TIMEOUT_ABS);
+		                             IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe, ud_make(K_IGNORE, 0, 0));
 	} else {
 		l->to_gen = (l->to_gen + 1) & GEN_MASK;
@@ -1049,7 +1085,7 @@ int loop_run(struct loop *l)
 		 * not export it: issue the register call ourselves. This makes
 		 * the calling thread the ring's single issuer. */
 		long r = syscall(__NR_io_uring_register, l->ring.ring_fd,
-				 IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+		                 IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 		if (r < 0)
 			return -errno;
 		l->enabled = true;
@@ -1066,10 +1102,9 @@ int loop_run(struct loop *l)
 		flush_rearms(l);
 		arm_timeout(l);
 		bool busy = tr == l->cfg.timer_budget || n == l->cfg.budget || l->nrearm ||
-			    io_uring_cq_ready(&l->ring) ||
-			    timer_next_deadline(l->timers) <= l->now;
+		            io_uring_cq_ready(&l->ring) || timer_next_deadline(l->timers) <= l->now;
 		int r = busy ? io_uring_submit_and_get_events(&l->ring)
-			     : io_uring_submit_and_wait(&l->ring, 1);
+		             : io_uring_submit_and_wait(&l->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
 			log_err("loop", "io_uring_enter: %s", strerror(-r));
 			ret = r;

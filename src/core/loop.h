@@ -50,19 +50,19 @@ struct loop;
 
 /* Tunables; zero fields take the default shown. */
 struct loop_config {
-	unsigned sq_entries;  /* 1024 */
-	unsigned cq_entries;  /* 8 * sq_entries */
-	unsigned rx_bufs;     /* 1024 provided UDP receive buffers, rounded to 2^n */
-	unsigned rx_buf_size; /* 2048 bytes: DNS over UDP, RFC 1035 §4.2.1 + EDNS */
-	unsigned tx_slots;    /* 1024 UDP send slots */
-	unsigned tx_slot_size;/* 4096 bytes: largest datagram loop_udp_send takes */
-	unsigned max_ops;     /* 4096 concurrent generic ops (incl. UDP listeners) */
-	unsigned budget;      /* 256 completions per turn */
-	unsigned timer_budget;/* 1024 timers per turn */
+	unsigned sq_entries;   /* 1024 */
+	unsigned cq_entries;   /* 8 * sq_entries */
+	unsigned rx_bufs;      /* 1024 provided UDP receive buffers, rounded to 2^n */
+	unsigned rx_buf_size;  /* 2048 bytes: DNS over UDP, RFC 1035 §4.2.1 + EDNS */
+	unsigned tx_slots;     /* 1024 UDP send slots */
+	unsigned tx_slot_size; /* 4096 bytes: largest datagram loop_udp_send takes */
+	unsigned max_ops;      /* 4096 concurrent generic ops (incl. UDP listeners) */
+	unsigned budget;       /* 256 completions per turn */
+	unsigned timer_budget; /* 1024 timers per turn */
 };
 
 struct loop_stats {
-	uint64_t turns, completions, stale;  /* stale: CQE for a reused slot */
+	uint64_t turns, completions, stale; /* stale: CQE for a reused slot */
 	uint64_t timers_run;
 	uint64_t udp_rx, udp_rx_trunc, udp_rx_nobufs, udp_rearms;
 	uint64_t udp_tx, udp_tx_err, udp_tx_noslot;
@@ -126,25 +126,25 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
 /* Copies data into a send slot and submits sendmsg(MSG_NOSIGNAL).
  * -ENOBUFS when all slots are busy, -EMSGSIZE when len > tx_slot_size. */
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,
-		  const void *data, size_t len);
+                  const void *data, size_t len);
 
 /* Stream/generic ops. `id` may be NULL. */
 /* res 0 or -errno; -ETIMEDOUT after timeout_ms (0 = no timeout). `sa` is copied. */
 int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t salen,
-		 unsigned timeout_ms, loop_op_fn fn, void *ctx, uint64_t *id);
+                 unsigned timeout_ms, loop_op_fn fn, void *ctx, uint64_t *id);
 /* Multishot accept: res is a new fd or -errno. The final callback (no
  * LOOP_F_MORE) may still carry an fd (the kernel ends multishot on CQ
  * overflow); the loop does not re-arm: the owner does (later, on -EMFILE). */
 int loop_accept(struct loop *l, int fd, loop_op_fn fn, void *ctx, uint64_t *id);
 /* One recv(2) into buf: res bytes, 0 at EOF, or -errno. */
 int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx,
-	      uint64_t *id);
+              uint64_t *id);
 /* Sends all of buf (re-submitting after short sends), MSG_NOSIGNAL: res = len or -errno. */
 int loop_send(struct loop *l, int fd, const void *buf, size_t len, loop_op_fn fn, void *ctx,
-	      uint64_t *id);
+              uint64_t *id);
 /* poll(2)-style readiness: res is the revents mask or -errno. multishot keeps it armed. */
 int loop_poll(struct loop *l, int fd, unsigned events, int multishot, loop_op_fn fn, void *ctx,
-	      uint64_t *id);
+              uint64_t *id);
 /* Ask the kernel to cancel op `id`; its final callback still comes. -ENOENT if dead. */
 int loop_cancel(struct loop *l, uint64_t id);
 /* Cancel all ops on fd, wait for their final callbacks, close(fd), then call

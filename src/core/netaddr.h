@@ -15,15 +15,15 @@
 #include <sys/socket.h>
 
 struct netaddr {
-	int family;        /* AF_INET or AF_INET6; 0 = unset */
-	uint8_t addr[16];  /* network byte order; IPv4 uses the first 4 bytes */
-	uint16_t port;     /* host byte order; 0 = unset */
+	int family;       /* AF_INET or AF_INET6; 0 = unset */
+	uint8_t addr[16]; /* network byte order; IPv4 uses the first 4 bytes */
+	uint16_t port;    /* host byte order; 0 = unset */
 };
 
 struct netprefix {
 	int family;
 	uint8_t addr[16];
-	uint8_t len;       /* 0..32 or 0..128 */
+	uint8_t len; /* 0..32 or 0..128 */
 };
 
 /* Longest text form: "[" IPv6 "]:" port, or a prefix, plus NUL. */

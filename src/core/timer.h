@@ -38,7 +38,10 @@ int timer_table_new(struct timer_table **out);
 void timer_table_free(struct timer_table *tt);
 
 void timer_init(struct timer *t, timer_fn fn, void *arg);
-static inline bool timer_armed(const struct timer *t) { return t->idx != TIMER_IDX_NONE; }
+static inline bool timer_armed(const struct timer *t)
+{
+	return t->idx != TIMER_IDX_NONE;
+}
 
 /* Arm (or re-arm) t at absolute `deadline`. 0 or -ENOMEM (only when the heap
  * must grow; a re-arm never allocates). */

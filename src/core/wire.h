@@ -84,8 +84,8 @@ static inline uint32_t wire_u24(struct wire *w)
 {
 	if (!wire_need(w, 3))
 		return 0;
-	uint32_t v = (uint32_t)w->p[w->off] << 16 | (uint32_t)w->p[w->off + 1] << 8 |
-		     w->p[w->off + 2];
+	uint32_t v =
+	    (uint32_t)w->p[w->off] << 16 | (uint32_t)w->p[w->off + 1] << 8 | w->p[w->off + 2];
 	w->off += 3;
 	return v;
 }
@@ -95,7 +95,7 @@ static inline uint32_t wire_u32(struct wire *w)
 	if (!wire_need(w, 4))
 		return 0;
 	uint32_t v = (uint32_t)w->p[w->off] << 24 | (uint32_t)w->p[w->off + 1] << 16 |
-		     (uint32_t)w->p[w->off + 2] << 8 | w->p[w->off + 3];
+	             (uint32_t)w->p[w->off + 2] << 8 | w->p[w->off + 3];
 	w->off += 4;
 	return v;
 }

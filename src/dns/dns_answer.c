@@ -15,7 +15,7 @@ static void put16(uint8_t *p, uint16_t v)
 }
 
 int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uint8_t *out,
-			 size_t cap)
+                         size_t cap)
 {
 	size_t n = len;
 	uint16_t flags;
@@ -69,18 +69,26 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 }
 
 int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_request *req,
-		      size_t limit)
+                      size_t limit)
 {
 	uint16_t flags = get16(buf + 2);
 	uint16_t arcount = get16(buf + 10);
 	/* RFC 6891 §6.1.3: our size, version 0, DO copied from the query. */
-	const uint8_t opt[DNS_ANSWER_OPT_LEN] = {
-		0, 0, 41, DNS_EDNS_UDP_SIZE >> 8, DNS_EDNS_UDP_SIZE & 0xff,
-		0, 0, req->do_bit ? 0x80 : 0, 0, 0, 0};
+	const uint8_t opt[DNS_ANSWER_OPT_LEN] = {0,
+	                                         0,
+	                                         41,
+	                                         DNS_EDNS_UDP_SIZE >> 8,
+	                                         DNS_EDNS_UDP_SIZE & 0xff,
+	                                         0,
+	                                         0,
+	                                         req->do_bit ? 0x80 : 0,
+	                                         0,
+	                                         0,
+	                                         0};
 
 	if (len < DNS_HDR_LEN + req->question_len)
 		return -EMSGSIZE;
-	flags &= (uint16_t)~(DNS_FLAG_RD | DNS_FLAG_CD | DNS_FLAG_TC);
+	flags &= (uint16_t) ~(DNS_FLAG_RD | DNS_FLAG_CD | DNS_FLAG_TC);
 	if (req->rd)
 		flags |= DNS_FLAG_RD;
 	if (req->cd)

@@ -32,7 +32,7 @@
  * the OPT are dropped with it (their compression pointers could not move).
  */
 int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uint8_t *out,
-			 size_t cap);
+                         size_t cap);
 
 /*
  * Finishes a stored-form answer in buf[0..len) for request `req`: RD and CD
@@ -43,6 +43,6 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
  * of room. Returns the final length or -EMSGSIZE.
  */
 int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_request *req,
-		      size_t limit);
+                      size_t limit);
 
 #endif

@@ -26,14 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_DO 0x01u
-#define KEY_CD 0x02u
-#define KEY_BITS (KEY_DO | KEY_CD)
-#define E_REF 0x04u        /* CLOCK reference bit */
+#define KEY_DO       0x01u
+#define KEY_CD       0x02u
+#define KEY_BITS     (KEY_DO | KEY_CD)
+#define E_REF        0x04u /* CLOCK reference bit */
 #define E_PREFETCHED 0x08u /* a PREFETCH flag was already handed out */
 
 #define NAME_MAX_WIRE 255u
-#define RR_MIN_LEN 11u /* root owner (1) + type, class, TTL, rdlength (10) */
+#define RR_MIN_LEN    11u /* root owner (1) + type, class, TTL, rdlength (10) */
 
 struct entry {
 	struct entry *hnext; /* bucket chain */
@@ -104,12 +104,22 @@ static inline uint64_t rotl(uint64_t x, unsigned b)
 	return (x << b) | (x >> (64 - b));
 }
 
-#define SIPROUND                                                                          \
-	do {                                                                              \
-		v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                 \
-		v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                    \
-		v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                    \
-		v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                 \
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = rotl(v1, 13);                                                                 \
+		v1 ^= v0;                                                                          \
+		v0 = rotl(v0, 32);                                                                 \
+		v2 += v3;                                                                          \
+		v3 = rotl(v3, 16);                                                                 \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = rotl(v3, 21);                                                                 \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = rotl(v1, 17);                                                                 \
+		v1 ^= v2;                                                                          \
+		v2 = rotl(v2, 32);                                                                 \
 	} while (0)
 
 static uint64_t siphash13(uint64_t k0, uint64_t k1, const uint8_t *m, size_t n)
@@ -328,8 +338,8 @@ static inline uint32_t rd32(const uint8_t *p)
 }
 
 int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
-		     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl, enum dns_cache_kind kind,
-		     uint32_t neg_ttl_s, uint64_t now_ms)
+                     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl,
+                     enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms)
 {
 	struct kbuf kb;
 	int rc = key_build(c, key, &kb);
@@ -385,7 +395,8 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 
 	struct entry *old = find(c, &kb);
 	if (old) {
-		/* The newer answer wins, even one we will not cache (TTL 0 means "do not reuse"). */
+		/* The newer answer wins, even one we will not cache (TTL 0 means "do not reuse").
+		 */
 		c->st.replaced++;
 		unlink_free(c, old);
 	}
@@ -442,7 +453,7 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 }
 
 int dns_cache_lookup(struct dns_cache *c, const struct dns_cache_key *key, uint16_t client_id,
-		     bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags)
+                     bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags)
 {
 	*flags = 0;
 	struct kbuf kb;

@@ -55,10 +55,10 @@ struct dns_cache_conf {
  * clears quickly. negative 3 h and stale 1 day follow RFC 2308 §5 ("1-3
  * hours") and RFC 8767 §5 ("1-3 days").
  */
-#define DNS_CACHE_CONF_DEFAULT                                                            \
-	{                                                                                 \
-		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400,                    \
-		.negative_ttl_s = 10800, .servfail_ttl_s = 5, .stale_window_s = 86400,    \
+#define DNS_CACHE_CONF_DEFAULT                                                                     \
+	{                                                                                          \
+		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400, .negative_ttl_s = 10800,    \
+		.servfail_ttl_s = 5, .stale_window_s = 86400,                                      \
 	}
 
 /*
@@ -86,24 +86,25 @@ enum dns_cache_kind {
 
 /* Lookup result flags (out-parameter of dns_cache_lookup). */
 enum dns_cache_flag {
-	DNS_CACHE_F_FRESH = 1u << 0,    /* within its lifetime */
-	DNS_CACHE_F_STALE = 1u << 1,    /* expired, served stale (TTLs = 30) */
-	DNS_CACHE_F_PREFETCH = 1u << 2, /* first fresh hit in the last 10% of lifetime: refresh it */
+	DNS_CACHE_F_FRESH = 1u << 0, /* within its lifetime */
+	DNS_CACHE_F_STALE = 1u << 1, /* expired, served stale (TTLs = 30) */
+	DNS_CACHE_F_PREFETCH =
+	    1u << 2, /* first fresh hit in the last 10% of lifetime: refresh it */
 };
 
 /* Counters; plain data the caller may read at any time from the owning thread. */
 struct dns_cache_stats {
-	uint64_t hits;        /* fresh hits */
-	uint64_t stale_hits;  /* served stale */
-	uint64_t misses;      /* -ENOENT results (absent, expired, beyond the stale window) */
-	uint64_t prefetches;  /* PREFETCH flags handed out */
-	uint64_t inserts;     /* entries stored */
-	uint64_t replaced;    /* inserts that freed an older entry for the same key */
-	uint64_t evictions;   /* entries dropped by CLOCK to make room */
-	uint64_t reclaimed;   /* dead entries (past the stale window) freed lazily or by sweep */
-	size_t bytes;         /* everything charged against conf.size (includes table_bytes) */
-	size_t table_bytes;   /* the cache struct and its hash table */
-	size_t answer_bytes;  /* sum of stored answer lengths */
+	uint64_t hits;       /* fresh hits */
+	uint64_t stale_hits; /* served stale */
+	uint64_t misses;     /* -ENOENT results (absent, expired, beyond the stale window) */
+	uint64_t prefetches; /* PREFETCH flags handed out */
+	uint64_t inserts;    /* entries stored */
+	uint64_t replaced;   /* inserts that freed an older entry for the same key */
+	uint64_t evictions;  /* entries dropped by CLOCK to make room */
+	uint64_t reclaimed;  /* dead entries (past the stale window) freed lazily or by sweep */
+	size_t bytes;        /* everything charged against conf.size (includes table_bytes) */
+	size_t table_bytes;  /* the cache struct and its hash table */
+	size_t answer_bytes; /* sum of stored answer lengths */
 	size_t entries;
 };
 
@@ -138,8 +139,8 @@ void dns_cache_free(struct dns_cache *c);
  * key or bad offsets, -ENOMEM.
  */
 int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
-		     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl, enum dns_cache_kind kind,
-		     uint32_t neg_ttl_s, uint64_t now_ms);
+                     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl,
+                     enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms);
 
 /*
  * Looks `key` up and on a hit writes the patched answer into out[0..cap):
@@ -150,7 +151,7 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
  * -ENOENT (miss), or -EMSGSIZE when cap is too small (out is left untouched).
  */
 int dns_cache_lookup(struct dns_cache *c, const struct dns_cache_key *key, uint16_t client_id,
-		     bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags);
+                     bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags);
 
 /*
  * Bounded sweep: examines at most `budget` entries (round robin across calls)

@@ -56,7 +56,8 @@ struct dns_forward_conf {
 	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
 	unsigned tries;           /* 3 upstream tries per query */
 	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
-	unsigned channels;        /* 16 per upstream (4 bits of port choice), at most DNS_FORWARD_MAX_CHANNELS */
+	unsigned channels;        /* 16 per upstream (4 bits of port choice), at most
+	                             DNS_FORWARD_MAX_CHANNELS */
 	unsigned rotate_queries;  /* 2000 sends per channel before it is replaced */
 	unsigned rotate_ms;       /* 60000 ms of channel life before it is replaced */
 	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
@@ -85,9 +86,9 @@ struct dns_forward_stats {
 	unsigned outstanding; /* queries in flight (not waiters, not orphaned tries) */
 	uint64_t retries;     /* tries beyond the first, failover and spoof retries */
 	uint64_t spoof_retries;
-	uint64_t servfail, refused; /* RCODEs from upstreams */
-	uint64_t coalesced;         /* callers that joined an in-flight query */
-	uint64_t coalesce_full;     /* callers that found it full and started their own */
+	uint64_t servfail, refused;    /* RCODEs from upstreams */
+	uint64_t coalesced;            /* callers that joined an in-flight query */
+	uint64_t coalesce_full;        /* callers that found it full and started their own */
 	uint64_t channel_replacements; /* rotations (age or sends) */
 	uint64_t edns_replacements;    /* channels whose EDNS flag c-ares cleared */
 	uint64_t channels_created, channels_destroyed;
@@ -100,14 +101,13 @@ struct dns_forward_stats {
  * The result of one forwarded query. status 0: `ans` (len bytes) is the
  * upstream's answer, already scanned into *scan, question verified. Otherwise
  * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED or transport errors from
- * every upstream tried), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many outstanding) or
- * -ECANCELED (shutting down: release ctx, touch nothing else).
+ * every upstream tried), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many
+ * outstanding) or -ECANCELED (shutting down: release ctx, touch nothing else).
  */
 typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t len,
-			       struct dns_scan *scan);
+                               struct dns_scan *scan);
 
-int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf,
-		    struct dns_forward **out);
+int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct dns_forward **out);
 /* Pending queries get their callback with -ECANCELED. Not from inside a callback. */
 void dns_forward_free(struct dns_forward *f);
 
@@ -116,14 +116,13 @@ void dns_forward_free(struct dns_forward *f);
  * cb is called exactly once, never from inside this call: on an immediate
  * failure this returns -errno and cb is not called.
  */
-int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len,
-		      uint16_t qtype, uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb,
-		      void *ctx);
+int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                      uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb, void *ctx);
 
 const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f);
 
 /* The health policy's view of upstream idx (state, RTT, rates). */
 void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
-			       struct dns_upstream_info *out);
+                               struct dns_upstream_info *out);
 
 #endif

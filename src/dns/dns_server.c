@@ -21,19 +21,19 @@
 #include "dns/dns_forward.h"
 #include "dns/dns_wire.h"
 
-#define SWEEP_INTERVAL_MS 1000
-#define SWEEP_BUDGET 1024
-#define SOCKBUF_BYTES (4 << 20)
-#define TCP_BACKLOG 1024
-#define TCP_RX_BASE 4096          /* grows to one whole message when a client needs it */
-#define TCP_OUT_KEEP (64u << 10)  /* send buffers above this are freed once sent */
-#define TCP_EVICT_SCAN 16         /* oldest connections looked at for an idle one */
-#define ACCEPT_RETRY_MS 1000
+#define SWEEP_INTERVAL_MS     1000
+#define SWEEP_BUDGET          1024
+#define SOCKBUF_BYTES         (4 << 20)
+#define TCP_BACKLOG           1024
+#define TCP_RX_BASE           4096        /* grows to one whole message when a client needs it */
+#define TCP_OUT_KEEP          (64u << 10) /* send buffers above this are freed once sent */
+#define TCP_EVICT_SCAN        16          /* oldest connections looked at for an idle one */
+#define ACCEPT_RETRY_MS       1000
 #define ACCEPT_EVICT_RETRY_MS 10
 /* Descriptors TCP clients may not take: the process's own (rings, eventfds,
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
  * its sockets (opened lazily, replaced on rotation). */
-#define FD_RESERVE_BASE 32
+#define FD_RESERVE_BASE         32
 #define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_MAX_CHANNELS
 
 struct dns_listener {
@@ -70,8 +70,8 @@ struct tcp_conn {
 	struct dns_server *srv;
 	int fd;
 	uint32_t slot, gen;
-	bool closing;   /* detached; only the loop's final callbacks remain */
-	bool doomed;    /* close at the end of the current event */
+	bool closing; /* detached; only the loop's final callbacks remain */
+	bool doomed;  /* close at the end of the current event */
 	bool reading, sending, rx_eof;
 	unsigned inflight;
 	struct tcp_conn *older, *newer; /* LRU by last activity */
@@ -135,9 +135,9 @@ struct target {
  */
 struct pending {
 	struct dns_server *srv;
-	struct target t;             /* t.peer aimed at peer below for UDP */
+	struct target t; /* t.peer aimed at peer below for UDP */
 	struct sockaddr_storage peer;
-	struct dns_request req;      /* question pointers re-aimed at qbuf */
+	struct dns_request req; /* question pointers re-aimed at qbuf */
 	uint8_t qbuf[DNS_NAME_MAX + 4];
 };
 
@@ -167,7 +167,7 @@ static const char *sock_error(int err)
  * does (Linux refuses the bind then), which is what the probe must see.
  */
 static int listen_socket(const struct netaddr *a, int type, bool reuseport, bool listening,
-			 char *why, size_t whylen)
+                         char *why, size_t whylen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = netaddr_to_sockaddr(a, &ss);
@@ -184,7 +184,8 @@ static int listen_socket(const struct netaddr *a, int type, bool reuseport, bool
 		err = errno;
 		goto fail;
 	}
-	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+	if (type == SOCK_STREAM &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
 		err = errno;
 		goto fail;
 	}
@@ -210,7 +211,7 @@ static int listen_socket(const struct netaddr *a, int type, bool reuseport, bool
 	return fd;
 fail:
 	snprintf(why, whylen, "%s (%s): %s", netaddr_format(a, true, name, sizeof(name)),
-		 type == SOCK_DGRAM ? "udp" : "tcp", sock_error(err));
+	         type == SOCK_DGRAM ? "udp" : "tcp", sock_error(err));
 	if (fd >= 0)
 		close(fd);
 	return -err;
@@ -223,7 +224,8 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
 	for (unsigned i = 0; i < dns->n_listen; i++) {
 		for (unsigned k = 0; k < 2; k++) {
 			/* Without SO_REUSEPORT this bind fails if anything holds the port. */
-			int fd = listen_socket(&dns->listen[i], types[k], false, false, why, whylen);
+			int fd =
+			    listen_socket(&dns->listen[i], types[k], false, false, why, whylen);
 			if (fd < 0)
 				return fd;
 			close(fd);
@@ -382,7 +384,7 @@ static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
 }
 
 static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
-			 size_t len);
+                         size_t len);
 static void on_recv(struct loop *l, void *ctx, int res, unsigned flags);
 
 /*
@@ -409,12 +411,12 @@ static void conn_pump(struct tcp_conn *c)
 		if (c->rx_len - off < 2 + mlen)
 			break;
 		struct target t = {
-			.kind = TARGET_TCP,
-			.fd = c->fd,
-			.peer = (const struct sockaddr *)&c->peer,
-			.peerlen = c->peerlen,
-			.slot = c->slot,
-			.gen = c->gen,
+		    .kind = TARGET_TCP,
+		    .fd = c->fd,
+		    .peer = (const struct sockaddr *)&c->peer,
+		    .peerlen = c->peerlen,
+		    .slot = c->slot,
+		    .gen = c->gen,
 		};
 		s->stats.tcp_rx++;
 		conn_touch(c);
@@ -436,7 +438,8 @@ static void conn_pump(struct tcp_conn *c)
 			conn_close(c);
 		return;
 	}
-	if (c->reading || c->inflight >= DNS_TCP_MAX_INFLIGHT || conn_queued(c) >= DNS_TCP_QUEUE_PAUSE)
+	if (c->reading || c->inflight >= DNS_TCP_MAX_INFLIGHT ||
+	    conn_queued(c) >= DNS_TCP_QUEUE_PAUSE)
 		return;
 	size_t want = c->rx_len >= 2 ? 2u + get16(c->rx) : 0;
 	if (want > c->rx_cap) {
@@ -681,7 +684,7 @@ static void reply(struct dns_server *s, const struct target *t, const uint8_t *a
 }
 
 static void answer_error(struct dns_server *s, const struct target *t,
-			 const struct dns_request *req, uint16_t rcode)
+                         const struct dns_request *req, uint16_t rcode)
 {
 	struct wbuf b = wbuf_init(s->out, sizeof(s->out));
 	int len;
@@ -701,12 +704,12 @@ static void answer_error(struct dns_server *s, const struct target *t,
 static struct dns_cache_key request_key(const struct dns_request *req)
 {
 	struct dns_cache_key k = {
-		.qname = req->qname,
-		.qname_len = (uint16_t)req->qname_len,
-		.qtype = req->qtype,
-		.qclass = req->qclass,
-		.do_bit = req->do_bit,
-		.cd_bit = req->cd,
+	    .qname = req->qname,
+	    .qname_len = (uint16_t)req->qname_len,
+	    .qtype = req->qtype,
+	    .qclass = req->qclass,
+	    .do_bit = req->do_bit,
+	    .cd_bit = req->cd,
 	};
 	return k;
 }
@@ -717,7 +720,7 @@ static struct dns_cache_key request_key(const struct dns_request *req)
  * TCP carries the whole answer (RFC 7766 §8).
  */
 static void send_finished(struct dns_server *s, const struct target *t,
-			  const struct dns_request *req, size_t len)
+                          const struct dns_request *req, size_t len)
 {
 	size_t limit = t->kind == TARGET_TCP ? DNS_MSG_MAX : dns_request_udp_limit(req);
 	int n = dns_answer_finish(s->out, len, sizeof(s->out), req, limit);
@@ -760,7 +763,7 @@ static enum dns_cache_kind answer_kind(const struct dns_scan *sc, bool *cacheabl
  * answer, is cached for the key: a failure never displaces real data.
  */
 static void remember_failure(struct dns_server *s, const struct dns_cache_key *key,
-			     const struct dns_request *req)
+                             const struct dns_request *req)
 {
 	struct dns_request plain = *req;
 	struct wbuf b = wbuf_init(s->norm, sizeof(s->norm));
@@ -770,11 +773,11 @@ static void remember_failure(struct dns_server *s, const struct dns_cache_key *k
 	n = dns_build_error(&b, &plain, DNS_RCODE_SERVFAIL);
 	if (n > 0)
 		dns_cache_insert(s->cache, key, s->norm, (size_t)n, NULL, 0, DNS_CACHE_SERVFAIL, 0,
-				 loop_now(s->loop));
+		                 loop_now(s->loop));
 }
 
 static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
-			struct dns_scan *scan)
+                        struct dns_scan *scan)
 {
 	struct pending *p = ctx;
 	struct dns_server *s = p->srv;
@@ -801,8 +804,8 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		enum dns_cache_kind kind = answer_kind(scan, &cacheable);
 		if (cacheable && scan->tc == false && scan->n_ttl <= DNS_MAX_TTL_OFFSETS)
 			dns_cache_insert(s->cache, &key, s->norm, (size_t)n, scan->ttl_off,
-					 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
-					 loop_now(s->loop));
+			                 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
+			                 loop_now(s->loop));
 		if (p->t.kind != TARGET_NONE) {
 			memcpy(s->out, s->norm, (size_t)n);
 			s->out[0] = (uint8_t)(p->req.id >> 8);
@@ -813,8 +816,8 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 	} else {
 		/* RFC 8767 §4: an expired answer beats no answer when upstreams fail. */
 		unsigned flags = 0;
-		int r = dns_cache_lookup(s->cache, &key, p->req.id, true, loop_now(s->loop),
-					 s->out, sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
+		int r = dns_cache_lookup(s->cache, &key, p->req.id, true, loop_now(s->loop), s->out,
+		                         sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 		s->stats.upstream_fail++;
 		/*
 		 * Only the upstreams' failure is remembered: not a local shortage
@@ -838,7 +841,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 }
 
 static void start_forward(struct dns_server *s, const struct target *t,
-			  const struct dns_request *req)
+                          const struct dns_request *req)
 {
 	struct pending *p = malloc(sizeof(*p));
 	int r;
@@ -861,7 +864,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
 	p->req.question = p->qbuf;
 	p->req.qname = p->qbuf;
 	r = dns_forward_query(s->fwd, req->qname_lc, req->qname_len, req->qtype, req->qclass,
-			      req->cd, req->do_bit, on_upstream, p);
+	                      req->cd, req->do_bit, on_upstream, p);
 	if (r < 0) {
 		s->stats.upstream_fail++;
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
@@ -881,7 +884,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
  * the call; what outlives it is copied into struct pending.
  */
 static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
-			 size_t len)
+                         size_t len)
 {
 	struct dns_request req;
 	uint8_t rcode;
@@ -916,7 +919,7 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 	struct dns_cache_key key = request_key(&req);
 	unsigned flags = 0;
 	int n = dns_cache_lookup(s->cache, &key, req.id, false, loop_now(s->loop), s->out,
-				 sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
+	                         sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
 	if (n > 0) {
 		s->stats.cache_hits++;
 		send_finished(s, t, &req, (size_t)n);
@@ -936,10 +939,10 @@ static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
 {
 	struct dns_listener *li = ctx;
 	struct target t = {
-		.kind = TARGET_UDP,
-		.fd = d->fd,
-		.peer = d->peer,
-		.peerlen = d->peerlen,
+	    .kind = TARGET_UDP,
+	    .fd = d->fd,
+	    .peer = d->peer,
+	    .peerlen = d->peerlen,
 	};
 
 	(void)l;
@@ -956,7 +959,7 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 }
 
 int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-		   size_t whylen, struct dns_server **out)
+                   size_t whylen, struct dns_server **out)
 {
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
 	struct dns_forward_conf fc = {0};

@@ -38,34 +38,34 @@
 struct loop;
 struct dns_server;
 
-#define DNS_TCP_MAX_CONNS    1000   /* per worker */
-#define DNS_TCP_MAX_INFLIGHT 32     /* queries waiting upstream per connection */
-#define DNS_TCP_IDLE_MS      10000  /* RFC 7766 §6.2.3: "seconds" */
+#define DNS_TCP_MAX_CONNS    1000  /* per worker */
+#define DNS_TCP_MAX_INFLIGHT 32    /* queries waiting upstream per connection */
+#define DNS_TCP_IDLE_MS      10000 /* RFC 7766 §6.2.3: "seconds" */
 #define DNS_TCP_QUEUE_PAUSE  (64u << 10)
 #define DNS_TCP_QUEUE_MAX    (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
 
 struct dns_server_stats {
 	uint64_t udp_rx;
-	uint64_t dropped;          /* not answered: QR=1, shorter than a header */
-	uint64_t rcode[16];        /* answers sent, by 4-bit header RCODE */
-	uint64_t badvers;          /* BADVERS answers (extended RCODE 16) */
-	uint64_t refused_acl;      /* clients outside dns.allow */
-	uint64_t identity;         /* CHAOS id.server / hostname.bind answers */
+	uint64_t dropped;     /* not answered: QR=1, shorter than a header */
+	uint64_t rcode[16];   /* answers sent, by 4-bit header RCODE */
+	uint64_t badvers;     /* BADVERS answers (extended RCODE 16) */
+	uint64_t refused_acl; /* clients outside dns.allow */
+	uint64_t identity;    /* CHAOS id.server / hostname.bind answers */
 	uint64_t cache_hits;
 	uint64_t cache_misses;
-	uint64_t stale_answers;    /* RFC 8767 answers after an upstream failure */
+	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */
 	uint64_t prefetches;
-	uint64_t upstream_fail;    /* forwarded queries that got no usable answer */
-	uint64_t tx_fail;          /* answers the loop could not send (no send slot, error) */
-	uint64_t truncated;        /* UDP answers cut to the client's size with TC=1 */
-	uint64_t tcp_rx;           /* queries received over TCP */
+	uint64_t upstream_fail; /* forwarded queries that got no usable answer */
+	uint64_t tx_fail;       /* answers the loop could not send (no send slot, error) */
+	uint64_t truncated;     /* UDP answers cut to the client's size with TC=1 */
+	uint64_t tcp_rx;        /* queries received over TCP */
 	uint64_t tcp_accepted;
-	uint64_t tcp_refused;      /* accepted then closed at once: at the connection cap */
-	uint64_t tcp_evicted;      /* idle connections closed to make room for a new one */
-	uint64_t tcp_idle_closed;  /* closed by the idle (or unfinished-message) timeout */
-	uint64_t tcp_bad_len;      /* length prefix < 12: connection closed */
-	uint64_t tcp_overflow;     /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
-	unsigned tcp_conns;        /* open now */
+	uint64_t tcp_refused;     /* accepted then closed at once: at the connection cap */
+	uint64_t tcp_evicted;     /* idle connections closed to make room for a new one */
+	uint64_t tcp_idle_closed; /* closed by the idle (or unfinished-message) timeout */
+	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
+	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
+	unsigned tcp_conns;       /* open now */
 };
 
 /*
@@ -83,7 +83,7 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
  * with a sentence in why.
  */
 int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-		   size_t whylen, struct dns_server **out);
+                   size_t whylen, struct dns_server **out);
 /*
  * Call before loop_free (the loop need not run): open TCP connections and
  * listeners are handed to loop_close_fd and detached from the server, so the

@@ -34,7 +34,7 @@ static unsigned dflt(unsigned v, unsigned d)
 }
 
 int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
-			 struct dns_upstream_set **out)
+                         struct dns_upstream_set **out)
 {
 	struct dns_upstream_conf c = {0};
 	struct dns_upstream_set *s;
@@ -89,7 +89,8 @@ unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx)
 	if (rto < s->conf.min_rto_ms)
 		rto = s->conf.min_rto_ms;
 	/* RFC 6298 §5.5: back off while the upstream keeps timing out. */
-	unsigned sh = u->timeouts_in_row < BACKOFF_MAX_SHIFT ? u->timeouts_in_row : BACKOFF_MAX_SHIFT;
+	unsigned sh =
+	    u->timeouts_in_row < BACKOFF_MAX_SHIFT ? u->timeouts_in_row : BACKOFF_MAX_SHIFT;
 	rto <<= sh;
 	if (rto > s->conf.max_rto_ms)
 		rto = s->conf.max_rto_ms;
@@ -118,8 +119,8 @@ static void rate_update(struct upstream *u, bool fail)
 	u->rate += ((fail ? RATE_ONE : 0) - u->rate) / (1 << RATE_SHIFT);
 }
 
-void dns_upstream_report(struct dns_upstream_set *s, unsigned idx,
-			 enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now)
+void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                         unsigned rtt_ms, uint64_t now)
 {
 	struct upstream *u;
 
@@ -143,7 +144,8 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx,
 			u->probe_interval_ms = 0;
 			u->next_probe = 0;
 		}
-		u->state = rate_pm(u) > SUSPECT_RATE_PM ? DNS_UPSTREAM_SUSPECT : DNS_UPSTREAM_HEALTHY;
+		u->state =
+		    rate_pm(u) > SUSPECT_RATE_PM ? DNS_UPSTREAM_SUSPECT : DNS_UPSTREAM_HEALTHY;
 		return;
 	case DNS_UPSTREAM_TIMEOUT:
 		u->timeouts++;
@@ -209,7 +211,8 @@ int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *n
 		if (found < 0 && u->next_probe <= now) {
 			found = (int)i;
 			unsigned iv = u->probe_interval_ms * 2;
-			u->probe_interval_ms = iv > s->conf.probe_max_ms ? s->conf.probe_max_ms : iv;
+			u->probe_interval_ms =
+			    iv > s->conf.probe_max_ms ? s->conf.probe_max_ms : iv;
 			u->next_probe = now + u->probe_interval_ms;
 		}
 		if (u->next_probe < earliest)
@@ -220,8 +223,7 @@ int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *n
 	return found >= 0 ? found : -ENOENT;
 }
 
-void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx,
-		      struct dns_upstream_info *out)
+void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns_upstream_info *out)
 {
 	const struct upstream *u = &s->u[idx];
 

@@ -63,11 +63,11 @@ struct dns_upstream_conf {
 /* What one upstream looks like, for tests, metrics and logs. */
 struct dns_upstream_info {
 	enum dns_upstream_state state;
-	bool measured;            /* has an RTT sample */
+	bool measured; /* has an RTT sample */
 	unsigned srtt_ms, rttvar_ms, rto_ms;
 	unsigned consecutive_fail;
-	unsigned fail_rate_pm;    /* EWMA of failures, per mille (1/16 weight per outcome) */
-	uint64_t next_probe;      /* DEAD only: when a probe is due */
+	unsigned fail_rate_pm; /* EWMA of failures, per mille (1/16 weight per outcome) */
+	uint64_t next_probe;   /* DEAD only: when a probe is due */
 	unsigned probe_interval_ms;
 	uint64_t oks, servfails, refused, timeouts, errors, deaths, revivals;
 };
@@ -76,7 +76,7 @@ struct dns_upstream_set;
 
 /* n in 1..DNS_UPSTREAM_MAX; conf may be NULL. 0, -EINVAL or -ENOMEM. */
 int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
-			 struct dns_upstream_set **out);
+                         struct dns_upstream_set **out);
 void dns_upstream_set_free(struct dns_upstream_set *s);
 unsigned dns_upstream_count(const struct dns_upstream_set *s);
 
@@ -90,8 +90,8 @@ int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t
 unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx);
 
 /* Records one try's outcome; rtt_ms is the time from send to answer. */
-void dns_upstream_report(struct dns_upstream_set *s, unsigned idx,
-			 enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now);
+void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                         unsigned rtt_ms, uint64_t now);
 
 /*
  * A dead upstream whose re-probe is due and not already running: returns
@@ -103,6 +103,6 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx,
 int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next);
 
 void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx,
-		      struct dns_upstream_info *out);
+                      struct dns_upstream_info *out);
 
 #endif

@@ -28,8 +28,7 @@ static void setup(void)
 	sets[DEGRADED].med = 500;
 	sets[DEGRADED].prepend = 3;
 	sets[DEGRADED].n_large_communities = 1;
-	sets[DEGRADED].large_communities[0] =
-		(struct bgp_adjout_large_community){65000, 2, 1};
+	sets[DEGRADED].large_communities[0] = (struct bgp_adjout_large_community){65000, 2, 1};
 }
 
 static void teardown(void)
@@ -39,14 +38,14 @@ static void teardown(void)
 
 TestSuite(bgp_adjout, .init = setup, .fini = teardown);
 
-static struct bgp_adjout_route R(const char *pfx, uint16_t set)
-{
+static struct bgp_adjout_route R(const char *pfx, uint16_t set) {
 	struct bgp_adjout_route r = {.attrset = set};
 	cr_assert_eq(netprefix_parse(pfx, &r.prefix), 0, "%s", pfx);
 	return r;
 }
 
-static const char *fmt(const struct netprefix *p)
+static const char *
+fmt(const struct netprefix *p)
 {
 	static char buf[8][NETADDR_STRLEN];
 	static unsigned k;
@@ -81,9 +80,11 @@ static void set_desired(const struct bgp_adjout_route *r, size_t n)
 Test(bgp_adjout, initial_diff_groups_by_attrs)
 {
 	struct bgp_adjout_route r[] = {
-		R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
-		R("198.51.100.53/32", DEGRADED), R("192.0.2.54/32", NORMAL),
-		R("203.0.113.0/24", BGP_ADJOUT_WITHDRAWN),
+	    R("192.0.2.53/32", NORMAL),
+	    R("2001:db8::53/128", NORMAL),
+	    R("198.51.100.53/32", DEGRADED),
+	    R("192.0.2.54/32", NORMAL),
+	    R("203.0.113.0/24", BGP_ADJOUT_WITHDRAWN),
 	};
 	set_desired(r, 5);
 	cr_assert_eq(bgp_adjout_desired_count(ao), 4);
@@ -123,7 +124,7 @@ Test(bgp_adjout, same_attrs_from_different_sets_share_a_group)
 Test(bgp_adjout, degrade_one_route_is_one_announce)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("192.0.2.54/32", NORMAL),
-				       R("2001:db8::53/128", NORMAL)};
+	                               R("2001:db8::53/128", NORMAL)};
 	set_desired(r, 3);
 	cr_assert_eq(cycle(ALL), 3);
 
@@ -153,7 +154,7 @@ Test(bgp_adjout, degrade_one_route_is_one_announce)
 Test(bgp_adjout, removing_a_route_withdraws_it)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
-				       R("192.0.2.54/32", NORMAL)};
+	                               R("192.0.2.54/32", NORMAL)};
 	set_desired(r, 3);
 	cycle(ALL);
 
@@ -207,7 +208,7 @@ Test(bgp_adjout, reset_sent_means_full_resend_and_eor)
 Test(bgp_adjout, resend_all_for_route_refresh)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", DEGRADED),
-				       R("192.0.2.54/32", NORMAL)};
+	                               R("192.0.2.54/32", NORMAL)};
 	set_desired(r, 3);
 	cycle(ALL);
 	set_desired(r, 2); /* 192.0.2.54 to withdraw */
@@ -224,7 +225,7 @@ Test(bgp_adjout, resend_all_for_route_refresh)
 Test(bgp_adjout, route_refresh_resends_only_the_family_asked_for)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
-				       R("192.0.2.54/32", DEGRADED)};
+	                               R("192.0.2.54/32", DEGRADED)};
 	set_desired(r, 3);
 	cycle(ALL);
 	/* RFC 2918 §4: a refresh for IPv6 unicast resends the IPv6 routes only. */
@@ -242,7 +243,7 @@ Test(bgp_adjout, route_refresh_resends_only_the_family_asked_for)
 Test(bgp_adjout, per_family_filtering)
 {
 	struct bgp_adjout_route r[] = {R("192.0.2.53/32", NORMAL), R("2001:db8::53/128", NORMAL),
-				       R("2001:db8::54/128", DEGRADED)};
+	                               R("2001:db8::54/128", DEGRADED)};
 	set_desired(r, 3);
 	/* Peer negotiated IPv4 only. */
 	cr_assert_eq(bgp_adjout_diff(ao, BGP_ADJOUT_AF_IPV4, &d), 1);

@@ -8,7 +8,7 @@
 
 #include "bgp/bgp_fsm.h"
 
-#define LOCAL_ID 0x0a000001u  /* 10.0.0.1 */
+#define LOCAL_ID  0x0a000001u /* 10.0.0.1 */
 #define REMOTE_ID 0x0a000002u /* 10.0.0.2 */
 
 static struct bgp_fsm_actions A;
@@ -16,8 +16,14 @@ static struct bgp_fsm_actions A;
 static struct bgp_fsm_conf conf_ebgp(void)
 {
 	struct bgp_fsm_conf c = {
-		.local_as = 65001, .peer_as = 65000, .bgp_id = LOCAL_ID, .hold_time = 9,
-		.passive = false, .connect_retry_ms = 0, .connect_retry_max_ms = 0, .seed = 42,
+	    .local_as = 65001,
+	    .peer_as = 65000,
+	    .bgp_id = LOCAL_ID,
+	    .hold_time = 9,
+	    .passive = false,
+	    .connect_retry_ms = 0,
+	    .connect_retry_max_ms = 0,
+	    .seed = 42,
 	};
 	return c;
 }
@@ -25,8 +31,14 @@ static struct bgp_fsm_conf conf_ebgp(void)
 static struct bgp_fsm_open good_open(void)
 {
 	struct bgp_fsm_open o = {
-		.version = 4, .peer_as = 65000, .hold_time = 9, .bgp_id = REMOTE_ID,
-		.cap_as4 = true, .cap_mp_ipv4 = true, .cap_mp_ipv6 = true, .cap_route_refresh = true,
+	    .version = 4,
+	    .peer_as = 65000,
+	    .hold_time = 9,
+	    .bgp_id = REMOTE_ID,
+	    .cap_as4 = true,
+	    .cap_mp_ipv4 = true,
+	    .cap_mp_ipv6 = true,
+	    .cap_route_refresh = true,
 	};
 	return o;
 }
@@ -49,11 +61,11 @@ static void expect(unsigned n, ...)
 	va_list ap;
 	va_start(ap, n);
 	cr_assert_eq(A.n, n, "expected %u actions, got %u (first %s)", n, A.n,
-		     A.n ? bgp_fsm_action_name(A.act[0]) : "-");
+	             A.n ? bgp_fsm_action_name(A.act[0]) : "-");
 	for (unsigned i = 0; i < n; i++) {
 		enum bgp_fsm_action_type want = va_arg(ap, enum bgp_fsm_action_type);
 		cr_assert_eq(A.act[i], want, "action %u: got %s want %s", i,
-			     bgp_fsm_action_name(A.act[i]), bgp_fsm_action_name(want));
+		             bgp_fsm_action_name(A.act[i]), bgp_fsm_action_name(want));
 	}
 	va_end(ap);
 }
@@ -85,7 +97,7 @@ static void to_opensent(struct bgp_fsm *f, const struct bgp_fsm_conf *c, uint64_
 }
 
 static void to_openconfirm(struct bgp_fsm *f, const struct bgp_fsm_conf *c,
-			   const struct bgp_fsm_open *o, uint64_t now)
+                           const struct bgp_fsm_open *o, uint64_t now)
 {
 	to_opensent(f, c, now);
 	cr_assert_eq(ev_open(f, o, now), 0);
@@ -94,7 +106,7 @@ static void to_openconfirm(struct bgp_fsm *f, const struct bgp_fsm_conf *c,
 }
 
 static void to_established(struct bgp_fsm *f, const struct bgp_fsm_conf *c,
-			   const struct bgp_fsm_open *o, uint64_t now)
+                           const struct bgp_fsm_open *o, uint64_t now)
 {
 	to_openconfirm(f, c, o, now);
 	cr_assert_eq(ev(f, BGP_FSM_EV_KEEPALIVE_RECEIVED, now), 0);
@@ -472,7 +484,8 @@ Test(bgp_fsm, notification_received_in_every_state)
 	struct bgp_fsm f;
 	struct bgp_fsm_conf c = conf_ebgp();
 	struct bgp_fsm_open o = good_open();
-	struct bgp_fsm_event e = {.type = BGP_FSM_EV_NOTIFICATION_RECEIVED, .code = 6, .subcode = 4};
+	struct bgp_fsm_event e = {
+	    .type = BGP_FSM_EV_NOTIFICATION_RECEIVED, .code = 6, .subcode = 4};
 
 	/* Idle: ignored. */
 	cr_assert_eq(bgp_fsm_init(&f, &c), 0);
@@ -524,15 +537,17 @@ Test(bgp_fsm, unexpected_messages_fsm_error)
 	struct {
 		enum bgp_fsm_event_type ev;
 		uint8_t type;
-	} opensent[] = {
-		{BGP_FSM_EV_KEEPALIVE_RECEIVED, 4},
-		{BGP_FSM_EV_UPDATE_RECEIVED, 2},
-		{BGP_FSM_EV_ROUTE_REFRESH_RECEIVED, 5},
-	}, openconfirm[] = {
-		{BGP_FSM_EV_OPEN_RECEIVED, 1},
-		{BGP_FSM_EV_UPDATE_RECEIVED, 2},
-		{BGP_FSM_EV_ROUTE_REFRESH_RECEIVED, 5},
-	};
+	} opensent[] =
+	    {
+	        {BGP_FSM_EV_KEEPALIVE_RECEIVED, 4},
+	        {BGP_FSM_EV_UPDATE_RECEIVED, 2},
+	        {BGP_FSM_EV_ROUTE_REFRESH_RECEIVED, 5},
+	    },
+	  openconfirm[] = {
+	      {BGP_FSM_EV_OPEN_RECEIVED, 1},
+	      {BGP_FSM_EV_UPDATE_RECEIVED, 2},
+	      {BGP_FSM_EV_ROUTE_REFRESH_RECEIVED, 5},
+	  };
 
 	for (unsigned i = 0; i < 3; i++) {
 		to_opensent(&f, &c, 0);
@@ -572,8 +587,11 @@ Test(bgp_fsm, message_error_sends_given_notification)
 	struct bgp_fsm_conf c = conf_ebgp();
 	struct bgp_fsm_open o = good_open();
 	static const uint8_t data[] = {0x40, 0x01, 0x01, 0x07};
-	struct bgp_fsm_event e = {.type = BGP_FSM_EV_MESSAGE_ERROR, .code = 3, .subcode = 6,
-				  .data = data, .data_len = sizeof(data)};
+	struct bgp_fsm_event e = {.type = BGP_FSM_EV_MESSAGE_ERROR,
+	                          .code = 3,
+	                          .subcode = 6,
+	                          .data = data,
+	                          .data_len = sizeof(data)};
 	to_established(&f, &c, &o, 0);
 	cr_assert_eq(bgp_fsm_step(&f, &e, 5, &A), 0);
 	expect(3, BGP_FSM_ACT_SEND_NOTIFICATION, BGP_FSM_ACT_CLOSE, BGP_FSM_ACT_DOWN);
@@ -621,14 +639,14 @@ Test(bgp_fsm, connect_retry_backoff_with_jitter)
 {
 	uint32_t a[10], b[10], other[10];
 	static const uint32_t base[10] = {1000, 2000, 4000, 8000, 8000,
-					  8000, 8000, 8000, 8000, 8000};
+	                                  8000, 8000, 8000, 8000, 8000};
 	refused_intervals(7, a, 10);
 	refused_intervals(7, b, 10);
 	refused_intervals(8, other, 10);
 	bool jittered = false, differs = false;
 	for (unsigned i = 0; i < 10; i++) {
-		cr_assert(a[i] >= base[i] * 3 / 4 && a[i] <= base[i],
-			  "interval %u = %u, base %u", i, a[i], base[i]);
+		cr_assert(a[i] >= base[i] * 3 / 4 && a[i] <= base[i], "interval %u = %u, base %u",
+		          i, a[i], base[i]);
 		cr_assert_eq(a[i], b[i], "same seed, same sequence");
 		jittered |= a[i] != base[i];
 		differs |= a[i] != other[i];
@@ -673,7 +691,7 @@ Test(bgp_fsm, backoff_resets_after_stable_session)
 		expect(2, BGP_FSM_ACT_CLOSE, BGP_FSM_ACT_DOWN);
 		uint64_t d = bgp_fsm_next_deadline(&f);
 		cr_assert(d - t >= expect_base * 3 / 4 && d - t <= expect_base,
-			  "flap %d: %lu base %u", i, (unsigned long)(d - t), expect_base);
+		          "flap %d: %lu base %u", i, (unsigned long)(d - t), expect_base);
 		expect_base *= 2;
 		t = d;
 		cr_assert_eq(ev(&f, BGP_FSM_EV_TICK, t), 0);
@@ -697,7 +715,7 @@ Test(bgp_fsm, backoff_resets_after_stable_session)
 	cr_assert_eq(ev(&f, BGP_FSM_EV_TCP_CONNECTION_FAILS, t), 0);
 	uint64_t d = bgp_fsm_next_deadline(&f);
 	cr_assert(d - t >= 750 && d - t <= 1000, "after a stable session: %lu",
-		  (unsigned long)(d - t));
+	          (unsigned long)(d - t));
 }
 
 Test(bgp_fsm, opensent_connection_fails_goes_active)
@@ -733,10 +751,11 @@ Test(bgp_fsm, collision_resolve_rules)
 	cr_assert_eq(bgp_collision_resolve(1, 65001, 2, 65000, false), BGP_COLLISION_CLOSE_NEW);
 	/* We have the higher id: the connection the peer initiated is closed. */
 	cr_assert_eq(bgp_collision_resolve(2, 65001, 1, 65000, true), BGP_COLLISION_CLOSE_NEW);
-	cr_assert_eq(bgp_collision_resolve(2, 65001, 1, 65000, false), BGP_COLLISION_CLOSE_EXISTING);
+	cr_assert_eq(bgp_collision_resolve(2, 65001, 1, 65000, false),
+	             BGP_COLLISION_CLOSE_EXISTING);
 	/* Compared as unsigned: 0x80000000 > 0x7fffffff. */
 	cr_assert_eq(bgp_collision_resolve(0x80000000u, 1, 0x7fffffffu, 2, true),
-		     BGP_COLLISION_CLOSE_NEW);
+	             BGP_COLLISION_CLOSE_NEW);
 	/* Equal ids (eBGP, RFC 6286 §2.3): the larger AS's connection is kept. */
 	cr_assert_eq(bgp_collision_resolve(5, 65001, 5, 65000, true), BGP_COLLISION_CLOSE_NEW);
 	cr_assert_eq(bgp_collision_resolve(5, 65000, 5, 65001, true), BGP_COLLISION_CLOSE_EXISTING);
@@ -746,8 +765,8 @@ Test(bgp_fsm, collision_resolve_rules)
  * Both sides connect at once. The primary (outgoing) reaches OpenConfirm; the
  * incoming connection gets a spare fsm; the peer's OPEN arrives on the spare.
  */
-static void collision_setup(struct bgp_fsm *primary, struct bgp_fsm *spare,
-			    struct bgp_fsm_conf *c, const struct bgp_fsm_open *o)
+static void collision_setup(struct bgp_fsm *primary, struct bgp_fsm *spare, struct bgp_fsm_conf *c,
+                            const struct bgp_fsm_open *o)
 {
 	to_openconfirm(primary, c, o, 0);
 	struct bgp_fsm_conf sc = *c;
@@ -767,8 +786,8 @@ Test(bgp_fsm, collision_lower_local_id_keeps_incoming)
 	collision_setup(&primary, &spare, &c, &o);
 
 	/* OPEN on the spare while the primary is in OpenConfirm. */
-	enum bgp_collision r = bgp_collision_resolve(c.bgp_id, c.local_as, primary.peer_bgp_id,
-						     primary.peer_as, true);
+	enum bgp_collision r =
+	    bgp_collision_resolve(c.bgp_id, c.local_as, primary.peer_bgp_id, primary.peer_as, true);
 	cr_assert_eq(r, BGP_COLLISION_CLOSE_EXISTING);
 	cr_assert_eq(ev(&primary, BGP_FSM_EV_COLLISION_DUMP, 20), 0);
 	expect_notif_idle(&primary, 6, 7);
@@ -799,8 +818,8 @@ Test(bgp_fsm, collision_higher_local_id_keeps_outgoing)
 	c.bgp_id = 0x0a0000ffu; /* higher than REMOTE_ID */
 	collision_setup(&primary, &spare, &c, &o);
 
-	enum bgp_collision r = bgp_collision_resolve(c.bgp_id, c.local_as, primary.peer_bgp_id,
-						     primary.peer_as, true);
+	enum bgp_collision r =
+	    bgp_collision_resolve(c.bgp_id, c.local_as, primary.peer_bgp_id, primary.peer_as, true);
 	cr_assert_eq(r, BGP_COLLISION_CLOSE_NEW);
 	cr_assert_eq(ev(&spare, BGP_FSM_EV_COLLISION_DUMP, 20), 0);
 	expect_notif_idle(&spare, 6, 7);
@@ -816,8 +835,8 @@ Test(bgp_fsm, manual_stop_established_sends_shutdown_text)
 	struct bgp_fsm_open o = good_open();
 	static const char msg[] = "maintenance: node drained [ticket 42]";
 	to_established(&f, &c, &o, 0);
-	struct bgp_fsm_event e = {.type = BGP_FSM_EV_MANUAL_STOP, .shutdown = msg,
-				  .shutdown_len = strlen(msg)};
+	struct bgp_fsm_event e = {
+	    .type = BGP_FSM_EV_MANUAL_STOP, .shutdown = msg, .shutdown_len = strlen(msg)};
 	cr_assert_eq(bgp_fsm_step(&f, &e, 100, &A), 0);
 	expect(3, BGP_FSM_ACT_SEND_NOTIFICATION, BGP_FSM_ACT_CLOSE, BGP_FSM_ACT_DOWN);
 	expect_notif(6, 2);
@@ -872,7 +891,7 @@ Test(bgp_fsm, names)
 	cr_assert_str_eq(bgp_fsm_state_name(BGP_FSM_IDLE), "Idle");
 	cr_assert_str_eq(bgp_fsm_state_name(BGP_FSM_OPENCONFIRM), "OpenConfirm");
 	cr_assert_str_eq(bgp_fsm_event_name(BGP_FSM_EV_TCP_CONNECTION_ACCEPTED),
-			 "TcpConnectionAccepted");
+	                 "TcpConnectionAccepted");
 	cr_assert_str_eq(bgp_fsm_event_name(BGP_FSM_EV_TICK), "Tick");
 	cr_assert_str_eq(bgp_fsm_action_name(BGP_FSM_ACT_RESEND_ALL), "RESEND_ALL");
 	cr_assert_str_eq(bgp_fsm_state_name((enum bgp_fsm_state)42), "?");

@@ -90,7 +90,7 @@ static void answer_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
 
 static struct ares_glue *glue_for(struct loop *l, const struct sockaddr_in *srv, int timeout_ms)
 {
-	struct ares_options o = { .timeout = timeout_ms, .tries = 1 };
+	struct ares_options o = {.timeout = timeout_ms, .tries = 1};
 	struct ares_glue *g;
 	char csv[64];
 	cr_assert_eq(loop_global_init(), 0);
@@ -155,7 +155,7 @@ Test(ares_glue, silent_server_times_out_through_timer)
 	cr_assert_eq(res.calls, 1);
 	cr_assert_eq(res.status, ARES_ETIMEOUT, "status %s", ares_strerror(res.status));
 	cr_assert_geq(res.done_at - t0, 190, "timed out after only %lu ms",
-		      (unsigned long)(res.done_at - t0));
+	              (unsigned long)(res.done_at - t0));
 	loop_timer_cancel(l, &wd);
 	ares_glue_free(g);
 	loop_free(l);
@@ -236,7 +236,7 @@ Test(ares_glue, tcp_answer_in_one_segment_is_read_completely)
 	cr_assert_eq(loop_global_init(), 0);
 	cr_assert_eq(loop_new(NULL, &l), 0);
 	cr_assert_eq(ares_glue_new(l, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS, &g),
-		     0);
+	             0);
 	snprintf(csv, sizeof(csv), "127.0.0.1:%u", ntohs(sin.sin_port));
 	cr_assert_eq(ares_set_servers_ports_csv(ares_glue_channel(g), csv), ARES_SUCCESS);
 	int qlen = build_query(q, sizeof(q), 0x7cb1);

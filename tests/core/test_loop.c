@@ -30,7 +30,7 @@ static int udp_bound(struct sockaddr_in *sin)
 static int udp_client(void)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = { .tv_sec = 3 };
+	struct timeval tv = {.tv_sec = 3};
 	cr_assert_geq(fd, 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	int big = 1 << 20;
@@ -80,15 +80,19 @@ static void echo_n(const struct loop_config *cfg, unsigned n, bool burst, struct
 	if (burst) /* queued before the loop runs: the kernel sees them all at once */
 		for (unsigned i = 0; i < n; i++) {
 			int len = snprintf(msg, sizeof(msg), "q%u", i);
-			cr_assert_eq(sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)), len);
+			cr_assert_eq(
+			    sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)),
+			    len);
 		}
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, run_thread, l), 0);
-	bool seen[1024] = { 0 };
+	bool seen[1024] = {0};
 	for (unsigned i = 0; i < n; i++) {
 		if (!burst) {
 			int len = snprintf(msg, sizeof(msg), "q%u", i);
-			cr_assert_eq(sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)), len);
+			cr_assert_eq(
+			    sendto(cfd, msg, (size_t)len, 0, (struct sockaddr *)&srv, sizeof(srv)),
+			    len);
 		}
 		ssize_t r = recv(cfd, got, sizeof(got) - 1, 0);
 		cr_assert_gt(r, 0, "reply %u missing (errno %d)", i, errno);
@@ -123,7 +127,7 @@ Test(loop, udp_echo)
 
 Test(loop, udp_rearm_after_buffer_exhaustion)
 {
-	struct loop_config cfg = { .rx_bufs = 4 };
+	struct loop_config cfg = {.rx_bufs = 4};
 	struct loop_stats st;
 	echo_n(&cfg, 200, true, &st);
 	/* 200 queued datagrams, 4 buffers: the multishot must have run dry and
@@ -134,7 +138,7 @@ Test(loop, udp_rearm_after_buffer_exhaustion)
 
 Test(loop, udp_send_slots_exhausted)
 {
-	struct loop_config cfg = { .tx_slots = 2 };
+	struct loop_config cfg = {.tx_slots = 2};
 	struct loop *l;
 	struct sockaddr_in dst;
 	int fd = udp_bound(&dst);
@@ -143,9 +147,9 @@ Test(loop, udp_send_slots_exhausted)
 	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "a", 1), 0);
 	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "b", 1), 0);
 	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), "c", 1), -ENOBUFS);
-	char big[5000] = { 0 };
+	char big[5000] = {0};
 	cr_assert_eq(loop_udp_send(l, fd, (struct sockaddr *)&dst, sizeof(dst), big, sizeof(big)),
-		     -EMSGSIZE);
+	             -EMSGSIZE);
 	struct loop_stats st;
 	loop_get_stats(l, &st);
 	cr_assert_eq(st.udp_tx_noslot, 1);
@@ -176,11 +180,11 @@ Test(loop, timers_fire_in_order_not_early)
 	struct loop *l;
 	struct timer t[3], wd;
 	struct tctx c[3];
-	static const unsigned delay[3] = { 60, 20, 40 };
+	static const unsigned delay[3] = {60, 20, 40};
 	cr_assert_eq(loop_new(NULL, &l), 0);
 	uint64_t start = clock_now_ms();
 	for (int i = 0; i < 3; i++) {
-		c[i] = (struct tctx){ .l = l, .deadline = start + delay[i], .order = -1 };
+		c[i] = (struct tctx){.l = l, .deadline = start + delay[i], .order = -1};
 		timer_init(&t[i], tfire, &c[i]);
 		cr_assert_eq(loop_timer_arm(l, &t[i], c[i].deadline), 0);
 	}
@@ -294,7 +298,7 @@ static void connect_cb(struct loop *l, void *ctx, int res, unsigned flags)
 Test(loop, stream_round_trip)
 {
 	static struct stream_test s;
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sin);
 	struct timer wd;
 	cr_assert_eq(loop_global_init(), 0);
@@ -307,7 +311,8 @@ Test(loop, stream_round_trip)
 	s.afd = -1;
 	s.accept_final_res = 1;
 	cr_assert_eq(loop_accept(s.l, s.lfd, accept_cb, &s, &s.accept_id), 0);
-	cr_assert_eq(loop_connect(s.l, s.cfd, (struct sockaddr *)&sin, sl, 2000, connect_cb, &s, NULL), 0);
+	cr_assert_eq(
+	    loop_connect(s.l, s.cfd, (struct sockaddr *)&sin, sl, 2000, connect_cb, &s, NULL), 0);
 	timer_init(&wd, watchdog, s.l);
 	loop_timer_arm(s.l, &wd, clock_now_ms() + 5000);
 	cr_assert_eq(loop_run(s.l), 0);
@@ -335,7 +340,10 @@ static void pending_done(struct loop *l, void *ctx)
 	order_log[order_n++] = 2;
 	loop_stop(l);
 }
-struct close_ctx { struct loop *l; int fd; };
+struct close_ctx {
+	struct loop *l;
+	int fd;
+};
 static void do_close(struct timer *t, uint64_t now, void *arg)
 {
 	struct close_ctx *c = arg;
@@ -352,7 +360,7 @@ Test(loop, close_fd_cancels_pending_recv)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(loop_new(NULL, &l), 0);
 	cr_assert_eq(loop_recv(l, sv[0], buf, sizeof(buf), pending_recv_cb, NULL, NULL), 0);
-	struct close_ctx c = { l, sv[0] };
+	struct close_ctx c = {l, sv[0]};
 	timer_init(&t, do_close, &c);
 	loop_timer_arm(l, &t, clock_now_ms() + 20);
 	timer_init(&wd, watchdog, l);
@@ -379,7 +387,7 @@ static void conn_timeout_cb(struct loop *l, void *ctx, int res, unsigned flags)
 
 Test(loop, connect_times_out)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sin);
 	struct loop *l;
 	struct timer wd;
@@ -396,7 +404,8 @@ Test(loop, connect_times_out)
 	cr_assert_eq(loop_new(NULL, &l), 0);
 	int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	uint64_t t0 = clock_now_ms();
-	cr_assert_eq(loop_connect(l, cfd, (struct sockaddr *)&sin, sl, 150, conn_timeout_cb, NULL, NULL), 0);
+	cr_assert_eq(
+	    loop_connect(l, cfd, (struct sockaddr *)&sin, sl, 150, conn_timeout_cb, NULL, NULL), 0);
 	timer_init(&wd, watchdog, l);
 	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
 	cr_assert_eq(loop_run(l), 0);
@@ -413,13 +422,17 @@ Test(loop, connect_times_out)
 
 /* Timers keep running while a sender floods the UDP listener: the per-turn
  * completion budget puts timers back in front every turn (STYLE.md §8). */
-struct flood { struct sockaddr_in dst; volatile int stop; };
+struct flood {
+	struct sockaddr_in dst;
+	volatile int stop;
+};
 static void *flooder(void *arg)
 {
 	struct flood *f = arg;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	while (!f->stop)
-		(void)sendto(fd, "flood", 5, MSG_DONTWAIT, (struct sockaddr *)&f->dst, sizeof(f->dst));
+		(void)sendto(fd, "flood", 5, MSG_DONTWAIT, (struct sockaddr *)&f->dst,
+		             sizeof(f->dst));
 	close(fd);
 	return NULL;
 }
@@ -510,7 +523,7 @@ Test(loop, drain_releases_sockets_before_exit)
 		/* The port must be free now, before loop_free. */
 		int again = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(bind(again, (struct sockaddr *)&sin, sizeof(sin)), 0,
-			     "round %d: port still bound after drain: %s", round, strerror(errno));
+		             "round %d: port still bound after drain: %s", round, strerror(errno));
 		close(again);
 		loop_free(d.l);
 	}

@@ -33,7 +33,8 @@ Test(timer, heap_order_many)
 	cr_assert_eq(timer_run_expired(tt, 10000, 1000), NT);
 	cr_assert_eq(nfired, NT);
 	for (unsigned i = 1; i < NT; i++)
-		cr_assert_leq(ts[fired[i - 1]].deadline, ts[fired[i]].deadline, "out of order at %u", i);
+		cr_assert_leq(ts[fired[i - 1]].deadline, ts[fired[i]].deadline,
+		              "out of order at %u", i);
 	cr_assert_eq(timer_next_deadline(tt), TIMER_NONE);
 	for (unsigned i = 0; i < NT; i++)
 		cr_assert(!timer_armed(&ts[i]));
@@ -162,12 +163,14 @@ Test(timer, random_against_reference)
 				for (unsigned j = 0; j < N; j++)
 					if (ref_armed[j] && ref_dl[j] <= now &&
 					    (best < 0 || ref_dl[j] < ref_dl[best] ||
-					     (ref_dl[j] == ref_dl[best] && ref_seq[j] < ref_seq[best])))
+					     (ref_dl[j] == ref_dl[best] &&
+					      ref_seq[j] < ref_seq[best])))
 						best = (int)j;
 				if (best < 0)
 					break;
-				cr_assert_eq(fired[exp], (uint64_t)best, "iter %u: fired %lu want %d", it,
-					     (unsigned long)fired[exp], best);
+				cr_assert_eq(fired[exp], (uint64_t)best,
+				             "iter %u: fired %lu want %d", it,
+				             (unsigned long)fired[exp], best);
 				ref_armed[best] = false;
 				exp++;
 			}

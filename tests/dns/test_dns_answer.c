@@ -16,8 +16,8 @@ static uint16_t rd16(const uint8_t *p)
 /* www.example.test A: header, question, n A records, optional OPT (size 4096, DO). */
 static size_t build_answer(uint8_t *b, unsigned n_a, bool opt, uint16_t flags)
 {
-	static const uint8_t q[] = {3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-				    4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+	static const uint8_t q[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p', 'l',
+	                            'e', 4,   't', 'e', 's', 't', 0,   0,   1,   0,   1};
 	size_t off = 12;
 
 	memset(b, 0, 12);
@@ -31,7 +31,8 @@ static size_t build_answer(uint8_t *b, unsigned n_a, bool opt, uint16_t flags)
 	memcpy(b + off, q, sizeof(q));
 	off += sizeof(q);
 	for (unsigned i = 0; i < n_a; i++) {
-		const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, (uint8_t)i};
+		const uint8_t rr[] = {0xc0, 12,   0, 1, 0,   1, 0, 0,
+		                      0x0e, 0x10, 0, 4, 192, 0, 2, (uint8_t)i};
 		memcpy(b + off, rr, sizeof(rr));
 		off += sizeof(rr);
 	}
@@ -44,7 +45,7 @@ static size_t build_answer(uint8_t *b, unsigned n_a, bool opt, uint16_t flags)
 }
 
 static void request_for(struct dns_request *req, uint8_t *pkt, bool edns, bool rd, bool cd,
-			bool do_bit, bool ad)
+                        bool do_bit, bool ad)
 {
 	uint8_t rcode;
 	size_t len = build_answer(pkt, 0, edns, 0);
@@ -116,8 +117,8 @@ Test(dns_answer, finish_appends_opt_iff_edns_and_echoes_bits)
 	cr_assert_not(f & DNS_FLAG_TC);
 
 	/* No EDNS, no RD/CD/DO/AD: no OPT, bits cleared, AD cleared (RFC 6840 §5.8). */
-	len = build_answer(buf, 1, false, 0x8000 | DNS_FLAG_RA | DNS_FLAG_AD | DNS_FLAG_RD |
-						  DNS_FLAG_CD);
+	len = build_answer(buf, 1, false,
+	                   0x8000 | DNS_FLAG_RA | DNS_FLAG_AD | DNS_FLAG_RD | DNS_FLAG_CD);
 	request_for(&req, qpkt, false, false, false, false, false);
 	n = dns_answer_finish(buf, len, sizeof(buf), &req, 512);
 	cr_assert_eq(n, (int)len);
@@ -171,9 +172,10 @@ Test(dns_answer, finish_emsgsize)
 	size_t len = build_answer(buf, 1, false, 0x8000);
 
 	request_for(&req, qpkt, true, true, false, false, false);
-	cr_assert_eq(dns_answer_finish(buf, len, len + 5, &req, 1232), -EMSGSIZE, "no room for OPT");
+	cr_assert_eq(dns_answer_finish(buf, len, len + 5, &req, 1232), -EMSGSIZE,
+	             "no room for OPT");
 	cr_assert_eq(dns_answer_finish(buf, 20, sizeof(buf), &req, 1232), -EMSGSIZE,
-		     "shorter than header + question");
+	             "shorter than header + question");
 }
 
 Test(dns_answer, normalize_passes_on_answers_too_large_to_cache)

@@ -23,8 +23,8 @@ static const uint8_t opt_first[] = {
     /* 56: ns1.example.com A 5.6.7.8 */
     3, 'n', 's', '1', 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 5, 6, 7, 8,
     /* 76: (pointer to 56) AAAA 2001:db8::1 */
-    0xc0, 56, 0, 28, 0, 1, 0, 0, 1, 0x2c, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 1};
+    0xc0, 56, 0, 28, 0, 1, 0, 0, 1, 0x2c, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 1};
 
 static const uint8_t ns1_example_com[] = "\3ns1\7example\3com";
 
@@ -71,14 +71,14 @@ Test(dns_answer_opt, opt_before_compressed_additional_records)
 Test(dns_answer_opt, opt_last_removed_only)
 {
 	uint8_t ans[sizeof(opt_first)];
-	static const uint8_t tail[] = {
-	    /* 45: ns1.example.com A */
-	    3, 'n', 's', '1', 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 5, 6, 7, 8,
-	    /* 65: (pointer to 45) AAAA */
-	    0xc0, 45, 0, 28, 0, 1, 0, 0, 1, 0x2c, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0,
-	    0, 0, 0, 0, 0, 0, 1,
-	    /* 93: OPT */
-	    0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};
+	static const uint8_t tail[] = {/* 45: ns1.example.com A */
+	                               3, 'n', 's', '1', 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4,
+	                               5, 6, 7, 8,
+	                               /* 65: (pointer to 45) AAAA */
+	                               0xc0, 45, 0, 28, 0, 1, 0, 0, 1, 0x2c, 0, 16, 0x20, 0x01,
+	                               0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+	                               /* 93: OPT */
+	                               0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};
 	_Static_assert(sizeof(tail) + 45 == sizeof(opt_first), "same records");
 	memcpy(ans, opt_first, 45);
 	memcpy(ans + 45, tail, sizeof(tail));

@@ -10,7 +10,7 @@
 #include "core/wire.h"
 #include "dns/dns_cache.h"
 
-#define T0 1000000u /* an arbitrary monotonic start, in ms */
+#define T0  1000000u /* an arbitrary monotonic start, in ms */
 #define SEC 1000u
 
 /* Wire names; sizeof() includes the trailing NUL, which is the root label. */
@@ -28,8 +28,8 @@ struct ans {
 };
 
 /* Header (QR|RD|RA + rcode), question, then RRs added with ans_rr(). */
-static void ans_begin(struct ans *a, uint16_t id, uint8_t rcode, const uint8_t *qname,
-		      size_t qlen, uint16_t qtype, uint16_t qclass, uint16_t an, uint16_t ns)
+static void ans_begin(struct ans *a, uint16_t id, uint8_t rcode, const uint8_t *qname, size_t qlen,
+                      uint16_t qtype, uint16_t qclass, uint16_t an, uint16_t ns)
 {
 	memset(a, 0, sizeof(*a));
 	a->w = wbuf_init(a->b, sizeof(a->b));
@@ -94,7 +94,7 @@ static void a_answer(struct ans *a, const uint8_t *qname, uint16_t qlen, uint32_
 }
 
 static int lookup(struct dns_cache *c, const struct dns_cache_key *k, bool stale, uint64_t now,
-		  uint8_t *out, unsigned *flags)
+                  uint8_t *out, unsigned *flags)
 {
 	return dns_cache_lookup(c, k, 0xbeef, stale, now, out, 1024, flags);
 }
@@ -172,10 +172,12 @@ Test(dns_cache, min_ttl_raises_and_max_ttl_lowers)
 	struct ans lo;
 	a_answer(&lo, NAME(www_lc), 10, 1);
 	struct dns_cache_key klo = key_of(NAME(www_lc), 1);
-	cr_assert_eq(dns_cache_insert(c, &klo, lo.b, lo.len, lo.off, lo.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(
+	    dns_cache_insert(c, &klo, lo.b, lo.len, lo.off, lo.n, DNS_CACHE_POSITIVE, 0, T0), 1);
 	cr_assert_eq(lookup(c, &klo, false, T0, out, &fl), (int)lo.len);
 	cr_assert_eq(rd32(out + lo.off[0]), 60);
-	cr_assert_eq(lookup(c, &klo, false, T0 + 30 * SEC, out, &fl), (int)lo.len, "raised to 60 s");
+	cr_assert_eq(lookup(c, &klo, false, T0 + 30 * SEC, out, &fl), (int)lo.len,
+	             "raised to 60 s");
 	cr_assert_eq(rd32(out + lo.off[0]), 30);
 	cr_assert_eq(lookup(c, &klo, false, T0 + 60 * SEC, out, &fl), -ENOENT);
 
@@ -183,7 +185,8 @@ Test(dns_cache, min_ttl_raises_and_max_ttl_lowers)
 	a_answer(&hi, NAME(www_lc), 86400, 2);
 	struct dns_cache_key khi = key_of(NAME(www_lc), 28); /* another key: AAAA slot */
 	hi.b[12 + sizeof(www_lc) + 1] = 28;
-	cr_assert_eq(dns_cache_insert(c, &khi, hi.b, hi.len, hi.off, hi.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(
+	    dns_cache_insert(c, &khi, hi.b, hi.len, hi.off, hi.n, DNS_CACHE_POSITIVE, 0, T0), 1);
 	cr_assert_eq(lookup(c, &khi, false, T0, out, &fl), (int)hi.len);
 	cr_assert_eq(rd32(out + hi.off[0]), 300, "clamped TTL, not the upstream's 86400");
 	cr_assert_eq(lookup(c, &khi, false, T0 + 100 * SEC, out, &fl), (int)hi.len);
@@ -220,7 +223,8 @@ Test(dns_cache, negative_uses_soa_min_capped_by_negative_ttl)
 	nx_answer(&a, 3);
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	/* The caller passes min(SOA TTL 3600, MINIMUM 900) = 900; the cap 600 wins. */
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_NXDOMAIN, 900, T0), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_NXDOMAIN, 900, T0),
+	             1);
 	cr_assert_eq(lookup(c, &k, false, T0, out, &fl), (int)a.len);
 	cr_assert_eq(rd32(out + a.off[0]), 600, "SOA TTL is the negative lifetime (RFC 2308 §3)");
 	cr_assert_eq(out[3] & 0x0f, 3);
@@ -234,7 +238,8 @@ Test(dns_cache, negative_uses_soa_min_capped_by_negative_ttl)
 	c = mk(conf);
 	struct ans nd;
 	nx_answer(&nd, 0);
-	cr_assert_eq(dns_cache_insert(c, &k, nd.b, nd.len, nd.off, nd.n, DNS_CACHE_NODATA, 900, T0), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, nd.b, nd.len, nd.off, nd.n, DNS_CACHE_NODATA, 900, T0),
+	             1);
 	cr_assert_eq(lookup(c, &k, false, T0 + 100 * SEC, out, &fl), (int)nd.len);
 	cr_assert_eq(rd32(out + nd.off[0]), 800);
 	cr_assert_eq(lookup(c, &k, false, T0 + 899 * SEC, out, &fl), (int)nd.len);
@@ -326,8 +331,9 @@ Test(dns_cache, prefetch_only_in_last_tenth_and_only_once)
 	cr_assert_eq(dns_cache_stats(c)->prefetches, 1);
 
 	/* The refresh is a new entry: its own last tenth signals again. */
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0,
-				      T0 + 96 * SEC), 1);
+	cr_assert_eq(
+	    dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0 + 96 * SEC),
+	    1);
 	cr_assert_eq(lookup(c, &k, false, T0 + 97 * SEC, out, &fl), (int)a.len);
 	cr_assert_eq(fl, DNS_CACHE_F_FRESH);
 	cr_assert_eq(rd32(out + a.off[0]), 99);
@@ -453,7 +459,8 @@ Test(dns_cache, key_covers_type_class_do_cd_and_ignores_case)
 	a_answer(&d, NAME(www_upper), 300, 2);
 	struct dns_cache_key kd = key_of(NAME(www_upper), 1);
 	kd.do_bit = true;
-	cr_assert_eq(dns_cache_insert(c, &kd, d.b, d.len, d.off, d.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(dns_cache_insert(c, &kd, d.b, d.len, d.off, d.n, DNS_CACHE_POSITIVE, 0, T0),
+	             1);
 	cr_assert_eq(dns_cache_stats(c)->entries, 2);
 	q.cd_bit = false;
 	q.do_bit = true;
@@ -468,7 +475,8 @@ Test(dns_cache, key_covers_type_class_do_cd_and_ignores_case)
 	a_answer(&h, NAME(www_lc), 300, 3);
 	h.b[12 + sizeof(www_lc) + 1] = 65;
 	struct dns_cache_key kh = key_of(NAME(www_lc), 65);
-	cr_assert_eq(dns_cache_insert(c, &kh, h.b, h.len, h.off, h.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	cr_assert_eq(dns_cache_insert(c, &kh, h.b, h.len, h.off, h.n, DNS_CACHE_POSITIVE, 0, T0),
+	             1);
 	cr_assert_eq(lookup(c, &kh, false, T0, out, &fl), (int)h.len);
 	dns_cache_free(c);
 }
@@ -504,8 +512,9 @@ Test(dns_cache, insert_replaces_and_frees_the_old_value)
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
 	size_t one = st->bytes;
-	cr_assert_eq(dns_cache_insert(c, &k, b.b, b.len, b.off, b.n, DNS_CACHE_POSITIVE, 0,
-				      T0 + 10 * SEC), 1);
+	cr_assert_eq(
+	    dns_cache_insert(c, &k, b.b, b.len, b.off, b.n, DNS_CACHE_POSITIVE, 0, T0 + 10 * SEC),
+	    1);
 	cr_assert_eq(st->entries, 1);
 	cr_assert_eq(st->replaced, 1);
 	cr_assert_eq(st->bytes, one);
@@ -530,29 +539,38 @@ Test(dns_cache, rejects_answers_that_do_not_match_or_bad_offsets)
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	const uint8_t other[] = "\3wwx\7example\4test";
 	struct dns_cache_key ko = key_of(NAME(other), 1);
-	cr_assert_eq(dns_cache_insert(c, &ko, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &ko, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL);
 	struct dns_cache_key kt = key_of(NAME(www_lc), 28);
-	cr_assert_eq(dns_cache_insert(c, &kt, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &kt, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL);
 
 	uint16_t in_question = 20, past_end = (uint16_t)(a.len - 3);
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, &in_question, 1, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, &past_end, 1, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
-	uint16_t many[8] = {a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0], a.off[0]};
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, many, 8, DNS_CACHE_POSITIVE, 0, T0), -EINVAL,
-		     "more TTLs than the bytes could hold RRs");
-	cr_assert_eq(dns_cache_insert(c, &k, a.b, 20, a.off, 0, DNS_CACHE_NXDOMAIN, 60, T0), -EINVAL,
-		     "truncated question");
+	cr_assert_eq(
+	    dns_cache_insert(c, &k, a.b, a.len, &in_question, 1, DNS_CACHE_POSITIVE, 0, T0),
+	    -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, &past_end, 1, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL);
+	uint16_t many[8] = {a.off[0], a.off[0], a.off[0], a.off[0],
+	                    a.off[0], a.off[0], a.off[0], a.off[0]};
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, many, 8, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL, "more TTLs than the bytes could hold RRs");
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, 20, a.off, 0, DNS_CACHE_NXDOMAIN, 60, T0),
+	             -EINVAL, "truncated question");
 	uint8_t query[1024];
 	memcpy(query, a.b, a.len);
 	query[2] &= 0x7f; /* QR clear: not a response */
-	cr_assert_eq(dns_cache_insert(c, &k, query, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &k, query, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL);
 	struct dns_cache_key kbad = key_of(www_lc, 0, 1); /* empty name */
-	cr_assert_eq(dns_cache_insert(c, &kbad, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), -EINVAL);
+	cr_assert_eq(dns_cache_insert(c, &kbad, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0),
+	             -EINVAL);
 
 	/* RFC 2181 §8: a TTL with the top bit set is 0, so not cached. */
 	struct ans neg;
 	a_answer(&neg, NAME(www_lc), 0x80000010u, 1);
-	cr_assert_eq(dns_cache_insert(c, &k, neg.b, neg.len, neg.off, neg.n, DNS_CACHE_POSITIVE, 0, T0), 0);
+	cr_assert_eq(
+	    dns_cache_insert(c, &k, neg.b, neg.len, neg.off, neg.n, DNS_CACHE_POSITIVE, 0, T0), 0);
 	cr_assert_eq(dns_cache_stats(c)->entries, 0);
 	dns_cache_free(c);
 
@@ -579,7 +597,8 @@ Test(dns_cache, sweep_reclaims_dead_entries_within_budget)
 		struct ans a;
 		a_answer(&a, name, sizeof(name), i < 6 ? 1 : 3600, 1);
 		struct dns_cache_key k = key_of(name, sizeof(name), 1);
-		cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+		cr_assert_eq(
+		    dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
 	}
 	cr_assert_eq(dns_cache_sweep(c, T0 + 10 * SEC, 100), 0, "still inside the stale window");
 	unsigned freed = dns_cache_sweep(c, T0 + 11 * SEC, 3);
@@ -603,7 +622,7 @@ Test(dns_cache, overhead_is_measured_and_under_150_bytes)
 	size_t per_entry = (st->bytes - st->table_bytes) / st->entries;
 	cr_assert_eq((st->bytes - st->table_bytes) % st->entries, 0);
 	cr_assert_eq(per_entry - ans_len, dns_cache_entry_overhead(ans_len, 1),
-		     "the charged bytes are what the header says");
+	             "the charged bytes are what the header says");
 	cr_assert_leq(dns_cache_entry_overhead(ans_len, 1), 150);
 	cr_assert_leq(dns_cache_entry_overhead(100, 3), 150);
 	dns_cache_free(c);
@@ -630,7 +649,8 @@ Test(dns_cache, captured_unbound_answer_round_trips)
 	cr_assert_eq(dns_cache_insert(c, &k, msg, len, &off, 1, DNS_CACHE_POSITIVE, 0, T0), 1);
 	uint8_t out[512];
 	unsigned fl;
-	cr_assert_eq(dns_cache_lookup(c, &k, 0x569a, false, T0 + 600 * SEC, out, sizeof(out), &fl), 50);
+	cr_assert_eq(dns_cache_lookup(c, &k, 0x569a, false, T0 + 600 * SEC, out, sizeof(out), &fl),
+	             50);
 	cr_assert_eq(rd32(out + 40), 3000);
 	cr_assert_arr_eq(out + 12, www_upper, sizeof(www_upper));
 	memcpy(out + 12, msg + 12, sizeof(www_upper));
@@ -684,11 +704,14 @@ Test(dns_cache, captured_responses_scanned_by_codec_round_trip)
 			continue;
 		}
 		cr_assert_eq(s.q_off, 12);
-		struct dns_cache_key k = {.qname = msg + s.q_off, .qname_len = (uint16_t)s.qname_len,
-					  .qtype = s.qtype, .qclass = s.qclass,
-					  .do_bit = s.do_bit, .cd_bit = (s.flags & 0x0010) != 0};
+		struct dns_cache_key k = {.qname = msg + s.q_off,
+		                          .qname_len = (uint16_t)s.qname_len,
+		                          .qtype = s.qtype,
+		                          .qclass = s.qclass,
+		                          .do_bit = s.do_bit,
+		                          .cd_bit = (s.flags & 0x0010) != 0};
 		int rc = dns_cache_insert(c, &k, msg, len, s.ttl_off, (unsigned)s.n_ttl, kind,
-					  s.neg_ttl, T0);
+		                          s.neg_ttl, T0);
 		cr_assert_geq(rc, 0, "%s: insert %d", de->d_name, rc);
 		if (rc == 0)
 			continue; /* a zero TTL somewhere: not cacheable, by rule */

@@ -62,7 +62,7 @@ static int question_end(const uint8_t *q, size_t len)
 
 /* Builds the reply to q into out; returns its length, 0 for no reply. */
 static size_t build_reply(struct responder *r, const uint8_t *q, size_t qlen, bool tcp,
-			  uint8_t *out, int how)
+                          uint8_t *out, int how)
 {
 	int qe = question_end(q, qlen);
 	bool opt = qlen >= 12 && (q[10] | q[11]);
@@ -110,7 +110,8 @@ static size_t build_reply(struct responder *r, const uint8_t *q, size_t qlen, bo
 		break;
 	}
 	for (unsigned i = 0; i < nans; i++) {
-		static const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 0};
+		static const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0,   1, 0, 0,
+		                             0,    60,   0, 4, 192, 0, 2, 0};
 		memcpy(out + n, rr, sizeof(rr));
 		out[n + sizeof(rr) - 1] = (uint8_t)(i + 1);
 		n += sizeof(rr);
@@ -288,8 +289,7 @@ static int done, want;
 static bool in_query, cb_inside_query, watchdog_fired;
 static struct timer wd;
 
-static void on_result(void *ctx, int status, const uint8_t *ans, size_t len,
-		      struct dns_scan *scan)
+static void on_result(void *ctx, int status, const uint8_t *ans, size_t len, struct dns_scan *scan)
 {
 	struct result *r = ctx;
 	if (in_query)
@@ -597,7 +597,7 @@ Test(dns_forward, dead_upstream_is_skipped_reprobed_and_revived)
 	struct dns_forward *f = fwd(a, 2, &c);
 	struct dns_upstream_info in;
 	static const uint8_t n[3][20] = {"\1a\7example\4test", "\1b\7example\4test",
-					 "\1c\7example\4test"};
+	                                 "\1c\7example\4test"};
 
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(query(f, n[i], 16, &res[i]), 0);
@@ -640,7 +640,7 @@ Test(dns_forward, identical_queries_share_one_upstream_query)
 	/* Different DO bit: a different key. */
 	in_query = true;
 	cr_assert_eq(dns_forward_query(f, WWW, WWW_LEN, 1, 1, false, false, on_result, &res[10]),
-		     0);
+	             0);
 	in_query = false;
 	cr_assert_eq(res[0].calls, 0);
 	run_for(11);
@@ -668,7 +668,7 @@ Test(dns_forward, beyond_max_outstanding_fails_at_once)
 	struct dns_forward_conf c = {.max_outstanding = 2};
 	struct dns_forward *f = fwd(&a, 1, &c);
 	static const uint8_t n[3][20] = {"\1a\7example\4test", "\1b\7example\4test",
-					 "\1c\7example\4test"};
+	                                 "\1c\7example\4test"};
 
 	cr_assert_eq(query(f, n[0], 16, &res[0]), 0);
 	cr_assert_eq(query(f, n[1], 16, &res[1]), 0);

@@ -88,14 +88,14 @@ static inline void up_with(int net, int n, const char *extra)
 	snprintf(node, sizeof(node), "127.53.%d.%d", net, 10 * n + 1);
 	snprintf(upstream, sizeof(upstream), "127.53.%d.%d", net, 10 * n + 2);
 	snprintf(conf, sizeof(conf),
-		 "dns:\n"
-		 "  listen: [\"%s:5300\"]\n"
-		 "  allow: [127.0.0.1/32, 127.53.%d.0/25]\n"
-		 "  upstreams: [\"%s:5300\"]\n"
-		 "  threads: %d\n"
-		 "  identity: itest-node-%d\n"
-		 "%s",
-		 node, net, upstream, itest_threads, n, extra ? extra : "");
+	         "dns:\n"
+	         "  listen: [\"%s:5300\"]\n"
+	         "  allow: [127.0.0.1/32, 127.53.%d.0/25]\n"
+	         "  upstreams: [\"%s:5300\"]\n"
+	         "  threads: %d\n"
+	         "  identity: itest-node-%d\n"
+	         "%s",
+	         node, net, upstream, itest_threads, n, extra ? extra : "");
 	cr_assert_eq(knotd_start(&knot, upstream, PORT, zones, 1), 0, "knotd did not start");
 	cr_assert_eq(anycached_start(&daemon_, conf, node, PORT), 0, "anycached did not answer");
 }
@@ -110,13 +110,13 @@ static inline void down(void)
 static inline int ask(bool tcp, const uint8_t *q, size_t qlen, uint8_t *a, size_t cap)
 {
 	int n = tcp ? dns_tcp_exchange(node, PORT, q, qlen, a, cap, 3000)
-		    : dns_udp_exchange(node, PORT, q, qlen, a, cap, 3000);
+	            : dns_udp_exchange(node, PORT, q, qlen, a, cap, 3000);
 	cr_assert_geq(n, 12, "no answer over %s (%d)", tcp ? "TCP" : "UDP", n);
 	return n;
 }
 
 static inline int ask_name(bool tcp, const char *name, uint16_t type, bool edns, uint8_t *a,
-			   size_t cap)
+                           size_t cap)
 {
 	uint8_t q[512];
 	int qlen = dns_make_query(q, sizeof(q), 0x1234, name, type, edns);
@@ -126,12 +126,12 @@ static inline int ask_name(bool tcp, const char *name, uint16_t type, bool edns,
 
 /* Runs kdig with the given arguments after "@node -p 5300"; output in out. */
 static inline int kdig(char *out, size_t cap, const char *a1, const char *a2, const char *a3,
-		       const char *a4, const char *a5)
+                       const char *a4, const char *a5)
 {
 	char at[40];
 	snprintf(at, sizeof(at), "@%s", node);
-	char *argv[] = {"kdig", at, "-p", "5300", "+timeout=2", "+retry=1", (char *)a1,
-			(char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL};
+	char *argv[] = {"kdig",     at,         "-p",       "5300",     "+timeout=2", "+retry=1",
+	                (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5,   NULL};
 	return run_capture(argv, false, out, cap, 15000);
 }
 

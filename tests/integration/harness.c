@@ -166,8 +166,8 @@ void proc_dump_log(const struct proc *p)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
 	fclose(f);
-	fprintf(stderr, "---- %s log (%s) ----\n%s\n---- end of %s log ----\n", p->name, p->log, buf,
-		p->name);
+	fprintf(stderr, "---- %s log (%s) ----\n%s\n---- end of %s log ----\n", p->name, p->log,
+	        buf, p->name);
 }
 
 int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms)
@@ -235,7 +235,7 @@ int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeo
 }
 
 int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
-		   bool edns)
+                   bool edns)
 {
 	size_t off = 12;
 	const char *s = qname;
@@ -274,7 +274,7 @@ int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uin
 }
 
 int dns_udp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
-		     size_t anscap, int timeout_ms)
+                     size_t anscap, int timeout_ms)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -333,32 +333,30 @@ int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout
 }
 
 /* 200 octets of TXT string per record, distinct by its two-digit tag. */
-#define TXT50 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+#define TXT50        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
 #define BIG_TXT(tag) "big    TXT  \"" tag TXT50 TXT50 TXT50 TXT50 "\"\n"
 
 /* A zone with the shapes the DNS tests need (RFC 1035 master file syntax). */
 const char harness_example_zone[] =
-	"$ORIGIN example.test.\n"
-	"$TTL 300\n"
-	"@      SOA  ns.example.test. hostmaster.example.test. 1 3600 600 86400 60\n"
-	"@      NS   ns\n"
-	"ns     A    127.0.0.1\n"
-	"www    A    192.0.2.80\n"
-	"www    AAAA 2001:db8::80\n"
-	"@      MX   10 mail\n"
-	"mail   A    192.0.2.25\n"
-	"alias  CNAME alias2\n"
-	"alias2 CNAME www\n"
-	"short 2 A   192.0.2.2\n"
-	"*.wild A    192.0.2.99\n"
-	"txt    TXT  \"hello\" \"world\"\n"
-	BIG_TXT("00") BIG_TXT("01") BIG_TXT("02") BIG_TXT("03")
-	BIG_TXT("04") BIG_TXT("05") BIG_TXT("06") BIG_TXT("07")
-	BIG_TXT("08") BIG_TXT("09") BIG_TXT("10") BIG_TXT("11")
-	BIG_TXT("12") BIG_TXT("13") BIG_TXT("14") BIG_TXT("15");
+    "$ORIGIN example.test.\n"
+    "$TTL 300\n"
+    "@      SOA  ns.example.test. hostmaster.example.test. 1 3600 600 86400 60\n"
+    "@      NS   ns\n"
+    "ns     A    127.0.0.1\n"
+    "www    A    192.0.2.80\n"
+    "www    AAAA 2001:db8::80\n"
+    "@      MX   10 mail\n"
+    "mail   A    192.0.2.25\n"
+    "alias  CNAME alias2\n"
+    "alias2 CNAME www\n"
+    "short 2 A   192.0.2.2\n"
+    "*.wild A    192.0.2.99\n"
+    "txt    TXT  \"hello\" \"world\"\n" BIG_TXT("00") BIG_TXT("01") BIG_TXT("02") BIG_TXT("03")
+        BIG_TXT("04") BIG_TXT("05") BIG_TXT("06") BIG_TXT("07") BIG_TXT("08") BIG_TXT("09")
+            BIG_TXT("10") BIG_TXT("11") BIG_TXT("12") BIG_TXT("13") BIG_TXT("14") BIG_TXT("15");
 
 int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
-		unsigned nzones)
+                unsigned nzones)
 {
 	char conf[8192], path[512], log[512];
 	size_t off;
@@ -372,27 +370,27 @@ int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *co
 		return r;
 	/* knotd as root needs an explicit user and a writable rundir (PLATFORM.md). */
 	off = (size_t)snprintf(conf, sizeof(conf),
-			       "server:\n"
-			       "    rundir: \"%s\"\n"
-			       "    user: root:root\n"
-			       "    listen: %s@%u\n"
-			       "    background-workers: 1\n"
-			       "    udp-workers: 1\n"
-			       "    tcp-workers: 1\n"
-			       "database:\n"
-			       "    storage: \"%s\"\n"
-			       "control:\n"
-			       "    listen: \"%s/knot.sock\"\n"
-			       "log:\n"
-			       "  - target: stderr\n"
-			       "    any: info\n"
-			       "template:\n"
-			       "  - id: default\n"
-			       "    storage: \"%s\"\n"
-			       "    zonefile-sync: -1\n"
-			       "    journal-content: none\n"
-			       "zone:\n",
-			       k->dir.path, addr, port, k->dir.path, k->dir.path, k->dir.path);
+	                       "server:\n"
+	                       "    rundir: \"%s\"\n"
+	                       "    user: root:root\n"
+	                       "    listen: %s@%u\n"
+	                       "    background-workers: 1\n"
+	                       "    udp-workers: 1\n"
+	                       "    tcp-workers: 1\n"
+	                       "database:\n"
+	                       "    storage: \"%s\"\n"
+	                       "control:\n"
+	                       "    listen: \"%s/knot.sock\"\n"
+	                       "log:\n"
+	                       "  - target: stderr\n"
+	                       "    any: info\n"
+	                       "template:\n"
+	                       "  - id: default\n"
+	                       "    storage: \"%s\"\n"
+	                       "    zonefile-sync: -1\n"
+	                       "    journal-content: none\n"
+	                       "zone:\n",
+	                       k->dir.path, addr, port, k->dir.path, k->dir.path, k->dir.path);
 	for (unsigned i = 0; i < nzones; i++) {
 		char fname[300];
 		snprintf(fname, sizeof(fname), "%s.zone", zones[2 * i]);
@@ -400,8 +398,8 @@ int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *co
 		if (r)
 			return r;
 		off += (size_t)snprintf(conf + off, sizeof(conf) - off,
-					"  - domain: %s\n    file: \"%s/%s\"\n", zones[2 * i],
-					k->dir.path, fname);
+		                        "  - domain: %s\n    file: \"%s/%s\"\n", zones[2 * i],
+		                        k->dir.path, fname);
 	}
 	r = write_file(k->dir.path, "knot.conf", conf, path, sizeof(path));
 	if (r)
@@ -474,7 +472,7 @@ int anycached_stop(struct anycached *d)
 }
 
 static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
-			 socklen_t *sl)
+                         socklen_t *sl)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(addr, ':')) {
@@ -496,7 +494,7 @@ static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storag
 }
 
 int dns_udp_exchange_from(const char *src, const char *addr, uint16_t port, const void *q,
-			  size_t qlen, void *ans, size_t anscap, int timeout_ms)
+                          size_t qlen, void *ans, size_t anscap, int timeout_ms)
 {
 	struct sockaddr_storage ss, from;
 	socklen_t sl, fl;
@@ -630,7 +628,7 @@ int dns_tcp_wait_closed(int fd, int timeout_ms)
 }
 
 int dns_tcp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
-		     size_t anscap, int timeout_ms)
+                     size_t anscap, int timeout_ms)
 {
 	uint8_t pfx[2] = {(uint8_t)(qlen >> 8), (uint8_t)qlen};
 	int fd = dns_tcp_connect(addr, port, timeout_ms);
@@ -670,8 +668,8 @@ int knotd_resume(struct knotd *k)
 int log_sanitizer_report(const char *path, char *line, size_t linecap)
 {
 	static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-					    "runtime error:", "WARNING: ThreadSanitizer",
-					    "SUMMARY: UndefinedBehaviorSanitizer"};
+	                                    "runtime error:", "WARNING: ThreadSanitizer",
+	                                    "SUMMARY: UndefinedBehaviorSanitizer"};
 	char buf[1024];
 	FILE *f = fopen(path, "r");
 	int found = 0;
@@ -711,8 +709,8 @@ int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t 
 		r = -1;
 	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		snprintf(why, whylen, "exit status %#x (%s %d)", (unsigned)st,
-			 WIFSIGNALED(st) ? "signal" : "code",
-			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		         WIFSIGNALED(st) ? "signal" : "code",
+		         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 		r = -1;
 	}
 	rep = log_sanitizer_report(d->proc.log, line, sizeof(line));

@@ -21,7 +21,7 @@
 struct proc {
 	pid_t pid;
 	char name[32];
-	char log[512];  /* stdout+stderr of the process */
+	char log[512]; /* stdout+stderr of the process */
 };
 
 struct tmpdir {
@@ -60,11 +60,11 @@ int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout
  * (returns its length, or -ETIMEDOUT / -errno).
  */
 int dns_udp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
-		     size_t anscap, int timeout_ms);
+                     size_t anscap, int timeout_ms);
 
 /* dns_udp_exchange from a chosen local source address (e.g. one outside dns.allow). */
 int dns_udp_exchange_from(const char *src, const char *addr, uint16_t port, const void *q,
-			  size_t qlen, void *ans, size_t anscap, int timeout_ms);
+                          size_t qlen, void *ans, size_t anscap, int timeout_ms);
 
 /*
  * DNS over TCP (RFC 1035 §4.2.2, RFC 7766): a blocking connected socket
@@ -78,11 +78,11 @@ int dns_tcp_read_msg(int fd, void *buf, size_t cap, int timeout_ms);
 /* Waits until the server closes fd (EOF or reset); 0, or -ETIMEDOUT. */
 int dns_tcp_wait_closed(int fd, int timeout_ms);
 int dns_tcp_exchange(const char *addr, uint16_t port, const void *q, size_t qlen, void *ans,
-		     size_t anscap, int timeout_ms);
+                     size_t anscap, int timeout_ms);
 
 /* Builds a simple query (RD set, optional EDNS 1232); returns its length. */
 int dns_make_query(uint8_t *buf, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
-		   bool edns);
+                   bool edns);
 
 /* knotd as an authoritative upstream for the zones given as (name, text) pairs. */
 struct knotd {
@@ -92,7 +92,7 @@ struct knotd {
 	uint16_t port;
 };
 int knotd_start(struct knotd *k, const char *addr, uint16_t port, const char *const *zones,
-		unsigned nzones);
+                unsigned nzones);
 void knotd_stop(struct knotd *k);
 /* Stops the knotd process only (its directory stays), and starts it again. */
 void knotd_pause(struct knotd *k);

@@ -16,7 +16,7 @@ static int ip(char *const argv[])
 
 	if (r != 0) {
 		fprintf(stderr, "netns: '%s %s %s %s' failed (%d): %s\n", argv[0], argv[1],
-			argv[2] ? argv[2] : "", argv[2] && argv[3] ? argv[3] : "", r, out);
+		        argv[2] ? argv[2] : "", argv[2] && argv[3] ? argv[3] : "", r, out);
 		return r < 0 ? r : -EIO;
 	}
 	return 0;
@@ -70,8 +70,8 @@ int netns_run(const struct netns *ns, char *const argv[], char *out, size_t cap,
 	return r ? r : run_capture(full, true, out, cap, timeout_ms);
 }
 
-int netns_proc_start(struct proc *p, const struct netns *ns, const char *name,
-		     char *const argv[], const char *log)
+int netns_proc_start(struct proc *p, const struct netns *ns, const char *name, char *const argv[],
+                     const char *log)
 {
 	char *full[64];
 	int r = with_ns(ns, argv, full, 64);
@@ -80,16 +80,21 @@ int netns_proc_start(struct proc *p, const struct netns *ns, const char *name,
 	return r ? r : proc_start(p, name, full, log);
 }
 
-int netns_link(const struct netns *a, const char *ifa, const char *cidr_a,
-	       const struct netns *b, const char *ifb, const char *cidr_b)
+int netns_link(const struct netns *a, const char *ifa, const char *cidr_a, const struct netns *b,
+               const char *ifb, const char *cidr_b)
 {
-	char *add[] = {"ip", "-n", (char *)a->name, "link", "add", (char *)ifa, "type", "veth",
-		       "peer", "name", (char *)ifb, "netns", (char *)b->name, NULL};
+	char *add[] = {"ip",        "-n",    (char *)a->name, "link", "add",
+	               (char *)ifa, "type",  "veth",          "peer", "name",
+	               (char *)ifb, "netns", (char *)b->name, NULL};
 	/* nodad: an IPv6 address is usable at once, not after duplicate detection. */
-	char *addr_a[] = {"ip", "-n", (char *)a->name, "addr", "add", (char *)cidr_a, "dev",
-			  (char *)ifa, strchr(cidr_a, ':') ? "nodad" : NULL, NULL};
-	char *addr_b[] = {"ip", "-n", (char *)b->name, "addr", "add", (char *)cidr_b, "dev",
-			  (char *)ifb, strchr(cidr_b, ':') ? "nodad" : NULL, NULL};
+	char *addr_a[] = {"ip",   "-n",        (char *)a->name,
+	                  "addr", "add",       (char *)cidr_a,
+	                  "dev",  (char *)ifa, strchr(cidr_a, ':') ? "nodad" : NULL,
+	                  NULL};
+	char *addr_b[] = {"ip",   "-n",        (char *)b->name,
+	                  "addr", "add",       (char *)cidr_b,
+	                  "dev",  (char *)ifb, strchr(cidr_b, ':') ? "nodad" : NULL,
+	                  NULL};
 	char *up_a[] = {"ip", "-n", (char *)a->name, "link", "set", (char *)ifa, "up", NULL};
 	char *up_b[] = {"ip", "-n", (char *)b->name, "link", "set", (char *)ifb, "up", NULL};
 	int r;
@@ -102,15 +107,17 @@ int netns_link(const struct netns *a, const char *ifa, const char *cidr_a,
 
 int netns_add_lo_addr(const struct netns *ns, const char *cidr)
 {
-	char *add[] = {"ip", "-n", (char *)ns->name, "addr", "add", (char *)cidr, "dev", "lo",
-		       NULL};
+	char *add[] = {"ip", "-n", (char *)ns->name, "addr", "add", (char *)cidr, "dev",
+	               "lo", NULL};
 	return ip(add);
 }
 
 int netns_add_addr(const struct netns *ns, const char *dev, const char *cidr)
 {
-	char *add[] = {"ip", "-n", (char *)ns->name, "addr", "add", (char *)cidr, "dev",
-		       (char *)dev, strchr(cidr, ':') ? "nodad" : NULL, NULL};
+	char *add[] = {"ip",   "-n",        (char *)ns->name,
+	               "addr", "add",       (char *)cidr,
+	               "dev",  (char *)dev, strchr(cidr, ':') ? "nodad" : NULL,
+	               NULL};
 	return ip(add);
 }
 
@@ -145,7 +152,7 @@ void netns_reap_stale(const char *const *tags, unsigned ntags)
 }
 
 int netns_anycached_start(struct proc *p, const struct netns *ns, const char *dir,
-			  const char *conf_yaml)
+                          const char *conf_yaml)
 {
 	const char *bin = getenv("ANYCACHED");
 	char conf[512], log[512];

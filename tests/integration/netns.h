@@ -23,12 +23,12 @@ void netns_delete(struct netns *ns);
 int netns_run(const struct netns *ns, char *const argv[], char *out, size_t cap, int timeout_ms);
 
 /* Starts a long-running process inside ns (it dies with the test process). */
-int netns_proc_start(struct proc *p, const struct netns *ns, const char *name,
-		     char *const argv[], const char *log);
+int netns_proc_start(struct proc *p, const struct netns *ns, const char *name, char *const argv[],
+                     const char *log);
 
 /* A veth pair between a and b with an address (CIDR) on each end, both up. */
-int netns_link(const struct netns *a, const char *ifa, const char *cidr_a,
-	       const struct netns *b, const char *ifb, const char *cidr_b);
+int netns_link(const struct netns *a, const char *ifa, const char *cidr_a, const struct netns *b,
+               const char *ifb, const char *cidr_b);
 
 /* ip addr add CIDR dev lo inside ns (a VIP). */
 int netns_add_lo_addr(const struct netns *ns, const char *cidr);
@@ -49,6 +49,6 @@ void netns_reap_stale(const char *const *tags, unsigned ntags);
  * its listeners are only reachable inside the namespace.
  */
 int netns_anycached_start(struct proc *p, const struct netns *ns, const char *dir,
-			  const char *conf_yaml);
+                          const char *conf_yaml);
 
 #endif

@@ -25,7 +25,7 @@
 #define DNS_PORT 5300
 
 struct rig {
-	int net; /* 20..29 */
+	int net;       /* 20..29 */
 	char a[8][32]; /* a[k] = 127.53.<net>.k */
 	char vip6[32];
 	bool v6added;
@@ -71,7 +71,8 @@ static void rig_init(int net)
 	snprintf(pfx, sizeof(pfx), "%s/128", rig.vip6);
 	char *argv[] = {"ip", "-6", "addr", "add", pfx, "dev", "lo", NULL};
 	int rc = run_capture(argv, true, out, sizeof(out), 5000);
-	cr_assert(rc == 0 || strstr(out, "exists") || strstr(out, "already assigned"), "cannot add %s to lo: %s", pfx, out);
+	cr_assert(rc == 0 || strstr(out, "exists") || strstr(out, "already assigned"),
+	          "cannot add %s to lo: %s", pfx, out);
 	rig.v6added = true;
 	const char *zones[] = {"example.test", harness_example_zone};
 	cr_assert_eq(knotd_start(&rig.knot, rig.a[6], DNS_PORT, zones, 1), 0, "knotd");
@@ -87,26 +88,25 @@ static void bird_start(uint32_t as, uint32_t peer_as, const char *password)
 		snprintf(pw, sizeof(pw), "  password \"%s\";\n", password);
 	snprintf(rig.bird_log, sizeof(rig.bird_log), "%s/bird.log", rig.dir.path);
 	snprintf(text, sizeof(text),
-		 "log \"%s\" all;\n"
-		 "router id %s;\n"
-		 "protocol device { }\n"
-		 "protocol bgp anyc {\n"
-		 "  local %s as %u;\n"
-		 "  neighbor %s as %u;\n"
-		 "  strict bind yes;\n"
-		 "  multihop 2;\n"
-		 "  hold time 9;\n"
-		 "  error wait time 1, 5;\n"
-		 "  connect delay time 1;\n"
-		 "  connect retry time 2;\n"
-		 "%s"
-		 "  ipv4 { import all; export none; };\n"
-		 "  ipv6 { import all; export none; };\n"
-		 "}\n",
-		 rig.bird_log, rig.a[1], rig.a[1], as, rig.a[2], peer_as, pw);
-	cr_assert_eq(write_file(rig.dir.path, "bird.conf", text, rig.bird_conf,
-				sizeof(rig.bird_conf)),
-		     0);
+	         "log \"%s\" all;\n"
+	         "router id %s;\n"
+	         "protocol device { }\n"
+	         "protocol bgp anyc {\n"
+	         "  local %s as %u;\n"
+	         "  neighbor %s as %u;\n"
+	         "  strict bind yes;\n"
+	         "  multihop 2;\n"
+	         "  hold time 9;\n"
+	         "  error wait time 1, 5;\n"
+	         "  connect delay time 1;\n"
+	         "  connect retry time 2;\n"
+	         "%s"
+	         "  ipv4 { import all; export none; };\n"
+	         "  ipv6 { import all; export none; };\n"
+	         "}\n",
+	         rig.bird_log, rig.a[1], rig.a[1], as, rig.a[2], peer_as, pw);
+	cr_assert_eq(
+	    write_file(rig.dir.path, "bird.conf", text, rig.bird_conf, sizeof(rig.bird_conf)), 0);
 	snprintf(rig.bird_sock, sizeof(rig.bird_sock), "%s/bird.ctl", rig.dir.path);
 	char log[600];
 	snprintf(log, sizeof(log), "%s/bird.out", rig.dir.path);
@@ -121,31 +121,31 @@ static void any_start(uint32_t as, uint32_t peer_as, const char *password)
 	if (password)
 		snprintf(pw, sizeof(pw), "      password: \"%s\"\n", password);
 	snprintf(yaml, sizeof(yaml),
-		 "dns:\n"
-		 "  listen: [\"%s:5300\", \"%s:5300\", \"[%s]:5300\"]\n"
-		 "  allow: [127.0.0.0/8]\n"
-		 "  upstreams: [\"%s:5300\"]\n"
-		 "  threads: 2\n"
-		 "bgp:\n"
-		 "  asn: %u\n"
-		 "  router-id: %s\n"
-		 "  neighbors:\n"
-		 "    - address: %s\n"
-		 "      asn: %u\n"
-		 "      local-address: %s\n"
-		 "      hold-time: 9s\n"
-		 "      next-hop6: \"fd53:%d::2\"\n"
-		 "%s"
-		 "  announce:\n"
-		 "    - prefix: 64.0.0.0/2\n"
-		 "      local-preference: 200\n"
-		 "      med: 7\n"
-		 "      communities: [\"65000:100\", \"65000:200\"]\n"
-		 "      large-communities: [\"4200000001:1:2\"]\n"
-		 "    - {prefix: 96.0.0.0/3, local-preference: 150}\n"
-		 "    - {prefix: \"%s/128\", local-preference: 120, med: 3}\n",
-		 rig.a[4], rig.a[5], rig.vip6, rig.a[6], as, rig.a[2], rig.a[1], peer_as, rig.a[2],
-		 rig.net, pw, rig.vip6);
+	         "dns:\n"
+	         "  listen: [\"%s:5300\", \"%s:5300\", \"[%s]:5300\"]\n"
+	         "  allow: [127.0.0.0/8]\n"
+	         "  upstreams: [\"%s:5300\"]\n"
+	         "  threads: 2\n"
+	         "bgp:\n"
+	         "  asn: %u\n"
+	         "  router-id: %s\n"
+	         "  neighbors:\n"
+	         "    - address: %s\n"
+	         "      asn: %u\n"
+	         "      local-address: %s\n"
+	         "      hold-time: 9s\n"
+	         "      next-hop6: \"fd53:%d::2\"\n"
+	         "%s"
+	         "  announce:\n"
+	         "    - prefix: 64.0.0.0/2\n"
+	         "      local-preference: 200\n"
+	         "      med: 7\n"
+	         "      communities: [\"65000:100\", \"65000:200\"]\n"
+	         "      large-communities: [\"4200000001:1:2\"]\n"
+	         "    - {prefix: 96.0.0.0/3, local-preference: 150}\n"
+	         "    - {prefix: \"%s/128\", local-preference: 120, med: 3}\n",
+	         rig.a[4], rig.a[5], rig.vip6, rig.a[6], as, rig.a[2], rig.a[1], peer_as, rig.a[2],
+	         rig.net, pw, rig.vip6);
 	cr_assert_eq(anycached_start(&rig.d, yaml, rig.a[4], DNS_PORT), 0, "anycached");
 	rig.d_up = true;
 }
@@ -215,23 +215,40 @@ static void dump_on_failure(const char *out)
 	proc_dump_log(&rig.d.proc);
 }
 
-static void setup20(void) { rig_init(20); }
-static void setup21(void) { rig_init(21); }
-static void setup22(void) { rig_init(22); }
-static void setup23(void) { rig_init(23); }
-static void setup24(void) { rig_init(24); }
-static void setup25(void) { rig_init(25); }
+static void setup20(void)
+{
+	rig_init(20);
+}
+static void setup21(void)
+{
+	rig_init(21);
+}
+static void setup22(void)
+{
+	rig_init(22);
+}
+static void setup23(void)
+{
+	rig_init(23);
+}
+static void setup24(void)
+{
+	rig_init(24);
+}
+static void setup25(void)
+{
+	rig_init(25);
+}
 
-Test(bgp_bird, ibgp_routes_carry_exact_attributes, .init = setup20, .fini = rig_fini,
-     .timeout = 60)
+Test(bgp_bird, ibgp_routes_carry_exact_attributes, .init = setup20, .fini = rig_fini, .timeout = 60)
 {
 	static char out[16384], blk[2048];
 
 	bird_start(65000, 65000, NULL);
 	any_start(65000, 65000, NULL);
 	bool ok = wait_routes("fd53:20::4/128", true, 15000, out, sizeof(out)) &&
-		  wait_routes("96.0.0.0/3", true, 5000, out, sizeof(out)) &&
-		  wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
+	          wait_routes("96.0.0.0/3", true, 5000, out, sizeof(out)) &&
+	          wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
 	if (!ok)
 		dump_on_failure(out);
 	cr_assert(ok, "routes did not arrive");
@@ -258,15 +275,14 @@ Test(bgp_bird, ibgp_routes_carry_exact_attributes, .init = setup20, .fini = rig_
 	cr_expect(strstr(blk, "\tBGP.as_path: \n"), "%s", blk);
 }
 
-Test(bgp_bird, ebgp_4octet_asn_path_is_our_as, .init = setup21, .fini = rig_fini,
-     .timeout = 60)
+Test(bgp_bird, ebgp_4octet_asn_path_is_our_as, .init = setup21, .fini = rig_fini, .timeout = 60)
 {
 	static char out[16384], blk[2048];
 
 	bird_start(65001, 4200000001u, NULL);
 	any_start(4200000001u, 65001, NULL);
 	bool ok = wait_routes("fd53:21::4/128", true, 15000, out, sizeof(out)) &&
-		  wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
+	          wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
 	if (!ok)
 		dump_on_failure(out);
 	cr_assert(ok, "routes did not arrive");
@@ -283,8 +299,7 @@ Test(bgp_bird, ebgp_4octet_asn_path_is_our_as, .init = setup21, .fini = rig_fini
 	cr_expect(strstr(out, "Neighbor AS:      4200000001"), "%s", out);
 }
 
-Test(bgp_bird, sigterm_sends_cease_and_withdraws, .init = setup22, .fini = rig_fini,
-     .timeout = 60)
+Test(bgp_bird, sigterm_sends_cease_and_withdraws, .init = setup22, .fini = rig_fini, .timeout = 60)
 {
 	static char out[16384];
 
@@ -301,11 +316,10 @@ Test(bgp_bird, sigterm_sends_cease_and_withdraws, .init = setup22, .fini = rig_f
 	cr_expect_lt(dt, 2500, "withdrawn after %llu ms", (unsigned long long)dt);
 	birdc("show protocols all anyc", out, sizeof(out));
 	cr_expect(strstr(out, "Message:        anycached shutting down"),
-		  "BIRD did not get the RFC 9003 text:\n%s", out);
+	          "BIRD did not get the RFC 9003 text:\n%s", out);
 }
 
-Test(bgp_bird, restarted_bird_gets_routes_again, .init = setup23, .fini = rig_fini,
-     .timeout = 90)
+Test(bgp_bird, restarted_bird_gets_routes_again, .init = setup23, .fini = rig_fini, .timeout = 90)
 {
 	static char out[16384];
 
@@ -317,15 +331,14 @@ Test(bgp_bird, restarted_bird_gets_routes_again, .init = setup23, .fini = rig_fi
 	usleep(300 * 1000);
 	bird_start(65000, 65000, NULL);
 	bool ok = wait_routes("fd53:23::4/128", true, 25000, out, sizeof(out)) &&
-		  wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
+	          wait_routes("64.0.0.0/2", true, 5000, out, sizeof(out));
 	if (!ok)
 		dump_on_failure(out);
 	cr_assert(ok, "routes did not come back after the BIRD restart");
 	cr_assert(proc_alive(&rig.d.proc));
 }
 
-Test(bgp_bird, md5_matching_passwords_establish, .init = setup24, .fini = rig_fini,
-     .timeout = 60)
+Test(bgp_bird, md5_matching_passwords_establish, .init = setup24, .fini = rig_fini, .timeout = 60)
 {
 	static char out[16384];
 
@@ -356,5 +369,5 @@ Test(bgp_bird, md5_mismatched_passwords_never_establish, .init = setup25, .fini 
 	uint8_t q[512];
 	int ql = dns_make_query(q, sizeof(q), 0x1234, "www.example.test", 1, false);
 	cr_expect_gt(dns_udp_exchange(rig.a[4], DNS_PORT, q, (size_t)ql, a, sizeof(a), 3000), 0,
-		     "DNS must keep answering");
+	             "DNS must keep answering");
 }

@@ -28,9 +28,9 @@
 #include "bgp_lab.h"
 #include "netns.h"
 
-#define BGPD "/usr/lib/frr/bgpd"
+#define BGPD      "/usr/lib/frr/bgpd"
 #define ROUTER_AS 65001u
-#define NODE_AS 4200000001u
+#define NODE_AS   4200000001u
 
 struct lab {
 	struct netns r, n;
@@ -108,21 +108,21 @@ static void bgpd_start(uint32_t as, uint32_t peer_as)
 	char text[2048], conf[512], pidf[512], sock[600], out[256];
 
 	snprintf(text, sizeof(text),
-		 "hostname anyc-frr\n"
-		 "router bgp %u\n"
-		 " bgp router-id 10.53.40.1\n"
-		 " no bgp ebgp-requires-policy\n"
-		 " no bgp default ipv4-unicast\n"
-		 " neighbor 10.53.40.2 remote-as %u\n"
-		 " neighbor 10.53.40.2 timers 3 9\n"
-		 " neighbor 10.53.40.2 timers connect 1\n"
-		 " address-family ipv4 unicast\n"
-		 "  neighbor 10.53.40.2 activate\n"
-		 " exit-address-family\n"
-		 " address-family ipv6 unicast\n"
-		 "  neighbor 10.53.40.2 activate\n"
-		 " exit-address-family\n",
-		 as, peer_as);
+	         "hostname anyc-frr\n"
+	         "router bgp %u\n"
+	         " bgp router-id 10.53.40.1\n"
+	         " no bgp ebgp-requires-policy\n"
+	         " no bgp default ipv4-unicast\n"
+	         " neighbor 10.53.40.2 remote-as %u\n"
+	         " neighbor 10.53.40.2 timers 3 9\n"
+	         " neighbor 10.53.40.2 timers connect 1\n"
+	         " address-family ipv4 unicast\n"
+	         "  neighbor 10.53.40.2 activate\n"
+	         " exit-address-family\n"
+	         " address-family ipv6 unicast\n"
+	         "  neighbor 10.53.40.2 activate\n"
+	         " exit-address-family\n",
+	         as, peer_as);
 	cr_assert_eq(write_file(lab.dir.path, "bgpd.conf", text, conf, sizeof(conf)), 0);
 	snprintf(pidf, sizeof(pidf), "%s/bgpd.pid", lab.dir.path);
 	snprintf(lab.bgpd_log, sizeof(lab.bgpd_log), "%s/bgpd.log", lab.dir.path);
@@ -130,8 +130,9 @@ static void bgpd_start(uint32_t as, uint32_t peer_as)
 	snprintf(logopt, sizeof(logopt), "file:%s", lab.bgpd_log);
 	snprintf(outlog, sizeof(outlog), "%s/bgpd.out", lab.dir.path);
 	/* -P 0: no vty TCP port; -l: BGP only on the link address. */
-	char *argv[] = {BGPD, "-Z", "-S", "-f", conf, "-i", pidf, "--vty_socket", lab.dir.path,
-			"-l", "10.53.40.1", "-P", "0", "--log", logopt, NULL};
+	char *argv[] = {BGPD, "-Z",           "-S",         "-f", conf,         "-i",
+	                pidf, "--vty_socket", lab.dir.path, "-l", "10.53.40.1", "-P",
+	                "0",  "--log",        logopt,       NULL};
 	cr_assert_eq(netns_proc_start(&lab.bgpd, &lab.r, "bgpd", argv, outlog), 0);
 	snprintf(sock, sizeof(sock), "%s/bgpd.vty", lab.dir.path);
 	uint64_t end = now_ms() + 10000;
@@ -198,7 +199,7 @@ static void route(const char *prefix, char *out, size_t cap)
 {
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "show bgp %s unicast %s json",
-		 strchr(prefix, ':') ? "ipv6" : "ipv4", prefix);
+	         strchr(prefix, ':') ? "ipv6" : "ipv4", prefix);
 	vtysh(cmd, out, cap);
 }
 
@@ -226,12 +227,11 @@ static void check_common(const char *r4, const char *r4b, const char *r6)
 	cr_expect(strstr(r6, "\"community\":{\"string\":\"65000:300\""), "%s", r6);
 	cr_expect(strstr(r6, "\"largeCommunity\":{\"string\":\"4200000001:3:4\""), "%s", r6);
 	cr_expect(strstr(r6, "\"nexthops\":[{\"ip\":\"fd53:40::2\",\"afi\":\"ipv6\","
-			     "\"scope\":\"global\""),
-		  "MP_REACH next hop: %s", r6);
+	                     "\"scope\":\"global\""),
+	          "MP_REACH next hop: %s", r6);
 }
 
-Test(bgp_frr, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = lab_fini,
-     .timeout = 60)
+Test(bgp_frr, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = lab_fini, .timeout = 60)
 {
 	static char v4[16384], v6[16384], r4[8192], r4b[8192], r6[8192];
 
@@ -247,21 +247,21 @@ Test(bgp_frr, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = lab_
 	route("fd53:41::4/128", r6, sizeof(r6));
 	check_common(r4, r4b, r6);
 	const char *path = "\"aspath\":{\"string\":\"4200000001\",\"segments\":[{\"type\":"
-			   "\"as-sequence\",\"list\":[4200000001]}],\"length\":1}";
+	                   "\"as-sequence\",\"list\":[4200000001]}],\"length\":1}";
 	cr_expect(strstr(r4, path), "AS_PATH exactly [4200000001]: %s", r4);
 	cr_expect(strstr(r4b, path), "%s", r4b);
 	cr_expect(strstr(r6, path), "%s", r6);
 	cr_expect(!strstr(r4, "\"locPrf\""), "no LOCAL_PREF to eBGP: %s", r4);
 	cr_expect(strstr(r4, "\"peer\":{\"peerId\":\"10.53.40.2\",\"routerId\":\"10.53.40.2\","
-			     "\"type\":\"external\"}"),
-		  "%s", r4);
+	                     "\"type\":\"external\"}"),
+	          "%s", r4);
 
 	char *nbr = r4;
 	vtysh("show bgp neighbors 10.53.40.2 json", nbr, sizeof(r4));
 	cr_expect(strstr(nbr, "\"remoteAs\":4200000001"), "%s", nbr);
 	cr_expect(strstr(nbr, "\"4byteAs\":\"advertisedAndReceived\""), "%s", nbr);
 	cr_expect(strstr(nbr, "\"gracefulRestartCapability\":\"advertised\""),
-		  "anycached must not advertise graceful restart: %s", nbr);
+	          "anycached must not advertise graceful restart: %s", nbr);
 }
 
 Test(bgp_frr, ibgp_local_preference, .init = lab_up, .fini = lab_fini, .timeout = 60)
@@ -287,8 +287,7 @@ Test(bgp_frr, ibgp_local_preference, .init = lab_up, .fini = lab_fini, .timeout 
 	cr_expect(strstr(r4, "\"type\":\"internal\""), "%s", r4);
 }
 
-Test(bgp_frr, route_refresh_resends_everything, .init = lab_up, .fini = lab_fini,
-     .timeout = 60)
+Test(bgp_frr, route_refresh_resends_everything, .init = lab_up, .fini = lab_fini, .timeout = 60)
 {
 	static char v4[16384], v6[16384], nbr[16384], r4[8192];
 
@@ -321,7 +320,7 @@ Test(bgp_frr, route_refresh_resends_everything, .init = lab_up, .fini = lab_fini
 	/* Three attribute sets (two IPv4, one IPv6): at least three UPDATEs again. */
 	cr_expect_geq(upd - upd0, 3, "UPDATEs after the refresh: %ld -> %ld", upd0, upd);
 	fprintf(stderr, "frr: refresh: %ld ROUTE-REFRESH sent, %ld UPDATEs received\n", rr - rr0,
-		upd - upd0);
+	        upd - upd0);
 	cr_expect(strstr(nbr, "\"bgpState\":\"Established\""), "%s", nbr);
 	cr_expect_eq(nbr_num(nbr, "connectionsEstablished"), 1, "session stayed up: %s", nbr);
 	cr_expect_eq(nbr_num(nbr, "connectionsDropped"), 0, "%s", nbr);
@@ -334,8 +333,7 @@ Test(bgp_frr, route_refresh_resends_everything, .init = lab_up, .fini = lab_fini
 	cr_expect(proc_alive(&lab.any));
 }
 
-Test(bgp_frr, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fini,
-     .timeout = 60)
+Test(bgp_frr, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fini, .timeout = 60)
 {
 	static char v4[16384], v6[16384], nbr[16384];
 
@@ -365,11 +363,11 @@ Test(bgp_frr, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fini,
 
 	int st = proc_wait(&lab.any, 5000);
 	cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		  "anycached must exit 0 (wait status %d)", st);
+	          "anycached must exit 0 (wait status %d)", st);
 	vtysh("show bgp neighbors 10.53.40.2 json", nbr, sizeof(nbr));
 	cr_expect(strstr(nbr, "\"lastNotificationReason\":\"Cease\\/Administrative Shutdown\""),
-		  "a Cease, not a hold timer expiry: %s", nbr);
+	          "a Cease, not a hold timer expiry: %s", nbr);
 	cr_expect(strstr(nbr, "\"lastShutdownDescription\":\"anycached shutting down\""),
-		  "RFC 9003 text: %s", nbr);
+	          "RFC 9003 text: %s", nbr);
 	cr_expect(strstr(nbr, "\"lastResetDueTo\":\"BGP Notification received\""), "%s", nbr);
 }

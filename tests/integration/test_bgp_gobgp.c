@@ -28,7 +28,7 @@
 #include "netns.h"
 
 #define ROUTER_AS 65001u
-#define NODE_AS 4200000001u /* 4-octet: needs RFC 6793 on both sides */
+#define NODE_AS   4200000001u /* 4-octet: needs RFC 6793 on both sides */
 
 struct lab {
 	struct netns r, n;
@@ -93,29 +93,29 @@ static void gobgpd_start(uint32_t as, uint32_t peer_as)
 	char text[2048], conf[512];
 
 	snprintf(text, sizeof(text),
-		 "[global.config]\n"
-		 "  as = %u\n"
-		 "  router-id = \"10.53.40.1\"\n"
-		 "  local-address-list = [\"10.53.40.1\"]\n"
-		 "[[neighbors]]\n"
-		 "  [neighbors.config]\n"
-		 "    neighbor-address = \"10.53.40.2\"\n"
-		 "    peer-as = %u\n"
-		 "  [neighbors.timers.config]\n"
-		 "    connect-retry = 1\n"
-		 "    hold-time = 9\n"
-		 "    keepalive-interval = 3\n"
-		 "  [[neighbors.afi-safis]]\n"
-		 "    [neighbors.afi-safis.config]\n"
-		 "      afi-safi-name = \"ipv4-unicast\"\n"
-		 "  [[neighbors.afi-safis]]\n"
-		 "    [neighbors.afi-safis.config]\n"
-		 "      afi-safi-name = \"ipv6-unicast\"\n",
-		 as, peer_as);
+	         "[global.config]\n"
+	         "  as = %u\n"
+	         "  router-id = \"10.53.40.1\"\n"
+	         "  local-address-list = [\"10.53.40.1\"]\n"
+	         "[[neighbors]]\n"
+	         "  [neighbors.config]\n"
+	         "    neighbor-address = \"10.53.40.2\"\n"
+	         "    peer-as = %u\n"
+	         "  [neighbors.timers.config]\n"
+	         "    connect-retry = 1\n"
+	         "    hold-time = 9\n"
+	         "    keepalive-interval = 3\n"
+	         "  [[neighbors.afi-safis]]\n"
+	         "    [neighbors.afi-safis.config]\n"
+	         "      afi-safi-name = \"ipv4-unicast\"\n"
+	         "  [[neighbors.afi-safis]]\n"
+	         "    [neighbors.afi-safis.config]\n"
+	         "      afi-safi-name = \"ipv6-unicast\"\n",
+	         as, peer_as);
 	cr_assert_eq(write_file(lab.dir.path, "gobgpd.toml", text, conf, sizeof(conf)), 0);
 	snprintf(lab.gobgpd_log, sizeof(lab.gobgpd_log), "%s/gobgpd.log", lab.dir.path);
-	char *argv[] = {"gobgpd", "-f", conf, "--api-hosts", "127.0.0.1:50051", "--pprof-disable",
-			NULL};
+	char *argv[] = {"gobgpd",          "-f", conf, "--api-hosts", "127.0.0.1:50051",
+	                "--pprof-disable", NULL};
 	cr_assert_eq(netns_proc_start(&lab.gobgpd, &lab.r, "gobgpd", argv, lab.gobgpd_log), 0);
 }
 
@@ -130,8 +130,8 @@ static void any_start(uint32_t as, uint32_t peer_as)
 /* `gobgp global rib -a fam -j` inside the router namespace (one JSON line). */
 static int rib(const char *fam, char *out, size_t cap)
 {
-	char *argv[] = {"gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib",
-			"-a", (char *)fam, "-j", NULL};
+	char *argv[] = {"gobgp", "-u", "127.0.0.1", "-p", "50051", "global",
+	                "rib",   "-a", (char *)fam, "-j", NULL};
 	out[0] = 0;
 	return netns_run(&lab.r, argv, out, cap, 5000);
 }
@@ -164,8 +164,8 @@ static void json_value(const char *all, const char *key, char *val, size_t cap)
 }
 
 /* Polls until every prefix in want[] is in the RIB of its family. */
-static bool wait_routes(const char *const *want, unsigned n, int timeout_ms, char *v4,
-			char *v6, size_t cap)
+static bool wait_routes(const char *const *want, unsigned n, int timeout_ms, char *v4, char *v6,
+                        size_t cap)
 {
 	uint64_t end = now_ms() + (uint64_t)timeout_ms;
 	do {
@@ -208,17 +208,17 @@ Test(bgp_gobgp, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = la
 	json_value(v4, "10.53.41.4/32", r, sizeof(r));
 	cr_expect(strstr(r, "{\"type\":1,\"value\":0}"), "ORIGIN IGP: %s", r);
 	cr_expect(strstr(r, "{\"type\":2,\"as_paths\":[{\"segment_type\":2,\"num\":1,"
-			    "\"asns\":[4200000001]}]}"),
-		  "AS_PATH exactly [4200000001]: %s", r);
+	                    "\"asns\":[4200000001]}]}"),
+	          "AS_PATH exactly [4200000001]: %s", r);
 	cr_expect(strstr(r, "{\"type\":3,\"nexthop\":\"10.53.40.2\"}"), "NEXT_HOP: %s", r);
 	cr_expect(strstr(r, "{\"type\":4,\"metric\":7}"), "MED: %s", r);
 	cr_expect(!strstr(r, "\"type\":5,"), "no LOCAL_PREF to an eBGP peer: %s", r);
 	/* 65000:100 and 65000:200 as 32-bit values: 65000 << 16 | n. */
 	cr_expect(strstr(r, "{\"type\":8,\"communities\":[4259840100,4259840200]}"),
-		  "COMMUNITIES: %s", r);
+	          "COMMUNITIES: %s", r);
 	cr_expect(strstr(r, "{\"type\":32,\"value\":[{\"ASN\":4200000001,\"LocalData1\":1,"
-			    "\"LocalData2\":2}]}"),
-		  "LARGE_COMMUNITIES: %s", r);
+	                    "\"LocalData2\":2}]}"),
+	          "LARGE_COMMUNITIES: %s", r);
 	cr_expect(strstr(r, "\"best\":true"), "%s", r);
 
 	json_value(v4, "10.53.41.5/32", r, sizeof(r));
@@ -230,16 +230,16 @@ Test(bgp_gobgp, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = la
 	/* IPv6 over the IPv4 session: MP_REACH_NLRI (type 14) with next-hop6. */
 	json_value(v6, "fd53:41::4/128", r, sizeof(r));
 	cr_expect(strstr(r, "{\"type\":14,\"nexthop\":\"fd53:40::2\",\"afi\":2,\"safi\":1,"
-			    "\"value\":[{\"prefix\":\"fd53:41::4/128\"}]}"),
-		  "MP_REACH_NLRI next hop: %s", r);
+	                    "\"value\":[{\"prefix\":\"fd53:41::4/128\"}]}"),
+	          "MP_REACH_NLRI next hop: %s", r);
 	cr_expect(strstr(r, "{\"type\":2,\"as_paths\":[{\"segment_type\":2,\"num\":1,"
-			    "\"asns\":[4200000001]}]}"),
-		  "%s", r);
+	                    "\"asns\":[4200000001]}]}"),
+	          "%s", r);
 	cr_expect(strstr(r, "{\"type\":4,\"metric\":3}"), "%s", r);
 	cr_expect(strstr(r, "{\"type\":8,\"communities\":[4259840300]}"), "%s", r);
 	cr_expect(strstr(r, "{\"type\":32,\"value\":[{\"ASN\":4200000001,\"LocalData1\":3,"
-			    "\"LocalData2\":4}]}"),
-		  "%s", r);
+	                    "\"LocalData2\":4}]}"),
+	          "%s", r);
 	cr_expect(!strstr(r, "\"type\":5,"), "%s", r);
 	cr_expect(!strstr(r, "\"type\":3,"), "IPv6 route without a NEXT_HOP attribute: %s", r);
 }
@@ -270,8 +270,7 @@ Test(bgp_gobgp, ibgp_local_preference, .init = lab_up, .fini = lab_fini, .timeou
 	cr_expect(strstr(r, "{\"type\":2,\"as_paths\":[]}"), "%s", r);
 }
 
-Test(bgp_gobgp, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fini,
-     .timeout = 60)
+Test(bgp_gobgp, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fini, .timeout = 60)
 {
 	static char v4[16384], v6[16384], log[65536];
 
@@ -302,7 +301,7 @@ Test(bgp_gobgp, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fin
 
 	int st = proc_wait(&lab.any, 5000);
 	cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		  "anycached must exit 0 (wait status %d)", st);
+	          "anycached must exit 0 (wait status %d)", st);
 
 	/* A Cease, not a hold timer expiry nor a bare TCP close. */
 	FILE *f = fopen(lab.gobgpd_log, "r");
@@ -311,9 +310,9 @@ Test(bgp_gobgp, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fin
 	log[n] = 0;
 	fclose(f);
 	cr_expect(strstr(log, "notification-received code 6(cease) subcode 2(administrative "
-			      "shutdown)"),
-		  "%s", log);
+	                      "shutdown)"),
+	          "%s", log);
 	cr_expect(strstr(log, "\"Communicated-Reason\":\"anycached shutting down\""),
-		  "RFC 9003 text: %s", log);
+	          "RFC 9003 text: %s", log);
 	cr_expect(!strstr(log, "hold timer expired"), "%s", log);
 }

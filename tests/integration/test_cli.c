@@ -47,9 +47,8 @@ Test(cli, check_prints_effective_config, .timeout = 30)
 	char path[512], out[16384];
 
 	cr_assert_eq(tmpdir_make(&t, "cli"), 0);
-	write_file(t.path, "ok.yaml",
-		   "dns:\n  listen: [127.53.9.1]\n  upstreams: [127.53.9.2]\n", path,
-		   sizeof(path));
+	write_file(t.path, "ok.yaml", "dns:\n  listen: [127.53.9.1]\n  upstreams: [127.53.9.2]\n",
+	           path, sizeof(path));
 	char *a[] = {bin(), "--check", "-c", path, NULL};
 	int rc = run_capture(a, true, out, sizeof(out), 5000);
 	tmpdir_remove(&t);
@@ -66,8 +65,8 @@ Test(cli, check_reports_errors_with_line_and_column, .timeout = 30)
 
 	cr_assert_eq(tmpdir_make(&t, "cli"), 0);
 	write_file(t.path, "bad.yaml",
-		   "dns:\n  listen: [127.53.9.1]\n  upstreams: [127.53.9.2]\n  bogus-key: 1\n",
-		   path, sizeof(path));
+	           "dns:\n  listen: [127.53.9.1]\n  upstreams: [127.53.9.2]\n  bogus-key: 1\n",
+	           path, sizeof(path));
 	char *a[] = {bin(), "--check", "-c", path, NULL};
 	int rc = run_capture(a, true, out, sizeof(out), 5000);
 	tmpdir_remove(&t);
@@ -86,8 +85,8 @@ Test(cli, port_in_use_is_reported_and_fatal, .timeout = 30)
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	cr_assert_eq(tmpdir_make(&t, "cli"), 0);
 	write_file(t.path, "busy.yaml",
-		   "dns:\n  listen: [\"127.53.9.3:5301\"]\n  upstreams: [127.53.9.2]\n", path,
-		   sizeof(path));
+	           "dns:\n  listen: [\"127.53.9.3:5301\"]\n  upstreams: [127.53.9.2]\n", path,
+	           sizeof(path));
 	char *a[] = {bin(), "-c", path, NULL};
 	int rc = run_capture(a, true, out, sizeof(out), 10000);
 	tmpdir_remove(&t);

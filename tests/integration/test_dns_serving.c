@@ -7,7 +7,7 @@
  */
 #include "dns_itest.h"
 
-#define NET 3
+#define NET         3
 #define REFUSED_SRC "127.53.3.200" /* outside allow's 127.53.3.0/25 */
 
 TestSuite(dns_serving, .fini = down, .timeout = 90);
@@ -28,7 +28,7 @@ Test(dns_serving, a_aaaa_mx_cname_wildcard_over_udp_and_tcp)
 		kdig_expect(tcp, "www.example.test", "AAAA", "2001:db8::80\n");
 		kdig_expect(tcp, "example.test", "MX", "10 mail.example.test.\n");
 		kdig_expect(tcp, "alias.example.test", "A",
-			    "alias2.example.test.\nwww.example.test.\n192.0.2.80\n");
+		            "alias2.example.test.\nwww.example.test.\n192.0.2.80\n");
 		kdig_expect(tcp, "anything.wild.example.test", "A", "192.0.2.99\n");
 	}
 }
@@ -84,7 +84,7 @@ Test(dns_serving, big_txt_truncated_on_udp_whole_on_tcp)
 	/* A real client retries over TCP by itself and gets all 16. */
 	char out[16384];
 	cr_assert_eq(kdig(out, sizeof(out), "+short", "big.example.test", "TXT", NULL, NULL), 0,
-		     "%s", out);
+	             "%s", out);
 	/* Count the TXT lines only: after a TC retry kdig prints an empty line first. */
 	int lines = 0;
 	for (char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
@@ -102,8 +102,8 @@ Test(dns_serving, echoes_id_case_and_opt_iff_asked)
 		for (int edns = 0; edns < 2; edns++) {
 			for (int round = 0; round < 2; round++) { /* miss, then cache hit */
 				uint16_t id = (uint16_t)(0xa000 + tcp * 16 + edns * 4 + round);
-				int qlen = dns_make_query(q, sizeof(q), id, "WwW.eXaMpLe.TeSt", 1,
-							  edns);
+				int qlen =
+				    dns_make_query(q, sizeof(q), id, "WwW.eXaMpLe.TeSt", 1, edns);
 				int n = ask(tcp, q, (size_t)qlen, a, sizeof(a));
 				cr_assert_eq(rd16(a), id);
 				cr_assert_arr_eq(a + 12, q + 12, 22, "question as sent");
@@ -168,13 +168,13 @@ static int make_bad(enum bad b, uint8_t *q)
 
 static void check_bad(bool tcp, enum bad b, const uint8_t *a, int n)
 {
-	static const int want[] = {[QD2] = 1, [LONG_LABEL] = 1, [PTR_SELF] = 1, [PTR_FWD] = 1,
-				   [TRAILING] = 1, [STATUS] = 4, [UPDATE] = 4, [EDNS1] = 0};
+	static const int want[] = {[QD2] = 1,      [LONG_LABEL] = 1, [PTR_SELF] = 1, [PTR_FWD] = 1,
+	                           [TRAILING] = 1, [STATUS] = 4,     [UPDATE] = 4,   [EDNS1] = 0};
 	cr_assert_geq(n, 12, "case %d over %s: no answer (%d)", b, tcp ? "TCP" : "UDP", n);
 	cr_assert_eq(rd16(a), 0x0bad);
 	cr_assert(a[2] & 0x80, "QR");
 	cr_assert_eq(RCODE(a), want[b], "case %d over %s: rcode %d", b, tcp ? "TCP" : "UDP",
-		     RCODE(a));
+	             RCODE(a));
 	if (b == EDNS1) {
 		/* BADVERS = 16: low 4 bits 0 in the header, upper 8 bits 1 in the OPT. */
 		cr_assert_eq(ARCOUNT(a), 1);
@@ -187,8 +187,8 @@ static void normal_still_answered(bool tcp)
 {
 	char out[256];
 	cr_assert_eq(kdig(out, sizeof(out), "+short", tcp ? "+tcp" : "+notcp", "www.example.test",
-			  "A", NULL),
-		     0, "%s", out);
+	                  "A", NULL),
+	             0, "%s", out);
 	cr_assert_str_eq(out, "192.0.2.80\n");
 }
 
@@ -277,11 +277,13 @@ Test(dns_serving, chaos_identity)
 		for (int i = 0; i < 3; i++) {
 			char at[40];
 			snprintf(at, sizeof(at), "@%s", node);
-			char *argv[] = {"kdig", at, "-p", "5300", "+short", tcp ? "+tcp" : "+notcp",
-					"-c", "CH", "-t", "TXT", (char *)names[i], NULL};
-			cr_assert_eq(run_capture(argv, false, out, sizeof(out), 10000), 0, "%s", out);
+			char *argv[] = {
+			    "kdig", at,   "-p", "5300", "+short",         tcp ? "+tcp" : "+notcp",
+			    "-c",   "CH", "-t", "TXT",  (char *)names[i], NULL};
+			cr_assert_eq(run_capture(argv, false, out, sizeof(out), 10000), 0, "%s",
+			             out);
 			cr_assert_str_eq(out, "\"itest-node-8\"\n", "%s over %s", names[i],
-					 tcp ? "TCP" : "UDP");
+			                 tcp ? "TCP" : "UDP");
 		}
 	}
 }
@@ -291,10 +293,10 @@ Test(dns_serving, ipv6_listener_over_udp_and_tcp)
 {
 	const char *zones[] = {"example.test", harness_example_zone};
 	static const char conf[] = "dns:\n"
-				   "  listen: [\"127.53.3.61:5300\", \"[::1]:5361\"]\n"
-				   "  allow: [127.0.0.0/8, \"::1/128\"]\n"
-				   "  upstreams: [\"127.53.3.62:5300\"]\n"
-				   "  threads: 2\n";
+	                           "  listen: [\"127.53.3.61:5300\", \"[::1]:5361\"]\n"
+	                           "  allow: [127.0.0.0/8, \"::1/128\"]\n"
+	                           "  upstreams: [\"127.53.3.62:5300\"]\n"
+	                           "  threads: 2\n";
 	uint8_t q[512], a[4096];
 
 	snprintf(node, sizeof(node), "127.53.3.61");
@@ -307,8 +309,9 @@ Test(dns_serving, ipv6_listener_over_udp_and_tcp)
 	cr_assert_eq(RCODE(a), 0);
 	cr_assert_eq(ANCOUNT(a), 1);
 	char out[4096];
-	char *argv[] = {"kdig", "@::1", "-p", "5361", "+tcp", "+short", "+timeout=2",
-			"www.example.test", "AAAA", NULL};
+	char *argv[] = {"kdig", "@::1",   "-p",         "5361",
+	                "+tcp", "+short", "+timeout=2", "www.example.test",
+	                "AAAA", NULL};
 	cr_assert_eq(run_capture(argv, false, out, sizeof(out), 10000), 0, "%s", out);
 	cr_assert_str_eq(out, "2001:db8::80\n", "TCP over ::1");
 }

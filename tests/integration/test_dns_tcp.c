@@ -23,7 +23,7 @@ static uint64_t ms(void)
 
 /* Appends a framed query to buf at *off. */
 static void frame(uint8_t *buf, size_t *off, uint16_t id, const char *name, uint16_t type,
-		  uint16_t qclass)
+                  uint16_t qclass)
 {
 	int n = dns_make_query(buf + *off + 2, 512, id, name, type, false);
 	cr_assert_gt(n, 0);

@@ -15,20 +15,19 @@
 
 #include "harness.h"
 
-#define NODE "127.53.1.1"
+#define NODE     "127.53.1.1"
 #define UPSTREAM "127.53.1.2"
-#define PORT 5300
+#define PORT     5300
 
 static struct knotd knot;
 static struct anycached daemon_;
 
-static const char conf_yaml[] =
-	"dns:\n"
-	"  listen: [\"" NODE ":5300\"]\n"
-	"  allow: [127.0.0.0/8]\n"
-	"  upstreams: [\"" UPSTREAM ":5300\"]\n"
-	"  threads: 2\n"
-	"  identity: itest-node\n";
+static const char conf_yaml[] = "dns:\n"
+                                "  listen: [\"" NODE ":5300\"]\n"
+                                "  allow: [127.0.0.0/8]\n"
+                                "  upstreams: [\"" UPSTREAM ":5300\"]\n"
+                                "  threads: 2\n"
+                                "  identity: itest-node\n";
 
 static void setup(void)
 {
@@ -36,7 +35,7 @@ static void setup(void)
 
 	cr_assert_eq(knotd_start(&knot, UPSTREAM, PORT, zones, 1), 0, "knotd did not start");
 	cr_assert_eq(anycached_start(&daemon_, conf_yaml, NODE, PORT), 0,
-		     "anycached did not answer");
+	             "anycached did not answer");
 }
 
 static void teardown(void)
@@ -50,8 +49,8 @@ TestSuite(first_answer, .init = setup, .fini = teardown, .timeout = 60);
 Test(first_answer, kdig_gets_the_upstream_answer)
 {
 	char out[4096];
-	char *argv[] = {"kdig", "@" NODE, "-p", "5300", "+short", "+timeout=2", "+retry=1",
-			"www.example.test", "A", NULL};
+	char *argv[] = {"kdig",     "@" NODE,           "-p", "5300", "+short", "+timeout=2",
+	                "+retry=1", "www.example.test", "A",  NULL};
 	int rc = run_capture(argv, false, out, sizeof(out), 10000);
 
 	cr_assert_eq(rc, 0, "kdig failed: %s", out);
@@ -78,8 +77,9 @@ Test(first_answer, answer_echoes_id_and_question_case)
 Test(first_answer, unknown_name_is_nxdomain_not_a_hang)
 {
 	char out[4096];
-	char *argv[] = {"kdig", "@" NODE, "-p", "5300", "+timeout=2", "+retry=0",
-			"nosuch.example.test", "A", NULL};
+	char *argv[] = {
+	    "kdig", "@" NODE, "-p", "5300", "+timeout=2", "+retry=0", "nosuch.example.test",
+	    "A",    NULL};
 	int rc = run_capture(argv, false, out, sizeof(out), 10000);
 
 	cr_assert_eq(rc, 0, "kdig failed: %s", out);

@@ -34,14 +34,14 @@
 #define UPSTREAM "127.53.13.2"
 #define PORT     5300
 
-#define RUN_MS        8000   /* hostile phase */
-#define GOOD_GAP_MS   10     /* between the good client's queries */
-#define GOOD_WAIT_MS  1000   /* an answer later than this counts as missed */
-#define MASS_CONNS    300    /* "hundreds of connections at once" */
-#define MAX_IDLE      64     /* connect-and-say-nothing sockets kept open */
-#define MAX_DRIBBLE   16     /* 65535-byte announcements being dribbled */
-#define MAX_FLOODERS  4      /* pipelining, never reading */
-#define FLOOD_MSGS    4000   /* queries one flooder writes at most */
+#define RUN_MS       8000 /* hostile phase */
+#define GOOD_GAP_MS  10   /* between the good client's queries */
+#define GOOD_WAIT_MS 1000 /* an answer later than this counts as missed */
+#define MASS_CONNS   300  /* "hundreds of connections at once" */
+#define MAX_IDLE     64   /* connect-and-say-nothing sockets kept open */
+#define MAX_DRIBBLE  16   /* 65535-byte announcements being dribbled */
+#define MAX_FLOODERS 4    /* pipelining, never reading */
+#define FLOOD_MSGS   4000 /* queries one flooder writes at most */
 
 static struct knotd knot;
 static struct anycached daemon_;
@@ -74,13 +74,12 @@ static unsigned rnd_below(uint64_t *s, unsigned n)
 	return n ? (unsigned)(rnd_next(s) % n) : 0;
 }
 
-static const char conf_yaml[] =
-	"dns:\n"
-	"  listen: [\"" NODE ":5300\"]\n"
-	"  allow: [127.0.0.0/8]\n"
-	"  upstreams: [\"" UPSTREAM ":5300\"]\n"
-	"  threads: 2\n"
-	"  identity: hostile-node\n";
+static const char conf_yaml[] = "dns:\n"
+                                "  listen: [\"" NODE ":5300\"]\n"
+                                "  allow: [127.0.0.0/8]\n"
+                                "  upstreams: [\"" UPSTREAM ":5300\"]\n"
+                                "  threads: 2\n"
+                                "  identity: hostile-node\n";
 
 static void setup(void)
 {
@@ -93,7 +92,7 @@ static void setup(void)
 	fprintf(stderr, "hostile_clients: seed %llu\n", (unsigned long long)seed);
 	cr_assert_eq(knotd_start(&knot, UPSTREAM, PORT, zones, 1), 0, "knotd did not start");
 	cr_assert_eq(anycached_start(&daemon_, conf_yaml, NODE, PORT), 0,
-		     "anycached did not answer");
+	             "anycached did not answer");
 }
 
 static void teardown(void)
@@ -167,8 +166,8 @@ static void drain(int fd)
 static size_t valid_query(uint64_t *s, uint8_t *q, size_t cap)
 {
 	static const char *const names[] = {"www.example.test", "mail.example.test",
-					    "txt.example.test", "alias.example.test",
-					    "big.example.test", "example.test"};
+	                                    "txt.example.test", "alias.example.test",
+	                                    "big.example.test", "example.test"};
 	static const uint16_t types[] = {1, 28, 15, 16, 255, 6, 2};
 	char name[64];
 	int n;
@@ -178,7 +177,7 @@ static size_t valid_query(uint64_t *s, uint8_t *q, size_t cap)
 	else
 		snprintf(name, sizeof(name), "%s", names[rnd_below(s, 6)]);
 	n = dns_make_query(q, cap, (uint16_t)rnd_next(s), name, types[rnd_below(s, 7)],
-			   rnd_below(s, 2));
+	                   rnd_below(s, 2));
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -257,13 +256,13 @@ static size_t mutate(uint64_t *s, uint8_t *q, size_t len, size_t cap)
 		size_t off = qe + 4;
 		if (off + 11 + 8 > cap)
 			return len;
-		q[off++] = 0;                  /* root */
-		q[off++] = 0, q[off++] = 41;   /* OPT */
+		q[off++] = 0;                /* root */
+		q[off++] = 0, q[off++] = 41; /* OPT */
 		q[off++] = 0x04, q[off++] = 0xd0;
 		memset(q + off, 0, 4), off += 4;
 		uint16_t rdlen = (uint16_t)(rnd_below(s, 2) ? 8 : 0xffff);
 		q[off++] = (uint8_t)(rdlen >> 8), q[off++] = (uint8_t)rdlen;
-		q[off++] = 0, q[off++] = 10;   /* COOKIE */
+		q[off++] = 0, q[off++] = 10; /* COOKIE */
 		q[off++] = 0xff, q[off++] = 0xff;
 		memset(q + off, 0x5a, 4), off += 4;
 		q[10] = 0, q[11] = 1;
@@ -275,7 +274,8 @@ static size_t mutate(uint64_t *s, uint8_t *q, size_t len, size_t cap)
 			q[off++] = 0;
 			q[off++] = 0, q[off++] = 41;
 			q[off++] = 0xff, q[off++] = 0xff;
-			q[off++] = 0, q[off++] = (uint8_t)(k ? 0xff : 0), q[off++] = 0x80, q[off++] = 0;
+			q[off++] = 0, q[off++] = (uint8_t)(k ? 0xff : 0), q[off++] = 0x80,
+			q[off++] = 0;
 			q[off++] = 0, q[off++] = 0;
 		}
 		q[10] = 0, q[11] = 2;
@@ -318,8 +318,8 @@ static void udp_random_burst(struct hostile *h)
 	uint8_t buf[1500];
 
 	for (int i = 0; i < 40; i++) {
-		size_t len = rnd_below(&h->rng, 8) == 0 ? rnd_below(&h->rng, 1500)
-							: rnd_below(&h->rng, 80);
+		size_t len =
+		    rnd_below(&h->rng, 8) == 0 ? rnd_below(&h->rng, 1500) : rnd_below(&h->rng, 80);
 		for (size_t k = 0; k < len; k++)
 			buf[k] = (uint8_t)rnd_next(&h->rng);
 		if (len > 2 && rnd_below(&h->rng, 2))
@@ -468,7 +468,8 @@ static void tcp_rst_pending(struct hostile *h)
 	if (tcp_wait_connected(fd, 200) == 0) {
 		for (int i = 0; i < 8; i++) {
 			char name[64];
-			snprintf(name, sizeof(name), "r%08x.wild.example.test", (unsigned)rnd_next(&h->rng));
+			snprintf(name, sizeof(name), "r%08x.wild.example.test",
+			         (unsigned)rnd_next(&h->rng));
 			int n = dns_make_query(q, sizeof(q), (uint16_t)i, name, 1, false);
 			if (n > 0)
 				tcp_put(h, fd, q, (size_t)n);
@@ -497,7 +498,8 @@ static void tcp_mutated(struct hostile *h)
 			len = mutate(&h->rng, q, len, sizeof(q));
 			if (rnd_below(&h->rng, 4) == 0) {
 				/* Prefix says something else than what follows. */
-				uint8_t pfx[2] = {(uint8_t)rnd_next(&h->rng), (uint8_t)rnd_next(&h->rng)};
+				uint8_t pfx[2] = {(uint8_t)rnd_next(&h->rng),
+				                  (uint8_t)rnd_next(&h->rng)};
 				send(fd, pfx, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
 				send(fd, q, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 				h->tcp_msgs++;
@@ -611,7 +613,7 @@ static void hostile_close_all(struct hostile *h)
 
 /* Whether ans is a correct answer to q (a question for an A record) holding addr. */
 static bool answer_ok(const uint8_t *q, size_t qlen, const uint8_t *a, int alen,
-		      const uint8_t addr[4], char *why, size_t whylen)
+                      const uint8_t addr[4], char *why, size_t whylen)
 {
 	size_t qe = qname_end(q, qlen) + 4, off;
 	unsigned an;
@@ -647,7 +649,7 @@ static bool answer_ok(const uint8_t *q, size_t qlen, const uint8_t *a, int alen,
 		off += rdlen;
 	}
 	snprintf(why, whylen, "no A %u.%u.%u.%u among %u answers", addr[0], addr[1], addr[2],
-		 addr[3], an);
+	         addr[3], an);
 	return false;
 }
 
@@ -660,7 +662,7 @@ struct good_stats {
 static void good_query(uint64_t *rng, unsigned i, struct good_stats *g)
 {
 	static const uint8_t www[4] = {192, 0, 2, 80}, mail[4] = {192, 0, 2, 25},
-			     wild[4] = {192, 0, 2, 99};
+	                     wild[4] = {192, 0, 2, 99};
 	uint8_t q[512], a[4096];
 	char name[64], why[160];
 	const uint8_t *want;
@@ -679,7 +681,7 @@ static void good_query(uint64_t *rng, unsigned i, struct good_stats *g)
 	default:
 		/* A new name each time: a cache miss, answered through the upstream. */
 		snprintf(name, sizeof(name), "g%u-%04x.wild.example.test", i,
-			 (unsigned)rnd_next(rng) & 0xffff);
+		         (unsigned)rnd_next(rng) & 0xffff);
 		want = wild;
 		break;
 	}
@@ -687,7 +689,7 @@ static void good_query(uint64_t *rng, unsigned i, struct good_stats *g)
 	cr_assert_gt(qlen, 0);
 	uint64_t t0 = now_ms();
 	n = tcp ? dns_tcp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), GOOD_WAIT_MS)
-		: dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), GOOD_WAIT_MS);
+	        : dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), GOOD_WAIT_MS);
 	uint64_t dt = now_ms() - t0;
 	g->sent++;
 	g->tcp_sent += tcp;
@@ -701,7 +703,7 @@ static void good_query(uint64_t *rng, unsigned i, struct good_stats *g)
 	if (!answer_ok(q, (size_t)qlen, a, n, want, why, sizeof(why))) {
 		if (!g->wrong)
 			snprintf(g->first_wrong, sizeof(g->first_wrong), "%s %s over %s: %s", name,
-				 "A", tcp ? "TCP" : "UDP", why);
+			         "A", tcp ? "TCP" : "UDP", why);
 		g->wrong++;
 	}
 }
@@ -730,25 +732,25 @@ Test(hostile_clients, good_client_survives_abuse)
 	pthread_join(th, NULL);
 
 	fprintf(stderr,
-		"hostile_clients (seed %llu): hostile sent %llu random + %llu mutated datagrams, "
-		"%llu TCP connections (%llu reset), %llu TCP messages, %llu TCP octets, "
-		"%u mass rounds of %d; good client %u queries (%u TCP), %u answered, "
-		"%u within %d ms, %u wrong, worst %llu ms\n",
-		(unsigned long long)seed, (unsigned long long)h->udp_random,
-		(unsigned long long)h->udp_mutated, (unsigned long long)h->tcp_conns,
-		(unsigned long long)h->rsts, (unsigned long long)h->tcp_msgs,
-		(unsigned long long)h->tcp_bytes, h->mass_rounds, MASS_CONNS, g.sent, g.tcp_sent,
-		g.answered, g.in_time, GOOD_WAIT_MS, g.wrong, (unsigned long long)g.worst_ms);
+	        "hostile_clients (seed %llu): hostile sent %llu random + %llu mutated datagrams, "
+	        "%llu TCP connections (%llu reset), %llu TCP messages, %llu TCP octets, "
+	        "%u mass rounds of %d; good client %u queries (%u TCP), %u answered, "
+	        "%u within %d ms, %u wrong, worst %llu ms\n",
+	        (unsigned long long)seed, (unsigned long long)h->udp_random,
+	        (unsigned long long)h->udp_mutated, (unsigned long long)h->tcp_conns,
+	        (unsigned long long)h->rsts, (unsigned long long)h->tcp_msgs,
+	        (unsigned long long)h->tcp_bytes, h->mass_rounds, MASS_CONNS, g.sent, g.tcp_sent,
+	        g.answered, g.in_time, GOOD_WAIT_MS, g.wrong, (unsigned long long)g.worst_ms);
 
 	/* The daemon must have lived through it all. */
 	cr_assert(proc_alive(&daemon_.proc), "seed %llu: anycached died", (unsigned long long)seed);
-	cr_expect_eq(g.wrong, 0, "seed %llu: %u wrong answers, first: %s",
-		     (unsigned long long)seed, g.wrong, g.first_wrong);
+	cr_expect_eq(g.wrong, 0, "seed %llu: %u wrong answers, first: %s", (unsigned long long)seed,
+	             g.wrong, g.first_wrong);
 	cr_expect_geq(g.in_time * 100u, g.sent * 99u,
-		      "seed %llu: only %u of %u good queries answered within %d ms",
-		      (unsigned long long)seed, g.in_time, g.sent, GOOD_WAIT_MS);
+	              "seed %llu: only %u of %u good queries answered within %d ms",
+	              (unsigned long long)seed, g.in_time, g.sent, GOOD_WAIT_MS);
 	cr_expect_geq(g.sent, 200, "seed %llu: the good client asked only %u times",
-		      (unsigned long long)seed, g.sent);
+	              (unsigned long long)seed, g.sent);
 
 	/* Still answering, over both transports, with the abusers still connected. */
 	static const uint8_t www[4] = {192, 0, 2, 80};
@@ -756,18 +758,18 @@ Test(hostile_clients, good_client_survives_abuse)
 	int qlen = dns_make_query(q, sizeof(q), 0x4242, "www.example.test", 1, true);
 	int n = dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 2000);
 	cr_expect(n > 0 && answer_ok(q, (size_t)qlen, a, n, www, why, sizeof(why)),
-		  "seed %llu: no correct UDP answer after the abuse (%d)",
-		  (unsigned long long)seed, n);
+	          "seed %llu: no correct UDP answer after the abuse (%d)", (unsigned long long)seed,
+	          n);
 	n = dns_tcp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 2000);
 	cr_expect(n > 0 && answer_ok(q, (size_t)qlen, a, n, www, why, sizeof(why)),
-		  "seed %llu: no correct TCP answer after the abuse (%d)",
-		  (unsigned long long)seed, n);
+	          "seed %llu: no correct TCP answer after the abuse (%d)", (unsigned long long)seed,
+	          n);
 
 	hostile_close_all(h);
 	free(h);
 	/* Exit 0 within 2 s of SIGTERM, and no sanitizer report (ASan build). */
-	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0,
-		     "seed %llu: %s", (unsigned long long)seed, why);
+	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0, "seed %llu: %s",
+	             (unsigned long long)seed, why);
 }
 
 /*
@@ -799,7 +801,8 @@ Test(hostile_clients, sigterm_with_abusers_connected)
 	for (int i = 0; i < 16; i++) {
 		uint8_t q[512];
 		char name[64];
-		snprintf(name, sizeof(name), "s%d-%08x.wild.example.test", i, (unsigned)rnd_next(&h->rng));
+		snprintf(name, sizeof(name), "s%d-%08x.wild.example.test", i,
+		         (unsigned)rnd_next(&h->rng));
 		int n = dns_make_query(q, sizeof(q), (uint16_t)i, name, 1, false);
 		cr_assert_gt(n, 0);
 		tcp_put(h, fd, q, (size_t)n);
@@ -807,8 +810,8 @@ Test(hostile_clients, sigterm_with_abusers_connected)
 	udp_mutated_burst(h);
 	sleep_ms(100);
 	cr_assert(proc_alive(&daemon_.proc), "seed %llu: anycached died", (unsigned long long)seed);
-	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0,
-		     "seed %llu: %s", (unsigned long long)seed, why);
+	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0, "seed %llu: %s",
+	             (unsigned long long)seed, why);
 	close(fd);
 	hostile_close_all(h);
 	free(h);
@@ -831,7 +834,7 @@ Test(hostile_clients, emfile_does_not_lock_out_new_clients)
 
 	/* The daemon only: the test itself keeps its own limit. */
 	cr_assert_eq(prlimit(daemon_.proc.pid, RLIMIT_NOFILE, &lim, NULL), 0, "prlimit: %s",
-		     strerror(errno));
+	             strerror(errno));
 	for (unsigned i = 0; i < 400; i++) {
 		int fd = tcp_open_nb();
 		if (fd >= 0)
@@ -846,15 +849,15 @@ Test(hostile_clients, emfile_does_not_lock_out_new_clients)
 	uint64_t dt = now_ms() - t0;
 	static const uint8_t www[4] = {192, 0, 2, 80};
 	cr_expect(r > 0 && answer_ok(q, (size_t)qlen, a, r, www, why, sizeof(why)),
-		  "no TCP answer with the fd table full of idle connections (%d after %llu ms: %s)",
-		  r, (unsigned long long)dt, r > 0 ? why : "-");
+	          "no TCP answer with the fd table full of idle connections (%d after %llu ms: %s)",
+	          r, (unsigned long long)dt, r > 0 ? why : "-");
 	/* UDP and the upstream path keep working too (a cache miss). */
 	qlen = dns_make_query(q, sizeof(q), 0x7778, "emfile.wild.example.test", 1, false);
 	r = dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 3000);
 	static const uint8_t wild[4] = {192, 0, 2, 99};
 	cr_expect(r > 0 && answer_ok(q, (size_t)qlen, a, r, wild, why, sizeof(why)),
-		  "no UDP answer for a cache miss with the fd table full (%d: %s)", r,
-		  r > 0 ? why : "-");
+	          "no UDP answer for a cache miss with the fd table full (%d: %s)", r,
+	          r > 0 ? why : "-");
 	for (unsigned i = 0; i < n; i++)
 		close(idle[i]);
 	cr_assert_eq(anycached_stop_clean(&daemon_, 2000, why, sizeof(why)), 0, "%s", why);
@@ -887,6 +890,6 @@ Test(hostile_clients, soft_fd_limit_is_raised)
 			break;
 	fclose(f);
 	cr_expect_eq(soft, (unsigned long long)mine.rlim_max, "soft limit %llu, hard %llu", soft,
-		     hard);
+	             hard);
 	cr_assert_eq(anycached_stop_clean(&d2, 2000, why, sizeof(why)), 0, "%s", why);
 }

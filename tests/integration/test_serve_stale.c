@@ -98,14 +98,14 @@ Test(serve_stale, upstream_down_serves_stale_and_servfails_fast)
 	for (int tcp = 0; tcp < 2; tcp++) {
 		uint64_t t0 = ms();
 		n = ask_name(tcp, tcp ? "never2.example.test" : "never.example.test", 1, false, a,
-			     sizeof(a));
+		             sizeof(a));
 		uint64_t took = ms() - t0;
 		cr_assert_eq(RCODE(a), 2, "SERVFAIL");
 		cr_assert_lt(took, 5000, "SERVFAIL took %llu ms", (unsigned long long)took);
 		cr_log_info("SERVFAIL with knotd stopped over %s: %llu ms\n", tcp ? "TCP" : "UDP",
-			    (unsigned long long)took);
+		            (unsigned long long)took);
 		fprintf(stderr, "SERVFAIL with knotd stopped over %s: %llu ms\n",
-			tcp ? "TCP" : "UDP", (unsigned long long)took);
+		        tcp ? "TCP" : "UDP", (unsigned long long)took);
 	}
 	cr_assert_eq(knotd_resume(&knot), 0, "knotd did not come back");
 	/* RFC 9520 §3.2: the failure is remembered a few seconds (5 s)... */

@@ -15,7 +15,7 @@
 
 /* Criterion runs tests in parallel: each test gets its own host octet. */
 static const char *NODE = "127.53.12.1";
-#define PORT 5300
+#define PORT     5300
 #define BOUND_MS 1500 /* failover bound: well inside a client's 3 s retry */
 
 static struct knotd k1, k2;
@@ -32,13 +32,13 @@ static void setup_n(int host)
 	snprintf(up2, sizeof(up2), "127.53.11.%d", host);
 	NODE = node;
 	snprintf(conf, sizeof(conf),
-		 "dns:\n"
-		 "  listen: [\"%s:5300\"]\n"
-		 "  allow: [127.0.0.0/8]\n"
-		 "  upstreams: [\"%s:5300\", \"%s:5300\"]\n"
-		 "  threads: 1\n"
-		 "  identity: failover-node\n",
-		 node, up1, up2);
+	         "dns:\n"
+	         "  listen: [\"%s:5300\"]\n"
+	         "  allow: [127.0.0.0/8]\n"
+	         "  upstreams: [\"%s:5300\", \"%s:5300\"]\n"
+	         "  threads: 1\n"
+	         "  identity: failover-node\n",
+	         node, up1, up2);
 	cr_assert_eq(knotd_start(&k1, up1, PORT, zones, 1), 0, "knotd 1 did not start");
 	cr_assert_eq(knotd_start(&k2, up2, PORT, zones, 1), 0, "knotd 2 did not start");
 	cr_assert_eq(anycached_start(&daemon_, conf, node, PORT), 0, "anycached did not answer");
@@ -60,7 +60,6 @@ static void teardown(void)
 	knotd_stop(&k1);
 	knotd_stop(&k2);
 }
-
 
 static double now_ms(void)
 {
@@ -111,16 +110,17 @@ Test(upstream_failover, stopping_the_first_upstream_costs_no_answers, .init = se
 		sum += t;
 	}
 	fprintf(stderr,
-		"upstream_failover: before %.2f ms avg; after stop: first %.2f ms, worst %.2f ms, "
-		"avg %.2f ms over %d queries (added on the first: %.2f ms)\n",
-		base, first, worst, sum / N, N, first - base);
+	        "upstream_failover: before %.2f ms avg; after stop: first %.2f ms, worst %.2f ms, "
+	        "avg %.2f ms over %d queries (added on the first: %.2f ms)\n",
+	        base, first, worst, sum / N, N, first - base);
 
 	/* And the answers come from the second upstream only now. */
 	char out[4096];
 	char at[40];
 	snprintf(at, sizeof(at), "@%s", NODE);
-	char *argv[] = {"kdig", at, "-p", "5300", "+short", "+timeout=2", "+retry=0",
-			"www.example.test", "A", NULL};
+	char *argv[] = {"kdig",   at,           "-p",       "5300",
+	                "+short", "+timeout=2", "+retry=0", "www.example.test",
+	                "A",      NULL};
 	cr_assert_eq(run_capture(argv, false, out, sizeof(out), 10000), 0, "kdig: %s", out);
 	cr_assert_str_eq(out, "192.0.2.80\n");
 }
@@ -148,6 +148,6 @@ Test(upstream_failover, a_silent_upstream_fails_over_within_the_rto, .init = set
 	}
 	kill(k1.proc.pid, SIGCONT);
 	fprintf(stderr,
-		"upstream_failover (silent): first %.2f ms, worst %.2f ms, avg %.2f ms over %d\n",
-		first, worst, sum / N, N);
+	        "upstream_failover (silent): first %.2f ms, worst %.2f ms, avg %.2f ms over %d\n",
+	        first, worst, sum / N, N);
 }
