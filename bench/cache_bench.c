@@ -57,7 +57,7 @@ static void make_name(struct item *it, char tag, unsigned i)
 
 /* Builds a response of 60-120 bytes; returns its length, fills TTL offsets. */
 static size_t make_answer(const struct item *it, uint8_t *buf, size_t cap, uint16_t *off,
-			  unsigned *n_ttl)
+                          unsigned *n_ttl)
 {
 	unsigned n_a = 1 + rnd() % 3;
 	size_t target = 60 + rnd() % 61;
@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 		unsigned n_ttl;
 		make_name(&hit[i], 'h', i);
 		make_name(&miss[i], 'm', i);
-		size_t len = make_answer(&hit[i], pend[i].ans, sizeof(pend[i].ans), pend[i].off, &n_ttl);
+		size_t len =
+		    make_answer(&hit[i], pend[i].ans, sizeof(pend[i].ans), pend[i].off, &n_ttl);
 		if (len == 0 || n_ttl > 4)
 			return 1;
 		pend[i].len = (uint8_t)len;
@@ -150,10 +151,10 @@ int main(int argc, char **argv)
 	/* Timed alone: answers were built above. */
 	double a = ns_now();
 	for (unsigned i = 0; i < n; i++) {
-		struct dns_cache_key k = {.qname = hit[i].name, .qname_len = hit[i].qname_len,
-					  .qtype = 1, .qclass = 1};
-		int rc = dns_cache_insert(c, &k, pend[i].ans, pend[i].len, pend[i].off, pend[i].n_ttl,
-					  DNS_CACHE_POSITIVE, 0, now);
+		struct dns_cache_key k = {
+		    .qname = hit[i].name, .qname_len = hit[i].qname_len, .qtype = 1, .qclass = 1};
+		int rc = dns_cache_insert(c, &k, pend[i].ans, pend[i].len, pend[i].off,
+		                          pend[i].n_ttl, DNS_CACHE_POSITIVE, 0, now);
 		if (rc != 1) {
 			fprintf(stderr, "insert %u: %d\n", i, rc);
 			return 1;
@@ -178,10 +179,10 @@ int main(int argc, char **argv)
 	a = ns_now();
 	for (unsigned i = 0; i < iters; i++) {
 		const struct item *it = &hit[order[i]];
-		struct dns_cache_key k = {.qname = it->name, .qname_len = it->qname_len,
-					  .qtype = 1, .qclass = 1};
+		struct dns_cache_key k = {
+		    .qname = it->name, .qname_len = it->qname_len, .qtype = 1, .qclass = 1};
 		int rc = dns_cache_lookup(c, &k, (uint16_t)i, false, now + 5000, out, sizeof(out),
-					  &flags);
+		                          &flags);
 		if (rc < 0) {
 			fprintf(stderr, "unexpected miss: %d\n", rc);
 			return 1;
@@ -193,10 +194,10 @@ int main(int argc, char **argv)
 	a = ns_now();
 	for (unsigned i = 0; i < iters; i++) {
 		const struct item *it = &miss[order[i]];
-		struct dns_cache_key k = {.qname = it->name, .qname_len = it->qname_len,
-					  .qtype = 1, .qclass = 1};
+		struct dns_cache_key k = {
+		    .qname = it->name, .qname_len = it->qname_len, .qtype = 1, .qclass = 1};
 		int rc = dns_cache_lookup(c, &k, (uint16_t)i, false, now + 5000, out, sizeof(out),
-					  &flags);
+		                          &flags);
 		if (rc != -ENOENT)
 			return 1;
 		sink += (uint64_t)-rc;
@@ -205,11 +206,11 @@ int main(int argc, char **argv)
 
 	/* One hot key, the best case: everything in L1. */
 	a = ns_now();
-	struct dns_cache_key hk = {.qname = hit[0].name, .qname_len = hit[0].qname_len,
-				   .qtype = 1, .qclass = 1};
+	struct dns_cache_key hk = {
+	    .qname = hit[0].name, .qname_len = hit[0].qname_len, .qtype = 1, .qclass = 1};
 	for (unsigned i = 0; i < iters; i++)
 		sink += (uint64_t)dns_cache_lookup(c, &hk, (uint16_t)i, false, now + 5000, out,
-						   sizeof(out), &flags);
+		                                   sizeof(out), &flags);
 	double hot_ns = (ns_now() - a) / iters;
 
 	const struct dns_cache_stats *st = dns_cache_stats(c);
@@ -224,8 +225,9 @@ int main(int argc, char **argv)
 	printf("hit (random keys)  %.1f ns/lookup over %u lookups\n", hit_ns, iters);
 	printf("hit (one hot key)  %.1f ns/lookup\n", hot_ns);
 	printf("miss               %.1f ns/lookup\n", miss_ns);
-	printf("overhead/entry     %.2f bytes beyond the answer (header, TTL table, malloc slack)\n",
-	       (double)(entry_bytes - st->answer_bytes) / (double)st->entries);
+	printf(
+	    "overhead/entry     %.2f bytes beyond the answer (header, TTL table, malloc slack)\n",
+	    (double)(entry_bytes - st->answer_bytes) / (double)st->entries);
 	printf("table/entry        %.2f bytes (hash table + cache struct: %zu bytes)\n",
 	       (double)st->table_bytes / (double)st->entries, st->table_bytes);
 	printf("total/entry        %.2f bytes charged per entry, answer included\n",
