@@ -15,7 +15,7 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
-           clang                                # libFuzzer targets
+           clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
            iproute2 procps psmisc)              # ip netns / ss / process control in tests
 
 install_pkgs() {
