@@ -52,7 +52,17 @@ command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
 if [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then need+=(valgrind); fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2
+	# The benchmark starts its own servers: keep the packages' init scripts
+	# from starting system-wide unbound/dnsdist (port 53) on a machine
+	# without systemd (policy-rc.d is Debian's switch for that).
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d &&
+			made_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2 || inst_rc=$?
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ "${inst_rc:-0}" = 0 ] || exit "$inst_rc"
 fi
 export PATH=$PATH:/usr/sbin
 

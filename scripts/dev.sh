@@ -31,7 +31,18 @@ install_pkgs() {
 	fi
 	echo "dev.sh: installing ${missing[*]}" >&2
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# Tests start their own knotd, BIRD and FRR; the packages' init scripts must
+	# not start system-wide ones (on a machine without systemd they would, and a
+	# resolver on port 53 would block `run`). policy-rc.d is Debian's switch.
+	local policy=/usr/sbin/policy-rc.d made_policy=0
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+	fi
+	local rc=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		rc=$?
+	((made_policy)) && rm -f "$policy"
+	return "$rc"
 }
 
 build() {
