@@ -307,6 +307,8 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 
 static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 {
+	if (l->draining)
+		return -ESHUTDOWN; /* a final callback re-arming itself must not outlive loop_drain */
 	if (l->op_free == NO_IDX)
 		return -ENOBUFS;
 	uint32_t i = l->op_free;
@@ -1155,8 +1157,13 @@ int loop_drain(struct loop *l, unsigned timeout_ms)
 		/* The cancel's own CQE (and the wake read's) are K_IGNORE/K_WAKE. */
 		if (in_flight(l) == 0)
 			return 0;
-		if (l->now >= end)
+		if (l->now >= end) {
+			for (uint32_t i = 0; i < l->cfg.max_ops; i++)
+				if (l->ops[i].type != OP_FREE)
+					log_debug("loop", "drain: op %u type %u fd %d still held", i,
+						  l->ops[i].type, l->ops[i].fd);
 			return -ETIMEDOUT;
+		}
 	}
 }
 

@@ -103,7 +103,8 @@ void loop_stop(struct loop *l); /* any thread, async-signal-safe */
  * loop_free, but with the loop still usable by them) until the kernel holds
  * nothing, or timeout_ms. Without it the kernel drops its references to our
  * sockets only in a worker after io_uring_queue_exit(), so a daemon restarted
- * at once may find its own port still bound. 0, or -ETIMEDOUT. The loop
+ * at once may find its own port still bound. 0, or -ETIMEDOUT. New
+ * operations started by those callbacks fail with -ESHUTDOWN. The loop
  * cannot run again afterwards.
  */
 int loop_drain(struct loop *l, unsigned timeout_ms);

@@ -615,6 +615,8 @@ static void on_accept(struct loop *l, void *ctx, int res, unsigned flags)
 	if (flags & LOOP_F_MORE)
 		return;
 	tl->accepting = false;
+	if (res == -ECANCELED || res == -ESHUTDOWN)
+		return; /* closed or the loop is draining: stay down */
 	if ((res == -EMFILE || res == -ENFILE) && evict_idle(tl->srv)) {
 		/* An idle client gives its descriptor back once its close
 		 * completes (a turn or so): accept again soon, as at the cap,

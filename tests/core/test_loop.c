@@ -528,3 +528,36 @@ Test(loop, drain_releases_sockets_before_exit)
 		loop_free(d.l);
 	}
 }
+
+/* A multishot accept whose owner re-arms it on every final completion (as a
+ * server does after errors) must not keep loop_drain from finishing. */
+static void rearming_accept(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	if (res >= 0)
+		close(res);
+	if (!(flags & LOOP_F_MORE))
+		(void)loop_accept(l, *(int *)ctx, rearming_accept, ctx, NULL);
+}
+
+Test(loop, drain_finishes_although_callbacks_re_arm)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct drain_run d = {0};
+	pthread_t th;
+	static int lfd;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(lfd, 8), 0);
+	cr_assert_eq(loop_new(NULL, &d.l), 0);
+	cr_assert_eq(loop_accept(d.l, lfd, rearming_accept, &lfd, NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, run_and_drain, &d), 0);
+	usleep(2000);
+	uint64_t t0 = clock_now_ms();
+	loop_stop(d.l);
+	pthread_join(th, NULL);
+	cr_assert_eq(d.drain, 0, "drain timed out: the re-armed accept kept it busy");
+	cr_assert_lt(clock_now_ms() - t0, 500);
+	close(lfd);
+	loop_free(d.l);
+}
