@@ -690,6 +690,21 @@ int log_sanitizer_report(const char *path, char *line, size_t linecap)
 	return found;
 }
 
+/* 1 when a line of the file contains needle, 0 when none does, -errno. */
+static int log_contains(const char *path, const char *needle)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && fgets(buf, sizeof(buf), f))
+		found = strstr(buf, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
 int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t whylen)
 {
 	char line[512];
@@ -716,6 +731,11 @@ int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t 
 	rep = log_sanitizer_report(d->proc.log, line, sizeof(line));
 	if (rep > 0 && r == 0) {
 		snprintf(why, whylen, "sanitizer report in the log: %s", line);
+		r = -1;
+	}
+	/* An orderly exit hands every socket back before it ends (loop_drain). */
+	if (r == 0 && log_contains(d->proc.log, "still in flight") > 0) {
+		snprintf(why, whylen, "a worker's ring was not drained at exit");
 		r = -1;
 	}
 	if (r)

@@ -121,7 +121,8 @@ int anycached_stop(struct anycached *d);
 int log_sanitizer_report(const char *path, char *line, size_t linecap);
 /*
  * anycached_stop, strict: SIGTERM, then it must exit with status 0 within
- * timeout_ms and leave no sanitizer report in its log. 0, or -1 with the
+ * timeout_ms, leave no sanitizer report in its log and have drained its
+ * rings (no "still in flight" warning). 0, or -1 with the
  * reason in why (the log is printed to stderr then). Removes its directory.
  */
 int anycached_stop_clean(struct anycached *d, int timeout_ms, char *why, size_t whylen);
