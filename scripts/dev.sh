@@ -83,7 +83,7 @@ run)
 	;;
 test)
 	install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}"
-	build -Dtests=enabled
+	build -Dtests=enabled -Dfuzz=auto
 	run_tests
 	;;
 *)

@@ -14,6 +14,7 @@
  * .fini stops both daemons by PID and deletes both namespaces.
  */
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,18 +61,24 @@ static void lab_fini(void)
 		tmpdir_remove(&lab.dir);
 }
 
+/* Without root or FRR the whole binary is skipped (exit 77: meson's SKIP). */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	(void)set;
+	if (geteuid() != 0)
+		harness_skip_all("needs root: network namespaces and veth links");
+	if (access(BGPD, X_OK) != 0)
+		harness_skip_all("FRR's bgpd not installed (" BGPD ")");
+	if (access("/usr/bin/vtysh", X_OK) != 0)
+		harness_skip_all("FRR's vtysh not installed");
+	if (!getenv("ANYCACHED"))
+		harness_skip_all("ANYCACHED not set (run through meson test)");
+}
+
 static void lab_up(void)
 {
 	static const char *const tags[] = {"fr", "fn"};
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root: network namespaces and veth links");
-	if (access(BGPD, X_OK) != 0)
-		cr_skip_test("FRR's bgpd not installed (" BGPD ")");
-	if (access("/usr/bin/vtysh", X_OK) != 0)
-		cr_skip_test("FRR's vtysh not installed");
-	if (!getenv("ANYCACHED"))
-		cr_skip_test("ANYCACHED not set (run through meson test)");
 	netns_reap_stale(tags, 2);
 	cr_assert_eq(tmpdir_make(&lab.dir, "frr"), 0);
 	cr_assert_eq(netns_create(&lab.r, "fr"), 0);
