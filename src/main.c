@@ -75,6 +75,46 @@ static void usage(FILE *f)
 	        "Signals: SIGTERM/SIGINT stop in order; SIGHUP is reserved for reload.\n");
 }
 
+/*
+ * The embedded default listens on 127.0.0.1 and ::1. A host (or container)
+ * without IPv6 has no ::1: serve 127.0.0.1 alone and say so, rather than
+ * refuse to start. A listen address written in a configuration file stays a
+ * hard requirement.
+ */
+static void drop_missing_loopbacks(struct conf_dns *dns)
+{
+	struct netaddr keep[CONF_MAX_LISTEN];
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < dns->n_listen; i++) {
+		struct netaddr a = dns->listen[i];
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		char name[NETADDR_STRLEN];
+		int fd, err = 0;
+
+		a.port = 0; /* probe the address only: the port check comes later */
+		sl = netaddr_to_sockaddr(&a, &ss);
+		fd = socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) < 0)
+			err = errno;
+		if (fd >= 0)
+			close(fd);
+		if (err == EAFNOSUPPORT || err == EADDRNOTAVAIL) {
+			log_warn("main", "default listener %s skipped: %s",
+				 netaddr_format(&dns->listen[i], true, name, sizeof(name)),
+				 err == EAFNOSUPPORT ? "no IPv6 on this host"
+						     : "address not configured on this host");
+			continue;
+		}
+		keep[kept++] = dns->listen[i];
+	}
+	if (kept == 0)
+		return; /* nothing usable: the listen check reports the first one */
+	memcpy(dns->listen, keep, kept * sizeof(keep[0]));
+	dns->n_listen = kept;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -285,6 +325,7 @@ int main(int argc, char **argv)
 		}
 	} else {
 		conf_default(&conf, RESOLV_CONF);
+		drop_missing_loopbacks(&conf.dns);
 	}
 	if (conf.dns.n_upstreams == 0) {
 		fprintf(stderr,
