@@ -16,7 +16,8 @@ test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
-           iproute2 procps psmisc)              # ip netns / ss / process control in tests
+           iproute2 procps psmisc               # ip netns / ss / process control in tests
+           strace)                              # fault injection (io_uring unavailable)
 
 install_pkgs() {
 	local missing=()

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -94,4 +95,32 @@ Test(cli, port_in_use_is_reported_and_fatal, .timeout = 30)
 	cr_assert(rc != 0 && rc != -ETIMEDOUT, "rc %d: %s", rc, out);
 	cr_assert_not_null(strstr(out, "127.53.9.3:5301"), "%s", out);
 	cr_assert_not_null(strstr(out, "in use"), "%s", out);
+}
+
+/*
+ * No usable io_uring (kernel without it, seccomp, a container policy): the
+ * daemon says why and exits 1 before binding anything. strace injects the
+ * io_uring_setup error, so the test needs no kernel or sysctl change.
+ */
+static void expect_probe_failure(const char *errname, const char *want)
+{
+	struct tmpdir t;
+	char path[512], out[16384], inject[64];
+
+	cr_assert_eq(tmpdir_make(&t, "cli"), 0);
+	write_file(t.path, "ok.yaml", "dns:\n  listen: [\"127.53.9.6:5302\"]\n  upstreams: [127.53.9.2]\n",
+		   path, sizeof(path));
+	snprintf(inject, sizeof(inject), "inject=io_uring_setup:error=%s", errname);
+	char *a[] = {"strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=io_uring_setup",
+		     "-e", inject, bin(), "-c", path, NULL};
+	int rc = run_capture(a, true, out, sizeof(out), 10000);
+	tmpdir_remove(&t);
+	cr_assert_eq(rc, 1, "rc %d: %s", rc, out);
+	cr_assert_not_null(strstr(out, want), "%s", out);
+}
+
+Test(cli, no_io_uring_is_reported_and_fatal, .timeout = 30)
+{
+	expect_probe_failure("ENOSYS", "kernel has no io_uring");
+	expect_probe_failure("EPERM", "io_uring_setup is not permitted");
 }
