@@ -1,11 +1,16 @@
 /*
  * conf.c: libcyaml schema, value conversion, validation and defaults.
  *
- * libcyaml loads every scalar as text into the raw tree below, so it only
- * judges structure (unknown keys, a list where a value belongs); it stops at
- * its first error, and that one is placed through its backtrace. Values are
- * converted here, where each error is recorded and the pass goes on, so one
- * run shows every mistake in the file.
+ * libcyaml loads every scalar as text into the raw tree below. It stops at
+ * its first error, so structure is judged here first, against the same cyaml
+ * schema (no second table that could drift): check_schema walks the libyaml
+ * index and reports every unknown key and every node of the wrong kind
+ * (mapping / list / single value) at its position. libcyaml then loads with
+ * CYAML_CFG_IGNORE_UNKNOWN_KEYS, from a rewrite of the text where each
+ * wrong-kind node is an empty node of the right kind, so the well-formed rest
+ * still loads. Values are converted here, where each error is recorded and
+ * the pass goes on; messages about a replaced node (it is reported once
+ * already) are dropped. One run shows every mistake in the file.
  */
 #include "core/conf.h"
 
@@ -336,6 +341,8 @@ struct ld {
 	struct conf_pos pos;
 	const char *resolv_conf;
 	bool errors;
+	bool replaced;    /* some node has the wrong kind and was emptied for libcyaml */
+	bool listen_lost; /* a dns.listen entry did not load: skip checks against the list */
 	/* Every neighbor address seen, valid neighbor or not, for duplicate checks. */
 	struct netaddr seen_nb[CONF_MAX_NEIGHBORS];
 	unsigned n_seen_nb;
@@ -347,11 +354,14 @@ err_at(struct ld *ld, const char *path, bool at_key, const char *fmt, ...)
 	unsigned l, c;
 	va_list ap;
 
+	ld->errors = true;
+	/* The wrong kind was reported at the node; what follows from emptying it is not news. */
+	if (ld->replaced && conf_pos_replaced(&ld->pos, path))
+		return;
 	conf_pos_find(&ld->pos, path, at_key, &l, &c);
 	va_start(ap, fmt);
 	conf_sink_vadd(&ld->sink, l, c, fmt, ap);
 	va_end(ap);
-	ld->errors = true;
 }
 
 static bool present(struct ld *ld, const char *path)
@@ -683,6 +693,8 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 
 	if (r && present(ld, "dns.listen")) {
 		unsigned n = r->listen_count;
+		if (ld->replaced && conf_pos_replaced(&ld->pos, "dns.listen"))
+			ld->listen_lost = true;
 		if (n == 0)
 			err_at(ld, "dns.listen", false, "dns.listen: must not be empty");
 		if (!check_count(ld, "dns.listen", n, CONF_MAX_LISTEN))
@@ -693,6 +705,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 			if (netaddr_parse(r->listen[i], 53, &a)) {
 				err_at(ld, path, false, "%s: invalid address '%s'", path,
 				       r->listen[i]);
+				ld->listen_lost = true;
 				continue;
 			}
 			bool dup = false;
@@ -909,8 +922,9 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 		bool inside = false;
 		for (unsigned j = 0; j < c->dns.n_listen; j++)
 			inside |= netprefix_contains(&rt->prefix, &c->dns.listen[j]);
-		/* Announcing a VIP we do not answer on would draw traffic into a void. */
-		if (!inside) {
+		/* Announcing a VIP we do not answer on would draw traffic into a void.
+		 * Unknowable when a listen entry is broken: that one is reported. */
+		if (!inside && !ld->listen_lost) {
 			err_at(ld, path, false, "%s: no dns.listen address falls inside '%s'", path,
 			       r->prefix);
 			ok = false;
@@ -1137,6 +1151,91 @@ static void report_cyaml(struct ld *ld, const struct cy_log *lg, cyaml_err_t err
 	}
 }
 
+/* ---- structure: unknown keys and wrong kinds ------------------------------------- */
+
+static enum conf_node_kind schema_kind(const cyaml_schema_value_t *v)
+{
+	switch (v->type) {
+	case CYAML_MAPPING:
+		return CONF_NODE_MAPPING;
+	case CYAML_SEQUENCE:
+	case CYAML_SEQUENCE_FIXED:
+		return CONF_NODE_SEQUENCE;
+	default:
+		return CONF_NODE_SCALAR;
+	}
+}
+
+static const char *node_kind_name(enum conf_node_kind k)
+{
+	return k == CONF_NODE_MAPPING    ? "a mapping"
+	       : k == CONF_NODE_SEQUENCE ? "a list"
+	                                 : "a single value";
+}
+
+static const cyaml_schema_value_t *schema_field(const cyaml_schema_value_t *map,
+                                                const struct conf_pos_entry *e)
+{
+	for (const cyaml_schema_field_t *f = map->mapping.fields; f->key; f++)
+		if (strlen(f->key) == e->key_len && strcmp(f->key, e->key) == 0)
+			return &f->value;
+	return NULL;
+}
+
+/*
+ * Matches every indexed node against the cyaml schema, parents first (the
+ * index is in document order). A node under an unknown key or under a node
+ * of the wrong kind is not judged: its ancestor's message covers it, so each
+ * mistake is reported exactly once. Wrong-kind nodes are marked for
+ * conf_pos_rewrite. Returns 0 or -ENOMEM.
+ */
+static int check_schema(struct ld *ld)
+{
+	size_t n = ld->pos.n;
+	const cyaml_schema_value_t **sch = calloc(n ? n : 1, sizeof(*sch));
+
+	if (!sch)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct conf_pos_entry *e = &ld->pos.e[i];
+		const cyaml_schema_value_t *v;
+
+		if (e->parent == CONF_POS_NO_PARENT) {
+			v = &top_schema;
+		} else {
+			const cyaml_schema_value_t *pv = sch[e->parent];
+			if (!pv)
+				continue;
+			if (pv->type == CYAML_MAPPING) {
+				v = schema_field(pv, e);
+				if (!v) {
+					conf_sink_add(&ld->sink, e->key_line, e->key_col,
+					              "unknown key '%s'", e->path);
+					ld->errors = true;
+					continue;
+				}
+			} else {
+				v = pv->sequence.entry;
+			}
+		}
+		enum conf_node_kind want = schema_kind(v);
+		if (e->kind != want) {
+			conf_sink_add(&ld->sink, e->line, e->col,
+			              "%s: wrong type: expected %s, got %s",
+			              e->path[0] ? e->path : "top level", node_kind_name(want),
+			              node_kind_name(e->kind));
+			ld->errors = true;
+			ld->replaced = true;
+			e->replace = true;
+			e->want = want;
+			continue;
+		}
+		sch[i] = v;
+	}
+	free(sch);
+	return 0;
+}
+
 /* ---- entry points ------------------------------------------------------------------- */
 
 static void sort_diag(struct conf_diag *d)
@@ -1167,7 +1266,7 @@ int conf_load_buffer(const char *text, size_t len, const char *name, const char 
 	    .log_ctx = &lg,
 	    .mem_fn = cyaml_mem,
 	    .log_level = CYAML_LOG_ERROR,
-	    .flags = CYAML_CFG_NO_ALIAS,
+	    .flags = CYAML_CFG_NO_ALIAS | CYAML_CFG_IGNORE_UNKNOWN_KEYS,
 	};
 	int rc;
 
@@ -1207,19 +1306,45 @@ int conf_load_buffer(const char *text, size_t len, const char *name, const char 
 			err_at(&ld, "", false, "top level: expected a mapping");
 		root = NULL;
 	}
-	if (root && !ld.errors) {
-		cyaml_err_t e = cyaml_load_data((const uint8_t *)text, len, &cfg, &top_schema,
-		                                (cyaml_data_t **)&raw, NULL);
-		if (e != CYAML_OK) {
+	/* A scalar document: empty means all defaults; otherwise its error stands alone. */
+	bool loaded = !root && !ld.errors;
+	if (root) {
+		const char *yaml = text;
+		size_t yaml_len = len;
+		char *rewritten = NULL;
+
+		rc = check_schema(&ld);
+		if (!rc && ld.replaced)
+			rc = conf_pos_rewrite(&ld.pos, text, len, &rewritten, &yaml_len);
+		if (rc == -ENOMEM) {
+			conf_pos_free(&ld.pos);
+			return rc;
+		}
+		if (rewritten)
+			yaml = rewritten;
+		if (!rc) {
+			cyaml_err_t e = cyaml_load_data((const uint8_t *)yaml, yaml_len, &cfg,
+			                                &top_schema, (cyaml_data_t **)&raw, NULL);
 			if (e == CYAML_ERR_OOM) {
+				free(rewritten);
 				conf_pos_free(&ld.pos);
 				return -ENOMEM;
 			}
-			report_cyaml(&ld, &lg, e);
-			raw = NULL;
+			if (e != CYAML_OK) {
+				/* Structure was checked above; only what that check does not
+				 * know can land here (placed through libcyaml's backtrace). */
+				report_cyaml(&ld, &lg, e);
+				raw = NULL;
+			} else {
+				loaded = true;
+			}
+		} else {
+			conf_sink_add(&ld.sink, 1, 1, "cannot rewrite the document for loading");
+			ld.errors = true;
 		}
+		free(rewritten);
 	}
-	if (!ld.errors) {
+	if (loaded) {
 		struct raw_conf none = {0};
 		const struct raw_conf *r = raw ? raw : &none;
 		load_dns(&ld, r->dns, out);

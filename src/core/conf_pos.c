@@ -52,6 +52,29 @@ const struct conf_pos_entry *conf_pos_get(const struct conf_pos *idx, const char
 	return NULL;
 }
 
+bool conf_pos_replaced(const struct conf_pos *idx, const char *path)
+{
+	char p[CONF_PATH_LEN];
+	const struct conf_pos_entry *e;
+
+	snprintf(p, sizeof(p), "%s", path);
+	while (!(e = conf_pos_get(idx, p)) && p[0]) {
+		char *dot = strrchr(p, '.');
+		char *br = strrchr(p, '[');
+		char *cut = dot > br ? dot : br;
+		if (cut)
+			*cut = '\0';
+		else
+			p[0] = '\0';
+	}
+	while (e) {
+		if (e->replace)
+			return true;
+		e = e->parent == CONF_POS_NO_PARENT ? NULL : &idx->e[e->parent];
+	}
+	return false;
+}
+
 void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key, unsigned *line,
                    unsigned *col)
 {
@@ -93,12 +116,14 @@ struct frame {
 	bool want_key;  /* maps: next node is a key */
 	unsigned index; /* sequences: next entry index */
 	char key[CONF_PATH_LEN];
+	size_t key_len;
 	unsigned key_line, key_col;
 	size_t path_len; /* this container's path length in pathbuf */
+	size_t entry;    /* this container's index entry (CONF_POS_NO_PARENT past the cap) */
 };
 
-static int push_entry(struct conf_pos *idx, const char *path, unsigned kl, unsigned kc, unsigned l,
-                      unsigned c, bool scalar)
+static int push_entry(struct conf_pos *idx, const char *path, const struct frame *parent,
+                      unsigned l, unsigned c, enum conf_node_kind kind)
 {
 	struct conf_pos_entry *e;
 
@@ -113,12 +138,21 @@ static int push_entry(struct conf_pos *idx, const char *path, unsigned kl, unsig
 		idx->cap = cap;
 	}
 	e = &idx->e[idx->n++];
+	memset(e, 0, sizeof(*e));
 	snprintf(e->path, sizeof(e->path), "%s", path);
-	e->key_line = kl;
-	e->key_col = kc;
+	e->parent = parent ? parent->entry : CONF_POS_NO_PARENT;
+	if (parent && parent->is_map) {
+		size_t kl = strnlen(parent->key, sizeof(e->key) - 1);
+		memcpy(e->key, parent->key, kl); /* cut: key_len tells schema_field */
+		e->key[kl] = '\0';
+		e->key_len = parent->key_len;
+		e->key_line = parent->key_line;
+		e->key_col = parent->key_col;
+	}
 	e->line = l;
 	e->col = c;
-	e->is_scalar = scalar;
+	e->kind = kind;
+	e->is_scalar = kind == CONF_NODE_SCALAR;
 	return 0;
 }
 
@@ -178,7 +212,10 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 		case YAML_MAPPING_START_EVENT:
 		case YAML_SEQUENCE_START_EVENT: {
 			bool scalar = ev.type == YAML_SCALAR_EVENT;
-			unsigned kl = 0, kc = 0;
+			enum conf_node_kind kind = scalar ? CONF_NODE_SCALAR
+			                           : ev.type == YAML_MAPPING_START_EVENT
+			                               ? CONF_NODE_MAPPING
+			                               : CONF_NODE_SEQUENCE;
 			size_t base = top ? top->path_len : 0;
 
 			if (top && top->is_map && top->want_key) {
@@ -191,6 +228,7 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 				}
 				snprintf(top->key, sizeof(top->key), "%s",
 				         (const char *)ev.data.scalar.value);
+				top->key_len = ev.data.scalar.length;
 				top->key_line = l;
 				top->key_col = c;
 				top->want_key = false;
@@ -207,15 +245,14 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 			if (top && top->is_map) {
 				snprintf(path + base, sizeof(path) - base, "%s%s", base ? "." : "",
 				         top->key);
-				kl = top->key_line;
-				kc = top->key_col;
 				top->want_key = true;
 			} else if (top) {
 				snprintf(path + base, sizeof(path) - base, "[%u]", top->index++);
 			}
 			if (strlen(path) >= CONF_PATH_LEN)
 				path[CONF_PATH_LEN - 1] = '\0';
-			if (push_entry(idx, path, kl, kc, l, c, scalar)) {
+			size_t self = idx->n < POS_MAX_ENTRIES ? idx->n : CONF_POS_NO_PARENT;
+			if (push_entry(idx, path, top, l, c, kind)) {
 				rc = -ENOMEM;
 				done = true;
 				break;
@@ -236,6 +273,7 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 			f->is_map = ev.type == YAML_MAPPING_START_EVENT;
 			f->want_key = true;
 			f->path_len = strlen(path);
+			f->entry = self;
 			break;
 		}
 		case YAML_MAPPING_END_EVENT:
@@ -254,4 +292,182 @@ int conf_pos_build(struct conf_pos *idx, const char *text, size_t len, struct co
 	if (rc == -ENOMEM)
 		conf_pos_free(idx);
 	return rc;
+}
+
+/* ---- rewrite: the same document with wrong-kind nodes emptied ---------- */
+
+/* The rewrite re-quotes scalars; bound it well above the 1 MiB input cap. */
+#define REWRITE_MAX (8u << 20)
+
+struct outbuf {
+	char *p;
+	size_t len, cap;
+	bool too_big, oom;
+};
+
+static int out_write(void *data, unsigned char *buf, size_t size)
+{
+	struct outbuf *o = data;
+
+	if (o->len + size + 1 > REWRITE_MAX) {
+		o->too_big = true;
+		return 0;
+	}
+	if (o->len + size + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+		while (cap < o->len + size + 1)
+			cap *= 2;
+		char *np = realloc(o->p, cap);
+		if (!np) {
+			o->oom = true;
+			return 0;
+		}
+		o->p = np;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, buf, size);
+	o->len += size;
+	o->p[o->len] = '\0';
+	return 1;
+}
+
+/* Index of the first entry after entry k's subtree (pre-order: contiguous). */
+static size_t subtree_end(const struct conf_pos *idx, size_t k)
+{
+	size_t j = k + 1;
+
+	for (; j < idx->n; j++) {
+		size_t p = idx->e[j].parent;
+		while (p != CONF_POS_NO_PARENT && p > k)
+			p = idx->e[p].parent;
+		if (p != k)
+			break;
+	}
+	return j;
+}
+
+static int emit_empty(yaml_emitter_t *em, enum conf_node_kind kind)
+{
+	yaml_event_t ev;
+
+	switch (kind) {
+	case CONF_NODE_SCALAR:
+		if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)"", 0, 1, 1,
+		                                  YAML_SINGLE_QUOTED_SCALAR_STYLE))
+			return -ENOMEM;
+		return yaml_emitter_emit(em, &ev) ? 0 : -EINVAL;
+	case CONF_NODE_MAPPING:
+		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+		                                         YAML_FLOW_MAPPING_STYLE))
+			return -ENOMEM;
+		if (!yaml_emitter_emit(em, &ev))
+			return -EINVAL;
+		if (!yaml_mapping_end_event_initialize(&ev))
+			return -ENOMEM;
+		return yaml_emitter_emit(em, &ev) ? 0 : -EINVAL;
+	case CONF_NODE_SEQUENCE:
+		if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+		                                          YAML_FLOW_SEQUENCE_STYLE))
+			return -ENOMEM;
+		if (!yaml_emitter_emit(em, &ev))
+			return -EINVAL;
+		if (!yaml_sequence_end_event_initialize(&ev))
+			return -ENOMEM;
+		return yaml_emitter_emit(em, &ev) ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+int conf_pos_rewrite(const struct conf_pos *idx, const char *text, size_t len, char **out,
+                     size_t *out_len)
+{
+	/* Per open container: is it a mapping, and is its next node a key. */
+	bool is_map[POS_MAX_DEPTH], want_key[POS_MAX_DEPTH];
+	struct outbuf o = {0};
+	yaml_parser_t parser;
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	size_t node = 0; /* entry index of the next value node */
+	int depth = 0, skip = 0, rc = 0;
+	bool done = false;
+
+	*out = NULL;
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	if (!yaml_emitter_initialize(&em)) {
+		yaml_parser_delete(&parser);
+		return -ENOMEM;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	yaml_emitter_set_output(&em, out_write, &o);
+	yaml_emitter_set_unicode(&em, 1);
+	yaml_emitter_set_width(&em, -1);
+
+	while (!done && !rc) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = -EINVAL; /* conf_pos_build accepted this text: cannot happen */
+			break;
+		}
+		if (ev.type == YAML_STREAM_END_EVENT)
+			done = true;
+		if (skip) {
+			/* Inside a replaced collection: drop everything to its end. */
+			if (ev.type == YAML_MAPPING_START_EVENT ||
+			    ev.type == YAML_SEQUENCE_START_EVENT)
+				skip++;
+			else if (ev.type == YAML_MAPPING_END_EVENT ||
+			         ev.type == YAML_SEQUENCE_END_EVENT)
+				skip--;
+			yaml_event_delete(&ev);
+			continue;
+		}
+		bool is_node = ev.type == YAML_SCALAR_EVENT ||
+		               ev.type == YAML_MAPPING_START_EVENT ||
+		               ev.type == YAML_SEQUENCE_START_EVENT;
+		if (is_node && depth && is_map[depth - 1] && want_key[depth - 1]) {
+			/* A key: not an index entry, always kept. */
+			want_key[depth - 1] = false;
+			is_node = false;
+		} else if (is_node && depth && is_map[depth - 1]) {
+			want_key[depth - 1] = true;
+		}
+		if (is_node) {
+			size_t k = node++;
+			if (k < idx->n && idx->e[k].replace) {
+				if (ev.type != YAML_SCALAR_EVENT) {
+					skip = 1;
+					node = subtree_end(idx, k);
+				}
+				yaml_event_delete(&ev);
+				rc = emit_empty(&em, idx->e[k].want);
+				continue;
+			}
+			if (ev.type != YAML_SCALAR_EVENT) {
+				if (depth == POS_MAX_DEPTH) {
+					yaml_event_delete(&ev);
+					rc = -EINVAL;
+					break;
+				}
+				is_map[depth] = ev.type == YAML_MAPPING_START_EVENT;
+				want_key[depth] = true;
+				depth++;
+			}
+		} else if (ev.type == YAML_MAPPING_END_EVENT ||
+		           ev.type == YAML_SEQUENCE_END_EVENT) {
+			if (depth)
+				depth--;
+		}
+		/* The emitter owns the event from here, failed or not. */
+		if (!yaml_emitter_emit(&em, &ev))
+			rc = em.error == YAML_MEMORY_ERROR || o.oom ? -ENOMEM : -EINVAL;
+	}
+	yaml_emitter_delete(&em);
+	yaml_parser_delete(&parser);
+	if (rc || !o.p) {
+		free(o.p);
+		return rc ? rc : -EINVAL;
+	}
+	*out = o.p;
+	*out_len = o.len;
+	return 0;
 }
