@@ -1182,6 +1182,31 @@ static const cyaml_schema_value_t *schema_field(const cyaml_schema_value_t *map,
 	return NULL;
 }
 
+static void walk_schema(const cyaml_schema_value_t *v, char *path, size_t size,
+                        void (*fn)(const char *, enum conf_node_kind, void *), void *ctx)
+{
+	size_t l = strlen(path);
+
+	fn(path, schema_kind(v), ctx);
+	if (v->type == CYAML_MAPPING) {
+		for (const cyaml_schema_field_t *f = v->mapping.fields; f->key; f++) {
+			snprintf(path + l, size - l, "%s%s", l ? "." : "", f->key);
+			walk_schema(&f->value, path, size, fn, ctx);
+		}
+	} else if (v->type == CYAML_SEQUENCE || v->type == CYAML_SEQUENCE_FIXED) {
+		snprintf(path + l, size - l, "[]");
+		walk_schema(v->sequence.entry, path, size, fn, ctx);
+	}
+	path[l] = '\0';
+}
+
+void conf_schema_walk(void (*fn)(const char *path, enum conf_node_kind kind, void *ctx), void *ctx)
+{
+	char path[CONF_PATH_LEN] = "";
+
+	walk_schema(&top_schema, path, sizeof(path), fn, ctx);
+}
+
 /*
  * Matches every indexed node against the cyaml schema, parents first (the
  * index is in document order). A node under an unknown key or under a node

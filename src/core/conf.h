@@ -7,12 +7,15 @@
  * No global state: loading is re-entrant.
  *
  * Loading: libcyaml (schema in conf.c) reads every scalar as text into a raw
- * tree; conf.c converts and validates each value itself so that ALL semantic
- * errors are collected, each with the line and column of its node. libcyaml
- * gives no usable position (Debian's 1.3.1 backtrace carries the marks of its
- * last event, not of the node), so conf_pos.c builds an index from one libyaml
- * event pass ("bgp.neighbors[0].hold-time" -> line:column) and libcyaml's
- * own error (it stops at its first) is placed through its backtrace.
+ * tree; conf.c converts and validates each value itself so that ALL errors
+ * are collected, each with the line and column of its node. libcyaml gives
+ * no usable position (Debian's 1.3.1 backtrace carries the marks of its last
+ * event, not of the node), so conf_pos.c builds an index from one libyaml
+ * event pass ("bgp.neighbors[0].hold-time" -> line:column). libcyaml stops at
+ * its first error, so structure is checked before it runs, against its own
+ * schema: every unknown key and every node of the wrong kind is reported,
+ * libcyaml loads (ignoring unknown keys) a rewrite with wrong-kind nodes
+ * emptied, and the value checks still run on everything else.
  *
  * Units: durations are integer seconds ("10" = 10 s) or strings with a unit
  * ms/s/m/h/d ("100ms", "1d"); stored in milliseconds (*_ms) or, for TTLs and

@@ -87,6 +87,13 @@ int conf_pos_rewrite(const struct conf_pos *idx, const char *text, size_t len, c
 const struct conf_pos_entry *conf_pos_get(const struct conf_pos *idx, const char *path);
 /* Position of path's value (or its key, when want_key and it has one);
  * falls back to the nearest ancestor, then 1:1. */
+/*
+ * Calls fn for every node the schema (conf.c) allows, parents first: "" for
+ * the root, "dns.cache.size", "bgp.neighbors[]" for a list's entries. For
+ * tests: the schema is the one table keys and kinds are checked against.
+ */
+void conf_schema_walk(void (*fn)(const char *path, enum conf_node_kind kind, void *ctx), void *ctx);
+
 /* Whether path (or its nearest indexed ancestor) lies in a node marked `replace`. */
 bool conf_pos_replaced(const struct conf_pos *idx, const char *path);
 void conf_pos_find(const struct conf_pos *idx, const char *path, bool want_key, unsigned *line,

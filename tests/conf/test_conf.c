@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/conf_pos.h"
 
 static const char *srcdir(void)
 {
@@ -533,4 +534,227 @@ Test(conf, truncated_inputs_do_not_crash)
 		cr_assert(rc == 0 || d.count > 0, "prefix %zu: error without message", n);
 	}
 	free(text);
+}
+
+/*
+ * The configuration contract (README, issue 2): every key with the kind of
+ * node it takes. The schema check reads libcyaml's own schema, so this table
+ * pins that schema: it must list exactly these paths with these kinds.
+ */
+static const struct {
+	const char *path;
+	enum conf_node_kind kind;
+} contract[] = {
+    {"", CONF_NODE_MAPPING},
+    {"dns", CONF_NODE_MAPPING},
+    {"dns.listen", CONF_NODE_SEQUENCE},
+    {"dns.listen[]", CONF_NODE_SCALAR},
+    {"dns.allow", CONF_NODE_SEQUENCE},
+    {"dns.allow[]", CONF_NODE_SCALAR},
+    {"dns.upstreams", CONF_NODE_SEQUENCE},
+    {"dns.upstreams[]", CONF_NODE_SCALAR},
+    {"dns.threads", CONF_NODE_SCALAR},
+    {"dns.identity", CONF_NODE_SCALAR},
+    {"dns.cache", CONF_NODE_MAPPING},
+    {"dns.cache.size", CONF_NODE_SCALAR},
+    {"dns.cache.min-ttl", CONF_NODE_SCALAR},
+    {"dns.cache.max-ttl", CONF_NODE_SCALAR},
+    {"dns.cache.negative-ttl", CONF_NODE_SCALAR},
+    {"dns.cache.serve-stale", CONF_NODE_SCALAR},
+    {"bgp", CONF_NODE_MAPPING},
+    {"bgp.asn", CONF_NODE_SCALAR},
+    {"bgp.router-id", CONF_NODE_SCALAR},
+    {"bgp.neighbors", CONF_NODE_SEQUENCE},
+    {"bgp.neighbors[]", CONF_NODE_MAPPING},
+    {"bgp.neighbors[].address", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].asn", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].local-address", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].port", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].passive", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].hold-time", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].password", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].bfd", CONF_NODE_SCALAR},
+    {"bgp.neighbors[].next-hop6", CONF_NODE_SCALAR},
+    {"bgp.announce", CONF_NODE_SEQUENCE},
+    {"bgp.announce[]", CONF_NODE_MAPPING},
+    {"bgp.announce[].prefix", CONF_NODE_SCALAR},
+    {"bgp.announce[].local-preference", CONF_NODE_SCALAR},
+    {"bgp.announce[].med", CONF_NODE_SCALAR},
+    {"bgp.announce[].communities", CONF_NODE_SEQUENCE},
+    {"bgp.announce[].communities[]", CONF_NODE_SCALAR},
+    {"bgp.announce[].large-communities", CONF_NODE_SEQUENCE},
+    {"bgp.announce[].large-communities[]", CONF_NODE_SCALAR},
+    {"bgp.degraded", CONF_NODE_MAPPING},
+    {"bgp.degraded.local-preference", CONF_NODE_SCALAR},
+    {"bgp.degraded.med", CONF_NODE_SCALAR},
+    {"bgp.degraded.prepend", CONF_NODE_SCALAR},
+    {"bgp.degraded.communities", CONF_NODE_SEQUENCE},
+    {"bgp.degraded.communities[]", CONF_NODE_SCALAR},
+    {"bfd", CONF_NODE_MAPPING},
+    {"bfd.interval", CONF_NODE_SCALAR},
+    {"bfd.multiplier", CONF_NODE_SCALAR},
+    {"health", CONF_NODE_MAPPING},
+    {"health.interval", CONF_NODE_SCALAR},
+    {"health.rise", CONF_NODE_SCALAR},
+    {"health.fall", CONF_NODE_SCALAR},
+    {"health.drain", CONF_NODE_SCALAR},
+    {"control", CONF_NODE_MAPPING},
+    {"control.socket", CONF_NODE_SCALAR},
+    {"control.metrics", CONF_NODE_SCALAR},
+};
+#define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
+
+struct walk_seen {
+	bool seen[N_CONTRACT];
+	unsigned n;
+};
+
+static void on_schema_path(const char *path, enum conf_node_kind kind, void *ctx)
+{
+	struct walk_seen *w = ctx;
+	unsigned i;
+
+	w->n++;
+	for (i = 0; i < N_CONTRACT; i++)
+		if (strcmp(contract[i].path, path) == 0)
+			break;
+	cr_assert_lt(i, N_CONTRACT, "schema path '%s' is not in the contract table", path);
+	cr_expect_eq(kind, contract[i].kind, "'%s': schema kind %d, contract %d", path, kind,
+	             contract[i].kind);
+	cr_expect_not(w->seen[i], "'%s' walked twice", path);
+	w->seen[i] = true;
+}
+
+Test(conf, schema_matches_contract_table)
+{
+	struct walk_seen w = {{false}, 0};
+
+	conf_schema_walk(on_schema_path, &w);
+	for (unsigned i = 0; i < N_CONTRACT; i++)
+		cr_expect(w.seen[i], "contract path '%s' is missing from the schema",
+		          contract[i].path);
+	cr_expect_eq(w.n, N_CONTRACT);
+}
+
+/* "{a: {b: [{c: LEAF}]}}" for "a.b[].c"; "" is the leaf itself. */
+static void doc_for(const char *path, const char *leaf, char *out, size_t size)
+{
+	char comp[16][64];
+	unsigned n = 0;
+	const char *p = path;
+
+	while (*p && n < 16) {
+		if (*p == '.') {
+			p++;
+		} else if (strncmp(p, "[]", 2) == 0) {
+			snprintf(comp[n++], sizeof(comp[0]), "[]");
+			p += 2;
+		} else {
+			size_t l = strcspn(p, ".[");
+			snprintf(comp[n++], sizeof(comp[0]), "%.*s", (int)l, p);
+			p += l;
+		}
+	}
+	snprintf(out, size, "%s", leaf);
+	for (unsigned i = n; i-- > 0;) {
+		char tmp[1024];
+		if (strcmp(comp[i], "[]") == 0)
+			snprintf(tmp, sizeof(tmp), "[%s]", out);
+		else
+			snprintf(tmp, sizeof(tmp), "{%s: %s}", comp[i], out);
+		snprintf(out, size, "%s", tmp);
+	}
+}
+
+static void index_path(const char *path, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (const char *p = path; *p && o + 4 < size; p++) {
+		out[o++] = *p;
+		if (*p == '[' && p[1] == ']')
+			out[o++] = '0';
+	}
+	out[o] = '\0';
+}
+
+/* Counts messages containing needle; the others may be value errors. */
+static unsigned count_msgs(const struct conf_diag *d, const char *needle)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < d->count; i++)
+		n += strstr(d->msgs[i].text, needle) != NULL;
+	return n;
+}
+
+/* Column (1-based) of the last occurrence of needle: the leaf doc_for put in. */
+static size_t leaf_col(const char *doc, const char *needle)
+{
+	const char *last = NULL;
+
+	for (const char *p = doc; (p = strstr(p, needle)); p++)
+		last = p;
+	cr_assert(last);
+	return (size_t)(last - doc) + 1;
+}
+
+static const char *kind_text(enum conf_node_kind k)
+{
+	return k == CONF_NODE_SCALAR    ? "a single value"
+	       : k == CONF_NODE_MAPPING ? "a mapping"
+	                                : "a list";
+}
+
+/* Each key given the wrong kind: one "wrong type" message, at its value, no other. */
+Test(conf, every_key_wrong_kind_reported_once)
+{
+	static struct conf c;
+	struct conf_diag d;
+
+	for (unsigned i = 1; i < N_CONTRACT; i++) {
+		enum conf_node_kind k = contract[i].kind;
+		const char *wrong = k == CONF_NODE_SCALAR    ? "[x]"
+		                    : k == CONF_NODE_MAPPING ? "x"
+		                                             : "{x: 1}";
+		char doc[1024], ip[128], want[300];
+
+		doc_for(contract[i].path, wrong, doc, sizeof(doc));
+		index_path(contract[i].path, ip, sizeof(ip));
+		snprintf(want, sizeof(want), "t:1:%zu: %s: wrong type: expected %s, got %s",
+		         leaf_col(doc, wrong), ip, kind_text(k),
+		         kind_text(k == CONF_NODE_SCALAR    ? CONF_NODE_SEQUENCE
+		                   : k == CONF_NODE_MAPPING ? CONF_NODE_SCALAR
+		                                            : CONF_NODE_MAPPING));
+		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", resolv, &c, &d), -EINVAL, "%s",
+		             doc);
+		cr_expect_eq(count_msgs(&d, "wrong type"), 1, "%s", doc);
+		cr_expect_eq(count_msgs(&d, "unknown key"), 0, "%s", doc);
+		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
+	}
+}
+
+/* An unknown key in every mapping: one message each, at the key. */
+Test(conf, every_mapping_unknown_key_reported_once)
+{
+	static struct conf c;
+	struct conf_diag d;
+	unsigned maps = 0;
+
+	for (unsigned i = 0; i < N_CONTRACT; i++) {
+		char doc[1024], ip[128], want[256];
+
+		if (contract[i].kind != CONF_NODE_MAPPING)
+			continue;
+		maps++;
+		doc_for(contract[i].path, "{zz-unknown: 1}", doc, sizeof(doc));
+		index_path(contract[i].path, ip, sizeof(ip));
+		snprintf(want, sizeof(want), "t:1:%zu: unknown key '%s%szz-unknown'",
+		         leaf_col(doc, "zz-unknown"), ip, ip[0] ? "." : "");
+		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", resolv, &c, &d), -EINVAL, "%s",
+		             doc);
+		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
+		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
+	}
+	cr_expect_eq(maps, 10);
 }
