@@ -350,6 +350,7 @@ const char harness_example_zone[] =
     "alias  CNAME alias2\n"
     "alias2 CNAME www\n"
     "short 2 A   192.0.2.2\n"
+    "pre 10 A    192.0.2.10\n"
     "*.wild A    192.0.2.99\n"
     "txt    TXT  \"hello\" \"world\"\n" BIG_TXT("00") BIG_TXT("01") BIG_TXT("02") BIG_TXT("03")
         BIG_TXT("04") BIG_TXT("05") BIG_TXT("06") BIG_TXT("07") BIG_TXT("08") BIG_TXT("09")

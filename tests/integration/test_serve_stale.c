@@ -122,3 +122,37 @@ Test(serve_stale, upstream_down_serves_stale_and_servfails_fast)
 	cr_assert_eq(RCODE(a), 0);
 	cr_assert_leq(rr_ttl(a, (size_t)n, 0), 2, "fresh answer, not stale");
 }
+
+/*
+ * Prefetch: a hit in the last 10% of an entry's TTL refreshes it in the
+ * background. pre.example.test has TTL 10: hit it at 9.3 s, then pause the
+ * upstream; at 11 s the name must still be fresh (TTL <= 10, from the
+ * prefetch), not served stale (TTL 30) as it would be without the prefetch.
+ */
+Test(serve_stale, hit_in_last_tenth_prefetches)
+{
+	uint8_t a[4096];
+	int n;
+
+	/* One worker: each worker has its own cache and every query here comes
+	 * from a new source port, which SO_REUSEPORT may hash to another one. */
+	itest_threads = 1;
+	up_with(NET, 4, stale_conf);
+	uint64_t t0 = ms();
+	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_eq(rr_ttl(a, (size_t)n, 0), 10);
+	usleep((useconds_t)(t0 + 9300 - ms()) * 1000);
+	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
+	uint32_t hit_ttl = rr_ttl(a, (size_t)n, 0);
+	cr_assert_leq(hit_ttl, 1, "a hit in the last second of the TTL (TTL %u after %llu ms)",
+		      hit_ttl, (unsigned long long)(ms() - t0));
+	usleep(300 * 1000); /* the refresh completes */
+	knotd_pause(&knot);
+	usleep((useconds_t)(t0 + 11000 - ms()) * 1000);
+	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(RCODE(a), 0);
+	uint32_t ttl = rr_ttl(a, (size_t)n, 0);
+	cr_assert(ttl >= 7 && ttl <= 10, "TTL %u: fresh from the prefetch, not stale (30)", ttl);
+	cr_assert_eq(knotd_resume(&knot), 0);
+}
