@@ -54,14 +54,18 @@ static void fmt_size(char *buf, size_t size, uint64_t b)
 	snprintf(buf, size, "%" PRIu64, b);
 }
 
-/* YAML double-quoted scalar (YAML 1.1 §5.7 escapes), safe for any bytes. */
+/*
+ * YAML double-quoted scalar (YAML 1.1 §5.7 escapes). Bytes >= 0x80 are
+ * written as they are: the strings came from a YAML file, so they are UTF-8,
+ * and "\xc3" would mean the code point U+00C3, not the byte.
+ */
 static void put_quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
+		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\x%02x", *p);
 		else
 			fputc(*p, f);
