@@ -13,9 +13,25 @@ BUILD=${1:-build}
 DURATION=${2:-60}
 ANYCACHED=$(cd "$(dirname "$0")/.." && pwd)/$BUILD/anycached
 [ -x "$ANYCACHED" ] || { echo "no $ANYCACHED (build first)"; exit 1; }
-for b in bird birdc knotd dnsperf; do
-	command -v $b >/dev/null || { echo "$b not installed: skipped"; exit 77; }
-done
+export PATH="$PATH:/usr/sbin"
+# What it needs, from Debian, installed if missing (without starting the
+# packages' own services: policy-rc.d is Debian's switch for that).
+need=""
+command -v bird >/dev/null && command -v birdc >/dev/null || need="$need bird2"
+command -v knotd >/dev/null || need="$need knot"
+command -v dnsperf >/dev/null || need="$need dnsperf"
+if [ -n "$need" ]; then
+	[ "$(id -u)" = 0 ] || { echo "missing:$need (run as root to install)"; exit 77; }
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d &&
+			made_policy=1
+	fi
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need >&2 || inst_rc=$?
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ "${inst_rc:-0}" = 0 ] || exit "$inst_rc"
+fi
 
 D=$(mktemp -d /tmp/bgp_under_load.XXXXXX)
 PIDS=""
