@@ -246,6 +246,16 @@ static void log_worker_stats(const struct worker *w)
 	         (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
 	         (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
 	         (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
+
+	const struct dns_forward_stats *up = dns_server_upstream_stats(w->dns);
+	log_info("main",
+	         "worker %u: upstream tries %llu answers %llu (avg RTT %llu ms) timeouts %llu "
+	         "SERVFAIL %llu REFUSED %llu mismatches %llu coalesced %llu busy %llu",
+	         w->index, (unsigned long long)up->sent, (unsigned long long)up->answers,
+	         (unsigned long long)(up->answers ? up->rtt_ms_sum / up->answers : 0),
+	         (unsigned long long)up->timeouts, (unsigned long long)up->servfail,
+	         (unsigned long long)up->refused, (unsigned long long)up->mismatches,
+	         (unsigned long long)up->coalesced, (unsigned long long)up->busy);
 }
 
 static void stop_workers(struct worker *w, unsigned n)

@@ -1084,6 +1084,11 @@ const struct dns_server_stats *dns_server_stats(const struct dns_server *s)
 	return &s->stats;
 }
 
+const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s)
+{
+	return dns_forward_stats(s->fwd);
+}
+
 void dns_server_health(const struct dns_server *s, struct health_snapshot *out)
 {
 	out->n = 0;

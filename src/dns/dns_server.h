@@ -34,6 +34,7 @@
 
 #include "core/conf.h"
 #include "core/health.h"
+#include "dns/dns_forward.h"
 
 struct loop;
 struct dns_server;
@@ -92,6 +93,8 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 void dns_server_free(struct dns_server *s);
 
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
+/* The worker's upstream side: tries, answers, RTT, timeouts, spoofing counters. */
+const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s);
 
 /*
  * The VIPs this worker serves: one entry per listen address, SERVING while
