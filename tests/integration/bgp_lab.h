@@ -8,8 +8,33 @@
 #ifndef ANYCACHE_TESTS_BGP_LAB_H
 #define ANYCACHE_TESTS_BGP_LAB_H
 
+#include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "netns.h"
+
+/*
+ * Builds the lab's network: router namespace r and node namespace n (named
+ * anyc-<tag_r>/<tag_n>-<pid>, stale ones of dead test processes reaped
+ * first), the veth link, and the VIPs on n's lo; dir is the test's temp dir.
+ */
+static inline void bgp_lab_net_up(struct netns *r, struct netns *n, struct tmpdir *dir,
+				  const char *tag_r, const char *tag_n, const char *dir_tag)
+{
+	const char *const tags[] = {tag_r, tag_n};
+
+	netns_reap_stale(tags, 2);
+	cr_assert_eq(tmpdir_make(dir, dir_tag), 0);
+	cr_assert_eq(netns_create(r, tag_r), 0);
+	cr_assert_eq(netns_create(n, tag_n), 0);
+	cr_assert_eq(netns_link(r, "r0", "10.53.40.1/24", n, "n0", "10.53.40.2/24"), 0);
+	cr_assert_eq(netns_add_addr(r, "r0", "fd53:40::1/64"), 0);
+	cr_assert_eq(netns_add_addr(n, "n0", "fd53:40::2/64"), 0);
+	cr_assert_eq(netns_add_lo_addr(n, "10.53.41.4/32"), 0);
+	cr_assert_eq(netns_add_lo_addr(n, "10.53.41.5/32"), 0);
+	cr_assert_eq(netns_add_lo_addr(n, "fd53:41::4/128"), 0);
+}
 
 /* anycached's configuration on the node: AS `as`, one neighbor (the router) of AS `peer_as`. */
 static inline void bgp_lab_node_yaml(char *yaml, size_t cap, uint32_t as, uint32_t peer_as)

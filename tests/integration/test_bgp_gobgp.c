@@ -81,18 +81,7 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 /* The two namespaces, the veth link and the VIPs; skips without root or gobgpd. */
 static void lab_up(void)
 {
-	static const char *const tags[] = {"gr", "gn"};
-
-	netns_reap_stale(tags, 2);
-	cr_assert_eq(tmpdir_make(&lab.dir, "gobgp"), 0);
-	cr_assert_eq(netns_create(&lab.r, "gr"), 0);
-	cr_assert_eq(netns_create(&lab.n, "gn"), 0);
-	cr_assert_eq(netns_link(&lab.r, "r0", "10.53.40.1/24", &lab.n, "n0", "10.53.40.2/24"), 0);
-	cr_assert_eq(netns_add_addr(&lab.r, "r0", "fd53:40::1/64"), 0);
-	cr_assert_eq(netns_add_addr(&lab.n, "n0", "fd53:40::2/64"), 0);
-	cr_assert_eq(netns_add_lo_addr(&lab.n, "10.53.41.4/32"), 0);
-	cr_assert_eq(netns_add_lo_addr(&lab.n, "10.53.41.5/32"), 0);
-	cr_assert_eq(netns_add_lo_addr(&lab.n, "fd53:41::4/128"), 0);
+	bgp_lab_net_up(&lab.r, &lab.n, &lab.dir, "gr", "gn", "gobgp");
 }
 
 static void gobgpd_start(uint32_t as, uint32_t peer_as)
