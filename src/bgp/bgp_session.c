@@ -800,12 +800,19 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		ev.type = BGP_FSM_EV_KEEPALIVE_RECEIVED;
 		break;
 	case BGP_MSG_ROUTE_REFRESH: {
+		const struct bgp_fsm *f = &s->conn[slot].fsm;
+		/* RFC 6608 §3: before Established it is an unexpected message (5/1,
+		 * 5/2), whatever it asks for: the FSM says so. In OpenSent no family
+		 * is negotiated yet, so the checks below would drop it silently. */
+		if (f->state != BGP_FSM_ESTABLISHED) {
+			ev.type = BGP_FSM_EV_ROUTE_REFRESH_RECEIVED;
+			break;
+		}
 		/* RFC 7313 §3.2: only a plain request asks us to resend. */
 		if (m->u.rr.subtype != BGP_RR_REQUEST)
 			return;
 		/* RFC 2918 §4: one family at a time; one we did not negotiate is ignored. */
 		uint8_t fam = bgp_fam_of(m->u.rr.afi, m->u.rr.safi);
-		const struct bgp_fsm *f = &s->conn[slot].fsm;
 		if (fam == BGP_FAM_IPV4 && f->afi_ipv4)
 			s->refresh_mask |= BGP_ADJOUT_AF_IPV4;
 		else if (fam == BGP_FAM_IPV6 && f->afi_ipv6)
