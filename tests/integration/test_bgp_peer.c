@@ -577,9 +577,11 @@ static size_t update_msg(uint8_t *out, const void *attrs, size_t alen, const voi
 	body[n++] = 0; /* no withdrawn routes */
 	body[n++] = (uint8_t)(alen >> 8);
 	body[n++] = (uint8_t)alen;
-	memcpy(body + n, attrs, alen);
+	if (alen) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(body + n, attrs, alen);
 	n += alen;
-	memcpy(body + n, nlri, nlen);
+	if (nlen)
+		memcpy(body + n, nlri, nlen);
 	n += nlen;
 	return raw_msg(out, 0xff, (uint16_t)(BGP_HDR_LEN + n), BGP_MSG_UPDATE, body, n);
 }
