@@ -183,8 +183,11 @@ static int key_build(const struct dns_cache *c, const struct dns_cache_key *k, s
 	if (!k || !k->qname || k->qname_len == 0 || k->qname_len > NAME_MAX_WIRE)
 		return -EINVAL;
 	size_t n = k->qname_len;
-	for (size_t i = 0; i < n; i++)
-		kb->b[i] = lower(k->qname[i]);
+	if (k->qname_lc)
+		memcpy(kb->b, k->qname_lc, n);
+	else
+		for (size_t i = 0; i < n; i++)
+			kb->b[i] = lower(k->qname[i]);
 	kb->b[n] = (uint8_t)(k->qtype >> 8);
 	kb->b[n + 1] = (uint8_t)k->qtype;
 	kb->b[n + 2] = (uint8_t)(k->qclass >> 8);

@@ -70,6 +70,9 @@ struct dns_cache_conf {
  */
 struct dns_cache_key {
 	const uint8_t *qname;
+	/* Optional: the same name already lowercased (the request parser made
+	 * one), so the hit path does not fold the case a second time. */
+	const uint8_t *qname_lc;
 	uint16_t qname_len;
 	uint16_t qtype;
 	uint16_t qclass;

@@ -707,6 +707,7 @@ static struct dns_cache_key request_key(const struct dns_request *req)
 {
 	struct dns_cache_key k = {
 	    .qname = req->qname,
+	    .qname_lc = req->qname_lc,
 	    .qname_len = (uint16_t)req->qname_len,
 	    .qtype = req->qtype,
 	    .qclass = req->qclass,

@@ -737,3 +737,26 @@ Test(dns_cache, captured_responses_scanned_by_codec_round_trip)
 	cr_assert_gt(neg, 3, "only %u negative vectors cached", neg);
 	dns_cache_free(c);
 }
+
+/* A caller's lowercased name (qname_lc) finds the same entry, and the hit still
+ * carries the client's own letter case from qname. */
+Test(dns_cache, precomputed_lowercase_name_is_used)
+{
+	struct dns_cache *c = mk(defconf());
+	uint8_t out[1024];
+	unsigned fl;
+	struct ans a;
+	a_answer(&a, NAME(www_lc), 300, 1);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+
+	struct dns_cache_key q = key_of(NAME(www_mixed), 1);
+	q.qname_lc = www_lc;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)a.len);
+	cr_assert_arr_eq(out + 12, www_mixed, sizeof(www_mixed) - 1, "the client's case comes back");
+	/* qname_lc is trusted as the key: a different lowercase name is a miss. */
+	const uint8_t other[] = "\3wwx\7example\4test";
+	q.qname_lc = other;
+	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
+	dns_cache_free(c);
+}
