@@ -9,10 +9,32 @@
 #define ANYCACHE_TESTS_BGP_LAB_H
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "netns.h"
+
+/* One lab: the two namespaces, the router daemon, anycached, their temp dir. */
+struct bgp_lab {
+	struct netns r, n;
+	struct tmpdir dir;
+	struct proc router, any;
+	char router_log[512];
+};
+
+/* Stops both daemons by PID and deletes the namespaces (also after a failure). */
+static inline void bgp_lab_down(struct bgp_lab *lab)
+{
+	if (lab->any.pid > 0)
+		proc_stop(&lab->any, SIGTERM, 5000);
+	if (lab->router.pid > 0)
+		proc_stop(&lab->router, SIGTERM, 5000);
+	netns_delete(&lab->n);
+	netns_delete(&lab->r);
+	if (lab->dir.path[0])
+		tmpdir_remove(&lab->dir);
+}
 
 /*
  * Builds the lab's network: router namespace r and node namespace n (named

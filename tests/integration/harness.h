@@ -18,6 +18,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* CLOCK_MONOTONIC in milliseconds, and a sleep of ms milliseconds. */
+uint64_t now_ms(void);
+void sleep_ms(int ms);
+
 struct proc {
 	pid_t pid;
 	char name[32];

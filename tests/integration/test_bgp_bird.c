@@ -165,13 +165,6 @@ static void birdc(const char *cmd, char *out, size_t cap)
 	run_capture(words, true, out, cap, 5000);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Polls `show route all` until `what` appears (want) or disappears (!want). */
 static bool wait_routes(const char *what, bool want, int timeout_ms, char *out, size_t cap)
 {

@@ -33,32 +33,11 @@
 #define ROUTER_AS 65001u
 #define NODE_AS   4200000001u
 
-struct lab {
-	struct netns r, n;
-	struct tmpdir dir;
-	struct proc bgpd, any;
-	char bgpd_log[512];
-};
-
-static struct lab lab;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static struct bgp_lab lab;
 
 static void lab_fini(void)
 {
-	if (lab.any.pid > 0)
-		proc_stop(&lab.any, SIGTERM, 5000);
-	if (lab.bgpd.pid > 0)
-		proc_stop(&lab.bgpd, SIGTERM, 5000);
-	netns_delete(&lab.n);
-	netns_delete(&lab.r);
-	if (lab.dir.path[0])
-		tmpdir_remove(&lab.dir);
+	bgp_lab_down(&lab);
 }
 
 /* Without root or FRR the whole binary is skipped (exit 77: meson's SKIP). */
@@ -121,23 +100,23 @@ static void bgpd_start(uint32_t as, uint32_t peer_as)
 	         as, peer_as);
 	cr_assert_eq(write_file(lab.dir.path, "bgpd.conf", text, conf, sizeof(conf)), 0);
 	snprintf(pidf, sizeof(pidf), "%s/bgpd.pid", lab.dir.path);
-	snprintf(lab.bgpd_log, sizeof(lab.bgpd_log), "%s/bgpd.log", lab.dir.path);
+	snprintf(lab.router_log, sizeof(lab.router_log), "%s/bgpd.log", lab.dir.path);
 	char logopt[600], outlog[600];
-	snprintf(logopt, sizeof(logopt), "file:%s", lab.bgpd_log);
+	snprintf(logopt, sizeof(logopt), "file:%s", lab.router_log);
 	snprintf(outlog, sizeof(outlog), "%s/bgpd.out", lab.dir.path);
 	/* -P 0: no vty TCP port; -l: BGP only on the link address. */
 	char *argv[] = {BGPD, "-Z",           "-S",         "-f", conf,         "-i",
 	                pidf, "--vty_socket", lab.dir.path, "-l", "10.53.40.1", "-P",
 	                "0",  "--log",        logopt,       NULL};
-	cr_assert_eq(netns_proc_start(&lab.bgpd, &lab.r, "bgpd", argv, outlog), 0);
+	cr_assert_eq(netns_proc_start(&lab.router, &lab.r, "bgpd", argv, outlog), 0);
 	snprintf(sock, sizeof(sock), "%s/bgpd.vty", lab.dir.path);
 	uint64_t end = now_ms() + 10000;
 	struct stat sb;
-	while (stat(sock, &sb) != 0 && now_ms() < end && proc_alive(&lab.bgpd))
+	while (stat(sock, &sb) != 0 && now_ms() < end && proc_alive(&lab.router))
 		usleep(50 * 1000);
 	bool up = vtysh("show bgp summary json", out, sizeof(out)) == 0;
 	if (!up)
-		proc_dump_log(&lab.bgpd);
+		proc_dump_log(&lab.router);
 	cr_assert(up, "bgpd's vty did not come up: %s", out);
 }
 
@@ -185,8 +164,8 @@ static void dump(const char *v4, const char *v6)
 {
 	fprintf(stderr, "---- FRR ipv4 ----\n%s\n---- ipv6 ----\n%s\n", v4, v6);
 	proc_dump_log(&lab.any);
-	struct proc p = lab.bgpd;
-	snprintf(p.log, sizeof(p.log), "%s", lab.bgpd_log);
+	struct proc p = lab.router;
+	snprintf(p.log, sizeof(p.log), "%s", lab.router_log);
 	proc_dump_log(&p);
 }
 

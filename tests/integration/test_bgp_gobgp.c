@@ -31,21 +31,7 @@
 #define ROUTER_AS 65001u
 #define NODE_AS   4200000001u /* 4-octet: needs RFC 6793 on both sides */
 
-struct lab {
-	struct netns r, n;
-	struct tmpdir dir;
-	struct proc gobgpd, any;
-	char gobgpd_log[512];
-};
-
-static struct lab lab;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static struct bgp_lab lab;
 
 static bool in_path(const char *bin)
 {
@@ -56,14 +42,7 @@ static bool in_path(const char *bin)
 
 static void lab_fini(void)
 {
-	if (lab.any.pid > 0)
-		proc_stop(&lab.any, SIGTERM, 5000);
-	if (lab.gobgpd.pid > 0)
-		proc_stop(&lab.gobgpd, SIGTERM, 5000);
-	netns_delete(&lab.n);
-	netns_delete(&lab.r);
-	if (lab.dir.path[0])
-		tmpdir_remove(&lab.dir);
+	bgp_lab_down(&lab);
 }
 
 /* Without root or GoBGP the whole binary is skipped (exit 77: meson's SKIP). */
@@ -109,10 +88,10 @@ static void gobgpd_start(uint32_t as, uint32_t peer_as)
 	         "      afi-safi-name = \"ipv6-unicast\"\n",
 	         as, peer_as);
 	cr_assert_eq(write_file(lab.dir.path, "gobgpd.toml", text, conf, sizeof(conf)), 0);
-	snprintf(lab.gobgpd_log, sizeof(lab.gobgpd_log), "%s/gobgpd.log", lab.dir.path);
+	snprintf(lab.router_log, sizeof(lab.router_log), "%s/gobgpd.log", lab.dir.path);
 	char *argv[] = {"gobgpd",          "-f", conf, "--api-hosts", "127.0.0.1:50051",
 	                "--pprof-disable", NULL};
-	cr_assert_eq(netns_proc_start(&lab.gobgpd, &lab.r, "gobgpd", argv, lab.gobgpd_log), 0);
+	cr_assert_eq(netns_proc_start(&lab.router, &lab.r, "gobgpd", argv, lab.router_log), 0);
 }
 
 static void any_start(uint32_t as, uint32_t peer_as)
@@ -186,7 +165,7 @@ static void dump(const char *v4, const char *v6)
 {
 	fprintf(stderr, "---- gobgp rib ipv4 ----\n%s\n---- ipv6 ----\n%s\n", v4, v6);
 	proc_dump_log(&lab.any);
-	proc_dump_log(&lab.gobgpd);
+	proc_dump_log(&lab.router);
 }
 
 Test(bgp_gobgp, ebgp_4octet_attributes_and_next_hops, .init = lab_up, .fini = lab_fini,
@@ -300,7 +279,7 @@ Test(bgp_gobgp, sigterm_cease_withdraws_at_once, .init = lab_up, .fini = lab_fin
 	          "anycached must exit 0 (wait status %d)", st);
 
 	/* A Cease, not a hold timer expiry nor a bare TCP close. */
-	FILE *f = fopen(lab.gobgpd_log, "r");
+	FILE *f = fopen(lab.router_log, "r");
 	cr_assert(f);
 	size_t n = fread(log, 1, sizeof(log) - 1, f);
 	log[n] = 0;

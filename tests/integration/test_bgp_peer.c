@@ -59,13 +59,6 @@ struct rig {
 
 static struct rig rig = {.lfd = -1};
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void v6_addr(const char *op)
 {
 	char out[256];

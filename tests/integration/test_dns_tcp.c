@@ -14,13 +14,6 @@
 
 TestSuite(dns_tcp, .fini = down, .timeout = 120);
 
-static uint64_t ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Appends a framed query to buf at *off. */
 static void frame(uint8_t *buf, size_t *off, uint16_t id, const char *name, uint16_t type,
                   uint16_t qclass)
@@ -118,12 +111,12 @@ Test(dns_tcp, idle_and_unfinished_connections_time_out)
 	int stuck = dns_tcp_connect(node, PORT, 3000);
 	int used = dns_tcp_connect(node, PORT, 3000);
 	cr_assert(idle >= 0 && stuck >= 0 && used >= 0);
-	t0 = ms();
+	t0 = now_ms();
 	/* A length prefix promising 40 bytes, then 5 of them, then silence. */
 	uint8_t part[7] = {0, 40, 0x12, 0x34, 1, 0, 0};
 	cr_assert_eq(dns_tcp_write(stuck, part, sizeof(part)), 0);
 	cr_assert_eq(dns_tcp_wait_closed(idle, 15000), 0, "idle connection not closed");
-	uint64_t idle_ms = ms() - t0;
+	uint64_t idle_ms = now_ms() - t0;
 	cr_assert_eq(dns_tcp_wait_closed(stuck, 3000), 0, "unfinished message not closed");
 	cr_assert_geq(idle_ms, 9000, "closed too early: %llu ms", (unsigned long long)idle_ms);
 	cr_assert_leq(idle_ms, 12500, "closed too late: %llu ms", (unsigned long long)idle_ms);
@@ -166,7 +159,7 @@ Test(dns_tcp, connection_cap_closes_the_oldest_idle)
 	cr_assert_eq(rd16(a), 0x4444);
 	/* At least N - 1000 of the oldest were closed to make room. */
 	int closed = 0;
-	for (uint64_t end = ms() + 3000; ms() < end; usleep(100000)) {
+	for (uint64_t end = now_ms() + 3000; now_ms() < end; usleep(100000)) {
 		/* Closes are asynchronous (cancel, final completion, close). */
 		closed = 0;
 		for (int i = 0; i < N; i++) {

@@ -47,19 +47,6 @@ static struct knotd knot;
 static struct anycached daemon_;
 static uint64_t seed;
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* xorshift64*: reproducible from the printed seed. */
 static uint64_t rnd_next(uint64_t *s)
 {

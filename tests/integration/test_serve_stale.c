@@ -13,13 +13,6 @@
 
 TestSuite(serve_stale, .fini = down, .timeout = 120);
 
-static uint64_t ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static const char stale_conf[] = "  cache: {serve-stale: 1h}\n";
 
 Test(serve_stale, ttl_counts_down_and_short_ttl_is_refreshed)
@@ -96,10 +89,10 @@ Test(serve_stale, upstream_down_serves_stale_and_servfails_fast)
 	}
 	/* Never seen: SERVFAIL, bounded well below a stub's patience. */
 	for (int tcp = 0; tcp < 2; tcp++) {
-		uint64_t t0 = ms();
+		uint64_t t0 = now_ms();
 		n = ask_name(tcp, tcp ? "never2.example.test" : "never.example.test", 1, false, a,
 		             sizeof(a));
-		uint64_t took = ms() - t0;
+		uint64_t took = now_ms() - t0;
 		cr_assert_eq(RCODE(a), 2, "SERVFAIL");
 		cr_assert_lt(took, 5000, "SERVFAIL took %llu ms", (unsigned long long)took);
 		cr_log_info("SERVFAIL with knotd stopped over %s: %llu ms\n", tcp ? "TCP" : "UDP",
@@ -112,11 +105,11 @@ Test(serve_stale, upstream_down_serves_stale_and_servfails_fast)
 	n = ask_name(false, "never.example.test", 1, false, a, sizeof(a));
 	cr_assert_eq(RCODE(a), 2, "the resolution failure is cached");
 	/* ...and then the name resolves again (bounded: 8 s). */
-	uint64_t t_back = ms();
+	uint64_t t_back = now_ms();
 	do {
 		usleep(250 * 1000);
 		n = ask_name(false, "never.example.test", 1, false, a, sizeof(a));
-	} while (RCODE(a) != 3 && ms() - t_back < 8000);
+	} while (RCODE(a) != 3 && now_ms() - t_back < 8000);
 	cr_assert_eq(RCODE(a), 3, "fresh NXDOMAIN once the failure entry expired");
 	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
 	cr_assert_eq(RCODE(a), 0);
@@ -138,18 +131,18 @@ Test(serve_stale, hit_in_last_tenth_prefetches)
 	 * from a new source port, which SO_REUSEPORT may hash to another one. */
 	itest_threads = 1;
 	up_with(NET, 4, stale_conf);
-	uint64_t t0 = ms();
+	uint64_t t0 = now_ms();
 	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
 	cr_assert_eq(RCODE(a), 0);
 	cr_assert_eq(rr_ttl(a, (size_t)n, 0), 10);
-	usleep((useconds_t)(t0 + 9300 - ms()) * 1000);
+	usleep((useconds_t)(t0 + 9300 - now_ms()) * 1000);
 	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
 	uint32_t hit_ttl = rr_ttl(a, (size_t)n, 0);
 	cr_assert_leq(hit_ttl, 1, "a hit in the last second of the TTL (TTL %u after %llu ms)",
-		      hit_ttl, (unsigned long long)(ms() - t0));
+		      hit_ttl, (unsigned long long)(now_ms() - t0));
 	usleep(300 * 1000); /* the refresh completes */
 	knotd_pause(&knot);
-	usleep((useconds_t)(t0 + 11000 - ms()) * 1000);
+	usleep((useconds_t)(t0 + 11000 - now_ms()) * 1000);
 	n = ask_name(false, "pre.example.test", 1, false, a, sizeof(a));
 	cr_assert_eq(RCODE(a), 0);
 	uint32_t ttl = rr_ttl(a, (size_t)n, 0);

@@ -61,7 +61,7 @@ static void teardown(void)
 	knotd_stop(&k2);
 }
 
-static double now_ms(void)
+static double now_ms_frac(void) /* sub-millisecond: latencies here are ~0.1 ms */
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -75,9 +75,9 @@ static double ask(const char *tag, int i)
 	char name[128];
 	snprintf(name, sizeof(name), "%s%d.wild.example.test", tag, i);
 	int qlen = dns_make_query(q, sizeof(q), (uint16_t)(0x1000 + i), name, 1, true);
-	double t0 = now_ms();
+	double t0 = now_ms_frac();
 	int n = dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 3000);
-	double t = now_ms() - t0;
+	double t = now_ms_frac() - t0;
 	if (n < 12 + 4 || (a[3] & 0x0f) != 0 || a[7] < 1)
 		return -1;
 	return t;
