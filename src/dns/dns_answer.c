@@ -102,20 +102,18 @@ int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_req
 		len += sizeof(opt);
 		arcount++;
 	}
-	if (len > limit) {
-		/* Header + question (+ OPT): the client retries over TCP. */
-		size_t q_end = DNS_HDR_LEN + req->question_len;
-		flags |= DNS_FLAG_TC;
-		put16(buf + 6, 0);
-		put16(buf + 8, 0);
-		arcount = req->edns ? 1 : 0;
-		len = q_end;
-		if (req->edns) {
-			memcpy(buf + q_end, opt, sizeof(opt));
-			len += sizeof(opt);
-		}
-	}
 	put16(buf + 2, flags);
 	put16(buf + 10, arcount);
+	if (len > limit) {
+		/* The codec's truncation (header + question + our OPT, TC=1): the client
+		 * retries over TCP. Rare, so a scan and a copy are fine here. */
+		uint8_t cut[DNS_HDR_LEN + DNS_NAME_MAX + 4 + DNS_ANSWER_OPT_LEN];
+		struct wbuf b = wbuf_init(cut, sizeof(cut));
+		int n = dns_build_truncated(&b, buf, len, limit);
+		if (n < 0)
+			return n;
+		memcpy(buf, cut, (size_t)n);
+		return n;
+	}
 	return (int)len;
 }
