@@ -1085,8 +1085,3 @@ enum bgp_fsm_state bgp_session_state(const struct bgp_session *s)
 {
 	return s->conn[0].fsm.state;
 }
-
-const struct conf_neighbor *bgp_session_neighbor(const struct bgp_session *s)
-{
-	return &s->conf.nb;
-}

@@ -74,6 +74,5 @@ bool bgp_session_quiet(const struct bgp_session *s);
 int bgp_session_md5_listen(int fd, const struct conf_neighbor *nb);
 
 enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
-const struct conf_neighbor *bgp_session_neighbor(const struct bgp_session *s);
 
 #endif

@@ -12,11 +12,6 @@ void log_set_level(enum log_level lvl)
 	log_level = lvl;
 }
 
-enum log_level log_get_level(void)
-{
-	return log_level;
-}
-
 void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 {
 	static const char *const names[] = {"error", "warning", "info", "debug"};
