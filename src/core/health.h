@@ -28,8 +28,8 @@ struct health_vip {
 	enum health_state state;
 };
 
+/* Readers compare whole snapshots (memcmp): a writer zeroes one before filling it. */
 struct health_snapshot {
-	uint64_t seq; /* bumped on every change, so readers can skip unchanged snapshots */
 	unsigned n;
 	struct health_vip vip[HEALTH_MAX_VIPS];
 };
