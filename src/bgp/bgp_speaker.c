@@ -79,7 +79,7 @@ static void attrs_degraded(const struct conf_degraded *dg, struct bgp_adjout_att
 		a->communities[a->n_communities++] = dg->communities[i];
 }
 
-/* The best state of any VIP the route covers: SERVING beats DEGRADED. */
+/* The best state of any VIP the route covers: UP beats DEGRADED. */
 static enum health_state route_state(const struct conf_route *r, const struct health_snapshot *h)
 {
 	enum health_state best = HEALTH_DOWN;
@@ -87,8 +87,8 @@ static enum health_state route_state(const struct conf_route *r, const struct he
 	for (unsigned i = 0; i < h->n && i < HEALTH_MAX_VIPS; i++) {
 		if (!netprefix_contains(&r->prefix, &h->vip[i].addr))
 			continue;
-		if (h->vip[i].state == HEALTH_SERVING)
-			return HEALTH_SERVING;
+		if (h->vip[i].state == HEALTH_UP)
+			return HEALTH_UP;
 		if (h->vip[i].state == HEALTH_DEGRADED || h->vip[i].state == HEALTH_DRAINING)
 			best = HEALTH_DEGRADED;
 	}

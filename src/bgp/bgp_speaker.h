@@ -6,7 +6,7 @@
  * for passive peers and collisions (RFC 4271 §6.8); TCP MD5 keys (RFC 2385)
  * are set on a listener for every peer with a password. It turns the health
  * snapshot into each neighbor's desired routes: every bgp.announce route whose
- * prefix contains a SERVING listener address is announced with its configured
+ * prefix contains a UP listener address is announced with its configured
  * attributes (DEGRADED: the bgp.degraded attributes when enabled), every
  * other route is withdrawn.
  *

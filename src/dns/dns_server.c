@@ -1095,7 +1095,7 @@ void dns_server_health(const struct dns_server *s, struct health_snapshot *out)
 	out->n = 0;
 	for (unsigned i = 0; i < s->n_udp && out->n < HEALTH_MAX_VIPS; i++) {
 		out->vip[out->n].addr = s->udp[i].addr;
-		out->vip[out->n].state = s->udp[i].armed ? HEALTH_SERVING : HEALTH_DOWN;
+		out->vip[out->n].state = s->udp[i].armed ? HEALTH_UP : HEALTH_DOWN;
 		out->n++;
 	}
 }

@@ -97,7 +97,7 @@ const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
 const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s);
 
 /*
- * The VIPs this worker serves: one entry per listen address, SERVING while
+ * The VIPs this worker serves: one entry per listen address, UP while
  * its socket is bound and armed on the loop. The composition root merges the
  * workers' views into the snapshot the BGP speaker reads.
  */
