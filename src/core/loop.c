@@ -727,6 +727,11 @@ void loop_timer_cancel(struct loop *l, struct timer *t)
 
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 {
+	return loop_udp_listen_end(l, fd, fn, NULL, ctx);
+}
+
+int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx)
+{
 	uint32_t idx;
 	if (fd < 0 || !fn)
 		return -EINVAL;
@@ -735,6 +740,7 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 		return r;
 	struct op *o = &l->ops[idx];
 	o->dfn = fn;
+	o->fn = end;
 	o->ctx = ctx;
 	o->multishot = true;
 	/* Name area sized for IPv6; no control data: what the kernel reserves

@@ -141,6 +141,12 @@ void loop_timer_cancel(struct loop *l, struct timer *t);
  * datagram. Re-armed automatically when the kernel ends it (-ENOBUFS, CQ
  * overflow); ended by loop_close_fd(). */
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
+/* The same, and end(l, ctx, res, 0) runs once when the receive stopped for
+ * good: res is the error that ended it (anything but the re-armed cases
+ * above), or -ECANCELED after loop_close_fd/loop_drain/loop_free. A
+ * listener that dies must be reported, not just logged: health takes its
+ * VIP down. */
+int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx);
 /* Copies data into a send slot and submits sendmsg(MSG_NOSIGNAL).
  * -ENOBUFS when all slots are busy, -EMSGSIZE when len > tx_slot_size. */
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,
