@@ -38,9 +38,7 @@ struct bgp_speaker {
 	unsigned n_lis;
 	bool stopping, started, have_health;
 	struct health_snapshot health;
-	bgp_speaker_health_fn health_fn;
-	void *health_arg;
-	struct timer start_timer, health_timer, stop_timer;
+	struct timer start_timer, stop_timer;
 	uint64_t stop_deadline;
 	bgp_speaker_done_fn done;
 	void *done_arg;
@@ -179,28 +177,6 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
 		apply(sp);
 }
 
-static void health_poll(struct timer *t, uint64_t now, void *arg)
-{
-	struct bgp_speaker *sp = arg;
-	static struct health_snapshot h;
-
-	(void)now;
-	if (sp->stopping || !sp->health_fn)
-		return;
-	memset(&h, 0, sizeof(h));
-	sp->health_fn(sp->health_arg, &h);
-	bgp_speaker_set_health(sp, &h);
-	loop_timer_arm_in(sp->l, t, BGP_SPEAKER_HEALTH_POLL_MS);
-}
-
-void bgp_speaker_watch_health(struct bgp_speaker *sp, bgp_speaker_health_fn fn, void *arg)
-{
-	sp->health_fn = fn;
-	sp->health_arg = arg;
-	timer_init(&sp->health_timer, health_poll, sp);
-	loop_timer_arm_in(sp->l, &sp->health_timer, BGP_SPEAKER_HEALTH_POLL_MS);
-}
-
 /* ---------------------------------------------------------------- listeners */
 
 static void accept_done(struct loop *l, void *ctx, int res, unsigned flags);
@@ -317,6 +293,8 @@ static void start_now(struct timer *t, uint64_t now, void *arg)
 		bgp_session_start(sp->sess[i]);
 }
 
+static void stop_poll(struct timer *t, uint64_t now, void *arg);
+
 int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
                     struct bgp_speaker **out)
 {
@@ -329,6 +307,8 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 	}
 	sp->l = l;
 	sp->conf = *conf;
+	timer_init(&sp->start_timer, start_now, sp);
+	timer_init(&sp->stop_timer, stop_poll, sp);
 	for (unsigned i = 0; i < conf->n_neighbors; i++) {
 		struct bgp_session_conf sc = {
 		    .nb = conf->neighbors[i],
@@ -367,7 +347,6 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 			}
 		}
 	}
-	timer_init(&sp->start_timer, start_now, sp);
 	loop_timer_arm_in(l, &sp->start_timer, 0);
 	*out = sp;
 	return 0;
@@ -405,7 +384,6 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 	sp->done = done;
 	sp->done_arg = arg;
 	loop_timer_cancel(sp->l, &sp->start_timer);
-	loop_timer_cancel(sp->l, &sp->health_timer);
 	for (unsigned i = 0; i < sp->n_lis; i++)
 		if (sp->lis[i].fd >= 0) {
 			loop_close_fd(sp->l, sp->lis[i].fd, NULL, NULL);
@@ -414,7 +392,6 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_shutdown(sp->sess[i], text);
 	sp->stop_deadline = loop_now(sp->l) + BGP_SPEAKER_SHUTDOWN_MS;
-	timer_init(&sp->stop_timer, stop_poll, sp);
 	loop_timer_arm_in(sp->l, &sp->stop_timer, 0);
 }
 
@@ -428,4 +405,12 @@ void bgp_speaker_free(struct bgp_speaker *sp)
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_free(sp->sess[i]);
 	free(sp);
+}
+
+bool bgp_speaker_any_established(const struct bgp_speaker *sp)
+{
+	for (unsigned i = 0; sp && i < sp->n; i++)
+		if (bgp_session_state(sp->sess[i]) == BGP_FSM_ESTABLISHED)
+			return true;
+	return false;
 }
