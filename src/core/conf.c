@@ -78,8 +78,13 @@ struct raw_bfd {
 	char *interval, *multiplier;
 };
 
+struct raw_overload {
+	char *busy, *drops, *inflight, *latency;
+};
+
 struct raw_health {
-	char *interval, *rise, *fall, *drain;
+	char *interval, *rise, *fall, *drain, *hold_down;
+	struct raw_overload *overload;
 };
 
 struct raw_control {
@@ -177,11 +182,21 @@ static const cyaml_schema_field_t bfd_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t overload_fields[] = {
+    STR("busy", struct raw_overload, busy),
+    STR("drops", struct raw_overload, drops),
+    STR("inflight", struct raw_overload, inflight),
+    STR("latency", struct raw_overload, latency),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t health_fields[] = {
     STR("interval", struct raw_health, interval),
     STR("rise", struct raw_health, rise),
     STR("fall", struct raw_health, fall),
     STR("drain", struct raw_health, drain),
+    STR("hold-down", struct raw_health, hold_down),
+    CYAML_FIELD_MAPPING_PTR("overload", OPT, struct raw_health, overload, overload_fields),
     CYAML_FIELD_END,
 };
 
@@ -263,6 +278,58 @@ int conf_parse_size(const char *s, uint64_t *bytes)
 	static const uint64_t mult[] = {1, 1, 1ull << 10, 1ull << 20, 1ull << 30};
 
 	return parse_scaled(s, units, mult, bytes);
+}
+
+/* Digits after the point, at most `places` of them, scaled to that many places. */
+static int parse_decimal(const char *s, unsigned places, const char **end, uint64_t *out)
+{
+	uint64_t v;
+	int rc = parse_u64(s, end, &v);
+	unsigned k = 0;
+
+	if (rc)
+		return rc;
+	if (**end == '.') {
+		const char *p = *end + 1;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++, k++) {
+			if (k == places || v > UINT64_MAX / 10 - 9)
+				return -EINVAL;
+			v = v * 10 + (uint64_t)(*p - '0');
+		}
+		*end = p;
+	}
+	for (; k < places; k++) {
+		if (v > UINT64_MAX / 10)
+			return -ERANGE;
+		v *= 10;
+	}
+	*out = v;
+	return 0;
+}
+
+int conf_parse_ratio_pm(const char *s, uint32_t *pm)
+{
+	const char *end;
+	uint64_t v;
+
+	if (!s)
+		return -EINVAL;
+	/* "90%" / "92.5%": tenths of a percent are per mille. */
+	if (parse_decimal(s, 1, &end, &v) == 0 && strcmp(end, "%") == 0) {
+		if (v > 1000)
+			return -ERANGE;
+		*pm = (uint32_t)v;
+		return 0;
+	}
+	int rc = parse_decimal(s, 3, &end, &v);
+	if (rc || *end)
+		return rc ? rc : -EINVAL;
+	if (v > 1000)
+		return -ERANGE;
+	*pm = (uint32_t)v;
+	return 0;
 }
 
 static int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -568,6 +635,11 @@ static void fill_static_defaults(struct conf *c)
 	c->health.rise = 3;
 	c->health.fall = 2;
 	c->health.drain_ms = 5000;
+	c->health.hold_down_ms = 10000;
+	c->health.overload.busy_pm = 900;
+	c->health.overload.drops_per_s = 100;
+	c->health.overload.inflight_pm = 800;
+	c->health.overload.latency_ms = 500;
 	snprintf(c->control.socket, sizeof(c->control.socket), "%s", "/run/anycache/control.sock");
 }
 
@@ -1024,6 +1096,45 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 	}
 }
 
+static void get_ratio_pm(struct ld *ld, const char *path, const char *s, uint32_t *out)
+{
+	int rc;
+
+	if (!s)
+		return;
+	rc = conf_parse_ratio_pm(s, out);
+	if (rc == -ERANGE)
+		err_at(ld, path, false, "%s: '%s' is more than 1 (100%%)", path, s);
+	else if (rc)
+		err_at(ld, path, false,
+		       "%s: expected a fraction from 0 to 1 with at most 3 decimals (0.9) or a "
+		       "percentage (90%%), not '%s'",
+		       path, s);
+}
+
+/* health.hold-down and health.overload (health_fsm.h). */
+static void load_health_more(struct ld *ld, const struct raw_health *r, struct conf_health *h)
+{
+	uint64_t ms;
+
+	if (get_duration_ms(ld, "health.hold-down", r->hold_down, &ms)) {
+		if (ms > CONF_HOLD_DOWN_MAX_MS)
+			err_at(ld, "health.hold-down", false,
+			       "health.hold-down: '%s' exceeds 1h (it doubles up to 32 times "
+			       "that for a flapping VIP)",
+			       r->hold_down);
+		else
+			h->hold_down_ms = ms;
+	}
+	if (!r->overload)
+		return;
+	const struct raw_overload *o = r->overload;
+	get_ratio_pm(ld, "health.overload.busy", o->busy, &h->overload.busy_pm);
+	get_u32(ld, "health.overload.drops", o->drops, 0, UINT32_MAX, &h->overload.drops_per_s);
+	get_ratio_pm(ld, "health.overload.inflight", o->inflight, &h->overload.inflight_pm);
+	get_duration_ms(ld, "health.overload.latency", o->latency, &h->overload.latency_ms);
+}
+
 static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 {
 	if (r->bfd) {
@@ -1041,6 +1152,7 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		get_unsigned(ld, "health.rise", r->health->rise, 1, 1000, &c->health.rise);
 		get_unsigned(ld, "health.fall", r->health->fall, 1, 1000, &c->health.fall);
 		get_duration_ms(ld, "health.drain", r->health->drain, &c->health.drain_ms);
+		load_health_more(ld, r->health, &c->health);
 	}
 	if (r->control) {
 		const char *s = r->control->socket;

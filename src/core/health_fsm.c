@@ -163,3 +163,22 @@ bool health_overload_step(struct health_overload *o, const struct health_overloa
 	}
 	return o->on;
 }
+
+void health_fsm_conf_from(const struct conf_health *h, struct health_fsm_conf *fc,
+                          struct health_overload_conf *oc)
+{
+	*fc = (struct health_fsm_conf){
+	    .rise = h->rise,
+	    .fall = h->fall,
+	    .hold_down_ms = h->hold_down_ms,
+	};
+	*oc = (struct health_overload_conf){
+	    .busy = h->overload.busy_pm / 1000.0,
+	    .drops_per_s = h->overload.drops_per_s,
+	    .inflight_ratio = h->overload.inflight_pm / 1000.0,
+	    .latency_ms = (double)h->overload.latency_ms,
+	    .exit_ratio = HEALTH_OVERLOAD_EXIT_RATIO,
+	    .enter = h->fall,
+	    .leave = h->rise,
+	};
+}

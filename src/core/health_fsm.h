@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/conf.h"
 #include "core/health.h"
 
 /* The hold-down grows to at most hold_down << 5 = 32 times the configured one. */
@@ -141,5 +142,10 @@ struct health_overload {
  */
 bool health_overload_step(struct health_overload *o, const struct health_overload_conf *c,
                           const struct health_load *l);
+
+/* Both settings from the configuration: rise/fall/hold-down for the machine;
+ * the thresholds, exit ratio and enter = fall, leave = rise for the hysteresis. */
+void health_fsm_conf_from(const struct conf_health *h, struct health_fsm_conf *fc,
+                          struct health_overload_conf *oc);
 
 #endif

@@ -555,3 +555,27 @@ Test(health_overload, unknown_and_unchecked_figures)
 	for (int i = 0; i < 10; i++)
 		cr_expect_not(health_overload_step(&p, &c, &l));
 }
+
+Test(health_overload, settings_from_the_configuration)
+{
+	struct conf_health h = {
+	    .rise = 4,
+	    .fall = 5,
+	    .hold_down_ms = 7000,
+	    .overload = {
+	        .busy_pm = 900, .drops_per_s = 100, .inflight_pm = 125, .latency_ms = 500}};
+	struct health_fsm_conf fc;
+	struct health_overload_conf oc;
+
+	health_fsm_conf_from(&h, &fc, &oc);
+	cr_expect_eq(fc.rise, 4);
+	cr_expect_eq(fc.fall, 5);
+	cr_expect_eq(fc.hold_down_ms, 7000);
+	cr_expect_float_eq(oc.busy, 0.9, 1e-12);
+	cr_expect_float_eq(oc.drops_per_s, 100, 1e-12);
+	cr_expect_float_eq(oc.inflight_ratio, 0.125, 1e-12);
+	cr_expect_float_eq(oc.latency_ms, 500, 1e-12);
+	cr_expect_float_eq(oc.exit_ratio, HEALTH_OVERLOAD_EXIT_RATIO, 1e-12);
+	cr_expect_eq(oc.enter, 5);
+	cr_expect_eq(oc.leave, 4);
+}
