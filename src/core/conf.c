@@ -1027,8 +1027,8 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 	    get_communities(ld, path, r->communities, r->communities_count, rt->communities);
 	PATH(path, "%s.large-communities", base);
 	unsigned n = r->large_communities_count;
-	if (!check_count(ld, path, n, CONF_MAX_COMMUNITIES))
-		n = CONF_MAX_COMMUNITIES;
+	if (!check_count(ld, path, n, CONF_MAX_LARGE_COMMUNITIES))
+		n = CONF_MAX_LARGE_COMMUNITIES;
 	for (unsigned k = 0; k < n; k++) {
 		PATH(path, "%s.large-communities[%u]", base, k);
 		if (parse_parts(r->large_communities[k], 3, UINT32_MAX,
@@ -1042,6 +1042,60 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 	}
 	if (ok)
 		b->n_routes++;
+}
+
+/* Distinct values of a, then of b: bgp_policy.c's merge, counted. */
+static unsigned merged_count(const uint32_t *a, unsigned na, const uint32_t *b, unsigned nb)
+{
+	uint32_t seen[2 * CONF_MAX_COMMUNITIES];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < na + nb; i++) {
+		uint32_t v = i < na ? a[i] : b[i - na];
+		unsigned k = 0;
+		while (k < n && seen[k] != v)
+			k++;
+		if (k == n && n < sizeof(seen) / sizeof(seen[0]))
+			seen[n++] = v;
+	}
+	return n;
+}
+
+/*
+ * bgp_policy.h adds bgp.degraded's communities to a route's when it is
+ * DEGRADED, and GRACEFUL_SHUTDOWN when it is DRAINING. A route that could
+ * not carry them all would lose some when its state changes: refuse it now.
+ */
+static void check_merged_communities(struct ld *ld, const struct conf_bgp *b,
+                                     const unsigned *raw_of)
+{
+	static const uint32_t gshut = 0xffff0000u; /* 65535:0, RFC 8326 §3 */
+	char path[CONF_PATH_LEN];
+
+	for (unsigned i = 0; i < b->n_routes; i++) {
+		const struct conf_route *rt = &b->routes[i];
+		const struct conf_degraded *dg = &b->degraded;
+		unsigned n;
+
+		PATH(path, "bgp.announce[%u].communities", raw_of[i]);
+		if (!present(ld, path))
+			PATH(path, "bgp.announce[%u]", raw_of[i]);
+		if (dg->enabled) {
+			n = merged_count(rt->communities, rt->n_communities, dg->communities,
+			                 dg->n_communities);
+			if (n > CONF_MAX_COMMUNITIES)
+				err_at(ld, path, false,
+				       "%s: with bgp.degraded.communities this route carries %u "
+				       "communities when degraded, more than %u",
+				       path, n, CONF_MAX_COMMUNITIES);
+		}
+		n = merged_count(rt->communities, rt->n_communities, &gshut, 1);
+		if (n > CONF_MAX_COMMUNITIES)
+			err_at(ld, path, false,
+			       "%s: no room for GRACEFUL_SHUTDOWN (65535:0, RFC 8326), added when "
+			       "draining: at most %u other communities",
+			       path, CONF_MAX_COMMUNITIES - 1);
+	}
 }
 
 static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
@@ -1077,8 +1131,13 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 	n = r->announce_count;
 	if (!check_count(ld, "bgp.announce", n, CONF_MAX_ROUTES))
 		n = CONF_MAX_ROUTES;
-	for (unsigned i = 0; i < n; i++)
+	unsigned raw_of[CONF_MAX_ROUTES]; /* bgp.announce index of each loaded route */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned before = b->n_routes;
 		load_route(ld, i, &r->announce[i], c);
+		if (b->n_routes > before)
+			raw_of[before] = i;
+	}
 
 	if (r->degraded) {
 		const struct raw_degraded *g = r->degraded;
@@ -1094,6 +1153,7 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 		d->n_communities = get_communities(ld, "bgp.degraded.communities", g->communities,
 		                                   g->communities_count, d->communities);
 	}
+	check_merged_communities(ld, b, raw_of);
 }
 
 static void get_ratio_pm(struct ld *ld, const char *path, const char *s, uint32_t *out)

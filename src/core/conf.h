@@ -39,9 +39,14 @@
  *                   passive false, bfd false, local-address unset
  *                   (family 0), no next-hop6, no password
  *   announce        local-preference 100, med absent = not sent
- *   bgp.degraded    absent: enabled false (the health policy withdraws
- *                   instead of degrading); present: local-preference 50,
- *                   no med, prepend 0, no extra communities
+ *   bgp.degraded    absent: enabled false (a DEGRADED VIP keeps the
+ *                   configured attributes, bgp_policy.h); present:
+ *                   local-preference 50, no med, prepend 0, no extra
+ *                   communities
+ *   communities     a route's, merged as a set with bgp.degraded's (when
+ *                   degraded) or with GRACEFUL_SHUTDOWN 65535:0 (when
+ *                   draining), must fit CONF_MAX_COMMUNITIES in every state:
+ *                   refused at load, never cut at run time
  *   bfd             interval 300ms, multiplier 3
  *   health          interval 200ms, rise 3, fall 2, drain 5s, hold-down 10s
  *                   (health_fsm.h: doubles per DOWN up to 32x, decays when
@@ -63,19 +68,20 @@
 
 #include "core/netaddr.h"
 
-#define CONF_MAX_LISTEN      32
-#define CONF_MAX_ALLOW       64
-#define CONF_MAX_UPSTREAMS   16
-#define CONF_MAX_NEIGHBORS   16
-#define CONF_MAX_ROUTES      64
-#define CONF_MAX_COMMUNITIES 32
-#define CONF_MAX_THREADS     64
-#define CONF_RESOLV_MAXNS    3   /* glibc MAXNS: later nameserver lines ignored */
-#define CONF_IDENTITY_MAX    255 /* one TXT character-string (RFC 1035 §3.3) */
-#define CONF_PASSWORD_MAX    80  /* TCP_MD5SIG_MAXKEYLEN */
-#define CONF_SOCKET_MAX      107 /* sizeof(sun_path) - 1 */
-#define CONF_PREPEND_MAX     10
-#define CONF_HOLD_TIME_MAX   65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
+#define CONF_MAX_LISTEN            32
+#define CONF_MAX_ALLOW             64
+#define CONF_MAX_UPSTREAMS         16
+#define CONF_MAX_NEIGHBORS         16
+#define CONF_MAX_ROUTES            64
+#define CONF_MAX_COMMUNITIES       32 /* per list, and per route after bgp_policy.h's merges */
+#define CONF_MAX_LARGE_COMMUNITIES 16
+#define CONF_MAX_THREADS           64
+#define CONF_RESOLV_MAXNS          3   /* glibc MAXNS: later nameserver lines ignored */
+#define CONF_IDENTITY_MAX          255 /* one TXT character-string (RFC 1035 §3.3) */
+#define CONF_PASSWORD_MAX          80  /* TCP_MD5SIG_MAXKEYLEN */
+#define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
+#define CONF_PREPEND_MAX           10
+#define CONF_HOLD_TIME_MAX         65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
 
 #define CONF_HOLD_DOWN_MAX_MS 3600000u /* health.hold-down: 1h (x32 at most, health_fsm.h) */
 
@@ -121,7 +127,7 @@ struct conf_route {
 	bool has_med;
 	uint32_t communities[CONF_MAX_COMMUNITIES]; /* (A << 16) | B */
 	unsigned n_communities;
-	uint32_t large_communities[CONF_MAX_COMMUNITIES][3];
+	uint32_t large_communities[CONF_MAX_LARGE_COMMUNITIES][3];
 	unsigned n_large_communities;
 };
 
