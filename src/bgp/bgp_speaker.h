@@ -4,11 +4,10 @@
  * It owns one bgp_session per configured neighbor and a TCP listener on port
  * 179 of each distinct local-address (the wildcard when a neighbor has none)
  * for passive peers and collisions (RFC 4271 §6.8); TCP MD5 keys (RFC 2385)
- * are set on a listener for every peer with a password. It turns the health
- * snapshot into each neighbor's desired routes: every bgp.announce route whose
- * prefix contains a UP listener address is announced with its configured
- * attributes (DEGRADED: the bgp.degraded attributes when enabled), every
- * other route is withdrawn.
+ * are set on a listener for every peer with a password. It hands each health
+ * snapshot to the announcement policy (bgp_policy.h: UP, DEGRADED, DRAINING
+ * and DOWN routes, per neighbor) and the result to every session, and logs
+ * what the policy reports (a route with no next hop on a session, once).
  *
  * Threads: built before the loop runs (on any thread); afterwards every call
  * comes from the loop's thread (the composition root runs it on the `ctl`

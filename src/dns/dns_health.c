@@ -445,13 +445,7 @@ int dns_health_new(struct loop *ctl, const struct conf *conf, const struct dns_h
 	h->arg = arg;
 	h->interval_ms = conf->health.interval_ms ? conf->health.interval_ms : 200;
 	h->fall = conf->health.fall ? conf->health.fall : 1;
-	/* TEMP until the health config lands: rise/fall from conf, no overload. */
-	h->fc.rise = conf->health.rise;
-	h->fc.fall = conf->health.fall;
-	h->fc.hold_down_ms = 2000;
-	h->oc.exit_ratio = 0.8;
-	h->oc.enter = conf->health.fall;
-	h->oc.leave = conf->health.rise;
+	health_fsm_conf_from(&conf->health, &h->fc, &h->oc);
 	h->started_ms = now;
 	h->w = calloc(n_workers ? n_workers : 1, sizeof(*h->w));
 	if (!h->w) {
