@@ -103,7 +103,7 @@ static unsigned dns_threads(pid_t pid, pid_t *tids, unsigned max)
 	DIR *d = opendir(path);
 	struct dirent *e;
 	while (d && (e = readdir(d)) && n < max) {
-		char comm[64] = "", cp[320];
+		char comm[64] = "", cp[400];
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(cp, sizeof(cp), "%s/%s/comm", path, e->d_name);
