@@ -46,6 +46,8 @@ struct bgp_sock {
 	bool dead;
 	struct timer drain;
 	struct bgp_ctx ctx;
+	/* A message did not fit the queue: settle() ends the session (Cease 6/8). */
+	bool overflow;
 	struct netaddr local; /* our end of the connection */
 	size_t rlen, qlen, flen;
 	uint8_t rbuf[RBUF_SIZE];
@@ -279,13 +281,28 @@ static struct wbuf q_begin(struct bgp_sock *k)
 	return wbuf_init(k->q + k->qlen, sizeof(k->q) - k->qlen);
 }
 
-static void q_commit(struct bgp_sock *k, struct wbuf *b, const char *what)
+/*
+ * Appends the message built in b to the queue. A message that did not fit is
+ * not queued, and nothing after it may be either: the peer would see a gap in
+ * the stream of changes and keep routes we think it lost. So the connection
+ * is marked and settle() ends the session with Cease 6/8 (RFC 4486: Out of
+ * Resources); the peer then drops every route it learned from us. Returns
+ * whether the message was queued.
+ */
+static bool q_commit(struct bgp_sock *k, struct wbuf *b, const char *what)
 {
+	if (k->overflow)
+		return false;
 	if (wbuf_result(b) < 0) {
-		log_err("bgp", "%s: output queue full, %s dropped", k->s->name, what);
-		return;
+		log_err("bgp",
+		        "%s: output queue full (%zu bytes waiting for a peer that does not "
+		        "read), %s not queued: ending the session (Cease, Out of Resources)",
+		        k->s->name, k->qlen, what);
+		k->overflow = true;
+		return false;
 	}
 	k->qlen += b->off;
+	return true;
 }
 
 /* ---------------------------------------------------------------- routes */
@@ -330,7 +347,8 @@ static void sync_routes(struct bgp_session *s, int slot)
 		if (to > from) {
 			struct wbuf b = q_begin(k);
 			bgp_withdraw_build(&b, pf, to - from);
-			q_commit(k, &b, "withdrawal");
+			if (!q_commit(k, &b, "withdrawal"))
+				return;
 		}
 	}
 
@@ -363,6 +381,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 				         "%s: no IPv4 next hop on this session; IPv4 routes "
 				         "not announced",
 				         s->name);
+				d.groups[g].count = 0; /* not sent: not marked sent */
 				continue;
 			}
 			memcpy(ra.nh4, nh->addr, 4);
@@ -375,6 +394,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 				         "%s: no next-hop6 for an IPv4 session; IPv6 routes "
 				         "not announced",
 				         s->name);
+				d.groups[g].count = 0; /* not sent: not marked sent */
 				continue;
 			}
 			memcpy(ra.nh6, nh->addr, 16);
@@ -396,23 +416,29 @@ static void sync_routes(struct bgp_session *s, int slot)
 			to_bgp_prefix(&d.announce[grp->first + i], &pf[i]);
 		struct wbuf b = q_begin(k);
 		r = bgp_update_build(&b, &k->ctx, &ra, pf, grp->count);
-		if (r < 0) {
+		/* Our attributes always fit one message (the caps in bgp_adjout.h),
+		 * so a failure means the queue is full: q_commit ends the session. */
+		if (r < 0 && r != -EMSGSIZE)
 			log_err("bgp", "%s: cannot build UPDATE: %s", s->name, strerror(-r));
-			continue;
-		}
-		q_commit(k, &b, "UPDATE");
+		if (r < 0 && !b.err)
+			b.err = r;
+		if (!q_commit(k, &b, "UPDATE"))
+			return;
 	}
 	/* RFC 4724 §2: End-of-RIB after the initial announcement, per family. */
 	if (d.eor_v4 && (mask & BGP_ADJOUT_AF_IPV4)) {
 		struct wbuf b = q_begin(k);
 		bgp_eor_build(&b, BGP_FAM_IPV4);
-		q_commit(k, &b, "End-of-RIB");
+		if (!q_commit(k, &b, "End-of-RIB"))
+			return;
 	}
 	if (d.eor_v6 && (mask & BGP_ADJOUT_AF_IPV6)) {
 		struct wbuf b = q_begin(k);
 		bgp_eor_build(&b, BGP_FAM_IPV6);
-		q_commit(k, &b, "End-of-RIB");
+		if (!q_commit(k, &b, "End-of-RIB"))
+			return;
 	}
+	/* Everything in d is queued (a group without a next hop was taken out). */
 	bgp_adjout_mark_sent(s->ao, &d);
 	bgp_fsm_update_sent(&c->fsm, loop_now(s->l));
 	log_info("bgp", "%s: sent %zu announcements, %zu withdrawals", s->name, d.n_announce,
@@ -529,6 +555,16 @@ static void run_actions(struct bgp_session *s, int slot, const struct bgp_fsm_ac
 			b = q_begin(k);
 			bgp_notification_build(&b, a->notif.code, a->notif.subcode, a->notif.data,
 			                       a->notif.len);
+			if (wbuf_result(&b) < 0 || k->overflow) {
+				/* The connection closes after it (RFC 4271 §4.5): whole
+				 * messages still waiting behind the send in flight are
+				 * moot, the NOTIFICATION is not. */
+				k->qlen = 0;
+				k->overflow = false;
+				b = q_begin(k);
+				bgp_notification_build(&b, a->notif.code, a->notif.subcode,
+				                       a->notif.data, a->notif.len);
+			}
 			q_commit(k, &b, "NOTIFICATION");
 			break;
 		case BGP_FSM_ACT_ESTABLISHED:
@@ -590,9 +626,31 @@ static bool connecting_state(enum bgp_fsm_state st)
 
 static void rearm(struct bgp_session *s);
 
+/*
+ * A connection whose queue overflowed (q_commit) ends here, outside any
+ * action list. The FSM treats it like any error it must report: NOTIFICATION
+ * (queued in place of whatever waits behind the send in flight, so it always
+ * fits), close, DOWN (the Adj-RIB-Out forgets what it sent), backoff as after
+ * any failure. Only a connection that queued something (OpenSent or later)
+ * can overflow.
+ */
+static void out_of_resources(struct bgp_session *s)
+{
+	for (int slot = 0; slot < 2; slot++) {
+		struct bgp_sock *k = s->conn[slot].sock;
+		if (!s->conn[slot].used || !k || !k->overflow)
+			continue;
+		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_MESSAGE_ERROR,
+		                           .code = BGP_ERR_CEASE,
+		                           .subcode = BGP_CEASE_OUT_OF_RESOURCES};
+		step(s, slot, &ev); /* SEND_NOTIFICATION makes room (run_actions) */
+	}
+}
+
 /* Collision housekeeping after any step (bgp_fsm.h's rules), then output and timer. */
 static void settle(struct bgp_session *s)
 {
+	out_of_resources(s);
 	for (int guard = 0; guard < 4 && s->conn[1].used; guard++) {
 		struct bgp_conn *p = &s->conn[0], *sp = &s->conn[1];
 

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include "core/loop.h"
 #include "core/timer.h"
 #include "core/wire.h"
+
+#define BGP_ADJOUT_ROUTES_FOR_TEST BGP_ADJOUT_MAX_ROUTES
 
 static void stop_loop(struct timer *t, uint64_t now, void *arg)
 {
@@ -53,6 +56,10 @@ static void rig_up(struct rig *r)
 	c.nb.asn = 65001;
 	c.nb.passive = true;
 	c.nb.hold_time_s = 3;
+	/* The socketpair has no IPv4 address: IPv4 routes take this next hop. */
+	c.nb.local_address.family = AF_INET;
+	c.nb.local_address.addr[0] = 127;
+	c.nb.local_address.addr[3] = 2;
 	c.local_as = 65000;
 	c.bgp_id = 0x7f000002;
 	cr_assert_eq(loop_global_init(), 0);
@@ -60,6 +67,9 @@ static void rig_up(struct rig *r)
 	cr_assert_eq(bgp_session_new(r->l, &c, &r->s), 0);
 	bgp_session_start(r->s);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	/* Small, so a peer that stops reading blocks our sends quickly. */
+	int small = 4096;
+	cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
 	bgp_session_accept(r->s, sv[0]);
 	r->peer = sv[1];
 	fcntl(r->peer, F_SETFL, O_NONBLOCK);
@@ -180,5 +190,146 @@ Test(bgp_session, route_refresh_unknown_family_ignored_in_established)
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	for (size_t i = 0; i < o.n; i++)
 		cr_assert_neq(type_of(&o, i), BGP_MSG_NOTIFICATION);
+	rig_down(&r);
+}
+
+/* The peer's view of a whole connection: every message it read until EOF. */
+struct peer_log {
+	size_t msgs, updates;
+	uint8_t last_type, last_code, last_subcode;
+	bool eof;
+	size_t len;
+	uint8_t buf[1 << 16];
+};
+
+/* Reads until EOF (at most ~5 s of loop time), framing messages as they come. */
+static void read_to_eof(struct rig *r, struct peer_log *p)
+{
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < 500 && !p->eof; i++) {
+		run_for(r->l, 10);
+		for (;;) {
+			ssize_t k = read(r->peer, p->buf + p->len, sizeof(p->buf) - p->len);
+			if (k == 0)
+				p->eof = true;
+			if (k <= 0)
+				break;
+			p->len += (size_t)k;
+			size_t off = 0;
+			while (p->len - off >= BGP_HDR_LEN) {
+				const uint8_t *m = p->buf + off;
+				size_t ml = (size_t)m[16] << 8 | m[17];
+				cr_assert(ml >= BGP_HDR_LEN && ml <= BGP_MAX_LEN, "bad framing");
+				if (p->len - off < ml)
+					break;
+				p->msgs++;
+				p->last_type = m[18];
+				p->updates += m[18] == BGP_MSG_UPDATE;
+				if (m[18] == BGP_MSG_NOTIFICATION) {
+					p->last_code = m[19];
+					p->last_subcode = m[20];
+				}
+				off += ml;
+			}
+			memmove(p->buf, p->buf + off, p->len - off);
+			p->len -= off;
+		}
+	}
+}
+
+/* 64 IPv4 routes, each in an attribute set of its own, as large as the caps allow. */
+static void big_routes(struct rig *r, uint32_t salt)
+{
+	static struct bgp_adjout_attrs sets[BGP_ADJOUT_ROUTES_FOR_TEST];
+	struct bgp_adjout_route routes[BGP_ADJOUT_ROUTES_FOR_TEST];
+
+	for (unsigned i = 0; i < BGP_ADJOUT_ROUTES_FOR_TEST; i++) {
+		struct bgp_adjout_attrs *a = &sets[i];
+		memset(a, 0, sizeof(*a));
+		a->local_pref = 100 + salt;
+		a->n_communities = BGP_ADJOUT_MAX_COMMUNITIES;
+		for (unsigned k = 0; k < a->n_communities; k++)
+			a->communities[k] = salt << 16 | i << 8 | k;
+		a->n_large_communities = BGP_ADJOUT_MAX_LARGE_COMMUNITIES;
+		for (unsigned k = 0; k < a->n_large_communities; k++)
+			a->large_communities[k] = (struct bgp_adjout_large_community){salt, i, k};
+		memset(&routes[i], 0, sizeof(routes[i]));
+		routes[i].prefix.family = AF_INET;
+		routes[i].prefix.len = 32;
+		routes[i].prefix.addr[0] = 10;
+		routes[i].prefix.addr[3] = (uint8_t)i;
+		routes[i].attrset = (uint16_t)i;
+	}
+	cr_assert_eq(bgp_session_set_routes(r->s, sets, BGP_ADJOUT_ROUTES_FOR_TEST, routes,
+	                                    BGP_ADJOUT_ROUTES_FOR_TEST),
+	             0);
+}
+
+/*
+ * A peer that stops reading while our routes keep changing: the output queue
+ * fills. An UPDATE that did not fit used to be logged, dropped and still
+ * marked sent in the Adj-RIB-Out, so the peer kept stale routes for as long
+ * as the session lasted. Now the session ends with Cease 6/8 Out of Resources
+ * (RFC 4486): the peer drops every route it learned from us at once.
+ */
+Test(bgp_session, output_queue_overflow_ends_the_session_with_cease_8)
+{
+	struct rig r;
+	struct peer_log *p = calloc(1, sizeof(*p));
+	uint8_t b[256];
+	size_t n = our_open(b, sizeof(b));
+	unsigned changes = 0;
+
+	cr_assert(p);
+	rig_up(&r);
+	struct wbuf w = wbuf_init(b + n, sizeof(b) - n);
+	cr_assert_gt(bgp_keepalive_build(&w), 0);
+	n += w.off;
+	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
+	run_for(r.l, 50);
+	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
+	/* The peer reads nothing from here on; each change is ~25 KB of UPDATEs. */
+	while (bgp_session_state(r.s) == BGP_FSM_ESTABLISHED && changes < 50) {
+		big_routes(&r, changes & 1);
+		run_for(r.l, 2);
+		changes++;
+	}
+	cr_expect_lt(changes, 50, "still Established after %u changes nobody read", changes);
+	cr_expect_neq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
+	read_to_eof(&r, p);
+	cr_expect(p->eof, "the connection is closed");
+	cr_expect_gt(p->updates, 0);
+	cr_expect_eq(p->last_type, BGP_MSG_NOTIFICATION, "last message type %u", p->last_type);
+	cr_expect_eq(p->last_code, BGP_ERR_CEASE);
+	cr_expect_eq(p->last_subcode, BGP_CEASE_OUT_OF_RESOURCES);
+	rig_down(&r);
+	free(p);
+}
+
+/* The same changes to a peer that reads: nothing overflows, the session stays. */
+Test(bgp_session, a_reading_peer_takes_every_change)
+{
+	struct rig r;
+	struct sent o;
+	uint8_t b[256];
+	size_t n = our_open(b, sizeof(b));
+	static uint8_t sink[1 << 16];
+
+	rig_up(&r);
+	struct wbuf w = wbuf_init(b + n, sizeof(b) - n);
+	cr_assert_gt(bgp_keepalive_build(&w), 0);
+	n += w.off;
+	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
+	run_for(r.l, 50);
+	read_sent(&r, &o);
+	for (unsigned i = 0; i < 20; i++) {
+		big_routes(&r, i & 1);
+		for (int k = 0; k < 20; k++) {
+			run_for(r.l, 2);
+			while (read(r.peer, sink, sizeof(sink)) > 0)
+				;
+		}
+		cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED, "change %u", i);
+	}
 	rig_down(&r);
 }
