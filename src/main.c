@@ -312,32 +312,75 @@ static void ctl_stop(const sigset_t *sigs)
 		log_warn("main", "stop sequence did not finish in time");
 }
 
-/* One summary line per worker at exit: what an operator checks after a stop. */
-static void log_worker_stats(const struct worker *w)
+/*
+ * The exit summary an operator checks after a stop: one line for the node
+ * (what a user sees is per node), then one per worker at debug level for
+ * whoever chases an imbalance between workers.
+ */
+static void sum_stats(struct dns_server_stats *t, struct dns_forward_stats *u,
+                      const struct dns_server_stats *st, const struct dns_forward_stats *up)
 {
-	const struct dns_server_stats *st = dns_server_stats(w->dns);
+	t->udp_rx += st->udp_rx;
+	t->tcp_rx += st->tcp_rx;
+	for (unsigned k = 0; k < 16; k++)
+		t->rcode[k] += st->rcode[k];
+	t->cache_hits += st->cache_hits;
+	t->cache_misses += st->cache_misses;
+	t->stale_answers += st->stale_answers;
+	t->upstream_fail += st->upstream_fail;
+	t->dropped += st->dropped;
+	t->tx_fail += st->tx_fail;
+	u->sent += up->sent;
+	u->answers += up->answers;
+	u->rtt_ms_sum += up->rtt_ms_sum;
+	u->timeouts += up->timeouts;
+	u->servfail += up->servfail;
+	u->refused += up->refused;
+	u->mismatches += up->mismatches;
+	u->coalesced += up->coalesced;
+	u->busy += up->busy;
+}
 
-	log_info("main",
-	         "worker %u: udp %llu tcp %llu queries; answers NOERROR %llu NXDOMAIN %llu "
-	         "SERVFAIL %llu REFUSED %llu FORMERR %llu NOTIMP %llu; cache hits %llu misses %llu "
-	         "stale %llu; upstream failures %llu; dropped %llu; send failures %llu",
-	         w->index, (unsigned long long)st->udp_rx, (unsigned long long)st->tcp_rx,
-	         (unsigned long long)st->rcode[0], (unsigned long long)st->rcode[3],
-	         (unsigned long long)st->rcode[2], (unsigned long long)st->rcode[5],
-	         (unsigned long long)st->rcode[1], (unsigned long long)st->rcode[4],
-	         (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
-	         (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
-	         (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
+static void log_stats(enum log_level lvl, const char *who, const struct dns_server_stats *st,
+                      const struct dns_forward_stats *up)
+{
+	log_msg(lvl, "main",
+	        "%s: udp %llu tcp %llu queries; answers NOERROR %llu NXDOMAIN %llu "
+	        "SERVFAIL %llu REFUSED %llu FORMERR %llu NOTIMP %llu; cache hits %llu misses %llu "
+	        "stale %llu; upstream failures %llu; dropped %llu; send failures %llu",
+	        who, (unsigned long long)st->udp_rx, (unsigned long long)st->tcp_rx,
+	        (unsigned long long)st->rcode[0], (unsigned long long)st->rcode[3],
+	        (unsigned long long)st->rcode[2], (unsigned long long)st->rcode[5],
+	        (unsigned long long)st->rcode[1], (unsigned long long)st->rcode[4],
+	        (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses,
+	        (unsigned long long)st->stale_answers, (unsigned long long)st->upstream_fail,
+	        (unsigned long long)st->dropped, (unsigned long long)st->tx_fail);
+	log_msg(lvl, "main",
+	        "%s: upstream tries %llu answers %llu (avg RTT %llu ms) timeouts %llu "
+	        "SERVFAIL %llu REFUSED %llu mismatches %llu coalesced %llu busy %llu",
+	        who, (unsigned long long)up->sent, (unsigned long long)up->answers,
+	        (unsigned long long)(up->answers ? up->rtt_ms_sum / up->answers : 0),
+	        (unsigned long long)up->timeouts, (unsigned long long)up->servfail,
+	        (unsigned long long)up->refused, (unsigned long long)up->mismatches,
+	        (unsigned long long)up->coalesced, (unsigned long long)up->busy);
+}
 
-	const struct dns_forward_stats *up = dns_server_upstream_stats(w->dns);
-	log_info("main",
-	         "worker %u: upstream tries %llu answers %llu (avg RTT %llu ms) timeouts %llu "
-	         "SERVFAIL %llu REFUSED %llu mismatches %llu coalesced %llu busy %llu",
-	         w->index, (unsigned long long)up->sent, (unsigned long long)up->answers,
-	         (unsigned long long)(up->answers ? up->rtt_ms_sum / up->answers : 0),
-	         (unsigned long long)up->timeouts, (unsigned long long)up->servfail,
-	         (unsigned long long)up->refused, (unsigned long long)up->mismatches,
-	         (unsigned long long)up->coalesced, (unsigned long long)up->busy);
+static void log_exit_stats(const struct worker *w, unsigned n)
+{
+	struct dns_server_stats total = {0};
+	struct dns_forward_stats utotal = {0};
+	char who[32];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!w[i].started || !w[i].dns)
+			continue;
+		const struct dns_server_stats *st = dns_server_stats(w[i].dns);
+		const struct dns_forward_stats *up = dns_server_upstream_stats(w[i].dns);
+		snprintf(who, sizeof(who), "dns-%u", i);
+		log_stats(LOG_LVL_DEBUG, who, st, up);
+		sum_stats(&total, &utotal, st, up);
+	}
+	log_stats(LOG_LVL_INFO, "node", &total, &utotal);
 }
 
 static void stop_all(struct worker *w, unsigned n)
@@ -357,9 +400,8 @@ static void stop_all(struct worker *w, unsigned n)
 		loop_drain(ctl.loop, 1000);
 	dns_health_free(ctl.health);
 	ctl.health = NULL;
+	log_exit_stats(w, n);
 	for (unsigned i = 0; i < n; i++) {
-		if (w[i].started && w[i].dns)
-			log_worker_stats(&w[i]);
 		dns_server_free(w[i].dns);
 		if (w[i].loop)
 			loop_free(w[i].loop);
