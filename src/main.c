@@ -196,7 +196,7 @@ static void bgp_stop_requested(struct loop *l, void *ctx, int res, unsigned flag
 static int bgp_setup(struct worker *w0, char *why, size_t whylen)
 {
 	static struct health_snapshot snap;
-	int r = bgp_speaker_new(w0->loop, &conf.bgp, why, whylen, &bgp);
+	int r = bgp_speaker_new(w0->loop, &conf.bgp, &conf.bfd, why, whylen, &bgp);
 
 	if (r)
 		return r;
