@@ -268,7 +268,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 		return r;
 	}
 	if (conf.bgp.enabled) {
-		r = bgp_speaker_new(ctl.loop, &conf.bgp, why, whylen, &ctl.bgp);
+		r = bgp_speaker_new(ctl.loop, &conf.bgp, &conf.bfd, why, whylen, &ctl.bgp);
 		if (r)
 			return r;
 	}

@@ -1143,3 +1143,36 @@ enum bgp_fsm_state bgp_session_state(const struct bgp_session *s)
 {
 	return s->conn[0].fsm.state;
 }
+
+/*
+ * BFD says the forwarding path to the neighbor is gone (RFC 5882 §4.3): do
+ * what BIRD does, stop the session now instead of waiting out the hold timer.
+ *
+ * A NOTIFICATION is sent first (Cease, subcode 10 "BFD Down", RFC 9384):
+ * when the path is really dead it is simply lost, and the queue drains for at
+ * most DRAIN_MS without delaying the teardown or the retry; but BFD also goes
+ * Down when only BFD failed (the peer's BFD process, a one-way loss, our own
+ * loop stalled past the Detection Time) and then TCP still works: the peer
+ * learns why at once instead of seeing a bare close, which RFC 4271 §6 asks
+ * for anyway ("the NOTIFICATION message is sent and the connection closed").
+ * BIRD sends a Cease in the same place. The FSM treats it like any error it
+ * sends (MESSAGE_ERROR): NOTIFICATION, CLOSE, DOWN, then IdleHold and an
+ * AutomaticStart on its backoff, so a path that comes back brings BGP back.
+ */
+void bgp_session_bfd_down(struct bgp_session *s)
+{
+	struct bgp_fsm_event ev = {
+	    .type = BGP_FSM_EV_MESSAGE_ERROR, .code = BGP_ERR_CEASE, .subcode = BGP_CEASE_BFD_DOWN};
+
+	if (s->stopping)
+		return;
+	for (int i = 1; i >= 0; i--) {
+		enum bgp_fsm_state st = s->conn[i].fsm.state;
+		if (!s->conn[i].used || connecting_state(st))
+			continue;
+		log_warn("bgp", "%s: BFD session down: closing the BGP session (%s)", s->name,
+		         bgp_fsm_state_name(st));
+		step(s, i, &ev);
+	}
+	settle(s);
+}

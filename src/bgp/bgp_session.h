@@ -75,4 +75,12 @@ int bgp_session_md5_listen(int fd, const struct conf_neighbor *nb);
 
 enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
 
+/*
+ * RFC 5882 §4.3: the neighbor's BFD session went from Up to Down (not by the
+ * peer's AdminDown, §3.2): the BGP session goes down at once, with
+ * NOTIFICATION Cease/BFD Down (RFC 9384), and the FSM retries on its usual
+ * backoff. Connections not yet in OpenSent are left alone.
+ */
+void bgp_session_bfd_down(struct bgp_session *s);
+
 #endif

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bgp/bfd_session.h"
 #include "bgp/bgp_adjout.h"
 #include "bgp/bgp_policy.h"
 #include "bgp/bgp_session.h"
@@ -29,6 +31,13 @@ struct listener {
 	bool armed;
 };
 
+/* One neighbor's BFD session and the way back to its BGP session. */
+struct bfd_link {
+	struct bgp_speaker *sp;
+	unsigned i;
+	struct bfd_session *s; /* NULL: no BFD for this neighbor */
+};
+
 struct bgp_speaker {
 	struct loop *l;
 	struct conf_bgp conf;
@@ -43,6 +52,8 @@ struct bgp_speaker {
 	uint64_t stop_deadline;
 	bgp_speaker_done_fn done;
 	void *done_arg;
+	struct bfd_mux *bfd;
+	struct bfd_link bfd_link[CONF_MAX_NEIGHBORS];
 };
 
 /* ---------------------------------------------------------------- routes */
@@ -191,6 +202,61 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 	return 0;
 }
 
+/* ---------------------------------------------------------------- BFD */
+
+/*
+ * RFC 5882 §4.3, as BIRD does it: a BFD session that was Up and went Down is
+ * a path failure and takes BGP down now. Not a failure: the peer's AdminDown
+ * (§3.2: it turned BFD off, the path may be fine), a session that never came
+ * Up (the peer may not run BFD at all), our own AdminDown at shutdown.
+ */
+static void bfd_changed(void *arg, struct bfd_session *s, const struct bfd_session_change *c)
+{
+	struct bfd_link *bl = arg;
+	struct bgp_speaker *sp = bl->sp;
+
+	(void)s;
+	if (sp->stopping || c->from != BFD_STATE_UP || c->to != BFD_STATE_DOWN ||
+	    c->remote_state == BFD_STATE_ADMIN_DOWN)
+		return;
+	bgp_session_bfd_down(sp->sess[bl->i]);
+}
+
+/* A BFD session per neighbor with bfd: true; failures leave that neighbor without BFD. */
+static int bfd_setup(struct bgp_speaker *sp, const struct conf_bfd *bfd)
+{
+	char b[NETADDR_STRLEN];
+	int r;
+
+	for (unsigned i = 0; i < sp->n; i++) {
+		const struct conf_neighbor *nb = &sp->conf.neighbors[i];
+		struct bfd_link *bl = &sp->bfd_link[i];
+		struct bfd_session_conf bc = {.peer = nb->address,
+		                              .local = nb->local_address,
+		                              .interval_ms = (uint32_t)bfd->interval_ms,
+		                              .multiplier = bfd->multiplier};
+
+		bl->sp = sp;
+		bl->i = i;
+		if (!nb->bfd)
+			continue;
+		if (!sp->bfd) {
+			r = bfd_mux_new(sp->l, 0, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL),
+			                &sp->bfd);
+			if (r < 0)
+				return r;
+		}
+		bc.peer.port = 0; /* the BGP port: BFD goes to 3784 */
+		if (bfd->interval_ms > UINT32_MAX / 1000)
+			bc.interval_ms = UINT32_MAX / 1000;
+		r = bfd_session_new(sp->bfd, &bc, bfd_changed, bl, &bl->s);
+		if (r < 0)
+			log_err("bgp", "%s: no BFD session, the neighbor runs without BFD: %s",
+			        netaddr_format(&nb->address, false, b, sizeof(b)), strerror(-r));
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static void start_now(struct timer *t, uint64_t now, void *arg)
@@ -208,12 +274,15 @@ static void start_now(struct timer *t, uint64_t now, void *arg)
 		apply(sp);
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_start(sp->sess[i]);
+	for (unsigned i = 0; i < sp->n; i++)
+		if (sp->bfd_link[i].s)
+			bfd_session_start(sp->bfd_link[i].s);
 }
 
 static void stop_poll(struct timer *t, uint64_t now, void *arg);
 
-int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
-                    struct bgp_speaker **out)
+int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, const struct conf_bfd *bfd,
+                    char *why, size_t whylen, struct bgp_speaker **out)
 {
 	struct bgp_speaker *sp = calloc(1, sizeof(*sp));
 	int r;
@@ -264,6 +333,11 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 			}
 		}
 	}
+	if (bfd && (r = bfd_setup(sp, bfd)) < 0) {
+		snprintf(why, whylen, "BFD: %s", strerror(-r));
+		bgp_speaker_free(sp);
+		return r;
+	}
 	loop_timer_arm_in(l, &sp->start_timer, 0);
 	*out = sp;
 	return 0;
@@ -297,6 +371,8 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 {
 	if (sp->stopping)
 		return;
+	if (sp->bfd)
+		bfd_mux_shutdown(sp->bfd); /* AdminDown first: see bgp_speaker.h */
 	sp->stopping = true;
 	sp->done = done;
 	sp->done_arg = arg;
@@ -321,6 +397,7 @@ void bgp_speaker_free(struct bgp_speaker *sp)
 			close(sp->lis[i].fd);
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_free(sp->sess[i]);
+	bfd_mux_free(sp->bfd);
 	free(sp);
 }
 

@@ -33,11 +33,16 @@ typedef void (*bgp_speaker_done_fn)(void *arg);
 
 /*
  * Creates the sessions and listeners (a listener that cannot bind is logged
- * and skipped: the neighbors still connect actively). Sessions start from a
- * timer on the first loop turn. 0, or -errno with a sentence in why.
+ * and skipped: the neighbors still connect actively), and a BFD session
+ * (bfd_session.h, timers from bfd) for every neighbor with bfd: true (one
+ * that cannot open its sockets is logged as an error and the neighbor runs
+ * without BFD). Sessions start from a timer on the first loop turn. A BFD
+ * session that goes from Up to Down takes its BGP session down at once
+ * (RFC 5882 §4.3, bgp_session_bfd_down). bfd may be NULL: no BFD.
+ * 0, or -errno with a sentence in why.
  */
-int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
-                    struct bgp_speaker **out);
+int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, const struct conf_bfd *bfd,
+                    char *why, size_t whylen, struct bgp_speaker **out);
 void bgp_speaker_free(struct bgp_speaker *sp);
 
 /* The routes for this snapshot, to every neighbor (only changes are sent). */
@@ -45,7 +50,8 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
 
 /*
  * Administrative shutdown: NOTIFICATION Cease 6/2 with the RFC 9003 text to
- * every peer, listeners closed; done(arg) runs on the loop once every Cease is
+ * every peer (after BFD AdminDown, RFC 5882 §3.2, so no peer counts it as a
+ * path failure), listeners closed; done(arg) runs on the loop once every Cease is
  * sent and every connection closed, or after BGP_SPEAKER_SHUTDOWN_MS.
  */
 void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_done_fn done,

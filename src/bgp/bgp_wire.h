@@ -88,6 +88,8 @@ enum bgp_err_cease {
 	BGP_CEASE_OTHER_CONFIG_CHANGE = 6,
 	BGP_CEASE_CONN_COLLISION = 7,
 	BGP_CEASE_OUT_OF_RESOURCES = 8,
+	BGP_CEASE_HARD_RESET = 9, /* RFC 8538 */
+	BGP_CEASE_BFD_DOWN = 10,  /* RFC 9384 */
 };
 
 /* The largest NOTIFICATION data that fits a 4096-byte message. */

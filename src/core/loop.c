@@ -750,6 +750,53 @@ int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end
 	return op_start(l, idx, NULL);
 }
 
+int loop_udp_listen_cmsg(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
+{
+	int dom = 0, one = 1, r;
+	socklen_t dl = sizeof(dom);
+	uint32_t idx;
+
+	if (fd < 0 || !fn)
+		return -EINVAL;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) < 0)
+		return -errno;
+	if (dom == AF_INET6)
+		r = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one));
+	else
+		r = setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one));
+	if (r < 0)
+		return -errno;
+	r = op_alloc(l, OP_UDP_RECV, fd, &idx);
+	if (r < 0)
+		return r;
+	struct op *o = &l->ops[idx];
+	o->dfn = fn;
+	o->ctx = ctx;
+	o->multishot = true;
+	/* Only msg_namelen/msg_controllen matter for a multishot recvmsg: the
+	 * kernel lays name and control data out inside each buffer. */
+	o->msg.msg_namelen = sizeof(struct sockaddr_in6);
+	o->msg.msg_controllen = LOOP_CMSG_SPACE;
+	return op_start(l, idx, NULL);
+}
+
+/* The TTL or hop limit among the datagram's control messages, or -1. */
+static int dgram_ttl(struct io_uring_recvmsg_out *out, struct msghdr *msg)
+{
+	for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, msg); c;
+	     c = io_uring_recvmsg_cmsg_nexthdr(out, msg, c)) {
+		int v;
+		if (c->cmsg_len < CMSG_LEN(sizeof(v)))
+			continue;
+		if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+		    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			return v;
+		}
+	}
+	return -1;
+}
+
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,
                   const void *data, size_t len)
 {
@@ -826,6 +873,7 @@ static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe 
 				                   ? out->namelen
 				                   : o->msg.msg_namelen,
 				    .fd = o->fd,
+				    .ttl = o->msg.msg_controllen ? dgram_ttl(out, &o->msg) : -1,
 				};
 				l->st.udp_rx++;
 				o->dfn(l, o->ctx, &d);

@@ -76,6 +76,7 @@ struct loop_dgram {
 	const struct sockaddr *peer;
 	socklen_t peerlen;
 	int fd;
+	int ttl; /* IPv4 TTL / IPv6 hop limit as received (loop_udp_listen_cmsg); else -1 */
 };
 
 typedef void (*loop_op_fn)(struct loop *l, void *ctx, int res, unsigned flags);
@@ -147,6 +148,14 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
  * listener that dies must be reported, not just logged: health takes its
  * VIP down. */
 int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx);
+/* The same, with the received TTL (IPv4) or hop limit (IPv6) in d->ttl: it
+ * sets IP_RECVTTL or IPV6_RECVHOPLIMIT on fd and gives the receive a control
+ * area (LOOP_CMSG_SPACE octets taken from each provided buffer, so the
+ * largest datagram shrinks by as much). For protocols that check it (GTSM,
+ * RFC 5082; BFD, RFC 5881 §5); the DNS listeners use loop_udp_listen. */
+int loop_udp_listen_cmsg(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
+/* Room for one int-sized control message of each kind it asks for. */
+#define LOOP_CMSG_SPACE (2 * CMSG_SPACE(sizeof(int)))
 /* Copies data into a send slot and submits sendmsg(MSG_NOSIGNAL).
  * -ENOBUFS when all slots are busy, -EMSGSIZE when len > tx_slot_size. */
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,

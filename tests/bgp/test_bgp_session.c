@@ -333,3 +333,40 @@ Test(bgp_session, a_reading_peer_takes_every_change)
 	}
 	rig_down(&r);
 }
+
+/*
+ * RFC 5882 §4.3: BFD Down takes an Established session down at once: a
+ * NOTIFICATION Cease/BFD Down (RFC 9384), the connection closed, the FSM
+ * Idle (its IdleHold timer then restarts it).
+ */
+Test(bgp_session, bfd_down_closes_an_established_session_with_cease_10)
+{
+	struct rig r;
+	struct sent o;
+	uint8_t b[256];
+	size_t n = our_open(b, sizeof(b));
+
+	rig_up(&r);
+	struct wbuf w = wbuf_init(b + n, sizeof(b) - n);
+	cr_assert_gt(bgp_keepalive_build(&w), 0);
+	n += w.off;
+	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
+	run_for(r.l, 100);
+	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
+	read_sent(&r, &o);
+
+	bgp_session_bfd_down(r.s);
+	cr_expect_eq(bgp_session_state(r.s), BGP_FSM_IDLE);
+	run_for(r.l, 100);
+	read_sent(&r, &o);
+	cr_assert_eq(o.n, 1u, "%zu messages", o.n);
+	const uint8_t *nt = o.buf + o.off[0];
+	cr_expect_eq(nt[18], BGP_MSG_NOTIFICATION);
+	cr_expect_eq(nt[19], BGP_ERR_CEASE);
+	cr_expect_eq(nt[20], BGP_CEASE_BFD_DOWN);
+	cr_expect_eq(read(r.peer, b, sizeof(b)), 0, "the connection is closed");
+	/* A second BFD Down (no session left) changes nothing. */
+	bgp_session_bfd_down(r.s);
+	cr_expect_eq(bgp_session_state(r.s), BGP_FSM_IDLE);
+	rig_down(&r);
+}

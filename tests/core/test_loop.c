@@ -714,3 +714,120 @@ Test(loop, udp_listen_end_reports_a_dead_receive)
 	cr_assert_eq(t.ended, 1, "no second final callback at loop_free");
 	close(fd);
 }
+
+/*
+ * loop_udp_listen_cmsg: the received TTL / hop limit reaches the callback
+ * (BFD's GTSM check, RFC 5881 §5); plain loop_udp_listen reports -1.
+ */
+struct ttl_seen {
+	int ttl[8];
+	char data[8][16];
+	unsigned n, want;
+};
+
+static void ttl_record(struct loop *l, void *ctx, const struct loop_dgram *d)
+{
+	struct ttl_seen *s = ctx;
+	if (s->n < 8) {
+		s->ttl[s->n] = d->ttl;
+		snprintf(s->data[s->n], sizeof(s->data[0]), "%.*s", (int)d->len, d->payload);
+		s->n++;
+	}
+	if (s->n == s->want)
+		loop_stop(l);
+}
+
+/* Sends one datagram per hop value from a fresh socket of family fam to dst. */
+static void send_with_hops(int fam, const struct sockaddr *dst, socklen_t dl, const int *hops,
+                           unsigned n)
+{
+	int fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	for (unsigned i = 0; i < n; i++) {
+		char m[16];
+		int len = snprintf(m, sizeof(m), "hops%d", hops[i]);
+		if (fam == AF_INET6)
+			cr_assert_eq(
+			    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops[i], sizeof(int)),
+			    0);
+		else
+			cr_assert_eq(setsockopt(fd, IPPROTO_IP, IP_TTL, &hops[i], sizeof(int)), 0);
+		cr_assert_eq(sendto(fd, m, (size_t)len, 0, dst, dl), len);
+	}
+	close(fd);
+}
+
+static void run_until_stopped(struct loop *l)
+{
+	struct timer wd;
+	watchdog_fired = false;
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert(!watchdog_fired, "datagrams did not arrive");
+	loop_timer_cancel(l, &wd);
+}
+
+Test(loop, udp_listen_cmsg_reports_the_ipv4_ttl)
+{
+	static const int hops[] = {255, 17, 1};
+	struct ttl_seen s = {.want = 3};
+	struct sockaddr_in srv;
+	struct loop *l;
+	int sfd = udp_bound(&srv);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(loop_udp_listen_cmsg(l, sfd, ttl_record, &s), 0);
+	send_with_hops(AF_INET, (struct sockaddr *)&srv, sizeof(srv), hops, 3);
+	run_until_stopped(l);
+	for (unsigned i = 0; i < 3; i++) {
+		char want[16];
+		snprintf(want, sizeof(want), "hops%d", hops[i]);
+		cr_expect_str_eq(s.data[i], want, "the payload follows the control area");
+		cr_expect_eq(s.ttl[i], hops[i], "datagram %u: ttl %d", i, s.ttl[i]);
+	}
+	loop_free(l);
+	close(sfd);
+}
+
+Test(loop, udp_listen_cmsg_reports_the_ipv6_hop_limit)
+{
+	static const int hops[] = {255, 64};
+	struct ttl_seen s = {.want = 2};
+	struct sockaddr_in6 srv = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	socklen_t sl = sizeof(srv);
+	struct loop *l;
+	int sfd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(sfd, 0);
+	if (bind(sfd, (struct sockaddr *)&srv, sizeof(srv)) != 0) {
+		close(sfd);
+		cr_skip_test("no ::1 here");
+	}
+	cr_assert_eq(getsockname(sfd, (struct sockaddr *)&srv, &sl), 0);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(loop_udp_listen_cmsg(l, sfd, ttl_record, &s), 0);
+	send_with_hops(AF_INET6, (struct sockaddr *)&srv, sizeof(srv), hops, 2);
+	run_until_stopped(l);
+	cr_expect_eq(s.ttl[0], 255);
+	cr_expect_eq(s.ttl[1], 64);
+	cr_expect_str_eq(s.data[1], "hops64");
+	loop_free(l);
+	close(sfd);
+}
+
+Test(loop, udp_listen_without_cmsg_reports_no_ttl)
+{
+	static const int hops[] = {255};
+	struct ttl_seen s = {.want = 1};
+	struct sockaddr_in srv;
+	struct loop *l;
+	int sfd = udp_bound(&srv);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(loop_udp_listen(l, sfd, ttl_record, &s), 0);
+	send_with_hops(AF_INET, (struct sockaddr *)&srv, sizeof(srv), hops, 1);
+	run_until_stopped(l);
+	cr_expect_eq(s.ttl[0], -1);
+	cr_expect_str_eq(s.data[0], "hops255");
+	cr_expect_eq(loop_udp_listen_cmsg(l, -1, ttl_record, &s), -EINVAL);
+	loop_free(l);
+	close(sfd);
+}

@@ -578,7 +578,9 @@ Test(dns_forward, total_time_is_bounded)
 	run_for(1);
 	uint64_t took = res[0].at - t0;
 	cr_assert_eq(res[0].status, -ETIMEDOUT);
-	cr_assert_geq(took, 690);
+	/* The deadline counts from the loop's cached turn time (loop_now), which
+	 * can precede t0 by that turn's age on a loaded machine. */
+	cr_assert_geq(took, 650, "took %llu ms", (unsigned long long)took);
 	cr_assert_lt(took, 900, "took %llu ms", (unsigned long long)took);
 	cr_assert_eq(r0.udp_q + r1.udp_q, 2, "both upstreams tried once");
 	dns_forward_free(f);
