@@ -181,6 +181,7 @@ static void any_start(void)
 	         "  allow: [10.53.40.0/24]\n"
 	         "  upstreams: [\"10.53.40.9\"]\n"
 	         "  threads: 1\n"
+	         "health: {drain: 1s}\n" /* SIGTERM: a short drain, then Cease */
 	         "bgp:\n"
 	         "  asn: %u\n"
 	         "  router-id: 10.53.40.2\n"
@@ -313,7 +314,7 @@ Test(bfd_frr, freeze_drops_bgp_within_detection_time, .init = lab_up, .fini = la
 	fprintf(stderr, "bfd_frr: SIGCONT -> BFD up and routes back after %llu ms\n",
 	        (unsigned long long)(now_ms() - t1));
 
-	int st = proc_stop(&lab.any, SIGTERM, 5000);
+	int st = proc_stop(&lab.any, SIGTERM, 8000);
 	cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "anycached must exit 0 (wait status %d)", st);
 	memset(&lab.any, 0, sizeof(lab.any));
