@@ -1,6 +1,6 @@
 /*
  * Issue 7: the routes follow what the process really does, seen from BIRD 2
- * (the rig: bird_rig.h; nets 26..29). Each test breaks one thing and checks
+ * (the rig: bird_rig.h; nets 26..29, 31). Each test breaks one thing and checks
  * the router's table:
  *   - the IPv6 VIP's address removed from lo: its route only is withdrawn at
  *     once (rtnetlink), and comes back when the address does;
@@ -8,10 +8,14 @@
  *     within fall x interval, back after recovery;
  *   - SIGTERM: GRACEFUL_SHUTDOWN (65535:0) and LOCAL_PREF 0 while it still
  *     answers for health.drain, then withdrawn, exit 0;
- *   - every upstream dead: DEGRADED attributes, never withdrawn.
+ *   - every upstream dead: DEGRADED attributes, never withdrawn;
+ *   - load over health.overload: DEGRADED, and UP again once it is gone.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 
@@ -223,6 +227,62 @@ Test(fate_sharing, upstreams_dead_degrade_never_withdraw, .init = setup29, .fini
 		sleep_ms(200);
 	}
 	cr_assert_eq(knotd_resume(&rig.knot), 0);
+	char why[512];
+	cr_assert_eq(anycached_stop_clean(&rig.d, 5000, why, sizeof(why)), 0, "%s", why);
+	rig.d_up = false;
+}
+
+static void setup31(void)
+{
+	rig_init(31);
+}
+
+/* Load from this process: bursts of one cached question for ms, bounded. */
+static unsigned blast(const char *addr, int ms)
+{
+	uint8_t q[512], a[4096];
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(DNS_PORT)};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int ql = dns_make_query(q, sizeof(q), 0x0b1a, "www.example.test", 1, false);
+	unsigned answers = 0;
+
+	cr_assert_geq(fd, 0);
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	for (uint64_t end = now_ms() + (uint64_t)ms; now_ms() < end;) {
+		for (int i = 0; i < 64; i++)
+			if (send(fd, q, (size_t)ql, MSG_DONTWAIT) < 0)
+				break;
+		while (recv(fd, a, sizeof(a), MSG_DONTWAIT) > 0)
+			answers++;
+	}
+	close(fd);
+	return answers;
+}
+
+Test(fate_sharing, overload_degrades_then_recovers, .init = setup31, .fini = rig_fini,
+     .timeout = 90)
+{
+	static char out[16384], blk[2048];
+
+	/* Busy 2% of the time counts as overload here; an idle loop is ~0%. */
+	any_health = "health: {interval: 100ms, rise: 3, fall: 2, hold-down: 1s, drain: 0s,\n"
+	             "         overload: {busy: 0.02, drops: 0, inflight: 0, latency: 0}}\n";
+	any_bgp_extra = "  degraded: {local-preference: 50, communities: [\"65000:777\"]}\n";
+	start_all();
+	birdc("show route all", out, sizeof(out));
+	cr_assert(!strstr(out, "(65000,777)"), "degraded while idle:\n%s", out);
+	unsigned got = blast(rig.a[4], 3000);
+	birdc("show route all", out, sizeof(out));
+	fprintf(stderr, "fate_sharing: overload run answered %u queries in 3 s\n", got);
+	cr_assert(strstr(out, "(65000,777)"), "no degraded attributes under load:\n%s", out);
+	route_block(out, "64.0.0.0/2", blk, sizeof(blk));
+	cr_expect(strstr(blk, "\tBGP.local_pref: 50\n"), "%s", blk);
+	/* Back under 80% of the threshold for `rise` intervals: UP attributes. */
+	cr_assert(wait_routes("(65000,777)", false, 5000, out, sizeof(out)),
+	          "still degraded after the load stopped:\n%s", out);
+	route_block(out, "64.0.0.0/2", blk, sizeof(blk));
+	cr_expect(strstr(blk, "\tBGP.local_pref: 200\n"), "%s", blk);
 	char why[512];
 	cr_assert_eq(anycached_stop_clean(&rig.d, 5000, why, sizeof(why)), 0, "%s", why);
 	rig.d_up = false;
