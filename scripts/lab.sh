@@ -5,8 +5,8 @@
 # namespaces it creates and deletes (tests/integration/failover_lab), prints the table, and
 # writes into DIR (default lab-out/): summary.csv, <scenario>.csv (answers per 100 ms per node,
 # lost), <scenario>-queries.csv (every query), <scenario>-events.csv (failure, restore, router
-# route changes), timeline.gp and timeline.png. Exit status: failover_lab's (0 every target met,
-# 1 some missed, 2 the lab failed).
+# route changes), timeline.gp and timeline.png, logs-*/ (the daemons' logs).
+# Exit status: failover_lab's (0 every target met, 1 some missed, 2 the lab failed).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +25,7 @@ done
 bash scripts/dev.sh deps-test
 bash scripts/dev.sh build -Dtests=enabled
 mkdir -p "$out"
-rm -f "$out"/*.csv "$out"/timeline.gp "$out"/timeline.png
+rm -rf "$out"/*.csv "$out"/timeline.gp "$out"/timeline.png "$out"/logs-*
 rc=0
 # Integration tests and labs share one lock: their timings must not be disturbed by each other.
 flock /tmp/anycache-itest.lock \

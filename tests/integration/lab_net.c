@@ -621,6 +621,34 @@ int lab_up(struct lab *lab, unsigned n, bool ecmp, const char *extra_health_a, F
 	return 0;
 }
 
+void lab_save_logs(struct lab *lab, const char *dir)
+{
+	static const char *const top[] = {"bird.conf", "bird.log", "bird.out", "dnsperf.log"};
+	static const char *const per_node[] = {"anycache.yaml", "anycached.log", "knot/knotd.log"};
+	char from[600], to[600];
+
+	if (!lab->dir.path[0] || (mkdir(dir, 0755) < 0 && errno != EEXIST))
+		return;
+	for (unsigned k = 0; k < sizeof(top) / sizeof(top[0]); k++) {
+		snprintf(from, sizeof(from), "%s/%s", lab->dir.path, top[k]);
+		snprintf(to, sizeof(to), "%s/%s", dir, top[k]);
+		char *argv[] = {"cp", from, to, NULL};
+		if (access(from, R_OK) == 0)
+			cmd(argv, NULL, 0);
+	}
+	for (unsigned i = 0; i < lab->n; i++) {
+		for (unsigned k = 0; k < sizeof(per_node) / sizeof(per_node[0]); k++) {
+			const char *base = strrchr(per_node[k], '/');
+			snprintf(from, sizeof(from), "%s/%s", lab->node[i].dir, per_node[k]);
+			snprintf(to, sizeof(to), "%s/%c-%s", dir, lab->node[i].id,
+			         base ? base + 1 : per_node[k]);
+			char *argv[] = {"cp", from, to, NULL};
+			if (access(from, R_OK) == 0)
+				cmd(argv, NULL, 0);
+		}
+	}
+}
+
 void lab_down(struct lab *lab)
 {
 	for (unsigned i = 0; i < LAB_MAX_NODES; i++) {

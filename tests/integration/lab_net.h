@@ -73,6 +73,9 @@ extern const unsigned lab_ns_ntags;
 int lab_up(struct lab *lab, unsigned n, bool ecmp, const char *extra_health_a, FILE *log);
 void lab_down(struct lab *lab);
 
+/* Copies the daemons' logs and configurations into dir (created), for a look after the run. */
+void lab_save_logs(struct lab *lab, const char *dir);
+
 /* Node a only, or every node with ecmp. */
 int lab_steady_mask(const struct lab *lab);
 

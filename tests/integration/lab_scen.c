@@ -349,7 +349,8 @@ static void conclude(const struct lab_opts *o, struct lab *lab, struct lab_resul
 			res->nroutes++;
 		}
 	}
-	res->outage_by_restore = res->st.outage_us && res->st.outage_to_us > t_restore;
+	/* Answered only after the restore (a stopped process answers its queue on SIGCONT). */
+	res->outage_by_restore = res->st.outage_us && res->st.outage_end_recv_us >= t_restore;
 	if (res->outage_by_restore)
 		snprintf(res->note, sizeof(res->note), "the outage ended only with the restore");
 	if (res->st.late) {
@@ -504,6 +505,17 @@ static bool overload_supported(void)
 	return ok;
 }
 
+/* The daemons' logs into <outdir>/logs-<shape>-<n> (n counts rebuilds after a broken run). */
+static void save_logs(const struct lab_opts *o, struct lab *lab, bool ecmp, unsigned builds)
+{
+	char dir[600];
+
+	if (!o->outdir)
+		return;
+	snprintf(dir, sizeof(dir), "%s/logs-%s-%u", o->outdir, ecmp ? "ecmp" : "two-node", builds);
+	lab_save_logs(lab, dir);
+}
+
 /* Runs the selected scenarios of one lab shape; rebuilds the lab after a broken run. */
 static size_t run_lab(const struct lab_opts *o, bool ecmp, struct lab_result *res, size_t cap,
                       size_t used, int *err)
@@ -511,14 +523,18 @@ static size_t run_lab(const struct lab_opts *o, bool ecmp, struct lab_result *re
 	struct lab lab;
 	bool up = false, broken = false;
 	const char *overload = NULL;
+	unsigned builds = 0;
 
 	for (unsigned k = 0; k < lab_nscenarios && used < cap; k++) {
 		const struct lab_scenario *sc = &lab_scenarios[k];
 		if (sc->ecmp != ecmp || !selected(o, sc))
 			continue;
 		if (!up || broken) {
-			if (up)
+			if (up) {
+				save_logs(o, &lab, ecmp, builds);
 				lab_down(&lab);
+			}
+			builds++;
 			if (!ecmp && !overload && overload_supported())
 				overload = LAB_OVERLOAD_YAML;
 			int r = lab_up(&lab, ecmp ? 3 : 2, ecmp, overload, o->log);
@@ -533,8 +549,10 @@ static size_t run_lab(const struct lab_opts *o, bool ecmp, struct lab_result *re
 		}
 		run_one(o, &lab, sc, &res[used++], &broken);
 	}
-	if (up)
+	if (up) {
+		save_logs(o, &lab, ecmp, builds);
 		lab_down(&lab);
+	}
 	return used;
 }
 

@@ -33,6 +33,7 @@ void lab_stats_compute(const struct lab_query *q, size_t n, uint64_t timeout_us,
 				st->outage_us = q[i].sent_us - last_good;
 				st->outage_from_us = last_good;
 				st->outage_to_us = q[i].sent_us;
+				st->outage_end_recv_us = q[i].recv_us;
 				st->outage_open = false;
 			}
 			last_good = q[i].sent_us;
@@ -51,6 +52,7 @@ void lab_stats_compute(const struct lab_query *q, size_t n, uint64_t timeout_us,
 		st->outage_us = q[n - 1].sent_us - last_good;
 		st->outage_from_us = last_good;
 		st->outage_to_us = q[n - 1].sent_us;
+		st->outage_end_recv_us = 0;
 		st->outage_open = true;
 	}
 }

@@ -40,8 +40,9 @@ struct lab_stats {
 	unsigned per_node[LAB_MAX_NODES]; /* good answers per node */
 	uint64_t outage_us;               /* longest outage, 0 when nothing was lost */
 	uint64_t outage_from_us, outage_to_us;
-	bool outage_open;    /* the longest outage reached the end of the record */
-	uint64_t rtt_max_us; /* slowest answer, late ones included */
+	uint64_t outage_end_recv_us; /* when the answer that ended it arrived */
+	bool outage_open;            /* the longest outage reached the end of the record */
+	uint64_t rtt_max_us;         /* slowest answer, late ones included */
 };
 
 /* True when q counts as answered (see the definitions above). */

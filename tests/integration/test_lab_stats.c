@@ -57,6 +57,7 @@ Test(lab_stats, one_lost_is_a_10ms_outage_at_200qps)
 	cr_assert_eq(st.outage_us, 10 * MS);
 	cr_assert_eq(st.outage_from_us, q[49].sent_us);
 	cr_assert_eq(st.outage_to_us, q[51].sent_us);
+	cr_assert_eq(st.outage_end_recv_us, q[51].recv_us);
 	cr_assert(!st.outage_open);
 }
 
