@@ -2,7 +2,7 @@
 # The README's two commands. Run as root on Debian 12 (apt-get needs it):
 #   bash scripts/dev.sh run    install build dependencies, build, run anycached on its embedded default
 #   bash scripts/dev.sh test   install build + test dependencies (peers too), build, run the whole suite
-# Other verbs: deps-run, deps-test, build.
+# Other verbs: deps-run, deps-test, build [MESON OPTIONS] (scripts/lab.sh builds with -Dtests=enabled).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +17,9 @@ test_pkgs=(libcriterion-dev                     # unit tests
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
            iproute2 procps psmisc               # ip netns / ss / process control in tests
-           strace)                              # fault injection (io_uring unavailable)
+           strace                               # fault injection (io_uring unavailable)
+           dnsperf                              # failover lab: the overload scenario's flood
+           gnuplot-nox)                         # failover lab: the timeline picture (scripts/lab.sh)
 
 install_pkgs() {
 	local missing=()
@@ -75,7 +77,7 @@ run_tests() {
 case "${1:-}" in
 deps-run) install_pkgs "${build_pkgs[@]}" ;;
 deps-test) install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}" ;;
-build) install_pkgs "${build_pkgs[@]}"; build ;;
+build) install_pkgs "${build_pkgs[@]}"; shift; build "$@" ;;
 run)
 	install_pkgs "${build_pkgs[@]}"
 	build -Dtests=disabled -Dfuzz=disabled

@@ -2,10 +2,13 @@
 #include "netns.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -78,6 +81,38 @@ int netns_proc_start(struct proc *p, const struct netns *ns, const char *name, c
 
 	/* ip netns exec execs the command in place: the PID is the command's. */
 	return r ? r : proc_start(p, name, full, log);
+}
+
+int netns_socket(const struct netns *ns, int domain, int type, int protocol)
+{
+	char path[96];
+	int self, target, fd, err = 0;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns->name);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		err = -errno;
+		close(self);
+		return err;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		err = -errno;
+		close(target);
+		close(self);
+		return err;
+	}
+	fd = socket(domain, type, protocol);
+	if (fd < 0)
+		err = -errno;
+	/* Back home; a thread left in the wrong namespace would send anywhere. */
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort();
+	close(target);
+	close(self);
+	return fd < 0 ? err : fd;
 }
 
 int netns_link(const struct netns *a, const char *ifa, const char *cidr_a, const struct netns *b,

@@ -26,6 +26,13 @@ int netns_run(const struct netns *ns, char *const argv[], char *out, size_t cap,
 int netns_proc_start(struct proc *p, const struct netns *ns, const char *name, char *const argv[],
                      const char *log);
 
+/*
+ * socket(2) created inside ns (setns on the calling thread, then back), so a
+ * test process can talk from a namespace without a helper process: a socket
+ * stays in the namespace it was created in. fd or -errno.
+ */
+int netns_socket(const struct netns *ns, int domain, int type, int protocol);
+
 /* A veth pair between a and b with an address (CIDR) on each end, both up. */
 int netns_link(const struct netns *a, const char *ifa, const char *cidr_a, const struct netns *b,
                const char *ifb, const char *cidr_b);
