@@ -172,6 +172,16 @@ void health_fsm_conf_from(const struct conf_health *h, struct health_fsm_conf *f
 	    .fall = h->fall,
 	    .hold_down_ms = h->hold_down_ms,
 	};
+	/*
+	 * Leaving overload needs calm for `rise` intervals AND for the whole
+	 * hold-down: degrading moves traffic away, which is what makes the load
+	 * drop, so a short calm right after degrading says nothing about the
+	 * load that would come back with the traffic (the failover lab saw the
+	 * route flap every second under a steady flood with rise alone).
+	 */
+	unsigned leave = h->rise;
+	if (h->interval_ms && h->hold_down_ms / h->interval_ms > leave)
+		leave = (unsigned)(h->hold_down_ms / h->interval_ms);
 	*oc = (struct health_overload_conf){
 	    .busy = h->overload.busy_pm / 1000.0,
 	    .drops_per_s = h->overload.drops_per_s,
@@ -179,6 +189,6 @@ void health_fsm_conf_from(const struct conf_health *h, struct health_fsm_conf *f
 	    .latency_ms = (double)h->overload.latency_ms,
 	    .exit_ratio = HEALTH_OVERLOAD_EXIT_RATIO,
 	    .enter = h->fall,
-	    .leave = h->rise,
+	    .leave = leave,
 	};
 }

@@ -125,7 +125,8 @@ struct health_overload_conf {
 	double busy, drops_per_s, inflight_ratio, latency_ms;
 	double exit_ratio; /* HEALTH_OVERLOAD_EXIT_RATIO */
 	unsigned enter;    /* consecutive intervals over a threshold to enter (health.fall) */
-	unsigned leave; /* consecutive intervals under exit_ratio x every threshold (health.rise) */
+	unsigned leave; /* consecutive intervals under exit_ratio x every threshold: health.rise,
+	                   or the hold-down in intervals when that is longer */
 };
 
 struct health_overload {
@@ -144,7 +145,8 @@ bool health_overload_step(struct health_overload *o, const struct health_overloa
                           const struct health_load *l);
 
 /* Both settings from the configuration: rise/fall/hold-down for the machine;
- * the thresholds, exit ratio and enter = fall, leave = rise for the hysteresis. */
+ * the thresholds, exit ratio and enter = fall, leave = max(rise, hold-down / interval)
+ * for the hysteresis. */
 void health_fsm_conf_from(const struct conf_health *h, struct health_fsm_conf *fc,
                           struct health_overload_conf *oc);
 

@@ -577,5 +577,13 @@ Test(health_overload, settings_from_the_configuration)
 	cr_expect_float_eq(oc.latency_ms, 500, 1e-12);
 	cr_expect_float_eq(oc.exit_ratio, HEALTH_OVERLOAD_EXIT_RATIO, 1e-12);
 	cr_expect_eq(oc.enter, 5);
+	cr_expect_eq(oc.leave, 4); /* no interval given: rise */
+
+	/* With the interval known, calm must last the whole hold-down too. */
+	h.interval_ms = 200;
+	health_fsm_conf_from(&h, &fc, &oc);
+	cr_expect_eq(oc.leave, 35);
+	h.hold_down_ms = 0;
+	health_fsm_conf_from(&h, &fc, &oc);
 	cr_expect_eq(oc.leave, 4);
 }
