@@ -54,6 +54,12 @@ struct upstream {
 	unsigned idx;
 	struct netaddr addr;
 	struct chan *ch[DNS_FORWARD_MAX_CHANNELS];
+	/* The last client question that failed hard here: what its re-probes
+	 * ask, since ". NS" is refused by an upstream that is only
+	 * authoritative (and then could never revive). */
+	uint8_t probe_qname[DNS_NAME_MAX];
+	size_t probe_qname_len;
+	uint16_t probe_qtype, probe_qclass;
 };
 
 struct fwd_try {
@@ -413,6 +419,14 @@ static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome 
 		us->failures++;
 		break;
 	}
+	if (t && !t->probe && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR) &&
+	    t->qname_len <= sizeof(f->up[idx].probe_qname)) {
+		struct upstream *u = &f->up[idx];
+		memcpy(u->probe_qname, t->qname, t->qname_len);
+		u->probe_qname_len = t->qname_len;
+		u->probe_qtype = t->qtype;
+		u->probe_qclass = t->qclass;
+	}
 	dns_upstream_report(f->pol, idx, o, rtt, now);
 	/* A hard failure may have killed it: make sure its re-probe is scheduled. */
 	if (o != DNS_UPSTREAM_OK && o != DNS_UPSTREAM_SERVFAIL)
@@ -582,11 +596,18 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 	int idx;
 
 	(void)t;
-	/* ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
+	/* The question that last failed there (what clients need from it), else
+	 * ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
 	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0) {
+		const struct upstream *u = &f->up[idx];
 		bool fault;
-		(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
-		                 false, false, now, &fault);
+		if (u->probe_qname_len)
+			(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, u->probe_qname,
+			                 u->probe_qname_len, u->probe_qtype, u->probe_qclass, false,
+			                 false, now, &fault);
+		else
+			(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, root, 1, DNS_TYPE_NS,
+			                 DNS_CLASS_IN, false, false, now, &fault);
 	}
 	if (next != UINT64_MAX)
 		loop_timer_arm(f->loop, &f->prober, next);

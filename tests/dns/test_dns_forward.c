@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/loop.h"
 #include "dns/dns_forward.h"
+#include "dns/dns_wire.h"
 
 /* ---- responder ---- */
 
@@ -27,6 +28,7 @@ enum mode {
 	M_FORMERR_EDNS, /* FORMERR without OPT to queries with OPT (an old server) */
 	M_SERVFAIL,
 	M_REFUSED,
+	M_AUTH, /* authoritative only: REFUSED for ". NS", answers the rest */
 };
 
 #define MAX_SEEN 64
@@ -86,6 +88,12 @@ static size_t build_reply(struct responder *r, const uint8_t *q, size_t qlen, bo
 	case M_REFUSED:
 		out[3] |= 5;
 		nans = 0;
+		break;
+	case M_AUTH:
+		if (q[12] == 0) {
+			out[3] |= 5;
+			nans = 0;
+		}
 		break;
 	case M_FORMERR_EDNS:
 		if (opt) {
@@ -613,15 +621,19 @@ Test(dns_forward, dead_upstream_is_skipped_reprobed_and_revived)
 	run_for(1);
 	cr_assert_eq(res[3].status, 0);
 	cr_assert_eq(r0.udp_q, before, "no client query to a dead upstream");
-	/* It comes back; the probe (". NS") notices within the backoff. */
-	r0.mode = M_ANSWER;
+	/* It comes back as an authoritative-only server that refuses ". NS": the
+	 * probe asks the question that failed there, so it notices anyway. */
+	r0.mode = M_AUTH;
+	unsigned seen0 = r0.n_seen;
 	loop_timer_arm(L, &wd, clock_now_ms() + 1500);
 	want = 1000;
 	loop_run(L);
 	dns_forward_upstream_info(f, 0, &in);
 	cr_assert_eq(in.state, DNS_UPSTREAM_HEALTHY);
 	cr_assert_eq(in.revivals, 1);
-	cr_assert_geq(r0.root_ns_q, 1);
+	cr_assert_eq(r0.root_ns_q, 0, "probes ask the failed client question, not \". NS\"");
+	cr_assert_gt(r0.n_seen, seen0);
+	cr_assert(dns_name_equal(r0.qname[seen0], 16, n[0], 16), "the probe asked a.example.test");
 	cr_assert_geq(dns_forward_stats(f)->probes, 1);
 	dns_forward_free(f);
 	responder_stop(&r0);
