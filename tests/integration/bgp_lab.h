@@ -92,4 +92,35 @@ static inline void bgp_lab_node_yaml(char *yaml, size_t cap, uint32_t as, uint32
 	         as, peer_as);
 }
 
+/* The node of the BFD labs (test_bfd_bird.c, test_bfd_frr.c): BFD 100 ms x 3
+ * with the router, a 9 s hold time only BFD can beat, a short drain. */
+static inline void bgp_lab_bfd_node_yaml(char *yaml, size_t cap, uint32_t as, uint32_t peer_as)
+{
+	snprintf(yaml, cap,
+	         "dns:\n"
+	         "  listen: [\"10.53.41.4\", \"10.53.41.5\", \"[fd53:41::4]\"]\n"
+	         "  allow: [10.53.40.0/24]\n"
+	         "  upstreams: [\"10.53.40.9\"]\n"
+	         "  threads: 1\n"
+	         "health: {drain: 1s}\n" /* SIGTERM: a short drain, then Cease */
+	         "bgp:\n"
+	         "  asn: %u\n"
+	         "  router-id: 10.53.40.2\n"
+	         "  neighbors:\n"
+	         "    - address: 10.53.40.1\n"
+	         "      asn: %u\n"
+	         "      local-address: 10.53.40.2\n"
+	         "      hold-time: 9s\n"
+	         "      next-hop6: \"fd53:40::2\"\n"
+	         "      bfd: true\n"
+	         "  announce:\n"
+	         "    - prefix: 10.53.41.4/32\n"
+	         "    - prefix: 10.53.41.5/32\n"
+	         "    - prefix: \"fd53:41::4/128\"\n"
+	         "bfd:\n"
+	         "  interval: 100ms\n"
+	         "  multiplier: 3\n",
+	         as, peer_as);
+}
+
 #endif

@@ -116,31 +116,7 @@ static void any_start(void)
 {
 	char yaml[2048];
 
-	snprintf(yaml, sizeof(yaml),
-	         "dns:\n"
-	         "  listen: [\"10.53.41.4\", \"10.53.41.5\", \"[fd53:41::4]\"]\n"
-	         "  allow: [10.53.40.0/24]\n"
-	         "  upstreams: [\"10.53.40.9\"]\n"
-	         "  threads: 1\n"
-	         "health: {drain: 1s}\n" /* SIGTERM: a short drain, then Cease */
-	         "bgp:\n"
-	         "  asn: %u\n"
-	         "  router-id: 10.53.40.2\n"
-	         "  neighbors:\n"
-	         "    - address: 10.53.40.1\n"
-	         "      asn: %u\n"
-	         "      local-address: 10.53.40.2\n"
-	         "      hold-time: 9s\n"
-	         "      next-hop6: \"fd53:40::2\"\n"
-	         "      bfd: true\n"
-	         "  announce:\n"
-	         "    - prefix: 10.53.41.4/32\n"
-	         "    - prefix: 10.53.41.5/32\n"
-	         "    - prefix: \"fd53:41::4/128\"\n"
-	         "bfd:\n"
-	         "  interval: 100ms\n"
-	         "  multiplier: 3\n",
-	         NODE_AS, ROUTER_AS);
+	bgp_lab_bfd_node_yaml(yaml, sizeof(yaml), NODE_AS, ROUTER_AS);
 	cr_assert_eq(netns_anycached_start(&lab.any, &lab.n, lab.dir.path, yaml), 0);
 }
 
