@@ -125,4 +125,8 @@ const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f);
 void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
                                struct dns_upstream_info *out);
 
+/* Every upstream DEAD (dns_upstream.h): a caller holding an expired answer
+ * may serve it at once rather than wait out the query's whole budget. */
+bool dns_forward_all_dead(const struct dns_forward *f);
+
 #endif
