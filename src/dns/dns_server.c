@@ -944,6 +944,18 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 		return;
 	}
 	s->stats.cache_misses++;
+	/* RFC 8767 §4: with every upstream known dead, an expired answer goes
+	 * out at once instead of after the query's whole upstream budget (a
+	 * stub gives up sooner). The forwarder's probes notice a revival. */
+	if (t->kind != TARGET_NONE && dns_forward_all_dead(s->fwd)) {
+		n = dns_cache_lookup(s->cache, &key, req.id, true, loop_now(s->loop), s->out,
+		                     sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
+		if (n > 0 && (flags & DNS_CACHE_F_STALE)) {
+			s->stats.stale_answers++;
+			send_finished(s, t, &req, (size_t)n);
+			return;
+		}
+	}
 	start_forward(s, t, &req);
 }
 
