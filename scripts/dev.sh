@@ -11,13 +11,15 @@ builddir=${ANYCACHE_BUILDDIR:-build}
 
 # Debian 12 packages; README.md says why each is needed.
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
-            liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev)
+            liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
+            libjansson-dev)                     # JSON of the control socket (anycachectl)
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
            iproute2 procps psmisc               # ip netns / ss / process control in tests
-           strace)                              # fault injection (io_uring unavailable)
+           strace                               # fault injection (io_uring unavailable)
+           prometheus)                          # promtool check metrics on a real scrape
 
 install_pkgs() {
 	local missing=()
