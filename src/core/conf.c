@@ -1210,8 +1210,8 @@ static void load_group(struct ld *ld, const char *s, char *out)
 
 	for (size_t i = 0; ok && i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		ok = isalnum(ch) || ch == '_' || ch == '.' ||
-		     (i > 0 && ch == '-') || (i == n - 1 && i > 0 && ch == '$');
+		ok = isalnum(ch) || ch == '_' || ch == '.' || (i > 0 && ch == '-') ||
+		     (i == n - 1 && i > 0 && ch == '$');
 	}
 	if (!ok) {
 		err_at(ld, "control.group", false,

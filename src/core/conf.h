@@ -183,8 +183,8 @@ struct conf_health {
 
 struct conf_control {
 	char socket[CONF_SOCKET_MAX + 1];
-	char group[CONF_GROUP_MAX + 1];   /* "" = the daemon's own group */
-	char state[CONF_STATE_MAX + 1];   /* the drain-state file (absolute path) */
+	char group[CONF_GROUP_MAX + 1]; /* "" = the daemon's own group */
+	char state[CONF_STATE_MAX + 1]; /* the drain-state file (absolute path) */
 	struct netaddr metrics;
 	bool has_metrics;
 };
