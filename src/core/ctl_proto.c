@@ -167,7 +167,7 @@ out:
 /* One line: compact JSON (no newline can appear inside it) plus "\n". */
 static char *dump_line(const json_t *j, size_t *len)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
 	size_t n;
 	char *line;
 
@@ -203,7 +203,8 @@ char *ctl_proto_build_request(const char *cmd, const char *const *args, unsigned
 			goto out;
 		for (unsigned i = 0; i < n_args; i++) {
 			/* json_string refuses invalid UTF-8: the daemon would too. */
-			json_t *s = strlen(args[i]) <= CTL_PROTO_MAX_ARG ? json_string(args[i]) : NULL;
+			json_t *s =
+			    strlen(args[i]) <= CTL_PROTO_MAX_ARG ? json_string(args[i]) : NULL;
 			if (!s || json_array_append_new(a, s))
 				goto out;
 		}

@@ -38,24 +38,24 @@
 #include <stddef.h>
 
 #define CTL_PROTO_VERSION     1
-#define CTL_PROTO_MAX_REQUEST 4096         /* bytes of a request line, newline included */
-#define CTL_PROTO_MAX_ANSWER  (16u << 20)  /* what a client accepts of one answer line */
+#define CTL_PROTO_MAX_REQUEST 4096        /* bytes of a request line, newline included */
+#define CTL_PROTO_MAX_ANSWER  (16u << 20) /* what a client accepts of one answer line */
 #define CTL_PROTO_MAX_CMD     32
 #define CTL_PROTO_MAX_ARGS    8
 #define CTL_PROTO_MAX_ARG     255 /* a domain name in text form fits */
 #define CTL_PROTO_MAX_MESSAGE 256 /* error messages are cut here */
 
 enum ctl_err {
-	CTL_E_BAD_REQUEST = 1,   /* not one JSON object of the form above */
-	CTL_E_VERSION,           /* "v" is not a version this side speaks */
-	CTL_E_UNKNOWN_COMMAND,   /* no such command */
-	CTL_E_BAD_ARGUMENT,      /* the command's arguments are wrong */
-	CTL_E_NOT_FOUND,         /* the argument names nothing (a VIP that is not one) */
-	CTL_E_NOT_IMPLEMENTED,   /* a known command this build cannot do yet */
-	CTL_E_BUSY,              /* too many requests in progress: try again */
-	CTL_E_TOO_LARGE,         /* the request line exceeds CTL_PROTO_MAX_REQUEST */
-	CTL_E_UNAVAILABLE,       /* the daemon cannot answer now (stopping, a part missing) */
-	CTL_E_INTERNAL,          /* out of memory or a bug */
+	CTL_E_BAD_REQUEST = 1, /* not one JSON object of the form above */
+	CTL_E_VERSION,         /* "v" is not a version this side speaks */
+	CTL_E_UNKNOWN_COMMAND, /* no such command */
+	CTL_E_BAD_ARGUMENT,    /* the command's arguments are wrong */
+	CTL_E_NOT_FOUND,       /* the argument names nothing (a VIP that is not one) */
+	CTL_E_NOT_IMPLEMENTED, /* a known command this build cannot do yet */
+	CTL_E_BUSY,            /* too many requests in progress: try again */
+	CTL_E_TOO_LARGE,       /* the request line exceeds CTL_PROTO_MAX_REQUEST */
+	CTL_E_UNAVAILABLE,     /* the daemon cannot answer now (stopping, a part missing) */
+	CTL_E_INTERNAL,        /* out of memory or a bug */
 };
 
 /* "bad-request", "unsupported-version", ...; "internal" for unknown values. */

@@ -106,7 +106,8 @@ static int take_over(const struct sockaddr_un *sa, char *why, size_t whylen)
 	if (lstat(sa->sun_path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "control socket %s: a file that is not a socket is in the way",
+		snprintf(why, whylen,
+		         "control socket %s: a file that is not a socket is in the way",
 		         sa->sun_path);
 		return -EEXIST;
 	}
@@ -364,8 +365,8 @@ static int on_request(void *arg, uint64_t conn, const uint8_t *buf, size_t len, 
 
 /* ---------------------------------------------------------------- lifecycle */
 
-int ctl_server_register(struct ctl_server *s, const char *cmd, unsigned min_args,
-                        unsigned max_args, const char *usage, ctl_cmd_fn fn, void *arg)
+int ctl_server_register(struct ctl_server *s, const char *cmd, unsigned min_args, unsigned max_args,
+                        const char *usage, ctl_cmd_fn fn, void *arg)
 {
 	struct cmd *c;
 

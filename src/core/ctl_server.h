@@ -41,9 +41,9 @@ struct ctl_call;
 typedef void (*ctl_cmd_fn)(void *arg, struct ctl_call *call);
 
 struct ctl_server_conf {
-	const char *path;   /* the socket */
-	const char *group;  /* NULL or "": the daemon's own group */
-	unsigned max_conns; /* 0: CTL_SERVER_MAX_CONNS */
+	const char *path;    /* the socket */
+	const char *group;   /* NULL or "": the daemon's own group */
+	unsigned max_conns;  /* 0: CTL_SERVER_MAX_CONNS */
 	unsigned timeout_ms; /* 0: CTL_SERVER_TIMEOUT_MS */
 };
 
@@ -58,8 +58,8 @@ void ctl_server_free(struct ctl_server *s);
  * arguments; usage is shown by help and on a wrong argument count, e.g.
  * "cache flush [NAME]". 0, -EEXIST, -ENOSPC, -EINVAL.
  */
-int ctl_server_register(struct ctl_server *s, const char *cmd, unsigned min_args,
-                        unsigned max_args, const char *usage, ctl_cmd_fn fn, void *arg);
+int ctl_server_register(struct ctl_server *s, const char *cmd, unsigned min_args, unsigned max_args,
+                        const char *usage, ctl_cmd_fn fn, void *arg);
 
 /* ---- inside a handler ---- */
 unsigned ctl_call_nargs(const struct ctl_call *c);

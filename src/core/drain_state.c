@@ -73,8 +73,8 @@ char *drain_state_format(const struct drain_state *s, size_t *len)
 	size_t n;
 
 	for (unsigned i = 0; list && i < s->n; i++)
-		if (json_array_append_new(list, json_string(netaddr_format(&s->vip[i], true, b,
-		                                                           sizeof(b)))))
+		if (json_array_append_new(
+		        list, json_string(netaddr_format(&s->vip[i], true, b, sizeof(b)))))
 			goto out;
 	if (!list)
 		goto out;

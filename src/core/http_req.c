@@ -57,8 +57,9 @@ static bool version_prefix_ok(const uint8_t *v, size_t n)
 	if (n > 8)
 		return false;
 	for (size_t k = 0; k < n; k++) {
-		bool ok = k < 5 ? v[k] == (uint8_t)"HTTP/"[k]
-		                : k == 6 ? v[k] == '.' : v[k] >= '0' && v[k] <= '9';
+		bool ok = k < 5    ? v[k] == (uint8_t) "HTTP/"[k]
+		          : k == 6 ? v[k] == '.'
+		                   : v[k] >= '0' && v[k] <= '9';
 		if (!ok)
 			return false;
 	}
@@ -86,7 +87,8 @@ static int request_line(const uint8_t *p, size_t n, bool complete, struct http_r
 		i++;
 	tn = i - t0;
 	if (i == n && !complete)
-		return tn > HTTP_REQ_MAX_PATH + 300 ? -414 : 0; /* 300: an absolute-form authority */
+		return tn > HTTP_REQ_MAX_PATH + 300 ? -414
+		                                    : 0; /* 300: an absolute-form authority */
 	if (tn == 0 || i == n || p[i] != ' ')
 		return -400;
 	/* Version: exactly HTTP/1.0 or HTTP/1.1; another HTTP/d.d is 505. */

@@ -70,8 +70,8 @@ static void call_free(struct http_call *c)
 	free(c);
 }
 
-void http_call_reply(struct http_call *c, int status, const char *content_type,
-                     const char *body, size_t len)
+void http_call_reply(struct http_call *c, int status, const char *content_type, const char *body,
+                     size_t len)
 {
 	respond(c->srv, c->conn, status, content_type, NULL, body, len);
 	call_free(c);

@@ -45,7 +45,7 @@ int http_server_route(struct http_server *s, const char *path, http_route_fn fn,
  * Ends the call: sends status, Content-Type and body (len bytes; copied) and
  * closes the connection. call is freed.
  */
-void http_call_reply(struct http_call *call, int status, const char *content_type,
-                     const char *body, size_t len);
+void http_call_reply(struct http_call *call, int status, const char *content_type, const char *body,
+                     size_t len);
 
 #endif

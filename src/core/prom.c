@@ -183,8 +183,8 @@ void prom_sample(struct prom *p, const char *name, const struct prom_label *labe
 	puts_(p, "\n");
 }
 
-void prom_sample_u64(struct prom *p, const char *name, const struct prom_label *labels,
-                     unsigned n, uint64_t value)
+void prom_sample_u64(struct prom *p, const char *name, const struct prom_label *labels, unsigned n,
+                     uint64_t value)
 {
 	check_name(p, name, false);
 	puts_(p, name);
@@ -198,9 +198,8 @@ static void suffixed(struct prom *p, char *out, size_t cap, const char *name, co
 		p->err = -EINVAL;
 }
 
-void prom_histogram(struct prom *p, const char *name, const struct prom_label *labels,
-                    unsigned n, const double *bounds, const uint64_t *counts, unsigned n_bounds,
-                    double sum)
+void prom_histogram(struct prom *p, const char *name, const struct prom_label *labels, unsigned n,
+                    const double *bounds, const uint64_t *counts, unsigned n_bounds, double sum)
 {
 	char nm[128], le[32];
 	uint64_t cum = 0;

@@ -45,8 +45,8 @@ void prom_family(struct prom *p, const char *name, const char *type, const char 
 void prom_sample(struct prom *p, const char *name, const struct prom_label *labels, unsigned n,
                  double value);
 /* The same for a counter kept as an integer (printed exactly). */
-void prom_sample_u64(struct prom *p, const char *name, const struct prom_label *labels,
-                     unsigned n, uint64_t value);
+void prom_sample_u64(struct prom *p, const char *name, const struct prom_label *labels, unsigned n,
+                     uint64_t value);
 
 /*
  * A histogram's samples (after its family line): name_bucket{...,le="b"}
@@ -54,9 +54,8 @@ void prom_sample_u64(struct prom *p, const char *name, const struct prom_label *
  * (bounds[i-1], bounds[i]], counts[n_bounds] = above the last bound), the
  * +Inf bucket, name_sum and name_count. bounds ascending, in the metric's unit.
  */
-void prom_histogram(struct prom *p, const char *name, const struct prom_label *labels,
-                    unsigned n, const double *bounds, const uint64_t *counts, unsigned n_bounds,
-                    double sum);
+void prom_histogram(struct prom *p, const char *name, const struct prom_label *labels, unsigned n,
+                    const double *bounds, const uint64_t *counts, unsigned n_bounds, double sum);
 
 /* 0 or the first error. */
 int prom_result(const struct prom *p);

@@ -25,8 +25,7 @@ Test(ctl_proto, request_round_trip)
 	cr_assert_eq(len, strlen(line));
 	cr_assert_eq(line[len - 1], '\n');
 	cr_assert_null(memchr(line, '\n', len - 1), "one line");
-	cr_assert_eq(ctl_proto_parse_request(line, len, &r, &code, msg, sizeof(msg)), 0, "%s",
-	             msg);
+	cr_assert_eq(ctl_proto_parse_request(line, len, &r, &code, msg, sizeof(msg)), 0, "%s", msg);
 	cr_assert_eq(r.v, 1);
 	cr_assert_str_eq(r.cmd, "cache flush");
 	cr_assert_eq(r.n_args, 1);
@@ -37,8 +36,9 @@ Test(ctl_proto, request_round_trip)
 	cr_assert_str_eq(r.cmd, "status");
 	cr_assert_eq(r.n_args, 0);
 	/* Order of members and whitespace do not matter. */
-	cr_assert_eq(parse(" { \"args\" : [ ] , \"cmd\":\"show bgp\", \"v\" : 1 } ", &r, &code, msg),
-	             0, "%s", msg);
+	cr_assert_eq(
+	    parse(" { \"args\" : [ ] , \"cmd\":\"show bgp\", \"v\" : 1 } ", &r, &code, msg), 0,
+	    "%s", msg);
 	cr_assert_str_eq(r.cmd, "show bgp");
 }
 
@@ -106,13 +106,13 @@ Test(ctl_proto, sizes_are_bounded)
 	/* A line over the limit: too-large, whatever it holds. */
 	memset(line, ' ', sizeof(line));
 	memcpy(line, "{\"v\":1,\"cmd\":\"x\"}", 17);
-	cr_assert_eq(ctl_proto_parse_request(line, CTL_PROTO_MAX_REQUEST + 1, &r, &code, msg,
-	                                     sizeof(msg)),
-	             -EBADMSG);
+	cr_assert_eq(
+	    ctl_proto_parse_request(line, CTL_PROTO_MAX_REQUEST + 1, &r, &code, msg, sizeof(msg)),
+	    -EBADMSG);
 	cr_assert_eq(code, CTL_E_TOO_LARGE);
-	cr_assert_eq(ctl_proto_parse_request(line, CTL_PROTO_MAX_REQUEST, &r, &code, msg,
-	                                     sizeof(msg)),
-	             0, "exactly the limit (trailing spaces are JSON whitespace): %s", msg);
+	cr_assert_eq(
+	    ctl_proto_parse_request(line, CTL_PROTO_MAX_REQUEST, &r, &code, msg, sizeof(msg)), 0,
+	    "exactly the limit (trailing spaces are JSON whitespace): %s", msg);
 	/* Deep nesting is refused by the parser, not by the stack. */
 	size_t n = 0;
 	n += (size_t)snprintf(line, sizeof(line), "{\"v\":1,\"cmd\":\"x\",\"args\":");
@@ -164,9 +164,15 @@ Test(ctl_proto, answers_round_trip)
 
 Test(ctl_proto, malformed_answers)
 {
-	const char *bad[] = {"", "x", "{}", "{\"v\":1}", "{\"v\":1,\"ok\":true}",
-	                     "{\"v\":1,\"ok\":true,\"data\":[]}", "{\"v\":1,\"ok\":false}",
-	                     "{\"v\":2,\"ok\":true,\"data\":{}}", NULL};
+	const char *bad[] = {"",
+	                     "x",
+	                     "{}",
+	                     "{\"v\":1}",
+	                     "{\"v\":1,\"ok\":true}",
+	                     "{\"v\":1,\"ok\":true,\"data\":[]}",
+	                     "{\"v\":1,\"ok\":false}",
+	                     "{\"v\":2,\"ok\":true,\"data\":{}}",
+	                     NULL};
 	for (unsigned i = 0; bad[i]; i++) {
 		json_t *d = NULL;
 		enum ctl_err code;

@@ -9,8 +9,7 @@
 
 #include "core/drain_state.h"
 
-static struct netaddr A(const char *s)
-{
+static struct netaddr A(const char *s) {
 	struct netaddr a;
 	cr_assert_eq(netaddr_parse(s, 0, &a), 0, "%s", s);
 	return a;
@@ -32,8 +31,9 @@ Test(drain_state, set_has_and_round_trip)
 	cr_assert(drain_state_has(&s, &v4));
 	cr_assert_not(drain_state_has(&s, &other_port), "the port is part of a VIP");
 	char *text = drain_state_format(&s, &len);
-	cr_assert_str_eq(text,
-	                 "{\"v\":1,\"all\":false,\"drained\":[\"192.0.2.53:53\",\"[2001:db8::53]:53\"]}\n");
+	cr_assert_str_eq(
+	    text,
+	    "{\"v\":1,\"all\":false,\"drained\":[\"192.0.2.53:53\",\"[2001:db8::53]:53\"]}\n");
 	cr_assert_eq(drain_state_parse(text, len, &back, why, sizeof(why)), 0, "%s", why);
 	cr_assert_eq(back.n, 2);
 	cr_assert(drain_state_has(&back, &v6));
@@ -47,10 +47,17 @@ Test(drain_state, set_has_and_round_trip)
 
 Test(drain_state, bad_files)
 {
-	const char *bad[] = {"", "x", "[]", "{\"v\":2}", "{\"v\":1,\"all\":1}",
-	                     "{\"v\":1,\"drained\":{}}", "{\"v\":1,\"drained\":[\"192.0.2.1\"]}",
-	                     "{\"v\":1,\"drained\":[\"nonsense:53\"]}", "{\"v\":1,\"x\":true}",
-	                     "{\"v\":1,\"v\":1}", NULL};
+	const char *bad[] = {"",
+	                     "x",
+	                     "[]",
+	                     "{\"v\":2}",
+	                     "{\"v\":1,\"all\":1}",
+	                     "{\"v\":1,\"drained\":{}}",
+	                     "{\"v\":1,\"drained\":[\"192.0.2.1\"]}",
+	                     "{\"v\":1,\"drained\":[\"nonsense:53\"]}",
+	                     "{\"v\":1,\"x\":true}",
+	                     "{\"v\":1,\"v\":1}",
+	                     NULL};
 	for (unsigned i = 0; bad[i]; i++) {
 		struct drain_state s;
 		char why[128] = "";

@@ -59,7 +59,7 @@ Test(http_req, malformed)
 	    {"GET / HTTP/1.2\r\nHost: x\r\n\r\n", -505},
 	    {"GET / HTTP/1.1x\r\nHost: x\r\n\r\n", -400},
 	    {"GET / FTP/1.1\r\nHost: x\r\n\r\n", -400},
-	    {"GET / HTTP/1.1\r\n\r\n", -400},                      /* no Host (§3.2) */
+	    {"GET / HTTP/1.1\r\n\r\n", -400},                       /* no Host (§3.2) */
 	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -400}, /* two */
 	    {"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", -400},
 	    {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", -400}, /* space before the colon (§5.1) */
