@@ -1312,8 +1312,12 @@ int ops_new(const struct ops_conf *c, char *why, size_t whylen, struct ops **out
 	o->c = *c;
 	o->conf = conf;
 	o->l = c->ctl;
-	if (c->conf_path)
-		snprintf(o->conf_path, sizeof(o->conf_path), "%s", c->conf_path);
+	if (c->conf_path) {
+		/* Absolute, so status names the file whatever directory it was started in. */
+		char *abs = realpath(c->conf_path, NULL);
+		snprintf(o->conf_path, sizeof(o->conf_path), "%s", abs ? abs : c->conf_path);
+		free(abs);
+	}
 	o->started_ms = clock_now_ms();
 	o->started_unix = (int64_t)time(NULL);
 	timer_init(&o->round_timer, on_round_bound, o);
