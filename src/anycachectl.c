@@ -154,14 +154,14 @@ static char *read_line(int fd, size_t *len)
 		ssize_t r = recv(fd, buf + n, cap - n, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
+		if (r < 0 && errno != ECONNRESET) {
 			fprintf(stderr, "anycachectl: no answer from anycached: %s\n",
 			        errno == EAGAIN ? "timed out" : strerror(errno));
 			break;
 		}
-		if (r == 0) {
+		if (r <= 0) {
 			fprintf(stderr, "anycachectl: anycached closed the connection without an "
-			                "answer\n");
+			                "answer (too many clients at once, or it is stopping)\n");
 			break;
 		}
 		char *nl = memchr(buf + n, '\n', (size_t)r);
@@ -631,6 +631,12 @@ int main(int argc, char **argv)
 	}
 	r = send_all(fd, req, len);
 	free(req);
+	if (r && (errno == EPIPE || errno == ECONNRESET)) {
+		fprintf(stderr, "anycachectl: anycached closed the connection without an answer "
+		                "(too many clients at once, or it is stopping)\n");
+		close(fd);
+		return EXIT_UNREACHABLE;
+	}
 	if (r) {
 		fprintf(stderr, "anycachectl: cannot send to %s: %s\n", sock, strerror(errno));
 		close(fd);
