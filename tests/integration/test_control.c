@@ -176,6 +176,9 @@ Test(control, every_command_human_and_json)
 
 	cr_assert_eq(CTL(sock, out, "help"), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "cache flush [NAME]"), "%s", out);
+	/* After all of it: exit 0, no sanitizer report, the socket removed. */
+	char why[256];
+	cr_assert_eq(anycached_stop_clean(&daemon_, 3000, why, sizeof(why)), 0, "%s", why);
 }
 
 Test(control, drain_and_undrain_one_vip_and_all)
@@ -215,6 +218,8 @@ Test(control, drain_and_undrain_one_vip_and_all)
 	cr_assert(wait_vips(sock, "draining", 3000));
 	cr_assert_eq(CTL(sock, out, "undrain", NODE ":5300"), 0, "%s", out);
 	cr_assert(wait_vips(sock, "up", 5000));
+	char why[256];
+	cr_assert_eq(anycached_stop_clean(&daemon_, 3000, why, sizeof(why)), 0, "%s", why);
 }
 
 Test(control, bad_requests_are_answered_not_fatal)
@@ -536,6 +541,9 @@ Test(control_bgp, show_bgp_against_bird)
 	cr_assert(got, "no Cease from BIRD seen, or the session did not come back");
 	cr_assert_eq(CTL(bsock, out, "show", "bgp"), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "last NOTIFICATION received: 6/"), "%s", out);
+	char why[256];
+	rig.d_up = false;
+	cr_assert_eq(anycached_stop_clean(&rig.d, 3000, why, sizeof(why)), 0, "%s", why);
 }
 
 /* drain (every VIP) survives a restart; undrain brings the routes back. */

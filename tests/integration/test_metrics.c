@@ -148,6 +148,8 @@ Test(metrics, scrape_passes_promtool_and_counts)
 	cr_assert_eq(get("/metrics"), 200);
 	cr_assert_geq(scrape_value(http_body(page), "anycache_queries_total{transport=\"udp\"}"),
 	              before);
+	char why[256];
+	cr_assert_eq(anycached_stop_clean(&daemon_, 3000, why, sizeof(why)), 0, "%s", why);
 }
 
 Test(metrics, health_follows_the_vips)
