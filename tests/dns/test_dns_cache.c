@@ -753,8 +753,7 @@ Test(dns_cache, precomputed_lowercase_name_is_used)
 	struct dns_cache_key q = key_of(NAME(www_mixed), 1);
 	q.qname_lc = www_lc;
 	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)a.len);
-	cr_assert_arr_eq(out + 12, www_mixed, sizeof(www_mixed) - 1,
-	                 "the client's case comes back");
+	cr_assert_arr_eq(out + 12, www_mixed, sizeof(www_mixed) - 1, "the client's case comes back");
 	/* qname_lc is trusted as the key: a different lowercase name is a miss. */
 	const uint8_t other[] = "\3wwx\7example\4test";
 	q.qname_lc = other;
