@@ -1,5 +1,6 @@
 /*
- * ops.h: operations, the composition root's second half (beside main.c).
+ * ops.h: operations, the composition root's second half (beside main.c;
+ * ops.c, ops_cmd.c, ops_metrics.c, sharing ops_int.h).
  *
  * It alone wires the control socket (core/ctl_server.h), the metrics and
  * health endpoint (core/http_server.h) and the persisted drains
