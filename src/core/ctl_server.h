@@ -35,7 +35,7 @@ struct ctl_server;
 struct ctl_call;
 
 #define CTL_SERVER_MAX_CONNS  16
-#define CTL_SERVER_TIMEOUT_MS 5000 /* per connection, without progress */
+#define CTL_SERVER_TIMEOUT_MS 5000 /* a request to arrive whole, an answer to be read */
 #define CTL_SERVER_MAX_CMDS   32
 
 typedef void (*ctl_cmd_fn)(void *arg, struct ctl_call *call);

@@ -5,9 +5,10 @@
  * and the connection closes after it), served by stream_srv.h on the control
  * loop, never by a DNS worker: at most HTTP_SERVER_MAX_CONNS connections, a
  * request head of at most HTTP_SERVER_MAX_HEAD bytes, HTTP_SERVER_TIMEOUT_MS
- * without progress. The head is checked by http_req.h; a malformed one gets
- * 400 (414, 431, 505 where those say more), another method 405 with
- * "Allow: GET", a path nobody registered 404.
+ * for the head to arrive whole and as much for the answer to be read. The
+ * head is checked by http_req.h; a malformed one gets 400 (414, 431, 505
+ * where those say more), another method 405 with "Allow: GET", a path nobody
+ * registered 404.
  *
  * The composition root registers paths (exact match, query ignored); a
  * handler answers with http_call_reply(), at once or later, exactly once.

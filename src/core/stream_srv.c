@@ -88,7 +88,7 @@ static void conn_close(struct sconn *c)
 	}
 }
 
-/* Progress: the client gets another timeout_ms. */
+/* A new deadline: the connection began, an answer was handed over or sent. */
 static void conn_touch(struct sconn *c)
 {
 	loop_timer_cancel(c->srv->l, &c->timer);
@@ -132,6 +132,8 @@ static void conn_pump(struct sconn *c)
 			break;
 		}
 		s->st.requests++;
+		if (c->waiting)
+			conn_touch(c); /* the deadline now bounds our own answer */
 		size_t n = (size_t)r < c->rx_len ? (size_t)r : c->rx_len;
 		memmove(c->rx, c->rx + n, c->rx_len - n);
 		c->rx_len -= n;
@@ -167,8 +169,8 @@ static void on_recv(struct loop *l, void *ctx, int res, unsigned flags)
 		c->eof = true; /* answer what was asked, then close */
 	else
 		c->rx_len += (size_t)res;
-	if (res > 0 && !c->waiting && !c->sending)
-		conn_touch(c);
+	/* No conn_touch here: a request must arrive whole within timeout_ms, so a
+	 * client trickling a byte at a time (slowloris) cannot hold a slot. */
 	conn_pump(c);
 }
 

@@ -8,10 +8,11 @@
  *   - at most max_conns connections; one more is accepted and closed at once;
  *   - at most max_request bytes of one request buffered: the protocol layer
  *     sees `last` when the buffer is full and must refuse the request;
- *   - timeout_ms without progress closes the connection: a client that
- *     connects and sends nothing, sends a request slower than that, or never
- *     reads its answer (progress = a byte received while a request is
- *     incomplete, or an answer send that completed);
+ *   - deadlines of timeout_ms close the connection: from the accept, and
+ *     from each answer, the next request must arrive whole (a client that
+ *     sends nothing, or trickles a request a byte at a time, is cut off);
+ *     from the start of an answer's send, it must be sent (a client that
+ *     never reads is cut off);
  *   - one request at a time per connection: reading pauses from a complete
  *     request until its answer was handed to the kernel.
  *
@@ -47,7 +48,7 @@ struct stream_srv_conf {
 	const char *name;    /* for logs: "control", "metrics" (a constant string) */
 	unsigned max_conns;  /* 1.. */
 	size_t max_request;  /* bytes buffered for one request, 1.. */
-	unsigned timeout_ms; /* without progress, 1.. */
+	unsigned timeout_ms; /* for a whole request, and for an answer's send, 1.. */
 };
 
 typedef int (*stream_srv_request_fn)(void *arg, uint64_t id, const uint8_t *buf, size_t len,

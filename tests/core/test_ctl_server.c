@@ -255,6 +255,17 @@ Test(ctl_server, silent_client_is_closed_after_the_timeout)
 	say(fd, "{\"v\":1,");
 	cr_assert(closed_within(fd, 2000));
 	close(fd);
+	/* A byte every 50 ms is still a request that never arrives whole within
+	 * 300 ms: cut off as well (slowloris). */
+	fd = client();
+	t0 = clock_now_ms();
+	bool cut = false;
+	for (int i = 0; i < 40 && !cut; i++) {
+		cut = send(fd, " ", 1, MSG_NOSIGNAL) < 0 || closed_within(fd, 50);
+	}
+	cr_assert(cut, "a trickling client kept its connection");
+	cr_assert_lt(clock_now_ms() - t0, 1000);
+	close(fd);
 }
 
 Test(ctl_server, oversize_request_is_refused_and_closed)
