@@ -11,7 +11,8 @@ builddir=${ANYCACHE_BUILDDIR:-build}
 
 # Debian 12 packages; README.md says why each is needed.
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
-            liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev)
+            liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
+            libjansson-dev)                     # JSON of the control socket (anycachectl)
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
@@ -19,7 +20,8 @@ test_pkgs=(libcriterion-dev                     # unit tests
            iproute2 procps psmisc               # ip netns / ss / process control in tests
            strace                               # fault injection (io_uring unavailable)
            dnsperf                              # failover lab: the overload scenario's flood
-           gnuplot-nox)                         # failover lab: the timeline picture (scripts/lab.sh)
+           gnuplot-nox                          # failover lab: the timeline picture (scripts/lab.sh)
+           prometheus)                          # promtool check metrics on a real scrape
 
 install_pkgs() {
 	local missing=()

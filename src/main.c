@@ -6,8 +6,8 @@
  * threads, each with its own io_uring loop:
  *   dns-0 .. dns-N-1  one DNS service each (its own sockets via SO_REUSEPORT)
  *   ctl               the control plane: BGP (and BFD), the health monitor
- *                     (dns_health.h), later the control socket and metrics;
- *                     it never waits behind a DNS flood
+ *                     (dns_health.h), the control socket and the metrics
+ *                     endpoint (ops.h); it never waits behind a DNS flood
  *   main              signals, taken synchronously with sigwait, so no
  *                     handler runs inside a worker's hot path
  * Threads talk only through loop_post(). Everything below is wired here and
@@ -39,6 +39,7 @@
 #include "core/timer.h"
 #include "dns/dns_health.h"
 #include "dns/dns_server.h"
+#include "ops.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
 
@@ -58,12 +59,15 @@ struct ctl {
 	struct loop *loop;
 	struct bgp_speaker *bgp;
 	struct dns_health *health;
+	struct ops *ops;
 	struct timer drain_timer;
 	bool stopping;
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
-static struct conf conf; /* large (fixed arrays): static, not on the stack */
+static struct conf conf;         /* large (fixed arrays): static, not on the stack */
+static const char *conf_path;    /* NULL: the embedded default */
+static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
 static atomic_int exit_code;
 static struct ctl ctl;
 
@@ -194,6 +198,7 @@ static void *ctl_main(void *arg)
 	(void)arg;
 	pthread_setname_np(pthread_self(), "ctl");
 	r = loop_run(ctl.loop);
+	ops_close(ctl.ops); /* no command or scrape may start once the loop stopped */
 	if (loop_drain(ctl.loop, 1000))
 		log_warn("main", "ctl: requests still in flight after 1 s");
 	if (r < 0) {
@@ -246,6 +251,7 @@ static void withdraw_and_close(struct timer *t, uint64_t now, void *arg)
 static void ctl_begin_stop(struct loop *l, void *arg)
 {
 	(void)arg;
+	ops_stopping(ctl.ops);
 	timer_init(&ctl.drain_timer, withdraw_and_close, NULL);
 	if (ctl.bgp && conf.health.drain_ms && bgp_speaker_any_established(ctl.bgp)) {
 		log_info("main", "draining for %llu ms (RFC 8326 graceful shutdown)",
@@ -281,6 +287,25 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 		snprintf(why, whylen, "health monitor: %s", strerror(-r));
 		return r;
 	}
+	struct ops_worker ow[CONF_MAX_THREADS];
+	for (unsigned i = 0; i < n; i++) {
+		ow[i].loop = w[i].loop;
+		ow[i].dns = w[i].dns;
+	}
+	struct ops_conf oc = {
+	    .conf = &conf,
+	    .conf_path = conf_path,
+	    .conf_loaded_unix = conf_loaded_unix,
+	    .ctl = ctl.loop,
+	    .workers = ow,
+	    .n_workers = n,
+	    .bgp = ctl.bgp,
+	    .health = ctl.health,
+	};
+	/* The control socket and drains left in place, before any route goes out. */
+	r = ops_new(&oc, why, whylen, &ctl.ops);
+	if (r)
+		return r;
 	/* Every VIP starts DOWN: announced only after `rise` good probes. */
 	if (ctl.bgp) {
 		struct health_snapshot snap;
@@ -396,8 +421,10 @@ static void stop_all(struct worker *w, unsigned n)
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
 	/* Every loop is drained now: no post or probe of the monitor is in flight. */
-	if (ctl.loop && !ctl.started)
+	if (ctl.loop && !ctl.started) {
+		ops_close(ctl.ops);
 		loop_drain(ctl.loop, 1000);
+	}
 	dns_health_free(ctl.health);
 	ctl.health = NULL;
 	log_exit_stats(w, n);
@@ -409,6 +436,8 @@ static void stop_all(struct worker *w, unsigned n)
 	if (ctl.loop)
 		loop_free(ctl.loop);
 	ctl.loop = NULL;
+	ops_free(ctl.ops); /* after every loop: no round or connection is left */
+	ctl.ops = NULL;
 	/* After loop_free: its final callbacks still touch the speaker's sockets. */
 	bgp_speaker_free(ctl.bgp);
 	ctl.bgp = NULL;
@@ -458,6 +487,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	conf_path = path;
+	conf_loaded_unix = (int64_t)time(NULL);
 	if (path) {
 		r = conf_load_file(path, RESOLV_CONF, &conf, &diag);
 		if (r) {

@@ -354,3 +354,18 @@ size_t bgp_adjout_sent_count(const struct bgp_adjout *ao)
 		n += ao->e[i].sent;
 	return n;
 }
+
+size_t bgp_adjout_sent_list(const struct bgp_adjout *ao, struct netprefix *prefixes,
+                            struct bgp_adjout_attrs *attrs, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ao->n && n < max; i++) {
+		if (!ao->e[i].sent)
+			continue;
+		prefixes[n] = ao->e[i].prefix;
+		attrs[n] = ao->e[i].have;
+		n++;
+	}
+	return n;
+}

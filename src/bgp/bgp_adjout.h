@@ -132,6 +132,10 @@ bool bgp_adjout_eor_owed(const struct bgp_adjout *ao, int family);
 /* Counts, for logs and the control socket. */
 size_t bgp_adjout_desired_count(const struct bgp_adjout *ao);
 size_t bgp_adjout_sent_count(const struct bgp_adjout *ao);
+/* What the peer holds: up to max prefixes with the attributes they were sent
+ * with (table order). Returns how many were written. */
+size_t bgp_adjout_sent_list(const struct bgp_adjout *ao, struct netprefix *prefixes,
+                            struct bgp_adjout_attrs *attrs, size_t max);
 
 bool bgp_adjout_attrs_equal(const struct bgp_adjout_attrs *a, const struct bgp_adjout_attrs *b);
 

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +80,25 @@ struct bgp_session {
 	uint8_t open_buf[256];
 	size_t open_len;
 	struct bgp_caps our_caps;
+	/* What an operator asks about (bgp_session_info). */
+	uint64_t state_since_ms;
+	uint64_t updates_sent, prefixes_announced, prefixes_withdrawn;
+	struct bgp_session_notif notif_sent, notif_received;
+	char last_error[BGP_SESSION_TEXT_MAX + 1];
+	uint64_t last_error_ms;
 };
+
+/* The last thing that went wrong on this session, for anycachectl show bgp. */
+__attribute__((format(printf, 2, 3))) static void set_error(struct bgp_session *s, const char *fmt,
+                                                            ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
+	va_end(ap);
+	s->last_error_ms = loop_now(s->l);
+}
 
 static void settle(struct bgp_session *s);
 static void step(struct bgp_session *s, int slot, const struct bgp_fsm_event *ev);
@@ -238,6 +258,7 @@ static void send_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 			return;
 		}
 		log_info("bgp", "%s: send failed: %s", s->name, strerror(-res));
+		set_error(s, "send: %s", strerror(-res));
 		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_TCP_CONNECTION_FAILS};
 		step(s, k->slot, &ev);
 		settle(s);
@@ -299,6 +320,7 @@ static bool q_commit(struct bgp_sock *k, struct wbuf *b, const char *what)
 		        "read), %s not queued: ending the session (Cease, Out of Resources)",
 		        k->s->name, k->qlen, what);
 		k->overflow = true;
+		set_error(k->s, "output queue full: %s not queued", what);
 		return false;
 	}
 	k->qlen += b->off;
@@ -349,6 +371,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 			bgp_withdraw_build(&b, pf, to - from);
 			if (!q_commit(k, &b, "withdrawal"))
 				return;
+			s->updates_sent++;
 		}
 	}
 
@@ -424,6 +447,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 			b.err = r;
 		if (!q_commit(k, &b, "UPDATE"))
 			return;
+		s->updates_sent++;
 	}
 	/* RFC 4724 §2: End-of-RIB after the initial announcement, per family. */
 	if (d.eor_v4 && (mask & BGP_ADJOUT_AF_IPV4)) {
@@ -431,15 +455,19 @@ static void sync_routes(struct bgp_session *s, int slot)
 		bgp_eor_build(&b, BGP_FAM_IPV4);
 		if (!q_commit(k, &b, "End-of-RIB"))
 			return;
+		s->updates_sent++;
 	}
 	if (d.eor_v6 && (mask & BGP_ADJOUT_AF_IPV6)) {
 		struct wbuf b = q_begin(k);
 		bgp_eor_build(&b, BGP_FAM_IPV6);
 		if (!q_commit(k, &b, "End-of-RIB"))
 			return;
+		s->updates_sent++;
 	}
 	/* Everything in d is queued (a group without a next hop was taken out). */
 	bgp_adjout_mark_sent(s->ao, &d);
+	s->prefixes_announced += d.n_announce;
+	s->prefixes_withdrawn += d.n_withdraw;
 	bgp_fsm_update_sent(&c->fsm, loop_now(s->l));
 	log_info("bgp", "%s: sent %zu announcements, %zu withdrawals", s->name, d.n_announce,
 	         d.n_withdraw);
@@ -550,6 +578,11 @@ static void run_actions(struct bgp_session *s, int slot, const struct bgp_fsm_ac
 		case BGP_FSM_ACT_SEND_NOTIFICATION:
 			log_info("bgp", "%s: sending NOTIFICATION %u/%u", s->name, a->notif.code,
 			         a->notif.subcode);
+			s->notif_sent = (struct bgp_session_notif){.valid = true,
+			                                           .code = a->notif.code,
+			                                           .subcode = a->notif.subcode,
+			                                           .at_ms = loop_now(s->l)};
+			set_error(s, "sent NOTIFICATION %u/%u", a->notif.code, a->notif.subcode);
 			if (!k)
 				break;
 			b = q_begin(k);
@@ -603,6 +636,8 @@ static void step(struct bgp_session *s, int slot, const struct bgp_fsm_event *ev
 			sock_detach(s, slot);
 		return;
 	}
+	if (c->fsm.state != before && slot == 0)
+		s->state_since_ms = loop_now(s->l);
 	if (c->fsm.state != before)
 		log_debug("bgp", "%s%s: %s -> %s on %s", s->name, slot ? " (spare)" : "",
 		          bgp_fsm_state_name(before), bgp_fsm_state_name(c->fsm.state),
@@ -732,6 +767,7 @@ static void connect_done_body(struct loop *l, void *ctx, int res, unsigned flags
 	if (res < 0) {
 		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_TCP_CONNECTION_FAILS};
 		log_debug("bgp", "%s: connect: %s", s->name, strerror(-res));
+		set_error(s, "connect: %s", strerror(-res));
 		sock_detach(s, k->slot);
 		step(s, 0, &ev);
 		settle(s);
@@ -852,6 +888,12 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		ev.type = BGP_FSM_EV_NOTIFICATION_RECEIVED;
 		ev.code = n->code;
 		ev.subcode = n->subcode;
+		s->notif_received = (struct bgp_session_notif){
+		    .valid = true, .code = n->code, .subcode = n->subcode, .at_ms = loop_now(s->l)};
+		if (n->has_shutdown && n->shutdown_utf8)
+			snprintf(s->notif_received.text, sizeof(s->notif_received.text), "%.*s",
+			         (int)n->shutdown_len, (const char *)n->shutdown);
+		set_error(s, "received NOTIFICATION %u/%u", n->code, n->subcode);
 		break;
 	}
 	case BGP_MSG_KEEPALIVE:
@@ -935,6 +977,7 @@ static void recv_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_TCP_CONNECTION_FAILS};
 		log_info("bgp", "%s: connection %s", s->name,
 		         res == 0 ? "closed by the peer" : strerror(-res));
+		set_error(s, "connection %s", res == 0 ? "closed by the peer" : strerror(-res));
 		int slot = k->slot;
 		sock_detach(s, slot);
 		step(s, slot, &ev);
@@ -1175,4 +1218,44 @@ void bgp_session_bfd_down(struct bgp_session *s)
 		step(s, i, &ev);
 	}
 	settle(s);
+}
+
+void bgp_session_info(const struct bgp_session *s, struct bgp_session_info *out)
+{
+	const struct bgp_fsm *f = &s->conn[0].fsm;
+	bool open = f->state == BGP_FSM_OPENCONFIRM || f->state == BGP_FSM_ESTABLISHED;
+
+	memset(out, 0, sizeof(*out));
+	out->peer = s->conf.nb.address;
+	out->peer_as = s->conf.nb.asn;
+	out->local_as = s->conf.local_as;
+	out->ibgp = s->ibgp;
+	out->passive = s->conf.nb.passive;
+	out->state = f->state;
+	out->state_since_ms = s->state_since_ms;
+	if (open) {
+		out->hold_time = f->hold_time;
+		out->keepalive_ms = f->keepalive_ms;
+		out->peer_bgp_id = f->peer_bgp_id;
+		out->as4 = f->peer_as4;
+		out->ipv4 = f->afi_ipv4;
+		out->ipv6 = f->afi_ipv6;
+		out->route_refresh = f->route_refresh;
+	}
+	if (s->conn[0].sock)
+		out->local = s->conn[0].sock->local;
+	out->flaps = f->flaps;
+	out->updates_sent = s->updates_sent;
+	out->prefixes_announced = s->prefixes_announced;
+	out->prefixes_withdrawn = s->prefixes_withdrawn;
+	out->notif_sent = s->notif_sent;
+	out->notif_received = s->notif_received;
+	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
+	out->last_error_ms = s->last_error_ms;
+}
+
+size_t bgp_session_routes(const struct bgp_session *s, struct netprefix *prefixes,
+                          struct bgp_adjout_attrs *attrs, size_t max)
+{
+	return bgp_adjout_sent_list(s->ao, prefixes, attrs, max);
 }

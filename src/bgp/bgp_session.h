@@ -83,4 +83,40 @@ enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
  */
 void bgp_session_bfd_down(struct bgp_session *s);
 
+/* ---- for the control socket and metrics (loop thread) ---- */
+
+#define BGP_SESSION_TEXT_MAX 128
+
+struct bgp_session_notif {
+	bool valid;
+	uint8_t code, subcode;
+	uint64_t at_ms;                      /* loop_now() when sent / received */
+	char text[BGP_SESSION_TEXT_MAX + 1]; /* RFC 9003 shutdown communication, if any */
+};
+
+struct bgp_session_info {
+	struct netaddr peer; /* address and TCP port */
+	uint32_t peer_as, local_as;
+	bool ibgp, passive;
+	enum bgp_fsm_state state;            /* the primary connection's */
+	uint64_t state_since_ms;             /* loop_now() of its last change (0: never changed) */
+	uint16_t hold_time;                  /* negotiated, seconds (valid from OpenConfirm) */
+	uint32_t keepalive_ms;               /* negotiated */
+	uint32_t peer_bgp_id;                /* host byte order */
+	bool as4, ipv4, ipv6, route_refresh; /* negotiated capabilities */
+	struct netaddr local;                /* our end of the connection (family 0: none) */
+	uint32_t flaps;                      /* times Established was left */
+	uint64_t updates_sent;               /* UPDATE messages queued (End-of-RIB included) */
+	uint64_t prefixes_announced, prefixes_withdrawn;
+	struct bgp_session_notif notif_sent, notif_received;
+	char last_error[BGP_SESSION_TEXT_MAX + 1]; /* "" = none */
+	uint64_t last_error_ms;
+};
+
+void bgp_session_info(const struct bgp_session *s, struct bgp_session_info *out);
+
+/* The routes the peer holds, with the attributes sent (bgp_adjout_sent_list). */
+size_t bgp_session_routes(const struct bgp_session *s, struct netprefix *prefixes,
+                          struct bgp_adjout_attrs *attrs, size_t max);
+
 #endif

@@ -408,3 +408,13 @@ bool bgp_speaker_any_established(const struct bgp_speaker *sp)
 			return true;
 	return false;
 }
+
+unsigned bgp_speaker_neighbors(const struct bgp_speaker *sp)
+{
+	return sp ? sp->n : 0;
+}
+
+const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsigned i)
+{
+	return sp && i < sp->n ? sp->sess[i] : NULL;
+}

@@ -60,4 +60,9 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 /* Whether some session is Established (a drain is worth waiting for). */
 bool bgp_speaker_any_established(const struct bgp_speaker *sp);
 
+/* For the control socket and metrics: the configured neighbors, in order,
+ * and each one's session (read it with bgp_session_info/_routes). */
+unsigned bgp_speaker_neighbors(const struct bgp_speaker *sp);
+const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsigned i);
+
 #endif

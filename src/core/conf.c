@@ -88,7 +88,7 @@ struct raw_health {
 };
 
 struct raw_control {
-	char *socket, *metrics;
+	char *socket, *metrics, *group, *state;
 };
 
 struct raw_conf {
@@ -203,6 +203,8 @@ static const cyaml_schema_field_t health_fields[] = {
 static const cyaml_schema_field_t control_fields[] = {
     STR("socket", struct raw_control, socket),
     STR("metrics", struct raw_control, metrics),
+    STR("group", struct raw_control, group),
+    STR("state", struct raw_control, state),
     CYAML_FIELD_END,
 };
 
@@ -640,7 +642,8 @@ static void fill_static_defaults(struct conf *c)
 	c->health.overload.drops_per_s = 100;
 	c->health.overload.inflight_pm = 800;
 	c->health.overload.latency_ms = 500;
-	snprintf(c->control.socket, sizeof(c->control.socket), "%s", "/run/anycache/control.sock");
+	snprintf(c->control.socket, sizeof(c->control.socket), "%s", CONF_DEFAULT_SOCKET);
+	snprintf(c->control.state, sizeof(c->control.state), "%s", CONF_DEFAULT_STATE);
 }
 
 static void default_listen(struct conf *c)
@@ -1195,6 +1198,31 @@ static void load_health_more(struct ld *ld, const struct raw_health *r, struct c
 	get_duration_ms(ld, "health.overload.latency", o->latency, &h->overload.latency_ms);
 }
 
+/*
+ * A group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?, at most 32
+ * bytes) or a numeric gid. Only the syntax is checked here: loading stays
+ * pure, the name is looked up when the socket is made (ctl_server.h).
+ */
+static void load_group(struct ld *ld, const char *s, char *out)
+{
+	size_t n = strlen(s);
+	bool ok = n > 0 && n <= CONF_GROUP_MAX;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		ok = isalnum(ch) || ch == '_' || ch == '.' || (i > 0 && ch == '-') ||
+		     (i == n - 1 && i > 0 && ch == '$');
+	}
+	if (!ok) {
+		err_at(ld, "control.group", false,
+		       "control.group: '%s' is not a group name or number (at most %u of "
+		       "A-Z a-z 0-9 _ . -, not starting with -)",
+		       s, CONF_GROUP_MAX);
+		return;
+	}
+	memcpy(out, s, n + 1);
+}
+
 static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 {
 	if (r->bfd) {
@@ -1221,6 +1249,15 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		else
 			get_string(ld, "control.socket", s, CONF_SOCKET_MAX, c->control.socket,
 			           "sun_path");
+		if (r->control->group)
+			load_group(ld, r->control->group, c->control.group);
+		s = r->control->state;
+		if (s && (!*s || *s != '/'))
+			err_at(ld, "control.state", false,
+			       "control.state: '%s' is not an absolute path", s);
+		else
+			get_string(ld, "control.state", s, CONF_STATE_MAX, c->control.state,
+			           "a file path");
 		if (r->control->metrics) {
 			if (netaddr_parse(r->control->metrics, CONF_DEFAULT_METRICS_PORT,
 			                  &c->control.metrics) == 0)

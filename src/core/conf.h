@@ -55,8 +55,11 @@
  *                   500ms; 0 leaves that figure unchecked. Ratios are
  *                   fractions 0..1 with at most 3 decimals or percentages
  *                   ("90%"), stored per mille.
- *   control         socket /run/anycache/control.sock; metrics off when
- *                   absent (a metrics address without a port gets 9253)
+ *   control         socket /run/anycache/control.sock (mode 0660), group
+ *                   absent (the daemon's own), state
+ *                   /var/lib/anycache/drain.json (drains that outlive a
+ *                   restart); metrics off when absent (a metrics address
+ *                   without a port gets 9253)
  */
 #ifndef ANYCACHE_CORE_CONF_H
 #define ANYCACHE_CORE_CONF_H
@@ -80,6 +83,8 @@
 #define CONF_IDENTITY_MAX          255 /* one TXT character-string (RFC 1035 §3.3) */
 #define CONF_PASSWORD_MAX          80  /* TCP_MD5SIG_MAXKEYLEN */
 #define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
+#define CONF_GROUP_MAX             32  /* useradd's name limit */
+#define CONF_STATE_MAX             255
 #define CONF_PREPEND_MAX           10
 #define CONF_HOLD_TIME_MAX         65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
 
@@ -87,6 +92,8 @@
 
 #define CONF_DEFAULT_HOLD_TIME_S  90
 #define CONF_DEFAULT_METRICS_PORT 9253
+#define CONF_DEFAULT_SOCKET       "/run/anycache/control.sock"
+#define CONF_DEFAULT_STATE        "/var/lib/anycache/drain.json"
 
 struct conf_cache {
 	uint64_t size_bytes;
@@ -176,6 +183,8 @@ struct conf_health {
 
 struct conf_control {
 	char socket[CONF_SOCKET_MAX + 1];
+	char group[CONF_GROUP_MAX + 1]; /* "" = the daemon's own group */
+	char state[CONF_STATE_MAX + 1]; /* the drain-state file (absolute path) */
 	struct netaddr metrics;
 	bool has_metrics;
 };

@@ -205,6 +205,11 @@ int conf_print(FILE *f, const struct conf *c)
 	fprintf(f, "control:\n  socket: ");
 	put_quoted(f, c->control.socket);
 	fputc('\n', f);
+	if (c->control.group[0])
+		fprintf(f, "  group: \"%s\"\n", c->control.group);
+	fprintf(f, "  state: ");
+	put_quoted(f, c->control.state);
+	fputc('\n', f);
 	if (c->control.has_metrics)
 		fprintf(f, "  metrics: \"%s\"\n",
 		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));

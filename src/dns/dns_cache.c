@@ -540,6 +540,41 @@ const struct dns_cache_stats *dns_cache_stats(const struct dns_cache *c)
 	return &c->st;
 }
 
+size_t dns_cache_flush(struct dns_cache *c)
+{
+	size_t n = 0;
+
+	while (c->hand) {
+		unlink_free(c, c->hand);
+		n++;
+	}
+	c->st.flushed += n;
+	return n;
+}
+
+size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t name_len)
+{
+	uint8_t lc[NAME_MAX_WIRE];
+	size_t n = 0, left = c->st.entries;
+	struct entry *e = c->hand;
+
+	if (!name || name_len == 0 || name_len > NAME_MAX_WIRE)
+		return 0;
+	for (size_t i = 0; i < name_len; i++)
+		lc[i] = lower(name[i]);
+	/* Each entry once: `left` bounds the walk round the ring as it shrinks. */
+	while (e && left--) {
+		struct entry *nx = e->next == e ? NULL : e->next;
+		if (e->qname_len == name_len && memcmp(e_ans(e) + e->q_off, lc, name_len) == 0) {
+			unlink_free(c, e);
+			n++;
+		}
+		e = nx;
+	}
+	c->st.flushed += n;
+	return n;
+}
+
 size_t dns_cache_entry_overhead(size_t answer_len, unsigned n_ttl)
 {
 	return alloc_charge(entry_req(answer_len, n_ttl)) - answer_len;

@@ -109,6 +109,7 @@ struct dns_cache_stats {
 	size_t table_bytes;  /* the cache struct and its hash table */
 	size_t answer_bytes; /* sum of stored answer lengths */
 	size_t entries;
+	uint64_t flushed; /* entries freed by dns_cache_flush / dns_cache_flush_name */
 };
 
 /*
@@ -164,6 +165,15 @@ int dns_cache_lookup(struct dns_cache *c, const struct dns_cache_key *key, uint1
 unsigned dns_cache_sweep(struct dns_cache *c, uint64_t now_ms, unsigned budget);
 
 const struct dns_cache_stats *dns_cache_stats(const struct dns_cache *c);
+
+/*
+ * Operator flushes (not on any query path): every entry, or every entry whose
+ * question name is `name` (uncompressed wire form, any letter case, RFC
+ * 4343) whatever its type, DO and CD. Both walk the whole cache once.
+ * Return the number of entries freed (counted in stats.flushed).
+ */
+size_t dns_cache_flush(struct dns_cache *c);
+size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t name_len);
 
 /* Bytes one entry costs beyond its answer (header + TTL table + allocator slack). */
 size_t dns_cache_entry_overhead(size_t answer_len, unsigned n_ttl);

@@ -71,6 +71,11 @@ struct vip {
 	bool addr_present;
 	struct health_vip_fsm fsm;
 	struct probe probe;
+	bool admin_drain; /* operator drain (anycachectl drain), beside the stop's */
+	/* The last probe result, for the control socket. */
+	enum health_probe last_probe;
+	uint64_t last_probe_ms;
+	uint64_t last_rtt_us;
 };
 
 struct dns_health {
@@ -91,6 +96,7 @@ struct dns_health {
 	void *arg;
 	struct health_snapshot snap;
 	struct health_load last_load;
+	bool stalled, upstreams_down; /* last tick's view, for dns_health_info */
 	bool freeing;
 };
 
@@ -393,11 +399,21 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 		poll_worker(h, &h->w[i], now);
 	for (unsigned i = 0; i < h->n_workers; i++)
 		stalled = stalled || worker_stalled(h, &h->w[i], now);
-	for (unsigned i = 0; i < h->n_vips; i++)
-		pr[i] = probe_turn(h, &h->vips[i], &rtt_ms);
+	for (unsigned i = 0; i < h->n_vips; i++) {
+		struct vip *v = &h->vips[i];
+		pr[i] = probe_turn(h, v, &rtt_ms);
+		if (pr[i] != HEALTH_PROBE_NONE) {
+			v->last_probe = pr[i];
+			v->last_probe_ms = now;
+			if (pr[i] == HEALTH_PROBE_OK)
+				v->last_rtt_us = v->probe.rtt_us;
+		}
+	}
+	h->stalled = stalled;
 	gather_load(h, &ld, &upstreams_down);
 	ld.latency_ms = rtt_ms;
 	h->last_load = ld;
+	h->upstreams_down = upstreams_down;
 	bool over = health_overload_step(&h->ov, &h->oc, &ld);
 
 	for (unsigned i = 0; i < h->n_vips; i++) {
@@ -410,7 +426,7 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 		    .probe = pr[i],
 		    .overloaded = over,
 		    .upstreams_down = upstreams_down,
-		    .drain = h->drain,
+		    .drain = h->drain || v->admin_drain,
 		};
 		for (unsigned k = 0; k < h->n_workers; k++)
 			if (!h->w[k].have_cur || !(h->w[k].cur.listen_ok & (1ull << i)))
@@ -527,4 +543,45 @@ void dns_health_snapshot(const struct dns_health *h, struct health_snapshot *out
 		out->vip[i].since_ms = h->vips[i].fsm.since_ms;
 	}
 	out->n = h->n_vips;
+}
+
+int dns_health_admin_drain(struct dns_health *h, int vip, bool on)
+{
+	if (vip >= (int)h->n_vips)
+		return -ENOENT;
+	for (unsigned i = 0; i < h->n_vips; i++)
+		if (vip < 0 || (unsigned)vip == i)
+			h->vips[i].admin_drain = on;
+	loop_timer_cancel(h->l, &h->tick);
+	loop_timer_arm_in(h->l, &h->tick, 0);
+	return 0;
+}
+
+void dns_health_info(const struct dns_health *h, struct dns_health_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->interval_ms = h->interval_ms;
+	out->n_workers = h->n_workers;
+	out->load = h->last_load;
+	out->overloaded = h->ov.on;
+	out->stalled = h->stalled;
+	out->upstreams_down = h->upstreams_down;
+	out->stop_drain = h->drain;
+	out->n_vips = h->n_vips;
+	for (unsigned i = 0; i < h->n_vips; i++) {
+		const struct vip *v = &h->vips[i];
+		struct dns_health_vip_info *o = &out->vip[i];
+		o->addr = v->addr;
+		o->state = v->fsm.state;
+		o->reason = v->fsm.reason;
+		o->since_ms = v->fsm.since_ms;
+		o->admin_drain = v->admin_drain;
+		o->addr_present = v->wildcard || v->addr_present;
+		o->good = v->fsm.good;
+		o->bad = v->fsm.bad;
+		o->hold_ms = v->fsm.hold_ms;
+		o->last_probe = v->last_probe;
+		o->last_probe_ms = v->last_probe_ms;
+		o->last_rtt_us = v->last_rtt_us;
+	}
 }

@@ -36,6 +36,7 @@
 
 #include "core/conf.h"
 #include "core/health.h"
+#include "core/health_fsm.h"
 
 struct loop;
 struct dns_server;
@@ -58,6 +59,41 @@ void dns_health_free(struct dns_health *h);
 void dns_health_drain(struct dns_health *h, bool on);
 
 void dns_health_snapshot(const struct dns_health *h, struct health_snapshot *out);
+
+/*
+ * Operator drain (anycachectl drain/undrain): VIP `vip` (its dns.listen
+ * index), or every VIP when vip < 0, DRAINING (or back) from the next tick,
+ * independent of the stop's dns_health_drain(). 0, or -ENOENT.
+ */
+int dns_health_admin_drain(struct dns_health *h, int vip, bool on);
+
+/* What the control socket shows of one VIP. */
+struct dns_health_vip_info {
+	struct netaddr addr;
+	enum health_state state;
+	uint32_t reason; /* enum health_reason bits */
+	uint64_t since_ms;
+	bool admin_drain;
+	bool addr_present;
+	unsigned good, bad;     /* consecutive probe successes / failures */
+	uint64_t hold_ms;       /* this DOWN period's hold-down */
+	int last_probe;         /* enum health_probe of the last result (NONE: none yet) */
+	uint64_t last_probe_ms; /* when that result was taken */
+	uint64_t last_rtt_us;   /* the last successful probe's round trip */
+};
+
+struct dns_health_info {
+	uint64_t interval_ms;
+	unsigned n_workers;
+	struct health_load load; /* the last interval's figures (health_fsm.h) */
+	bool overloaded, stalled, upstreams_down;
+	bool stop_drain; /* dns_health_drain(): the planned stop */
+	unsigned n_vips;
+	struct dns_health_vip_info vip[HEALTH_MAX_VIPS];
+};
+
+/* On the control loop's thread. */
+void dns_health_info(const struct dns_health *h, struct dns_health_info *out);
 
 /* Pure, for tests: the probe query (CH TXT id.server, given ID) and the
  * check of its answer (ID, QR, our question). */

@@ -3,6 +3,9 @@
  */
 #include "dns/dns_wire.h"
 
+#include <errno.h>
+#include <string.h>
+
 static inline uint8_t ascii_lower(uint8_t c)
 {
 	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
@@ -110,4 +113,37 @@ void dns_name_randomize_case(uint8_t *name, size_t len, const uint8_t *rnd, size
 		else
 			name[i] |= 0x20;
 	}
+}
+
+int dns_name_from_text(const char *text, uint8_t *out, size_t cap)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	if (!text || !*text)
+		return -EINVAL;
+	if (strcmp(text, ".") == 0)
+		p++; /* the root: no label at all */
+	while (*p) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
+		/* Room for this label and the root label after it. */
+		if (len == 0 || len > DNS_LABEL_MAX || n + 1 + len + 1 > cap ||
+		    n + 1 + len + 1 > DNS_NAME_MAX)
+			return -EINVAL;
+		out[n++] = (uint8_t)len;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (c <= 0x20 || c >= 0x7f || c == '\\')
+				return -EINVAL;
+			out[n++] = c;
+		}
+		p += len;
+		if (*p == '.')
+			p++; /* a trailing dot ends the loop here */
+	}
+	if (n + 1 > cap)
+		return -EINVAL;
+	out[n++] = 0;
+	return (int)n;
 }

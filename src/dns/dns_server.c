@@ -136,6 +136,7 @@ struct target {
 	const struct sockaddr *peer;
 	socklen_t peerlen;
 	uint32_t slot, gen;
+	uint64_t t0_us; /* clock_now_us() at receive: the latency histogram */
 };
 
 /*
@@ -426,6 +427,7 @@ static void conn_pump(struct tcp_conn *c)
 		    .peerlen = c->peerlen,
 		    .slot = c->slot,
 		    .gen = c->gen,
+		    .t0_us = clock_now_us(),
 		};
 		s->stats.tcp_rx++;
 		conn_touch(c);
@@ -670,6 +672,18 @@ static void count_rcode(struct dns_server *s, const uint8_t *ans)
 	s->stats.rcode[ans[3] & 0x0f]++;
 }
 
+static void count_latency(struct dns_server *s, const struct target *t)
+{
+	static const uint32_t bound[DNS_SERVER_LATENCY_N] = DNS_SERVER_LATENCY_BOUNDS_US;
+	uint64_t us = clock_now_us() - t->t0_us;
+	unsigned i = 0;
+
+	while (i < DNS_SERVER_LATENCY_N && us > bound[i])
+		i++;
+	s->stats.latency[i]++;
+	s->stats.latency_us_sum += us;
+}
+
 /* Sends a finished answer through its target. */
 static void reply(struct dns_server *s, const struct target *t, const uint8_t *ans, size_t len)
 {
@@ -692,6 +706,7 @@ static void reply(struct dns_server *s, const struct target *t, const uint8_t *a
 		return;
 	}
 	count_rcode(s, ans);
+	count_latency(s, t);
 }
 
 static void answer_error(struct dns_server *s, const struct target *t,
@@ -967,6 +982,7 @@ static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
 	    .fd = d->fd,
 	    .peer = d->peer,
 	    .peerlen = d->peerlen,
+	    .t0_us = clock_now_us(),
 	};
 
 	(void)l;
@@ -1167,6 +1183,22 @@ const struct dns_server_stats *dns_server_stats(const struct dns_server *s)
 const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s)
 {
 	return dns_forward_stats(s->fwd);
+}
+
+void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
+                              struct dns_upstream_info *out)
+{
+	dns_forward_upstream_info(s->fwd, idx, out);
+}
+
+const struct dns_cache_stats *dns_server_cache_stats(const struct dns_server *s)
+{
+	return dns_cache_stats(s->cache);
+}
+
+size_t dns_server_cache_flush(struct dns_server *s, const uint8_t *name, size_t name_len)
+{
+	return name ? dns_cache_flush_name(s->cache, name, name_len) : dns_cache_flush(s->cache);
 }
 
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out)

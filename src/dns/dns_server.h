@@ -34,6 +34,7 @@
 
 #include "core/conf.h"
 #include "core/health.h"
+#include "dns/dns_cache.h"
 #include "dns/dns_forward.h"
 
 struct loop;
@@ -45,6 +46,19 @@ struct dns_server;
 #define DNS_TCP_QUEUE_PAUSE          (64u << 10)
 #define DNS_TCP_QUEUE_MAX            (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
 #define DNS_SERVER_UPSTREAM_INFLIGHT 4096       /* upstream queries in flight per worker */
+
+/*
+ * Answer latency histogram: from the query's receive (the datagram, or the
+ * whole TCP message) to its answer handed to the kernel (UDP) or queued on
+ * the connection (TCP). Upper bounds in microseconds; latency[i] counts the
+ * answers in (bound[i-1], bound[i]], latency[DNS_SERVER_LATENCY_N] the rest.
+ */
+#define DNS_SERVER_LATENCY_N 14
+#define DNS_SERVER_LATENCY_BOUNDS_US                                                               \
+	{                                                                                          \
+		100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,      \
+		    1000000, 2500000                                                               \
+	}
 
 struct dns_server_stats {
 	uint64_t udp_rx;
@@ -69,6 +83,8 @@ struct dns_server_stats {
 	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
 	uint64_t listener_deaths; /* UDP receives that stopped with an error */
 	unsigned tcp_conns;       /* open now */
+	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
+	uint64_t latency_us_sum;                    /* over every answer counted there */
 };
 
 /*
@@ -97,6 +113,18 @@ void dns_server_free(struct dns_server *s);
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
 /* The worker's upstream side: tries, answers, RTT, timeouts, spoofing counters. */
 const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s);
+/* The worker's upstream `idx` as its health policy sees it (state, RTT, RTO). */
+void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
+                              struct dns_upstream_info *out);
+
+/* The answer cache's counters (entries, bytes, hits). Worker thread only. */
+const struct dns_cache_stats *dns_server_cache_stats(const struct dns_server *s);
+/*
+ * Operator flush (anycachectl cache flush [NAME]), on the worker's thread:
+ * every entry, or only those of one name (uncompressed wire form, any case;
+ * every type, DO and CD). Returns the number of entries removed.
+ */
+size_t dns_server_cache_flush(struct dns_server *s, const uint8_t *name, size_t name_len);
 
 /*
  * What health needs from one worker, taken on the worker's own thread (the

@@ -140,6 +140,15 @@ int dns_name_skip(struct wire *w);
 /* Case-insensitive (ASCII only, RFC 4343) equality of two uncompressed names. */
 bool dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
+/*
+ * A name in presentation form ("www.example.com", trailing dot optional; "."
+ * is the root) to uncompressed wire form in out (cap bytes). Labels 1..63
+ * octets of printable ASCII other than '.' and '\\' (no escapes: an operator
+ * types plain host names), whole name <= 255 octets (RFC 1035 §2.3.4).
+ * Returns the wire length or -EINVAL.
+ */
+int dns_name_from_text(const char *text, uint8_t *out, size_t cap);
+
 /* Copies an uncompressed name with ASCII letters lowercased; dst may equal src. */
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len);
 

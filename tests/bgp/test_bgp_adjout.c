@@ -348,3 +348,32 @@ Test(bgp_adjout, attrs_equal_ignores_unused_tail)
 	b.prepend = 1;
 	cr_assert_not(bgp_adjout_attrs_equal(&a, &b));
 }
+
+/* What the control socket shows: only what the peer holds, as it was sent. */
+Test(bgp_adjout, sent_list_is_what_the_peer_holds)
+{
+	struct netprefix p[4];
+	struct bgp_adjout_attrs a[4];
+	struct bgp_adjout_route r[] = {R("192.0.2.0/24", NORMAL), R("2001:db8::/48", DEGRADED)};
+
+	set_desired(r, 2);
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 4), 0, "desired is not sent");
+	cycle(BGP_ADJOUT_AF_IPV4); /* the session negotiated IPv4 only */
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 4), 1);
+	cr_assert_str_eq(fmt(&p[0]), "192.0.2.0/24");
+	cr_assert(bgp_adjout_attrs_equal(&a[0], &sets[NORMAL]));
+	cycle(ALL);
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 4), 2);
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 1), 1, "max is respected");
+	/* Moved to DEGRADED but not yet sent: still the old attributes. */
+	r[0].attrset = DEGRADED;
+	set_desired(r, 2);
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 4), 2);
+	cr_assert(bgp_adjout_attrs_equal(&a[0], &sets[NORMAL]));
+	cycle(ALL);
+	bgp_adjout_sent_list(ao, p, a, 4);
+	cr_assert(bgp_adjout_attrs_equal(&a[0], &sets[DEGRADED]));
+	set_desired(r, 0);
+	cycle(ALL);
+	cr_assert_eq(bgp_adjout_sent_list(ao, p, a, 4), 0, "withdrawn");
+}

@@ -373,6 +373,8 @@ Test(conf, defaults)
 	cr_expect_eq(c.health.overload.inflight_pm, 800);
 	cr_expect_eq(c.health.overload.latency_ms, 500);
 	cr_expect_str_eq(c.control.socket, "/run/anycache/control.sock");
+	cr_expect_str_eq(c.control.group, "");
+	cr_expect_str_eq(c.control.state, "/var/lib/anycache/drain.json");
 	cr_expect_not(c.control.has_metrics);
 	/* An empty file yields the same struct as conf_default. */
 	cr_assert_eq(conf_load_buffer("", 0, "empty", resolv, &e, &d), 0);
@@ -679,6 +681,8 @@ static const struct {
     {"control", CONF_NODE_MAPPING},
     {"control.socket", CONF_NODE_SCALAR},
     {"control.metrics", CONF_NODE_SCALAR},
+    {"control.group", CONF_NODE_SCALAR},
+    {"control.state", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 

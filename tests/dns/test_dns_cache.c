@@ -760,3 +760,68 @@ Test(dns_cache, precomputed_lowercase_name_is_used)
 	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), -ENOENT);
 	dns_cache_free(c);
 }
+
+/* ---- operator flushes ---- */
+
+static const uint8_t mail_lc[] = "\4mail\7example\4test";
+
+static void put_a(struct dns_cache *c, const uint8_t *qname, uint16_t qlen, uint16_t qtype,
+                  bool do_bit)
+{
+	struct ans a;
+	const uint8_t rd[16] = {192, 0, 2, 1};
+	ans_begin(&a, 1, 0, qname, qlen, qtype, 1, 1, 0);
+	ans_rr(&a, qtype, 300, rd, qtype == 28 ? 16 : 4);
+	struct dns_cache_key k = key_of(qname, qlen, qtype);
+	k.do_bit = do_bit;
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+}
+
+Test(dns_cache, flush_name_takes_every_type_and_bit_of_that_name_only)
+{
+	struct dns_cache *c = mk(defconf());
+	uint8_t out[1024];
+	unsigned fl;
+
+	put_a(c, NAME(www_lc), 1, false);
+	put_a(c, NAME(www_lc), 1, true);
+	put_a(c, NAME(www_lc), 28, false);
+	put_a(c, NAME(mail_lc), 1, false);
+	cr_assert_eq(dns_cache_stats(c)->entries, 4);
+	/* Any letter case names the same entries (RFC 4343). */
+	cr_assert_eq(dns_cache_flush_name(c, NAME(www_upper)), 3);
+	cr_assert_eq(dns_cache_stats(c)->entries, 1);
+	cr_assert_eq(dns_cache_stats(c)->flushed, 3);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_eq(lookup(c, &k, true, T0 + SEC, out, &fl), -ENOENT);
+	k = key_of(NAME(mail_lc), 1);
+	cr_assert_gt(lookup(c, &k, false, T0 + SEC, out, &fl), 0, "another name stays");
+	/* Nothing of that name left: 0, and a bad name is 0 too. */
+	cr_assert_eq(dns_cache_flush_name(c, NAME(www_lc)), 0);
+	cr_assert_eq(dns_cache_flush_name(c, NULL, 0), 0);
+	cr_assert_eq(dns_cache_flush_name(c, www_lc, 300), 0);
+	dns_cache_free(c);
+}
+
+Test(dns_cache, flush_all_empties_and_the_cache_still_works)
+{
+	struct dns_cache *c = mk(defconf());
+	size_t table = dns_cache_stats(c)->table_bytes;
+	uint8_t out[1024];
+	unsigned fl;
+
+	cr_assert_eq(dns_cache_flush(c), 0, "empty cache");
+	put_a(c, NAME(www_lc), 1, false);
+	put_a(c, NAME(mail_lc), 1, false);
+	put_a(c, NAME(mail_lc), 28, false);
+	cr_assert_eq(dns_cache_flush(c), 3);
+	cr_assert_eq(dns_cache_stats(c)->entries, 0);
+	cr_assert_eq(dns_cache_stats(c)->bytes, table, "every entry's charge given back");
+	cr_assert_eq(dns_cache_stats(c)->answer_bytes, 0);
+	put_a(c, NAME(www_lc), 1, false);
+	struct dns_cache_key k = key_of(NAME(www_lc), 1);
+	cr_assert_gt(lookup(c, &k, false, T0 + SEC, out, &fl), 0);
+	cr_assert_eq(dns_cache_flush_name(c, NAME(www_lc)), 1);
+	cr_assert_eq(dns_cache_stats(c)->entries, 0);
+	dns_cache_free(c);
+}

@@ -1,5 +1,6 @@
 /* Tests for src/dns/dns_name.c: decompression rules, compare, case. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 #include "dns/dns_wire.h"
 
@@ -295,4 +296,37 @@ Test(dns_name, randomize_case)
 		cr_assert_eq(weird[2], '-');
 		cr_assert_eq(weird[7], 0xff);
 	}
+}
+
+Test(dns_name, from_text)
+{
+	uint8_t out[DNS_NAME_MAX + 8];
+	char big[300], l63[64];
+
+	cr_assert_eq(dns_name_from_text("www.Example.test", out, sizeof(out)), 18);
+	cr_assert_arr_eq(out, "\3www\7Example\4test", 18, "case is kept");
+	cr_assert_eq(dns_name_from_text("www.example.test.", out, sizeof(out)), 18);
+	cr_assert_eq(dns_name_from_text(".", out, sizeof(out)), 1);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(dns_name_from_text("a", out, sizeof(out)), 3);
+	/* Empty labels, spaces, escapes, controls, nothing. */
+	const char *bad[] = {"", "..", ".a", "a..b", "a b", "a\\.b", "a\tb", "caf\xc3\xa9", NULL};
+	for (unsigned i = 0; bad[i]; i++)
+		cr_assert_eq(dns_name_from_text(bad[i], out, sizeof(out)), -EINVAL, "'%s'", bad[i]);
+	cr_assert_eq(dns_name_from_text(NULL, out, sizeof(out)), -EINVAL);
+	/* A 63-octet label is fine, 64 is not. */
+	memset(big, 'a', 64);
+	big[64] = '\0';
+	cr_assert_eq(dns_name_from_text(big, out, sizeof(out)), -EINVAL);
+	big[63] = '\0';
+	cr_assert_eq(dns_name_from_text(big, out, sizeof(out)), 65);
+	/* 255 octets in wire form is the limit: 4 x 63-octet labels make 257. */
+	memcpy(l63, big, sizeof(l63));
+	snprintf(big, sizeof(big), "%s.%s.%s.%.61s", l63, l63, l63, l63);
+	cr_assert_eq(dns_name_from_text(big, out, sizeof(out)), 255);
+	snprintf(big, sizeof(big), "%s.%s.%s.%.62s", l63, l63, l63, l63);
+	cr_assert_eq(dns_name_from_text(big, out, sizeof(out)), -EINVAL);
+	/* A small buffer is refused, never overrun. */
+	cr_assert_eq(dns_name_from_text("www.example.test", out, 17), -EINVAL);
+	cr_assert_eq(dns_name_from_text("www.example.test", out, 18), 18);
 }

@@ -425,6 +425,23 @@ void knotd_stop(struct knotd *k)
 	tmpdir_remove(&k->dir);
 }
 
+char *harness_private_control(const char *dir, const char *yaml)
+{
+	size_t n = strlen(yaml) + 2 * strlen(dir) + 96;
+	char *out = malloc(n);
+
+	if (!out)
+		return NULL;
+	if (!strncmp(yaml, "control:", 8) || strstr(yaml, "\ncontrol:")) {
+		snprintf(out, n, "%s", yaml);
+		return out;
+	}
+	snprintf(out, n,
+	         "%s%scontrol:\n  socket: \"%s/control.sock\"\n  state: \"%s/drain.json\"\n", yaml,
+	         *yaml && yaml[strlen(yaml) - 1] != '\n' ? "\n" : "", dir, dir);
+	return out;
+}
+
 int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port)
 {
 	char log[512];
@@ -437,7 +454,11 @@ int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr
 	r = tmpdir_make(&d->dir, "anycached");
 	if (r)
 		return r;
-	r = write_file(d->dir.path, "anycache.yaml", conf_yaml, d->conf, sizeof(d->conf));
+	char *text = harness_private_control(d->dir.path, conf_yaml);
+	if (!text)
+		return -ENOMEM;
+	r = write_file(d->dir.path, "anycache.yaml", text, d->conf, sizeof(d->conf));
+	free(text);
 	if (r)
 		return r;
 	snprintf(log, sizeof(log), "%s/anycached.log", d->dir.path);

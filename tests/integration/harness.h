@@ -106,6 +106,15 @@ int knotd_resume(struct knotd *k);
  * and big.example.test: 16 TXT records of 200 octets (an RRset over 3000 bytes). */
 extern const char harness_example_zone[];
 
+/*
+ * The configuration text a test's daemon really gets: yaml plus, unless it
+ * has a control section, `control: {socket: DIR/control.sock, state:
+ * DIR/drain.json}`. The default socket (/run/anycache/control.sock) is one
+ * per machine: two daemons started side by side would refuse each other.
+ * malloc'd (NULL: ENOMEM).
+ */
+char *harness_private_control(const char *dir, const char *yaml);
+
 /* anycached built in this tree (ANYCACHED env var, set by meson). */
 struct anycached {
 	struct proc proc;

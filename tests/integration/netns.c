@@ -195,7 +195,11 @@ int netns_anycached_start(struct proc *p, const struct netns *ns, const char *di
 
 	if (!bin)
 		return -ENOENT;
-	r = write_file(dir, "anycache.yaml", conf_yaml, conf, sizeof(conf));
+	char *text = harness_private_control(dir, conf_yaml);
+	if (!text)
+		return -ENOMEM;
+	r = write_file(dir, "anycache.yaml", text, conf, sizeof(conf));
+	free(text);
 	if (r)
 		return r;
 	snprintf(log, sizeof(log), "%s/anycached.log", dir);
