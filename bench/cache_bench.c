@@ -213,7 +213,9 @@ int main(int argc, char **argv)
 		                                   sizeof(out), &flags);
 	double hot_ns = (ns_now() - a) / iters;
 
-	const struct dns_cache_stats *st = dns_cache_stats(c);
+	struct dns_cache_stats stv;
+	dns_cache_stats(c, &stv);
+	const struct dns_cache_stats *st = &stv;
 	if (st->evictions || st->entries != n) {
 		fprintf(stderr, "cache too small: %" PRIu64 " evictions\n", st->evictions);
 		return 1;

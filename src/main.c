@@ -43,6 +43,8 @@ struct worker {
 };
 
 static struct conf conf; /* large (fixed arrays): static, not on the stack */
+/* The answer cache every worker reads and fills (dns_server.h). */
+static struct dns_shared *shared;
 static atomic_int exit_code;
 
 /*
@@ -273,6 +275,8 @@ static void stop_workers(struct worker *w, unsigned n)
 		if (w[i].loop)
 			loop_free(w[i].loop);
 	}
+	dns_shared_free(shared); /* after every server */
+	shared = NULL;
 	/* After loop_free: its final callbacks still touch the speaker's sockets. */
 	bgp_speaker_free(bgp);
 	bgp = NULL;
@@ -375,6 +379,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	n = conf.dns.threads;
+	if (dns_shared_new(&conf, why, sizeof(why), &shared)) {
+		log_err("main", "%s", why);
+		return 1;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		workers[i].index = i;
 		r = loop_new(NULL, &workers[i].loop);
@@ -383,7 +391,8 @@ int main(int argc, char **argv)
 			stop_workers(workers, n);
 			return 1;
 		}
-		r = dns_server_new(workers[i].loop, &conf, i, why, sizeof(why), &workers[i].dns);
+		r = dns_server_new(workers[i].loop, &conf, i, shared, why, sizeof(why),
+		                   &workers[i].dns);
 		if (r) {
 			log_err("main", "worker %u: %s", i, why);
 			stop_workers(workers, n);

@@ -99,8 +99,8 @@ struct dns_server {
 	uint32_t free_slots[DNS_TCP_MAX_CONNS];
 	unsigned n_free;
 	struct tcp_conn *lru_oldest, *lru_newest;
-	unsigned fd_reserve; /* see FD_RESERVE_BASE */
-	struct dns_cache *cache;
+	unsigned fd_reserve;     /* see FD_RESERVE_BASE */
+	struct dns_cache *cache; /* the process's, shared with every worker (dns_shared) */
 	struct dns_forward *fwd;
 	struct timer sweep;
 	struct dns_server_stats stats;
@@ -961,13 +961,67 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 	loop_timer_arm(s->loop, t, now + SWEEP_INTERVAL_MS);
 }
 
-int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-                   size_t whylen, struct dns_server **out)
+/* What every worker of the process shares. */
+struct dns_shared {
+	struct dns_cache *cache;
+};
+
+static uint64_t random_seed(void)
+{
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)arc4random() << 32 | arc4random();
+	return seed;
+}
+
+int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
 {
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
+	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
+	struct dns_shared *sh = calloc(1, sizeof(*sh));
+	int r;
+
+	*out = NULL;
+	if (!sh) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	cc.size = (size_t)conf->dns.cache.size_bytes;
+	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
+	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
+	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
+	cc.stale_window_s = conf->dns.cache.serve_stale_s;
+	/* Writers (misses) of different workers rarely meet on a shard (bench/README.md). */
+	cc.shards = DNS_SHARED_SHARDS_PER_THREAD * threads;
+	r = dns_cache_new(&cc, random_seed(), &sh->cache);
+	if (r) {
+		snprintf(why, whylen, "cache of %zu bytes: %s", cc.size, strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
+	*out = sh;
+	return 0;
+}
+
+void dns_shared_free(struct dns_shared *sh)
+{
+	if (!sh)
+		return;
+	dns_cache_free(sh->cache);
+	free(sh);
+}
+
+struct dns_cache *dns_shared_cache(struct dns_shared *sh)
+{
+	return sh->cache;
+}
+
+int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
+                   struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out)
+{
 	struct dns_forward_conf fc = {0};
 	struct dns_server *s;
-	uint64_t seed;
 	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
 	int r;
 
@@ -985,18 +1039,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 	for (unsigned i = 0; i < CONF_MAX_LISTEN; i++)
 		s->udp[i].fd = -1;
 
-	cc.size = (size_t)(conf->dns.cache.size_bytes / threads);
-	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
-	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
-	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
-	cc.stale_window_s = conf->dns.cache.serve_stale_s;
-	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)arc4random() << 32 | arc4random();
-	r = dns_cache_new(&cc, seed, &s->cache);
-	if (r) {
-		snprintf(why, whylen, "cache of %zu bytes per worker: %s", cc.size, strerror(-r));
-		goto fail;
-	}
+	s->cache = shared->cache;
 
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
@@ -1076,7 +1119,6 @@ void dns_server_free(struct dns_server *s)
 	for (unsigned i = 0; i < s->n_udp; i++)
 		if (s->udp[i].fd >= 0)
 			close(s->udp[i].fd);
-	dns_cache_free(s->cache);
 	free(s);
 }
 

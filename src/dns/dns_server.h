@@ -22,9 +22,12 @@
  * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
  *
  * Threads: a server belongs to one loop; after loop_run starts it is used
- * only from that loop's thread. Nothing is shared between workers: each
- * has its own cache (no locks on the hit path; a client's queries stay on
- * one worker because SO_REUSEPORT hashes the 4-tuple).
+ * only from that loop's thread. What the workers share is one struct
+ * dns_shared per process: the answer cache (dns_cache.h: lock-free RCU
+ * readers, so the hit path takes no lock and allocates nothing), which every
+ * worker reads and fills, so a client sees the same cache whichever worker
+ * SO_REUSEPORT hands its query to (it hashes the 4-tuple, so a stub's new
+ * source port may land anywhere).
  */
 #ifndef ANYCACHE_DNS_SERVER_H
 #define ANYCACHE_DNS_SERVER_H
@@ -78,15 +81,32 @@ struct dns_server_stats {
  */
 int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen);
 
+/* Cache shards per worker thread: writers on different shards never meet. */
+#define DNS_SHARED_SHARDS_PER_THREAD 4
+
+struct dns_shared;
+struct dns_cache;
+
+/*
+ * Once per process, before the workers: the state every worker shares, the
+ * answer cache (dns.cache.size bytes for the whole process, 4 shards per
+ * worker thread). 0, or -errno with a sentence in why. Free it with
+ * dns_shared_free only after every dns_server_free.
+ */
+int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out);
+void dns_shared_free(struct dns_shared *sh);
+struct dns_cache *dns_shared_cache(struct dns_shared *sh);
+
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its
- * cache (dns.cache.size / threads bytes) and its forwarder. 0, or -errno
- * with a sentence in why.
+ * forwarder, and serves from the process's shared state. 0, or -errno with a
+ * sentence in why.
  */
-int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-                   size_t whylen, struct dns_server **out);
+int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
+                   struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out);
 /*
- * Call before loop_free (the loop need not run): open TCP connections and
+ * Call before loop_free (the loop need not run) and before dns_shared_free,
+ * once no worker thread runs any more: open TCP connections and
  * listeners are handed to loop_close_fd and detached from the server, so the
  * loop's final callbacks find only their own state.
  */
