@@ -1,27 +1,34 @@
 /*
  * main.c: the composition root of anycached.
  *
- * It alone knows DNS, BGP and the health snapshot together: it reads the
- * arguments and the configuration, checks the kernel and the listen ports,
- * builds one loop + DNS service per worker thread (BGP and, later, BFD run on
- * worker 0's loop, whose turns run timers before any DNS completion), starts
- * the workers, and waits for signals. Everything below it is wired here and
+ * It alone knows DNS, BGP and health together: it reads the arguments and
+ * the configuration, checks the kernel and the listen ports, and builds the
+ * threads, each with its own io_uring loop:
+ *   dns-0 .. dns-N-1  one DNS service each (its own sockets via SO_REUSEPORT)
+ *   ctl               the control plane: BGP (and BFD), the health monitor
+ *                     (dns_health.h), later the control socket and metrics;
+ *                     it never waits behind a DNS flood
+ *   main              signals, taken synchronously with sigwait, so no
+ *                     handler runs inside a worker's hot path
+ * Threads talk only through loop_post(). Everything below is wired here and
  * nowhere else.
  *
- * Signals are blocked in every thread and taken synchronously by the main
- * thread with sigwait(), so no handler runs inside a worker's hot path.
+ * A planned stop (SIGTERM/SIGINT) drains (RFC 8326): while a BGP session is
+ * Established every VIP goes DRAINING (GRACEFUL_SHUTDOWN, LOCAL_PREF 0) and
+ * keeps answering for health.drain, then the routes are withdrawn and every
+ * session closed with Cease; only then do the DNS loops stop. A second
+ * signal stops at once.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "anycache_version.h"
@@ -29,6 +36,8 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/timer.h"
+#include "dns/dns_health.h"
 #include "dns/dns_server.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
@@ -42,20 +51,24 @@ struct worker {
 	int result;
 };
 
+/* The control thread's state; after it starts, touched only on its loop. */
+struct ctl {
+	pthread_t thread;
+	bool started;
+	struct loop *loop;
+	struct bgp_speaker *bgp;
+	struct dns_health *health;
+	struct timer drain_timer;
+	bool stopping;
+	atomic_bool done; /* the stop sequence finished: main may stop the loops */
+};
+
 static struct conf conf; /* large (fixed arrays): static, not on the stack */
 /* The answer cache every worker reads and fills (dns_server.h). */
 static struct dns_shared *shared;
 static atomic_int exit_code;
+static struct ctl ctl;
 
-/*
- * BGP runs on worker 0's loop. Shutdown must announce itself before the loops
- * stop: the main thread writes bgp_stop_efd (polled on worker 0's loop), the
- * speaker sends Cease to every peer, and worker 0 writes bgp_done_efd once the
- * bytes are gone (bounded by BGP_SPEAKER_SHUTDOWN_MS); the main thread waits
- * for that, bounded too, and only then stops the loops.
- */
-static struct bgp_speaker *bgp;
-static int bgp_stop_efd = -1, bgp_done_efd = -1;
 #define BGP_SHUTDOWN_TEXT "anycached shutting down" /* RFC 9003 shutdown communication */
 
 static void usage(FILE *f)
@@ -74,7 +87,8 @@ static void usage(FILE *f)
 	        "  -V, --version      print the version\n"
 	        "  -h, --help         this text\n"
 	        "\n"
-	        "Signals: SIGTERM/SIGINT stop in order; SIGHUP is reserved for reload.\n");
+	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP is\n"
+	        "reserved for reload.\n");
 }
 
 /*
@@ -104,9 +118,9 @@ static void drop_missing_loopbacks(struct conf_dns *dns)
 			close(fd);
 		if (err == EAFNOSUPPORT || err == EADDRNOTAVAIL) {
 			log_warn("main", "default listener %s skipped: %s",
-				 netaddr_format(&dns->listen[i], true, name, sizeof(name)),
-				 err == EAFNOSUPPORT ? "no IPv6 on this host"
-						     : "address not configured on this host");
+			         netaddr_format(&dns->listen[i], true, name, sizeof(name)),
+			         err == EAFNOSUPPORT ? "no IPv6 on this host"
+			                             : "address not configured on this host");
 			continue;
 		}
 		keep[kept++] = dns->listen[i];
@@ -120,7 +134,10 @@ static void drop_missing_loopbacks(struct conf_dns *dns)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16];
 
+	snprintf(name, sizeof(name), "dns-%u", w->index);
+	pthread_setname_np(pthread_self(), name); /* top -H, perf, /proc/PID/task/N/comm */
 	w->result = loop_run(w->loop);
 	/* Same thread (the ring's single issuer): hand every socket back to us
 	 * now, so a restarted daemon finds its ports free (loop.h). */
@@ -170,66 +187,131 @@ static void log_startup(const struct conf *c, const struct loop *l)
 	log_info("main", "forwarding to %s; BGP %s", list, c->bgp.enabled ? "on" : "off");
 }
 
-static void bgp_health(void *arg, struct health_snapshot *out)
+/* ---------------------------------------------------------------- ctl thread */
+
+static void *ctl_main(void *arg)
 {
-	dns_server_health(arg, out);
+	int r;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "ctl");
+	r = loop_run(ctl.loop);
+	if (loop_drain(ctl.loop, 1000))
+		log_warn("main", "ctl: requests still in flight after 1 s");
+	if (r < 0) {
+		/* No control plane: nothing may stay announced on a stale view. */
+		log_err("main", "ctl: event loop failed: %s", strerror(-r));
+		atomic_store(&exit_code, 1);
+		atomic_store(&ctl.done, true);
+		kill(getpid(), SIGTERM);
+	}
+	return NULL;
+}
+
+/* Health changed: the announcement policy gets the new snapshot. */
+static void on_health(void *arg, const struct health_snapshot *snap)
+{
+	(void)arg;
+	if (ctl.bgp && !ctl.stopping)
+		bgp_speaker_set_health(ctl.bgp, snap);
 }
 
 static void bgp_stopped(void *arg)
 {
-	uint64_t one = 1;
-
 	(void)arg;
-	if (write(bgp_done_efd, &one, sizeof(one)) < 0)
-		log_warn("main", "BGP shutdown: cannot signal the main thread: %s",
-		         strerror(errno));
+	atomic_store(&ctl.done, true);
 }
 
-static void bgp_stop_requested(struct loop *l, void *ctx, int res, unsigned flags)
+/* End of the drain: withdraw everything, then Cease to every peer. */
+static void withdraw_and_close(struct timer *t, uint64_t now, void *arg)
 {
-	(void)l;
-	(void)ctx;
-	(void)flags;
-	if (res > 0 && bgp) /* res < 0: cancelled at loop_free, nothing to do */
-		bgp_speaker_shutdown(bgp, BGP_SHUTDOWN_TEXT, bgp_stopped, NULL);
-}
+	struct health_snapshot down;
 
-/* On worker 0's loop, before it runs: the speaker, its health feed, its stop trigger. */
-static int bgp_setup(struct worker *w0, char *why, size_t whylen)
-{
-	static struct health_snapshot snap;
-	int r = bgp_speaker_new(w0->loop, &conf.bgp, why, whylen, &bgp);
-
-	if (r)
-		return r;
-	dns_server_health(w0->dns, &snap);
-	bgp_speaker_set_health(bgp, &snap);
-	bgp_speaker_watch_health(bgp, bgp_health, w0->dns);
-	bgp_stop_efd = eventfd(0, EFD_CLOEXEC);
-	bgp_done_efd = eventfd(0, EFD_CLOEXEC);
-	if (bgp_stop_efd < 0 || bgp_done_efd < 0) {
-		int err = errno; /* before snprintf can change it */
-		snprintf(why, whylen, "BGP: eventfd: %s", strerror(err));
-		return -err;
+	(void)t;
+	(void)now;
+	(void)arg;
+	if (!ctl.bgp) {
+		atomic_store(&ctl.done, true);
+		return;
 	}
-	r = loop_poll(w0->loop, bgp_stop_efd, POLLIN, 0, bgp_stop_requested, NULL, NULL);
-	if (r)
-		snprintf(why, whylen, "BGP: cannot poll the stop eventfd: %s", strerror(-r));
-	return r;
+	/* Explicit withdrawals first, then Cease on the same stream: the
+	 * router drops the routes even if it keeps a closed session's. */
+	dns_health_snapshot(ctl.health, &down);
+	for (unsigned i = 0; i < down.n; i++)
+		down.vip[i].state = HEALTH_DOWN;
+	bgp_speaker_set_health(ctl.bgp, &down);
+	ctl.stopping = true;
+	bgp_speaker_shutdown(ctl.bgp, BGP_SHUTDOWN_TEXT, bgp_stopped, NULL);
 }
 
-/* Main thread: have worker 0 send every Cease and wait for it, bounded. */
-static void bgp_shutdown(void)
+/* Posted by the main thread on SIGTERM/SIGINT. */
+static void ctl_begin_stop(struct loop *l, void *arg)
 {
-	struct pollfd p = {.fd = bgp_done_efd, .events = POLLIN};
-	uint64_t one = 1;
+	(void)arg;
+	timer_init(&ctl.drain_timer, withdraw_and_close, NULL);
+	if (ctl.bgp && conf.health.drain_ms && bgp_speaker_any_established(ctl.bgp)) {
+		log_info("main", "draining for %llu ms (RFC 8326 graceful shutdown)",
+		         (unsigned long long)conf.health.drain_ms);
+		dns_health_drain(ctl.health, true);
+		loop_timer_arm_in(l, &ctl.drain_timer, conf.health.drain_ms);
+	} else {
+		loop_timer_arm_in(l, &ctl.drain_timer, 0);
+	}
+}
 
-	if (!bgp || bgp_stop_efd < 0)
+static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
+{
+	struct dns_health_worker hw[CONF_MAX_THREADS];
+	int r;
+
+	r = loop_new(NULL, &ctl.loop);
+	if (r) {
+		snprintf(why, whylen, "ctl: cannot create io_uring: %s", strerror(-r));
+		return r;
+	}
+	if (conf.bgp.enabled) {
+		r = bgp_speaker_new(ctl.loop, &conf.bgp, why, whylen, &ctl.bgp);
+		if (r)
+			return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		hw[i].loop = w[i].loop;
+		hw[i].dns = w[i].dns;
+	}
+	r = dns_health_new(ctl.loop, &conf, hw, n, on_health, NULL, &ctl.health);
+	if (r) {
+		snprintf(why, whylen, "health monitor: %s", strerror(-r));
+		return r;
+	}
+	/* Every VIP starts DOWN: announced only after `rise` good probes. */
+	if (ctl.bgp) {
+		struct health_snapshot snap;
+		dns_health_snapshot(ctl.health, &snap);
+		bgp_speaker_set_health(ctl.bgp, &snap);
+	}
+	return 0;
+}
+
+/*
+ * Main thread: run the stop sequence on the control loop and wait for it,
+ * bounded; a second SIGTERM/SIGINT cuts the drain short.
+ */
+static void ctl_stop(const sigset_t *sigs)
+{
+	uint64_t bound = conf.health.drain_ms + BGP_SPEAKER_SHUTDOWN_MS + 1000;
+	struct timespec step = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
+
+	if (!ctl.started || loop_post(ctl.loop, ctl_begin_stop, NULL) < 0)
 		return;
-	if (write(bgp_stop_efd, &one, sizeof(one)) < 0)
-		return;
-	if (poll(&p, 1, BGP_SPEAKER_SHUTDOWN_MS + 500) <= 0)
-		log_warn("main", "BGP shutdown did not finish in time");
+	for (uint64_t waited = 0; waited < bound && !atomic_load(&ctl.done); waited += 20) {
+		int sig = sigtimedwait(sigs, NULL, &step);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("main", "second signal: stopping now");
+			return;
+		}
+	}
+	if (!atomic_load(&ctl.done))
+		log_warn("main", "stop sequence did not finish in time");
 }
 
 /* One summary line per worker at exit: what an operator checks after a stop. */
@@ -260,14 +342,23 @@ static void log_worker_stats(const struct worker *w)
 	         (unsigned long long)up->coalesced, (unsigned long long)up->busy);
 }
 
-static void stop_workers(struct worker *w, unsigned n)
+static void stop_all(struct worker *w, unsigned n)
 {
+	if (ctl.loop)
+		loop_stop(ctl.loop);
+	if (ctl.started)
+		pthread_join(ctl.thread, NULL);
 	for (unsigned i = 0; i < n; i++)
 		if (w[i].loop)
 			loop_stop(w[i].loop);
 	for (unsigned i = 0; i < n; i++)
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
+	/* Every loop is drained now: no post or probe of the monitor is in flight. */
+	if (ctl.loop && !ctl.started)
+		loop_drain(ctl.loop, 1000);
+	dns_health_free(ctl.health);
+	ctl.health = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		if (w[i].started && w[i].dns)
 			log_worker_stats(&w[i]);
@@ -275,16 +366,14 @@ static void stop_workers(struct worker *w, unsigned n)
 		if (w[i].loop)
 			loop_free(w[i].loop);
 	}
+	if (ctl.loop)
+		loop_free(ctl.loop);
+	ctl.loop = NULL;
 	dns_shared_free(shared); /* after every server */
 	shared = NULL;
 	/* After loop_free: its final callbacks still touch the speaker's sockets. */
-	bgp_speaker_free(bgp);
-	bgp = NULL;
-	if (bgp_stop_efd >= 0)
-		close(bgp_stop_efd);
-	if (bgp_done_efd >= 0)
-		close(bgp_done_efd);
-	bgp_stop_efd = bgp_done_efd = -1;
+	bgp_speaker_free(ctl.bgp);
+	ctl.bgp = NULL;
 }
 
 int main(int argc, char **argv)
@@ -388,35 +477,40 @@ int main(int argc, char **argv)
 		r = loop_new(NULL, &workers[i].loop);
 		if (r) {
 			log_err("main", "worker %u: cannot create io_uring: %s", i, strerror(-r));
-			stop_workers(workers, n);
+			stop_all(workers, n);
 			return 1;
 		}
 		r = dns_server_new(workers[i].loop, &conf, i, shared, why, sizeof(why),
 		                   &workers[i].dns);
 		if (r) {
 			log_err("main", "worker %u: %s", i, why);
-			stop_workers(workers, n);
+			stop_all(workers, n);
 			return 1;
 		}
 	}
-	if (conf.bgp.enabled) {
-		r = bgp_setup(&workers[0], why, sizeof(why));
-		if (r) {
-			log_err("main", "%s", why);
-			stop_workers(workers, n);
-			return 1;
-		}
+	r = ctl_setup(workers, n, why, sizeof(why));
+	if (r) {
+		log_err("main", "%s", why);
+		stop_all(workers, n);
+		return 1;
 	}
 	log_startup(&conf, workers[0].loop);
 	for (unsigned i = 0; i < n; i++) {
 		r = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
 		if (r) {
 			log_err("main", "worker %u: cannot start thread: %s", i, strerror(r));
-			stop_workers(workers, n);
+			stop_all(workers, n);
 			return 1;
 		}
 		workers[i].started = true;
 	}
+	r = pthread_create(&ctl.thread, NULL, ctl_main, NULL);
+	if (r) {
+		log_err("main", "cannot start the ctl thread: %s", strerror(r));
+		stop_all(workers, n);
+		return 1;
+	}
+	ctl.started = true;
 
 	for (;;) {
 		int sig;
@@ -430,8 +524,8 @@ int main(int argc, char **argv)
 		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		break;
 	}
-	bgp_shutdown();
-	stop_workers(workers, n);
+	ctl_stop(&sigs);
+	stop_all(workers, n);
 	log_info("main", "stopped");
 	return atomic_load(&exit_code);
 }

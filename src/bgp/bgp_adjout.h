@@ -37,12 +37,12 @@
 #include "core/netaddr.h"
 
 #define BGP_ADJOUT_MAX_ROUTES            64 /* matches the config's CONF_MAX_ROUTES */
-#define BGP_ADJOUT_MAX_ATTRSETS          16
+#define BGP_ADJOUT_MAX_ATTRSETS          64 /* one per route: a route uses one set at a time */
 #define BGP_ADJOUT_MAX_COMMUNITIES       32
 #define BGP_ADJOUT_MAX_LARGE_COMMUNITIES 16
 #define BGP_ADJOUT_MAX_PREPEND           16 /* extra copies of our AS in AS_PATH */
-/* One group per (family, distinct attributes). */
-#define BGP_ADJOUT_MAX_GROUPS (2 * BGP_ADJOUT_MAX_ATTRSETS)
+/* One group per (family, distinct attributes), each with a route at least. */
+#define BGP_ADJOUT_MAX_GROUPS BGP_ADJOUT_MAX_ROUTES
 #define BGP_ADJOUT_WITHDRAWN  UINT16_MAX
 
 /* Address families, as a mask of what the session negotiated. */

@@ -1,6 +1,6 @@
 /*
- * bgp_speaker.c: the neighbors, their listeners and the health → routes
- * mapping. See bgp_speaker.h.
+ * bgp_speaker.c: the neighbors, their listeners, and the announcement
+ * policy (bgp_policy.h) applied to them. See bgp_speaker.h.
  */
 #include "bgp/bgp_speaker.h"
 
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bgp/bgp_adjout.h"
+#include "bgp/bgp_policy.h"
 #include "bgp/bgp_session.h"
 #include "bgp/bgp_wire.h"
 #include "core/log.h"
@@ -38,9 +39,7 @@ struct bgp_speaker {
 	unsigned n_lis;
 	bool stopping, started, have_health;
 	struct health_snapshot health;
-	bgp_speaker_health_fn health_fn;
-	void *health_arg;
-	struct timer start_timer, health_timer, stop_timer;
+	struct timer start_timer, stop_timer;
 	uint64_t stop_deadline;
 	bgp_speaker_done_fn done;
 	void *done_arg;
@@ -48,125 +47,41 @@ struct bgp_speaker {
 
 /* ---------------------------------------------------------------- routes */
 
-static void attrs_of_route(const struct conf_route *r, struct bgp_adjout_attrs *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->local_pref = r->local_pref;
-	a->med = r->med;
-	a->has_med = r->has_med;
-	a->n_communities = (uint8_t)r->n_communities;
-	memcpy(a->communities, r->communities, r->n_communities * sizeof(uint32_t));
-	a->n_large_communities = (uint8_t)(r->n_large_communities > BGP_ADJOUT_MAX_LARGE_COMMUNITIES
-	                                       ? BGP_ADJOUT_MAX_LARGE_COMMUNITIES
-	                                       : r->n_large_communities);
-	for (unsigned i = 0; i < a->n_large_communities; i++) {
-		a->large_communities[i].global = r->large_communities[i][0];
-		a->large_communities[i].local1 = r->large_communities[i][1];
-		a->large_communities[i].local2 = r->large_communities[i][2];
-	}
-}
-
-static void attrs_degraded(const struct conf_degraded *dg, struct bgp_adjout_attrs *a)
-{
-	a->local_pref = dg->local_pref;
-	if (dg->has_med) {
-		a->med = dg->med;
-		a->has_med = true;
-	}
-	a->prepend = (uint8_t)dg->prepend;
-	for (unsigned i = 0; i < dg->n_communities && a->n_communities < BGP_ADJOUT_MAX_COMMUNITIES;
-	     i++)
-		a->communities[a->n_communities++] = dg->communities[i];
-}
-
-/* The best state of any VIP the route covers: UP beats DEGRADED. */
-static enum health_state route_state(const struct conf_route *r, const struct health_snapshot *h)
-{
-	enum health_state best = HEALTH_DOWN;
-
-	for (unsigned i = 0; i < h->n && i < HEALTH_MAX_VIPS; i++) {
-		if (!netprefix_contains(&r->prefix, &h->vip[i].addr))
-			continue;
-		if (h->vip[i].state == HEALTH_UP)
-			return HEALTH_UP;
-		if (h->vip[i].state == HEALTH_DEGRADED || h->vip[i].state == HEALTH_DRAINING)
-			best = HEALTH_DEGRADED;
-	}
-	return best;
-}
-
-static int attrset_index(struct bgp_adjout_attrs *sets, size_t *n, const struct bgp_adjout_attrs *a)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (bgp_adjout_attrs_equal(&sets[i], a))
-			return (int)i;
-	if (*n >= BGP_ADJOUT_MAX_ATTRSETS)
-		return -ENOSPC;
-	sets[*n] = *a;
-	return (int)(*n)++;
-}
-
-/* Whether neighbor i can carry a route of this family (a next hop exists). */
-static bool nexthop_ok(struct bgp_speaker *sp, unsigned i, unsigned ri)
-{
-	const struct conf_neighbor *nb = &sp->conf.neighbors[i];
-	const struct conf_route *r = &sp->conf.routes[ri];
-	char pb[NETADDR_STRLEN + 4], ab[NETADDR_STRLEN];
-	bool ok;
-
-	if (r->prefix.family == AF_INET6)
-		ok = nb->has_next_hop6 || nb->address.family == AF_INET6;
-	else
-		ok = nb->address.family == AF_INET || nb->local_address.family == AF_INET;
-	if (!ok && ri < 64 && !(sp->warned[i] & (1ull << ri))) {
-		sp->warned[i] |= 1ull << ri;
-		log_warn("bgp",
-		         "%s: %s is not announced: no %s next hop for this session "
-		         "(set next-hop6)",
-		         netaddr_format(&nb->address, false, ab, sizeof(ab)),
-		         netprefix_format(&r->prefix, pb, sizeof(pb)),
-		         r->prefix.family == AF_INET6 ? "IPv6" : "IPv4");
-	}
-	return ok;
-}
-
+/* The policy's routes to every session (bgp_policy.h); what it reports, logged. */
 static void apply(struct bgp_speaker *sp)
 {
-	static struct bgp_adjout_attrs sets[BGP_ADJOUT_MAX_ATTRSETS];
-	struct bgp_adjout_route routes[CONF_MAX_ROUTES];
-	enum health_state st[CONF_MAX_ROUTES];
-	int idx[CONF_MAX_ROUTES];
-	size_t n_sets = 0;
+	struct bgp_policy_out *o = malloc(sizeof(*o)); /* ~50 KB, once per health change */
+	char pb[NETADDR_STRLEN + 4], ab[NETADDR_STRLEN];
 
-	for (unsigned r = 0; r < sp->conf.n_routes; r++) {
-		struct bgp_adjout_attrs a;
-		st[r] = route_state(&sp->conf.routes[r], &sp->health);
-		idx[r] = -1;
-		if (st[r] == HEALTH_DEGRADED && !sp->conf.degraded.enabled)
-			st[r] = HEALTH_DOWN; /* conf.h: no degraded section = withdraw */
-		if (st[r] == HEALTH_DOWN)
-			continue;
-		attrs_of_route(&sp->conf.routes[r], &a);
-		if (st[r] == HEALTH_DEGRADED)
-			attrs_degraded(&sp->conf.degraded, &a);
-		idx[r] = attrset_index(sets, &n_sets, &a);
-		if (idx[r] < 0)
-			log_err("bgp", "more than %d distinct attribute sets: route %u withdrawn",
-			        BGP_ADJOUT_MAX_ATTRSETS, r);
+	if (!o) {
+		log_err("bgp", "out of memory: routes not updated for this health change");
+		return;
 	}
-	for (unsigned i = 0; i < sp->n; i++) {
-		size_t n = 0;
-		for (unsigned r = 0; r < sp->conf.n_routes; r++) {
-			routes[n].prefix = sp->conf.routes[r].prefix;
-			routes[n].attrset = idx[r] >= 0 && nexthop_ok(sp, i, r)
-			                        ? (uint16_t)idx[r]
-			                        : BGP_ADJOUT_WITHDRAWN;
-			n++;
-		}
-		int e = bgp_session_set_routes(sp->sess[i], sets, n_sets, routes, n);
+	if (bgp_policy_apply(&sp->conf, &sp->health, o) < 0)
+		for (unsigned r = 0; r < o->n_routes; r++)
+			if (o->refused & (1ull << r))
+				log_err(
+				    "bgp", "%s: its attributes do not fit one UPDATE: withdrawn",
+				    netprefix_format(&sp->conf.routes[r].prefix, pb, sizeof(pb)));
+	for (unsigned i = 0; i < sp->n && i < o->n_neighbors; i++) {
+		const struct conf_neighbor *nb = &sp->conf.neighbors[i];
+		uint64_t fresh = o->no_next_hop[i] & ~sp->warned[i];
+		sp->warned[i] |= fresh;
+		for (unsigned r = 0; r < o->n_routes; r++)
+			if (fresh & (1ull << r))
+				log_warn(
+				    "bgp",
+				    "%s: %s is not announced: no %s next hop for this session "
+				    "(set next-hop6)",
+				    netaddr_format(&nb->address, false, ab, sizeof(ab)),
+				    netprefix_format(&sp->conf.routes[r].prefix, pb, sizeof(pb)),
+				    sp->conf.routes[r].prefix.family == AF_INET6 ? "IPv6" : "IPv4");
+		int e = bgp_session_set_routes(sp->sess[i], o->sets, o->n_sets, o->routes[i],
+		                               o->n_routes);
 		if (e < 0)
 			log_err("bgp", "neighbor %u: routes rejected: %s", i, strerror(-e));
 	}
+	free(o);
 }
 
 void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot *h)
@@ -177,28 +92,6 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
 	sp->have_health = true;
 	if (sp->started && !sp->stopping)
 		apply(sp);
-}
-
-static void health_poll(struct timer *t, uint64_t now, void *arg)
-{
-	struct bgp_speaker *sp = arg;
-	static struct health_snapshot h;
-
-	(void)now;
-	if (sp->stopping || !sp->health_fn)
-		return;
-	memset(&h, 0, sizeof(h));
-	sp->health_fn(sp->health_arg, &h);
-	bgp_speaker_set_health(sp, &h);
-	loop_timer_arm_in(sp->l, t, BGP_SPEAKER_HEALTH_POLL_MS);
-}
-
-void bgp_speaker_watch_health(struct bgp_speaker *sp, bgp_speaker_health_fn fn, void *arg)
-{
-	sp->health_fn = fn;
-	sp->health_arg = arg;
-	timer_init(&sp->health_timer, health_poll, sp);
-	loop_timer_arm_in(sp->l, &sp->health_timer, BGP_SPEAKER_HEALTH_POLL_MS);
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -317,6 +210,8 @@ static void start_now(struct timer *t, uint64_t now, void *arg)
 		bgp_session_start(sp->sess[i]);
 }
 
+static void stop_poll(struct timer *t, uint64_t now, void *arg);
+
 int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size_t whylen,
                     struct bgp_speaker **out)
 {
@@ -329,6 +224,8 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 	}
 	sp->l = l;
 	sp->conf = *conf;
+	timer_init(&sp->start_timer, start_now, sp);
+	timer_init(&sp->stop_timer, stop_poll, sp);
 	for (unsigned i = 0; i < conf->n_neighbors; i++) {
 		struct bgp_session_conf sc = {
 		    .nb = conf->neighbors[i],
@@ -367,7 +264,6 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, char *why, size
 			}
 		}
 	}
-	timer_init(&sp->start_timer, start_now, sp);
 	loop_timer_arm_in(l, &sp->start_timer, 0);
 	*out = sp;
 	return 0;
@@ -405,7 +301,6 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 	sp->done = done;
 	sp->done_arg = arg;
 	loop_timer_cancel(sp->l, &sp->start_timer);
-	loop_timer_cancel(sp->l, &sp->health_timer);
 	for (unsigned i = 0; i < sp->n_lis; i++)
 		if (sp->lis[i].fd >= 0) {
 			loop_close_fd(sp->l, sp->lis[i].fd, NULL, NULL);
@@ -414,7 +309,6 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_shutdown(sp->sess[i], text);
 	sp->stop_deadline = loop_now(sp->l) + BGP_SPEAKER_SHUTDOWN_MS;
-	timer_init(&sp->stop_timer, stop_poll, sp);
 	loop_timer_arm_in(sp->l, &sp->stop_timer, 0);
 }
 
@@ -428,4 +322,12 @@ void bgp_speaker_free(struct bgp_speaker *sp)
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_free(sp->sess[i]);
 	free(sp);
+}
+
+bool bgp_speaker_any_established(const struct bgp_speaker *sp)
+{
+	for (unsigned i = 0; sp && i < sp->n; i++)
+		if (bgp_session_state(sp->sess[i]) == BGP_FSM_ESTABLISHED)
+			return true;
+	return false;
 }

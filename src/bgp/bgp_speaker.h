@@ -4,15 +4,15 @@
  * It owns one bgp_session per configured neighbor and a TCP listener on port
  * 179 of each distinct local-address (the wildcard when a neighbor has none)
  * for passive peers and collisions (RFC 4271 §6.8); TCP MD5 keys (RFC 2385)
- * are set on a listener for every peer with a password. It turns the health
- * snapshot into each neighbor's desired routes: every bgp.announce route whose
- * prefix contains a UP listener address is announced with its configured
- * attributes (DEGRADED: the bgp.degraded attributes when enabled), every
- * other route is withdrawn.
+ * are set on a listener for every peer with a password. It hands each health
+ * snapshot to the announcement policy (bgp_policy.h: UP, DEGRADED, DRAINING
+ * and DOWN routes, per neighbor) and the result to every session, and logs
+ * what the policy reports (a route with no next hop on a session, once).
  *
  * Threads: built before the loop runs (on any thread); afterwards every call
- * comes from the loop's thread (the composition root runs it on worker 0,
- * whose turns run timers before any DNS completion).
+ * comes from the loop's thread (the composition root runs it on the `ctl`
+ * thread's loop, which carries no DNS traffic). Health reaches it through
+ * bgp_speaker_set_health() whenever a VIP changes state.
  * Lifetime: bgp_speaker_free() only after loop_free() of its loop.
  */
 #ifndef ANYCACHE_BGP_BGP_SPEAKER_H
@@ -27,12 +27,9 @@
 struct loop;
 struct bgp_speaker;
 
-/* Fills the current health snapshot; called on the speaker's loop thread. */
-typedef void (*bgp_speaker_health_fn)(void *arg, struct health_snapshot *out);
 typedef void (*bgp_speaker_done_fn)(void *arg);
 
-#define BGP_SPEAKER_HEALTH_POLL_MS 500u
-#define BGP_SPEAKER_SHUTDOWN_MS    1000u /* the bound on sending every Cease */
+#define BGP_SPEAKER_SHUTDOWN_MS 1000u /* the bound on sending every Cease */
 
 /*
  * Creates the sessions and listeners (a listener that cannot bind is logged
@@ -46,9 +43,6 @@ void bgp_speaker_free(struct bgp_speaker *sp);
 /* The routes for this snapshot, to every neighbor (only changes are sent). */
 void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot *h);
 
-/* Polls fn every BGP_SPEAKER_HEALTH_POLL_MS and applies a changed snapshot. */
-void bgp_speaker_watch_health(struct bgp_speaker *sp, bgp_speaker_health_fn fn, void *arg);
-
 /*
  * Administrative shutdown: NOTIFICATION Cease 6/2 with the RFC 9003 text to
  * every peer, listeners closed; done(arg) runs on the loop once every Cease is
@@ -56,5 +50,8 @@ void bgp_speaker_watch_health(struct bgp_speaker *sp, bgp_speaker_health_fn fn, 
  */
 void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_done_fn done,
                           void *arg);
+
+/* Whether some session is Established (a drain is worth waiting for). */
+bool bgp_speaker_any_established(const struct bgp_speaker *sp);
 
 #endif

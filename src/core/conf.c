@@ -78,8 +78,13 @@ struct raw_bfd {
 	char *interval, *multiplier;
 };
 
+struct raw_overload {
+	char *busy, *drops, *inflight, *latency;
+};
+
 struct raw_health {
-	char *interval, *rise, *fall, *drain;
+	char *interval, *rise, *fall, *drain, *hold_down;
+	struct raw_overload *overload;
 };
 
 struct raw_control {
@@ -177,11 +182,21 @@ static const cyaml_schema_field_t bfd_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t overload_fields[] = {
+    STR("busy", struct raw_overload, busy),
+    STR("drops", struct raw_overload, drops),
+    STR("inflight", struct raw_overload, inflight),
+    STR("latency", struct raw_overload, latency),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t health_fields[] = {
     STR("interval", struct raw_health, interval),
     STR("rise", struct raw_health, rise),
     STR("fall", struct raw_health, fall),
     STR("drain", struct raw_health, drain),
+    STR("hold-down", struct raw_health, hold_down),
+    CYAML_FIELD_MAPPING_PTR("overload", OPT, struct raw_health, overload, overload_fields),
     CYAML_FIELD_END,
 };
 
@@ -263,6 +278,58 @@ int conf_parse_size(const char *s, uint64_t *bytes)
 	static const uint64_t mult[] = {1, 1, 1ull << 10, 1ull << 20, 1ull << 30};
 
 	return parse_scaled(s, units, mult, bytes);
+}
+
+/* Digits after the point, at most `places` of them, scaled to that many places. */
+static int parse_decimal(const char *s, unsigned places, const char **end, uint64_t *out)
+{
+	uint64_t v;
+	int rc = parse_u64(s, end, &v);
+	unsigned k = 0;
+
+	if (rc)
+		return rc;
+	if (**end == '.') {
+		const char *p = *end + 1;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++, k++) {
+			if (k == places || v > UINT64_MAX / 10 - 9)
+				return -EINVAL;
+			v = v * 10 + (uint64_t)(*p - '0');
+		}
+		*end = p;
+	}
+	for (; k < places; k++) {
+		if (v > UINT64_MAX / 10)
+			return -ERANGE;
+		v *= 10;
+	}
+	*out = v;
+	return 0;
+}
+
+int conf_parse_ratio_pm(const char *s, uint32_t *pm)
+{
+	const char *end;
+	uint64_t v;
+
+	if (!s)
+		return -EINVAL;
+	/* "90%" / "92.5%": tenths of a percent are per mille. */
+	if (parse_decimal(s, 1, &end, &v) == 0 && strcmp(end, "%") == 0) {
+		if (v > 1000)
+			return -ERANGE;
+		*pm = (uint32_t)v;
+		return 0;
+	}
+	int rc = parse_decimal(s, 3, &end, &v);
+	if (rc || *end)
+		return rc ? rc : -EINVAL;
+	if (v > 1000)
+		return -ERANGE;
+	*pm = (uint32_t)v;
+	return 0;
 }
 
 static int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -568,6 +635,11 @@ static void fill_static_defaults(struct conf *c)
 	c->health.rise = 3;
 	c->health.fall = 2;
 	c->health.drain_ms = 5000;
+	c->health.hold_down_ms = 10000;
+	c->health.overload.busy_pm = 900;
+	c->health.overload.drops_per_s = 100;
+	c->health.overload.inflight_pm = 800;
+	c->health.overload.latency_ms = 500;
 	snprintf(c->control.socket, sizeof(c->control.socket), "%s", "/run/anycache/control.sock");
 }
 
@@ -955,8 +1027,8 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 	    get_communities(ld, path, r->communities, r->communities_count, rt->communities);
 	PATH(path, "%s.large-communities", base);
 	unsigned n = r->large_communities_count;
-	if (!check_count(ld, path, n, CONF_MAX_COMMUNITIES))
-		n = CONF_MAX_COMMUNITIES;
+	if (!check_count(ld, path, n, CONF_MAX_LARGE_COMMUNITIES))
+		n = CONF_MAX_LARGE_COMMUNITIES;
 	for (unsigned k = 0; k < n; k++) {
 		PATH(path, "%s.large-communities[%u]", base, k);
 		if (parse_parts(r->large_communities[k], 3, UINT32_MAX,
@@ -970,6 +1042,60 @@ static void load_route(struct ld *ld, unsigned i, const struct raw_route *r, str
 	}
 	if (ok)
 		b->n_routes++;
+}
+
+/* Distinct values of a, then of b: bgp_policy.c's merge, counted. */
+static unsigned merged_count(const uint32_t *a, unsigned na, const uint32_t *b, unsigned nb)
+{
+	uint32_t seen[2 * CONF_MAX_COMMUNITIES];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < na + nb; i++) {
+		uint32_t v = i < na ? a[i] : b[i - na];
+		unsigned k = 0;
+		while (k < n && seen[k] != v)
+			k++;
+		if (k == n && n < sizeof(seen) / sizeof(seen[0]))
+			seen[n++] = v;
+	}
+	return n;
+}
+
+/*
+ * bgp_policy.h adds bgp.degraded's communities to a route's when it is
+ * DEGRADED, and GRACEFUL_SHUTDOWN when it is DRAINING. A route that could
+ * not carry them all would lose some when its state changes: refuse it now.
+ */
+static void check_merged_communities(struct ld *ld, const struct conf_bgp *b,
+                                     const unsigned *raw_of)
+{
+	static const uint32_t gshut = 0xffff0000u; /* 65535:0, RFC 8326 §3 */
+	char path[CONF_PATH_LEN];
+
+	for (unsigned i = 0; i < b->n_routes; i++) {
+		const struct conf_route *rt = &b->routes[i];
+		const struct conf_degraded *dg = &b->degraded;
+		unsigned n;
+
+		PATH(path, "bgp.announce[%u].communities", raw_of[i]);
+		if (!present(ld, path))
+			PATH(path, "bgp.announce[%u]", raw_of[i]);
+		if (dg->enabled) {
+			n = merged_count(rt->communities, rt->n_communities, dg->communities,
+			                 dg->n_communities);
+			if (n > CONF_MAX_COMMUNITIES)
+				err_at(ld, path, false,
+				       "%s: with bgp.degraded.communities this route carries %u "
+				       "communities when degraded, more than %u",
+				       path, n, CONF_MAX_COMMUNITIES);
+		}
+		n = merged_count(rt->communities, rt->n_communities, &gshut, 1);
+		if (n > CONF_MAX_COMMUNITIES)
+			err_at(ld, path, false,
+			       "%s: no room for GRACEFUL_SHUTDOWN (65535:0, RFC 8326), added when "
+			       "draining: at most %u other communities",
+			       path, CONF_MAX_COMMUNITIES - 1);
+	}
 }
 
 static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
@@ -1005,8 +1131,13 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 	n = r->announce_count;
 	if (!check_count(ld, "bgp.announce", n, CONF_MAX_ROUTES))
 		n = CONF_MAX_ROUTES;
-	for (unsigned i = 0; i < n; i++)
+	unsigned raw_of[CONF_MAX_ROUTES]; /* bgp.announce index of each loaded route */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned before = b->n_routes;
 		load_route(ld, i, &r->announce[i], c);
+		if (b->n_routes > before)
+			raw_of[before] = i;
+	}
 
 	if (r->degraded) {
 		const struct raw_degraded *g = r->degraded;
@@ -1022,6 +1153,46 @@ static void load_bgp(struct ld *ld, const struct raw_bgp *r, struct conf *c)
 		d->n_communities = get_communities(ld, "bgp.degraded.communities", g->communities,
 		                                   g->communities_count, d->communities);
 	}
+	check_merged_communities(ld, b, raw_of);
+}
+
+static void get_ratio_pm(struct ld *ld, const char *path, const char *s, uint32_t *out)
+{
+	int rc;
+
+	if (!s)
+		return;
+	rc = conf_parse_ratio_pm(s, out);
+	if (rc == -ERANGE)
+		err_at(ld, path, false, "%s: '%s' is more than 1 (100%%)", path, s);
+	else if (rc)
+		err_at(ld, path, false,
+		       "%s: expected a fraction from 0 to 1 with at most 3 decimals (0.9) or a "
+		       "percentage (90%%), not '%s'",
+		       path, s);
+}
+
+/* health.hold-down and health.overload (health_fsm.h). */
+static void load_health_more(struct ld *ld, const struct raw_health *r, struct conf_health *h)
+{
+	uint64_t ms;
+
+	if (get_duration_ms(ld, "health.hold-down", r->hold_down, &ms)) {
+		if (ms > CONF_HOLD_DOWN_MAX_MS)
+			err_at(ld, "health.hold-down", false,
+			       "health.hold-down: '%s' exceeds 1h (it doubles up to 32 times "
+			       "that for a flapping VIP)",
+			       r->hold_down);
+		else
+			h->hold_down_ms = ms;
+	}
+	if (!r->overload)
+		return;
+	const struct raw_overload *o = r->overload;
+	get_ratio_pm(ld, "health.overload.busy", o->busy, &h->overload.busy_pm);
+	get_u32(ld, "health.overload.drops", o->drops, 0, UINT32_MAX, &h->overload.drops_per_s);
+	get_ratio_pm(ld, "health.overload.inflight", o->inflight, &h->overload.inflight_pm);
+	get_duration_ms(ld, "health.overload.latency", o->latency, &h->overload.latency_ms);
 }
 
 static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
@@ -1041,6 +1212,7 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		get_unsigned(ld, "health.rise", r->health->rise, 1, 1000, &c->health.rise);
 		get_unsigned(ld, "health.fall", r->health->fall, 1, 1000, &c->health.fall);
 		get_duration_ms(ld, "health.drain", r->health->drain, &c->health.drain_ms);
+		load_health_more(ld, r->health, &c->health);
 	}
 	if (r->control) {
 		const char *s = r->control->socket;

@@ -39,11 +39,22 @@
  *                   passive false, bfd false, local-address unset
  *                   (family 0), no next-hop6, no password
  *   announce        local-preference 100, med absent = not sent
- *   bgp.degraded    absent: enabled false (the health policy withdraws
- *                   instead of degrading); present: local-preference 50,
- *                   no med, prepend 0, no extra communities
+ *   bgp.degraded    absent: enabled false (a DEGRADED VIP keeps the
+ *                   configured attributes, bgp_policy.h); present:
+ *                   local-preference 50, no med, prepend 0, no extra
+ *                   communities
+ *   communities     a route's, merged as a set with bgp.degraded's (when
+ *                   degraded) or with GRACEFUL_SHUTDOWN 65535:0 (when
+ *                   draining), must fit CONF_MAX_COMMUNITIES in every state:
+ *                   refused at load, never cut at run time
  *   bfd             interval 300ms, multiplier 3
- *   health          interval 200ms, rise 3, fall 2, drain 5s
+ *   health          interval 200ms, rise 3, fall 2, drain 5s, hold-down 10s
+ *                   (health_fsm.h: doubles per DOWN up to 32x, decays when
+ *                   stable; at most 1h)
+ *   health.overload busy 0.9, drops 100 (per second), inflight 0.8, latency
+ *                   500ms; 0 leaves that figure unchecked. Ratios are
+ *                   fractions 0..1 with at most 3 decimals or percentages
+ *                   ("90%"), stored per mille.
  *   control         socket /run/anycache/control.sock; metrics off when
  *                   absent (a metrics address without a port gets 9253)
  */
@@ -57,19 +68,22 @@
 
 #include "core/netaddr.h"
 
-#define CONF_MAX_LISTEN      32
-#define CONF_MAX_ALLOW       64
-#define CONF_MAX_UPSTREAMS   16
-#define CONF_MAX_NEIGHBORS   16
-#define CONF_MAX_ROUTES      64
-#define CONF_MAX_COMMUNITIES 32
-#define CONF_MAX_THREADS     64
-#define CONF_RESOLV_MAXNS    3   /* glibc MAXNS: later nameserver lines ignored */
-#define CONF_IDENTITY_MAX    255 /* one TXT character-string (RFC 1035 §3.3) */
-#define CONF_PASSWORD_MAX    80  /* TCP_MD5SIG_MAXKEYLEN */
-#define CONF_SOCKET_MAX      107 /* sizeof(sun_path) - 1 */
-#define CONF_PREPEND_MAX     10
-#define CONF_HOLD_TIME_MAX   65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
+#define CONF_MAX_LISTEN            32
+#define CONF_MAX_ALLOW             64
+#define CONF_MAX_UPSTREAMS         16
+#define CONF_MAX_NEIGHBORS         16
+#define CONF_MAX_ROUTES            64
+#define CONF_MAX_COMMUNITIES       32 /* per list, and per route after bgp_policy.h's merges */
+#define CONF_MAX_LARGE_COMMUNITIES 16
+#define CONF_MAX_THREADS           64
+#define CONF_RESOLV_MAXNS          3   /* glibc MAXNS: later nameserver lines ignored */
+#define CONF_IDENTITY_MAX          255 /* one TXT character-string (RFC 1035 §3.3) */
+#define CONF_PASSWORD_MAX          80  /* TCP_MD5SIG_MAXKEYLEN */
+#define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
+#define CONF_PREPEND_MAX           10
+#define CONF_HOLD_TIME_MAX         65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
+
+#define CONF_HOLD_DOWN_MAX_MS 3600000u /* health.hold-down: 1h (x32 at most, health_fsm.h) */
 
 #define CONF_DEFAULT_HOLD_TIME_S  90
 #define CONF_DEFAULT_METRICS_PORT 9253
@@ -113,7 +127,7 @@ struct conf_route {
 	bool has_med;
 	uint32_t communities[CONF_MAX_COMMUNITIES]; /* (A << 16) | B */
 	unsigned n_communities;
-	uint32_t large_communities[CONF_MAX_COMMUNITIES][3];
+	uint32_t large_communities[CONF_MAX_LARGE_COMMUNITIES][3];
 	unsigned n_large_communities;
 };
 
@@ -143,11 +157,21 @@ struct conf_bfd {
 	unsigned multiplier; /* 1..255 (Detect Mult, RFC 5880 §4.1) */
 };
 
+/* Load thresholds (health_fsm.h's hysteresis); 0 = that figure is not checked. */
+struct conf_overload {
+	uint32_t busy_pm;     /* per mille of an interval a worker loop spent working */
+	uint32_t drops_per_s; /* datagrams dropped by the kernel on our sockets */
+	uint32_t inflight_pm; /* per mille of the upstream in-flight bound in use */
+	uint64_t latency_ms;  /* the self-probe's answer time */
+};
+
 struct conf_health {
 	uint64_t interval_ms;
 	unsigned rise;
 	unsigned fall;
 	uint64_t drain_ms;
+	uint64_t hold_down_ms; /* 0..CONF_HOLD_DOWN_MAX_MS */
+	struct conf_overload overload;
 };
 
 struct conf_control {
@@ -213,5 +237,8 @@ int conf_parse_resolv(const char *text, struct netaddr *out, unsigned max);
 /* Value parsers, exposed for tests. Return 0 or -EINVAL (-ERANGE on overflow). */
 int conf_parse_duration_ms(const char *s, uint64_t *ms);
 int conf_parse_size(const char *s, uint64_t *bytes);
+/* A fraction 0..1 with at most 3 decimals ("0.9") or a percentage 0..100 with
+ * at most 1 decimal ("90%", "92.5%"), in per mille. */
+int conf_parse_ratio_pm(const char *s, uint32_t *pm);
 
 #endif

@@ -34,6 +34,20 @@ static void fmt_ms(char *buf, size_t size, uint64_t ms)
 	snprintf(buf, size, "%" PRIu64 "ms", ms);
 }
 
+/* Per mille as the shortest exact fraction: 0, 1, 0.9, 0.95, 0.125. */
+static void fmt_pm(char *buf, size_t size, uint32_t pm)
+{
+	if (pm % 1000 == 0) {
+		snprintf(buf, size, "%" PRIu32, pm / 1000);
+		return;
+	}
+	int digits = pm % 100 == 0 ? 1 : pm % 10 == 0 ? 2 : 3;
+	uint32_t frac = pm % 1000;
+	for (int k = digits; k < 3; k++)
+		frac /= 10;
+	snprintf(buf, size, "%" PRIu32 ".%0*" PRIu32, pm / 1000, digits, frac);
+}
+
 static void fmt_size(char *buf, size_t size, uint64_t b)
 {
 	static const struct {
@@ -176,8 +190,18 @@ int conf_print(FILE *f, const struct conf *c)
 	fprintf(f, "bfd:\n  interval: %s\n  multiplier: %u\n", t1, c->bfd.multiplier);
 	fmt_ms(t1, sizeof(t1), c->health.interval_ms);
 	fmt_ms(t2, sizeof(t2), c->health.drain_ms);
-	fprintf(f, "health:\n  interval: %s\n  rise: %u\n  fall: %u\n  drain: %s\n", t1,
-	        c->health.rise, c->health.fall, t2);
+	fmt_ms(t3, sizeof(t3), c->health.hold_down_ms);
+	fprintf(f,
+	        "health:\n  interval: %s\n  rise: %u\n  fall: %u\n  drain: %s\n  hold-down: %s\n",
+	        t1, c->health.rise, c->health.fall, t2, t3);
+	const struct conf_overload *o = &c->health.overload;
+	fmt_pm(t1, sizeof(t1), o->busy_pm);
+	fmt_pm(t2, sizeof(t2), o->inflight_pm);
+	fmt_ms(t3, sizeof(t3), o->latency_ms);
+	fprintf(f,
+	        "  overload:\n    busy: %s\n    drops: %" PRIu32
+	        "\n    inflight: %s\n    latency: %s\n",
+	        t1, o->drops_per_s, t2, t3);
 	fprintf(f, "control:\n  socket: ");
 	put_quoted(f, c->control.socket);
 	fputc('\n', f);

@@ -29,15 +29,15 @@ enum health_state {
 
 /* Why a VIP is not UP (bits; 0 when UP). Shown to operators. */
 enum health_reason {
-	HEALTH_R_STARTING = 1u << 0,  /* not yet `rise` good probes since start */
+	HEALTH_R_STARTING = 1u << 0,    /* not yet `rise` good probes since start */
 	HEALTH_R_NO_LISTENER = 1u << 1, /* a worker's listener is not bound/armed */
-	HEALTH_R_NO_ADDRESS = 1u << 2, /* the address is not configured on the host */
-	HEALTH_R_STALLED = 1u << 3,   /* a worker loop made no progress */
-	HEALTH_R_PROBES = 1u << 4,    /* `fall` self-probes failed in a row */
-	HEALTH_R_OVERLOAD = 1u << 5,  /* load over health.overload thresholds */
-	HEALTH_R_UPSTREAMS = 1u << 6, /* every upstream failing: cache only */
-	HEALTH_R_DRAIN = 1u << 7,     /* administrative drain or shutdown */
-	HEALTH_R_HOLD_DOWN = 1u << 8, /* recovered, waiting out the hold-down */
+	HEALTH_R_NO_ADDRESS = 1u << 2,  /* the address is not configured on the host */
+	HEALTH_R_STALLED = 1u << 3,     /* a worker loop made no progress */
+	HEALTH_R_PROBES = 1u << 4,      /* `fall` self-probes failed in a row */
+	HEALTH_R_OVERLOAD = 1u << 5,    /* load over health.overload thresholds */
+	HEALTH_R_UPSTREAMS = 1u << 6,   /* every upstream failing: cache only */
+	HEALTH_R_DRAIN = 1u << 7,       /* administrative drain or shutdown */
+	HEALTH_R_HOLD_DOWN = 1u << 8,   /* recovered, waiting out the hold-down */
 };
 
 #define HEALTH_MAX_VIPS 64

@@ -98,6 +98,16 @@ struct loop {
 	atomic_int stop;
 	bool draining; /* loop_drain: no wake read re-armed */
 
+	/* loop_post: a bounded FIFO filled by any thread, run by ours after a
+	 * wake read completes (the writer bumps the same eventfd). */
+	pthread_mutex_t post_mu;
+	struct post {
+		loop_post_fn fn;
+		void *arg;
+	} * posts;
+	unsigned post_head, post_n;
+	bool post_closed;
+
 	/* Provided-buffer ring for UDP receive (liburing 2.3 has no
 	 * io_uring_setup_buf_ring: mmap and register it ourselves). */
 	struct io_uring_buf_ring *br;
@@ -308,7 +318,8 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 {
 	if (l->draining)
-		return -ESHUTDOWN; /* a final callback re-arming itself must not outlive loop_drain */
+		return -ESHUTDOWN; /* a final callback re-arming itself must not outlive loop_drain
+		                    */
 	if (l->op_free == NO_IDX)
 		return -ENOBUFS;
 	uint32_t i = l->op_free;
@@ -458,6 +469,59 @@ static void arm_wake(struct loop *l)
 	io_uring_sqe_set_data64(sqe, ud_make(K_WAKE, 0, 0));
 }
 
+/*
+ * Runs what other threads posted, in order. Taken in batches so fn may post
+ * again (to this or another loop) without deadlocking on post_mu; only the
+ * posts present on entry run (bounded work per wake). close: loop_drain or
+ * loop_free, refuse new posts from now on.
+ */
+static void run_posts(struct loop *l, bool close)
+{
+	struct post batch[64];
+	unsigned left;
+
+	pthread_mutex_lock(&l->post_mu);
+	if (close)
+		l->post_closed = true;
+	left = l->post_n;
+	pthread_mutex_unlock(&l->post_mu);
+	while (left) {
+		unsigned n = 0;
+		pthread_mutex_lock(&l->post_mu);
+		while (n < left && n < 64 && l->post_n) {
+			batch[n++] = l->posts[l->post_head];
+			l->post_head = (l->post_head + 1) % LOOP_POST_MAX;
+			l->post_n--;
+		}
+		pthread_mutex_unlock(&l->post_mu);
+		if (n == 0)
+			break;
+		for (unsigned i = 0; i < n; i++)
+			batch[i].fn(l, batch[i].arg);
+		left -= n;
+	}
+}
+
+int loop_post(struct loop *l, loop_post_fn fn, void *arg)
+{
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&l->post_mu);
+	if (l->post_closed)
+		r = -ESHUTDOWN;
+	else if (l->post_n == LOOP_POST_MAX)
+		r = -EAGAIN;
+	else {
+		l->posts[(l->post_head + l->post_n) % LOOP_POST_MAX] = (struct post){fn, arg};
+		l->post_n++;
+	}
+	pthread_mutex_unlock(&l->post_mu);
+	if (r == 0 && write(l->efd, &one, sizeof(one)) < 0)
+		r = 0; /* the counter saturates only at 2^64-2: a wake is pending anyway */
+	return r;
+}
+
 /* ---------------------------------------------------------------- new/free */
 
 static unsigned pow2_at_least(unsigned v)
@@ -528,6 +592,7 @@ int loop_new(const struct loop_config *cfg, struct loop **out)
 	}
 	l->nbufs = pow2_at_least(c->rx_bufs);
 	l->efd = -1;
+	pthread_mutex_init(&l->post_mu, NULL);
 	l->br = MAP_FAILED;
 	l->ring.ring_fd = -1;
 
@@ -537,9 +602,10 @@ int loop_new(const struct loop_config *cfg, struct loop **out)
 	l->ops = calloc(c->max_ops, sizeof(*l->ops));
 	l->rearm = calloc(c->max_ops, sizeof(*l->rearm));
 	l->tx = calloc(c->tx_slots, sizeof(*l->tx));
+	l->posts = calloc(LOOP_POST_MAX, sizeof(*l->posts));
 	l->txmem = malloc((size_t)c->tx_slots * c->tx_slot_size);
 	l->rxmem = malloc((size_t)l->nbufs * c->rx_buf_size);
-	if (!l->ops || !l->rearm || !l->tx || !l->txmem || !l->rxmem)
+	if (!l->ops || !l->rearm || !l->tx || !l->posts || !l->txmem || !l->rxmem)
 		goto fail;
 	for (uint32_t i = 0; i < c->max_ops; i++)
 		l->ops[i].next = i + 1 < c->max_ops ? i + 1 : NO_IDX;
@@ -602,6 +668,8 @@ void loop_free(struct loop *l)
 				fn(l, ctx, -ECANCELED, 0);
 		}
 	}
+	if (l->posts)
+		run_posts(l, true);
 	while (l->closing) {
 		struct closing *cl = l->closing;
 		l->closing = cl->next;
@@ -618,6 +686,8 @@ void loop_free(struct loop *l)
 	free(l->ops);
 	free(l->rearm);
 	free(l->tx);
+	free(l->posts);
+	pthread_mutex_destroy(&l->post_mu);
 	free(l->txmem);
 	free(l->rxmem);
 	free(l);
@@ -657,6 +727,11 @@ void loop_timer_cancel(struct loop *l, struct timer *t)
 
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 {
+	return loop_udp_listen_end(l, fd, fn, NULL, ctx);
+}
+
+int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx)
+{
 	uint32_t idx;
 	if (fd < 0 || !fn)
 		return -EINVAL;
@@ -665,6 +740,7 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 		return r;
 	struct op *o = &l->ops[idx];
 	o->dfn = fn;
+	o->fn = end;
 	o->ctx = ctx;
 	o->multishot = true;
 	/* Name area sized for IPv6; no control data: what the kernel reserves
@@ -1027,6 +1103,7 @@ static void dispatch(struct loop *l, const struct io_uring_cqe *cqe)
 	case K_WAKE:
 		if (!l->draining)
 			arm_wake(l);
+		run_posts(l, false);
 		break;
 	case K_IGNORE:
 	default:
@@ -1105,8 +1182,15 @@ int loop_run(struct loop *l)
 		arm_timeout(l);
 		bool busy = tr == l->cfg.timer_budget || n == l->cfg.budget || l->nrearm ||
 		            io_uring_cq_ready(&l->ring) || timer_next_deadline(l->timers) <= l->now;
-		int r = busy ? io_uring_submit_and_get_events(&l->ring)
-		             : io_uring_submit_and_wait(&l->ring, 1);
+		int r;
+		if (busy) {
+			r = io_uring_submit_and_get_events(&l->ring);
+		} else {
+			/* Time asleep, for the busy ratio that health reads. */
+			uint64_t t0 = clock_now_us();
+			r = io_uring_submit_and_wait(&l->ring, 1);
+			l->st.wait_us += clock_now_us() - t0;
+		}
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
 			log_err("loop", "io_uring_enter: %s", strerror(-r));
 			ret = r;
@@ -1136,9 +1220,10 @@ int loop_drain(struct loop *l, unsigned timeout_ms)
 	uint64_t end = clock_now_ms() + timeout_ms;
 	struct io_uring_cqe *cqe;
 
+	l->draining = l->enabled;
+	run_posts(l, true); /* operations they start fail with -ESHUTDOWN */
 	if (!l->enabled)
 		return 0; /* never ran: nothing was submitted to the kernel */
-	l->draining = true;
 	for (uint32_t i = 0; i < l->cfg.max_ops; i++)
 		if (l->ops[i].type != OP_FREE)
 			l->ops[i].cancelled = true; /* final callbacks, no re-arm */
@@ -1160,8 +1245,8 @@ int loop_drain(struct loop *l, unsigned timeout_ms)
 		if (l->now >= end) {
 			for (uint32_t i = 0; i < l->cfg.max_ops; i++)
 				if (l->ops[i].type != OP_FREE)
-					log_debug("loop", "drain: op %u type %u fd %d still held", i,
-						  l->ops[i].type, l->ops[i].fd);
+					log_debug("loop", "drain: op %u type %u fd %d still held",
+					          i, l->ops[i].type, l->ops[i].fd);
 			return -ETIMEDOUT;
 		}
 	}

@@ -66,6 +66,7 @@ struct loop_stats {
 	uint64_t timers_run;
 	uint64_t udp_rx, udp_rx_trunc, udp_rx_nobufs, udp_rearms;
 	uint64_t udp_tx, udp_tx_err, udp_tx_noslot;
+	uint64_t wait_us; /* time asleep in io_uring_enter: 1 - wait/wall = busy ratio */
 };
 
 /* A received datagram; every pointer dies when the callback returns. */
@@ -80,6 +81,9 @@ struct loop_dgram {
 typedef void (*loop_op_fn)(struct loop *l, void *ctx, int res, unsigned flags);
 typedef void (*loop_dgram_fn)(struct loop *l, void *ctx, const struct loop_dgram *d);
 typedef void (*loop_done_fn)(struct loop *l, void *ctx);
+typedef void (*loop_post_fn)(struct loop *l, void *arg);
+
+#define LOOP_POST_MAX 1024 /* posts queued per loop before loop_post says -EAGAIN */
 
 /* Process-wide, once, before any loop: ignore SIGPIPE (c-ares writes to TCP
  * with plain writev) and ares_library_init. 0 or -errno. */
@@ -109,6 +113,19 @@ void loop_stop(struct loop *l); /* any thread, async-signal-safe */
  */
 int loop_drain(struct loop *l, unsigned timeout_ms);
 
+/*
+ * The one cross-thread entry besides loop_stop: from any thread, queue
+ * fn(l, arg) to run on l's thread in a later turn, in the order posted (a
+ * mutex-guarded FIFO plus the loop's wake eventfd; nothing on the loop's hot
+ * path). 0, -EAGAIN when LOOP_POST_MAX posts are already waiting (the loop
+ * is not keeping up: a caller that posts periodically should wait for its
+ * previous post to run rather than retry), -ESHUTDOWN once loop_drain or
+ * loop_free started. Every accepted post runs exactly once: in a turn, or
+ * during loop_drain/loop_free (then loop operations it starts fail with
+ * -ESHUTDOWN, and at loop_free it may only release its own state).
+ */
+int loop_post(struct loop *l, loop_post_fn fn, void *arg);
+
 uint64_t loop_now(const struct loop *l); /* ms, cached at the start of the turn */
 void loop_get_stats(const struct loop *l, struct loop_stats *out);
 /* Whether the ring got SINGLE_ISSUER|DEFER_TASKRUN (else a fallback). */
@@ -124,6 +141,12 @@ void loop_timer_cancel(struct loop *l, struct timer *t);
  * datagram. Re-armed automatically when the kernel ends it (-ENOBUFS, CQ
  * overflow); ended by loop_close_fd(). */
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
+/* The same, and end(l, ctx, res, 0) runs once when the receive stopped for
+ * good: res is the error that ended it (anything but the re-armed cases
+ * above), or -ECANCELED after loop_close_fd/loop_drain/loop_free. A
+ * listener that dies must be reported, not just logged: health takes its
+ * VIP down. */
+int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx);
 /* Copies data into a send slot and submits sendmsg(MSG_NOSIGNAL).
  * -ENOBUFS when all slots are busy, -EMSGSIZE when len > tx_slot_size. */
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,

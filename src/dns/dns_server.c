@@ -10,8 +10,10 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/netaddr.h"
@@ -29,6 +31,7 @@
 #define TCP_OUT_KEEP          (64u << 10) /* send buffers above this are freed once sent */
 #define TCP_EVICT_SCAN        16          /* oldest connections looked at for an idle one */
 #define ACCEPT_RETRY_MS       1000
+#define UDP_REARM_MS          1000
 #define ACCEPT_EVICT_RETRY_MS 10
 /* Descriptors TCP clients may not take: the process's own (rings, eventfds,
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
@@ -36,11 +39,17 @@
 #define FD_RESERVE_BASE         32
 #define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_MAX_CHANNELS
 
+/*
+ * A UDP listener lives in its own allocation, like a TCP one: its receive's
+ * final callback (on_udp_end) may come from loop_free after the server is
+ * gone (srv is NULL by then, and that callback frees it).
+ */
 struct dns_listener {
 	struct dns_server *srv;
 	struct netaddr addr;
 	int fd;
-	bool armed;
+	bool armed;         /* a receive is posted: health reads this */
+	struct timer rearm; /* after the receive died with an error */
 };
 
 /*
@@ -90,7 +99,7 @@ struct dns_server {
 	struct netprefix allow[CONF_MAX_ALLOW];
 	unsigned n_allow;
 	char identity[CONF_IDENTITY_MAX + 1];
-	struct dns_listener udp[CONF_MAX_LISTEN];
+	struct dns_listener *udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
 	struct tcp_listener *tcp[CONF_MAX_LISTEN];
 	unsigned n_tcp;
@@ -953,6 +962,50 @@ static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
 	handle_query(li->srv, &t, d->payload, d->len);
 }
 
+static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags);
+
+/* Re-arm a listener whose receive died; health has it DOWN meanwhile. */
+static void on_udp_rearm(struct timer *t, uint64_t now, void *arg)
+{
+	struct dns_listener *li = arg;
+	int r;
+
+	(void)now;
+	if (li->armed || li->fd < 0)
+		return;
+	r = loop_udp_listen_end(li->srv->loop, li->fd, on_datagram, on_udp_end, li);
+	if (r == 0) {
+		li->armed = true;
+		return;
+	}
+	loop_timer_arm_in(li->srv->loop, t, UDP_REARM_MS);
+}
+
+/*
+ * The listener's receive stopped for good (the loop already re-arms the
+ * benign endings). Mark it so the worker's report makes the VIP DOWN at the
+ * next health tick, and try again after UDP_REARM_MS.
+ */
+static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct dns_listener *li = ctx;
+	char b[NETADDR_STRLEN];
+
+	(void)flags;
+	li->armed = false;
+	if (!li->srv) {
+		free(li); /* the server is gone (dns_server_free) */
+		return;
+	}
+	if (res == -ECANCELED)
+		return; /* closing */
+	li->srv->stats.listener_deaths++;
+	log_err("dns", "worker %u: UDP listener %s stopped: %s; retrying every %u ms",
+	        li->srv->index, netaddr_format(&li->addr, true, b, sizeof(b)), strerror(-res),
+	        UDP_REARM_MS);
+	loop_timer_arm_in(l, &li->rearm, UDP_REARM_MS);
+}
+
 static void on_sweep(struct timer *t, uint64_t now, void *arg)
 {
 	struct dns_server *s = arg;
@@ -1036,13 +1089,12 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	s->n_allow = conf->dns.n_allow;
 	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
-	for (unsigned i = 0; i < CONF_MAX_LISTEN; i++)
-		s->udp[i].fd = -1;
 
 	s->cache = shared->cache;
 
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
+	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
 	r = dns_forward_new(l, &fc, &s->fwd);
 	if (r) {
 		snprintf(why, whylen, "upstream forwarder: %s", strerror(-r));
@@ -1050,15 +1102,23 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	}
 
 	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
-		struct dns_listener *li = &s->udp[i];
+		struct dns_listener *li = calloc(1, sizeof(*li));
+		if (!li) {
+			snprintf(why, whylen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
+		li->fd = -1;
+		timer_init(&li->rearm, on_udp_rearm, li);
+		s->udp[i] = li;
+		s->n_udp = i + 1;
 		li->srv = s;
 		li->addr = conf->dns.listen[i];
 		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
 		if (r < 0)
 			goto fail;
 		li->fd = r;
-		s->n_udp = i + 1;
-		r = loop_udp_listen(l, li->fd, on_datagram, li);
+		r = loop_udp_listen_end(l, li->fd, on_datagram, on_udp_end, li);
 		if (r) {
 			snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
 			goto fail;
@@ -1116,9 +1176,16 @@ void dns_server_free(struct dns_server *s)
 		if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0)
 			free(tl);
 	}
-	for (unsigned i = 0; i < s->n_udp; i++)
-		if (s->udp[i].fd >= 0)
-			close(s->udp[i].fd);
+	for (unsigned i = 0; i < s->n_udp; i++) {
+		struct dns_listener *li = s->udp[i];
+		loop_timer_cancel(s->loop, &li->rearm);
+		if (li->fd >= 0)
+			close(li->fd);
+		li->fd = -1;
+		li->srv = NULL;
+		if (!li->armed)
+			free(li); /* else the receive's final callback frees it */
+	}
 	free(s);
 }
 
@@ -1132,12 +1199,35 @@ const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_serve
 	return dns_forward_stats(s->fwd);
 }
 
-void dns_server_health(const struct dns_server *s, struct health_snapshot *out)
+void dns_server_report(const struct dns_server *s, struct dns_server_report *out)
 {
-	out->n = 0;
-	for (unsigned i = 0; i < s->n_udp && out->n < HEALTH_MAX_VIPS; i++) {
-		out->vip[out->n].addr = s->udp[i].addr;
-		out->vip[out->n].state = s->udp[i].armed ? HEALTH_UP : HEALTH_DOWN;
-		out->n++;
+	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
+	struct loop_stats ls;
+	unsigned dead = 0;
+
+	memset(out, 0, sizeof(*out));
+	loop_get_stats(s->loop, &ls);
+	out->at_us = clock_now_us();
+	out->wait_us = ls.wait_us;
+	for (unsigned i = 0; i < s->n_udp && i < 64; i++) {
+		uint32_t mem[SK_MEMINFO_VARS];
+		socklen_t ml = sizeof(mem);
+		const struct dns_listener *li = s->udp[i];
+		if (li->armed && li->fd >= 0 && i < s->n_tcp && s->tcp[i]->fd >= 0)
+			out->listen_ok |= 1ull << i;
+		/* Datagrams the kernel dropped because we did not read fast enough. */
+		if (li->fd >= 0 && getsockopt(li->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
+		    ml > SK_MEMINFO_DROPS * sizeof(uint32_t))
+			out->rx_drops += mem[SK_MEMINFO_DROPS];
 	}
+	out->inflight = fs->outstanding;
+	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
+	out->upstream_answers = fs->answers;
+	out->upstream_rtt_ms_sum = fs->rtt_ms_sum;
+	for (unsigned i = 0; i < fs->n_upstreams; i++) {
+		struct dns_upstream_info ui;
+		dns_forward_upstream_info(s->fwd, i, &ui);
+		dead += ui.state == DNS_UPSTREAM_DEAD;
+	}
+	out->upstreams_down = fs->n_upstreams && dead == fs->n_upstreams;
 }

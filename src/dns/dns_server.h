@@ -42,11 +42,12 @@
 struct loop;
 struct dns_server;
 
-#define DNS_TCP_MAX_CONNS    1000  /* per worker */
-#define DNS_TCP_MAX_INFLIGHT 32    /* queries waiting upstream per connection */
-#define DNS_TCP_IDLE_MS      10000 /* RFC 7766 §6.2.3: "seconds" */
-#define DNS_TCP_QUEUE_PAUSE  (64u << 10)
-#define DNS_TCP_QUEUE_MAX    (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
+#define DNS_TCP_MAX_CONNS            1000  /* per worker */
+#define DNS_TCP_MAX_INFLIGHT         32    /* queries waiting upstream per connection */
+#define DNS_TCP_IDLE_MS              10000 /* RFC 7766 §6.2.3: "seconds" */
+#define DNS_TCP_QUEUE_PAUSE          (64u << 10)
+#define DNS_TCP_QUEUE_MAX            (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
+#define DNS_SERVER_UPSTREAM_INFLIGHT 4096       /* upstream queries in flight per worker */
 
 struct dns_server_stats {
 	uint64_t udp_rx;
@@ -69,6 +70,7 @@ struct dns_server_stats {
 	uint64_t tcp_idle_closed; /* closed by the idle (or unfinished-message) timeout */
 	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
 	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
+	uint64_t listener_deaths; /* UDP receives that stopped with an error */
 	unsigned tcp_conns;       /* open now */
 };
 
@@ -117,10 +119,21 @@ const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
 const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s);
 
 /*
- * The VIPs this worker serves: one entry per listen address, UP while
- * its socket is bound and armed on the loop. The composition root merges the
- * workers' views into the snapshot the BGP speaker reads.
+ * What health needs from one worker, taken on the worker's own thread (the
+ * composition root posts a request to each worker's loop every health
+ * interval: a worker that does not answer is stalled). Counters are
+ * cumulative; the reader takes differences between two reports.
  */
-void dns_server_health(const struct dns_server *s, struct health_snapshot *out);
+struct dns_server_report {
+	uint64_t at_us;     /* clock_now_us() when taken */
+	uint64_t listen_ok; /* bit i: dns.listen[i] has its UDP receive armed and TCP open */
+	uint64_t wait_us;   /* loop time asleep (busy ratio = 1 - d(wait)/d(at)) */
+	uint64_t rx_drops;  /* datagrams the kernel dropped on our UDP sockets (SO_MEMINFO) */
+	unsigned inflight, inflight_max; /* upstream queries in flight, and their bound */
+	uint64_t upstream_answers, upstream_rtt_ms_sum;
+	bool upstreams_down; /* every upstream DEAD in this worker's view */
+};
+
+void dns_server_report(const struct dns_server *s, struct dns_server_report *out);
 
 #endif

@@ -196,6 +196,11 @@ Test(conf, full_example_values)
 	cr_expect_eq(c.health.rise, 3);
 	cr_expect_eq(c.health.fall, 2);
 	cr_expect_eq(c.health.drain_ms, 5000);
+	cr_expect_eq(c.health.hold_down_ms, 10000);
+	cr_expect_eq(c.health.overload.busy_pm, 900);
+	cr_expect_eq(c.health.overload.drops_per_s, 100);
+	cr_expect_eq(c.health.overload.inflight_pm, 800);
+	cr_expect_eq(c.health.overload.latency_ms, 500);
 	cr_expect(c.control.has_metrics);
 	cr_expect_eq(c.control.metrics.port, 9253);
 }
@@ -362,6 +367,11 @@ Test(conf, defaults)
 	cr_expect_eq(c.health.rise, 3);
 	cr_expect_eq(c.health.fall, 2);
 	cr_expect_eq(c.health.drain_ms, 5000);
+	cr_expect_eq(c.health.hold_down_ms, 10000);
+	cr_expect_eq(c.health.overload.busy_pm, 900);
+	cr_expect_eq(c.health.overload.drops_per_s, 100);
+	cr_expect_eq(c.health.overload.inflight_pm, 800);
+	cr_expect_eq(c.health.overload.latency_ms, 500);
 	cr_expect_str_eq(c.control.socket, "/run/anycache/control.sock");
 	cr_expect_not(c.control.has_metrics);
 	/* An empty file yields the same struct as conf_default. */
@@ -518,6 +528,68 @@ Test(conf, sizes)
 	cr_expect_eq(conf_parse_size("-1", &v), -EINVAL);
 }
 
+Test(conf, ratios)
+{
+	uint32_t v;
+
+	cr_expect_eq(conf_parse_ratio_pm("0", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(conf_parse_ratio_pm("1", &v), 0);
+	cr_expect_eq(v, 1000);
+	cr_expect_eq(conf_parse_ratio_pm("0.9", &v), 0);
+	cr_expect_eq(v, 900);
+	cr_expect_eq(conf_parse_ratio_pm("0.95", &v), 0);
+	cr_expect_eq(v, 950);
+	cr_expect_eq(conf_parse_ratio_pm("0.125", &v), 0);
+	cr_expect_eq(v, 125);
+	cr_expect_eq(conf_parse_ratio_pm("1.000", &v), 0);
+	cr_expect_eq(v, 1000);
+	cr_expect_eq(conf_parse_ratio_pm("90%", &v), 0);
+	cr_expect_eq(v, 900);
+	cr_expect_eq(conf_parse_ratio_pm("92.5%", &v), 0);
+	cr_expect_eq(v, 925);
+	cr_expect_eq(conf_parse_ratio_pm("100%", &v), 0);
+	cr_expect_eq(v, 1000);
+	cr_expect_eq(conf_parse_ratio_pm("0%", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(conf_parse_ratio_pm("1.001", &v), -ERANGE);
+	cr_expect_eq(conf_parse_ratio_pm("2", &v), -ERANGE);
+	cr_expect_eq(conf_parse_ratio_pm("100.1%", &v), -ERANGE);
+	cr_expect_eq(conf_parse_ratio_pm("99999999999999999999", &v), -ERANGE);
+	cr_expect_eq(conf_parse_ratio_pm("0.1234", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("92.55%", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm(".9", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("0.", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("-0.5", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("0,9", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("90 %", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("%", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm("", &v), -EINVAL);
+	cr_expect_eq(conf_parse_ratio_pm(NULL, &v), -EINVAL);
+}
+
+/* Every per mille value prints as a ratio that loads back to itself. */
+Test(conf, ratio_print_round_trip)
+{
+	static struct conf a, b;
+	struct conf_diag d;
+
+	for (uint32_t pm = 0; pm <= 1000; pm += 1) {
+		char *text = NULL;
+		size_t len = 0;
+		conf_default(&a, resolv);
+		a.health.overload.busy_pm = pm;
+		a.health.overload.inflight_pm = 1000 - pm;
+		FILE *mf = open_memstream(&text, &len);
+		cr_assert_eq(conf_print(mf, &a), 0);
+		fclose(mf);
+		cr_assert_eq(conf_load_buffer(text, len, "p", resolv, &b, &d), 0, "%s", text);
+		cr_assert_eq(b.health.overload.busy_pm, pm);
+		cr_assert_eq(b.health.overload.inflight_pm, 1000 - pm);
+		free(text);
+	}
+}
+
 /* Every prefix of a valid file must load or fail cleanly, never crash. */
 Test(conf, truncated_inputs_do_not_crash)
 {
@@ -598,6 +670,12 @@ static const struct {
     {"health.rise", CONF_NODE_SCALAR},
     {"health.fall", CONF_NODE_SCALAR},
     {"health.drain", CONF_NODE_SCALAR},
+    {"health.hold-down", CONF_NODE_SCALAR},
+    {"health.overload", CONF_NODE_MAPPING},
+    {"health.overload.busy", CONF_NODE_SCALAR},
+    {"health.overload.drops", CONF_NODE_SCALAR},
+    {"health.overload.inflight", CONF_NODE_SCALAR},
+    {"health.overload.latency", CONF_NODE_SCALAR},
     {"control", CONF_NODE_MAPPING},
     {"control.socket", CONF_NODE_SCALAR},
     {"control.metrics", CONF_NODE_SCALAR},
@@ -756,5 +834,5 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
-	cr_expect_eq(maps, 10);
+	cr_expect_eq(maps, 11);
 }

@@ -561,3 +561,156 @@ Test(loop, drain_finishes_although_callbacks_re_arm)
 	close(lfd);
 	loop_free(d.l);
 }
+
+/* ---- loop_post: work handed from other threads ---- */
+
+#define POSTERS    4
+#define POSTS_EACH 2000
+struct post_test {
+	struct loop *l;
+	pthread_t owner;
+	_Atomic unsigned ran, wrong_thread, out_of_order, refused;
+	unsigned last[POSTERS]; /* only the loop thread writes these */
+};
+struct post_arg {
+	struct post_test *t;
+	unsigned poster, seq;
+};
+static struct post_arg post_args[POSTERS][POSTS_EACH];
+
+static void post_fn(struct loop *l, void *arg)
+{
+	struct post_arg *a = arg;
+	struct post_test *t = a->t;
+	if (!pthread_equal(pthread_self(), t->owner))
+		t->wrong_thread++;
+	if (a->seq != t->last[a->poster] + 1)
+		t->out_of_order++;
+	t->last[a->poster] = a->seq;
+	if (++t->ran == POSTERS * POSTS_EACH)
+		loop_stop(l);
+}
+
+static void *poster(void *arg)
+{
+	struct post_arg *row = arg;
+	for (unsigned i = 0; i < POSTS_EACH; i++) {
+		int r;
+		/* -EAGAIN is back-pressure: wait for the loop, bounded. */
+		for (unsigned tries = 0;
+		     (r = loop_post(row[i].t->l, post_fn, &row[i])) == -EAGAIN && tries < 100000;
+		     tries++)
+			usleep(50);
+		if (r)
+			row[i].t->refused++;
+	}
+	return NULL;
+}
+
+Test(loop, post_runs_on_loop_thread_in_order)
+{
+	static struct post_test t;
+	struct timer wd;
+	pthread_t th[POSTERS];
+
+	cr_assert_eq(loop_new(NULL, &t.l), 0);
+	t.owner = pthread_self();
+	timer_init(&wd, watchdog, t.l);
+	loop_timer_arm_in(t.l, &wd, 10000);
+	for (unsigned p = 0; p < POSTERS; p++) {
+		for (unsigned i = 0; i < POSTS_EACH; i++)
+			post_args[p][i] = (struct post_arg){&t, p, i + 1};
+		cr_assert_eq(pthread_create(&th[p], NULL, poster, post_args[p]), 0);
+	}
+	cr_assert_eq(loop_run(t.l), 0);
+	for (unsigned p = 0; p < POSTERS; p++)
+		pthread_join(th[p], NULL);
+	cr_assert(!watchdog_fired, "posts did not all run within 10 s (ran %u)", t.ran);
+	cr_assert_eq(t.refused, 0);
+	cr_assert_eq(t.ran, POSTERS * POSTS_EACH);
+	cr_assert_eq(t.wrong_thread, 0);
+	cr_assert_eq(t.out_of_order, 0);
+	loop_free(t.l);
+}
+
+static unsigned drained_posts;
+static void count_post(struct loop *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	drained_posts++;
+}
+
+Test(loop, post_queue_bounded_then_drained_and_closed)
+{
+	struct loop *l;
+	unsigned accepted = 0;
+	int r;
+
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	/* Not running: posts queue up to the bound, then back-pressure. */
+	while ((r = loop_post(l, count_post, NULL)) == 0 && accepted <= LOOP_POST_MAX)
+		accepted++;
+	cr_assert_eq(r, -EAGAIN);
+	cr_assert_eq(accepted, LOOP_POST_MAX);
+	/* loop_free runs every accepted post exactly once (they own state). */
+	loop_free(l);
+	cr_assert_eq(drained_posts, LOOP_POST_MAX);
+
+	drained_posts = 0;
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	cr_assert_eq(loop_post(l, count_post, NULL), 0);
+	cr_assert_eq(loop_drain(l, 100), 0);
+	cr_assert_eq(drained_posts, 1);
+	cr_assert_eq(loop_post(l, count_post, NULL), -ESHUTDOWN);
+	loop_free(l);
+	cr_assert_eq(drained_posts, 1);
+}
+
+/* ---- a UDP receive that ends with an error is reported to its owner ---- */
+
+struct end_test {
+	struct loop *l;
+	int ended, res;
+};
+
+static void end_dgram(struct loop *l, void *ctx, const struct loop_dgram *d)
+{
+	(void)l;
+	(void)ctx;
+	(void)d;
+}
+
+static void end_fn(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct end_test *t = ctx;
+	t->ended++;
+	t->res = res;
+	cr_assert_eq(flags & LOOP_F_MORE, 0);
+	loop_stop(l);
+}
+
+Test(loop, udp_listen_end_reports_a_dead_receive)
+{
+	static struct end_test t;
+	struct sockaddr_in dead, self;
+	struct timer wd;
+	int fd, gone = udp_bound(&dead);
+
+	close(gone); /* nobody listens on dead's port any more */
+	fd = udp_bound(&self);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&dead, sizeof(dead)), 0);
+	cr_assert_eq(loop_new(NULL, &t.l), 0);
+	cr_assert_eq(loop_udp_listen_end(t.l, fd, end_dgram, end_fn, &t), 0);
+	/* The ICMP port unreachable comes back as ECONNREFUSED on the connected
+	 * socket's receive: not a case the loop re-arms. */
+	cr_assert_eq(send(fd, "x", 1, 0), 1);
+	timer_init(&wd, watchdog, t.l);
+	loop_timer_arm_in(t.l, &wd, 3000);
+	cr_assert_eq(loop_run(t.l), 0);
+	cr_assert_eq(t.ended, 1);
+	cr_assert_eq(t.res, -ECONNREFUSED);
+	loop_free(t.l);
+	cr_assert_eq(t.ended, 1, "no second final callback at loop_free");
+	close(fd);
+}

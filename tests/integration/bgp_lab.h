@@ -42,7 +42,7 @@ static inline void bgp_lab_down(struct bgp_lab *lab)
  * first), the veth link, and the VIPs on n's lo; dir is the test's temp dir.
  */
 static inline void bgp_lab_net_up(struct netns *r, struct netns *n, struct tmpdir *dir,
-				  const char *tag_r, const char *tag_n, const char *dir_tag)
+                                  const char *tag_r, const char *tag_n, const char *dir_tag)
 {
 	const char *const tags[] = {tag_r, tag_n};
 
@@ -67,6 +67,7 @@ static inline void bgp_lab_node_yaml(char *yaml, size_t cap, uint32_t as, uint32
 	         "  allow: [10.53.40.0/24]\n"
 	         "  upstreams: [\"10.53.40.9\"]\n"
 	         "  threads: 1\n"
+	         "health: {drain: 0s}\n" /* SIGTERM: Cease at once */
 	         "bgp:\n"
 	         "  asn: %u\n"
 	         "  router-id: 10.53.40.2\n"

@@ -114,6 +114,9 @@ static void bird_start(uint32_t as, uint32_t peer_as, const char *password)
 	cr_assert_eq(proc_start(&rig.bird, "bird", argv, log), 0, "bird did not start");
 }
 
+/* SIGTERM sends Cease at once unless a test asks for a drain. */
+static const char *any_health = "health: {drain: 0s}\n";
+
 static void any_start(uint32_t as, uint32_t peer_as, const char *password)
 {
 	char yaml[4096], pw[128] = "";
@@ -126,6 +129,7 @@ static void any_start(uint32_t as, uint32_t peer_as, const char *password)
 	         "  allow: [127.0.0.0/8]\n"
 	         "  upstreams: [\"%s:5300\"]\n"
 	         "  threads: 2\n"
+	         "%s"
 	         "bgp:\n"
 	         "  asn: %u\n"
 	         "  router-id: %s\n"
@@ -144,8 +148,8 @@ static void any_start(uint32_t as, uint32_t peer_as, const char *password)
 	         "      large-communities: [\"4200000001:1:2\"]\n"
 	         "    - {prefix: 96.0.0.0/3, local-preference: 150}\n"
 	         "    - {prefix: \"%s/128\", local-preference: 120, med: 3}\n",
-	         rig.a[4], rig.a[5], rig.vip6, rig.a[6], as, rig.a[2], rig.a[1], peer_as, rig.a[2],
-	         rig.net, pw, rig.vip6);
+	         rig.a[4], rig.a[5], rig.vip6, rig.a[6], any_health, as, rig.a[2], rig.a[1],
+	         peer_as, rig.a[2], rig.net, pw, rig.vip6);
 	cr_assert_eq(anycached_start(&rig.d, yaml, rig.a[4], DNS_PORT), 0, "anycached");
 	rig.d_up = true;
 }

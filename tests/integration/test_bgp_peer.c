@@ -96,6 +96,20 @@ static int peer_listen(void)
 	return fd;
 }
 
+static bool log_has(const char *needle)
+{
+	static char text[1 << 20];
+	FILE *f = fopen(rig.d.proc.log, "r");
+	size_t n;
+
+	if (!f)
+		return false;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = 0;
+	return strstr(text, needle) != NULL;
+}
+
 /* anycached with `listen_first`: our listener is up before it starts. */
 static void rig_start(bool listen_first)
 {
@@ -116,6 +130,7 @@ static void rig_start(bool listen_first)
 	         "  allow: [127.0.0.0/8]\n"
 	         "  upstreams: [\"" KNOT_ADDR ":5300\"]\n"
 	         "  threads: 1\n"
+	         "health: {drain: 0s}\n" /* SIGTERM: Cease at once (drain: test_bgp_bird) */
 	         "bgp:\n"
 	         "  asn: %u\n"
 	         "  router-id: " ANY_ADDR "\n"
@@ -132,20 +147,14 @@ static void rig_start(bool listen_first)
 	         LOCAL_AS, PEER_AS, HOLD_S);
 	cr_assert_eq(anycached_start(&rig.d, yaml, VIP4, DNS_PORT), 0, "anycached did not start");
 	rig.d_up = true;
-}
-
-static bool log_has(const char *needle)
-{
-	static char text[1 << 20];
-	FILE *f = fopen(rig.d.proc.log, "r");
-	size_t n;
-
-	if (!f)
-		return false;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = 0;
-	return strstr(text, needle) != NULL;
+	/* The VIPs are announced once their self-probes pass: wait for that, so
+	 * the session's first UPDATE carries them. */
+	uint64_t end = now_ms() + 5000;
+	while (!(log_has("VIP " VIP4 ":5300 down -> up") &&
+	         log_has("VIP [" VIP6 "]:5300 down -> up")) &&
+	       now_ms() < end)
+		sleep_ms(20);
+	cr_assert(now_ms() < end, "the VIPs did not come up");
 }
 
 /* After every scenario: no crash, no sanitizer report, DNS still answers. */
@@ -617,8 +626,8 @@ static void cease(struct peer *p, const char *scenario)
 
 /*
  * The end of every test: SIGTERM on an Established session. anycached must
- * exit 0 within 3 s (rings drained, no sanitizer report) and have sent Cease
- * 6/2 with its RFC 9003 text first.
+ * exit 0 within 3 s (rings drained, no sanitizer report) and have sent its
+ * withdrawals and then Cease 6/2 with its RFC 9003 text.
  */
 static void finish(struct peer *p)
 {
@@ -628,9 +637,10 @@ static void finish(struct peer *p)
 
 	rig.d_up = false;
 	cr_assert_eq(r, 0, "stop: %s", why);
+	/* The routes are withdrawn explicitly first (UPDATE), then Cease. */
 	do
 		t = peer_next(p, 1000);
-	while (t == BGP_MSG_KEEPALIVE);
+	while (t == BGP_MSG_KEEPALIVE || t == BGP_MSG_UPDATE);
 	cr_assert_eq(t, BGP_MSG_NOTIFICATION, "no Cease on SIGTERM: %s", type_name(t));
 	const struct bgp_notification *n = &p->m.u.notification;
 	cr_assert(n->code == 6 && n->subcode == 2 && n->has_shutdown && n->shutdown_utf8);
