@@ -43,6 +43,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+/*
+ * Inline read-side lock/unlock: ~2 ns instead of ~10 ns for two calls into
+ * the library and its TLS (bench/README.md). liburcu's README allows
+ * _LGPL_SOURCE for LGPL/GPL-compatible code (this project is BSD-2-Clause),
+ * and static/urcu-bp.h keeps the inlined functions under LGPL's 10 lines.
+ */
+#define _LGPL_SOURCE
 #include <urcu/urcu-bp.h>
 
 #include "core/wire.h"
