@@ -27,7 +27,12 @@
  * readers, so the hit path takes no lock and allocates nothing), which every
  * worker reads and fills, so a client sees the same cache whichever worker
  * SO_REUSEPORT hands its query to (it hashes the 4-tuple, so a stub's new
- * source port may land anywhere).
+ * source port may land anywhere); and the table of upstream queries in
+ * flight (dns_inflight.h), so a question missed on several workers at once
+ * costs one upstream query: the first worker owns it, the others wait, and
+ * the owner, once its answer is in the cache, delivers its outcome to their
+ * inboxes and wakes their loops with loop_post(). A waiter answers exactly
+ * as the owner did (answer, serve-stale answer or SERVFAIL).
  */
 #ifndef ANYCACHE_DNS_SERVER_H
 #define ANYCACHE_DNS_SERVER_H
@@ -60,10 +65,12 @@ struct dns_server_stats {
 	uint64_t cache_misses;
 	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */
 	uint64_t prefetches;
-	uint64_t upstream_fail; /* forwarded queries that got no usable answer */
-	uint64_t tx_fail;       /* answers the loop could not send (no send slot, error) */
-	uint64_t truncated;     /* UDP answers cut to the client's size with TC=1 */
-	uint64_t tcp_rx;        /* queries received over TCP */
+	uint64_t upstream_fail;   /* forwarded queries that got no usable answer */
+	uint64_t inflight_joined; /* misses that waited on another query for the same question */
+	uint64_t inflight_full;   /* misses that found it in flight with no room to wait */
+	uint64_t tx_fail;         /* answers the loop could not send (no send slot, error) */
+	uint64_t truncated;       /* UDP answers cut to the client's size with TC=1 */
+	uint64_t tcp_rx;          /* queries received over TCP */
 	uint64_t tcp_accepted;
 	uint64_t tcp_refused;     /* accepted then closed at once: at the connection cap */
 	uint64_t tcp_evicted;     /* idle connections closed to make room for a new one */
@@ -92,7 +99,7 @@ struct dns_cache;
 /*
  * Once per process, before the workers: the state every worker shares, the
  * answer cache (dns.cache.size bytes for the whole process, 4 shards per
- * worker thread). 0, or -errno with a sentence in why. Free it with
+ * worker thread) and the in-flight table. 0, or -errno with a sentence in why. Free it with
  * dns_shared_free only after every dns_server_free.
  */
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out);
