@@ -469,21 +469,24 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 	struct shard *sh = shard_of(c, hash);
 	pthread_mutex_lock(&sh->lock);
 	struct entry *old = find(c, &kb, hash);
-	if (old) {
-		/* The newer answer wins, even one we will not cache (TTL 0 means "do not
-		 * reuse"). */
-		sh->replaced++;
-		unlink_retire(c, sh, old);
-	}
 	if (e) {
-		while (sh->bytes + charge > c->shard_cap)
-			evict_one(c, sh, now_ms);
+		/* Linked at the chain's head, so lookups find it before the old one:
+		 * a refresh never opens a window where the key is missing. */
 		link_entry(c, sh, e);
 		sh->bytes += charge;
 		sh->answer_bytes += len;
 		sh->entries++;
 		sh->inserts++;
 	}
+	if (old) {
+		/* The newer answer wins, even one we will not cache (TTL 0 means "do not
+		 * reuse"). */
+		sh->replaced++;
+		unlink_retire(c, sh, old);
+	}
+	/* The new entry is behind the hand, examined last: what goes is older. */
+	while (sh->bytes > c->shard_cap)
+		evict_one(c, sh, now_ms);
 	pthread_mutex_unlock(&sh->lock);
 	return e ? 1 : 0;
 }

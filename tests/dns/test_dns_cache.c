@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -927,5 +928,52 @@ Test(dns_cache, prefetch_is_handed_out_once_across_threads)
 		total += m[t].prefetch;
 	}
 	cr_assert_eq(total, 1, "%u PREFETCH flags for one entry", total);
+	dns_cache_free(c);
+}
+
+struct refresh_arg {
+	struct dns_cache *c;
+	atomic_bool stop;
+	unsigned misses, hits;
+};
+
+static void *refresh_reader(void *p)
+{
+	struct refresh_arg *m = p;
+	while (!atomic_load(&m->stop)) {
+		for (unsigned i = 0; i < 64; i++) {
+			uint8_t name[13], out[1024];
+			unsigned fl;
+			name_of(i, name);
+			struct dns_cache_key k = key_of(name, sizeof(name), 1);
+			int n =
+			    dns_cache_lookup(m->c, &k, 1, false, T0 + SEC, out, sizeof(out), &fl);
+			if (n > 0)
+				m->hits++;
+			else
+				m->misses++;
+		}
+	}
+	return NULL;
+}
+
+/* Replacing an entry (a refresh) links the new answer before the old one goes. */
+Test(dns_cache, refresh_never_opens_a_miss_window)
+{
+	static struct refresh_arg m;
+	struct dns_cache *c = mk(defconf());
+	for (unsigned i = 0; i < 64; i++)
+		cr_assert_eq(insert_i(c, i, T0), 1);
+	m.c = c;
+	atomic_init(&m.stop, false);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, refresh_reader, &m), 0);
+	for (unsigned r = 0; r < 200000; r++)
+		cr_assert_eq(insert_i(c, r % 64, T0), 1);
+	atomic_store(&m.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_gt(m.hits, 0);
+	cr_assert_eq(m.misses, 0, "%u lookups missed during refreshes", m.misses);
+	cr_assert_eq(ST(c).replaced, 200000);
 	dns_cache_free(c);
 }
