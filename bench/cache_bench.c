@@ -310,7 +310,9 @@ static void *lookup_thread(void *p)
 			                      sizeof(out), &flags);
 			model_read_unlock(r->sync, l);
 		}
-		if (rc < 0) {
+		if (rc < 0) { /* every name is cached: a miss is a bug */
+			fprintf(stderr, "thread %u: lookup of name %u failed: %d\n", tr->idx, idx,
+			        rc);
 			tr->err = rc;
 			break;
 		}

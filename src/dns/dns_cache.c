@@ -202,17 +202,23 @@ static void free_entry_rcu(struct rcu_head *h)
 	free((char *)h - offsetof(struct entry, u.rcu));
 }
 
-static void unlink_retire(struct dns_cache *c, struct shard *sh, struct entry *e)
+/* The link that points at e in its chain. */
+static struct entry *_Atomic *chain_link(struct dns_cache *c, struct entry *e)
 {
 	struct entry *_Atomic *pp = &c->buckets[e->hash & c->mask];
 	struct entry *cur;
 
 	while ((cur = atomic_load_explicit(pp, memory_order_relaxed)) != e)
 		pp = &cur->hnext;
-	/* Readers standing on e still follow e->hnext, which stays as it is. */
-	atomic_store_explicit(pp, atomic_load_explicit(&e->hnext, memory_order_relaxed),
-	                      memory_order_release);
+	return pp;
+}
 
+/*
+ * Takes e off its CLOCK ring and the accounting and hands it to call_rcu;
+ * the caller has already taken it out of its chain.
+ */
+static void retire(struct dns_cache *c, struct shard *sh, struct entry *e)
+{
 	struct entry *nx = e->u.ring.next == e ? NULL : e->u.ring.next;
 	if (sh->hand == e)
 		sh->hand = nx;
@@ -226,6 +232,15 @@ static void unlink_retire(struct dns_cache *c, struct shard *sh, struct entry *e
 	sh->entries--;
 	atomic_store_explicit(&c->deferred, true, memory_order_relaxed);
 	urcu_bp_call_rcu(&e->u.rcu, free_entry_rcu);
+}
+
+static void unlink_retire(struct dns_cache *c, struct shard *sh, struct entry *e)
+{
+	/* Readers standing on e still follow e->hnext, which stays as it is. */
+	atomic_store_explicit(chain_link(c, e),
+	                      atomic_load_explicit(&e->hnext, memory_order_relaxed),
+	                      memory_order_release);
+	retire(c, sh, e);
 }
 
 /* One CLOCK step sequence: frees exactly one entry; the ring must be non-empty. */
@@ -248,14 +263,21 @@ static void evict_one(struct dns_cache *c, struct shard *sh, uint64_t now_ms)
 	}
 }
 
-static void link_entry(struct dns_cache *c, struct shard *sh, struct entry *e)
+/*
+ * Publishes e: at the head of its chain, or, replacing `old` (same key), in
+ * old's very place, so a lookup anywhere in the chain meets one or the other
+ * (inserted at the head, it could be behind a reader that then finds old
+ * already bypassed: a miss). The caller retires old afterwards.
+ */
+static void link_entry(struct dns_cache *c, struct shard *sh, struct entry *e, struct entry *old)
 {
-	struct entry *_Atomic *head = &c->buckets[e->hash & c->mask];
+	struct entry *_Atomic *pp = old ? chain_link(c, old) : &c->buckets[e->hash & c->mask];
+	struct entry *next = old ? atomic_load_explicit(&old->hnext, memory_order_relaxed)
+	                         : atomic_load_explicit(pp, memory_order_relaxed);
 
-	atomic_store_explicit(&e->hnext, atomic_load_explicit(head, memory_order_relaxed),
-	                      memory_order_relaxed);
-	/* Release: a reader that loads the head sees every byte written before. */
-	atomic_store_explicit(head, e, memory_order_release);
+	atomic_store_explicit(&e->hnext, next, memory_order_relaxed);
+	/* Release: a reader that loads the link sees every byte written before. */
+	atomic_store_explicit(pp, e, memory_order_release);
 	if (!sh->hand) {
 		e->u.ring.next = e->u.ring.prev = e;
 		sh->hand = e;
@@ -470,9 +492,8 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 	pthread_mutex_lock(&sh->lock);
 	struct entry *old = find(c, &kb, hash);
 	if (e) {
-		/* Linked at the chain's head, so lookups find it before the old one:
-		 * a refresh never opens a window where the key is missing. */
-		link_entry(c, sh, e);
+		/* In old's place: a refresh never opens a window where the key is missing. */
+		link_entry(c, sh, e, old);
 		sh->bytes += charge;
 		sh->answer_bytes += len;
 		sh->entries++;
@@ -482,7 +503,10 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 		/* The newer answer wins, even one we will not cache (TTL 0 means "do not
 		 * reuse"). */
 		sh->replaced++;
-		unlink_retire(c, sh, old);
+		if (e)
+			retire(c, sh, old); /* already out of the chain: e took its place */
+		else
+			unlink_retire(c, sh, old);
 	}
 	/* The new entry is behind the hand, examined last: what goes is older. */
 	while (sh->bytes > c->shard_cap)

@@ -931,6 +931,9 @@ Test(dns_cache, prefetch_is_handed_out_once_across_threads)
 	dns_cache_free(c);
 }
 
+/* More names than a quarter of the buckets: many sit behind another in their chain. */
+#define REFRESH_NAMES 1024
+
 struct refresh_arg {
 	struct dns_cache *c;
 	atomic_bool stop;
@@ -941,7 +944,7 @@ static void *refresh_reader(void *p)
 {
 	struct refresh_arg *m = p;
 	while (!atomic_load(&m->stop)) {
-		for (unsigned i = 0; i < 64; i++) {
+		for (unsigned i = 0; i < REFRESH_NAMES; i++) {
 			uint8_t name[13], out[1024];
 			unsigned fl;
 			name_of(i, name);
@@ -961,19 +964,22 @@ static void *refresh_reader(void *p)
 Test(dns_cache, refresh_never_opens_a_miss_window)
 {
 	static struct refresh_arg m;
-	struct dns_cache *c = mk(defconf());
-	for (unsigned i = 0; i < 64; i++)
+	struct dns_cache_conf conf = defconf();
+	conf.size = 256u << 10; /* 2048 buckets */
+	struct dns_cache *c = mk(conf);
+	for (unsigned i = 0; i < REFRESH_NAMES; i++)
 		cr_assert_eq(insert_i(c, i, T0), 1);
 	m.c = c;
 	atomic_init(&m.stop, false);
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, refresh_reader, &m), 0);
 	for (unsigned r = 0; r < 200000; r++)
-		cr_assert_eq(insert_i(c, r % 64, T0), 1);
+		cr_assert_eq(insert_i(c, (r * 7919u) % REFRESH_NAMES, T0), 1);
 	atomic_store(&m.stop, true);
 	pthread_join(th, NULL);
 	cr_assert_gt(m.hits, 0);
 	cr_assert_eq(m.misses, 0, "%u lookups missed during refreshes", m.misses);
 	cr_assert_eq(ST(c).replaced, 200000);
+	cr_assert_eq(ST(c).evictions, 0);
 	dns_cache_free(c);
 }
