@@ -19,6 +19,7 @@
 #ifndef ANYCACHE_DNS_HASH_H
 #define ANYCACHE_DNS_HASH_H
 
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -98,9 +99,9 @@ static inline uint64_t dns_siphash13(const struct dns_hash_key *k, const uint8_t
 	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
-		uint64_t w = 0;
-		for (unsigned j = 0; j < 8; j++) /* compiles to one load on little-endian */
-			w |= (uint64_t)m[i + j] << (8 * j);
+		uint64_t w;
+		memcpy(&w, m + i, 8); /* one unaligned load */
+		w = le64toh(w);
 		v3 ^= w;
 		DNS_SIPROUND;
 		v0 ^= w;
