@@ -154,9 +154,11 @@ struct pending {
 	uint8_t qbuf[DNS_NAME_MAX + 4];
 };
 
+/* The RFC 1035 §4.2.2 length prefix at p (the caller checked that 2 bytes are there). */
 static uint16_t get16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] << 8 | p[1]);
+	struct wire w = wire_init(p, 2);
+	return wire_u16(&w);
 }
 
 static const char *sock_error(int err)
@@ -388,10 +390,10 @@ static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
 		c->pend = b;
 		c->pend_cap = cap;
 	}
-	c->pend[c->pend_len] = (uint8_t)(len >> 8);
-	c->pend[c->pend_len + 1] = (uint8_t)len;
-	memcpy(c->pend + c->pend_len + 2, ans, len);
-	c->pend_len += 2 + len;
+	struct wbuf b = wbuf_init(c->pend + c->pend_len, 2 + len);
+	wbuf_u16(&b, (uint16_t)len);
+	wbuf_bytes(&b, ans, len);
+	c->pend_len += b.off;
 	conn_flush(c);
 	return 0;
 }
