@@ -12,7 +12,8 @@ builddir=${ANYCACHE_BUILDDIR:-build}
 # Debian 12 packages; README.md says why each is needed.
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
-            libjansson-dev)                     # JSON of the control socket (anycachectl)
+            libjansson-dev                      # JSON of the control socket (anycachectl)
+            liburcu-dev)                         # RCU readers of the shared answer cache
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)

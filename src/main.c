@@ -68,6 +68,8 @@ struct ctl {
 static struct conf conf;         /* large (fixed arrays): static, not on the stack */
 static const char *conf_path;    /* NULL: the embedded default */
 static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
+/* The answer cache every worker reads and fills (dns_server.h). */
+static struct dns_shared *shared;
 static atomic_int exit_code;
 static struct ctl ctl;
 
@@ -438,6 +440,8 @@ static void stop_all(struct worker *w, unsigned n)
 	ctl.loop = NULL;
 	ops_free(ctl.ops); /* after every loop: no round or connection is left */
 	ctl.ops = NULL;
+	dns_shared_free(shared); /* after every server */
+	shared = NULL;
 	/* After loop_free: its final callbacks still touch the speaker's sockets. */
 	bgp_speaker_free(ctl.bgp);
 	ctl.bgp = NULL;
@@ -537,6 +541,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	n = conf.dns.threads;
+	if (dns_shared_new(&conf, why, sizeof(why), &shared)) {
+		log_err("main", "%s", why);
+		return 1;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		workers[i].index = i;
 		r = loop_new(NULL, &workers[i].loop);
@@ -545,7 +553,8 @@ int main(int argc, char **argv)
 			stop_all(workers, n);
 			return 1;
 		}
-		r = dns_server_new(workers[i].loop, &conf, i, why, sizeof(why), &workers[i].dns);
+		r = dns_server_new(workers[i].loop, &conf, i, shared, why, sizeof(why),
+		                   &workers[i].dns);
 		if (r) {
 			log_err("main", "worker %u: %s", i, why);
 			stop_all(workers, n);

@@ -67,18 +67,12 @@ static void sum_forward(struct dns_forward_stats *d, const struct dns_forward_st
  * the cache is one per process this becomes one read (the only place to
  * change).
  */
+/* One cache per process (dns_server.h): every worker reports the same
+ * one, so the node's figures are the freshest report, never a sum. Hits
+ * and misses are the servers' counters, summed with the rest. */
 static void node_cache(struct dns_cache_stats *d, const struct wsample *s)
 {
-	d->hits += s->cache.hits;
-	d->stale_hits += s->cache.stale_hits;
-	d->misses += s->cache.misses;
-	d->inserts += s->cache.inserts;
-	d->evictions += s->cache.evictions;
-	d->reclaimed += s->cache.reclaimed;
-	d->flushed += s->cache.flushed;
-	d->bytes += s->cache.bytes;
-	d->answer_bytes += s->cache.answer_bytes;
-	d->entries += s->cache.entries;
+	*d = s->cache;
 }
 
 static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in,
@@ -171,7 +165,7 @@ static void worker_sample(struct loop *l, void *arg)
 	s->fwd = *dns_server_upstream_stats(w->dns);
 	for (unsigned i = 0; i < s->fwd.n_upstreams && i < DNS_FORWARD_MAX_UPSTREAMS; i++)
 		dns_server_upstream_info(w->dns, i, &s->up[i]);
-	s->cache = *dns_server_cache_stats(w->dns);
+	dns_server_cache_stats(w->dns, &s->cache);
 	dns_server_report(w->dns, &rep);
 	s->rx_drops = rep.rx_drops;
 	pthread_mutex_lock(&w->mu);

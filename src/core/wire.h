@@ -229,13 +229,26 @@ static inline size_t wbuf_reserve(struct wbuf *b, size_t n)
 	return at;
 }
 
-/* Writes v at an offset obtained from wbuf_reserve(); a no-op after an error. */
+/*
+ * Write v at an offset already written (from wbuf_reserve(), or inside bytes
+ * the caller copied in and now patches); a no-op after an error or past off.
+ */
 static inline void wbuf_put_u16_at(struct wbuf *b, size_t at, uint16_t v)
 {
 	if (b->err || at == SIZE_MAX || at + 2 > b->off)
 		return;
 	b->p[at] = (uint8_t)(v >> 8);
 	b->p[at + 1] = (uint8_t)v;
+}
+
+static inline void wbuf_put_u32_at(struct wbuf *b, size_t at, uint32_t v)
+{
+	if (b->err || at == SIZE_MAX || at + 4 > b->off)
+		return;
+	b->p[at] = (uint8_t)(v >> 24);
+	b->p[at + 1] = (uint8_t)(v >> 16);
+	b->p[at + 2] = (uint8_t)(v >> 8);
+	b->p[at + 3] = (uint8_t)v;
 }
 
 static inline void wbuf_put_u8_at(struct wbuf *b, size_t at, uint8_t v)

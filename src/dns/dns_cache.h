@@ -1,18 +1,33 @@
 /*
- * dns_cache.h: the DNS answer cache (pure logic).
+ * dns_cache.h: the DNS answer cache (logic: no I/O, no clock; shared by all workers).
  *
  * Stores upstream answers as wire bytes and serves a hit by copy + patch:
  * copy the stored message, write the client's ID, copy the client's question
  * name over the stored one (0x20 case), write each RR's remaining TTL. A hit
  * parses nothing and allocates nothing.
  *
- * Threads: NO locks. One cache per worker thread; a cache must only ever be
- * used by the thread that owns it.
+ * Threads: ONE cache per process, shared by every worker thread; every
+ * function may be called from any thread at any time, except dns_cache_free
+ * (only once no other thread uses the cache). Lookups run inside a liburcu
+ * read-side section (the "bulletproof" flavor, so threads register
+ * themselves on first use) and take no lock and write no shared cache line
+ * (but the entry's CLOCK bit, once per eviction round); writers (insert,
+ * eviction, sweep, the rare reclaim on lookup) take the mutex of the key's
+ * shard. Entries unlinked while a lookup may still read them are freed after
+ * an RCU grace period (call_rcu). bench/README.md ("Cache") has the
+ * measurements that chose this over per-shard mutexes, spinlocks, rwlocks
+ * and seqlocks.
+ * Shards: the table is cut into a power of two of shards by hash; each has
+ * its own lock, CLOCK hand, sweep cursor and an equal share of conf.size, so
+ * writers on different shards never meet. Ask for >= 4 x the writer threads.
  * Time: the cache never reads a clock. `now_ms` is the caller's monotonic
  * time in milliseconds (clock_now_ms()); it must not go backwards.
  * Ownership: the cache owns a private copy of every inserted answer (one
  * allocation per entry: header + TTL table + answer). Keys and answers passed
  * in are only read during the call. Lookup output goes to a caller buffer.
+ * conf.size bounds what the table holds; an entry unlinked from it goes back
+ * to malloc after the RCU grace period (milliseconds), so for that long the
+ * process holds it beyond the bound.
  *
  * Key: (lowercased qname in uncompressed wire form, qtype, qclass, DO, CD).
  * The stored answer's question section IS the key's name/type/class (it is
@@ -46,7 +61,13 @@ struct dns_cache_conf {
 	uint32_t negative_ttl_s; /* cap on negative lifetime (RFC 2308 §5) */
 	uint32_t servfail_ttl_s; /* SERVFAIL/timeout lifetime, clamped to [1, 300] */
 	uint32_t stale_window_s; /* serve-stale window after expiry (RFC 8767 §5); 0 = off */
+	unsigned shards;         /* rounded up to a power of two; 0 = 1. Lowered while a
+	                            shard's share of size would be under DNS_CACHE_SHARD_MIN */
 };
+
+/* The smallest share of conf.size a shard gets: room for a few large answers. */
+#define DNS_CACHE_SHARD_MIN  (256u << 10)
+#define DNS_CACHE_SHARDS_MAX 4096u
 
 /*
  * Defaults. servfail 5 s: RFC 9520 §3.2 wants >= 1 s so a failing zone is not
@@ -58,7 +79,7 @@ struct dns_cache_conf {
 #define DNS_CACHE_CONF_DEFAULT                                                                     \
 	{                                                                                          \
 		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400, .negative_ttl_s = 10800,    \
-		.servfail_ttl_s = 5, .stale_window_s = 86400,                                      \
+		.servfail_ttl_s = 5, .stale_window_s = 86400, .shards = 1,                         \
 	}
 
 /*
@@ -95,21 +116,24 @@ enum dns_cache_flag {
 	    1u << 2, /* first fresh hit in the last 10% of lifetime: refresh it */
 };
 
-/* Counters; plain data the caller may read at any time from the owning thread. */
+/*
+ * Counters of the writers' work, summed over the shards. Hits, misses and
+ * prefetches are the caller's to count (the lookup's result and flags say
+ * which): a shared counter would put a write to a shared cache line on every
+ * hit, which is what the design avoids.
+ */
 struct dns_cache_stats {
-	uint64_t hits;       /* fresh hits */
-	uint64_t stale_hits; /* served stale */
-	uint64_t misses;     /* -ENOENT results (absent, expired, beyond the stale window) */
-	uint64_t prefetches; /* PREFETCH flags handed out */
 	uint64_t inserts;    /* entries stored */
 	uint64_t replaced;   /* inserts that freed an older entry for the same key */
 	uint64_t evictions;  /* entries dropped by CLOCK to make room */
 	uint64_t reclaimed;  /* dead entries (past the stale window) freed lazily or by sweep */
 	size_t bytes;        /* everything charged against conf.size (includes table_bytes) */
-	size_t table_bytes;  /* the cache struct and its hash table */
+	size_t table_bytes;  /* the cache and shard structs and the hash table */
 	size_t answer_bytes; /* sum of stored answer lengths */
 	size_t entries;
 	uint64_t flushed; /* entries freed by dns_cache_flush / dns_cache_flush_name */
+	unsigned shards;    /* the shard count in use */
+	size_t shard_bytes; /* each shard's share of conf.size - table_bytes */
 };
 
 /*
@@ -139,7 +163,7 @@ void dns_cache_free(struct dns_cache *c);
  * more than max_ttl (positive) or the negative lifetime (negative).
  *
  * Returns 1 when stored, 0 when not cached by rule (lifetime 0, or the entry
- * alone would exceed conf.size), -EINVAL for an answer that does not match the
+ * alone would exceed its shard's share of conf.size), -EINVAL for an answer that does not match the
  * key or bad offsets, -ENOMEM.
  */
 int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
@@ -158,13 +182,16 @@ int dns_cache_lookup(struct dns_cache *c, const struct dns_cache_key *key, uint1
                      bool allow_stale, uint64_t now_ms, uint8_t *out, size_t cap, unsigned *flags);
 
 /*
- * Bounded sweep: examines at most `budget` entries (round robin across calls)
- * and frees those past their stale window. Call it from a loop timer so dead
- * entries do not wait for memory pressure. Returns the number freed.
+ * Bounded sweep: examines at most `budget` entries of the next shard (round
+ * robin across calls, from any thread; a shard whose lock is busy is left
+ * for the next call) and frees those past their stale window. Call it from a
+ * loop timer so dead entries do not wait for memory pressure. Returns the
+ * number freed.
  */
 unsigned dns_cache_sweep(struct dns_cache *c, uint64_t now_ms, unsigned budget);
 
-const struct dns_cache_stats *dns_cache_stats(const struct dns_cache *c);
+/* A consistent snapshot per shard (each shard's lock is taken in turn). */
+void dns_cache_stats(struct dns_cache *c, struct dns_cache_stats *out);
 
 /*
  * Operator flushes (not on any query path): every entry, or every entry whose

@@ -1,15 +1,11 @@
 /*
  * dns_name.c: domain names in wire form (RFC 1035 §3.1, §4.1.4; RFC 4343).
  */
+#include "dns/dns_hash.h" /* dns_lower: the one case fold */
 #include "dns/dns_wire.h"
 
 #include <errno.h>
 #include <string.h>
-
-static inline uint8_t ascii_lower(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
-}
 
 static inline bool ascii_letter(uint8_t c)
 {
@@ -89,7 +85,7 @@ bool dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 	if (alen != blen)
 		return false;
 	for (size_t i = 0; i < alen; i++)
-		if (ascii_lower(a[i]) != ascii_lower(b[i]))
+		if (dns_lower(a[i]) != dns_lower(b[i]))
 			return false;
 	return true;
 }
@@ -97,7 +93,7 @@ bool dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		dst[i] = ascii_lower(src[i]);
+		dst[i] = dns_lower(src[i]);
 }
 
 void dns_name_randomize_case(uint8_t *name, size_t len, const uint8_t *rnd, size_t rnd_len)

@@ -21,6 +21,7 @@
 #include "dns/dns_answer.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_forward.h"
+#include "dns/dns_inflight.h"
 #include "dns/dns_wire.h"
 
 #define SWEEP_INTERVAL_MS     1000
@@ -108,8 +109,10 @@ struct dns_server {
 	uint32_t free_slots[DNS_TCP_MAX_CONNS];
 	unsigned n_free;
 	struct tcp_conn *lru_oldest, *lru_newest;
-	unsigned fd_reserve; /* see FD_RESERVE_BASE */
-	struct dns_cache *cache;
+	unsigned fd_reserve;             /* see FD_RESERVE_BASE */
+	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
+	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
+	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
 	struct dns_forward *fwd;
 	struct timer sweep;
 	struct dns_server_stats stats;
@@ -144,6 +147,7 @@ struct target {
  * the request view pointed into a receive buffer that is gone by now.
  */
 struct pending {
+	struct dns_inflight_node node; /* in the shared in-flight table (dns_inflight.h) */
 	struct dns_server *srv;
 	struct target t; /* t.peer aimed at peer below for UDP */
 	struct sockaddr_storage peer;
@@ -151,9 +155,11 @@ struct pending {
 	uint8_t qbuf[DNS_NAME_MAX + 4];
 };
 
+/* The RFC 1035 §4.2.2 length prefix at p (the caller checked that 2 bytes are there). */
 static uint16_t get16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] << 8 | p[1]);
+	struct wire w = wire_init(p, 2);
+	return wire_u16(&w);
 }
 
 static const char *sock_error(int err)
@@ -385,10 +391,10 @@ static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
 		c->pend = b;
 		c->pend_cap = cap;
 	}
-	c->pend[c->pend_len] = (uint8_t)(len >> 8);
-	c->pend[c->pend_len + 1] = (uint8_t)len;
-	memcpy(c->pend + c->pend_len + 2, ans, len);
-	c->pend_len += 2 + len;
+	struct wbuf b = wbuf_init(c->pend + c->pend_len, 2 + len);
+	wbuf_u16(&b, (uint16_t)len);
+	wbuf_bytes(&b, ans, len);
+	c->pend_len += b.off;
 	conn_flush(c);
 	return 0;
 }
@@ -803,6 +809,104 @@ static void remember_failure(struct dns_server *s, const struct dns_cache_key *k
 		                 loop_now(s->loop));
 }
 
+/* A stored-form answer into s->out with the client's ID and question letter case. */
+static void out_from_stored(struct dns_server *s, const struct dns_request *req, const uint8_t *ans,
+                            size_t len)
+{
+	struct wbuf b = wbuf_init(s->out, sizeof(s->out));
+
+	wbuf_bytes(&b, ans, len);
+	wbuf_put_u16_at(&b, 0, req->id);
+	memcpy(s->out + DNS_HDR_LEN, req->qname, req->qname_len);
+}
+
+static void on_inbox(struct loop *l, void *arg);
+
+/* Another worker delivered to our inbox (any thread): have our loop take it. */
+static void wake_worker(struct dns_inflight_inbox *ib, void *arg)
+{
+	struct dns_server *w =
+	    (struct dns_server *)((char *)ib - offsetof(struct dns_server, inbox));
+
+	(void)arg;
+	/* -EAGAIN (its post queue is full) or -ESHUTDOWN: disarm, so the next
+	 * delivery tries again; the worker's sweep timer takes the inbox anyway. */
+	if (loop_post(w->loop, on_inbox, w) < 0)
+		atomic_store(&ib->armed, false);
+}
+
+/*
+ * The owner's outcome goes to every worker that waited on the same question
+ * (dns_inflight.h): the stored-form answer its own client got (ans, len;
+ * flags DNS_INFLIGHT_F_STALE for a serve-stale answer), or none (SERVFAIL).
+ * A no-op when p did not own its key. Called after the cache insert, so a
+ * query arriving from now on finds the answer there.
+ */
+static void share_outcome(struct dns_server *s, struct pending *p, const uint8_t *ans, size_t len,
+                          unsigned flags)
+{
+	struct dns_inflight_node *w = dns_inflight_finish(s->inflight, &p->node);
+
+	if (w)
+		dns_inflight_deliver(w, ans ? dns_inflight_result_new(ans, len, flags) : NULL,
+		                     wake_worker, NULL);
+}
+
+/* A waiter's turn, on its own worker: answer exactly as the owner did. */
+static void answer_waiter(struct dns_server *s, struct pending *p,
+                          const struct dns_inflight_result *res)
+{
+	struct tcp_conn *c = NULL;
+
+	if (p->t.kind == TARGET_TCP) {
+		c = conn_lookup(s, p->t.slot, p->t.gen);
+		if (c)
+			c->inflight--;
+		else
+			p->t.kind = TARGET_NONE;
+	}
+	if (!res)
+		s->stats.upstream_fail++;
+	if (p->t.kind != TARGET_NONE) {
+		if (res) { /* len <= UINT16_MAX: s->out holds it with our OPT */
+			if (res->flags & DNS_INFLIGHT_F_STALE)
+				s->stats.stale_answers++;
+			out_from_stored(s, &p->req, res->ans, res->len);
+			send_finished(s, &p->t, &p->req, res->len);
+		} else {
+			answer_error(s, &p->t, &p->req, DNS_RCODE_SERVFAIL);
+		}
+	}
+	if (c)
+		conn_pump(c);
+}
+
+static void free_waiters(struct dns_inflight_node *n)
+{
+	while (n) {
+		struct dns_inflight_node *nx = n->next;
+		dns_inflight_result_put(n->result);
+		free((char *)n - offsetof(struct pending, node));
+		n = nx;
+	}
+}
+
+static void on_inbox(struct loop *l, void *arg)
+{
+	struct dns_server *s = arg;
+	struct dns_inflight_node *n = dns_inflight_take(&s->inbox);
+
+	(void)l;
+	while (n) {
+		struct dns_inflight_node *nx = n->next;
+		struct pending *p = (struct pending *)((char *)n - offsetof(struct pending, node));
+		answer_waiter(s, p, n->result);
+		dns_inflight_result_put(n->result);
+		free(p);
+		n = nx;
+	}
+}
+
 static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
                         struct dns_scan *scan)
 {
@@ -813,6 +917,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 	int n = -EPROTO;
 
 	if (status == -ECANCELED) {
+		share_outcome(s, p, NULL, 0, 0); /* shutting down: waiters are not answered */
 		free(p);
 		return;
 	}
@@ -833,11 +938,9 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			dns_cache_insert(s->cache, &key, s->norm, (size_t)n, scan->ttl_off,
 			                 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
 			                 loop_now(s->loop));
+		share_outcome(s, p, s->norm, (size_t)n, 0);
 		if (p->t.kind != TARGET_NONE) {
-			memcpy(s->out, s->norm, (size_t)n);
-			s->out[0] = (uint8_t)(p->req.id >> 8);
-			s->out[1] = (uint8_t)p->req.id;
-			memcpy(s->out + DNS_HDR_LEN, p->req.qname, p->req.qname_len);
+			out_from_stored(s, &p->req, s->norm, (size_t)n);
 			send_finished(s, &p->t, &p->req, (size_t)n);
 		}
 	} else {
@@ -853,6 +956,9 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		 */
 		if (r <= 0 && (status == -ETIMEDOUT || status == -ECONNREFUSED))
 			remember_failure(s, &key, &p->req);
+		/* Before send_finished, which finishes s->out in place for this client. */
+		share_outcome(s, p, r > 0 ? s->out : NULL, r > 0 ? (size_t)r : 0,
+		              DNS_INFLIGHT_F_STALE);
 		if (p->t.kind != TARGET_NONE) {
 			if (r > 0) {
 				s->stats.stale_answers++;
@@ -890,14 +996,39 @@ static void start_forward(struct dns_server *s, const struct target *t,
 	memcpy(p->qbuf, req->question, req->question_len);
 	p->req.question = p->qbuf;
 	p->req.qname = p->qbuf;
+	p->node = (struct dns_inflight_node){
+	    .name_lc = p->req.qname_lc,
+	    .name_len = (uint16_t)p->req.qname_len,
+	    .qtype = req->qtype,
+	    .qclass = req->qclass,
+	    .do_bit = req->do_bit,
+	    .cd = req->cd,
+	    .inbox = &s->inbox,
+	};
+	/* One upstream query per question in the whole process: whoever asked first owns it. */
+	switch (dns_inflight_join(s->inflight, &p->node, t->kind != TARGET_NONE)) {
+	case DNS_INFLIGHT_BUSY: /* a prefetch of a name being fetched already */
+		free(p);
+		return;
+	case DNS_INFLIGHT_WAITER:
+		s->stats.inflight_joined++;
+		goto joined;
+	case DNS_INFLIGHT_FULL: /* no room to wait: our own query (the forwarder bounds it) */
+		s->stats.inflight_full++;
+		break;
+	case DNS_INFLIGHT_OWNER:
+		break;
+	}
 	r = dns_forward_query(s->fwd, req->qname_lc, req->qname_len, req->qtype, req->qclass,
 	                      req->cd, req->do_bit, on_upstream, p);
 	if (r < 0) {
 		s->stats.upstream_fail++;
+		share_outcome(s, p, NULL, 0, 0);
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		free(p);
 		return;
 	}
+joined:
 	if (t->kind == TARGET_TCP) {
 		struct tcp_conn *c = conn_lookup(s, t->slot, t->gen);
 		if (c)
@@ -1039,16 +1170,82 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 	struct dns_server *s = arg;
 
 	dns_cache_sweep(s->cache, now, SWEEP_BUDGET);
+	/* A wake-up that could not be posted (the loop's post queue was full). */
+	if (atomic_load(&s->inbox.head))
+		on_inbox(s->loop, s);
 	loop_timer_arm(s->loop, t, now + SWEEP_INTERVAL_MS);
 }
 
-int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-                   size_t whylen, struct dns_server **out)
+/* What every worker of the process shares. */
+struct dns_shared {
+	struct dns_cache *cache;
+	struct dns_inflight *inflight;
+};
+
+static uint64_t random_seed(void)
+{
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)arc4random() << 32 | arc4random();
+	return seed;
+}
+
+int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
 {
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
+	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
+	struct dns_shared *sh = calloc(1, sizeof(*sh));
+	int r;
+
+	*out = NULL;
+	if (!sh) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	cc.size = (size_t)conf->dns.cache.size_bytes;
+	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
+	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
+	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
+	cc.stale_window_s = conf->dns.cache.serve_stale_s;
+	/* Writers (misses) of different workers rarely meet on a shard (bench/README.md). */
+	cc.shards = DNS_SHARED_SHARDS_PER_THREAD * threads;
+	r = dns_cache_new(&cc, random_seed(), &sh->cache);
+	if (r) {
+		snprintf(why, whylen, "cache of %zu bytes: %s", cc.size, strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
+	r = dns_inflight_new(DNS_SHARED_SHARDS_PER_THREAD * threads, 0, 0, random_seed(),
+	                     &sh->inflight);
+	if (r) {
+		snprintf(why, whylen, "in-flight table: %s", strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
+	*out = sh;
+	return 0;
+}
+
+void dns_shared_free(struct dns_shared *sh)
+{
+	if (!sh)
+		return;
+	dns_inflight_free(sh->inflight);
+	dns_cache_free(sh->cache);
+	free(sh);
+}
+
+struct dns_cache *dns_shared_cache(struct dns_shared *sh)
+{
+	return sh->cache;
+}
+
+int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
+                   struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out)
+{
 	struct dns_forward_conf fc = {0};
 	struct dns_server *s;
-	uint64_t seed;
 	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
 	int r;
 
@@ -1064,18 +1261,8 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char
 	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 
-	cc.size = (size_t)(conf->dns.cache.size_bytes / threads);
-	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
-	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
-	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
-	cc.stale_window_s = conf->dns.cache.serve_stale_s;
-	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)arc4random() << 32 | arc4random();
-	r = dns_cache_new(&cc, seed, &s->cache);
-	if (r) {
-		snprintf(why, whylen, "cache of %zu bytes per worker: %s", cc.size, strerror(-r));
-		goto fail;
-	}
+	s->cache = shared->cache;
+	s->inflight = shared->inflight;
 
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
@@ -1150,8 +1337,19 @@ void dns_server_free(struct dns_server *s)
 	if (!s)
 		return;
 	loop_timer_cancel(s->loop, &s->sweep);
+	/*
+	 * Shutdown order (no worker thread runs now): our waiters leave the shared
+	 * table first, so no other worker's owner can deliver to us once we are
+	 * gone; then our own queries end (-ECANCELED: their waiters on workers not
+	 * yet freed get an empty outcome in their inbox, the wake-up is refused by
+	 * their drained loop, and they free it when their turn comes); then what
+	 * was delivered to us and never taken.
+	 */
+	if (s->inflight)
+		free_waiters(dns_inflight_cancel_inbox(s->inflight, &s->inbox));
 	/* Pending upstream queries get -ECANCELED and free themselves. */
 	dns_forward_free(s->fwd);
+	free_waiters(dns_inflight_take(&s->inbox));
 	while (s->lru_oldest)
 		conn_close(s->lru_oldest);
 	for (unsigned i = 0; i < s->n_tcp; i++) {
@@ -1171,7 +1369,6 @@ void dns_server_free(struct dns_server *s)
 		if (!li->armed)
 			free(li); /* else the receive's final callback frees it */
 	}
-	dns_cache_free(s->cache);
 	free(s);
 }
 
@@ -1191,9 +1388,9 @@ void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
 	dns_forward_upstream_info(s->fwd, idx, out);
 }
 
-const struct dns_cache_stats *dns_server_cache_stats(const struct dns_server *s)
+void dns_server_cache_stats(const struct dns_server *s, struct dns_cache_stats *out)
 {
-	return dns_cache_stats(s->cache);
+	dns_cache_stats(s->cache, out);
 }
 
 size_t dns_server_cache_flush(struct dns_server *s, const uint8_t *name, size_t name_len)

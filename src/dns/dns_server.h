@@ -22,9 +22,17 @@
  * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
  *
  * Threads: a server belongs to one loop; after loop_run starts it is used
- * only from that loop's thread. Nothing is shared between workers: each
- * has its own cache (no locks on the hit path; a client's queries stay on
- * one worker because SO_REUSEPORT hashes the 4-tuple).
+ * only from that loop's thread. What the workers share is one struct
+ * dns_shared per process: the answer cache (dns_cache.h: lock-free RCU
+ * readers, so the hit path takes no lock and allocates nothing), which every
+ * worker reads and fills, so a client sees the same cache whichever worker
+ * SO_REUSEPORT hands its query to (it hashes the 4-tuple, so a stub's new
+ * source port may land anywhere); and the table of upstream queries in
+ * flight (dns_inflight.h), so a question missed on several workers at once
+ * costs one upstream query: the first worker owns it, the others wait, and
+ * the owner, once its answer is in the cache, delivers its outcome to their
+ * inboxes and wakes their loops with loop_post(). A waiter answers exactly
+ * as the owner did (answer, serve-stale answer or SERVFAIL).
  */
 #ifndef ANYCACHE_DNS_SERVER_H
 #define ANYCACHE_DNS_SERVER_H
@@ -71,10 +79,12 @@ struct dns_server_stats {
 	uint64_t cache_misses;
 	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */
 	uint64_t prefetches;
-	uint64_t upstream_fail; /* forwarded queries that got no usable answer */
-	uint64_t tx_fail;       /* answers the loop could not send (no send slot, error) */
-	uint64_t truncated;     /* UDP answers cut to the client's size with TC=1 */
-	uint64_t tcp_rx;        /* queries received over TCP */
+	uint64_t upstream_fail;   /* forwarded queries that got no usable answer */
+	uint64_t inflight_joined; /* misses that waited on another query for the same question */
+	uint64_t inflight_full;   /* misses that found it in flight with no room to wait */
+	uint64_t tx_fail;         /* answers the loop could not send (no send slot, error) */
+	uint64_t truncated;       /* UDP answers cut to the client's size with TC=1 */
+	uint64_t tcp_rx;          /* queries received over TCP */
 	uint64_t tcp_accepted;
 	uint64_t tcp_refused;     /* accepted then closed at once: at the connection cap */
 	uint64_t tcp_evicted;     /* idle connections closed to make room for a new one */
@@ -96,15 +106,32 @@ struct dns_server_stats {
  */
 int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen);
 
+/* Cache shards per worker thread: writers on different shards never meet. */
+#define DNS_SHARED_SHARDS_PER_THREAD 4
+
+struct dns_shared;
+struct dns_cache;
+
+/*
+ * Once per process, before the workers: the state every worker shares, the
+ * answer cache (dns.cache.size bytes for the whole process, 4 shards per
+ * worker thread) and the in-flight table. 0, or -errno with a sentence in why. Free it with
+ * dns_shared_free only after every dns_server_free.
+ */
+int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out);
+void dns_shared_free(struct dns_shared *sh);
+struct dns_cache *dns_shared_cache(struct dns_shared *sh);
+
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its
- * cache (dns.cache.size / threads bytes) and its forwarder. 0, or -errno
- * with a sentence in why.
+ * forwarder, and serves from the process's shared state. 0, or -errno with a
+ * sentence in why.
  */
-int dns_server_new(struct loop *l, const struct conf *conf, unsigned index, char *why,
-                   size_t whylen, struct dns_server **out);
+int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
+                   struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out);
 /*
- * Call before loop_free (the loop need not run): open TCP connections and
+ * Call before loop_free (the loop need not run) and before dns_shared_free,
+ * once no worker thread runs any more: open TCP connections and
  * listeners are handed to loop_close_fd and detached from the server, so the
  * loop's final callbacks find only their own state.
  */
@@ -118,7 +145,7 @@ void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
                               struct dns_upstream_info *out);
 
 /* The answer cache's counters (entries, bytes, hits). Worker thread only. */
-const struct dns_cache_stats *dns_server_cache_stats(const struct dns_server *s);
+void dns_server_cache_stats(const struct dns_server *s, struct dns_cache_stats *out);
 /*
  * Operator flush (anycachectl cache flush [NAME]), on the worker's thread:
  * every entry, or only those of one name (uncompressed wire form, any case;

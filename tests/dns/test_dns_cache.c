@@ -4,6 +4,8 @@
  * hand here (known TTL offsets), plus one captured upstream answer.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -78,6 +80,15 @@ static struct dns_cache *mk(struct dns_cache_conf conf)
 	return c;
 }
 
+/* A snapshot of the writers' counters (dns_cache_stats sums the shards). */
+static struct dns_cache_stats stats_of(struct dns_cache *c)
+{
+	struct dns_cache_stats st;
+	dns_cache_stats(c, &st);
+	return st;
+}
+#define ST(c) (stats_of(c))
+
 static struct dns_cache_conf defconf(void)
 {
 	struct dns_cache_conf conf = DNS_CACHE_CONF_DEFAULT;
@@ -124,10 +135,8 @@ Test(dns_cache, hit_is_identical_except_id_case_and_ttl)
 			continue;
 		cr_assert_eq(out[i], a.b[i], "byte %zu differs", i);
 	}
-	const struct dns_cache_stats *st = dns_cache_stats(c);
-	cr_assert_eq(st->hits, 1);
-	cr_assert_eq(st->inserts, 1);
-	cr_assert_eq(st->entries, 1);
+	cr_assert_eq(ST(c).inserts, 1);
+	cr_assert_eq(ST(c).entries, 1);
 	dns_cache_free(c);
 }
 
@@ -259,7 +268,7 @@ Test(dns_cache, servfail_lives_a_few_seconds_and_is_never_stale)
 	cr_assert_eq(lookup(c, &k, false, T0 + 4 * SEC + 999, out, &fl), (int)a.len);
 	cr_assert_eq(fl, DNS_CACHE_F_FRESH, "no prefetch for a cached failure");
 	cr_assert_eq(lookup(c, &k, true, T0 + 5 * SEC, out, &fl), -ENOENT);
-	cr_assert_eq(dns_cache_stats(c)->entries, 0, "a dead failure is reclaimed on sight");
+	cr_assert_eq(ST(c).entries, 0, "a dead failure is reclaimed on sight");
 	dns_cache_free(c);
 
 	/* RFC 9520 §3.2 bounds: [1 s, 5 min]. */
@@ -295,7 +304,7 @@ Test(dns_cache, expired_is_miss_unless_stale_allowed_within_window)
 
 	cr_assert_eq(lookup(c, &k, false, T0 + 60 * SEC, out, &fl), -ENOENT);
 	cr_assert_eq(fl, 0);
-	cr_assert_eq(dns_cache_stats(c)->entries, 1, "kept for serve-stale");
+	cr_assert_eq(ST(c).entries, 1, "kept for serve-stale");
 	cr_assert_eq(lookup(c, &k, true, T0 + 60 * SEC, out, &fl), (int)a.len);
 	cr_assert_eq(fl, DNS_CACHE_F_STALE);
 	cr_assert_eq(rd32(out + a.off[0]), 30, "RFC 8767 §4");
@@ -303,11 +312,8 @@ Test(dns_cache, expired_is_miss_unless_stale_allowed_within_window)
 	cr_assert_eq(lookup(c, &k, true, T0 + 159 * SEC + 999, out, &fl), (int)a.len);
 	cr_assert_eq(fl, DNS_CACHE_F_STALE);
 	cr_assert_eq(lookup(c, &k, true, T0 + 160 * SEC, out, &fl), -ENOENT);
-	const struct dns_cache_stats *st = dns_cache_stats(c);
-	cr_assert_eq(st->entries, 0, "beyond the window: reclaimed lazily");
-	cr_assert_eq(st->reclaimed, 1);
-	cr_assert_eq(st->stale_hits, 2);
-	cr_assert_eq(st->misses, 2);
+	cr_assert_eq(ST(c).entries, 0, "beyond the window: reclaimed lazily");
+	cr_assert_eq(ST(c).reclaimed, 1);
 	dns_cache_free(c);
 }
 
@@ -328,7 +334,6 @@ Test(dns_cache, prefetch_only_in_last_tenth_and_only_once)
 		cr_assert_eq(lookup(c, &k, false, T0 + 95 * SEC + i, out, &fl), (int)a.len);
 		cr_assert_eq(fl, DNS_CACHE_F_FRESH, "only the first late hit asks for a refresh");
 	}
-	cr_assert_eq(dns_cache_stats(c)->prefetches, 1);
 
 	/* The refresh is a new entry: its own last tenth signals again. */
 	cr_assert_eq(
@@ -376,16 +381,16 @@ Test(dns_cache, size_bound_holds_under_heavy_insertion)
 	struct dns_cache_conf conf = defconf();
 	conf.size = 64 * 1024;
 	struct dns_cache *c = mk(conf);
-	const struct dns_cache_stats *st = dns_cache_stats(c);
 	size_t max_entries = 0;
 	for (unsigned i = 0; i < 100000; i++) {
 		cr_assert_eq(insert_i(c, i, T0 + i), 1);
-		cr_assert_leq(st->bytes, conf.size, "bound broken at insert %u", i);
-		if (st->entries > max_entries)
-			max_entries = st->entries;
+		cr_assert_leq(ST(c).bytes, conf.size, "bound broken at insert %u", i);
+		if (ST(c).entries > max_entries)
+			max_entries = ST(c).entries;
 	}
-	cr_assert_eq(st->inserts, 100000);
-	cr_assert_eq(st->inserts - st->evictions - st->reclaimed - st->replaced, st->entries);
+	cr_assert_eq(ST(c).inserts, 100000);
+	cr_assert_eq(ST(c).inserts - ST(c).evictions - ST(c).reclaimed - ST(c).replaced,
+	             ST(c).entries);
 	cr_assert_gt(max_entries, 300, "64 KiB must hold hundreds of ~50-byte answers");
 	/* The newest entry is always there, the first long gone. */
 	cr_assert_gt(lookup_i(c, 99999, T0 + 100000), 0);
@@ -398,14 +403,13 @@ Test(dns_cache, clock_evicts_cold_before_hot)
 	struct dns_cache_conf conf = defconf();
 	conf.size = 64 * 1024;
 	struct dns_cache *c = mk(conf);
-	const struct dns_cache_stats *st = dns_cache_stats(c);
 	/* Fill to the brim: all entries cost the same, so the capacity is known exactly. */
 	cr_assert_eq(insert_i(c, 0, T0), 1);
-	size_t per = st->bytes - st->table_bytes;
-	unsigned cap = (unsigned)((conf.size - st->table_bytes) / per);
+	size_t per = ST(c).bytes - ST(c).table_bytes;
+	unsigned cap = (unsigned)((conf.size - ST(c).table_bytes) / per);
 	for (unsigned i = 1; i < cap; i++)
 		cr_assert_eq(insert_i(c, i, T0), 1);
-	cr_assert_eq(st->evictions, 0);
+	cr_assert_eq(ST(c).evictions, 0);
 	cr_assert_gt(cap, 100);
 
 	unsigned hot = cap / 2;
@@ -414,14 +418,14 @@ Test(dns_cache, clock_evicts_cold_before_hot)
 	unsigned fresh = cap / 4;
 	for (unsigned i = 0; i < fresh; i++)
 		cr_assert_eq(insert_i(c, cap + i, T0 + 2 * SEC), 1);
-	cr_assert_geq(st->evictions, fresh - 1);
+	cr_assert_geq(ST(c).evictions, fresh - 1);
 
 	for (unsigned i = 0; i < hot; i++)
 		cr_assert_gt(lookup_i(c, i, T0 + 3 * SEC), 0, "hot entry %u was evicted", i);
 	unsigned cold_gone = 0;
 	for (unsigned i = hot; i < cap; i++)
 		cold_gone += lookup_i(c, i, T0 + 3 * SEC) == -ENOENT;
-	cr_assert_eq(cold_gone, st->evictions, "every eviction hit a cold entry");
+	cr_assert_eq(cold_gone, ST(c).evictions, "every eviction hit a cold entry");
 	for (unsigned i = 0; i < fresh; i++)
 		cr_assert_gt(lookup_i(c, cap + i, T0 + 3 * SEC), 0, "new entry %u evicted", i);
 	dns_cache_free(c);
@@ -461,7 +465,7 @@ Test(dns_cache, key_covers_type_class_do_cd_and_ignores_case)
 	kd.do_bit = true;
 	cr_assert_eq(dns_cache_insert(c, &kd, d.b, d.len, d.off, d.n, DNS_CACHE_POSITIVE, 0, T0),
 	             1);
-	cr_assert_eq(dns_cache_stats(c)->entries, 2);
+	cr_assert_eq(ST(c).entries, 2);
 	q.cd_bit = false;
 	q.do_bit = true;
 	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)d.len);
@@ -503,7 +507,6 @@ Test(dns_cache, short_output_buffer_is_emsgsize_and_untouched)
 Test(dns_cache, insert_replaces_and_frees_the_old_value)
 {
 	struct dns_cache *c = mk(defconf());
-	const struct dns_cache_stats *st = dns_cache_stats(c);
 	uint8_t out[1024];
 	unsigned fl;
 	struct ans a, b;
@@ -511,13 +514,13 @@ Test(dns_cache, insert_replaces_and_frees_the_old_value)
 	a_answer(&b, NAME(www_mixed), 600, 2);
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
-	size_t one = st->bytes;
+	size_t one = ST(c).bytes;
 	cr_assert_eq(
 	    dns_cache_insert(c, &k, b.b, b.len, b.off, b.n, DNS_CACHE_POSITIVE, 0, T0 + 10 * SEC),
 	    1);
-	cr_assert_eq(st->entries, 1);
-	cr_assert_eq(st->replaced, 1);
-	cr_assert_eq(st->bytes, one);
+	cr_assert_eq(ST(c).entries, 1);
+	cr_assert_eq(ST(c).replaced, 1);
+	cr_assert_eq(ST(c).bytes, one);
 	cr_assert_eq(lookup(c, &k, false, T0 + 20 * SEC, out, &fl), (int)b.len);
 	cr_assert_eq(out[b.len - 1], 2);
 	cr_assert_eq(rd32(out + b.off[0]), 590);
@@ -526,8 +529,8 @@ Test(dns_cache, insert_replaces_and_frees_the_old_value)
 	struct ans z;
 	a_answer(&z, NAME(www_lc), 0, 3);
 	cr_assert_eq(dns_cache_insert(c, &k, z.b, z.len, z.off, z.n, DNS_CACHE_POSITIVE, 0, T0), 0);
-	cr_assert_eq(st->entries, 0);
-	cr_assert_eq(st->bytes, st->table_bytes);
+	cr_assert_eq(ST(c).entries, 0);
+	cr_assert_eq(ST(c).bytes, ST(c).table_bytes);
 	dns_cache_free(c);
 }
 
@@ -571,7 +574,7 @@ Test(dns_cache, rejects_answers_that_do_not_match_or_bad_offsets)
 	a_answer(&neg, NAME(www_lc), 0x80000010u, 1);
 	cr_assert_eq(
 	    dns_cache_insert(c, &k, neg.b, neg.len, neg.off, neg.n, DNS_CACHE_POSITIVE, 0, T0), 0);
-	cr_assert_eq(dns_cache_stats(c)->entries, 0);
+	cr_assert_eq(ST(c).entries, 0);
 	dns_cache_free(c);
 
 	struct dns_cache_conf conf = defconf();
@@ -590,7 +593,6 @@ Test(dns_cache, sweep_reclaims_dead_entries_within_budget)
 	struct dns_cache_conf conf = defconf();
 	conf.stale_window_s = 10;
 	struct dns_cache *c = mk(conf);
-	const struct dns_cache_stats *st = dns_cache_stats(c);
 	for (unsigned i = 0; i < 10; i++) {
 		uint8_t name[13];
 		name_of(i, name);
@@ -605,8 +607,8 @@ Test(dns_cache, sweep_reclaims_dead_entries_within_budget)
 	cr_assert_leq(freed, 3);
 	freed += dns_cache_sweep(c, T0 + 11 * SEC, 100);
 	cr_assert_eq(freed, 6);
-	cr_assert_eq(st->entries, 4);
-	cr_assert_eq(st->reclaimed, 6);
+	cr_assert_eq(ST(c).entries, 4);
+	cr_assert_eq(ST(c).reclaimed, 6);
 	for (unsigned i = 6; i < 10; i++)
 		cr_assert_gt(lookup_i(c, i, T0 + 11 * SEC), 0);
 	dns_cache_free(c);
@@ -615,12 +617,11 @@ Test(dns_cache, sweep_reclaims_dead_entries_within_budget)
 Test(dns_cache, overhead_is_measured_and_under_150_bytes)
 {
 	struct dns_cache *c = mk(defconf());
-	const struct dns_cache_stats *st = dns_cache_stats(c);
 	for (unsigned i = 0; i < 1000; i++)
 		cr_assert_eq(insert_i(c, i, T0), 1);
-	size_t ans_len = st->answer_bytes / st->entries;
-	size_t per_entry = (st->bytes - st->table_bytes) / st->entries;
-	cr_assert_eq((st->bytes - st->table_bytes) % st->entries, 0);
+	size_t ans_len = ST(c).answer_bytes / ST(c).entries;
+	size_t per_entry = (ST(c).bytes - ST(c).table_bytes) / ST(c).entries;
+	cr_assert_eq((ST(c).bytes - ST(c).table_bytes) % ST(c).entries, 0);
 	cr_assert_eq(per_entry - ans_len, dns_cache_entry_overhead(ans_len, 1),
 	             "the charged bytes are what the header says");
 	cr_assert_leq(dns_cache_entry_overhead(ans_len, 1), 150);
@@ -753,7 +754,8 @@ Test(dns_cache, precomputed_lowercase_name_is_used)
 	struct dns_cache_key q = key_of(NAME(www_mixed), 1);
 	q.qname_lc = www_lc;
 	cr_assert_eq(lookup(c, &q, false, T0, out, &fl), (int)a.len);
-	cr_assert_arr_eq(out + 12, www_mixed, sizeof(www_mixed) - 1, "the client's case comes back");
+	cr_assert_arr_eq(out + 12, www_mixed, sizeof(www_mixed) - 1,
+	                 "the client's case comes back");
 	/* qname_lc is trusted as the key: a different lowercase name is a miss. */
 	const uint8_t other[] = "\3wwx\7example\4test";
 	q.qname_lc = other;
@@ -787,11 +789,11 @@ Test(dns_cache, flush_name_takes_every_type_and_bit_of_that_name_only)
 	put_a(c, NAME(www_lc), 1, true);
 	put_a(c, NAME(www_lc), 28, false);
 	put_a(c, NAME(mail_lc), 1, false);
-	cr_assert_eq(dns_cache_stats(c)->entries, 4);
+	cr_assert_eq(ST(c).entries, 4);
 	/* Any letter case names the same entries (RFC 4343). */
 	cr_assert_eq(dns_cache_flush_name(c, NAME(www_upper)), 3);
-	cr_assert_eq(dns_cache_stats(c)->entries, 1);
-	cr_assert_eq(dns_cache_stats(c)->flushed, 3);
+	cr_assert_eq(ST(c).entries, 1);
+	cr_assert_eq(ST(c).flushed, 3);
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	cr_assert_eq(lookup(c, &k, true, T0 + SEC, out, &fl), -ENOENT);
 	k = key_of(NAME(mail_lc), 1);
@@ -806,7 +808,7 @@ Test(dns_cache, flush_name_takes_every_type_and_bit_of_that_name_only)
 Test(dns_cache, flush_all_empties_and_the_cache_still_works)
 {
 	struct dns_cache *c = mk(defconf());
-	size_t table = dns_cache_stats(c)->table_bytes;
+	size_t table = ST(c).table_bytes;
 	uint8_t out[1024];
 	unsigned fl;
 
@@ -815,13 +817,234 @@ Test(dns_cache, flush_all_empties_and_the_cache_still_works)
 	put_a(c, NAME(mail_lc), 1, false);
 	put_a(c, NAME(mail_lc), 28, false);
 	cr_assert_eq(dns_cache_flush(c), 3);
-	cr_assert_eq(dns_cache_stats(c)->entries, 0);
-	cr_assert_eq(dns_cache_stats(c)->bytes, table, "every entry's charge given back");
-	cr_assert_eq(dns_cache_stats(c)->answer_bytes, 0);
+	cr_assert_eq(ST(c).entries, 0);
+	cr_assert_eq(ST(c).bytes, table, "every entry's charge given back");
+	cr_assert_eq(ST(c).answer_bytes, 0);
 	put_a(c, NAME(www_lc), 1, false);
 	struct dns_cache_key k = key_of(NAME(www_lc), 1);
 	cr_assert_gt(lookup(c, &k, false, T0 + SEC, out, &fl), 0);
 	cr_assert_eq(dns_cache_flush_name(c, NAME(www_lc)), 1);
-	cr_assert_eq(dns_cache_stats(c)->entries, 0);
+	cr_assert_eq(ST(c).entries, 0);
+	dns_cache_free(c);
+}
+
+/* ---- one cache per process: shards and concurrent use ---- */
+
+Test(dns_cache, shards_round_to_power_of_two_and_shrink_for_small_sizes)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.size = 64u << 20;
+	conf.shards = 12;
+	struct dns_cache *c = mk(conf);
+	cr_assert_eq(ST(c).shards, 16);
+	cr_assert_eq(ST(c).bytes, ST(c).table_bytes);
+	cr_assert_leq(ST(c).table_bytes + 16 * ST(c).shard_bytes, conf.size);
+	dns_cache_free(c);
+
+	/* 1 MiB cannot give 16 shards DNS_CACHE_SHARD_MIN each: 4 of 256 KiB. */
+	conf.size = 1u << 20;
+	c = mk(conf);
+	cr_assert_eq(ST(c).shards, 4);
+	cr_assert_geq(ST(c).shard_bytes * 4 + ST(c).table_bytes, conf.size - 4);
+	dns_cache_free(c);
+}
+
+/* Every shard holds its own share; the sum never passes conf.size. */
+Test(dns_cache, size_bound_holds_with_shards)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.size = 2u << 20;
+	conf.shards = 8;
+	struct dns_cache *c = mk(conf);
+	cr_assert_eq(ST(c).shards, 8);
+	for (unsigned i = 0; i < 100000; i++) {
+		cr_assert_eq(insert_i(c, i, T0 + i), 1);
+		if (i % 1000 == 999)
+			cr_assert_leq(ST(c).bytes, conf.size, "bound broken at insert %u", i);
+	}
+	struct dns_cache_stats st = ST(c);
+	cr_assert_gt(st.evictions, 0);
+	cr_assert_eq(st.inserts - st.evictions - st.reclaimed - st.replaced, st.entries);
+	/* Equal shares fill evenly: more than 90% of the budget is in use. */
+	cr_assert_gt(st.bytes, conf.size / 10 * 9, "%zu of %zu bytes used", st.bytes, conf.size);
+	cr_assert_gt(lookup_i(c, 99999, T0 + 100000), 0);
+	dns_cache_free(c);
+}
+
+/* An answer whose A record carries i, so a reader can check it got its own name's answer. */
+static void answer_i(unsigned i, uint8_t name[13], struct ans *a, uint32_t ttl)
+{
+	const uint8_t ip[4] = {10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+	name_of(i, name);
+	ans_begin(a, 0x1111, 0, name, 13, 1, 1, 1, 0);
+	ans_rr(a, 1, ttl, ip, 4);
+}
+
+#define MT_THREADS 4
+#define MT_NAMES   4096
+#define MT_ROUNDS  60000
+
+struct mt_arg {
+	struct dns_cache *c;
+	unsigned seed;
+	unsigned hits, bad, prefetch;
+	uint64_t now;
+};
+
+/*
+ * Readers and writers at once on a small cache (evictions all the time, so
+ * entries are retired while other threads may be reading them). Every hit
+ * must be exactly its own name's answer: a torn or freed entry would show.
+ */
+static void *mt_worker(void *p)
+{
+	struct mt_arg *m = p;
+	unsigned x = m->seed;
+	for (unsigned r = 0; r < MT_ROUNDS; r++) {
+		x = x * 1103515245u + 12345u;
+		unsigned i = (x >> 8) % MT_NAMES;
+		uint8_t name[13], out[1024];
+		struct ans a;
+		answer_i(i, name, &a, 3600);
+		struct dns_cache_key k = key_of(name, sizeof(name), 1);
+		if ((x >> 4) % 4 == 0) {
+			int rc = dns_cache_insert(m->c, &k, a.b, a.len, a.off, a.n,
+			                          DNS_CACHE_POSITIVE, 0, T0);
+			if (rc != 1)
+				m->bad++;
+			continue;
+		}
+		unsigned fl;
+		int n = dns_cache_lookup(m->c, &k, 0x2222, false, T0 + SEC, out, sizeof(out), &fl);
+		if (n == -ENOENT)
+			continue;
+		m->hits++;
+		if (n != (int)a.len || memcmp(out + 2, a.b + 2, a.off[0] - 2) != 0 ||
+		    rd32(out + a.off[0]) != 3599 ||
+		    memcmp(out + a.off[0] + 4, a.b + a.off[0] + 4, a.len - a.off[0] - 4) != 0)
+			m->bad++;
+	}
+	return NULL;
+}
+
+Test(dns_cache, concurrent_readers_and_writers_see_whole_entries)
+{
+	struct dns_cache_conf conf = defconf();
+	conf.size = 256u << 10; /* 4096 names of 112 bytes do not all fit: CLOCK keeps evicting */
+	conf.shards = 4;        /* lowered to 1: all writers on one lock */
+	struct dns_cache *c = mk(conf);
+	pthread_t th[MT_THREADS];
+	struct mt_arg m[MT_THREADS];
+	for (unsigned t = 0; t < MT_THREADS; t++) {
+		m[t] = (struct mt_arg){.c = c, .seed = 77 + t};
+		cr_assert_eq(pthread_create(&th[t], NULL, mt_worker, &m[t]), 0);
+	}
+	unsigned hits = 0;
+	for (unsigned t = 0; t < MT_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(m[t].bad, 0, "thread %u saw %u wrong answers", t, m[t].bad);
+		hits += m[t].hits;
+	}
+	cr_assert_gt(hits, MT_ROUNDS, "the readers found entries (%u hits)", hits);
+	struct dns_cache_stats st = ST(c);
+	cr_assert_gt(st.evictions, 1000);
+	cr_assert_leq(st.bytes, conf.size);
+	cr_assert_eq(st.inserts - st.evictions - st.reclaimed - st.replaced, st.entries);
+	dns_cache_free(c);
+}
+
+static void *prefetch_worker(void *p)
+{
+	struct mt_arg *m = p;
+	uint8_t name[13], out[1024];
+	struct ans a;
+	answer_i(7, name, &a, 100);
+	struct dns_cache_key k = key_of(name, sizeof(name), 1);
+	for (unsigned r = 0; r < 20000; r++) {
+		unsigned fl;
+		int n = dns_cache_lookup(m->c, &k, 1, false, m->now, out, sizeof(out), &fl);
+		if (n <= 0)
+			m->bad++;
+		else if (fl & DNS_CACHE_F_PREFETCH)
+			m->prefetch++;
+	}
+	return NULL;
+}
+
+/* The refresh of a popular entry is asked for once per process, not once per worker. */
+Test(dns_cache, prefetch_is_handed_out_once_across_threads)
+{
+	struct dns_cache *c = mk(defconf());
+	uint8_t name[13];
+	struct ans a;
+	answer_i(7, name, &a, 100);
+	struct dns_cache_key k = key_of(name, sizeof(name), 1);
+	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
+	pthread_t th[MT_THREADS];
+	struct mt_arg m[MT_THREADS];
+	for (unsigned t = 0; t < MT_THREADS; t++) {
+		m[t] = (struct mt_arg){.c = c, .now = T0 + 95 * SEC};
+		cr_assert_eq(pthread_create(&th[t], NULL, prefetch_worker, &m[t]), 0);
+	}
+	unsigned total = 0;
+	for (unsigned t = 0; t < MT_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(m[t].bad, 0);
+		total += m[t].prefetch;
+	}
+	cr_assert_eq(total, 1, "%u PREFETCH flags for one entry", total);
+	dns_cache_free(c);
+}
+
+/* More names than a quarter of the buckets: many sit behind another in their chain. */
+#define REFRESH_NAMES 1024
+
+struct refresh_arg {
+	struct dns_cache *c;
+	atomic_bool stop;
+	unsigned misses, hits;
+};
+
+static void *refresh_reader(void *p)
+{
+	struct refresh_arg *m = p;
+	while (!atomic_load(&m->stop)) {
+		for (unsigned i = 0; i < REFRESH_NAMES; i++) {
+			uint8_t name[13], out[1024];
+			unsigned fl;
+			name_of(i, name);
+			struct dns_cache_key k = key_of(name, sizeof(name), 1);
+			int n =
+			    dns_cache_lookup(m->c, &k, 1, false, T0 + SEC, out, sizeof(out), &fl);
+			if (n > 0)
+				m->hits++;
+			else
+				m->misses++;
+		}
+	}
+	return NULL;
+}
+
+/* Replacing an entry (a refresh) links the new answer before the old one goes. */
+Test(dns_cache, refresh_never_opens_a_miss_window)
+{
+	static struct refresh_arg m;
+	struct dns_cache_conf conf = defconf();
+	conf.size = 256u << 10; /* 2048 buckets */
+	struct dns_cache *c = mk(conf);
+	for (unsigned i = 0; i < REFRESH_NAMES; i++)
+		cr_assert_eq(insert_i(c, i, T0), 1);
+	m.c = c;
+	atomic_init(&m.stop, false);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, refresh_reader, &m), 0);
+	for (unsigned r = 0; r < 200000; r++)
+		cr_assert_eq(insert_i(c, (r * 7919u) % REFRESH_NAMES, T0), 1);
+	atomic_store(&m.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_gt(m.hits, 0);
+	cr_assert_eq(m.misses, 0, "%u lookups missed during refreshes", m.misses);
+	cr_assert_eq(ST(c).replaced, 200000);
+	cr_assert_eq(ST(c).evictions, 0);
 	dns_cache_free(c);
 }

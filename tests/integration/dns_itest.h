@@ -20,7 +20,7 @@
 static struct knotd knot;
 static struct anycached daemon_;
 static char node[32], upstream[32];
-/* Cache tests use one worker: each worker has its own cache. */
+/* Workers per daemon; a test that needs one worker's limits alone sets 1. */
 static int itest_threads = 2;
 
 static inline uint16_t rd16(const uint8_t *p)
