@@ -442,6 +442,8 @@ char *harness_private_control(const char *dir, const char *yaml)
 	return out;
 }
 
+bool harness_verbose;
+
 int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port)
 {
 	char log[512];
@@ -462,7 +464,7 @@ int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr
 	if (r)
 		return r;
 	snprintf(log, sizeof(log), "%s/anycached.log", d->dir.path);
-	char *argv[] = {(char *)bin, "-c", d->conf, NULL};
+	char *argv[] = {(char *)bin, "-c", d->conf, harness_verbose ? "-v" : NULL, NULL};
 	r = proc_start(&d->proc, "anycached", argv, log);
 	if (r)
 		return r;

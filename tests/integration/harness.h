@@ -121,7 +121,9 @@ struct anycached {
 	struct tmpdir dir;
 	char conf[512];
 };
-/* Writes conf_yaml to a file and starts the daemon; waits until addr:port answers. */
+/* Writes conf_yaml to a file and starts the daemon; waits until addr:port answers.
+ * With harness_verbose set it runs with -v (per-worker exit lines, "dns-N: ..."). */
+extern bool harness_verbose;
 int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port);
 /* SIGTERM, bounded wait; returns the exit status (0 = clean shutdown) or -1. */
 int anycached_stop(struct anycached *d);

@@ -277,6 +277,7 @@ static void up(int n)
 	         node, PORT, relay_addr, PORT, WORKERS, n);
 	cr_assert_eq(knotd_start(&knot, up_addr, PORT, zones, 2), 0, "knotd did not start");
 	relay_start(relay_addr, up_addr);
+	harness_verbose = true;
 	cr_assert_eq(anycached_start(&daemon_, conf, node, PORT), 0, "anycached did not answer");
 }
 
@@ -294,7 +295,8 @@ struct worker_line {
 	unsigned long long udp, noerror, nxdomain, servfail, hits, misses, stale;
 };
 
-/* Stops the daemon (SIGTERM, clean exit) and reads each worker's exit line. */
+/* Stops the daemon (SIGTERM, clean exit) and reads each worker's exit line
+ * (debug level: the daemon runs with -v, harness_verbose). */
 static void stop_and_read_workers(struct worker_line w[WORKERS])
 {
 	char line[1024];
@@ -304,12 +306,12 @@ static void stop_and_read_workers(struct worker_line w[WORKERS])
 	FILE *f = fopen(daemon_.proc.log, "r");
 	cr_assert_not_null(f, "no log at %s", daemon_.proc.log);
 	while (fgets(line, sizeof(line), f)) {
-		char *p = strstr(line, "worker ");
+		char *p = strstr(line, "main: dns-");
 		unsigned i;
 		struct worker_line x = {.seen = true};
 		if (!p ||
 		    sscanf(p,
-		           "worker %u: udp %llu tcp %*u queries; answers NOERROR %llu "
+		           "main: dns-%u: udp %llu tcp %*u queries; answers NOERROR %llu "
 		           "NXDOMAIN %llu SERVFAIL %llu REFUSED %*u FORMERR %*u NOTIMP %*u; "
 		           "cache hits %llu misses %llu stale %llu",
 		           &i, &x.udp, &x.noerror, &x.nxdomain, &x.servfail, &x.hits, &x.misses,
