@@ -2,16 +2,21 @@
 # bench/run.sh: anycached against unbound, dnsdist and the kernel-path floor (bench/reflector),
 # as CPU per query and ratios measured in one run. See bench/README.md, "Throughput".
 #
-#   bench/run.sh [--callgrind] [--no-miss] [--out FILE]
+#   bench/run.sh [--callgrind] [--no-miss] [--miss] [--strace] [--out FILE]
 #
 # --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit of
 # anycached under valgrind (deterministic; excludes the kernel), with the top functions.
+# --miss: only the miss pass (no hits, no reflectors): MISS_REPS rounds, each one pass over
+# MISS_NAMES unique names per server at MISS_RATE, anycached, unbound and dnsdist in turn.
+# --strace: system calls per miss of anycached and dnsdist, counted by strace -c -f over
+# ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
 #
 # Every server runs with one worker thread pinned to CPU $SRV_CPU; dnsperf (and knotd, the
 # authoritative upstream) run on CPU $GEN_CPU. All traffic stays on 127.54.0.0/24.
 # Environment: DUR (s per server and phase, 10), RATES (fixed-rate phases, q/s, "50000 90000"),
 # NAMES (cache-hit names, 1000), MISS_RATE (10000 q/s asked), MISS_DUR (5 s), BUILD (build-bench),
-# SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000).
+# SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000),
+# MISS_NAMES (20000) and MISS_REPS (3) for --miss, ST_NAMES and ST_RATE for --strace.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +27,10 @@ NAMES=${NAMES:-1000}
 MISS_RATE=${MISS_RATE:-10000}
 MISS_DUR=${MISS_DUR:-5}
 CG_QUERIES=${CG_QUERIES:-20000}
+MISS_NAMES=${MISS_NAMES:-20000}
+MISS_REPS=${MISS_REPS:-3}
+ST_NAMES=${ST_NAMES:-5000}
+ST_RATE=${ST_RATE:-2000}
 SRV_CPU=${SRV_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 PORT=5300
@@ -31,13 +40,17 @@ declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
 MISS=1
+MISS_ONLY=0
+STRACE=0
 OUT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--callgrind) CALLGRIND=1 ;;
 	--no-miss) MISS=0 ;;
+	--miss) MISS_ONLY=1 ;;
+	--strace) STRACE=1 ;;
 	--out) OUT=$2; shift ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -50,6 +63,7 @@ command -v dnsdist >/dev/null || [ -x /usr/bin/dnsdist ] || need+=(dnsdist)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
 if [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then need+=(valgrind); fi
+if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then need+=(strace); fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	# The benchmark starts its own servers: keep the packages' init scripts
@@ -224,7 +238,9 @@ start() {
 # ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
 measure() {
 	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 out args
-	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -l "$dur" -c 8 -q 500 -t 2)
+	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -c 8 -q 500 -t 2)
+	# dur "pass": one pass over the file (every name once), else that many seconds.
+	if [ "$dur" = pass ]; then args+=(-n 1); else args+=(-l "$dur"); fi
 	[ "$rate" != max ] && args+=(-Q "$rate")
 	alive "$name"
 	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
@@ -277,6 +293,97 @@ if [ "$CALLGRIND" = 1 ]; then
 		echo
 	done
 	kill -9 "$vpid" 2>/dev/null || true
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+# Unique names for one server and round: every query is a cache miss everywhere.
+miss_names() { awk -v n="$2" -v p="$1" 'BEGIN { for (i = 0; i < n; i++) printf "%s-%d.miss.bench.test A\n", p, i }'; }
+
+if [ "$MISS_ONLY" = 1 ]; then
+	# The miss pass alone: each round, each cache gets one pass over its own MISS_NAMES
+	# unique names at MISS_RATE; the servers take turns, so a disturbance on the shared
+	# VM shows as one bad round rather than as one server's bad luck.
+	MISS_SERVERS=(anycached unbound dnsdist)
+	start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml"
+	start unbound unbound -d -c "$WORK/unbound.conf"
+	start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf"
+	for s in "${MISS_SERVERS[@]}"; do wait_up "$s"; done
+	declare -A M=()
+	for ((rep = 1; rep <= MISS_REPS; rep++)); do
+		for s in "${MISS_SERVERS[@]}"; do
+			miss_names "r$rep$s" "$MISS_NAMES" >"$WORK/pass-$s-$rep.txt"
+			log "miss round $rep: $s, $MISS_NAMES unique names at $MISS_RATE q/s"
+			M[$rep,$s]=$(measure "$s" "$WORK/pass-$s-$rep.txt" pass "$MISS_RATE")
+		done
+	done
+	{
+		echo "anycache miss pass, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
+			"kernel $(uname -r)"
+		echo "versions: anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" \
+			"(release build), unbound $(unbound -V | awk 'NR==1{print $2}')," \
+			"$(dnsdist --version | head -1 | awk '{print $1, $2}'), knotd $(knotd --version | awk '{print $NF}')"
+		echo "setup: servers pinned to CPU $SRV_CPU (1 worker each), dnsperf and knotd on CPU $GEN_CPU;" \
+			"per round and server one pass over $MISS_NAMES unique names (*.miss wildcard) at $MISS_RATE q/s," \
+			"dnsperf -c 8 -q 500"
+		echo "CPU us/q = (utime+stime of the server process, /proc/PID/stat) / queries completed"
+		printf '  %-5s %-10s %7s %7s %5s %9s %7s  %s\n' round server sent done lost "CPU us/q" user rcodes
+		for ((rep = 1; rep <= MISS_REPS; rep++)); do
+			for s in "${MISS_SERVERS[@]}"; do
+				read -r sent done lost qps rc us uus <<<"${M[$rep,$s]}"
+				printf '  %-5s %-10s %7s %7s %5s %9s %7s  %s (%s q/s)\n' "$rep" "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
+			done
+			read -r _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
+			read -r _ _ _ _ _ u _ <<<"${M[$rep,unbound]}"
+			read -r _ _ _ _ _ d _ <<<"${M[$rep,dnsdist]}"
+			awk -v a="$a" -v u="$u" -v d="$d" -v r="$rep" 'BEGIN {
+				printf "  round %s: anycached/dnsdist = %.2f, anycached/unbound = %.2f\n", r,
+				       (d > 0 ? a / d : 0), (u > 0 ? a / u : 0) }'
+		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+if [ "$STRACE" = 1 ]; then
+	# System calls per miss: strace attaches to every thread of the running server after
+	# it answered once, counts (-c) while dnsperf sends ST_NAMES unique names at ST_RATE,
+	# and prints its table when interrupted.
+	for s in anycached dnsdist; do
+		case $s in
+		anycached) start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml" ;;
+		dnsdist) start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" ;;
+		esac
+		wait_up "$s"
+		miss_names "st$s" "$ST_NAMES" >"$WORK/st-$s.txt"
+		targs=()
+		for t in /proc/"${PID[$s]}"/task/*; do targs+=(-p "${t##*/}"); done
+		strace -c -f -o "$WORK/strace-$s.txt" "${targs[@]}" 2>/dev/null &
+		spid=$!
+		sleep 1
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/st-$s.txt" -n 1 \
+			-c 8 -q 500 -t 2 -Q "$ST_RATE" >"$WORK/st-$s.log" 2>&1
+		kill -INT "$spid"
+		wait "$spid" || true
+		done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/st-$s.log")
+		{
+			echo "$s: system calls per miss, strace -c -f, $ST_NAMES unique names at $ST_RATE q/s," \
+				"$done_q answered"
+			awk -v q="$done_q" '$1 ~ /^[0-9.]+$/ && NF >= 5 { name = $NF; calls = $4;
+				if (calls !~ /^[0-9]+$/ || name == "total") next;
+				tot += calls; if (name != "io_uring_enter") oth += calls;
+				printf "  %-18s %8d calls  %6.2f per query\n", name, calls, calls / q }
+				END { printf "  total %.2f per query, %.2f besides io_uring_enter\n", tot / q, oth / q }' \
+				"$WORK/strace-$s.txt"
+			echo
+		} | if [ -n "$OUT" ]; then tee -a "$OUT"; else cat; fi
+		kill "${PID[$s]}"
+		wait "${PID[$s]}" 2>/dev/null || true
+		unset "PID[$s]"
+	done
 	cleanup
 	rm -rf "$WORK"
 	exit 0
