@@ -287,12 +287,14 @@ if [ "$CALLGRIND" = 1 ]; then
 			"($ir / $done_q queries; $(awk '/Response codes:/ { sub(/.*codes: */, ""); print }' "$WORK/cg-$kind-run.log"))"
 		echo "top functions, instructions per $kind (self cost):"
 		callgrind_annotate --threshold=100 "$WORK/cg.out.$n" 2>/dev/null |
-			awk -v q="$done_q" -v ir="$ir" '/^ *[0-9,]+ .*:/ && !/PROGRAM TOTALS/ { n = $1; gsub(/,/, "", n); if (n >= 0.99 * ir) next;
+			awk -v q="$done_q" -v ir="$ir" '/^ *[0-9,]+ .*:/ && !/PROGRAM TOTALS/ { n = $1; gsub(/,/, "", n); n += 0; if (n >= 0.99 * ir) next;
 				k = $0; sub(/^ *[0-9,]+ +(\([ 0-9.%]+\) +)?/, "", k);
 				if (n / q >= 5) printf "  %7.1f  %s\n", n / q, k }' | sort -rn | head -25
 		echo
 	done
 	kill -9 "$vpid" 2>/dev/null || true
+	# CG_KEEP=DIR keeps the raw profiles (cg.out.1 hits, cg.out.2 misses) for callgrind_annotate.
+	[ -n "${CG_KEEP:-}" ] && mkdir -p "$CG_KEEP" && cp "$WORK"/cg.out.* "$CG_KEEP"/
 	cleanup
 	rm -rf "$WORK"
 	exit 0
