@@ -31,6 +31,7 @@
 #include "core/ares_glue.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/rand.h"
 #include "dns/dns_query.h"
 
 #define ID_WORDS (65536 / 64)
@@ -109,6 +110,7 @@ struct dns_forward {
 	size_t tab_mask;
 	uint64_t seed;
 	struct fwd_req *reqs;
+	struct rand rng; /* IDs, 0x20 case, channel choice: no system call per number */
 	uint64_t
 	    ids[ID_WORDS]; /* IDs of outstanding tries: never two alike (c-ares matches by ID) */
 	struct dns_forward_stats stats;
@@ -135,7 +137,7 @@ static void id_set(struct dns_forward *f, uint16_t id, bool on)
 static int pick_id(struct dns_forward *f, uint16_t *id)
 {
 	for (int i = 0; i < ID_TRIES; i++) {
-		uint16_t v = (uint16_t)arc4random_uniform(65536);
+		uint16_t v = rand_u16(&f->rng);
 		if (!id_used(f, v)) {
 			*id = v;
 			return 0;
@@ -263,11 +265,11 @@ static bool chan_edns_cleared(struct chan *c)
 static struct chan *chan_pick(struct dns_forward *f, struct upstream *u, struct chan *avoid,
                               uint64_t now)
 {
-	unsigned slot = arc4random_uniform(f->channels);
+	unsigned slot = rand_uniform(&f->rng, f->channels);
 	struct chan *c;
 
 	if (avoid && f->channels > 1 && u->ch[slot] == avoid)
-		slot = (slot + 1 + arc4random_uniform(f->channels - 1)) % f->channels;
+		slot = (slot + 1 + rand_uniform(&f->rng, f->channels - 1)) % f->channels;
 	c = u->ch[slot];
 	if (c && (c->sent >= f->rotate_queries || now - c->born >= f->rotate_ms)) {
 		/* Source-port rotation: c-ares 1.18 never reopens a UDP socket. */
@@ -453,8 +455,9 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 	t->qclass = qclass;
 	t->qname_len = name_len;
 	memcpy(t->qname, name, name_len);
-	arc4random_buf(rnd, sizeof(rnd));
-	dns_name_randomize_case(t->qname, name_len, rnd, sizeof(rnd));
+	/* One bit per name octet (dns_wire.h): draw only the bytes this name needs. */
+	rand_bytes(&f->rng, rnd, (name_len + 7) / 8);
+	dns_name_randomize_case(t->qname, name_len, rnd, (name_len + 7) / 8);
 	t->sent_ms = now;
 	len = dns_build_query(&b, t->id, t->qname, name_len, qtype, qclass, cd, do_bit);
 	if (len < 0) {
@@ -733,7 +736,12 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 	f->rotate_ms = conf->rotate_ms ? conf->rotate_ms : 60000;
 	f->max_waiters = conf->max_waiters ? conf->max_waiters : 64;
 	f->stats.n_upstreams = n;
-	arc4random_buf(&f->seed, sizeof(f->seed));
+	r = rand_init(&f->rng);
+	if (r) {
+		free(f);
+		return r;
+	}
+	rand_bytes(&f->rng, &f->seed, sizeof(f->seed));
 	timer_init(&f->reaper, reap, f);
 	timer_init(&f->prober, probe_timer, f);
 	while (buckets < f->max_outstanding && buckets < 65536)
