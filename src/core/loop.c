@@ -308,7 +308,8 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 {
 	if (l->draining)
-		return -ESHUTDOWN; /* a final callback re-arming itself must not outlive loop_drain */
+		return -ESHUTDOWN; /* a final callback re-arming itself must not outlive loop_drain
+		                    */
 	if (l->op_free == NO_IDX)
 		return -ENOBUFS;
 	uint32_t i = l->op_free;
@@ -657,6 +658,11 @@ void loop_timer_cancel(struct loop *l, struct timer *t)
 
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 {
+	return loop_udp_listen_ex(l, fd, fn, NULL, ctx);
+}
+
+int loop_udp_listen_ex(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn efn, void *ctx)
+{
 	uint32_t idx;
 	if (fd < 0 || !fn)
 		return -EINVAL;
@@ -665,6 +671,7 @@ int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 		return r;
 	struct op *o = &l->ops[idx];
 	o->dfn = fn;
+	o->fn = efn; /* errors and the final callback; NULL for loop_udp_listen */
 	o->ctx = ctx;
 	o->multishot = true;
 	/* Name area sized for IPv6; no control data: what the kernel reserves
@@ -729,6 +736,30 @@ static void on_tx(struct loop *l, uint32_t gen, uint32_t idx, const struct io_ur
 		closing_note(l, s->fd);
 }
 
+/*
+ * Errors the kernel queues on a UDP socket from ICMP (RFC 1122 §4.1.3.3;
+ * Linux icmp_err_convert and icmpv6_err_convert): they end one receive, not
+ * the socket.
+ */
+static bool udp_soft_error(int res)
+{
+	switch (-res) {
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case ENONET:
+	case ENOPROTOOPT:
+	case EPROTO:
+	case EMSGSIZE:
+	case EOPNOTSUPP:
+	case EACCES:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe *cqe)
 {
 	struct op *o = &l->ops[idx];
@@ -771,6 +802,13 @@ static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe 
 	if (res >= 0 || res == -ENOBUFS || res == -EINTR || res == -ENOMEM || res == -EAGAIN) {
 		o->rearm = true;
 		l->rearm[l->nrearm++] = idx;
+		return;
+	}
+	if (o->fn && udp_soft_error(res)) {
+		/* A connected socket's owner hears of it; the socket stays usable. */
+		o->rearm = true;
+		l->rearm[l->nrearm++] = idx;
+		o->fn(l, o->ctx, res, LOOP_F_MORE);
 		return;
 	}
 	log_err("loop", "UDP receive on fd %d stopped: %s", o->fd, strerror(-res));
@@ -1160,8 +1198,8 @@ int loop_drain(struct loop *l, unsigned timeout_ms)
 		if (l->now >= end) {
 			for (uint32_t i = 0; i < l->cfg.max_ops; i++)
 				if (l->ops[i].type != OP_FREE)
-					log_debug("loop", "drain: op %u type %u fd %d still held", i,
-						  l->ops[i].type, l->ops[i].fd);
+					log_debug("loop", "drain: op %u type %u fd %d still held",
+					          i, l->ops[i].type, l->ops[i].fd);
 			return -ETIMEDOUT;
 		}
 	}

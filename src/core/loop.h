@@ -124,6 +124,15 @@ void loop_timer_cancel(struct loop *l, struct timer *t);
  * datagram. Re-armed automatically when the kernel ends it (-ENOBUFS, CQ
  * overflow); ended by loop_close_fd(). */
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
+/*
+ * As loop_udp_listen, for a connected socket, whose owner must hear of the
+ * errors ICMP brings (RFC 1122 §4.1.3.3): -ECONNREFUSED for a port
+ * unreachable, -EHOSTUNREACH, ... go to efn(l, ctx, -errno, LOOP_F_MORE) and
+ * the receive stays armed. efn (may be NULL) also gets the op's final
+ * callback (flags 0): -ECANCELED after loop_close_fd/loop_drain/loop_free,
+ * or the hard error that stopped the receive.
+ */
+int loop_udp_listen_ex(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn efn, void *ctx);
 /* Copies data into a send slot and submits sendmsg(MSG_NOSIGNAL).
  * -ENOBUFS when all slots are busy, -EMSGSIZE when len > tx_slot_size. */
 int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t plen,
