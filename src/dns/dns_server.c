@@ -34,7 +34,7 @@
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
  * its sockets (opened lazily, replaced on rotation). */
 #define FD_RESERVE_BASE         32
-#define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_MAX_CHANNELS
+#define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_FDS_PER_UPSTREAM
 
 struct dns_listener {
 	struct dns_server *srv;

@@ -296,4 +296,12 @@ enum dns_qmatch dns_scan_match_question(const uint8_t *pkt, const struct dns_sca
                                         const uint8_t *qname, size_t qname_len, uint16_t qtype,
                                         uint16_t qclass);
 
+/*
+ * The same comparison for a message that did not scan: reads only the
+ * header and the question (QDCOUNT must be 1), so a forwarder can tell a
+ * broken answer to its query (EXACT) from someone else's datagram (NONE).
+ */
+enum dns_qmatch dns_match_question(const uint8_t *pkt, size_t len, const uint8_t *qname,
+                                   size_t qname_len, uint16_t qtype, uint16_t qclass);
+
 #endif
