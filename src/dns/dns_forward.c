@@ -413,10 +413,29 @@ static int build(const struct fwd_try *t, uint8_t *buf, size_t cap)
 	return len;
 }
 
+/* connect() failed for the network's or the upstream's sake, not ours. */
+static bool path_error(int err)
+{
+	switch (-err) {
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETDOWN:
+	case EHOSTDOWN:
+	case ECONNREFUSED:
+	case EADDRNOTAVAIL:
+	case EACCES:
+	case EPERM:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * Builds and sends one try of rq (try index k) or a probe (rq NULL) on u.
- * Every failure here is this host's (no socket, no send slot, no free ID),
- * never the upstream's: *fault stays false.
+ * On failure *fault says whether the upstream (or the path to it) is to
+ * blame, rather than this host (no memory, no send slot, no free ID, no
+ * file descriptor).
  */
 static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, struct upstream *u,
                       const struct udp_sock *avoid, const uint8_t *name, size_t name_len,
@@ -431,8 +450,13 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 
 	*fault = false;
 	s = udp_pool_pick(u->pool, avoid, now, &r);
-	if (!s)
+	if (!s) {
+		/* Unreachable at connect() time: an upstream failure like any other. */
+		*fault = path_error(r);
+		if (*fault && !rq)
+			note(f, u->idx, DNS_UPSTREAM_ERROR, 0, now, NULL);
 		return r;
+	}
 	t = try_alloc(f);
 	if (!t)
 		return -ENOMEM;
@@ -930,13 +954,6 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 		                      on_udp_error, u, &u->pool)
 		       : -EINVAL;
 		if (r) {
-			dns_forward_free(f);
-			return r;
-		}
-	}
-	/* One socket per upstream now, so a bad address fails at startup. */
-	for (unsigned i = 0; i < n; i++) {
-		if (!udp_pool_pick(f->up[i].pool, NULL, loop_now(l), &r)) {
 			dns_forward_free(f);
 			return r;
 		}
