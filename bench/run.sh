@@ -133,6 +133,19 @@ alive() {
 
 # "utime stime" of a whole process (all threads), in clock ticks.
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# "run_ns wakeups" over all threads of a process: CPU time in ns from schedstat (exact, where
+# /proc/PID/stat counts 10 ms ticks) and voluntary context switches (times a thread went to
+# sleep waiting for work: one per wake-up).
+cpu_ns_wakeups() {
+	local t ns=0 w=0 a b
+	for t in /proc/"$1"/task/*; do
+		read -r a _ <"$t/schedstat" 2>/dev/null || continue
+		b=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || b=0
+		ns=$((ns + a))
+		w=$((w + ${b:-0}))
+	done
+	echo "$ns $w"
+}
 HZ=$(getconf CLK_TCK)
 
 # ---- the zone and the query files ----
@@ -237,26 +250,30 @@ start() {
 
 # ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
 measure() {
-	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 out args
+	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 n0 w0 n1 w1 out args
 	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -c 8 -q 500 -t 2)
 	# dur "pass": one pass over the file (every name once), else that many seconds.
 	if [ "$dur" = pass ]; then args+=(-n 1); else args+=(-l "$dur"); fi
 	[ "$rate" != max ] && args+=(-Q "$rate")
 	alive "$name"
 	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
+	read -r n0 w0 <<<"$(cpu_ns_wakeups "$pid")"
 	out=$(taskset -c "$GEN_CPU" dnsperf "${args[@]}" 2>&1)
 	alive "$name"
 	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
+	read -r n1 w1 <<<"$(cpu_ns_wakeups "$pid")"
 	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate.log"
-	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" '
+	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" -v ns=$((n1 - n0)) \
+		-v wk=$((w1 - w0)) '
 		/Queries sent:/ { sent = $3 }
 		/Queries completed:/ { done = $3 }
 		/Queries lost:/ { lost = $3 }
 		/Queries per second:/ { qps = $4 }
 		/Response codes:/ { sub(/.*Response codes: */, ""); gsub(/ \(/, "("); gsub(/ /, ""); rc = $0 }
 		END { if (rc == "") rc = "none";
-		      printf "%d %d %d %.0f %s %.2f %.2f\n", sent, done, lost, qps, rc,
-		             done ? (ut + st) / hz * 1e6 / done : 0, done ? ut / hz * 1e6 / done : 0 }'
+		      printf "%d %d %d %.0f %s %.2f %.2f %.2f %.2f\n", sent, done, lost, qps, rc,
+		             done ? (ut + st) / hz * 1e6 / done : 0, done ? ut / hz * 1e6 / done : 0,
+		             done ? ns / 1000 / done : 0, done ? wk / done : 0 }'
 }
 
 if [ "$CALLGRIND" = 1 ]; then
@@ -306,9 +323,17 @@ miss_names() { awk -v n="$2" -v p="$1" 'BEGIN { for (i = 0; i < n; i++) printf "
 if [ "$MISS_ONLY" = 1 ]; then
 	# The miss pass alone: each round, each cache gets one pass over its own MISS_NAMES
 	# unique names at MISS_RATE; the servers take turns, so a disturbance on the shared
-	# VM shows as one bad round rather than as one server's bad luck.
+	# VM shows as one bad round rather than as one server's bad luck. BASE=DIR adds
+	# DIR/anycached (another build, e.g. before a change) as anycached-base.
 	MISS_SERVERS=(anycached unbound dnsdist)
 	start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml"
+	if [ -n "${BASE:-}" ]; then
+		ADDR[anycached-base]=127.54.0.6
+		sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
+			"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
+		start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
+		MISS_SERVERS=(anycached anycached-base unbound dnsdist)
+	fi
 	start unbound unbound -d -c "$WORK/unbound.conf"
 	start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf"
 	for s in "${MISS_SERVERS[@]}"; do wait_up "$s"; done
@@ -325,24 +350,49 @@ if [ "$MISS_ONLY" = 1 ]; then
 		echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
 			"kernel $(uname -r)"
 		echo "versions: anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" \
-			"(release build), unbound $(unbound -V | awk 'NR==1{print $2}')," \
+			"(release build)${BASE:+, anycached-base from $BASE}, unbound $(unbound -V | awk 'NR==1{print $2}')," \
 			"$(dnsdist --version | head -1 | awk '{print $1, $2}'), knotd $(knotd --version | awk '{print $NF}')"
 		echo "setup: servers pinned to CPU $SRV_CPU (1 worker each), dnsperf and knotd on CPU $GEN_CPU;" \
 			"per round and server one pass over $MISS_NAMES unique names (*.miss wildcard) at $MISS_RATE q/s," \
 			"dnsperf -c 8 -q 500"
-		echo "CPU us/q = (utime+stime of the server process, /proc/PID/stat) / queries completed"
-		printf '  %-5s %-10s %7s %7s %5s %9s %7s  %s\n' round server sent done lost "CPU us/q" user rcodes
+		echo "CPU us/q = CPU time of all the server's threads (/proc/PID/task/*/schedstat, exact) / queries"
+		echo "completed; ticks and user = utime+stime and utime (/proc/PID/stat, 10 ms ticks);"
+		echo "wakeups/q = voluntary"
+		echo "context switches per query (a thread slept waiting for work)"
+		printf '  %-5s %-15s %6s %6s %5s %9s %6s %6s %9s  %s\n' round server sent done lost "CPU us/q" ticks user wakeups/q rcodes
 		for ((rep = 1; rep <= MISS_REPS; rep++)); do
 			for s in "${MISS_SERVERS[@]}"; do
-				read -r sent done lost qps rc us uus <<<"${M[$rep,$s]}"
-				printf '  %-5s %-10s %7s %7s %5s %9s %7s  %s (%s q/s)\n' "$rep" "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
+				read -r sent done lost qps rc us uus ns wk <<<"${M[$rep,$s]}"
+				printf '  %-5s %-15s %6s %6s %5s %9s %6s %6s %9s  %s (%s q/s)\n' "$rep" "$s" "$sent" "$done" "$lost" "$ns" "$us" "$uus" "$wk" "$rc" "$qps"
 			done
-			read -r _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
-			read -r _ _ _ _ _ u _ <<<"${M[$rep,unbound]}"
-			read -r _ _ _ _ _ d _ <<<"${M[$rep,dnsdist]}"
-			awk -v a="$a" -v u="$u" -v d="$d" -v r="$rep" 'BEGIN {
-				printf "  round %s: anycached/dnsdist = %.2f, anycached/unbound = %.2f\n", r,
-				       (d > 0 ? a / d : 0), (u > 0 ? a / u : 0) }'
+			read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
+			read -r _ _ _ _ _ _ _ u _ <<<"${M[$rep,unbound]}"
+			read -r _ _ _ _ _ _ _ d _ <<<"${M[$rep,dnsdist]}"
+			b=0
+			[ -n "${BASE:-}" ] && read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,anycached-base]}"
+			awk -v a="$a" -v u="$u" -v d="$d" -v b="$b" -v r="$rep" 'BEGIN {
+				printf "  round %s: anycached/dnsdist = %.2f, anycached/unbound = %.2f", r,
+				       (d > 0 ? a / d : 0), (u > 0 ? a / u : 0)
+				if (b > 0) printf ", anycached/anycached-base = %.2f, anycached-base/dnsdist = %.2f", a / b, (d > 0 ? b / d : 0)
+				printf "\n" }'
+		done
+		# Medians over the rounds: robust to a round disturbed by other work on the VM.
+		for s in "${MISS_SERVERS[@]}"; do
+			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+				read -r _ _ _ _ _ _ _ v _ <<<"${M[$rep,$s]}"
+				echo "$v"
+			done | sort -n | awk -v s="$s" '{ v[NR] = $1 } END {
+				printf "  median %-15s %7.2f us/q (min %.2f, max %.2f)\n", s,
+				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+		done
+		for o in dnsdist unbound ${BASE:+anycached-base}; do
+			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+				read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
+				read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,$o]}"
+				awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", b > 0 ? a / b : 0 }'
+			done | sort -n | awk -v o="$o" '{ v[NR] = $1 } END {
+				printf "  median ratio anycached/%s = %.2f (rounds: %.2f-%.2f)\n", o,
+				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
 		done
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	cleanup
@@ -444,7 +494,7 @@ report() {
 		echo "cache hits, dnsperf at ${phase} q/s:"
 		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in "${ORDER[@]}"; do
-			read -r sent done lost qps rc us uus <<<"${R[hit,$s,$phase]}"
+			read -r sent done lost qps rc us uus _ <<<"${R[hit,$s,$phase]}"
 			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
 		read -r _ _ _ _ _ a _ <<<"${R[hit,anycached,$phase]}"
@@ -459,7 +509,7 @@ report() {
 		echo "cache misses (unique names, each forwarded to knotd), dnsperf asks ${MISS_RATE} q/s for ${MISS_DUR}s:"
 		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in anycached unbound dnsdist; do
-			read -r sent done lost qps rc us uus <<<"${R[miss,$s]}"
+			read -r sent done lost qps rc us uus _ <<<"${R[miss,$s]}"
 			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
 		echo
