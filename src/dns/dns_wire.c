@@ -441,6 +441,7 @@ int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 		s->do_bit = e.do_bit;
 		s->rcode |= (uint16_t)(e.ext_rcode << 4);
 	}
+	s->ttl_overflow = overflow;
 	s->negative =
 	    s->rcode == DNS_RCODE_NXDOMAIN || (s->rcode == DNS_RCODE_NOERROR && s->ancount == 0);
 	if (s->has_soa) /* RFC 2308 §5 */

@@ -271,7 +271,8 @@ struct dns_scan {
 	uint32_t soa_ttl, soa_minimum;
 	uint32_t neg_ttl; /* RFC 2308 §5: min(SOA TTL, SOA MINIMUM) */
 
-	size_t n_ttl; /* TTL fields of all RRs but OPT, in message order */
+	size_t n_ttl;      /* TTL fields of all RRs but OPT, in message order */
+	bool ttl_overflow; /* more than DNS_MAX_TTL_OFFSETS: ttl_off holds the first ones */
 	uint16_t ttl_off[DNS_MAX_TTL_OFFSETS];
 };
 
