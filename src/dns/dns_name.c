@@ -94,17 +94,21 @@ void dns_name_lower(uint8_t *dst, const uint8_t *src, size_t len)
 
 void dns_name_randomize_case(uint8_t *name, size_t len, const uint8_t *rnd, size_t rnd_len)
 {
-	size_t nbits = rnd_len * 8, bit = 0;
+	size_t i = 0, j = 0;
 
 	if (!rnd_len)
 		return;
-	/* Branch-free per octet: this runs for every upstream query. c | 0x20 is a
-	 * lowercase letter exactly when c is a letter (length octets are < 64). */
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = name[i], lc = c | 0x20;
-		uint8_t letter = (uint8_t)((lc >= 'a') & (lc <= 'z')) << 5;
-		uint8_t upper = (uint8_t)((rnd[bit >> 3] >> (bit & 7)) & 1) << 5;
-		name[i] = (uint8_t)((c & ~letter) | (letter & ~upper));
-		bit = bit + 1 == nbits ? 0 : bit + 1;
+	/* Eight octets per random byte, bit 0 first: no division per octet (this runs for
+	 * every upstream query). c | 0x20 is a lowercase letter exactly when c is a letter. */
+	while (i < len) {
+		unsigned r = rnd[j];
+		size_t end = len - i > 8 ? i + 8 : len;
+		for (; i < end; i++, r >>= 1) {
+			uint8_t c = name[i];
+			if ((uint8_t)((c | 0x20) - 'a') < 26)
+				name[i] = (r & 1) ? (uint8_t)(c & ~0x20) : (uint8_t)(c | 0x20);
+		}
+		if (++j == rnd_len)
+			j = 0;
 	}
 }
