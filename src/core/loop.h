@@ -109,7 +109,8 @@ void loop_stop(struct loop *l); /* any thread, async-signal-safe */
  */
 int loop_drain(struct loop *l, unsigned timeout_ms);
 
-uint64_t loop_now(const struct loop *l); /* ms, cached at the start of the turn */
+/* ms: inside loop_run, cached at the start of the turn; outside it, the clock. */
+uint64_t loop_now(const struct loop *l);
 void loop_get_stats(const struct loop *l, struct loop_stats *out);
 /* Whether the ring got SINGLE_ISSUER|DEFER_TASKRUN (else a fallback). */
 int loop_setup_flags(const struct loop *l);
