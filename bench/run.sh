@@ -389,7 +389,7 @@ if [ "$MISS_ONLY" = 1 ]; then
 			for ((rep = 1; rep <= MISS_REPS; rep++)); do
 				read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
 				read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,$o]}"
-				awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", b > 0 ? a / b : 0 }'
+				awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) }'
 			done | sort -n | awk -v o="$o" '{ v[NR] = $1 } END {
 				printf "  median ratio anycached/%s = %.2f (rounds: %.2f-%.2f)\n", o,
 				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
