@@ -357,8 +357,7 @@ if [ "$MISS_ONLY" = 1 ]; then
 			"dnsperf -c 8 -q 500"
 		echo "CPU us/q = CPU time of all the server's threads (/proc/PID/task/*/schedstat, exact) / queries"
 		echo "completed; ticks and user = utime+stime and utime (/proc/PID/stat, 10 ms ticks);"
-		echo "wakeups/q = voluntary"
-		echo "context switches per query (a thread slept waiting for work)"
+		echo "wakeups/q = voluntary context switches per query (a thread slept waiting for work)"
 		printf '  %-5s %-15s %6s %6s %5s %9s %6s %6s %9s  %s\n' round server sent done lost "CPU us/q" ticks user wakeups/q rcodes
 		for ((rep = 1; rep <= MISS_REPS; rep++)); do
 			for s in "${MISS_SERVERS[@]}"; do
