@@ -529,6 +529,34 @@ Test(dns_forward, formerr_without_opt_is_asked_again_without_opt)
 	responder_stop(&r);
 }
 
+Test(dns_forward, formerr_fallback_with_the_longest_name)
+{
+	struct responder r;
+	responder_start(&r, M_FORMERR_EDNS);
+	struct netaddr a = up_addr(&r);
+	struct dns_forward_conf c = {0};
+	struct dns_forward *f = fwd(&a, 1, &c);
+	uint8_t name[DNS_NAME_MAX];
+	size_t off = 0;
+
+	/* 63 + 63 + 63 + 61 octet labels and the root: 255 octets, the most RFC 1035 allows. */
+	for (int l = 0; l < 4; l++) {
+		unsigned n = l < 3 ? 63 : 61;
+		name[off++] = (uint8_t)n;
+		memset(name + off, 'a' + l, n);
+		off += n;
+	}
+	name[off++] = 0;
+	cr_assert_eq(off, DNS_NAME_MAX);
+	cr_assert_eq(query(f, name, off, &res[0]), 0);
+	run_for(1);
+	cr_assert_eq(res[0].status, 0);
+	cr_assert_eq(dns_forward_stats(f)->edns_fallbacks, 1);
+	cr_assert_eq(r.udp_q, 2);
+	dns_forward_free(f);
+	responder_stop(&r);
+}
+
 Test(dns_forward, timeout_fails_over_to_the_next_upstream)
 {
 	struct responder r0, r1;
