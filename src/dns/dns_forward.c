@@ -769,8 +769,8 @@ static void on_message(struct fwd_try *t, const uint8_t *p, size_t len, bool tcp
 			if (send_tcp(t) == 0)
 				return;
 		} else {
-			uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 +
-			            QUERY_OPT_LEN]; /* built with, then cut */
+			/* Built with our OPT, then cut: it needs the OPT's room. */
+			uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + QUERY_OPT_LEN];
 			int n = build(t, buf, sizeof(buf));
 			if (n > 0 && udp_pool_send(t->u->pool, t->sock, buf, (size_t)n) == 0) {
 				/* A new send: a new timeout, as for any try. */
