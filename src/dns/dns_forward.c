@@ -32,7 +32,6 @@
 #include <string.h>
 
 #include "core/ares_glue.h"
-#include "core/log.h"
 #include "core/loop.h"
 #include "core/rand.h"
 #include "core/udp_pool.h"
@@ -67,7 +66,6 @@ struct fwd_try {
 	uint16_t slot; /* in the slab */
 	uint16_t id, qtype, qclass;
 	bool cd, do_bit;
-	bool probe;
 	bool linked;    /* on the expiry list */
 	bool tcp;       /* asked again over TCP: c-ares has it */
 	bool plain;     /* asked again without our OPT (FORMERR) */
@@ -467,7 +465,6 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 	}
 	t->f = f;
 	t->u = u;
-	t->probe = rq == NULL;
 	t->qtype = qtype;
 	t->qclass = qclass;
 	t->cd = cd;
