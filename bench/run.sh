@@ -2,16 +2,21 @@
 # bench/run.sh: anycached against unbound, dnsdist and the kernel-path floor (bench/reflector),
 # as CPU per query and ratios measured in one run. See bench/README.md, "Throughput".
 #
-#   bench/run.sh [--callgrind] [--no-miss] [--out FILE]
+#   bench/run.sh [--callgrind] [--no-miss] [--miss] [--strace] [--out FILE]
 #
 # --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit of
 # anycached under valgrind (deterministic; excludes the kernel), with the top functions.
+# --miss: only the miss pass (no hits, no reflectors): MISS_REPS rounds, each one pass over
+# MISS_NAMES unique names per server at MISS_RATE, anycached, unbound and dnsdist in turn.
+# --strace: system calls per miss of anycached and dnsdist, counted by strace -c -f over
+# ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
 #
 # Every server runs with one worker thread pinned to CPU $SRV_CPU; dnsperf (and knotd, the
 # authoritative upstream) run on CPU $GEN_CPU. All traffic stays on 127.54.0.0/24.
 # Environment: DUR (s per server and phase, 10), RATES (fixed-rate phases, q/s, "50000 90000"),
 # NAMES (cache-hit names, 1000), MISS_RATE (10000 q/s asked), MISS_DUR (5 s), BUILD (build-bench),
-# SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000).
+# SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000),
+# MISS_NAMES (20000) and MISS_REPS (3) for --miss, ST_NAMES and ST_RATE for --strace.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +27,10 @@ NAMES=${NAMES:-1000}
 MISS_RATE=${MISS_RATE:-10000}
 MISS_DUR=${MISS_DUR:-5}
 CG_QUERIES=${CG_QUERIES:-20000}
+MISS_NAMES=${MISS_NAMES:-20000}
+MISS_REPS=${MISS_REPS:-3}
+ST_NAMES=${ST_NAMES:-5000}
+ST_RATE=${ST_RATE:-2000}
 SRV_CPU=${SRV_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 PORT=5300
@@ -31,13 +40,17 @@ declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
 MISS=1
+MISS_ONLY=0
+STRACE=0
 OUT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--callgrind) CALLGRIND=1 ;;
 	--no-miss) MISS=0 ;;
+	--miss) MISS_ONLY=1 ;;
+	--strace) STRACE=1 ;;
 	--out) OUT=$2; shift ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -50,6 +63,7 @@ command -v dnsdist >/dev/null || [ -x /usr/bin/dnsdist ] || need+=(dnsdist)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
 if [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then need+=(valgrind); fi
+if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then need+=(strace); fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	# The benchmark starts its own servers: keep the packages' init scripts
@@ -119,6 +133,19 @@ alive() {
 
 # "utime stime" of a whole process (all threads), in clock ticks.
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# "run_ns wakeups" over all threads of a process: CPU time in ns from schedstat (exact, where
+# /proc/PID/stat counts 10 ms ticks) and voluntary context switches (times a thread went to
+# sleep waiting for work: one per wake-up).
+cpu_ns_wakeups() {
+	local t ns=0 w=0 a b
+	for t in /proc/"$1"/task/*; do
+		read -r a _ <"$t/schedstat" 2>/dev/null || continue
+		b=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || b=0
+		ns=$((ns + a))
+		w=$((w + ${b:-0}))
+	done
+	echo "$ns $w"
+}
 HZ=$(getconf CLK_TCK)
 
 # ---- the zone and the query files ----
@@ -223,24 +250,30 @@ start() {
 
 # ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
 measure() {
-	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 out args
-	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -l "$dur" -c 8 -q 500 -t 2)
+	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 n0 w0 n1 w1 out args
+	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -c 8 -q 500 -t 2)
+	# dur "pass": one pass over the file (every name once), else that many seconds.
+	if [ "$dur" = pass ]; then args+=(-n 1); else args+=(-l "$dur"); fi
 	[ "$rate" != max ] && args+=(-Q "$rate")
 	alive "$name"
 	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
+	read -r n0 w0 <<<"$(cpu_ns_wakeups "$pid")"
 	out=$(taskset -c "$GEN_CPU" dnsperf "${args[@]}" 2>&1)
 	alive "$name"
 	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
+	read -r n1 w1 <<<"$(cpu_ns_wakeups "$pid")"
 	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate.log"
-	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" '
+	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" -v ns=$((n1 - n0)) \
+		-v wk=$((w1 - w0)) '
 		/Queries sent:/ { sent = $3 }
 		/Queries completed:/ { done = $3 }
 		/Queries lost:/ { lost = $3 }
 		/Queries per second:/ { qps = $4 }
 		/Response codes:/ { sub(/.*Response codes: */, ""); gsub(/ \(/, "("); gsub(/ /, ""); rc = $0 }
 		END { if (rc == "") rc = "none";
-		      printf "%d %d %d %.0f %s %.2f %.2f\n", sent, done, lost, qps, rc,
-		             done ? (ut + st) / hz * 1e6 / done : 0, done ? ut / hz * 1e6 / done : 0 }'
+		      printf "%d %d %d %.0f %s %.2f %.2f %.2f %.2f\n", sent, done, lost, qps, rc,
+		             done ? (ut + st) / hz * 1e6 / done : 0, done ? ut / hz * 1e6 / done : 0,
+		             done ? ns / 1000 / done : 0, done ? wk / done : 0 }'
 }
 
 if [ "$CALLGRIND" = 1 ]; then
@@ -271,12 +304,137 @@ if [ "$CALLGRIND" = 1 ]; then
 			"($ir / $done_q queries; $(awk '/Response codes:/ { sub(/.*codes: */, ""); print }' "$WORK/cg-$kind-run.log"))"
 		echo "top functions, instructions per $kind (self cost):"
 		callgrind_annotate --threshold=100 "$WORK/cg.out.$n" 2>/dev/null |
-			awk -v q="$done_q" -v ir="$ir" '/^ *[0-9,]+ .*:/ && !/PROGRAM TOTALS/ { n = $1; gsub(/,/, "", n); if (n >= 0.99 * ir) next;
+			awk -v q="$done_q" -v ir="$ir" '/^ *[0-9,]+ .*:/ && !/PROGRAM TOTALS/ { n = $1; gsub(/,/, "", n); n += 0; if (n >= 0.99 * ir) next;
 				k = $0; sub(/^ *[0-9,]+ +(\([ 0-9.%]+\) +)?/, "", k);
 				if (n / q >= 5) printf "  %7.1f  %s\n", n / q, k }' | sort -rn | head -25
 		echo
 	done
 	kill -9 "$vpid" 2>/dev/null || true
+	# CG_KEEP=DIR keeps the raw profiles (cg.out.1 hits, cg.out.2 misses) for callgrind_annotate.
+	[ -n "${CG_KEEP:-}" ] && mkdir -p "$CG_KEEP" && cp "$WORK"/cg.out.* "$CG_KEEP"/
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+# Unique names for one server and round: every query is a cache miss everywhere.
+miss_names() { awk -v n="$2" -v p="$1" 'BEGIN { for (i = 0; i < n; i++) printf "%s-%d.miss.bench.test A\n", p, i }'; }
+
+if [ "$MISS_ONLY" = 1 ]; then
+	# The miss pass alone: each round, each cache gets one pass over its own MISS_NAMES
+	# unique names at MISS_RATE; the servers take turns, so a disturbance on the shared
+	# VM shows as one bad round rather than as one server's bad luck. BASE=DIR adds
+	# DIR/anycached (another build, e.g. before a change) as anycached-base.
+	MISS_SERVERS=(anycached unbound dnsdist)
+	start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml"
+	if [ -n "${BASE:-}" ]; then
+		ADDR[anycached-base]=127.54.0.6
+		sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
+			"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
+		start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
+		MISS_SERVERS=(anycached anycached-base unbound dnsdist)
+	fi
+	start unbound unbound -d -c "$WORK/unbound.conf"
+	start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf"
+	for s in "${MISS_SERVERS[@]}"; do wait_up "$s"; done
+	declare -A M=()
+	for ((rep = 1; rep <= MISS_REPS; rep++)); do
+		for s in "${MISS_SERVERS[@]}"; do
+			miss_names "r$rep$s" "$MISS_NAMES" >"$WORK/pass-$s-$rep.txt"
+			log "miss round $rep: $s, $MISS_NAMES unique names at $MISS_RATE q/s"
+			M[$rep,$s]=$(measure "$s" "$WORK/pass-$s-$rep.txt" pass "$MISS_RATE")
+		done
+	done
+	{
+		echo "anycache miss pass, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
+			"kernel $(uname -r)"
+		echo "versions: anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" \
+			"(release build)${BASE:+, anycached-base from $BASE}, unbound $(unbound -V | awk 'NR==1{print $2}')," \
+			"$(dnsdist --version | head -1 | awk '{print $1, $2}'), knotd $(knotd --version | awk '{print $NF}')"
+		echo "setup: servers pinned to CPU $SRV_CPU (1 worker each), dnsperf and knotd on CPU $GEN_CPU;" \
+			"per round and server one pass over $MISS_NAMES unique names (*.miss wildcard) at $MISS_RATE q/s," \
+			"dnsperf -c 8 -q 500"
+		echo "CPU us/q = CPU time of all the server's threads (/proc/PID/task/*/schedstat, exact) / queries"
+		echo "completed; ticks and user = utime+stime and utime (/proc/PID/stat, 10 ms ticks);"
+		echo "wakeups/q = voluntary context switches per query (a thread slept waiting for work)"
+		printf '  %-5s %-15s %6s %6s %5s %9s %6s %6s %9s  %s\n' round server sent done lost "CPU us/q" ticks user wakeups/q rcodes
+		for ((rep = 1; rep <= MISS_REPS; rep++)); do
+			for s in "${MISS_SERVERS[@]}"; do
+				read -r sent done lost qps rc us uus ns wk <<<"${M[$rep,$s]}"
+				printf '  %-5s %-15s %6s %6s %5s %9s %6s %6s %9s  %s (%s q/s)\n' "$rep" "$s" "$sent" "$done" "$lost" "$ns" "$us" "$uus" "$wk" "$rc" "$qps"
+			done
+			read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
+			read -r _ _ _ _ _ _ _ u _ <<<"${M[$rep,unbound]}"
+			read -r _ _ _ _ _ _ _ d _ <<<"${M[$rep,dnsdist]}"
+			b=0
+			[ -n "${BASE:-}" ] && read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,anycached-base]}"
+			awk -v a="$a" -v u="$u" -v d="$d" -v b="$b" -v r="$rep" 'BEGIN {
+				printf "  round %s: anycached/dnsdist = %.2f, anycached/unbound = %.2f", r,
+				       (d > 0 ? a / d : 0), (u > 0 ? a / u : 0)
+				if (b > 0) printf ", anycached/anycached-base = %.2f, anycached-base/dnsdist = %.2f", a / b, (d > 0 ? b / d : 0)
+				printf "\n" }'
+		done
+		# Medians over the rounds: robust to a round disturbed by other work on the VM.
+		for s in "${MISS_SERVERS[@]}"; do
+			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+				read -r _ _ _ _ _ _ _ v _ <<<"${M[$rep,$s]}"
+				echo "$v"
+			done | sort -n | awk -v s="$s" '{ v[NR] = $1 } END {
+				printf "  median %-15s %7.2f us/q (min %.2f, max %.2f)\n", s,
+				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+		done
+		for o in dnsdist unbound ${BASE:+anycached-base}; do
+			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+				read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
+				read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,$o]}"
+				awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) }'
+			done | sort -n | awk -v o="$o" '{ v[NR] = $1 } END {
+				printf "  median ratio anycached/%s = %.2f (rounds: %.2f-%.2f)\n", o,
+				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+if [ "$STRACE" = 1 ]; then
+	# System calls per miss: strace attaches to every thread of the running server after
+	# it answered once, counts (-c) while dnsperf sends ST_NAMES unique names at ST_RATE,
+	# and prints its table when interrupted.
+	for s in anycached dnsdist; do
+		case $s in
+		anycached) start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml" ;;
+		dnsdist) start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" ;;
+		esac
+		wait_up "$s"
+		miss_names "st$s" "$ST_NAMES" >"$WORK/st-$s.txt"
+		targs=()
+		for t in /proc/"${PID[$s]}"/task/*; do targs+=(-p "${t##*/}"); done
+		strace -c -f -o "$WORK/strace-$s.txt" "${targs[@]}" 2>/dev/null &
+		spid=$!
+		sleep 1
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/st-$s.txt" -n 1 \
+			-c 8 -q 500 -t 2 -Q "$ST_RATE" >"$WORK/st-$s.log" 2>&1
+		kill -INT "$spid"
+		wait "$spid" || true
+		done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/st-$s.log")
+		{
+			echo "$s: system calls per miss, strace -c -f, $ST_NAMES unique names at $ST_RATE q/s," \
+				"$done_q answered"
+			awk -v q="$done_q" '$1 ~ /^[0-9.]+$/ && NF >= 5 { name = $NF; calls = $4;
+				if (calls !~ /^[0-9]+$/ || name == "total") next;
+				tot += calls; if (name != "io_uring_enter") oth += calls;
+				printf "  %-18s %8d calls  %6.2f per query\n", name, calls, calls / q }
+				END { printf "  total %.2f per query, %.2f besides io_uring_enter\n", tot / q, oth / q }' \
+				"$WORK/strace-$s.txt"
+			echo
+		} | if [ -n "$OUT" ]; then tee -a "$OUT"; else cat; fi
+		kill "${PID[$s]}"
+		wait "${PID[$s]}" 2>/dev/null || true
+		unset "PID[$s]"
+	done
 	cleanup
 	rm -rf "$WORK"
 	exit 0
@@ -335,7 +493,7 @@ report() {
 		echo "cache hits, dnsperf at ${phase} q/s:"
 		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in "${ORDER[@]}"; do
-			read -r sent done lost qps rc us uus <<<"${R[hit,$s,$phase]}"
+			read -r sent done lost qps rc us uus _ <<<"${R[hit,$s,$phase]}"
 			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
 		read -r _ _ _ _ _ a _ <<<"${R[hit,anycached,$phase]}"
@@ -350,7 +508,7 @@ report() {
 		echo "cache misses (unique names, each forwarded to knotd), dnsperf asks ${MISS_RATE} q/s for ${MISS_DUR}s:"
 		printf '  %-16s %9s %9s %7s %9s %7s  %s\n' server sent done lost "CPU us/q" "user" "rcodes (QPS)"
 		for s in anycached unbound dnsdist; do
-			read -r sent done lost qps rc us uus <<<"${R[miss,$s]}"
+			read -r sent done lost qps rc us uus _ <<<"${R[miss,$s]}"
 			printf '  %-16s %9s %9s %7s %9s %7s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$rc" "$qps"
 		done
 		echo

@@ -697,7 +697,9 @@ void loop_free(struct loop *l)
 
 uint64_t loop_now(const struct loop *l)
 {
-	return l->now;
+	/* Between runs (set-up, tests driving the loop in steps) the cached turn time
+	 * may be long gone: deadlines computed from it would fire early. */
+	return l->running ? l->now : clock_now_ms();
 }
 void loop_get_stats(const struct loop *l, struct loop_stats *out)
 {
@@ -727,10 +729,10 @@ void loop_timer_cancel(struct loop *l, struct timer *t)
 
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 {
-	return loop_udp_listen_end(l, fd, fn, NULL, ctx);
+	return loop_udp_listen_ex(l, fd, fn, NULL, ctx);
 }
 
-int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx)
+int loop_udp_listen_ex(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn efn, void *ctx)
 {
 	uint32_t idx;
 	if (fd < 0 || !fn)
@@ -740,7 +742,7 @@ int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end
 		return r;
 	struct op *o = &l->ops[idx];
 	o->dfn = fn;
-	o->fn = end;
+	o->fn = efn; /* errors and the final callback; NULL for loop_udp_listen */
 	o->ctx = ctx;
 	o->multishot = true;
 	/* Name area sized for IPv6; no control data: what the kernel reserves
@@ -852,6 +854,30 @@ static void on_tx(struct loop *l, uint32_t gen, uint32_t idx, const struct io_ur
 		closing_note(l, s->fd);
 }
 
+/*
+ * Errors the kernel queues on a UDP socket from ICMP (RFC 1122 §4.1.3.3;
+ * Linux icmp_err_convert and icmpv6_err_convert): they end one receive, not
+ * the socket.
+ */
+static bool udp_soft_error(int res)
+{
+	switch (-res) {
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case ENONET:
+	case ENOPROTOOPT:
+	case EPROTO:
+	case EMSGSIZE:
+	case EOPNOTSUPP:
+	case EACCES:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe *cqe)
 {
 	struct op *o = &l->ops[idx];
@@ -895,6 +921,13 @@ static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe 
 	if (res >= 0 || res == -ENOBUFS || res == -EINTR || res == -ENOMEM || res == -EAGAIN) {
 		o->rearm = true;
 		l->rearm[l->nrearm++] = idx;
+		return;
+	}
+	if (o->fn && udp_soft_error(res)) {
+		/* A connected socket's owner hears of it; the socket stays usable. */
+		o->rearm = true;
+		l->rearm[l->nrearm++] = idx;
+		o->fn(l, o->ctx, res, LOOP_F_MORE);
 		return;
 	}
 	log_err("loop", "UDP receive on fd %d stopped: %s", o->fd, strerror(-res));

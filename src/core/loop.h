@@ -127,7 +127,8 @@ int loop_drain(struct loop *l, unsigned timeout_ms);
  */
 int loop_post(struct loop *l, loop_post_fn fn, void *arg);
 
-uint64_t loop_now(const struct loop *l); /* ms, cached at the start of the turn */
+/* ms: inside loop_run, cached at the start of the turn; outside it, the clock. */
+uint64_t loop_now(const struct loop *l);
 void loop_get_stats(const struct loop *l, struct loop_stats *out);
 /* Whether the ring got SINGLE_ISSUER|DEFER_TASKRUN (else a fallback). */
 int loop_setup_flags(const struct loop *l);
@@ -142,12 +143,15 @@ void loop_timer_cancel(struct loop *l, struct timer *t);
  * datagram. Re-armed automatically when the kernel ends it (-ENOBUFS, CQ
  * overflow); ended by loop_close_fd(). */
 int loop_udp_listen(struct loop *l, int fd, loop_dgram_fn fn, void *ctx);
-/* The same, and end(l, ctx, res, 0) runs once when the receive stopped for
- * good: res is the error that ended it (anything but the re-armed cases
- * above), or -ECANCELED after loop_close_fd/loop_drain/loop_free. A
- * listener that dies must be reported, not just logged: health takes its
- * VIP down. */
-int loop_udp_listen_end(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn end, void *ctx);
+/*
+ * As loop_udp_listen, for a connected socket, whose owner must hear of the
+ * errors ICMP brings (RFC 1122 §4.1.3.3): -ECONNREFUSED for a port
+ * unreachable, -EHOSTUNREACH, ... go to efn(l, ctx, -errno, LOOP_F_MORE) and
+ * the receive stays armed. efn (may be NULL) also gets the op's final
+ * callback (flags 0): -ECANCELED after loop_close_fd/loop_drain/loop_free,
+ * or the hard error that stopped the receive.
+ */
+int loop_udp_listen_ex(struct loop *l, int fd, loop_dgram_fn fn, loop_op_fn efn, void *ctx);
 /* The same, with the received TTL (IPv4) or hop limit (IPv6) in d->ttl: it
  * sets IP_RECVTTL or IPV6_RECVHOPLIMIT on fd and gives the receive a control
  * area (LOOP_CMSG_SPACE octets taken from each provided buffer, so the

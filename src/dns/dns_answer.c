@@ -14,6 +14,37 @@ static void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+/*
+ * Makes *s the scan of the stored form of n octets, without scanning it
+ * again: the stored form is the answer cut at its OPT (n == s->opt_off) or
+ * all of it, with new flags. Everything before the cut keeps its offset, so
+ * only the OPT's fields, ARCOUNT and the TTL offsets past the cut change.
+ * tests/dns/test_dns_answer.c checks the result equals a fresh dns_scan.
+ */
+static void patch_scan(struct dns_scan *s, uint16_t flags, size_t n, uint16_t arcount)
+{
+	size_t k = 0;
+
+	s->flags = flags;
+	s->aa = false;
+	if (!s->has_opt)
+		return;
+	/* The OPT and every record after it are gone (message order). */
+	s->arcount = arcount;
+	s->has_opt = false;
+	s->opt_off = s->opt_len = 0;
+	s->udp_size = 0;
+	s->edns_version = 0;
+	s->do_bit = false;
+	while (k < s->n_ttl && s->ttl_off[k] < n)
+		k++;
+	/* An offset past the cut means every record beyond the ones tracked went too. */
+	if (k < s->n_ttl)
+		s->ttl_overflow = false;
+	memset(s->ttl_off + k, 0, (s->n_ttl - k) * sizeof(s->ttl_off[0]));
+	s->n_ttl = k;
+}
+
 int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uint8_t *out,
                          size_t cap)
 {
@@ -56,15 +87,11 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 	flags = get16(out + 2);
 	flags = (uint16_t)((flags & ~DNS_FLAG_AA) | DNS_FLAG_RA);
 	put16(out + 2, flags);
-	/* Offsets past the OPT moved; the slow path re-scans rather than patching. */
-	int r = dns_scan(out, n, s);
-	if (r == -E2BIG) {
+	patch_scan(s, flags, n, get16(out + 10));
+	if (s->ttl_overflow) {
 		/* Well formed but too many records to track: pass it on, never cache it. */
 		s->n_ttl = DNS_MAX_TTL_OFFSETS + 1;
-		return (int)n;
 	}
-	if (r < 0)
-		return -EPROTO;
 	return (int)n;
 }
 

@@ -25,8 +25,9 @@
  * Writes the stored form of `ans` (scanned into *s) to out. Returns its
  * length, -EMSGSIZE, or -EPROTO when the answer cannot be passed on as it is
  * (no question, or an extended RCODE only meaningful between us and the
- * upstream, e.g. BADCOOKIE). On success *s is re-scanned for `out` so its
- * TTL offsets are those of the stored form; an answer with more records than
+ * upstream, e.g. BADCOOKIE). On success *s describes `out`: exactly what
+ * dns_scan(out) would give, patched rather than scanned again (the cut at the
+ * OPT moves no offset before it). An answer with more records than
  * DNS_MAX_TTL_OFFSETS is still returned, with s->n_ttl > DNS_MAX_TTL_OFFSETS
  * to say it must not be cached. Additional records that follow
  * the OPT are dropped with it (their compression pointers could not move).

@@ -1,62 +1,61 @@
 /*
- * dns_forward.c: upstream queries over per-upstream sets of c-ares channels.
+ * dns_forward.c: upstream queries over per-upstream UDP socket pools, with
+ * c-ares only for the TCP retry of truncated answers.
  *
  * Three objects:
- *   - struct chan: one c-ares channel (one server, one UDP source port) with
- *     its glue. Live in a slot of its upstream, or retiring: no new sends,
- *     destroyed by the reaper timer once its outstanding count is 0 (never
- *     from inside a c-ares callback of that channel, never cancelling).
- *   - struct fwd_try: one ares_send. It outlives its request when the
- *     request ends first (failover, deadline): then try->req is NULL and the
- *     try only waits for c-ares's own callback to free it.
+ *   - struct upstream: its address, its socket pool (core/udp_pool.h) and,
+ *     once an answer came back truncated, a c-ares channel for TCP.
+ *   - struct fwd_try: one query sent to one upstream. It is found by its ID
+ *     (by_id), waits on one socket of the pool (or in c-ares, over TCP), and
+ *     sits on the expiry list in send order until it ends: answered, failed,
+ *     or timeout_ms after it was sent. It outlives its request when the
+ *     request ends first (failover, deadline): then try->req is NULL and
+ *     the try only waits for its own end, so a late answer or timeout still
+ *     informs the upstream policy.
  *   - struct fwd_req: one logical query with its waiters, indexed by the
  *     coalescing key while it can take more waiters. Its decisions (which
  *     upstream next, when a try times out, failover, the spoof retry, the
  *     budget, the end) are made by the pure machine it embeds (dns_query.h);
  *     drive() feeds it events and carries out its actions. This file keeps
- *     channels, IDs, c-ares, coalescing, timers and the verdict on the
- *     answer bytes.
- * Timers: one per request (armed where the machine says), one reaper, one
- * probe timer. Callbacks to callers run only from c-ares callbacks or
- * timers, never from dns_forward_query.
+ *     sockets, IDs, coalescing, timers and the verdict on the answer bytes.
+ * Tries and requests come from free lists, so a warm forwarder allocates
+ * nothing per query. Timers: one per request (armed where the machine
+ * says), one for the head of the expiry list (re-armed only when the head
+ * expires, not per try), one probe timer. Callbacks to callers run only from
+ * datagram, c-ares or timer callbacks, never from dns_forward_query.
  */
 #include "dns/dns_forward.h"
 
-#include <arpa/inet.h>
 #include <ares.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ares_glue.h"
-#include "core/log.h"
 #include "core/loop.h"
+#include "core/rand.h"
+#include "core/udp_pool.h"
+#include "core/wire.h"
 #include "dns/dns_query.h"
 
-#define ID_WORDS (65536 / 64)
-#define ID_TRIES 64
+#define ID_TRIES      64
+#define TRY_CHUNK     256 /* tries per slab chunk */
+#define TRY_CHUNKS    255 /* slots are stored +1 in 16 bits */
+#define REQ_FREE_MAX  1024
+#define QUERY_OPT_LEN 11 /* dns_build_query's OPT: root, type, class, TTL, RDLENGTH 0 */
 
 struct dns_forward;
 struct fwd_req;
 
-struct chan {
-	struct dns_forward *f;
-	struct upstream *u;
-	struct ares_glue *glue;
-	unsigned outstanding;
-	unsigned sent;
-	uint64_t born;
-	bool retiring;
-	struct chan *next; /* retired list */
-};
-
 struct upstream {
+	struct dns_forward *f;
 	unsigned idx;
 	struct netaddr addr;
-	struct chan *ch[DNS_FORWARD_MAX_CHANNELS];
-	/* The last client question that failed hard here: what its re-probes
-	 * ask, since ". NS" is refused by an upstream that is only
-	 * authoritative (and then could never revive). */
+	struct udp_pool *pool;
+	struct ares_glue *tcp; /* NULL until the first truncated answer */
+	/* The last question that failed hard here: what its re-probes ask,
+	 * since ". NS" is refused by an upstream that is only authoritative
+	 * (which then could never revive). */
 	uint8_t probe_qname[DNS_NAME_MAX];
 	size_t probe_qname_len;
 	uint16_t probe_qtype, probe_qclass;
@@ -65,14 +64,20 @@ struct upstream {
 struct fwd_try {
 	struct dns_forward *f;
 	struct fwd_req *req; /* NULL: orphaned (request over) or a probe */
-	struct chan *ch;
-	unsigned k; /* the machine's try index, while req is set */
+	struct upstream *u;
+	struct udp_sock *sock;         /* held while a UDP answer is awaited */
+	struct fwd_try *eprev, *enext; /* expiry list (UDP only); free list (enext) */
+	uint64_t sent_ms, expires;
+	unsigned k;    /* the machine's try index, while req is set */
+	uint16_t slot; /* in the slab */
 	uint16_t id, qtype, qclass;
-	bool probe;
+	bool cd, do_bit;
+	bool linked;    /* on the expiry list */
+	bool tcp;       /* asked again over TCP: c-ares has it */
+	bool plain;     /* asked again without our OPT (FORMERR) */
 	bool timed_out; /* its timeout was reported (RTO or deadline) */
 	bool sending;   /* inside ares_send: a callback now is synchronous */
 	int sync_status;
-	uint64_t sent_ms;
 	size_t qname_len;
 	uint8_t qname[DNS_NAME_MAX]; /* as sent upstream, 0x20 case applied */
 };
@@ -84,7 +89,7 @@ struct waiter {
 
 struct fwd_req {
 	struct dns_forward *f;
-	struct fwd_req *hnext;       /* hash chain, while indexed */
+	struct fwd_req *hnext;       /* hash chain, while indexed; free list */
 	struct fwd_req *prev, *next; /* all requests, for free */
 	bool indexed;
 	uint64_t hash;
@@ -106,43 +111,74 @@ struct dns_forward {
 	struct dns_upstream_set *pol;
 	struct upstream up[DNS_FORWARD_MAX_UPSTREAMS];
 	unsigned n_up;
-	unsigned timeout_ms, tries, max_outstanding, channels;
-	unsigned rotate_queries, rotate_ms, max_waiters;
+	unsigned timeout_ms, tries, max_outstanding;
+	unsigned max_waiters;
 	bool closing;
-	struct chan *retired;
-	struct timer reaper, prober;
+	struct timer prober, expiry;
 	struct fwd_req **tab;
 	size_t tab_mask;
 	uint64_t seed;
 	struct fwd_req *reqs;
-	uint64_t
-	    ids[ID_WORDS]; /* IDs of outstanding tries: never two alike (c-ares matches by ID) */
+	struct fwd_req *req_free;
+	unsigned n_req_free;
+	struct rand rng; /* IDs, 0x20 case, socket choice: no system call per number */
+	/* Tries: a slab of chunks, a free list, and the map from query ID to
+	 * slot + 1 (0: the ID is free), so IDs of outstanding tries never repeat. */
+	struct fwd_try *chunk[TRY_CHUNKS];
+	unsigned n_chunks;
+	struct fwd_try *try_free;
+	uint16_t *by_id;
+	struct fwd_try *ehead, *etail; /* expiry list, oldest first */
 	struct dns_forward_stats stats;
 };
 
 static void req_timer(struct timer *t, uint64_t now, void *arg);
+static void arm_prober(struct dns_forward *f, uint64_t now);
 
-/* ---- IDs ---- */
+/* ---- tries: slab, IDs, expiry list ---- */
 
-static bool id_used(const struct dns_forward *f, uint16_t id)
+static struct fwd_try *try_alloc(struct dns_forward *f)
 {
-	return f->ids[id / 64] & (1ull << (id % 64));
+	struct fwd_try *t = f->try_free;
+
+	if (!t) {
+		if (f->n_chunks == TRY_CHUNKS)
+			return NULL;
+		struct fwd_try *c = calloc(TRY_CHUNK, sizeof(*c));
+		if (!c)
+			return NULL;
+		for (unsigned i = 0; i < TRY_CHUNK; i++) {
+			c[i].slot = (uint16_t)(f->n_chunks * TRY_CHUNK + i);
+			c[i].enext = i + 1 < TRY_CHUNK ? &c[i + 1] : NULL;
+		}
+		f->chunk[f->n_chunks++] = c;
+		t = c;
+	}
+	f->try_free = t->enext;
+	uint16_t slot = t->slot;
+	/* Only what a try must start with: qname is written up to qname_len. */
+	memset(t, 0, offsetof(struct fwd_try, qname));
+	t->slot = slot;
+	return t;
 }
 
-static void id_set(struct dns_forward *f, uint16_t id, bool on)
+static struct fwd_try *try_by_id(const struct dns_forward *f, uint16_t id)
 {
-	if (on)
-		f->ids[id / 64] |= 1ull << (id % 64);
-	else
-		f->ids[id / 64] &= ~(1ull << (id % 64));
+	unsigned s = f->by_id[id];
+
+	if (!s)
+		return NULL;
+	s--;
+	return &f->chunk[s / TRY_CHUNK][s % TRY_CHUNK];
 }
 
-/* A random ID not outstanding in this forwarder; -EBUSY if none found quickly. */
+/* A random ID no outstanding try has (the upstream tells tries apart by
+ * ID); -EBUSY if none found quickly. */
 static int pick_id(struct dns_forward *f, uint16_t *id)
 {
 	for (int i = 0; i < ID_TRIES; i++) {
-		uint16_t v = (uint16_t)arc4random_uniform(65536);
-		if (!id_used(f, v)) {
+		uint16_t v = rand_u16(&f->rng);
+		if (!f->by_id[v]) {
 			*id = v;
 			return 0;
 		}
@@ -150,143 +186,69 @@ static int pick_id(struct dns_forward *f, uint16_t *id)
 	return -EBUSY;
 }
 
-/* ---- channels ---- */
-
-static int chan_new(struct dns_forward *f, struct upstream *u, struct chan **out)
+static void expiry_link(struct dns_forward *f, struct fwd_try *t, uint64_t now)
 {
-	struct ares_addr_port_node node;
-	struct ares_options opts;
-	struct chan *c = calloc(1, sizeof(*c));
-	int r;
-
-	if (!c)
-		return -ENOMEM;
-	memset(&opts, 0, sizeof(opts));
-	/*
-	 * EDNS: c-ares reads answers up to ednspsz over UDP. TC answers are
-	 * retried over TCP by c-ares itself (no IGNTC). NOCHECKRESP: we see
-	 * SERVFAIL/REFUSED and fail over ourselves. One server, one try: the
-	 * failover is ours; c-ares's timeout only bounds an orphaned try.
-	 */
-	opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
-	opts.ednspsz = DNS_EDNS_UDP_SIZE;
-	opts.timeout = (int)f->timeout_ms;
-	opts.tries = 1;
-	/* Large socket buffers: an EAGAIN on c-ares's send counts as a server failure. */
-	opts.socket_send_buffer_size = 1 << 20;
-	opts.socket_receive_buffer_size = 1 << 20;
-	r = ares_glue_new(f->loop, &opts,
-	                  ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	                      ARES_OPT_SOCK_SNDBUF | ARES_OPT_SOCK_RCVBUF | ARES_OPT_NOROTATE,
-	                  &c->glue);
-	if (r) {
-		free(c);
-		return r;
-	}
-	memset(&node, 0, sizeof(node));
-	node.family = u->addr.family;
-	if (u->addr.family == AF_INET)
-		memcpy(&node.addr.addr4, u->addr.addr, 4);
+	t->expires = now + f->timeout_ms;
+	t->eprev = f->etail;
+	t->enext = NULL;
+	if (f->etail)
+		f->etail->enext = t;
 	else
-		memcpy(&node.addr.addr6, u->addr.addr, 16);
-	node.udp_port = u->addr.port;
-	node.tcp_port = u->addr.port;
-	if (ares_set_servers_ports(ares_glue_channel(c->glue), &node) != ARES_SUCCESS) {
-		ares_glue_free(c->glue);
-		free(c);
-		return -EINVAL;
-	}
-	c->f = f;
-	c->u = u;
-	c->born = loop_now(f->loop);
-	f->stats.channels_created++;
-	*out = c;
-	return 0;
+		f->ehead = t;
+	f->etail = t;
+	t->linked = true;
+	/* Send order is expiry order: only a new head needs the timer. */
+	if (f->ehead == t)
+		loop_timer_arm(f->loop, &f->expiry, t->expires);
 }
 
-static void chan_destroy(struct chan *c)
+static void expiry_unlink(struct dns_forward *f, struct fwd_try *t)
 {
-	c->f->stats.channels_destroyed++;
-	ares_glue_free(c->glue);
-	free(c);
-}
-
-/* Takes c out of its slot: no new sends; destroyed once idle (reaper). */
-static void chan_retire(struct chan *c)
-{
-	struct dns_forward *f = c->f;
-
-	if (c->retiring)
+	if (!t->linked)
 		return;
-	for (unsigned i = 0; i < f->channels; i++)
-		if (c->u->ch[i] == c)
-			c->u->ch[i] = NULL;
-	c->retiring = true;
-	c->next = f->retired;
-	f->retired = c;
-	if (c->outstanding == 0)
-		loop_timer_arm(f->loop, &f->reaper, loop_now(f->loop));
+	if (t->eprev)
+		t->eprev->enext = t->enext;
+	else
+		f->ehead = t->enext;
+	if (t->enext)
+		t->enext->eprev = t->eprev;
+	else
+		f->etail = t->eprev;
+	t->eprev = t->enext = NULL;
+	t->linked = false;
 }
 
-static void reap(struct timer *t, uint64_t now, void *arg)
+static void try_unlink(struct fwd_try *t)
 {
-	struct dns_forward *f = arg;
+	struct fwd_req *rq = t->req;
 
-	(void)t;
-	(void)now;
-	for (struct chan **pc = &f->retired; *pc;) {
-		struct chan *c = *pc;
-		if (c->outstanding == 0) {
-			*pc = c->next;
-			chan_destroy(c);
-		} else {
-			pc = &c->next;
-		}
+	if (!rq)
+		return;
+	if (rq->tr[t->k] == t)
+		rq->tr[t->k] = NULL;
+	t->req = NULL;
+}
+
+static void release_sock(struct fwd_try *t)
+{
+	if (t->sock) {
+		udp_pool_put(t->u->pool, t->sock);
+		t->sock = NULL;
 	}
 }
 
-/*
- * c-ares 1.18 answers a FORMERR without OPT by cutting 11 octets off the
- * query and clearing ARES_FLAG_EDNS for the whole channel: every later
- * query on it would lose our OPT (and DO). Called only when an answer came
- * back without OPT or the try failed, so the save/destroy pair stays rare.
- */
-static bool chan_edns_cleared(struct chan *c)
+/* The try is over: its ID is free again, its socket no longer held. */
+static void try_free(struct fwd_try *t)
 {
-	struct ares_options o;
-	int mask = 0;
-	bool cleared = false;
+	struct dns_forward *f = t->f;
 
-	if (ares_save_options(ares_glue_channel(c->glue), &o, &mask) != ARES_SUCCESS)
-		return false;
-	if ((mask & ARES_OPT_FLAGS) && !(o.flags & ARES_FLAG_EDNS))
-		cleared = true;
-	ares_destroy_options(&o);
-	return cleared;
-}
-
-/* A random live channel of u, creating or rotating it as needed; avoid may be NULL. */
-static struct chan *chan_pick(struct dns_forward *f, struct upstream *u, struct chan *avoid,
-                              uint64_t now)
-{
-	unsigned slot = arc4random_uniform(f->channels);
-	struct chan *c;
-
-	if (avoid && f->channels > 1 && u->ch[slot] == avoid)
-		slot = (slot + 1 + arc4random_uniform(f->channels - 1)) % f->channels;
-	c = u->ch[slot];
-	if (c && (c->sent >= f->rotate_queries || now - c->born >= f->rotate_ms)) {
-		/* Source-port rotation: c-ares 1.18 never reopens a UDP socket. */
-		f->stats.channel_replacements++;
-		chan_retire(c);
-		c = NULL;
-	}
-	if (!c) {
-		if (chan_new(f, u, &c))
-			return NULL;
-		u->ch[slot] = c;
-	}
-	return c;
+	try_unlink(t);
+	expiry_unlink(f, t);
+	release_sock(t);
+	if (f->by_id[t->id] == t->slot + 1)
+		f->by_id[t->id] = 0;
+	t->enext = f->try_free;
+	f->try_free = t;
 }
 
 /* ---- coalescing index ---- */
@@ -336,20 +298,37 @@ static void index_remove(struct fwd_req *rq)
 
 /* ---- requests ---- */
 
-static void try_unlink(struct fwd_try *t)
+static struct fwd_req *req_alloc(struct dns_forward *f)
 {
-	struct fwd_req *rq = t->req;
+	struct fwd_req *rq = f->req_free;
 
 	if (!rq)
+		return calloc(1, sizeof(*rq));
+	f->req_free = rq->hnext;
+	f->n_req_free--;
+	memset(rq, 0, sizeof(*rq));
+	return rq;
+}
+
+static void req_release(struct dns_forward *f, struct fwd_req *rq)
+{
+	if (rq->w != &rq->w0)
+		free(rq->w);
+	/* Keep enough for a busy second; a rare burst beyond goes back to malloc. */
+	if (f->n_req_free >= REQ_FREE_MAX) {
+		free(rq);
 		return;
-	if (rq->tr[t->k] == t)
-		rq->tr[t->k] = NULL;
-	t->req = NULL;
+	}
+	rq->hnext = f->req_free;
+	f->req_free = rq;
+	f->n_req_free++;
 }
 
 /* Ends the request: every waiter gets the result, in the order they came. */
+/* A lone waiter gets *scan itself (the caller's, which it may change); more
+ * waiters get a copy each. */
 static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_t len,
-                       const struct dns_scan *scan)
+                       struct dns_scan *scan)
 {
 	struct dns_forward *f = rq->f;
 
@@ -371,24 +350,19 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
 		f->stats.failures++;
 	for (unsigned i = 0; i < rq->n_waiters; i++) {
 		struct dns_scan copy;
-		if (scan)
+		if (scan && rq->n_waiters > 1)
 			copy = *scan;
-		rq->w[i].cb(rq->w[i].ctx, status, ans, len, scan ? &copy : NULL);
+		rq->w[i].cb(rq->w[i].ctx, status, ans, len,
+		            scan && rq->n_waiters > 1 ? &copy : scan);
 	}
-	if (rq->w != &rq->w0)
-		free(rq->w);
-	free(rq);
+	req_release(f, rq);
 }
-
-static void arm_prober(struct dns_forward *f, uint64_t now);
-
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
 /*
  * One outcome for the policy and the counters: from the machine's REPORT
  * actions for a request's tries, directly for orphaned tries and probes.
- * t (may be NULL) remembers a reported timeout, so c-ares's own timeout of
- * the same try is not counted twice.
+ * t (may be NULL) remembers a reported timeout, so the try's own timeout
+ * (timeout_ms after it was sent) is not counted twice.
  */
 static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome o, unsigned rtt,
                  uint64_t now, struct fwd_try *t)
@@ -419,7 +393,7 @@ static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome 
 		us->failures++;
 		break;
 	}
-	if (t && !t->probe && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR) &&
+	if (t && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR) && t->qname_len > 1 &&
 	    t->qname_len <= sizeof(f->up[idx].probe_qname)) {
 		struct upstream *u = &f->up[idx];
 		memcpy(u->probe_qname, t->qname, t->qname_len);
@@ -434,50 +408,99 @@ static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome 
 }
 
 /*
+ * Our query for t: ID, RD=1, CD and DO as asked, the 0x20 name, our OPT
+ * last (dns_build_query) unless t->plain: then the OPT is cut off, which
+ * leaves a valid plain query (RFC 6891 §7 fallback).
+ */
+static int build(const struct fwd_try *t, uint8_t *buf, size_t cap)
+{
+	struct wbuf b = wbuf_init(buf, cap);
+	int len = dns_build_query(&b, t->id, t->qname, t->qname_len, t->qtype, t->qclass, t->cd,
+	                          t->do_bit);
+
+	if (len < 0 || !t->plain)
+		return len;
+	len -= QUERY_OPT_LEN;
+	buf[10] = buf[11] = 0; /* ARCOUNT */
+	return len;
+}
+
+/* connect() failed for the network's or the upstream's sake, not ours. */
+static bool path_error(int err)
+{
+	switch (-err) {
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETDOWN:
+	case EHOSTDOWN:
+	case ECONNREFUSED:
+	case EADDRNOTAVAIL:
+	case EACCES:
+	case EPERM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
  * Builds and sends one try of rq (try index k) or a probe (rq NULL) on u.
- * On failure *fault says whether the upstream is to blame (c-ares failed it
- * inside ares_send) rather than this host (no memory, no free ID).
+ * On failure *fault says whether the upstream (or the path to it) is to
+ * blame, rather than this host (no memory, no send slot, no free ID, no
+ * file descriptor).
  */
 static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, struct upstream *u,
-                      struct chan *avoid, const uint8_t *name, size_t name_len, uint16_t qtype,
-                      uint16_t qclass, bool cd, bool do_bit, uint64_t now, bool *fault)
+                      const struct udp_sock *avoid, const uint8_t *name, size_t name_len,
+                      uint16_t qtype, uint16_t qclass, bool cd, bool do_bit, uint64_t now,
+                      bool *fault)
 {
 	uint8_t rnd[DNS_0X20_RANDOM_BYTES];
-	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + 11];
-	struct wbuf b = wbuf_init(buf, sizeof(buf));
+	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + QUERY_OPT_LEN];
+	struct udp_sock *s;
 	struct fwd_try *t;
-	struct chan *c;
-	int len;
+	int len, r = 0;
 
 	*fault = false;
-	c = chan_pick(f, u, avoid, now);
-	if (!c)
-		return -ENOMEM;
-	t = calloc(1, sizeof(*t));
+	s = udp_pool_pick(u->pool, avoid, now, &r);
+	if (!s) {
+		/* Unreachable at connect() time: an upstream failure like any other. */
+		*fault = path_error(r);
+		if (*fault && !rq)
+			note(f, u->idx, DNS_UPSTREAM_ERROR, 0, now, NULL);
+		return r;
+	}
+	t = try_alloc(f);
 	if (!t)
 		return -ENOMEM;
 	if (pick_id(f, &t->id)) {
-		free(t);
+		t->enext = f->try_free;
+		f->try_free = t;
 		return -EBUSY;
 	}
 	t->f = f;
-	t->ch = c;
-	t->probe = rq == NULL;
+	t->u = u;
 	t->qtype = qtype;
 	t->qclass = qclass;
+	t->cd = cd;
+	t->do_bit = do_bit;
 	t->qname_len = name_len;
 	memcpy(t->qname, name, name_len);
-	arc4random_buf(rnd, sizeof(rnd));
-	dns_name_randomize_case(t->qname, name_len, rnd, sizeof(rnd));
+	/* One bit per name octet (dns_wire.h): draw only the bytes this name needs. */
+	rand_bytes(&f->rng, rnd, (name_len + 7) / 8);
+	dns_name_randomize_case(t->qname, name_len, rnd, (name_len + 7) / 8);
 	t->sent_ms = now;
-	len = dns_build_query(&b, t->id, t->qname, name_len, qtype, qclass, cd, do_bit);
-	if (len < 0) {
-		free(t);
-		return len;
+	len = build(t, buf, sizeof(buf));
+	if (len >= 0)
+		r = udp_pool_send(u->pool, s, buf, (size_t)len);
+	if (len < 0 || r < 0) {
+		t->enext = f->try_free;
+		f->try_free = t;
+		return len < 0 ? len : r;
 	}
-	id_set(f, t->id, true);
-	c->outstanding++;
-	c->sent++;
+	f->by_id[t->id] = (uint16_t)(t->slot + 1);
+	udp_sock_hold(s);
+	t->sock = s;
+	expiry_link(f, t, now);
 	if (rq) {
 		t->req = rq;
 		t->k = k;
@@ -488,26 +511,11 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 		f->stats.probes++;
 		f->stats.up[u->idx].probes++;
 	}
-	t->sending = true;
-	ares_send(ares_glue_channel(c->glue), buf, len, on_answer, t);
-	t->sending = false;
-	if (t->sync_status) {
-		/* c-ares ended it inside ares_send (no socket, no memory). */
-		int st = t->sync_status;
-		try_unlink(t);
-		free(t);
-		*fault = true;
-		if (!rq)
-			note(f, u->idx, DNS_UPSTREAM_ERROR, 0, now, NULL);
-		/* A request's try: the machine reports it (SEND_FAILED). */
-		return st == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
-	}
-	ares_glue_kick(c->glue);
 	return 0;
 }
 
-static int send_try(struct fwd_req *rq, unsigned k, struct upstream *u, struct chan *avoid,
-                    uint64_t now, bool *fault)
+static int send_try(struct fwd_req *rq, unsigned k, struct upstream *u,
+                    const struct udp_sock *avoid, uint64_t now, bool *fault)
 {
 	return send_try_q(rq->f, rq, k, u, avoid, rq->name, rq->qname_len, rq->qtype, rq->qclass,
 	                  rq->cd, rq->do_bit, now, fault);
@@ -522,7 +530,7 @@ static int send_try(struct fwd_req *rq, unsigned k, struct upstream *u, struct c
  * rq may be freed when this returns.
  */
 static int drive(struct fwd_req *rq, struct dns_query_event ev, uint64_t now, const uint8_t *ans,
-                 size_t len, const struct dns_scan *scan, bool starting)
+                 size_t len, struct dns_scan *scan, bool starting)
 {
 	struct dns_forward *f = rq->f;
 	struct dns_query_actions acts;
@@ -533,7 +541,7 @@ static int drive(struct fwd_req *rq, struct dns_query_event ev, uint64_t now, co
 		(void)dns_query_step(&rq->q, f->pol, &ev, now, &acts);
 		for (unsigned i = 0; i < acts.n && !again; i++) {
 			const struct dns_query_action *a = &acts.a[i];
-			struct chan *avoid = NULL;
+			const struct udp_sock *avoid = NULL;
 			bool fault;
 			int r;
 
@@ -542,7 +550,7 @@ static int drive(struct fwd_req *rq, struct dns_query_event ev, uint64_t now, co
 				if (a->avoid >= 0) {
 					f->stats.spoof_retries++;
 					if (rq->tr[a->avoid])
-						avoid = rq->tr[a->avoid]->ch;
+						avoid = rq->tr[a->avoid]->sock;
 				}
 				r = send_try(rq, a->try, &f->up[a->upstream], avoid, now, &fault);
 				if (r) {
@@ -632,35 +640,43 @@ static void arm_prober(struct dns_forward *f, uint64_t now)
 
 /* ---- answers ---- */
 
-/* The verdict on one try's end, or -1 when c-ares dropped it (shutdown). */
-static int judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
+/* What judge() makes of a message for try t, beyond the machine's verdicts. */
+enum {
+	J_IGNORE = -1, /* not an answer to t: keep waiting */
+	J_PLAIN = -2,  /* FORMERR without OPT: ask again without ours */
+	J_TCP = -3,    /* truncated over UDP: ask again over TCP */
+};
+
+/*
+ * The verdict on a message that came back for t (its ID, on its socket, or
+ * from c-ares over TCP). Only our question, octet for octet, is an answer;
+ * the same question in another letter case is a spoof (someone guessed the
+ * ID and port but not the 0x20 pattern).
+ */
+static int judge(const struct fwd_try *t, const uint8_t *p, size_t len, bool tcp,
                  struct dns_scan *scan)
 {
-	int r;
+	enum dns_qmatch m;
+	int r = dns_scan(p, len, scan);
 
-	switch (status) {
-	case ARES_SUCCESS:
-		break;
-	case ARES_EDESTRUCTION:
-	case ARES_ECANCELLED:
-		return -1;
-	case ARES_ETIMEOUT:
-		return DNS_QUERY_V_TIMEOUT;
-	default:
-		return DNS_QUERY_V_ERROR;
+	if (r < 0 && r != -E2BIG) {
+		m = dns_match_question(p, len, t->qname, t->qname_len, t->qtype, t->qclass);
+		if (m == DNS_QMATCH_NONE)
+			return tcp ? DNS_QUERY_V_MALFORMED : J_IGNORE;
+		return m == DNS_QMATCH_NOCASE ? DNS_QUERY_V_SPOOF : DNS_QUERY_V_MALFORMED;
 	}
-	if (!abuf || alen <= 0)
-		return DNS_QUERY_V_MALFORMED;
-	r = dns_scan(abuf, (size_t)alen, scan);
-	if ((r < 0 && r != -E2BIG) || !scan->qr || scan->id != t->id)
-		return DNS_QUERY_V_MALFORMED;
-	/* c-ares compared the question case-insensitively; we want our 0x20 pattern. */
-	if (dns_scan_match_question(abuf, scan, t->qname, t->qname_len, t->qtype, t->qclass) !=
-	    DNS_QMATCH_EXACT)
+	m = dns_scan_match_question(p, scan, t->qname, t->qname_len, t->qtype, t->qclass);
+	if (m == DNS_QMATCH_NONE)
+		return tcp ? DNS_QUERY_V_MALFORMED : J_IGNORE;
+	if (m == DNS_QMATCH_NOCASE)
 		return DNS_QUERY_V_SPOOF;
-	/* c-ares retries TC=1 over TCP itself: a truncated answer here is broken. */
+	if (!scan->qr || scan->id != t->id)
+		return DNS_QUERY_V_MALFORMED;
+	/* RFC 6891 §7: a responder that does not know EDNS answers FORMERR without OPT. */
+	if (scan->rcode == DNS_RCODE_FORMERR && !scan->has_opt && !t->plain)
+		return J_PLAIN;
 	if (scan->tc)
-		return DNS_QUERY_V_TRUNCATED;
+		return tcp ? DNS_QUERY_V_TRUNCATED : J_TCP;
 	if (scan->rcode == DNS_RCODE_SERVFAIL)
 		return DNS_QUERY_V_SERVFAIL;
 	if (scan->rcode == DNS_RCODE_REFUSED)
@@ -668,76 +684,243 @@ static int judge(struct fwd_try *t, int status, const uint8_t *abuf, int alen,
 	return DNS_QUERY_V_OK;
 }
 
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+/*
+ * t ended with verdict v (ans/scan: the answer, for DNS_QUERY_V_OK): tell
+ * its request's machine, or, for orphans and probes, the policy directly
+ * (a timeout once: the RTO may have reported it already). Frees t.
+ */
+static void try_end(struct fwd_try *t, enum dns_query_verdict v, const uint8_t *ans, size_t len,
+                    struct dns_scan *scan)
 {
-	struct fwd_try *t = arg;
 	struct dns_forward *f = t->f;
-	struct chan *c = t->ch;
-	struct upstream *u = c->u;
 	struct fwd_req *rq = t->req;
-	struct dns_scan scan;
 	uint64_t now = loop_now(f->loop);
 	unsigned rtt = (unsigned)(now - t->sent_ms);
 	enum dns_upstream_outcome o;
-	int v;
+
+	if (v == DNS_QUERY_V_SPOOF) {
+		f->stats.up[t->u->idx].mismatches++;
+		f->stats.mismatches++;
+	}
+	if (!rq || f->closing) {
+		if (dns_query_outcome(v, &o) && !(o == DNS_UPSTREAM_TIMEOUT && t->timed_out))
+			note(f, t->u->idx, o, o == DNS_UPSTREAM_TIMEOUT ? 0 : rtt, now, t);
+		try_free(t);
+		return;
+	}
+	/* t keeps its socket while the machine runs: a spoof retry avoids it. */
+	(void)drive(
+	    rq, (struct dns_query_event){.kind = DNS_QUERY_EV_ANSWER, .try = t->k, .verdict = v},
+	    now, ans, len, scan, false);
+	try_free(t); /* already orphaned if the request finished */
+}
+
+static void on_tcp_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+/* Sends t's query (again) over TCP through c-ares: same ID, case, OPT. */
+static int send_tcp(struct fwd_try *t)
+{
+	struct upstream *u = t->u;
+	uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + QUERY_OPT_LEN];
+	int len;
+
+	if (!u->tcp) {
+		struct ares_addr_port_node node;
+		struct ares_options o;
+		int r;
+
+		memset(&o, 0, sizeof(o));
+		/* USEVC: TCP only. NOCHECKRESP: SERVFAIL/REFUSED come back to us.
+		 * One server, one try; its timeout bounds the try like ours. */
+		o.flags = ARES_FLAG_USEVC | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+		o.timeout = (int)t->f->timeout_ms;
+		o.tries = 1;
+		r = ares_glue_new(t->f->loop, &o,
+		                  ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+		                      ARES_OPT_NOROTATE,
+		                  &u->tcp);
+		if (r)
+			return r;
+		memset(&node, 0, sizeof(node));
+		node.family = u->addr.family;
+		if (u->addr.family == AF_INET)
+			memcpy(&node.addr.addr4, u->addr.addr, 4);
+		else
+			memcpy(&node.addr.addr6, u->addr.addr, 16);
+		node.udp_port = u->addr.port;
+		node.tcp_port = u->addr.port;
+		if (ares_set_servers_ports(ares_glue_channel(u->tcp), &node) != ARES_SUCCESS) {
+			ares_glue_free(u->tcp);
+			u->tcp = NULL;
+			return -EINVAL;
+		}
+	}
+	len = build(t, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	t->tcp = true;
+	t->sync_status = 0;
+	t->sending = true;
+	ares_send(ares_glue_channel(u->tcp), buf, len, on_tcp_answer, t);
+	t->sending = false;
+	if (t->sync_status)
+		return t->sync_status == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
+	ares_glue_kick(u->tcp);
+	return 0;
+}
+
+/* Carries out what judge() said about a message for t. */
+static void on_message(struct fwd_try *t, const uint8_t *p, size_t len, bool tcp)
+{
+	struct dns_forward *f = t->f;
+	struct dns_scan scan;
+	int v = judge(t, p, len, tcp, &scan);
+
+	switch (v) {
+	case J_IGNORE:
+		f->stats.unmatched++;
+		return;
+	case J_PLAIN:
+		f->stats.edns_fallbacks++;
+		t->plain = true;
+		if (tcp) {
+			if (send_tcp(t) == 0)
+				return;
+		} else {
+			/* Built with our OPT, then cut: it needs the OPT's room. */
+			uint8_t buf[DNS_HDR_LEN + DNS_NAME_MAX + 4 + QUERY_OPT_LEN];
+			int n = build(t, buf, sizeof(buf));
+			if (n > 0 && udp_pool_send(t->u->pool, t->sock, buf, (size_t)n) == 0) {
+				/* A new send: a new timeout, as for any try. */
+				expiry_unlink(f, t);
+				expiry_link(f, t, loop_now(f->loop));
+				return;
+			}
+		}
+		try_end(t, DNS_QUERY_V_ERROR, NULL, 0, NULL);
+		return;
+	case J_TCP:
+		f->stats.tcp_fallbacks++;
+		/* c-ares owns the try's timeout from now on; no UDP answer is awaited. */
+		expiry_unlink(f, t);
+		release_sock(t);
+		if (send_tcp(t) == 0)
+			return;
+		try_end(t, DNS_QUERY_V_ERROR, NULL, 0, NULL);
+		return;
+	default:
+		try_end(t, (enum dns_query_verdict)v, p, len, &scan);
+		return;
+	}
+}
+
+/*
+ * A datagram on one of u's sockets. The kernel let only the upstream's
+ * address and port in (connected socket); it counts only if a try with its
+ * ID waits on this very socket: an off-path forger must guess both the ID
+ * and the port (RFC 5452 §9.2), plus the 0x20 pattern.
+ */
+static void on_udp(void *ctx, struct udp_sock *s, const uint8_t *p, size_t len)
+{
+	struct upstream *u = ctx;
+	struct dns_forward *f = u->f;
+	struct wire w = wire_init(p, len);
+	uint16_t id = wire_u16(&w);
+	struct fwd_try *t = w.err ? NULL : try_by_id(f, id);
+
+	if (!t || t->sock != s || len < DNS_HDR_LEN) {
+		f->stats.unmatched++;
+		return;
+	}
+	on_message(t, p, len, false);
+}
+
+/*
+ * An ICMP error on socket s (port unreachable: nothing listens upstream):
+ * every try waiting there fails over at once, as c-ares did. Tries sent
+ * from the handlers (appended to the list) are not touched; handling a try
+ * frees only that try, so the next pointer stays valid.
+ */
+static void on_udp_error(void *ctx, struct udp_sock *s, int err)
+{
+	struct upstream *u = ctx;
+	struct dns_forward *f = u->f;
+	struct fwd_try *last = f->etail;
+
+	(void)err;
+	f->stats.socket_errors++;
+	for (struct fwd_try *t = f->ehead, *next; t; t = next) {
+		bool was_last = t == last;
+		next = t->enext;
+		if (t->sock == s)
+			try_end(t, DNS_QUERY_V_ERROR, NULL, 0, NULL);
+		if (was_last)
+			break;
+	}
+}
+
+static void on_tcp_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct fwd_try *t = arg;
+	enum dns_query_verdict v;
 
 	(void)timeouts;
-	id_set(f, t->id, false);
-	c->outstanding--;
 	if (t->sending) {
-		/* Synchronous failure inside ares_send: send_try_q handles it. */
+		/* Synchronous failure inside ares_send: send_tcp handles it. */
 		t->sync_status = status ? status : ARES_ECONNREFUSED;
 		return;
 	}
-	v = judge(t, status, abuf, alen, &scan);
-	if (v < 0) {
-		/* Channel destroyed: only orphans and probes are left by then
-		 * (dns_forward_free ends every request first). */
-		try_unlink(t);
-		free(t);
+	switch (status) {
+	case ARES_SUCCESS:
+		if (abuf && alen > 0) {
+			on_message(t, abuf, (size_t)alen, true);
+			return;
+		}
+		v = DNS_QUERY_V_MALFORMED;
+		break;
+	case ARES_EDESTRUCTION:
+	case ARES_ECANCELLED:
+		/* Shutting down: requests are over, only the try is left. */
+		try_free(t);
 		return;
+	case ARES_ETIMEOUT:
+		v = DNS_QUERY_V_TIMEOUT;
+		break;
+	default:
+		v = DNS_QUERY_V_ERROR;
+		break;
 	}
-	if (!c->retiring && !f->closing && (v != DNS_QUERY_V_OK || !scan.has_opt) &&
-	    chan_edns_cleared(c)) {
-		f->stats.edns_replacements++;
-		chan_retire(c);
-	}
-	if (c->retiring && c->outstanding == 0)
-		loop_timer_arm(f->loop, &f->reaper, now);
-	if (v == DNS_QUERY_V_SPOOF) {
-		f->stats.up[u->idx].mismatches++;
-		f->stats.mismatches++;
-	}
+	try_end(t, v, NULL, 0, NULL);
+}
 
-	if (!rq || f->closing) {
-		/* No machine tracks it any more: report here, a timeout once. */
-		if (dns_query_outcome((enum dns_query_verdict)v, &o) &&
-		    !(o == DNS_UPSTREAM_TIMEOUT && t->timed_out))
-			note(f, u->idx, o, o == DNS_UPSTREAM_TIMEOUT ? 0 : rtt, now, t);
-		try_unlink(t);
-		free(t);
-		return;
+/* The head of the expiry list is timeout_ms old: those tries timed out. */
+static void expiry_timer(struct timer *tm, uint64_t now, void *arg)
+{
+	struct dns_forward *f = arg;
+
+	(void)tm;
+	while (f->ehead && f->ehead->expires <= now) {
+		struct fwd_try *t = f->ehead;
+		expiry_unlink(f, t);
+		try_end(t, DNS_QUERY_V_TIMEOUT, NULL, 0, NULL);
 	}
-	/* t stays linked while the machine runs: a spoof retry avoids its channel. */
-	(void)drive(rq,
-	            (struct dns_query_event){.kind = DNS_QUERY_EV_ANSWER,
-	                                     .try = t->k,
-	                                     .verdict = (enum dns_query_verdict)v},
-	            now, abuf, (size_t)alen, &scan, false);
-	try_unlink(t); /* no-op if the request finished (it orphaned t) */
-	free(t);
+	if (f->ehead)
+		loop_timer_arm(f->loop, &f->expiry, f->ehead->expires);
 }
 
 /* ---- public ---- */
 
 int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct dns_forward **out)
 {
+	struct udp_pool_conf pc = {.size = conf->sockets,
+	                           .max_sends = conf->rotate_queries,
+	                           .max_age_ms = conf->rotate_ms};
 	struct dns_forward *f;
 	unsigned n = conf->n_upstreams;
 	size_t buckets = 64;
 	int r;
 
-	if (n == 0 || n > DNS_FORWARD_MAX_UPSTREAMS || conf->channels > DNS_FORWARD_MAX_CHANNELS)
+	if (n == 0 || n > DNS_FORWARD_MAX_UPSTREAMS || conf->sockets > DNS_FORWARD_MAX_SOCKETS)
 		return -EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -749,18 +932,23 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 	f->max_outstanding = conf->max_outstanding ? conf->max_outstanding : 4096;
 	if (f->max_outstanding > 32768)
 		f->max_outstanding = 32768; /* IDs: each query needs some, orphans too */
-	f->channels = conf->channels ? conf->channels : 16;
-	f->rotate_queries = conf->rotate_queries ? conf->rotate_queries : 2000;
-	f->rotate_ms = conf->rotate_ms ? conf->rotate_ms : 60000;
 	f->max_waiters = conf->max_waiters ? conf->max_waiters : 64;
 	f->stats.n_upstreams = n;
-	arc4random_buf(&f->seed, sizeof(f->seed));
-	timer_init(&f->reaper, reap, f);
 	timer_init(&f->prober, probe_timer, f);
+	timer_init(&f->expiry, expiry_timer, f);
+	r = rand_init(&f->rng);
+	if (r) {
+		free(f);
+		return r;
+	}
+	rand_bytes(&f->rng, &f->seed, sizeof(f->seed));
 	while (buckets < f->max_outstanding && buckets < 65536)
 		buckets *= 2;
 	f->tab = calloc(buckets, sizeof(*f->tab));
-	if (!f->tab) {
+	f->by_id = calloc(65536, sizeof(*f->by_id));
+	if (!f->tab || !f->by_id) {
+		free(f->tab);
+		free(f->by_id);
 		free(f);
 		return -ENOMEM;
 	}
@@ -768,20 +956,22 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 	r = dns_upstream_set_new(conf->policy, n, &f->pol);
 	if (r) {
 		free(f->tab);
+		free(f->by_id);
 		free(f);
 		return r;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		f->up[i].idx = i;
-		f->up[i].addr = conf->upstreams[i];
-		if (f->up[i].addr.family != AF_INET && f->up[i].addr.family != AF_INET6) {
-			dns_forward_free(f);
-			return -EINVAL;
-		}
-	}
-	/* One channel per upstream now, so a bad address fails at startup. */
-	for (unsigned i = 0; i < n; i++) {
-		r = chan_new(f, &f->up[i], &f->up[i].ch[0]);
+		struct upstream *u = &f->up[i];
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		u->f = f;
+		u->idx = i;
+		u->addr = conf->upstreams[i];
+		sl = netaddr_to_sockaddr(&u->addr, &ss);
+		r = sl ? udp_pool_new(l, &f->rng, (struct sockaddr *)&ss, sl, &pc, on_udp,
+		                      on_udp_error, u, &u->pool)
+		       : -EINVAL;
 		if (r) {
 			dns_forward_free(f);
 			return r;
@@ -798,19 +988,27 @@ void dns_forward_free(struct dns_forward *f)
 	f->closing = true;
 	while (f->reqs)
 		req_finish(f->reqs, -ECANCELED, NULL, 0, NULL);
-	/* Orphaned tries get ARES_EDESTRUCTION and free themselves. */
-	for (unsigned i = 0; i < f->n_up; i++)
-		for (unsigned j = 0; j < DNS_FORWARD_MAX_CHANNELS; j++)
-			if (f->up[i].ch[j])
-				chan_destroy(f->up[i].ch[j]);
-	while (f->retired) {
-		struct chan *c = f->retired;
-		f->retired = c->next;
-		chan_destroy(c);
+	/* Orphaned tries over TCP get ARES_EDESTRUCTION and free themselves. */
+	for (unsigned i = 0; i < f->n_up; i++) {
+		ares_glue_free(f->up[i].tcp);
+		f->up[i].tcp = NULL;
 	}
-	loop_timer_cancel(f->loop, &f->reaper);
+	/* The rest wait on sockets: let go of them before the pools close. */
+	while (f->ehead)
+		try_free(f->ehead);
+	for (unsigned i = 0; i < f->n_up; i++)
+		udp_pool_free(f->up[i].pool);
 	loop_timer_cancel(f->loop, &f->prober);
+	loop_timer_cancel(f->loop, &f->expiry);
 	dns_upstream_set_free(f->pol);
+	while (f->req_free) {
+		struct fwd_req *rq = f->req_free;
+		f->req_free = rq->hnext;
+		free(rq);
+	}
+	for (unsigned i = 0; i < f->n_chunks; i++)
+		free(f->chunk[i]);
+	free(f->by_id);
 	free(f->tab);
 	free(f);
 }
@@ -872,7 +1070,7 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 		f->stats.busy++;
 		return -EBUSY;
 	}
-	rq = calloc(1, sizeof(*rq));
+	rq = req_alloc(f);
 	if (!rq)
 		return -ENOMEM;
 	now = loop_now(f->loop);
@@ -904,7 +1102,7 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 			rq->next->prev = NULL;
 		f->stats.outstanding--;
 		loop_timer_cancel(f->loop, &rq->t);
-		free(rq);
+		req_release(f, rq);
 		if (r == -EBUSY)
 			f->stats.busy++;
 		return r;
@@ -917,8 +1115,16 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 	return 0;
 }
 
-const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f)
+const struct dns_forward_stats *dns_forward_stats(struct dns_forward *f)
 {
+	f->stats.sockets_opened = f->stats.sockets_closed = f->stats.socket_rotations = 0;
+	for (unsigned i = 0; i < f->n_up; i++) {
+		struct udp_pool_stats ps;
+		udp_pool_get_stats(f->up[i].pool, &ps);
+		f->stats.sockets_opened += ps.opened;
+		f->stats.sockets_closed += ps.closed;
+		f->stats.socket_rotations += ps.retired;
+	}
 	return &f->stats;
 }
 

@@ -1,36 +1,45 @@
 /*
- * dns_forward.h: forwarding cache misses to the upstream resolvers through
- * c-ares 1.18, driven from the worker's loop (glue: includes <ares.h>).
+ * dns_forward.h: forwarding cache misses to the upstream resolvers, driven
+ * from the worker's loop: UDP over our own socket pool and io_uring, TCP
+ * (for truncated answers) through c-ares 1.18 (glue: includes <ares.h>).
  *
  * We build every upstream query ourselves (dns_build_query): a fresh random
- * ID unique among this forwarder's outstanding queries (c-ares 1.18 keeps
- * the ID it is given), RD=1, the client's question with DNS 0x20 random
- * letter case (draft-vixie-dnsext-dns0x20), and our own OPT as the last
- * record. An answer is passed on only if its question matches ours octet for
- * octet, case included; c-ares itself only compares case-insensitively.
+ * ID unique among this forwarder's outstanding tries, RD=1, the client's
+ * question with DNS 0x20 random letter case (draft-vixie-dnsext-dns0x20),
+ * and our own OPT as the last record. An answer is taken only if it comes
+ * from the upstream's address and port to the socket the try went out on,
+ * carries the try's ID, and its question matches ours octet for octet, case
+ * included (RFC 5452 §4 and §9.2). A datagram with another question is
+ * ignored (we keep waiting); one whose question differs only in letter case
+ * is counted as a likely spoof, discarded, and the query is retried once on
+ * another socket (new ID, new case, new port); a second mismatch ends the
+ * query with -EPROTO (the server answers SERVFAIL).
  *
- * Channels. Each upstream gets its own set of `channels` c-ares channels,
- * each with one server and thus one UDP socket (one source port, which
- * c-ares 1.18 keeps for the channel's life). A try goes to a random channel
- * of the upstream the policy (dns_upstream.h) chose, so WE choose the
- * server, not c-ares. A channel is replaced after rotate_queries sends or
- * rotate_ms of age, and at once when c-ares turned its EDNS flag off after a
- * FORMERR: the old one takes no new query and is destroyed once its
- * outstanding queries ended by themselves (never cancelled).
+ * Sockets. Each upstream has a pool (core/udp_pool.h) of `sockets`
+ * connected UDP sockets, each with its own random source port; a try goes
+ * out on a random one of them. A socket is retired after rotate_queries
+ * sends or rotate_ms of age and closed once the tries it carried are over,
+ * so ports change without a socket per query. Random numbers (IDs, case,
+ * socket choice) come from a per-forwarder ChaCha20 generator (core/rand.h),
+ * not a system call each.
  *
  * Per query: at most `tries` tries on different upstreams, each waiting the
  * upstream's RTO before failing over (a late answer of an earlier try still
- * wins), all within timeout_ms in total. A SERVFAIL, REFUSED, truncated or
- * malformed answer fails over at once. An answer whose question comes back
- * in another letter case is counted as a likely spoof, discarded, and the
- * query is retried once on another channel (new ID, new case, new port);
- * a second mismatch ends the query with -EPROTO (the server answers
- * SERVFAIL). Identical queries (lowercased qname, qtype, qclass, DO, CD)
- * already in flight join it, up to max_waiters each.
+ * wins), all within timeout_ms in total; a try not answered within
+ * timeout_ms counts as a timeout for its upstream. A SERVFAIL, REFUSED or
+ * malformed answer, or an ICMP error on the try's socket (nobody listens at
+ * the upstream's port), fails over at once. A FORMERR without OPT is asked
+ * again without our OPT, once (RFC 6891 §7: a responder that does not know
+ * EDNS). A truncated answer is asked again over TCP through c-ares, same
+ * ID and question; a truncated answer over TCP is a failure. Identical
+ * queries (lowercased qname, qtype, qclass, DO, CD) already in flight join
+ * it, up to max_waiters each.
  *
  * Threads: one forwarder per worker, used only from that worker's loop.
- * Ownership: the answer handed to the callback is c-ares's buffer, valid only
- * during the callback; each waiter gets its own copy of the scan.
+ * Ownership: the answer handed to the callback is a receive buffer, valid
+ * only during the callback; each waiter gets its own copy of the scan.
+ * Per query the forwarder allocates nothing once warm: tries and requests
+ * come from free lists.
  */
 #ifndef ANYCACHE_DNS_FORWARD_H
 #define ANYCACHE_DNS_FORWARD_H
@@ -40,6 +49,7 @@
 #include <stdint.h>
 
 #include "core/netaddr.h"
+#include "core/udp_pool.h"
 #include "dns/dns_upstream.h"
 #include "dns/dns_wire.h"
 
@@ -47,7 +57,10 @@ struct loop;
 struct dns_forward;
 
 #define DNS_FORWARD_MAX_UPSTREAMS DNS_UPSTREAM_MAX
-#define DNS_FORWARD_MAX_CHANNELS  32
+#define DNS_FORWARD_MAX_SOCKETS   UDP_POOL_MAX
+/* What one upstream may hold open with the default configuration: its 16
+ * sockets in service and about as many retiring (for fd budgets). */
+#define DNS_FORWARD_FDS_PER_UPSTREAM 32
 
 /* Zero fields take the default shown. */
 struct dns_forward_conf {
@@ -56,10 +69,10 @@ struct dns_forward_conf {
 	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
 	unsigned tries;           /* 3 upstream tries per query */
 	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
-	unsigned channels;        /* 16 per upstream (4 bits of port choice), at most
-	                             DNS_FORWARD_MAX_CHANNELS */
-	unsigned rotate_queries;  /* 2000 sends per channel before it is replaced */
-	unsigned rotate_ms;       /* 60000 ms of channel life before it is replaced */
+	unsigned sockets;         /* 16 UDP sockets per upstream (4 bits of port choice), at
+	                             most DNS_FORWARD_MAX_SOCKETS */
+	unsigned rotate_queries;  /* 2000 sends per socket before it is replaced */
+	unsigned rotate_ms;       /* 60000 ms of socket life before it is replaced */
 	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
 	const struct dns_upstream_conf *policy; /* NULL: the policy's defaults */
 };
@@ -86,12 +99,16 @@ struct dns_forward_stats {
 	unsigned outstanding; /* queries in flight (not waiters, not orphaned tries) */
 	uint64_t retries;     /* tries beyond the first, failover and spoof retries */
 	uint64_t spoof_retries;
-	uint64_t servfail, refused;    /* RCODEs from upstreams */
-	uint64_t coalesced;            /* callers that joined an in-flight query */
-	uint64_t coalesce_full;        /* callers that found it full and started their own */
-	uint64_t channel_replacements; /* rotations (age or sends) */
-	uint64_t edns_replacements;    /* channels whose EDNS flag c-ares cleared */
-	uint64_t channels_created, channels_destroyed;
+	uint64_t servfail, refused; /* RCODEs from upstreams */
+	uint64_t coalesced;         /* callers that joined an in-flight query */
+	uint64_t coalesce_full;     /* callers that found it full and started their own */
+	uint64_t sockets_opened, sockets_closed;
+	uint64_t socket_rotations; /* sockets retired for their sends or age */
+	uint64_t socket_errors;    /* ICMP errors (port unreachable, ...) on our sockets */
+	uint64_t unmatched;        /* datagrams taken for nobody's: unknown ID, wrong socket,
+	                              another question */
+	uint64_t edns_fallbacks;   /* FORMERR without OPT: asked again without our OPT */
+	uint64_t tcp_fallbacks;    /* truncated: asked again over TCP */
 	uint64_t probes;
 	unsigned n_upstreams;
 	struct dns_forward_upstream_stats up[DNS_FORWARD_MAX_UPSTREAMS];
@@ -119,7 +136,8 @@ void dns_forward_free(struct dns_forward *f);
 int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_len, uint16_t qtype,
                       uint16_t qclass, bool cd, bool do_bit, dns_forward_cb cb, void *ctx);
 
-const struct dns_forward_stats *dns_forward_stats(const struct dns_forward *f);
+/* Refreshes the socket counters from the pools first. */
+const struct dns_forward_stats *dns_forward_stats(struct dns_forward *f);
 
 /* The health policy's view of upstream idx (state, RTT, rates). */
 void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,

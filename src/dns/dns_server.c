@@ -38,7 +38,7 @@
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
  * its sockets (opened lazily, replaced on rotation). */
 #define FD_RESERVE_BASE         32
-#define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_MAX_CHANNELS
+#define FD_RESERVE_PER_UPSTREAM DNS_FORWARD_FDS_PER_UPSTREAM
 
 /*
  * A UDP listener lives in its own allocation, like a TCP one: its receive's
@@ -1132,7 +1132,7 @@ static void on_udp_rearm(struct timer *t, uint64_t now, void *arg)
 	(void)now;
 	if (li->armed || li->fd < 0)
 		return;
-	r = loop_udp_listen_end(li->srv->loop, li->fd, on_datagram, on_udp_end, li);
+	r = loop_udp_listen_ex(li->srv->loop, li->fd, on_datagram, on_udp_end, li);
 	if (r == 0) {
 		li->armed = true;
 		return;
@@ -1141,16 +1141,18 @@ static void on_udp_rearm(struct timer *t, uint64_t now, void *arg)
 }
 
 /*
- * The listener's receive stopped for good (the loop already re-arms the
- * benign endings). Mark it so the worker's report makes the VIP DOWN at the
- * next health tick, and try again after UDP_REARM_MS.
+ * The listener's receive reported an error. With LOOP_F_MORE it is still
+ * armed (an ICMP error queued on the socket): count it and carry on.
+ * Otherwise it stopped for good: mark it so the worker's report makes the
+ * VIP DOWN at the next health tick, and try again after UDP_REARM_MS.
  */
 static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags)
 {
 	struct dns_listener *li = ctx;
 	char b[NETADDR_STRLEN];
 
-	(void)flags;
+	if (flags & LOOP_F_MORE)
+		return; /* a listener is not connected: nothing to learn from ICMP */
 	li->armed = false;
 	if (!li->srv) {
 		free(li); /* the server is gone (dns_server_free) */
@@ -1290,7 +1292,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		if (r < 0)
 			goto fail;
 		li->fd = r;
-		r = loop_udp_listen_end(l, li->fd, on_datagram, on_udp_end, li);
+		r = loop_udp_listen_ex(l, li->fd, on_datagram, on_udp_end, li);
 		if (r) {
 			snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
 			goto fail;

@@ -441,6 +441,7 @@ int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 		s->do_bit = e.do_bit;
 		s->rcode |= (uint16_t)(e.ext_rcode << 4);
 	}
+	s->ttl_overflow = overflow;
 	s->negative =
 	    s->rcode == DNS_RCODE_NXDOMAIN || (s->rcode == DNS_RCODE_NOERROR && s->ancount == 0);
 	if (s->has_soa) /* RFC 2308 §5 */
@@ -460,6 +461,33 @@ enum dns_qmatch dns_scan_match_question(const uint8_t *pkt, const struct dns_sca
 	if (!memcmp(pkt + s->q_off, qname, qname_len))
 		return DNS_QMATCH_EXACT;
 	if (dns_name_equal(pkt + s->q_off, qname_len, qname, qname_len))
+		return DNS_QMATCH_NOCASE;
+	return DNS_QMATCH_NONE;
+}
+
+enum dns_qmatch dns_match_question(const uint8_t *pkt, size_t len, const uint8_t *qname,
+                                   size_t qname_len, uint16_t qtype, uint16_t qclass)
+{
+	struct wire w = wire_init(pkt, len);
+	size_t q_off, nlen = 0;
+
+	wire_skip(&w, 4); /* ID, flags */
+	uint16_t qdcount = wire_u16(&w);
+	wire_skip(&w, 6);
+	if (w.err || qdcount != 1)
+		return DNS_QMATCH_NONE;
+	q_off = w.off;
+	/* Nothing precedes the question but the header, where no pointer may lead:
+	 * a name that reads is the q_off octets in place, as in dns_scan. */
+	if (dns_name_read(&w, NULL, &nlen, 0))
+		return DNS_QMATCH_NONE;
+	uint16_t t = wire_u16(&w);
+	uint16_t c = wire_u16(&w);
+	if (w.err || t != qtype || c != qclass || nlen != qname_len)
+		return DNS_QMATCH_NONE;
+	if (!memcmp(pkt + q_off, qname, qname_len))
+		return DNS_QMATCH_EXACT;
+	if (dns_name_equal(pkt + q_off, qname_len, qname, qname_len))
 		return DNS_QMATCH_NOCASE;
 	return DNS_QMATCH_NONE;
 }

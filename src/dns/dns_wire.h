@@ -280,7 +280,8 @@ struct dns_scan {
 	uint32_t soa_ttl, soa_minimum;
 	uint32_t neg_ttl; /* RFC 2308 §5: min(SOA TTL, SOA MINIMUM) */
 
-	size_t n_ttl; /* TTL fields of all RRs but OPT, in message order */
+	size_t n_ttl;      /* TTL fields of all RRs but OPT, in message order */
+	bool ttl_overflow; /* more than DNS_MAX_TTL_OFFSETS: ttl_off holds the first ones */
 	uint16_t ttl_off[DNS_MAX_TTL_OFFSETS];
 };
 
@@ -304,5 +305,13 @@ enum dns_qmatch {
 enum dns_qmatch dns_scan_match_question(const uint8_t *pkt, const struct dns_scan *s,
                                         const uint8_t *qname, size_t qname_len, uint16_t qtype,
                                         uint16_t qclass);
+
+/*
+ * The same comparison for a message that did not scan: reads only the
+ * header and the question (QDCOUNT must be 1), so a forwarder can tell a
+ * broken answer to its query (EXACT) from someone else's datagram (NONE).
+ */
+enum dns_qmatch dns_match_question(const uint8_t *pkt, size_t len, const uint8_t *qname,
+                                   size_t qname_len, uint16_t qtype, uint16_t qclass);
 
 #endif

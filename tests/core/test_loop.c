@@ -667,54 +667,6 @@ Test(loop, post_queue_bounded_then_drained_and_closed)
 	cr_assert_eq(drained_posts, 1);
 }
 
-/* ---- a UDP receive that ends with an error is reported to its owner ---- */
-
-struct end_test {
-	struct loop *l;
-	int ended, res;
-};
-
-static void end_dgram(struct loop *l, void *ctx, const struct loop_dgram *d)
-{
-	(void)l;
-	(void)ctx;
-	(void)d;
-}
-
-static void end_fn(struct loop *l, void *ctx, int res, unsigned flags)
-{
-	struct end_test *t = ctx;
-	t->ended++;
-	t->res = res;
-	cr_assert_eq(flags & LOOP_F_MORE, 0);
-	loop_stop(l);
-}
-
-Test(loop, udp_listen_end_reports_a_dead_receive)
-{
-	static struct end_test t;
-	struct sockaddr_in dead, self;
-	struct timer wd;
-	int fd, gone = udp_bound(&dead);
-
-	close(gone); /* nobody listens on dead's port any more */
-	fd = udp_bound(&self);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&dead, sizeof(dead)), 0);
-	cr_assert_eq(loop_new(NULL, &t.l), 0);
-	cr_assert_eq(loop_udp_listen_end(t.l, fd, end_dgram, end_fn, &t), 0);
-	/* The ICMP port unreachable comes back as ECONNREFUSED on the connected
-	 * socket's receive: not a case the loop re-arms. */
-	cr_assert_eq(send(fd, "x", 1, 0), 1);
-	timer_init(&wd, watchdog, t.l);
-	loop_timer_arm_in(t.l, &wd, 3000);
-	cr_assert_eq(loop_run(t.l), 0);
-	cr_assert_eq(t.ended, 1);
-	cr_assert_eq(t.res, -ECONNREFUSED);
-	loop_free(t.l);
-	cr_assert_eq(t.ended, 1, "no second final callback at loop_free");
-	close(fd);
-}
-
 /*
  * loop_udp_listen_cmsg: the received TTL / hop limit reaches the callback
  * (BFD's GTSM check, RFC 5881 §5); plain loop_udp_listen reports -1.

@@ -1,9 +1,11 @@
 /*
  * dns_answer.c: normalize (strip the upstream's OPT, clear AA, set RA,
- * re-scan) and finish (RD/CD echo, AD rule, our OPT iff EDNS, truncation).
+ * patch the scan) and finish (RD/CD echo, AD rule, our OPT iff EDNS, truncation).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dns/dns_answer.h"
@@ -275,4 +277,84 @@ Test(dns_answer, opt_last_removed_only)
 	cr_assert_eq(n, (int)sizeof(ans) - 11);
 	cr_assert_eq(s.arcount, 2);
 	cr_assert_eq(memcmp(out + 12, ans + 12, (size_t)n - 12), 0);
+}
+
+/* ---- the patched scan equals a fresh one ---- */
+
+/* normalize's *s against dns_scan of what it wrote: every field, every TTL offset. */
+static void expect_patched_equals_fresh(const uint8_t *ans, size_t len, const char *what)
+{
+	static uint8_t out[65536];
+	struct dns_scan patched, fresh;
+	int r = dns_scan(ans, len, &patched);
+
+	cr_assert(r == 0 || r == -E2BIG, "%s: scan %d", what, r);
+	int n = dns_answer_normalize(ans, len, &patched, out, sizeof(out));
+	if (n < 0)
+		return; /* not passed on: nothing to compare */
+	r = dns_scan(out, (size_t)n, &fresh);
+	if (r == -E2BIG) {
+		cr_assert_gt(patched.n_ttl, DNS_MAX_TTL_OFFSETS, "%s: must not be cached", what);
+		return;
+	}
+	cr_assert_eq(r, 0, "%s: the stored form scans", what);
+	cr_assert_eq(memcmp(&patched, &fresh, sizeof(fresh)), 0,
+	             "%s: patched scan differs from a fresh one (n_ttl %zu/%zu arcount %u/%u)",
+	             what, patched.n_ttl, fresh.n_ttl, patched.arcount, fresh.arcount);
+}
+
+Test(dns_answer, patched_scan_equals_a_fresh_scan)
+{
+	static uint8_t b[4096];
+
+	expect_patched_equals_fresh(opt_first, sizeof(opt_first), "opt_first");
+	for (unsigned n_a = 0; n_a < 4; n_a++)
+		for (int opt = 0; opt < 2; opt++) {
+			size_t len = build_answer(b, n_a, opt, 0x8580);
+			expect_patched_equals_fresh(b, len, "built");
+		}
+	size_t len = build_answer(b, DNS_MAX_TTL_OFFSETS + 2, true, 0x8000);
+	expect_patched_equals_fresh(b, len, "too many records");
+	/* OPT first, then exactly enough records after it to overflow: the cut makes it fit. */
+	len = build_answer(b, DNS_MAX_TTL_OFFSETS - 1, false, 0x8000);
+	static const uint8_t o[] = {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};
+	memcpy(b + len, o, sizeof(o));
+	len += sizeof(o);
+	for (int i = 0; i < 3; i++) {
+		static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 9};
+		memcpy(b + len, rr, sizeof(rr));
+		len += sizeof(rr);
+	}
+	b[11] = 4; /* ARCOUNT: OPT + 3 */
+	expect_patched_equals_fresh(b, len, "overflow only past the OPT");
+}
+
+/* Every response among the captured messages (tests/vectors/dns). */
+Test(dns_answer, patched_scan_equals_a_fresh_scan_on_vectors)
+{
+	const char *d = getenv("ANYCACHE_VECTORS");
+	char path[1024], line[4096];
+	unsigned responses = 0;
+
+	cr_assert_not_null(d, "ANYCACHE_VECTORS not set (run through meson test)");
+	snprintf(path, sizeof(path), "%s/dns/MANIFEST.tsv", d);
+	FILE *m = fopen(path, "r");
+	cr_assert_not_null(m);
+	while (fgets(line, sizeof(line), m)) {
+		char file[256], kind[32];
+		/* file, producer, transport, kind: tab-separated */
+		if (sscanf(line, "%255[^\t]\t%*[^\t]\t%*[^\t]\t%31[^\t]", file, kind) != 2 ||
+		    strcmp(kind, "response"))
+			continue;
+		static uint8_t pkt[65536];
+		snprintf(path, sizeof(path), "%s/dns/%s", d, file);
+		FILE *f = fopen(path, "rb");
+		cr_assert_not_null(f, "%s", path);
+		size_t len = fread(pkt, 1, sizeof(pkt), f);
+		fclose(f);
+		expect_patched_equals_fresh(pkt, len, file);
+		responses++;
+	}
+	fclose(m);
+	cr_assert_gt(responses, 50, "responses found: %u", responses);
 }

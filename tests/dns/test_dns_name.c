@@ -257,6 +257,40 @@ Test(dns_name, equal_and_lower)
 	cr_assert_eq(memcmp(l, "\x03www" EXAMPLE, sizeof(a)), 0);
 }
 
+/* The rule spelt out slowly: octet i, if a letter, is upper iff bit i (mod the bits given). */
+static void randomize_ref(uint8_t *name, size_t len, const uint8_t *rnd, size_t rnd_len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = name[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+			continue;
+		size_t bit = i % (rnd_len * 8);
+		name[i] =
+		    (rnd[bit / 8] >> (bit % 8) & 1) ? (uint8_t)(c & ~0x20) : (uint8_t)(c | 0x20);
+	}
+}
+
+Test(dns_name, randomize_case_matches_the_rule_on_every_octet)
+{
+	uint8_t a[300], b[300], rnd[DNS_0X20_RANDOM_BYTES];
+	uint32_t x = 12345;
+
+	for (int round = 0; round < 200; round++) {
+		size_t len = (size_t)(round * 7 % 256) + 1, rl = (size_t)(round % 32) + 1;
+		for (size_t i = 0; i < len; i++) {
+			x = x * 1103515245u + 12345u;
+			a[i] = b[i] = (uint8_t)(x >> 16); /* every octet value, letters or not */
+		}
+		for (size_t i = 0; i < rl; i++) {
+			x = x * 1103515245u + 12345u;
+			rnd[i] = (uint8_t)(x >> 16);
+		}
+		dns_name_randomize_case(a, len, rnd, rl);
+		randomize_ref(b, len, rnd, rl);
+		cr_assert_eq(memcmp(a, b, len), 0, "round %d", round);
+	}
+}
+
 Test(dns_name, randomize_case)
 {
 	uint8_t n[] = "\x03www\x07"

@@ -858,6 +858,32 @@ Test(dns_build, upstream_query_golden)
 	             DNS_QMATCH_NOCASE);
 	cr_assert_eq(dns_scan_match_question(out, &s, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN),
 	             DNS_QMATCH_NONE);
+	/* The question alone gives the same verdicts, also when the rest does not parse. */
+	for (size_t cut = (size_t)n; cut >= DNS_HDR_LEN + QNAME_LEN + 4; cut--) {
+		cr_assert_eq(
+		    dns_match_question(out, cut, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN),
+		    DNS_QMATCH_EXACT, "cut at %zu", cut);
+		cr_assert_eq(dns_match_question(out, cut, (const uint8_t *)QNAME, QNAME_LEN,
+		                                DNS_TYPE_AAAA, DNS_CLASS_IN),
+		             DNS_QMATCH_NOCASE);
+	}
+	cr_assert_eq(dns_match_question(out, (size_t)n, name, QNAME_LEN, DNS_TYPE_A, DNS_CLASS_IN),
+	             DNS_QMATCH_NONE);
+	cr_assert_eq(dns_match_question(out, DNS_HDR_LEN + QNAME_LEN + 3, name, QNAME_LEN,
+	                                DNS_TYPE_AAAA, DNS_CLASS_IN),
+	             DNS_QMATCH_NONE, "question cut short");
+	cr_assert_eq(dns_match_question(out, 11, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN),
+	             DNS_QMATCH_NONE);
+	out[5] = 2; /* QDCOUNT 2 */
+	cr_assert_eq(
+	    dns_match_question(out, (size_t)n, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN),
+	    DNS_QMATCH_NONE);
+	out[5] = 1;
+	out[12] = 0xc0; /* a pointer where the question starts */
+	out[13] = 0x0c;
+	cr_assert_eq(
+	    dns_match_question(out, (size_t)n, name, QNAME_LEN, DNS_TYPE_AAAA, DNS_CLASS_IN),
+	    DNS_QMATCH_NONE);
 	/* without DO and CD */
 	b = wbuf_init(out, sizeof(out));
 	cr_assert_eq(
