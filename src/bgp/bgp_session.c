@@ -146,28 +146,15 @@ static struct bgp_sock *sock_new(struct bgp_session *s, int fd, bool outgoing)
 	return k;
 }
 
+/* Our end of the connection (v4-mapped IPv6 reads as IPv4): the NEXT_HOP. */
 static void sock_local(struct bgp_sock *k)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
 	memset(&k->local, 0, sizeof(k->local));
-	if (getsockname(k->fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		k->local.family = AF_INET;
-		memcpy(k->local.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-	} else if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (!memcmp(&s6->sin6_addr, v4mapped, 12)) {
-			k->local.family = AF_INET;
-			memcpy(k->local.addr, (const uint8_t *)&s6->sin6_addr + 12, 4);
-		} else {
-			k->local.family = AF_INET6;
-			memcpy(k->local.addr, &s6->sin6_addr, 16);
-		}
-	}
+	if (getsockname(k->fd, (struct sockaddr *)&ss, &sl) == 0)
+		netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &k->local);
 }
 
 static void close_done(struct loop *l, void *ctx)

@@ -131,16 +131,10 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 	if (res == -ECANCELED)
 		return;
 	if (res >= 0) {
+		/* A v4-mapped source reads as IPv4, as neighbors are configured. */
 		memset(&peer, 0, sizeof(peer));
-		if (getpeername(res, (struct sockaddr *)&ss, &sl) == 0) {
-			if (ss.ss_family == AF_INET) {
-				peer.family = AF_INET;
-				memcpy(peer.addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-			} else if (ss.ss_family == AF_INET6) {
-				peer.family = AF_INET6;
-				memcpy(peer.addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-			}
-		}
+		if (getpeername(res, (struct sockaddr *)&ss, &sl) == 0)
+			netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &peer);
 		unsigned i;
 		for (i = 0; i < sp->n; i++)
 			if (netaddr_equal_ip(&sp->conf.neighbors[i].address, &peer))
