@@ -264,4 +264,21 @@ static inline int wbuf_result(const struct wbuf *b)
 	return b->err ? b->err : (int)b->off;
 }
 
+/*
+ * A 16-bit field at p, network byte order, for fixed fields whose bounds the
+ * caller has already checked (a DNS header it holds whole, a TCP length
+ * prefix it has counted): the one home for this, instead of p[0] << 8 | p[1]
+ * written by hand in every file.
+ */
+static inline uint16_t wire_get_u16_at(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void wire_set_u16_at(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
 #endif

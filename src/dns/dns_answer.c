@@ -3,17 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
 /*
  * Makes *s the scan of the stored form of n octets, without scanning it
  * again: the stored form is the answer cut at its OPT (n == s->opt_off) or
@@ -78,16 +67,16 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 		if (n > cap)
 			return -EMSGSIZE;
 		memcpy(out, ans, n);
-		put16(out + 10, (uint16_t)(s->arcount - 1 - after));
+		wire_set_u16_at(out + 10, (uint16_t)(s->arcount - 1 - after));
 	} else {
 		if (n > cap)
 			return -EMSGSIZE;
 		memcpy(out, ans, len);
 	}
-	flags = get16(out + 2);
+	flags = wire_get_u16_at(out + 2);
 	flags = (uint16_t)((flags & ~DNS_FLAG_AA) | DNS_FLAG_RA);
-	put16(out + 2, flags);
-	patch_scan(s, flags, n, get16(out + 10));
+	wire_set_u16_at(out + 2, flags);
+	patch_scan(s, flags, n, wire_get_u16_at(out + 10));
 	if (s->ttl_overflow) {
 		/* Well formed but too many records to track: pass it on, never cache it. */
 		s->n_ttl = DNS_MAX_TTL_OFFSETS + 1;
@@ -98,8 +87,8 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
 int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_request *req,
                       size_t limit)
 {
-	uint16_t flags = get16(buf + 2);
-	uint16_t arcount = get16(buf + 10);
+	uint16_t flags = wire_get_u16_at(buf + 2);
+	uint16_t arcount = wire_get_u16_at(buf + 10);
 	/* RFC 6891 §6.1.3: our size, version 0, DO copied from the query. */
 	const uint8_t opt[DNS_ANSWER_OPT_LEN] = {0,
 	                                         0,
@@ -129,8 +118,8 @@ int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_req
 		len += sizeof(opt);
 		arcount++;
 	}
-	put16(buf + 2, flags);
-	put16(buf + 10, arcount);
+	wire_set_u16_at(buf + 2, flags);
+	wire_set_u16_at(buf + 10, arcount);
 	if (len > limit) {
 		/* The codec's truncation (header + question + our OPT, TC=1): the client
 		 * retries over TCP. Rare, so a scan and a copy are fine here. */

@@ -155,13 +155,6 @@ struct pending {
 	uint8_t qbuf[DNS_NAME_MAX + 4];
 };
 
-/* The RFC 1035 §4.2.2 length prefix at p (the caller checked that 2 bytes are there). */
-static uint16_t get16(const uint8_t *p)
-{
-	struct wire w = wire_init(p, 2);
-	return wire_u16(&w);
-}
-
 static const char *sock_error(int err)
 {
 	switch (err) {
@@ -417,7 +410,7 @@ static void conn_pump(struct tcp_conn *c)
 		return;
 	while (!c->reading && !c->doomed && c->inflight < DNS_TCP_MAX_INFLIGHT &&
 	       conn_queued(c) < DNS_TCP_QUEUE_PAUSE && c->rx_len - off >= 2) {
-		size_t mlen = get16(c->rx + off);
+		size_t mlen = wire_get_u16_at(c->rx + off);
 		if (mlen < DNS_HDR_LEN) {
 			/* Not even a header: nothing to answer, the framing is lost. */
 			s->stats.tcp_bad_len++;
@@ -451,14 +444,14 @@ static void conn_pump(struct tcp_conn *c)
 	if (c->rx_eof) {
 		/* RFC 7766 §6.2.4 half-close: answer what was asked, then close. */
 		if (c->inflight == 0 && !c->sending && c->pend_len == 0 &&
-		    (c->rx_len < 2 || c->rx_len < 2u + get16(c->rx)))
+		    (c->rx_len < 2 || c->rx_len < 2u + wire_get_u16_at(c->rx)))
 			conn_close(c);
 		return;
 	}
 	if (c->reading || c->inflight >= DNS_TCP_MAX_INFLIGHT ||
 	    conn_queued(c) >= DNS_TCP_QUEUE_PAUSE)
 		return;
-	size_t want = c->rx_len >= 2 ? 2u + get16(c->rx) : 0;
+	size_t want = c->rx_len >= 2 ? 2u + wire_get_u16_at(c->rx) : 0;
 	if (want > c->rx_cap) {
 		/* One whole message must fit; at most 2 + 65535 bytes. */
 		uint8_t *b = realloc(c->rx, want);
