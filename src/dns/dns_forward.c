@@ -25,6 +25,7 @@
  * datagram, c-ares or timer callbacks, never from dns_forward_query.
  */
 #include "dns/dns_forward.h"
+#include "dns/dns_hash.h"
 
 #include <ares.h>
 #include <errno.h>
@@ -118,6 +119,7 @@ struct dns_forward {
 	struct fwd_req **tab;
 	size_t tab_mask;
 	uint64_t seed;
+	struct dns_hash_key hkey; /* key_hash() */
 	struct fwd_req *reqs;
 	struct fwd_req *req_free;
 	unsigned n_req_free;
@@ -253,21 +255,17 @@ static void try_free(struct fwd_try *t)
 
 /* ---- coalescing index ---- */
 
-/* Keyed with a per-forwarder random seed: clients choose qnames. Chains are
- * bounded anyway by max_outstanding. */
+/* The cache's keyed hash (dns_hash.h, one home), with this forwarder's own
+ * random key: clients choose qnames. Chains are bounded anyway by
+ * max_outstanding. name is already lowercased. */
 static uint64_t key_hash(const struct dns_forward *f, const uint8_t *name, size_t len,
                          uint16_t qtype, uint16_t qclass, bool cd, bool do_bit)
 {
-	uint64_t h = f->seed;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ name[i]) * 0x100000001b3ull;
-	h ^= (uint64_t)qtype << 32 | (uint64_t)qclass << 16 | (unsigned)cd << 1 | (unsigned)do_bit;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	struct dns_qkey k;
+
+	if (dns_qkey_build(&k, &f->hkey, NULL, name, len, qtype, qclass, do_bit, cd) < 0)
+		return 0; /* cannot happen: the caller checked 1..255 */
+	return k.hash;
 }
 
 static struct fwd_req *index_find(struct dns_forward *f, uint64_t h, const uint8_t *name,
@@ -942,6 +940,7 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 		return r;
 	}
 	rand_bytes(&f->rng, &f->seed, sizeof(f->seed));
+	f->hkey = dns_hash_key_from_seed(f->seed);
 	while (buckets < f->max_outstanding && buckets < 65536)
 		buckets *= 2;
 	f->tab = calloc(buckets, sizeof(*f->tab));
