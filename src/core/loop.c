@@ -776,8 +776,10 @@ int loop_udp_listen_cmsg(struct loop *l, int fd, loop_dgram_fn fn, void *ctx)
 	o->ctx = ctx;
 	o->multishot = true;
 	/* Only msg_namelen/msg_controllen matter for a multishot recvmsg: the
-	 * kernel lays name and control data out inside each buffer. */
-	o->msg.msg_namelen = sizeof(struct sockaddr_in6);
+	 * kernel lays name and control data out inside each buffer, the control
+	 * area right after the name area. Rounded up so that area, and the
+	 * struct cmsghdr read from it, are aligned (16 + 28 is not: UBSan). */
+	o->msg.msg_namelen = CMSG_ALIGN(sizeof(struct sockaddr_in6));
 	o->msg.msg_controllen = LOOP_CMSG_SPACE;
 	return op_start(l, idx, NULL);
 }
