@@ -520,6 +520,9 @@ for s in anycached unbound dnsdist; do
 	log "tcp hit $s at $TCP_RATE q/s for ${TCP_DUR}s"
 	R[tcp,$s]=$(measure "$s" "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE" tcp)
 done
+# anycached over UDP at the TCP rate: TCP against UDP at the same work per second.
+log "udp hit anycached at $TCP_RATE q/s for ${TCP_DUR}s"
+R[tcpudp,anycached]=$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE")
 # threads: 1 against threads: 2, the same CPU for both (the cost of a second worker on one
 # core: steering, wake-ups, shared-cache synchronisation), hits then misses.
 T2_RATE=${T2_RATE:-${RATES%% *}}
@@ -581,13 +584,16 @@ report() {
 		read -r sent done lost qps rc us uus ns _ <<<"${R[tcp,$s]}"
 		printf '  %-16s %9s %9s %7s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$rc" "$qps"
 	done
-	read -r _ _ _ _ _ a _ <<<"${R[tcp,anycached]}"
-	read -r _ _ _ _ _ u _ <<<"${R[hit,anycached,${RATES%% *}]}"
+	read -r sent done lost qps rc us uus ns _ <<<"${R[tcpudp,anycached]}"
+	printf '  %-16s %9s %9s %7s %9s %7s %9s  %s (%s q/s)\n' "anycached (UDP)" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$rc" "$qps"
+	echo "  ratios from sched us (exact; ticks are 10 ms, coarse over ${TCP_DUR}s):"
+	read -r _ _ _ _ _ _ _ a _ <<<"${R[tcp,anycached]}"
+	read -r _ _ _ _ _ _ _ u _ <<<"${R[tcpudp,anycached]}"
 	for s in unbound dnsdist; do
-		read -r _ _ _ _ _ b _ <<<"${R[tcp,$s]}"
-		echo "  CPU per query anycached/$s = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+		read -r _ _ _ _ _ _ _ b _ <<<"${R[tcp,$s]}"
+		echo "  TCP CPU per query anycached/$s = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 	done
-	echo "  anycached TCP/UDP (UDP at ${RATES%% *} q/s) = $(awk -v a="$a" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+	echo "  anycached TCP/UDP at ${TCP_RATE} q/s = $(awk -v a="$a" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 	echo
 	echo "anycached threads: 1 against threads: 2 (both pinned to CPU $SRV_CPU), ${T2_DUR}s per pass;"
 	echo "hits at ${T2_RATE} q/s, misses (unique names) at ${MISS_RATE} q/s:"
@@ -597,29 +603,28 @@ report() {
 			read -r sent done lost qps rc us uus ns wk <<<"${R[$k,$s]}"
 			printf '  %-8s %-16s %9s %9s %7s %9s %7s %9s %9s  %s (%s q/s)\n' "${k#t2}" "$s" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$wk" "$rc" "$qps"
 		done
-		read -r _ _ _ _ _ a _ _ _ <<<"${R[$k,anycached]}"
-		read -r _ _ _ _ _ b _ _ _ <<<"${R[$k,anycached-t2]}"
-		echo "  ${k#t2}: CPU per query threads 2 / threads 1 = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+		read -r _ _ _ _ _ _ _ a _ <<<"${R[$k,anycached]}"
+		read -r _ _ _ _ _ _ _ b _ <<<"${R[$k,anycached-t2]}"
+		echo "  ${k#t2}: CPU per query (sched us) threads 2 / threads 1 = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
 	done
 	echo
 }
-# The chart: CPU us per query per server, UDP hits at the first fixed rate, misses, TCP hits
+# The chart: CPU us per query per server (schedstat, exact), UDP hits at the first fixed rate, misses, TCP hits
 # (threads: 2 from its own passes). gnuplot leaves a gap where a server has no figure.
 chart() {
 	local png=$1 r1=${RATES%% *} s h m t
 	{
-		echo "server hit miss tcp"
 		for s in "${ORDER[@]}" anycached-t2; do
 			if [ "$s" = anycached-t2 ]; then
-				read -r _ _ _ _ _ h _ <<<"${R[t2hit,$s]}"
-				read -r _ _ _ _ _ m _ <<<"${R[t2miss,$s]}"
+				read -r _ _ _ _ _ _ _ h _ <<<"${R[t2hit,$s]}"
+				read -r _ _ _ _ _ _ _ m _ <<<"${R[t2miss,$s]}"
 				t=-
 			else
-				read -r _ _ _ _ _ h _ <<<"${R[hit,$s,$r1]}"
+				read -r _ _ _ _ _ _ _ h _ <<<"${R[hit,$s,$r1]}"
 				m=-
-				[ -n "${R[miss,$s]:-}" ] && read -r _ _ _ _ _ m _ <<<"${R[miss,$s]}"
+				[ -n "${R[miss,$s]:-}" ] && read -r _ _ _ _ _ _ _ m _ <<<"${R[miss,$s]}"
 				t=-
-				[ -n "${R[tcp,$s]:-}" ] && read -r _ _ _ _ _ t _ <<<"${R[tcp,$s]}"
+				[ -n "${R[tcp,$s]:-}" ] && read -r _ _ _ _ _ _ _ t _ <<<"${R[tcp,$s]}"
 			fi
 			echo "$s $h $m $t"
 		done
@@ -628,7 +633,7 @@ chart() {
 set terminal pngcairo size 900,500 font ",10"
 set output "$png"
 set title "CPU µs per query, server pinned to one core ($(date -u +%Y-%m-%d), $(cd "$ROOT" && git describe --always --dirty 2>/dev/null))"
-set ylabel "CPU µs per query (utime+stime / answers)"
+set ylabel "CPU µs per query (schedstat run time / answers)"
 set datafile missing "-"
 set style data histograms
 set style histogram clustered gap 1
