@@ -2,21 +2,30 @@
 # bench/run.sh: anycached against unbound, dnsdist and the kernel-path floor (bench/reflector),
 # as CPU per query and ratios measured in one run. See bench/README.md, "Throughput".
 #
-#   bench/run.sh [--callgrind] [--no-miss] [--miss] [--strace] [--out FILE]
+#   bench/run.sh [--callgrind] [--no-miss] [--miss] [--strace] [--startup] [--out FILE] [--png FILE]
 #
+# Default: cache hits over UDP at each of RATES and unthrottled (reflectors, anycached, unbound,
+# dnsdist), one miss pass, a TCP hit pass (dnsperf -m tcp, 8 connections pipelining up to 500
+# queries each) at TCP_RATE for TCP_DUR s, and anycached with `threads: 1` against `threads: 2`
+# (both pinned to the one server CPU; hits at T2_RATE and misses at MISS_RATE, T2_DUR s each).
+# With --out FILE (or --png FILE) it also draws CPU us per query per server for hit/miss/TCP
+# with gnuplot into FILE.png (the name of --out with .png instead of .txt).
 # --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit of
 # anycached under valgrind (deterministic; excludes the kernel), with the top functions.
 # --miss: only the miss pass (no hits, no reflectors): MISS_REPS rounds, each one pass over
 # MISS_NAMES unique names per server at MISS_RATE, anycached, unbound and dnsdist in turn.
 # --strace: system calls per miss of anycached and dnsdist, counted by strace -c -f over
 # ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
+# --startup: time from exec to the first answer (bench/startup: a UDP query every ms, at most
+# 5 s), STARTUP_REPS (10) starts of anycached with threads: 1 and with threads: 2; min/median/max.
 #
 # Every server runs with one worker thread pinned to CPU $SRV_CPU; dnsperf (and knotd, the
 # authoritative upstream) run on CPU $GEN_CPU. All traffic stays on 127.54.0.0/24.
 # Environment: DUR (s per server and phase, 10), RATES (fixed-rate phases, q/s, "50000 90000"),
 # NAMES (cache-hit names, 1000), MISS_RATE (10000 q/s asked), MISS_DUR (5 s), BUILD (build-bench),
 # SKIP_BUILD=1 (measure the binaries already built), CG_QUERIES (hits under callgrind, 20000),
-# MISS_NAMES (20000) and MISS_REPS (3) for --miss, ST_NAMES and ST_RATE for --strace.
+# MISS_NAMES (20000) and MISS_REPS (3) for --miss, ST_NAMES and ST_RATE for --strace,
+# TCP_RATE (20000 q/s) and TCP_DUR (3 s), T2_RATE (the first of RATES), T2_DUR (3 s), T2_REPS (3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,26 +40,35 @@ MISS_NAMES=${MISS_NAMES:-20000}
 MISS_REPS=${MISS_REPS:-3}
 ST_NAMES=${ST_NAMES:-5000}
 ST_RATE=${ST_RATE:-2000}
+TCP_RATE=${TCP_RATE:-20000}
+TCP_DUR=${TCP_DUR:-3}
+T2_DUR=${T2_DUR:-3}
+T2_REPS=${T2_REPS:-3}
+STARTUP_REPS=${STARTUP_REPS:-10}
 SRV_CPU=${SRV_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 PORT=5300
 KNOT=127.54.0.10
 declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.3
-	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5)
+	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5 [anycached-t2]=127.54.0.7)
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
 MISS=1
 MISS_ONLY=0
 STRACE=0
+STARTUP=0
 OUT=""
+PNG=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--callgrind) CALLGRIND=1 ;;
 	--no-miss) MISS=0 ;;
 	--miss) MISS_ONLY=1 ;;
 	--strace) STRACE=1 ;;
+	--startup) STARTUP=1 ;;
 	--out) OUT=$2; shift ;;
-	-h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+	--png) PNG=$2; shift ;;
+	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -79,6 +97,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "${inst_rc:-0}" = 0 ] || exit "$inst_rc"
 fi
 export PATH=$PATH:/usr/sbin
+[ -z "$PNG" ] && [ -n "$OUT" ] && PNG=${OUT%.txt}.png
 
 # ---- build anycached and the reflector in release mode ----
 if [ ! -d "$BUILD" ]; then
@@ -86,7 +105,7 @@ if [ ! -d "$BUILD" ]; then
 fi
 # SKIP_BUILD=1 measures the binaries already in $BUILD (the tree may be mid-edit by others).
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-	ninja -C "$BUILD" anycached bench/reflector >&2 ||
+	ninja -C "$BUILD" anycached bench/reflector bench/startup >&2 ||
 		{ echo "run.sh: build failed (SKIP_BUILD=1 uses the existing binaries)" >&2; exit 1; }
 fi
 
@@ -202,6 +221,9 @@ dns:
 control:
   socket: "$WORK/anycached.sock"
 EOF
+# The same with two workers, on its own address (issue 8: threads 1 against 2).
+sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-t2]}:/" -e "s/anycached.sock/t2.sock/" \
+	-e "s/threads: 1/threads: 2/" "$WORK/anycached.yaml" >"$WORK/anycached-t2.yaml"
 cat >"$WORK/unbound.conf" <<EOF
 server:
     interface: ${ADDR[unbound]}@$PORT
@@ -248,10 +270,12 @@ start() {
 	PID[$name]=$!
 }
 
-# ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q" ----
+# ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q user_us_per_q
+# sched_us_per_q wakeups_per_q"; a 5th argument "tcp" sends over TCP (8 connections, each
+# pipelining up to 500 queries, RFC 7766 §6.2.1.1) ----
 measure() {
-	local name=$1 file=$2 dur=$3 rate=$4 pid=${PID[$1]} u0 s0 u1 s1 n0 w0 n1 w1 out args
-	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -c 8 -q 500 -t 2)
+	local name=$1 file=$2 dur=$3 rate=$4 mode=${5:-udp} pid=${PID[$1]} u0 s0 u1 s1 n0 w0 n1 w1 out args
+	args=(-s "${ADDR[$name]}" -p $PORT -d "$file" -c 8 -q 500 -t 2 -m "$mode")
 	# dur "pass": one pass over the file (every name once), else that many seconds.
 	if [ "$dur" = pass ]; then args+=(-n 1); else args+=(-l "$dur"); fi
 	[ "$rate" != max ] && args+=(-Q "$rate")
@@ -262,7 +286,7 @@ measure() {
 	alive "$name"
 	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
 	read -r n1 w1 <<<"$(cpu_ns_wakeups "$pid")"
-	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate.log"
+	echo "$out" >"$WORK/dnsperf-$name-$(basename "$file" .txt)-$rate-$mode.log"
 	echo "$out" | awk -v ut=$((u1 - u0)) -v st=$((s1 - s0)) -v hz="$HZ" -v ns=$((n1 - n0)) \
 		-v wk=$((w1 - w0)) '
 		/Queries sent:/ { sent = $3 }
@@ -440,6 +464,27 @@ if [ "$STRACE" = 1 ]; then
 	exit 0
 fi
 
+if [ "$STARTUP" = 1 ]; then
+	# Start to serving: bench/startup forks and execs anycached STARTUP_REPS times and
+	# polls it with a UDP query for h0.bench.test/A every millisecond (bounded to 5 s);
+	# the first answer ends a start (it went to knotd and back: one upstream round trip).
+	{
+		echo "anycache start to serving, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
+			"kernel $(uname -r); anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null) (release build)"
+		echo "from fork+exec of anycached -c CONF to the first UDP answer (a query every 1 ms, unpinned)"
+		for t in anycached anycached-t2; do
+			echo "$t (threads: $([ $t = anycached ] && echo 1 || echo 2)), $STARTUP_REPS starts:"
+			"$BUILD/bench/startup" -s "${ADDR[$t]}" -p $PORT -n "$STARTUP_REPS" -o "$WORK/$t-startup.log" \
+				-- "$BUILD/anycached" -c "$WORK/$t.yaml" ||
+				{ echo "run.sh: startup failed; log:" >&2; tail -20 "$WORK/$t-startup.log" >&2; exit 1; }
+		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
 # ---- start the servers ----
 start reflector "$BUILD/bench/reflector" -l "${ADDR[reflector]}:$PORT"
 start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
@@ -471,6 +516,45 @@ if [ "$MISS" = 1 ]; then
 		R[miss,$s]=$(measure "$s" "$WORK/miss-$s.txt" "$MISS_DUR" "$MISS_RATE")
 	done
 fi
+# TCP hits: the caches only (the reflectors speak UDP), 8 connections pipelining.
+for s in anycached unbound dnsdist; do
+	log "tcp hit $s at $TCP_RATE q/s for ${TCP_DUR}s"
+	R[tcp,$s]=$(measure "$s" "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE" tcp)
+done
+# anycached over UDP at the TCP rate: TCP against UDP at the same work per second.
+log "udp hit anycached at $TCP_RATE q/s for ${TCP_DUR}s"
+R[tcpudp,anycached]=$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE")
+# threads: 1 against threads: 2, the same CPU for both (the cost of a second worker on one
+# core: steering, wake-ups, shared-cache synchronisation), hits then misses.
+T2_RATE=${T2_RATE:-${RATES%% *}}
+start anycached-t2 "$BUILD/anycached" -c "$WORK/anycached-t2.yaml"
+wait_up anycached-t2
+taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached-t2]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 8 -q 50 \
+	>"$WORK/warm-anycached-t2.log" 2>&1
+# T2_REPS rounds, the two taking turns, so a burst of other work on the shared VM spoils
+# one round rather than one side; the report gives each round and the median ratio.
+for ((rep = 1; rep <= T2_REPS; rep++)); do
+	for s in anycached anycached-t2; do
+		log "threads round $rep: $s hits at $T2_RATE q/s, misses at $MISS_RATE q/s, ${T2_DUR}s each"
+		R[t2hit$rep,$s]=$(measure "$s" "$WORK/hit.txt" "$T2_DUR" "$T2_RATE")
+		miss_names "t2r$rep$s" $((MISS_RATE * T2_DUR + 1000)) >"$WORK/t2miss-$s.txt"
+		R[t2miss$rep,$s]=$(measure "$s" "$WORK/t2miss-$s.txt" "$T2_DUR" "$MISS_RATE")
+	done
+done
+# The chart takes the round with the median threads 2 / threads 1 hit ratio.
+t2med() {
+	local k=$1 rep a b
+	for ((rep = 1; rep <= T2_REPS; rep++)); do
+		read -r _ _ _ _ _ _ _ a _ <<<"${R[$k$rep,anycached]}"
+		read -r _ _ _ _ _ _ _ b _ <<<"${R[$k$rep,anycached-t2]}"
+		awk -v a="$a" -v b="$b" -v r="$rep" 'BEGIN { printf "%.2f %d\n", (a > 0 ? b / a : 0), r }'
+	done | sort -n | awk '{ v[NR] = $1; r[NR] = $2 } END { m = int((NR + 1) / 2); print v[m], r[m], v[1], v[NR] }'
+}
+for k in t2hit t2miss; do
+	read -r _ mr _ _ <<<"$(t2med $k)"
+	R[$k,anycached]=${R[$k$mr,anycached]}
+	R[$k,anycached-t2]=${R[$k$mr,anycached-t2]}
+done
 
 # ---- report ----
 report() {
@@ -513,12 +597,86 @@ report() {
 		done
 		echo
 	fi
+	echo "cache hits over TCP (dnsperf -m tcp, 8 connections, up to 500 queries in flight each), ${TCP_RATE} q/s for ${TCP_DUR}s:"
+	printf '  %-16s %9s %9s %7s %9s %7s %9s  %s\n' server sent done lost "CPU us/q" "user" "sched us" "rcodes (QPS)"
+	for s in anycached unbound dnsdist; do
+		read -r sent done lost qps rc us uus ns _ <<<"${R[tcp,$s]}"
+		printf '  %-16s %9s %9s %7s %9s %7s %9s  %s (%s q/s)\n' "$s" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$rc" "$qps"
+	done
+	read -r sent done lost qps rc us uus ns _ <<<"${R[tcpudp,anycached]}"
+	printf '  %-16s %9s %9s %7s %9s %7s %9s  %s (%s q/s)\n' "anycached (UDP)" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$rc" "$qps"
+	echo "  ratios from sched us (exact; ticks are 10 ms, coarse over ${TCP_DUR}s):"
+	read -r _ _ _ _ _ _ _ a _ <<<"${R[tcp,anycached]}"
+	read -r _ _ _ _ _ _ _ u _ <<<"${R[tcpudp,anycached]}"
+	for s in unbound dnsdist; do
+		read -r _ _ _ _ _ _ _ b _ <<<"${R[tcp,$s]}"
+		echo "  TCP CPU per query anycached/$s = $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+	done
+	echo "  anycached TCP/UDP at ${TCP_RATE} q/s = $(awk -v a="$a" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+	echo
+	echo "anycached threads: 1 against threads: 2 (both pinned to CPU $SRV_CPU), ${T2_DUR}s per pass, $T2_REPS rounds;"
+	echo "hits at ${T2_RATE} q/s, misses (unique names) at ${MISS_RATE} q/s; '!' = under 95 % of the asked"
+	echo "rate answered (dnsperf starved by other load): that round is not at equal work:"
+	printf '  %-5s %-8s %-16s %9s %9s %7s %9s %7s %9s %9s  %s\n' round pass server sent done lost "CPU us/q" "user" "sched us" wakeups/q "rcodes (QPS)"
+	for k in t2hit t2miss; do
+		for ((rep = 1; rep <= T2_REPS; rep++)); do
+			for s in anycached anycached-t2; do
+				read -r sent done lost qps rc us uus ns wk <<<"${R[$k$rep,$s]}"
+				f=$(awk -v q="$qps" -v r="$([ $k = t2hit ] && echo "$T2_RATE" || echo "$MISS_RATE")" 'BEGIN { print (q < 0.95 * r ? "!" : "") }')
+				printf '  %-5s %-8s %-16s %9s %9s %7s %9s %7s %9s %9s  %s (%s q/s)%s\n' "$rep" "${k#t2}" "$s" "$sent" "$done" "$lost" "$us" "$uus" "$ns" "$wk" "$rc" "$qps" "$f"
+			done
+		done
+		read -r m _ lo hi <<<"$(t2med $k)"
+		echo "  ${k#t2}: CPU per query (sched us) threads 2 / threads 1, median $m (rounds $lo-$hi)"
+	done
+	echo
+}
+# The chart: CPU us per query per server (schedstat, exact), UDP hits at the first fixed rate, misses, TCP hits
+# (threads: 2 from its own passes). gnuplot leaves a gap where a server has no figure.
+chart() {
+	local png=$1 r1=${RATES%% *} s h m t
+	{
+		for s in "${ORDER[@]}" anycached-t2; do
+			if [ "$s" = anycached-t2 ]; then
+				read -r _ _ _ _ _ _ _ h _ <<<"${R[t2hit,$s]}"
+				read -r _ _ _ _ _ _ _ m _ <<<"${R[t2miss,$s]}"
+				t=-
+			else
+				read -r _ _ _ _ _ _ _ h _ <<<"${R[hit,$s,$r1]}"
+				m=-
+				[ -n "${R[miss,$s]:-}" ] && read -r _ _ _ _ _ _ _ m _ <<<"${R[miss,$s]}"
+				t=-
+				[ -n "${R[tcp,$s]:-}" ] && read -r _ _ _ _ _ _ _ t _ <<<"${R[tcp,$s]}"
+			fi
+			echo "$s $h $m $t"
+		done
+	} >"$WORK/chart.dat"
+	gnuplot <<EOF
+set terminal pngcairo size 900,500 font ",10"
+set output "$png"
+set title "CPU µs per query, server pinned to one core ($(date -u +%Y-%m-%d), $(cd "$ROOT" && git describe --always --dirty 2>/dev/null))"
+set ylabel "CPU µs per query (schedstat run time / answers)"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top left
+set grid ytics
+set yrange [0:*]
+set xtics noenhanced
+plot "$WORK/chart.dat" using 2:xtic(1) title "hit, UDP ${r1} q/s", \
+     "" using 3 title "miss, UDP ${MISS_RATE} q/s", \
+     "" using 4 title "hit, TCP ${TCP_RATE} q/s"
+EOF
+	echo "chart: $png" >&2
 }
 if [ -n "$OUT" ]; then
 	report | tee "$OUT"
 else
 	report
 fi
+[ -n "$PNG" ] && chart "$PNG"
 for s in reflector reflector-uring; do
 	kill "${PID[$s]}"
 	wait "${PID[$s]}" || true

@@ -21,7 +21,7 @@ test_pkgs=(libcriterion-dev                     # unit tests
            iproute2 procps psmisc               # ip netns / ss / process control in tests
            strace                               # fault injection (io_uring unavailable)
            dnsperf                              # failover lab: the overload scenario's flood
-           gnuplot-nox                          # failover lab: the timeline picture (scripts/lab.sh)
+           gnuplot-nox                          # failover lab timeline (scripts/lab.sh), bench/run.sh chart
            prometheus)                          # promtool check metrics on a real scrape
 
 install_pkgs() {
