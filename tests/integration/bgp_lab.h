@@ -10,8 +10,10 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "netns.h"
 
@@ -121,6 +123,19 @@ static inline void bgp_lab_bfd_node_yaml(char *yaml, size_t cap, uint32_t as, ui
 	         "  interval: 100ms\n"
 	         "  multiplier: 3\n",
 	         as, peer_as);
+}
+
+/* Polls cond (every 100 ms, bounded by timeout_ms) until it holds. */
+static inline bool bgp_lab_wait_for(bool (*cond)(char *, size_t), int timeout_ms, char *out,
+                                    size_t cap)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	do {
+		if (cond(out, cap))
+			return true;
+		usleep(100 * 1000);
+	} while (now_ms() < end);
+	return false;
 }
 
 #endif

@@ -206,17 +206,6 @@ static bool no_routes(char *out, size_t cap)
 	return !strstr(out, "10.53.41.");
 }
 
-static bool wait_for(bool (*cond)(char *, size_t), int timeout_ms, char *out, size_t cap)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	do {
-		if (cond(out, cap))
-			return true;
-		usleep(100 * 1000);
-	} while (now_ms() < end);
-	return false;
-}
-
 static void dump(const char *what)
 {
 	static char out[16384];
@@ -240,11 +229,11 @@ Test(bfd_frr, freeze_drops_bgp_within_detection_time, .init = lab_up, .fini = la
 
 	frr_up();
 	any_start();
-	bool ok = wait_for(bfd_up, 20000, out, sizeof(out));
+	bool ok = bgp_lab_wait_for(bfd_up, 20000, out, sizeof(out));
 	if (!ok)
 		dump("BFD did not come up");
 	cr_assert(ok, "FRR's BFD peer is not up");
-	ok = wait_for(have_routes, 20000, out, sizeof(out));
+	ok = bgp_lab_wait_for(have_routes, 20000, out, sizeof(out));
 	if (!ok)
 		dump("no routes");
 	cr_assert(ok, "the routes did not arrive");
@@ -282,8 +271,8 @@ Test(bfd_frr, freeze_drops_bgp_within_detection_time, .init = lab_up, .fini = la
 
 	uint64_t t1 = now_ms();
 	cr_assert_eq(kill(lab.any.pid, SIGCONT), 0);
-	ok = wait_for(bfd_up, 20000, out, sizeof(out)) &&
-	     wait_for(have_routes, 40000, out, sizeof(out));
+	ok = bgp_lab_wait_for(bfd_up, 20000, out, sizeof(out)) &&
+	     bgp_lab_wait_for(have_routes, 40000, out, sizeof(out));
 	if (!ok)
 		dump("did not come back");
 	cr_assert(ok, "BFD and the routes did not come back after SIGCONT");
