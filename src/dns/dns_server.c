@@ -24,15 +24,19 @@
 #include "dns/dns_inflight.h"
 #include "dns/dns_wire.h"
 
-#define SWEEP_INTERVAL_MS     1000
-#define SWEEP_BUDGET          1024
-#define SOCKBUF_BYTES         (4 << 20)
-#define TCP_BACKLOG           1024
-#define TCP_RX_BASE           4096        /* grows to one whole message when a client needs it */
-#define TCP_OUT_KEEP          (64u << 10) /* send buffers above this are freed once sent */
-#define TCP_EVICT_SCAN        16          /* oldest connections looked at for an idle one */
-#define ACCEPT_RETRY_MS       1000
-#define UDP_REARM_MS          1000
+#define SWEEP_INTERVAL_MS 1000
+#define SWEEP_BUDGET      1024
+#define SOCKBUF_BYTES     (4 << 20)
+#define TCP_BACKLOG       1024
+#define TCP_RX_BASE       4096        /* grows to one whole message when a client needs it */
+#define TCP_OUT_KEEP      (64u << 10) /* send buffers above this are freed once sent */
+#define TCP_EVICT_SCAN    16          /* oldest connections looked at for an idle one */
+#define ACCEPT_RETRY_MS   1000
+#define UDP_REARM_MS      1000
+/* RFC 8767 §5 suggests 1.8 s; below the 1 s first retry of common stubs
+ * (Windows, dnsperf's default), so the held answer arrives before the
+ * client gives up on its first try. */
+#define STALE_CLIENT_MS       800
 #define ACCEPT_EVICT_RETRY_MS 10
 /* Descriptors TCP clients may not take: the process's own (rings, eventfds,
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
@@ -149,7 +153,9 @@ struct target {
 struct pending {
 	struct dns_inflight_node node; /* in the shared in-flight table (dns_inflight.h) */
 	struct dns_server *srv;
-	struct target t; /* t.peer aimed at peer below for UDP */
+	struct timer stale; /* RFC 8767 §5 client-response timer */
+	bool answered;      /* the client already got a stale answer */
+	struct target t;    /* t.peer aimed at peer below for UDP */
 	struct sockaddr_storage peer;
 	struct dns_request req; /* question pointers re-aimed at qbuf */
 	uint8_t qbuf[DNS_NAME_MAX + 4];
@@ -845,6 +851,42 @@ static void share_outcome(struct dns_server *s, struct pending *p, const uint8_t
 		                     wake_worker, NULL);
 }
 
+/*
+ * RFC 8767 §5, the client-response timer: a client whose question has an
+ * expired answer in the cache gets that answer after STALE_CLIENT_MS even
+ * though the upstream query goes on (its answer still refreshes the cache).
+ * Without it, a silent upstream makes every client wait the whole upstream
+ * budget (2.5 s) while the node holds something to say, until the upstream
+ * is known dead; a stub's first retry comes after 1 s.
+ */
+static void on_stale_timer(struct timer *t, uint64_t now, void *arg)
+{
+	struct pending *p = arg;
+	struct dns_server *s = p->srv;
+	struct dns_cache_key key = request_key(&p->req);
+	unsigned flags = 0;
+
+	(void)t;
+	if (p->answered || p->t.kind == TARGET_NONE)
+		return;
+	if (p->t.kind == TARGET_TCP && !conn_lookup(s, p->t.slot, p->t.gen))
+		return; /* gone: the final outcome does the bookkeeping */
+	int n = dns_cache_lookup(s->cache, &key, p->req.id, true, now, s->out,
+	                         sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
+	if (n <= 0)
+		return; /* nothing held: the client waits for the upstream */
+	if (flags & DNS_CACHE_F_STALE)
+		s->stats.stale_answers++;
+	p->answered = true;
+	send_finished(s, &p->t, &p->req, (size_t)n);
+}
+
+static void pending_free(struct pending *p)
+{
+	loop_timer_cancel(p->srv->loop, &p->stale);
+	free(p);
+}
+
 /* A waiter's turn, on its own worker: answer exactly as the owner did. */
 static void answer_waiter(struct dns_server *s, struct pending *p,
                           const struct dns_inflight_result *res)
@@ -860,7 +902,7 @@ static void answer_waiter(struct dns_server *s, struct pending *p,
 	}
 	if (!res)
 		s->stats.upstream_fail++;
-	if (p->t.kind != TARGET_NONE) {
+	if (p->t.kind != TARGET_NONE && !p->answered) {
 		if (res) { /* len <= UINT16_MAX: s->out holds it with our OPT */
 			if (res->flags & DNS_INFLIGHT_F_STALE)
 				s->stats.stale_answers++;
@@ -879,7 +921,7 @@ static void free_waiters(struct dns_inflight_node *n)
 	while (n) {
 		struct dns_inflight_node *nx = n->next;
 		dns_inflight_result_put(n->result);
-		free((char *)n - offsetof(struct pending, node));
+		pending_free((struct pending *)((char *)n - offsetof(struct pending, node)));
 		n = nx;
 	}
 }
@@ -895,7 +937,7 @@ static void on_inbox(struct loop *l, void *arg)
 		struct pending *p = (struct pending *)((char *)n - offsetof(struct pending, node));
 		answer_waiter(s, p, n->result);
 		dns_inflight_result_put(n->result);
-		free(p);
+		pending_free(p);
 		n = nx;
 	}
 }
@@ -911,7 +953,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 
 	if (status == -ECANCELED) {
 		share_outcome(s, p, NULL, 0, 0); /* shutting down: waiters are not answered */
-		free(p);
+		pending_free(p);
 		return;
 	}
 	if (p->t.kind == TARGET_TCP) {
@@ -932,7 +974,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			                 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
 			                 loop_now(s->loop));
 		share_outcome(s, p, s->norm, (size_t)n, 0);
-		if (p->t.kind != TARGET_NONE) {
+		if (p->t.kind != TARGET_NONE && !p->answered) {
 			out_from_stored(s, &p->req, s->norm, (size_t)n);
 			send_finished(s, &p->t, &p->req, (size_t)n);
 		}
@@ -952,7 +994,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		/* Before send_finished, which finishes s->out in place for this client. */
 		share_outcome(s, p, r > 0 ? s->out : NULL, r > 0 ? (size_t)r : 0,
 		              DNS_INFLIGHT_F_STALE);
-		if (p->t.kind != TARGET_NONE) {
+		if (p->t.kind != TARGET_NONE && !p->answered) {
 			if (r > 0) {
 				s->stats.stale_answers++;
 				send_finished(s, &p->t, &p->req, (size_t)r);
@@ -961,7 +1003,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			}
 		}
 	}
-	free(p);
+	pending_free(p);
 	if (c)
 		conn_pump(c);
 }
@@ -978,6 +1020,8 @@ static void start_forward(struct dns_server *s, const struct target *t,
 	}
 	p->srv = s;
 	p->t = *t;
+	p->answered = false;
+	timer_init(&p->stale, on_stale_timer, p);
 	if (t->kind == TARGET_UDP) {
 		memcpy(&p->peer, t->peer, t->peerlen);
 		p->t.peer = (const struct sockaddr *)&p->peer;
@@ -1027,6 +1071,8 @@ joined:
 		if (c)
 			c->inflight++;
 	}
+	if (t->kind != TARGET_NONE)
+		loop_timer_arm_in(s->loop, &p->stale, STALE_CLIENT_MS);
 }
 
 /*

@@ -6,6 +6,7 @@
  * sharing one cache (every query here comes from a new source port, so it
  * may land on either); anycached on 127.53.5.x.
  */
+#include <signal.h>
 #include <time.h>
 
 #include "dns_itest.h"
@@ -156,4 +157,34 @@ Test(serve_stale, hit_in_last_tenth_prefetches)
 	uint32_t ttl = rr_ttl(a, (size_t)n, 0);
 	cr_assert(ttl >= 7 && ttl <= 10, "TTL %u: fresh from the prefetch, not stale (30)", ttl);
 	cr_assert_eq(knotd_resume(&knot), 0);
+}
+
+/*
+ * RFC 8767 §5, the client-response timer: a silent upstream (knotd stopped
+ * with SIGSTOP, so nothing refuses the port and no timeout has made it dead
+ * yet) must not hold an expired answer back for the whole upstream budget:
+ * it goes out after ~800 ms, before a stub's 1 s first retry, over UDP and TCP.
+ */
+Test(serve_stale, silent_upstream_stale_answer_before_a_stub_retries)
+{
+	uint8_t a[4096];
+	int n;
+
+	up_with(NET, 6, stale_conf);
+	n = ask_name(false, "short.example.test", 1, false, a, sizeof(a));
+	cr_assert_eq(ANCOUNT(a), 1);
+	sleep(3); /* TTL 2: expired now */
+	cr_assert_eq(kill(knot.proc.pid, SIGSTOP), 0);
+	for (int tcp = 0; tcp < 2; tcp++) {
+		uint64_t t0 = now_ms();
+		n = ask_name(tcp, "short.example.test", 1, false, a, sizeof(a));
+		uint64_t took = now_ms() - t0;
+		fprintf(stderr, "stale answer with a silent upstream over %s: %llu ms\n",
+		        tcp ? "TCP" : "UDP", (unsigned long long)took);
+		cr_expect_eq(RCODE(a), 0, "stale answer, not SERVFAIL");
+		cr_expect_eq(rr_ttl(a, (size_t)n, 0), 30, "RFC 8767 §4: TTL 30");
+		cr_expect_lt(took, 1000, "%s: %llu ms, later than a stub's first retry",
+		             tcp ? "TCP" : "UDP", (unsigned long long)took);
+	}
+	kill(knot.proc.pid, SIGCONT);
 }
