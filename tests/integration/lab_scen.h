@@ -55,6 +55,7 @@ struct lab_result {
 	struct lab_stats st;
 	struct lab_flows flows;
 	unsigned withdrawals;   /* route changes to VIP1 away from the steady next hops */
+	unsigned gone;          /* of those, times the router had no route to VIP1 at all */
 	bool outage_by_restore; /* the longest outage ended only when the failure was undone */
 	bool recovered;
 	double recovery_s; /* from the restore until a served VIP1 again */
