@@ -379,19 +379,26 @@ static void print_bgp(const json_t *d)
 
 static void print_bfd(const json_t *d)
 {
-	char req[512];
-	const json_t *r = json_object_get(d, "requested_by");
+	const json_t *list = json_object_get(d, "sessions"), *e;
+	size_t k;
 
-	if (json_is_true(json_object_get(d, "available"))) {
-		printf("%s\n", json_dumps(d, JSON_INDENT(2)));
-		return;
-	}
-	if (json_array_size(r) == 0) {
+	if (json_array_size(list) == 0) {
 		printf("bfd: not configured\n");
 		return;
 	}
-	join_strings(r, req, sizeof(req), ", ");
-	printf("bfd: not available in this build (asked for neighbors %s)\n", req);
+	printf("%-40s %-10s %-10s %-22s %6s %6s %4s\n", "NEIGHBOR", "STATE", "REMOTE", "DIAG",
+	       "TX ms", "RX ms", "MULT");
+	json_array_foreach(list, k, e)
+	{
+		printf("%-40s %-10s %-10s %-22s %6.0f %6.0f %4lld\n",
+		       json_string_value(json_object_get(e, "neighbor")) ?: "?",
+		       json_string_value(json_object_get(e, "state")) ?: "?",
+		       json_string_value(json_object_get(e, "remote_state")) ?: "-",
+		       json_string_value(json_object_get(e, "local_diag")) ?: "-",
+		       json_number_value(json_object_get(e, "tx_interval_ms")),
+		       json_number_value(json_object_get(e, "rx_interval_ms")),
+		       (long long)json_integer_value(json_object_get(e, "detect_mult")));
+	}
 }
 
 static void print_upstreams(const json_t *d)

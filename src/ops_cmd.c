@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "anycache_version.h"
+#include "bgp/bfd_session.h"
 #include "bgp/bgp_session.h"
 #include "bgp/bgp_speaker.h"
 #include "core/ctl_server.h"
@@ -243,18 +244,36 @@ static void cmd_show_bgp(void *arg, struct ctl_call *c)
 	ctl_call_done(c);
 }
 
-/* BFD is not in this build (its branch is not merged): say so, honestly. */
+/* Every neighbor with `bfd: true`: its BFD session as the FSM sees it (RFC 5880 §6.8.1). */
 static void cmd_show_bfd(void *arg, struct ctl_call *c)
 {
 	struct ops *o = arg;
-	json_t *req = json_array();
+	json_t *arr = json_array();
+	bool ok = arr != NULL;
 
-	for (unsigned i = 0; req && i < o->conf->bgp.n_neighbors; i++)
-		if (o->conf->bgp.neighbors[i].bfd)
-			json_array_append_new(req,
-			                      addr_json(&o->conf->bgp.neighbors[i].address, false));
-	if (!set(c, "available", json_false()) || !set(c, "sessions", json_array()) ||
-	    !set(c, "requested_by", req)) {
+	for (unsigned i = 0; ok && i < o->conf->bgp.n_neighbors; i++) {
+		if (!o->conf->bgp.neighbors[i].bfd)
+			continue;
+		const struct bfd_session *b = bgp_speaker_bfd(o->c.bgp, i);
+		json_t *e;
+		if (!b) {
+			e = json_pack("{s:o, s:s}", "neighbor",
+			              addr_json(&o->conf->bgp.neighbors[i].address, false), "state",
+			              "not running");
+		} else {
+			const struct bfd_fsm *f = bfd_session_fsm(b);
+			e = json_pack("{s:o, s:s, s:s, s:s, s:I, s:i, s:f, s:f, s:b}", "neighbor",
+			              addr_json(&o->conf->bgp.neighbors[i].address, false), "state",
+			              bfd_state_name(f->state), "remote_state",
+			              bfd_state_name(f->remote_state), "local_diag",
+			              bfd_diag_name(f->local_diag), "remote_discriminator",
+			              (json_int_t)f->remote_disc, "detect_mult", f->detect_mult,
+			              "tx_interval_ms", f->tx_used_us / 1000.0, "rx_interval_ms",
+			              f->rx_used_us / 1000.0, "ever_up", f->ever_up);
+		}
+		ok = e && json_array_append_new(arr, e) == 0;
+	}
+	if (!ok || !set(c, "available", json_true()) || !set(c, "sessions", arr)) {
 		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "anycache_version.h"
+#include "bgp/bfd_session.h"
 #include "bgp/bgp_session.h"
 #include "bgp/bgp_speaker.h"
 #include "core/health.h"
@@ -208,6 +209,21 @@ static void render_bgp(struct prom *p, const struct ops *o)
 	PER_NEIGHBOR("anycache_bgp_session_flaps_total", "counter",
 	             "Times the session left Established.", in[i].flaps);
 #undef PER_NEIGHBOR
+	bool any_bfd = false;
+	for (unsigned i = 0; i < nn; i++)
+		any_bfd = any_bfd || bgp_speaker_bfd(o->c.bgp, i);
+	if (!any_bfd)
+		return;
+	prom_family(p, "anycache_bfd_session_up", "gauge",
+	            "1 while the neighbor's BFD session is Up (RFC 5880); neighbors with bfd: true.");
+	for (unsigned i = 0; i < nn; i++) {
+		const struct bfd_session *b = bgp_speaker_bfd(o->c.bgp, i);
+		if (!b)
+			continue;
+		l[0] = L("neighbor", names[i]);
+		prom_sample_u64(p, "anycache_bfd_session_up", l, 1,
+		                bfd_session_state(b) == BFD_STATE_UP);
+	}
 }
 
 static void render_health(struct prom *p, struct ops *o)

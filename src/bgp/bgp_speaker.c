@@ -412,3 +412,8 @@ const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsi
 {
 	return sp && i < sp->n ? sp->sess[i] : NULL;
 }
+
+const struct bfd_session *bgp_speaker_bfd(const struct bgp_speaker *sp, unsigned i)
+{
+	return sp && i < sp->n ? sp->bfd_link[i].s : NULL;
+}

@@ -26,6 +26,7 @@
 
 struct loop;
 struct bgp_speaker;
+struct bfd_session;
 
 typedef void (*bgp_speaker_done_fn)(void *arg);
 
@@ -64,5 +65,7 @@ bool bgp_speaker_any_established(const struct bgp_speaker *sp);
  * and each one's session (read it with bgp_session_info/_routes). */
 unsigned bgp_speaker_neighbors(const struct bgp_speaker *sp);
 const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsigned i);
+/* Neighbor i's BFD session, NULL without `bfd: true` (or when its socket failed). */
+const struct bfd_session *bgp_speaker_bfd(const struct bgp_speaker *sp, unsigned i);
 
 #endif

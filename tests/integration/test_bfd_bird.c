@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bgp_lab.h"
+#include "ctl_itest.h"
 #include "harness.h"
 #include "netns.h"
 
@@ -199,6 +200,12 @@ Test(bfd_bird, freeze_drops_bgp_within_detection_time, .init = lab_up, .fini = l
 	/* Let the Poll Sequences finish and the session run at 100 ms. */
 	sleep_ms(1500);
 	cr_assert(bfd_up(out, sizeof(out)), "%s", out);
+	/* The operator's view agrees: anycachectl show bfd, at the negotiated 100 ms. */
+	char sock[600], ctl[4096];
+	snprintf(sock, sizeof(sock), "%s/control.sock", lab.dir.path);
+	cr_assert_eq(CTL(sock, ctl, "show", "bfd"), 0, "%s", ctl);
+	cr_assert(strstr(ctl, "10.53.40.1") && strstr(ctl, " Up ") && strstr(ctl, "100"),
+	          "anycachectl show bfd:\n%s", ctl);
 
 	/* Freeze: TCP stays open and quiet, BGP's hold timer is 9 s: only BFD can tell. */
 	uint64_t t0 = now_ms(), t_bgp = 0, t_routes = 0;

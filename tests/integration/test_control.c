@@ -162,7 +162,8 @@ Test(control, every_command_human_and_json)
 	cr_assert_eq(CTL(sock, out, "show", "bfd"), 0, "%s", out);
 	cr_assert_str_eq(out, "bfd: not configured\n");
 	j = ctl_json(sock, "show bfd", NULL);
-	cr_assert(json_is_false(json_object_get(j, "available")));
+	cr_assert(json_is_true(json_object_get(j, "available")));
+	cr_assert_eq(json_array_size(json_object_get(j, "sessions")), 0, "no neighbor has bfd");
 	json_decref(j);
 
 	/* reload: a clear refusal, non-zero, until it lands. */
