@@ -303,6 +303,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	    .n_workers = n,
 	    .bgp = ctl.bgp,
 	    .health = ctl.health,
+	    .cache = dns_shared_cache(shared),
 	};
 	/* The control socket and drains left in place, before any route goes out. */
 	r = ops_new(&oc, why, whylen, &ctl.ops);

@@ -62,19 +62,6 @@ static void sum_forward(struct dns_forward_stats *d, const struct dns_forward_st
 	d->coalesced += s->coalesced;
 }
 
-/*
- * The node's cache. Today each worker has its own and they are summed; once
- * the cache is one per process this becomes one read (the only place to
- * change).
- */
-/* One cache per process (dns_server.h): every worker reports the same
- * one, so the node's figures are the freshest report, never a sum. Hits
- * and misses are the servers' counters, summed with the rest. */
-static void node_cache(struct dns_cache_stats *d, const struct wsample *s)
-{
-	*d = s->cache;
-}
-
 static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in,
                            const struct dns_forward_upstream_stats *c, unsigned *measured)
 {
@@ -104,7 +91,7 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 	u->c.probes += c->probes;
 }
 
-static void build_node(struct ops *o, unsigned answered, size_t flushed)
+static void build_node(struct ops *o, unsigned answered)
 {
 	struct node *n = &o->node;
 	unsigned measured[DNS_FORWARD_MAX_UPSTREAMS] = {0};
@@ -112,7 +99,9 @@ static void build_node(struct ops *o, unsigned answered, size_t flushed)
 	memset(n, 0, sizeof(*n));
 	n->workers = o->n_w;
 	n->answered = answered;
-	n->flushed = flushed;
+	/* One cache per node (dns_server.h): read once, here, never summed. */
+	if (o->c.cache)
+		dns_cache_stats(o->c.cache, &n->cache);
 	n->n_up = o->conf->dns.n_upstreams;
 	if (n->n_up > DNS_FORWARD_MAX_UPSTREAMS)
 		n->n_up = DNS_FORWARD_MAX_UPSTREAMS;
@@ -122,7 +111,6 @@ static void build_node(struct ops *o, unsigned answered, size_t flushed)
 			continue;
 		sum_server(&n->st, &w->last.st);
 		sum_forward(&n->fwd, &w->last.fwd);
-		node_cache(&n->cache, &w->last);
 		n->rx_drops += w->last.rx_drops;
 		for (unsigned u = 0; u < n->n_up && u < w->last.fwd.n_upstreams; u++)
 			merge_upstream(&n->up[u], &w->last.up[u], &w->last.fwd.up[u], &measured[u]);
@@ -140,18 +128,14 @@ static void build_node(struct ops *o, unsigned answered, size_t flushed)
 
 static void on_sample(struct loop *l, void *arg);
 
-/* On a worker's thread: this round's flush, then the figures. */
+/* On a worker's thread: its figures for this round. */
 static void worker_sample(struct loop *l, void *arg)
 {
 	struct wslot *w = arg;
-	struct flush_req fl;
 	struct wsample *s = malloc(sizeof(*s));
 	struct dns_server_report rep;
 
 	(void)l;
-	pthread_mutex_lock(&w->mu);
-	fl = w->flush;
-	pthread_mutex_unlock(&w->mu);
 	if (!s) {
 		pthread_mutex_lock(&w->mu);
 		w->pending = false;
@@ -159,13 +143,10 @@ static void worker_sample(struct loop *l, void *arg)
 		return; /* the round's bound covers it */
 	}
 	memset(s, 0, sizeof(*s));
-	if (fl.on)
-		s->flushed = dns_server_cache_flush(w->dns, fl.len ? fl.name : NULL, fl.len);
 	s->st = *dns_server_stats(w->dns);
 	s->fwd = *dns_server_upstream_stats(w->dns);
 	for (unsigned i = 0; i < s->fwd.n_upstreams && i < DNS_FORWARD_MAX_UPSTREAMS; i++)
 		dns_server_upstream_info(w->dns, i, &s->up[i]);
-	dns_server_cache_stats(w->dns, &s->cache);
 	dns_server_report(w->dns, &rep);
 	s->rx_drops = rep.rx_drops;
 	pthread_mutex_lock(&w->mu);
@@ -184,7 +165,6 @@ static void round_start(struct ops *o);
 static void round_finish(struct ops *o)
 {
 	unsigned answered = 0;
-	size_t flushed = 0;
 	struct waiter *list = o->cur;
 
 	loop_timer_cancel(o->l, &o->round_timer);
@@ -195,14 +175,12 @@ static void round_finish(struct ops *o)
 			w->last = w->s;
 			w->have_last = true;
 			w->fresh = false;
-			if (w->round == o->round) {
+			if (w->round == o->round)
 				answered++;
-				flushed += w->s.flushed;
-			}
 		}
 		pthread_mutex_unlock(&w->mu);
 	}
-	build_node(o, answered, flushed);
+	build_node(o, answered);
 	o->round_active = false;
 	o->cur = NULL;
 	while (list) {
@@ -255,13 +233,10 @@ static void on_sample(struct loop *l, void *arg)
 
 static void round_start(struct ops *o)
 {
-	struct flush_req fl = o->next_flush;
-
 	o->round++;
 	o->round_active = true;
 	o->cur = o->next;
 	o->next = NULL;
-	o->next_flush.on = false;
 	for (unsigned i = 0; i < o->n_w; i++) {
 		struct wslot *w = &o->w[i];
 		bool post = false;
@@ -270,7 +245,6 @@ static void round_start(struct ops *o)
 			/* A worker still busy with an older request is not asked twice. */
 			w->pending = true;
 			w->round = o->round;
-			w->flush = fl;
 			post = true;
 		}
 		pthread_mutex_unlock(&w->mu);
@@ -285,7 +259,7 @@ static void round_start(struct ops *o)
 	round_check(o);
 }
 
-int ops_collect(struct ops *o, waiter_fn fn, void *ctx, const struct flush_req *flush)
+int ops_collect(struct ops *o, waiter_fn fn, void *ctx)
 {
 	struct waiter *wt, **tail;
 
@@ -293,19 +267,11 @@ int ops_collect(struct ops *o, waiter_fn fn, void *ctx, const struct flush_req *
 		return -ESHUTDOWN;
 	if (o->n_waiters >= OPS_MAX_WAITERS)
 		return -EBUSY;
-	if (flush && flush->on && o->next_flush.on &&
-	    (o->next_flush.len != flush->len ||
-	     memcmp(o->next_flush.name, flush->name, flush->len)))
-		return -EBUSY;
 	wt = calloc(1, sizeof(*wt));
 	if (!wt)
 		return -ENOMEM;
 	wt->fn = fn;
 	wt->ctx = ctx;
-	if (flush && flush->on) {
-		wt->flush = *flush;
-		o->next_flush = *flush;
-	}
 	for (tail = &o->next; *tail; tail = &(*tail)->next)
 		;
 	*tail = wt;

@@ -55,6 +55,7 @@ struct ops_conf {
 	const struct ops_worker *workers;
 	unsigned n_workers;
 	struct bgp_speaker *bgp; /* NULL without BGP */
+	struct dns_cache *cache; /* the node's one cache: thread-safe, read and flushed here */
 	struct dns_health *health;
 };
 

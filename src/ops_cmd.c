@@ -42,17 +42,14 @@ static json_t *unix_of(const struct ops *o, uint64_t since_ms)
 	return json_integer((json_int_t)time(NULL) - (json_int_t)age_s(o, since_ms));
 }
 
-static const char *const reason_names[] = {
-    "starting", "no-listener", "no-address", "stalled",   "probes-failing",
-    "overload", "upstreams",   "drain",      "hold-down",
-};
-
 static json_t *reasons_json(uint32_t bits)
 {
 	json_t *a = json_array();
-	for (unsigned i = 0; a && i < sizeof(reason_names) / sizeof(reason_names[0]); i++)
-		if (bits & (1u << i))
-			json_array_append_new(a, json_string(reason_names[i]));
+	for (unsigned i = 0; a && i < 32; i++) {
+		const char *n = (bits & (1u << i)) ? health_reason_name(1u << i) : NULL;
+		if (n)
+			json_array_append_new(a, json_string(n));
+	}
 	return a;
 }
 
@@ -397,36 +394,12 @@ static void answer_cache(struct ops *o, void *ctx, const struct node *n)
 	ctl_call_done(c);
 }
 
-/* A round's answer to cache flush: what this round's flush removed. */
-static void answer_flush(struct ops *o, void *ctx, const struct node *n)
+static void start_round_call(struct ops *o, struct ctl_call *c, waiter_fn fn)
 {
-	struct ctl_call *c = ctx;
-	const char *name = ctl_call_nargs(c) ? ctl_call_arg(c, 0) : NULL;
-
-	(void)o;
-	if (!set(c, "flushed", json_integer((json_int_t)n->flushed)) ||
-	    !set(c, "name", name ? json_string(name) : json_null()) ||
-	    !set(c, "workers", json_integer(n->workers)) ||
-	    !set(c, "answered", json_integer(n->answered))) {
-		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
-		return;
-	}
-	if (n->answered < n->workers)
-		set(c, "warning",
-		    json_string("not every worker answered in time: their caches "
-		                "are flushed when they do"));
-	ctl_call_done(c);
-}
-
-static void start_round_call(struct ops *o, struct ctl_call *c, waiter_fn fn,
-                             const struct flush_req *fl)
-{
-	int r = ops_collect(o, fn, c, fl);
+	int r = ops_collect(o, fn, c);
 
 	if (r == -EBUSY)
-		ctl_call_fail(c, CTL_E_BUSY, "%s",
-		              fl && fl->on ? "another cache flush is waiting: try again"
-		                           : "too many requests in progress: try again");
+		ctl_call_fail(c, CTL_E_BUSY, "too many requests in progress: try again");
 	else if (r == -ESHUTDOWN)
 		ctl_call_fail(c, CTL_E_UNAVAILABLE, "the daemon is stopping");
 	else if (r)
@@ -435,20 +408,30 @@ static void start_round_call(struct ops *o, struct ctl_call *c, waiter_fn fn,
 
 static void cmd_show_upstreams(void *arg, struct ctl_call *c)
 {
-	start_round_call(arg, c, answer_upstreams, NULL);
+	start_round_call(arg, c, answer_upstreams);
 }
 
 static void cmd_show_cache(void *arg, struct ctl_call *c)
 {
-	start_round_call(arg, c, answer_cache, NULL);
+	start_round_call(arg, c, answer_cache);
 }
 
+/*
+ * The node's one cache is thread-safe (shard locks, RCU retirement): the
+ * control thread flushes it itself, once, and answers at once.
+ */
 static void cmd_cache_flush(void *arg, struct ctl_call *c)
 {
-	struct flush_req fl = {.on = true};
+	struct ops *o = arg;
+	uint8_t name[DNS_NAME_MAX];
+	size_t flushed;
 
+	if (!o->c.cache) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "no cache");
+		return;
+	}
 	if (ctl_call_nargs(c)) {
-		int n = dns_name_from_text(ctl_call_arg(c, 0), fl.name, sizeof(fl.name));
+		int n = dns_name_from_text(ctl_call_arg(c, 0), name, sizeof(name));
 		if (n < 0) {
 			ctl_call_fail(
 			    c, CTL_E_BAD_ARGUMENT,
@@ -457,10 +440,16 @@ static void cmd_cache_flush(void *arg, struct ctl_call *c)
 			    ctl_call_arg(c, 0));
 			return;
 		}
-		fl.len = (size_t)n;
-		snprintf(fl.text, sizeof(fl.text), "%s", ctl_call_arg(c, 0));
+		flushed = dns_cache_flush_name(o->c.cache, name, (size_t)n);
+	} else {
+		flushed = dns_cache_flush(o->c.cache);
 	}
-	start_round_call(arg, c, answer_flush, &fl);
+	if (!set(c, "flushed", json_integer((json_int_t)flushed)) ||
+	    !set(c, "name", ctl_call_nargs(c) ? json_string(ctl_call_arg(c, 0)) : json_null())) {
+		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
+		return;
+	}
+	ctl_call_done(c);
 }
 
 /* VIPs matching arg (an address, with or without port): a bit per dns.listen index. */

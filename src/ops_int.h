@@ -31,22 +31,12 @@ struct wsample {
 	struct dns_server_stats st;
 	struct dns_forward_stats fwd;
 	struct dns_upstream_info up[DNS_FORWARD_MAX_UPSTREAMS];
-	struct dns_cache_stats cache;
 	uint64_t rx_drops;
-	size_t flushed; /* by this round's flush, if it had one */
-};
-
-/* A cache flush carried by a round: every entry (len 0) or one name. */
-struct flush_req {
-	bool on;
-	size_t len;
-	uint8_t name[DNS_NAME_MAX];
-	char text[CTL_PROTO_MAX_ARG + 1];
 };
 
 /*
  * One worker as a round sees it. The control thread posts a request
- * (`pending`, with this round's flush); the worker fills `s` and clears
+ * (`pending`); the worker fills `s` and clears
  * `pending` on its own thread. Only the fields under mu cross threads.
  */
 struct wslot {
@@ -56,7 +46,6 @@ struct wslot {
 	pthread_mutex_t mu;
 	bool pending, fresh;
 	uint64_t round; /* the round the posted request belongs to */
-	struct flush_req flush;
 	struct wsample s;
 	/* Control thread only. */
 	struct wsample last;
@@ -81,7 +70,6 @@ struct node {
 	struct dns_forward_stats fwd;
 	struct dns_cache_stats cache;
 	uint64_t rx_drops;
-	size_t flushed;
 	unsigned n_up;
 	struct node_up up[DNS_FORWARD_MAX_UPSTREAMS];
 };
@@ -92,7 +80,6 @@ struct waiter {
 	struct waiter *next;
 	waiter_fn fn;
 	void *ctx;
-	struct flush_req flush; /* what this waiter asked to flush (for its answer) */
 };
 
 struct ops {
@@ -113,7 +100,6 @@ struct ops {
 	struct timer round_timer;
 	struct waiter *cur, *next;
 	unsigned n_waiters;
-	struct flush_req next_flush; /* to be carried by the next round */
 	struct node node;
 	/* Drains. */
 	struct drain_state drain;
@@ -125,7 +111,7 @@ struct ops {
  * flush: a cache flush that round carries (NULL: none). 0, -EBUSY (too many
  * waiting, or another flush queued), -ESHUTDOWN (closing), -ENOMEM.
  */
-int ops_collect(struct ops *o, waiter_fn fn, void *ctx, const struct flush_req *flush);
+int ops_collect(struct ops *o, waiter_fn fn, void *ctx);
 
 /* Health follows o->drain (every VIP the state names is drained). */
 void ops_apply_drains(struct ops *o);

@@ -214,8 +214,9 @@ static void render_bgp(struct prom *p, const struct ops *o)
 		any_bfd = any_bfd || bgp_speaker_bfd(o->c.bgp, i);
 	if (!any_bfd)
 		return;
-	prom_family(p, "anycache_bfd_session_up", "gauge",
-	            "1 while the neighbor's BFD session is Up (RFC 5880); neighbors with bfd: true.");
+	prom_family(
+	    p, "anycache_bfd_session_up", "gauge",
+	    "1 while the neighbor's BFD session is Up (RFC 5880); neighbors with bfd: true.");
 	for (unsigned i = 0; i < nn; i++) {
 		const struct bfd_session *b = bgp_speaker_bfd(o->c.bgp, i);
 		if (!b)
@@ -303,7 +304,7 @@ static void answer_metrics(struct ops *o, void *ctx, const struct node *n)
 static void route_metrics(void *arg, struct http_call *c)
 {
 	struct ops *o = arg;
-	int r = ops_collect(o, answer_metrics, c, NULL);
+	int r = ops_collect(o, answer_metrics, c);
 
 	if (r)
 		http_call_reply(c, 503, "text/plain; charset=utf-8", "503 busy\n", 9);

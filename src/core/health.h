@@ -16,6 +16,7 @@
 #ifndef ANYCACHE_CORE_HEALTH_H
 #define ANYCACHE_CORE_HEALTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/netaddr.h"
@@ -56,5 +57,10 @@ struct health_snapshot {
 };
 
 const char *health_state_name(enum health_state s);
+/* The name of one reason bit ("no-address", ...), NULL for an unknown one;
+ * the same words in the log, anycachectl and the metrics. */
+const char *health_reason_name(uint32_t bit);
+/* Every reason in bits, comma-separated, into buf ("ok" when none). */
+const char *health_reasons_format(uint32_t bits, char *buf, size_t size);
 
 #endif

@@ -81,7 +81,6 @@ struct vip {
 struct dns_health {
 	struct loop *l;
 	uint64_t interval_ms;
-	unsigned fall;
 	struct health_fsm_conf fc;
 	struct health_overload_conf oc;
 	struct health_overload ov;
@@ -171,7 +170,7 @@ static void poll_worker(struct dns_health *h, struct wslot *w, uint64_t now)
 
 static bool worker_stalled(const struct dns_health *h, const struct wslot *w, uint64_t now)
 {
-	uint64_t limit = h->fall * h->interval_ms;
+	uint64_t limit = (h->fc.fall ? h->fc.fall : 1) * h->interval_ms; /* 0 reads as 1 */
 	uint64_t last = w->have_cur ? w->last_ok_ms : h->started_ms;
 	/* A request goes out every tick, the answer is read at the next one:
 	 * one interval of latency is normal. */
@@ -334,7 +333,7 @@ static void on_addr(void *arg, const struct netaddr *a, bool present)
 /* Merges the workers' reports into this interval's load figures. */
 static void gather_load(struct dns_health *h, struct health_load *ld, bool *upstreams_down)
 {
-	uint64_t answers = 0, rtt_sum = 0;
+	uint64_t answers = 0;
 	unsigned with_report = 0, up_down = 0;
 
 	memset(ld, 0, sizeof(*ld));
@@ -357,9 +356,7 @@ static void gather_load(struct dns_health *h, struct health_load *ld, bool *upst
 			ld->busy = busy < 0 ? 0 : busy;
 		ld->drops_per_s += (double)(w->cur.rx_drops - w->prev.rx_drops) * 1e6 / dt;
 		answers += w->cur.upstream_answers - w->prev.upstream_answers;
-		rtt_sum += w->cur.upstream_rtt_ms_sum - w->prev.upstream_rtt_ms_sum;
 	}
-	(void)rtt_sum;
 	/*
 	 * Some worker sees every upstream dead and no worker got an upstream
 	 * answer in this interval. Not "every worker": one that the kernel's
@@ -371,24 +368,16 @@ static void gather_load(struct dns_health *h, struct health_load *ld, bool *upst
 
 static void log_change(const struct vip *v, const struct health_vip_fsm *old)
 {
-	static const char *const names[] = {"starting",          "no listener",    "no address",
-	                                    "stalled",           "probes failing", "overload",
-	                                    "upstreams failing", "drain",          "hold-down"};
-	char why[160] = "", b[NETADDR_STRLEN];
-	size_t off = 0;
+	char why[160], b[NETADDR_STRLEN];
 
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (v->fsm.reason & (1u << i))
-			off += (size_t)snprintf(why + off, sizeof(why) - off, "%s%s",
-			                        off ? ", " : "", names[i]);
+	health_reasons_format(v->fsm.reason, why, sizeof(why));
 	if (old->state == v->fsm.state)
 		log_debug("health", "VIP %s %s (%s)", netaddr_format(&v->addr, true, b, sizeof(b)),
-		          health_state_name(v->fsm.state), off ? why : "ok");
+		          health_state_name(v->fsm.state), why);
 	else
 		log_info("health", "VIP %s %s -> %s (%s)",
 		         netaddr_format(&v->addr, true, b, sizeof(b)),
-		         health_state_name(old->state), health_state_name(v->fsm.state),
-		         off ? why : "ok");
+		         health_state_name(old->state), health_state_name(v->fsm.state), why);
 }
 
 static void on_tick(struct timer *t, uint64_t now, void *arg)
@@ -464,7 +453,6 @@ int dns_health_new(struct loop *ctl, const struct conf *conf, const struct dns_h
 	h->fn = fn;
 	h->arg = arg;
 	h->interval_ms = conf->health.interval_ms ? conf->health.interval_ms : 200;
-	h->fall = conf->health.fall ? conf->health.fall : 1;
 	health_fsm_conf_from(&conf->health, &h->fc, &h->oc);
 	h->started_ms = now;
 	h->w = calloc(n_workers ? n_workers : 1, sizeof(*h->w));

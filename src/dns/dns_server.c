@@ -114,6 +114,7 @@ struct dns_server {
 	unsigned n_free;
 	struct tcp_conn *lru_oldest, *lru_newest;
 	unsigned fd_reserve;             /* see FD_RESERVE_BASE */
+	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
 	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
 	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
@@ -1071,7 +1072,8 @@ joined:
 		if (c)
 			c->inflight++;
 	}
-	if (t->kind != TARGET_NONE)
+	/* Without serve-stale nothing can be said early: no timer per miss. */
+	if (t->kind != TARGET_NONE && s->serve_stale)
 		loop_timer_arm_in(s->loop, &p->stale, STALE_CLIENT_MS);
 }
 
@@ -1299,6 +1301,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	s->index = index;
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
+	s->serve_stale = conf->dns.cache.serve_stale_s > 0;
 	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 
@@ -1429,16 +1432,6 @@ void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
 	dns_forward_upstream_info(s->fwd, idx, out);
 }
 
-void dns_server_cache_stats(const struct dns_server *s, struct dns_cache_stats *out)
-{
-	dns_cache_stats(s->cache, out);
-}
-
-size_t dns_server_cache_flush(struct dns_server *s, const uint8_t *name, size_t name_len)
-{
-	return name ? dns_cache_flush_name(s->cache, name, name_len) : dns_cache_flush(s->cache);
-}
-
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out)
 {
 	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
@@ -1463,7 +1456,6 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 	out->inflight = fs->outstanding;
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
 	out->upstream_answers = fs->answers;
-	out->upstream_rtt_ms_sum = fs->rtt_ms_sum;
 	for (unsigned i = 0; i < fs->n_upstreams; i++) {
 		struct dns_upstream_info ui;
 		dns_forward_upstream_info(s->fwd, i, &ui);

@@ -144,15 +144,6 @@ const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_serve
 void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
                               struct dns_upstream_info *out);
 
-/* The answer cache's counters (entries, bytes, hits). Worker thread only. */
-void dns_server_cache_stats(const struct dns_server *s, struct dns_cache_stats *out);
-/*
- * Operator flush (anycachectl cache flush [NAME]), on the worker's thread:
- * every entry, or only those of one name (uncompressed wire form, any case;
- * every type, DO and CD). Returns the number of entries removed.
- */
-size_t dns_server_cache_flush(struct dns_server *s, const uint8_t *name, size_t name_len);
-
 /*
  * What health needs from one worker, taken on the worker's own thread (the
  * composition root posts a request to each worker's loop every health
@@ -165,8 +156,9 @@ struct dns_server_report {
 	uint64_t wait_us;   /* loop time asleep (busy ratio = 1 - d(wait)/d(at)) */
 	uint64_t rx_drops;  /* datagrams the kernel dropped on our UDP sockets (SO_MEMINFO) */
 	unsigned inflight, inflight_max; /* upstream queries in flight, and their bound */
-	uint64_t upstream_answers, upstream_rtt_ms_sum;
-	bool upstreams_down; /* every upstream DEAD in this worker's view */
+	uint64_t
+	    upstream_answers; /* cumulative: none in an interval + every upstream dead = down */
+	bool upstreams_down;  /* every upstream DEAD in this worker's view */
 };
 
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out);

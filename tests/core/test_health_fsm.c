@@ -3,6 +3,7 @@
  * driven with stepped time (one step per health.interval, 200 ms here).
  */
 #include <criterion/criterion.h>
+#include <string.h>
 #include <math.h>
 
 #include "core/health_fsm.h"
@@ -586,4 +587,21 @@ Test(health_overload, settings_from_the_configuration)
 	h.hold_down_ms = 0;
 	health_fsm_conf_from(&h, &fc, &oc);
 	cr_expect_eq(oc.leave, 4);
+}
+
+/* One list of reason words for the log, anycachectl and the metrics. */
+Test(health, reason_names_and_format)
+{
+	char b[128];
+
+	cr_assert_str_eq(health_reason_name(HEALTH_R_NO_ADDRESS), "no-address");
+	cr_assert_str_eq(health_reason_name(HEALTH_R_HOLD_DOWN), "hold-down");
+	cr_assert_null(health_reason_name(1u << 20));
+	cr_assert_null(health_reason_name(HEALTH_R_STALLED | HEALTH_R_DRAIN), "one bit only");
+	cr_assert_str_eq(health_reasons_format(0, b, sizeof(b)), "ok");
+	cr_assert_str_eq(health_reasons_format(HEALTH_R_STALLED | HEALTH_R_DRAIN | (1u << 20), b,
+	                                       sizeof(b)),
+	                 "stalled, drain");
+	health_reasons_format(HEALTH_R_STARTING | HEALTH_R_NO_LISTENER, b, 12);
+	cr_assert_eq(strlen(b), 11, "cut to the buffer, NUL-terminated");
 }
