@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/netaddr.h"
@@ -1330,10 +1331,14 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		s->n_udp = i + 1;
 		li->srv = s;
 		li->addr = conf->dns.listen[i];
-		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
+		/* A successor reads its predecessor's very socket (core/handover.h). */
+		r = handover_take("dns-udp", index, &li->addr, NULL, NULL);
+		if (r < 0)
+			r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
 		if (r < 0)
 			goto fail;
 		li->fd = r;
+		handover_offer("dns-udp", index, &li->addr, r);
 		r = loop_udp_listen_ex(l, li->fd, on_datagram, on_udp_end, li);
 		if (r) {
 			snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
@@ -1355,10 +1360,13 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		timer_init(&tl->retry, on_accept_retry, tl);
 		s->tcp[i] = tl;
 		s->n_tcp = i + 1;
-		r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why, whylen);
+		r = handover_take("dns-tcp", index, &conf->dns.listen[i], NULL, NULL);
+		if (r < 0)
+			r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why, whylen);
 		if (r < 0)
 			goto fail;
 		tl->fd = r;
+		handover_offer("dns-tcp", index, &conf->dns.listen[i], r);
 		tl->srv = s;
 		r = loop_accept(l, tl->fd, on_accept, tl, NULL);
 		if (r) {
@@ -1414,6 +1422,41 @@ void dns_server_free(struct dns_server *s)
 			free(li); /* else the receive's final callback frees it */
 	}
 	free(s);
+}
+
+void dns_server_stop_listening(struct dns_server *s)
+{
+	for (unsigned i = 0; i < s->n_udp; i++) {
+		struct dns_listener *li = s->udp[i];
+		loop_timer_cancel(s->loop, &li->rearm);
+		if (li->fd < 0)
+			continue;
+		handover_forget(li->fd);
+		/* The final callback (-ECANCELED) only marks it unarmed. */
+		if (loop_close_fd(s->loop, li->fd, NULL, NULL) < 0)
+			close(li->fd);
+		li->fd = -1;
+	}
+	for (unsigned i = 0; i < s->n_tcp; i++) {
+		struct tcp_listener *tl = s->tcp[i];
+		loop_timer_cancel(s->loop, &tl->retry);
+		if (tl->fd < 0)
+			continue;
+		handover_forget(tl->fd);
+		if (loop_close_fd(s->loop, tl->fd, NULL, NULL) < 0)
+			close(tl->fd);
+		tl->fd = -1;
+	}
+}
+
+bool dns_server_idle(const struct dns_server *s)
+{
+	if (dns_forward_stats(s->fwd)->outstanding)
+		return false;
+	for (const struct tcp_conn *c = s->lru_oldest; c; c = c->newer)
+		if (c->inflight || conn_queued(c) || c->sending)
+			return false;
+	return true;
 }
 
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s)
