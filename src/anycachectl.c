@@ -46,6 +46,10 @@ static const struct {
     {"drain", 1, "drain [VIP]: announce with GRACEFUL_SHUTDOWN, kept across restarts"},
     {"undrain", 1, "undrain [VIP]: end a drain"},
     {"reload", 0, "re-read the configuration (not implemented yet)"},
+    {"restart", 0,
+     "start a successor (same binary path and arguments: also the upgrade) "
+     "that takes over every socket and BGP session; exits non-zero if it "
+     "did not take over"},
     {"help", 0, "the commands the daemon knows"},
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
@@ -477,6 +481,12 @@ static void print_help(const json_t *d)
 	json_array_foreach(json_object_get(d, "commands"), i, c) printf("  %s\n", str(c, "usage"));
 }
 
+static void print_restart(const json_t *d)
+{
+	printf("restarted: pid %lld took over from pid %lld\n", integer(d, "pid"),
+	       integer(d, "old_pid"));
+}
+
 static void print_human(const char *cmd, const json_t *d)
 {
 	static const struct {
@@ -492,6 +502,7 @@ static void print_human(const char *cmd, const json_t *d)
 	    {"cache flush", print_flush},
 	    {"drain", print_drain},
 	    {"undrain", print_drain},
+	    {"restart", print_restart},
 	    {"help", print_help},
 	};
 	for (size_t i = 0; i < sizeof(printers) / sizeof(printers[0]); i++)

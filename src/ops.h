@@ -6,7 +6,7 @@
  * health endpoint (core/http_server.h) and the persisted drains
  * (core/drain_state.h) to DNS, BGP and health: it registers the commands
  * (status, show bgp|bfd|health|upstreams|cache, cache flush, drain, undrain,
- * reload) and the paths /metrics and /health, and renders their answers.
+ * reload, restart) and the paths /metrics and /health, and renders their answers.
  *
  * Per-node figures, never per worker. What lives on the control thread (BGP,
  * health) is read directly. What the DNS workers hold is collected by a
@@ -37,6 +37,7 @@ struct loop;
 struct dns_server;
 struct dns_health;
 struct bgp_speaker;
+struct ctl_call;
 struct ops;
 
 #define OPS_ROUND_BOUND_MS 1000 /* the longest a request waits for the workers */
@@ -57,6 +58,9 @@ struct ops_conf {
 	struct bgp_speaker *bgp; /* NULL without BGP */
 	struct dns_cache *cache; /* the node's one cache: thread-safe, read and flushed here */
 	struct dns_health *health;
+	/* `restart` (restart.h): the handler ends the call itself; NULL = not offered. */
+	void (*restart)(void *arg, struct ctl_call *c);
+	void *restart_arg;
 };
 
 /*

@@ -1362,7 +1362,8 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		s->n_tcp = i + 1;
 		r = handover_take("dns-tcp", index, &conf->dns.listen[i], NULL, NULL);
 		if (r < 0)
-			r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why, whylen);
+			r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why,
+			                  whylen);
 		if (r < 0)
 			goto fail;
 		tl->fd = r;
