@@ -322,7 +322,14 @@ static void on_msg(struct loop *l, void *ctx, int res, unsigned flags)
 	if (res <= 0) {
 		int status = 0;
 		/* The successor closed its end: it exited, most likely. */
-		if (r->child > 0 && waitpid(r->child, &status, WNOHANG) == r->child) {
+		pid_t w = 0;
+		/* Its end closes as it exits: the status follows in a moment. */
+		for (int i = 0; i < 40 && r->child > 0 && w == 0; i++) {
+			w = waitpid(r->child, &status, WNOHANG);
+			if (w == 0)
+				usleep(5000);
+		}
+		if (r->child > 0 && w == r->child) {
 			r->child = 0;
 			fail(r, -ECHILD, "the successor exited (%s %d) before it served",
 			     WIFEXITED(status) ? "status" : "signal",
