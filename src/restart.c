@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bgp/bfd_fsm.h"
 #include "bgp/bgp_handover.h"
 #include "bgp/bgp_speaker.h"
 #include "core/handover.h"
@@ -223,7 +224,7 @@ static void serving(struct restart *r)
 
 static void send_state(struct restart *r)
 {
-	static struct handover_entry e[CONF_MAX_NEIGHBORS];
+	static struct handover_entry e[2 * CONF_MAX_NEIGHBORS];
 	static struct bgp_handover_session st;
 	static uint8_t buf[CONF_MAX_NEIGHBORS][BGP_HANDOVER_MAX_LEN];
 	size_t n = 0;
@@ -253,7 +254,24 @@ static void send_state(struct restart *r)
 		snprintf(e[n].tag, sizeof(e[n].tag), "bgp-session");
 		n++;
 	}
-	err = handover_send(r->sock, HANDOVER_MSG_STATE, e, n);
+	/* BFD: the sessions go on in the successor with the same discriminators
+	 * and state (the sockets went with the OFFER). The old one keeps running
+	 * BFD until SERVING: a failed restart never silences it. */
+	static uint8_t bfd[CONF_MAX_NEIGHBORS][BFD_FSM_EXPORT_MAX];
+	size_t nb = 0;
+	for (unsigned i = 0; r->c.bgp && i < r->c.conf->bgp.n_neighbors; i++) {
+		int len = bgp_speaker_bfd_export(r->c.bgp, i, bfd[nb], sizeof(bfd[nb]));
+		if (len < 0)
+			continue;
+		e[n + nb] = (struct handover_entry){.index = i,
+		                                    .addr = r->c.conf->bgp.neighbors[i].address,
+		                                    .fd = -1,
+		                                    .data = bfd[nb],
+		                                    .data_len = (size_t)len};
+		snprintf(e[n + nb].tag, sizeof(e[n + nb].tag), "bfd-session");
+		nb++;
+	}
+	err = handover_send(r->sock, HANDOVER_MSG_STATE, e, n + nb);
 	if (err < 0) {
 		fail(r, err, "cannot send the state to the successor: %s", strerror(-err));
 		return;
@@ -520,6 +538,18 @@ int restart_adopt(int sock, struct bgp_speaker *sp, const struct conf_bgp *bgp, 
 			continue;
 		}
 		n++;
+	}
+	for (unsigned i = 0; sp && i < bgp->n_neighbors; i++) {
+		const uint8_t *data;
+		size_t len;
+		if (handover_take_data("bfd-session", i, &bgp->neighbors[i].address, &data, &len) <
+		    0)
+			continue;
+		err = bgp_speaker_bfd_import(sp, i, data, len);
+		if (err < 0 && err != -ENOENT)
+			log_err("restart", "BFD neighbor %s: session not taken over: %s",
+			        netaddr_format(&bgp->neighbors[i].address, false, b, sizeof(b)),
+			        strerror(-err));
 	}
 	return n;
 }

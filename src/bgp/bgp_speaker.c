@@ -467,6 +467,22 @@ void bgp_speaker_handed_over(struct bgp_speaker *sp)
 		}
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_handed_over(sp->sess[i]);
+	if (sp->bfd)
+		bfd_mux_handed_over(sp->bfd);
+}
+
+int bgp_speaker_bfd_export(const struct bgp_speaker *sp, unsigned i, uint8_t *buf, size_t cap)
+{
+	if (i >= sp->n || !sp->bfd_link[i].s)
+		return -ENOENT;
+	return bfd_session_export(sp->bfd_link[i].s, buf, cap);
+}
+
+int bgp_speaker_bfd_import(struct bgp_speaker *sp, unsigned i, const uint8_t *buf, size_t len)
+{
+	if (i >= sp->n || !sp->bfd_link[i].s)
+		return -ENOENT;
+	return bfd_session_import(sp->bfd_link[i].s, buf, len);
 }
 
 int bgp_speaker_import(struct bgp_speaker *sp, unsigned i, const struct bgp_handover_session *in,

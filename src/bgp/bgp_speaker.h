@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/conf.h"
 #include "core/health.h"
@@ -77,6 +78,10 @@ void bgp_speaker_thaw(struct bgp_speaker *sp);
 void bgp_speaker_handed_over(struct bgp_speaker *sp);
 int bgp_speaker_import(struct bgp_speaker *sp, unsigned i, const struct bgp_handover_session *in,
                        int fd);
+/* Neighbor i's BFD session as bytes (bfd_session.h), and back in the
+ * successor; -ENOENT when it has no BFD. handed_over stops BFD silently too. */
+int bgp_speaker_bfd_export(const struct bgp_speaker *sp, unsigned i, uint8_t *buf, size_t cap);
+int bgp_speaker_bfd_import(struct bgp_speaker *sp, unsigned i, const uint8_t *buf, size_t len);
 
 /* Whether some session is Established (a drain is worth waiting for). */
 bool bgp_speaker_any_established(const struct bgp_speaker *sp);

@@ -395,21 +395,22 @@ void handover_set_active(bool on)
 	reg.active = on;
 }
 
-int handover_take(const char *tag, uint32_t index, const struct netaddr *addr, const uint8_t **data,
-                  size_t *len)
+static int take(const char *tag, uint32_t index, const struct netaddr *addr, bool with_fd,
+                const uint8_t **data, size_t *len)
 {
 	int fd = -ENOENT;
 
 	pthread_mutex_lock(&reg.mu);
 	for (size_t i = 0; i < reg.n_in; i++) {
 		struct held *h = &reg.in[i];
-		if (h->taken || h->e.fd < 0 || strcmp(h->e.tag, tag) != 0 || h->e.index != index)
+		if (h->taken || (h->e.fd >= 0) != with_fd || strcmp(h->e.tag, tag) != 0 ||
+		    h->e.index != index)
 			continue;
 		if (addr && (h->e.addr.family != addr->family ||
 		             (addr->family && !netaddr_equal(&h->e.addr, addr))))
 			continue;
 		h->taken = true;
-		fd = h->e.fd;
+		fd = with_fd ? h->e.fd : 0;
 		if (data)
 			*data = h->e.data;
 		if (len)
@@ -418,6 +419,18 @@ int handover_take(const char *tag, uint32_t index, const struct netaddr *addr, c
 	}
 	pthread_mutex_unlock(&reg.mu);
 	return fd;
+}
+
+int handover_take(const char *tag, uint32_t index, const struct netaddr *addr, const uint8_t **data,
+                  size_t *len)
+{
+	return take(tag, index, addr, true, data, len);
+}
+
+int handover_take_data(const char *tag, uint32_t index, const struct netaddr *addr,
+                       const uint8_t **data, size_t *len)
+{
+	return take(tag, index, addr, false, data, len);
 }
 
 void handover_release_unused(void)

@@ -153,6 +153,9 @@ void handover_set_active(bool on);
  */
 int handover_take(const char *tag, uint32_t index, const struct netaddr *addr, const uint8_t **data,
                   size_t *len);
+/* The same for an entry that carries data and no fd: 0 or -ENOENT. */
+int handover_take_data(const char *tag, uint32_t index, const struct netaddr *addr,
+                       const uint8_t **data, size_t *len);
 /* Closes every inherited fd nobody took (logged) and frees the data. */
 void handover_release_unused(void);
 

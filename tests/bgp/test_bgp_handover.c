@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "bgp/bfd_fsm.h"
 #include "bgp/bgp_handover.h"
 
 static struct bgp_handover_session *sample(void)
@@ -217,4 +218,54 @@ Test(bgp_handover, adjout_restore_sends_only_changes)
 	cr_assert_eq(bgp_adjout_restore(ao, dup, s->attrs, 2, false, false), -EINVAL);
 	cr_assert_eq(bgp_adjout_sent_count(ao), 0);
 	bgp_adjout_free(ao);
+}
+
+/* BFD: the whole session round-trips; a Detection Time about to expire
+ * restarts from the import; garbage and truncations are refused. */
+Test(bgp_handover, bfd_fsm_round_trip)
+{
+	struct bfd_fsm_conf c = {.local_disc = 0x1234,
+	                         .desired_min_tx_us = 100000,
+	                         .required_min_rx_us = 100000,
+	                         .detect_mult = 3,
+	                         .seed = 9};
+	struct bfd_fsm f, g;
+	uint8_t buf[BFD_FSM_EXPORT_MAX];
+
+	cr_assert_eq(bfd_fsm_init(&f, &c), 0);
+	f.state = BFD_STATE_UP;
+	f.remote_state = BFD_STATE_UP;
+	f.remote_disc = 0xabcd;
+	f.remote_detect_mult = 3;
+	f.remote_min_tx_us = 100000;
+	f.remote_min_rx_us = 100000;
+	f.rx_used_us = f.tx_used_us = 100000;
+	f.started = f.ever_up = true;
+	f.last_rx = 1000;
+	f.detect_at = 1300;
+	f.next_tx = 1080;
+	f.st.ups = 1;
+	int len = bfd_fsm_export(&f, buf, sizeof(buf));
+	cr_assert_gt(len, 0);
+	/* Imported at 1100: 200 ms left, the full 300 ms not: restarted from 1100. */
+	cr_assert_eq(bfd_fsm_import(&g, buf, (size_t)len, 1100), 0);
+	cr_assert_eq(g.conf.local_disc, 0x1234);
+	cr_assert_eq(g.remote_disc, 0xabcd);
+	cr_assert_eq(g.state, BFD_STATE_UP);
+	cr_assert(g.started && g.ever_up && !g.poll_active);
+	cr_assert_eq(g.next_tx, 1080);
+	cr_assert_eq(g.detect_at, 1400);
+	cr_assert_eq(g.st.ups, 1);
+	/* Imported right at the export: nothing to extend. */
+	cr_assert_eq(bfd_fsm_import(&g, buf, (size_t)len, 1000), 0);
+	cr_assert_eq(g.detect_at, 1300);
+	for (int cut = 0; cut < len; cut++)
+		cr_assert_lt(bfd_fsm_import(&g, buf, (size_t)cut, 0), 0);
+	cr_assert_eq(bfd_fsm_import(&g, buf, (size_t)len + 1, 0), -EBADMSG);
+	buf[3] = 2;
+	cr_assert_eq(bfd_fsm_import(&g, buf, (size_t)len, 0), -EPROTO);
+	buf[3] = 1;
+	buf[4 + 4 + 4 + 4 + 1 + 8] = 9; /* state out of range */
+	cr_assert_eq(bfd_fsm_import(&g, buf, (size_t)len, 0), -EBADMSG);
+	cr_assert_eq(bfd_fsm_export(&f, buf, 20), -EMSGSIZE);
 }
