@@ -135,6 +135,30 @@ static int spawn(struct restart *r, int give)
 
 static void on_msg(struct loop *l, void *ctx, int res, unsigned flags);
 
+/*
+ * The channel broke: most likely the successor exited. Its end closes as it
+ * exits, so the status follows within moments (bounded: 200 ms). Fails the
+ * restart with the exit status and returns true, or returns false.
+ */
+static bool child_exited(struct restart *r)
+{
+	int status = 0;
+	pid_t w = 0;
+
+	for (int i = 0; i < 40 && r->child > 0 && w == 0; i++) {
+		w = waitpid(r->child, &status, WNOHANG);
+		if (w == 0)
+			usleep(5000);
+	}
+	if (r->child <= 0 || w != r->child)
+		return false;
+	r->child = 0;
+	fail(r, -ECHILD, "the successor exited (%s %d) before it served",
+	     WIFEXITED(status) ? "status" : "signal",
+	     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return true;
+}
+
 static int arm_recv(struct restart *r)
 {
 	int e = loop_recv(r->c.ctl, r->sock, r->rbuf, sizeof(r->rbuf), on_msg, r, NULL);
@@ -273,7 +297,8 @@ static void send_state(struct restart *r)
 	}
 	err = handover_send(r->sock, HANDOVER_MSG_STATE, e, n + nb);
 	if (err < 0) {
-		fail(r, err, "cannot send the state to the successor: %s", strerror(-err));
+		if (!child_exited(r))
+			fail(r, err, "cannot send the state to the successor: %s", strerror(-err));
 		return;
 	}
 	log_info("restart", "%zu BGP session%s handed to the successor", n, n == 1 ? "" : "s");
@@ -338,24 +363,9 @@ static void on_msg(struct loop *l, void *ctx, int res, unsigned flags)
 	    (r->phase != PH_WAIT_READY && r->phase != PH_WAIT_SERVING))
 		return;
 	if (res <= 0) {
-		int status = 0;
-		/* The successor closed its end: it exited, most likely. */
-		pid_t w = 0;
-		/* Its end closes as it exits: the status follows in a moment. */
-		for (int i = 0; i < 40 && r->child > 0 && w == 0; i++) {
-			w = waitpid(r->child, &status, WNOHANG);
-			if (w == 0)
-				usleep(5000);
-		}
-		if (r->child > 0 && w == r->child) {
-			r->child = 0;
-			fail(r, -ECHILD, "the successor exited (%s %d) before it served",
-			     WIFEXITED(status) ? "status" : "signal",
-			     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		} else {
+		if (!child_exited(r))
 			fail(r, res ? res : -ECONNRESET,
 			     "the successor closed the handover channel");
-		}
 		return;
 	}
 	err = handover_msg_decode(r->rbuf, (size_t)res, NULL, 0, &type, &last, e, 1, &n);
@@ -406,7 +416,8 @@ int restart_start(struct restart *r, restart_done_fn done, void *arg)
 	err = handover_send(keep, HANDOVER_MSG_OFFER, e, n);
 	r->phase = PH_WAIT_READY;
 	if (err < 0) {
-		fail(r, err, "cannot offer the listeners: %s", strerror(-err));
+		if (!child_exited(r))
+			fail(r, err, "cannot offer the listeners: %s", strerror(-err));
 		return 0; /* done was called */
 	}
 	r->deadline = loop_now(r->c.ctl) + RESTART_STEP_MS;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,6 +139,11 @@ int handover_channel(int *keep, int *give)
 	/* Room for a whole batch of state without blocking the control loop. */
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	/* A peer that stops reading must not hold a sender (the old process's
+	 * control thread) for long: a bounded send fails with -EAGAIN. */
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	*keep = sv[0];
 	*give = sv[1];
 	return 0;

@@ -117,7 +117,7 @@ int handover_channel(int *keep, int *give);
 /*
  * Sends entries as one or more messages of `type`, splitting by fd count
  * and size; only the final one is flagged last. n may be 0 (one empty
- * message). 0 or -errno.
+ * message). 0 or -errno (-EAGAIN: the peer did not read for 2 s).
  */
 int handover_send(int sock, enum handover_msg_type type, const struct handover_entry *e, size_t n);
 
