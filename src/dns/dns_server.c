@@ -195,6 +195,12 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
 			close(fd);
 		}
 	}
+	for (unsigned i = 0; i < dns->n_tls_listen; i++) {
+		int fd = listen_socket(&dns->tls_listen[i], SOCK_STREAM, false, false, why, whylen);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
 	return 0;
 }
 
