@@ -66,6 +66,7 @@ struct conn {
 	unsigned inflight;
 	struct conn *older, *newer; /* LRU by last activity */
 	struct timer idle;          /* idle, stall and handshake deadlines */
+	uint64_t last;              /* loop_now() of the last activity */
 	uint64_t send_since;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -137,27 +138,34 @@ static void lru_push(struct dns_stream *s, struct conn *c)
  * on the receiving side is no excuse for a send that does not move). During
  * a TLS handshake the handshake deadline set at accept stays.
  */
-static void conn_arm(struct conn *c, uint64_t now)
+static uint64_t conn_due(const struct conn *c, uint64_t from)
 {
-	struct dns_stream *s = c->srv;
-	uint64_t d = now + s->conf.idle_ms;
+	const struct dns_stream *s = c->srv;
+	uint64_t d = from + s->conf.idle_ms;
 
-	if (!c->hs_done)
-		return;
 	if (c->sending && c->send_since + s->conf.stall_ms < d)
 		d = c->send_since + s->conf.stall_ms;
-	loop_timer_arm(s->loop, &c->idle, d);
+	return d;
 }
 
-/* Activity: a whole message arrived or a send completed. Partial reads do
- * not count, so a client dribbling one byte at a time still times out. */
+/*
+ * Activity: a whole message arrived or a send completed. Partial reads do
+ * not count, so a client dribbling one byte at a time still times out. The
+ * timer is lazy (issue 8: re-arming it per query cost two heap updates per
+ * pipelined query): activity only moves `last`, and on_idle re-arms for
+ * what is left when it fires early.
+ */
 static void conn_touch(struct conn *c)
 {
 	struct dns_stream *s = c->srv;
 
-	lru_unlink(s, c);
-	lru_push(s, c);
-	conn_arm(c, loop_now(s->loop));
+	if (s->lru_newest != c) {
+		lru_unlink(s, c);
+		lru_push(s, c);
+	}
+	c->last = loop_now(s->loop);
+	if (c->hs_done && !timer_armed(&c->idle))
+		loop_timer_arm(s->loop, &c->idle, conn_due(c, c->last));
 }
 
 static void conn_done(struct loop *l, void *ctx)
@@ -491,7 +499,6 @@ static void on_idle(struct timer *t, uint64_t now, void *arg)
 	struct conn *c = arg;
 	struct dns_stream *s = c->srv;
 
-	(void)t;
 	if (!c->hs_done) {
 		s->st->tls_hs_timeouts++;
 		conn_close(c);
@@ -503,9 +510,14 @@ static void on_idle(struct timer *t, uint64_t now, void *arg)
 		conn_close(c);
 		return;
 	}
+	uint64_t due = conn_due(c, c->last);
+	if (now < due) {
+		loop_timer_arm(s->loop, t, due); /* active since it was armed */
+		return;
+	}
 	/* Queries upstream end within the forwarder's timeout: wait for them. */
 	if (c->inflight || c->sending) {
-		conn_arm(c, now);
+		loop_timer_arm(s->loop, t, conn_due(c, now));
 		return;
 	}
 	s->st->idle_closed++;
@@ -615,6 +627,7 @@ static void conn_new(struct listener *tl, int fd)
 	s->conns[c->slot] = c;
 	s->st->conns++;
 	timer_init(&c->idle, on_idle, c);
+	c->last = loop_now(s->loop);
 	lru_push(s, c);
 	loop_timer_arm_in(s->loop, &c->idle, c->tls ? s->conf.handshake_ms : s->conf.idle_ms);
 	conn_pump(c);
