@@ -624,7 +624,8 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 		s->stats.dropped++;
 		return;
 	}
-	if (!client_allowed(s, t->peer, t->peerlen)) {
+	/* TCP and TLS sources were checked once, at accept (dns_stream.c). */
+	if (t->kind == TARGET_UDP && !client_allowed(s, t->peer, t->peerlen)) {
 		s->stats.refused_acl++;
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
