@@ -11,15 +11,11 @@
  * UDP answers are cut to the client's size with TC=1; TCP answers are always
  * whole (RFC 7766 §8), framed by a 2-byte length (RFC 1035 §4.2.2).
  *
- * TCP (RFC 7766): queries pipelined on one connection are answered as they
- * complete, out of order (§6.2.1.1); a connection idle for
- * DNS_TCP_IDLE_MS is closed (§6.2.3), and so is one that starts a message
- * and does not finish it in that time (slow-read defence); at most
- * DNS_TCP_MAX_CONNS connections per worker (the oldest idle one is closed
- * to make room, else the new one is refused), DNS_TCP_MAX_INFLIGHT queries
- * in flight per connection (reading pauses until some complete) and
- * DNS_TCP_QUEUE_PAUSE queued answer bytes (reading pauses too; beyond
- * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
+ * TCP (RFC 7766) and DNS-over-TLS (RFC 7858, dns.tls-listen) connections
+ * are dns_stream.h's: framing, pipelining with out-of-order answers, the
+ * idle, stall and handshake timeouts, the caps per worker, per source and
+ * per connection, and the dns.allow check at accept; it hands each whole
+ * query here with a connection id, and the answer goes back by that id.
  *
  * Threads: a server belongs to one loop; after loop_run starts it is used
  * only from that loop's thread. What the workers share is one struct
