@@ -74,9 +74,10 @@ static void make_cert(void)
 /* up_with plus dns.tls-listen on the node address, port TLS_PORT. */
 static void up_tls(int n, const char *extra)
 {
-	char yaml[1024];
+	char yaml[2048];
 
-	make_cert();
+	if (!certdir.path[0])
+		make_cert();
 	snprintf(yaml, sizeof(yaml),
 	         "  tls-listen: [\"127.53.%d.%d:%d\"]\n"
 	         "  tls-certificate: %s\n"
@@ -285,11 +286,38 @@ Test(dns_stream, a_client_that_never_reads_is_cut_off)
 
 /* ------------------------------------------------------------ DNS-over-TLS */
 
+/* The sample `name` (exact, with labels) from node's /metrics on port mport, or -1. */
+static double metric(uint16_t mport, const char *name)
+{
+	static char page[1 << 17];
+	size_t got = 0, n = strlen(name);
+	int fd = connect_from(NULL, node, mport, 0);
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	(void)dns_tcp_write(fd, "GET /metrics HTTP/1.0\r\n\r\n", 27);
+	while (got < sizeof(page) - 1 && (r = read(fd, page + got, sizeof(page) - 1 - got)) > 0)
+		got += (size_t)r;
+	close(fd);
+	page[got] = 0;
+	for (const char *p = page; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
+}
+
 Test(dns_stream, kdig_tls_gets_the_answer)
 {
-	char out[8192], at[40], port[8];
+	char out[8192], at[40], port[8], extra[1024];
 
-	up_tls(4, NULL);
+	make_cert();
+	/* A control section of our own: the metrics endpoint on the node address. */
+	snprintf(extra, sizeof(extra),
+	         "control: {metrics: \"127.53.%d.41:9353\", socket: \"%s/c.sock\", state: "
+	         "\"%s/drain.json\"}\n",
+	         NET, certdir.path, certdir.path);
+	up_tls(4, extra);
 	snprintf(at, sizeof(at), "@%s", node);
 	snprintf(port, sizeof(port), "%d", TLS_PORT);
 	char *argv[] = {"kdig", "+tls",       at,         "-p",
@@ -301,6 +329,15 @@ Test(dns_stream, kdig_tls_gets_the_answer)
 	/* Plain TCP and UDP on the same node still work. */
 	uint8_t a[512];
 	cr_assert_geq(ask_name(true, "www.example.test", 1, false, a, sizeof(a)), 12);
+	/* Counted: one handshake (kdig's), none failed yet; then a failed one. */
+	cr_assert_geq(metric(9353, "anycache_tls_handshakes_total"), 1);
+	cr_assert_eq(metric(9353, "anycache_tls_handshake_failures_total"), 0);
+	int fd = connect_from(NULL, node, TLS_PORT, 0);
+	cr_assert_geq(fd, 0);
+	(void)dns_tcp_write(fd, "GET / HTTP/1.0\r\n\r\n", 18); /* not TLS */
+	cr_assert_eq(dns_tcp_wait_closed(fd, 3000), 0, "garbage handshake not closed");
+	close(fd);
+	cr_assert_eq(metric(9353, "anycache_tls_handshake_failures_total"), 1);
 }
 
 struct tls_client {
