@@ -32,7 +32,7 @@
 /* ---- raw tree (what libcyaml fills) ---------------------------------- */
 
 struct raw_cache {
-	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale;
+	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale, *persist, *persist_interval;
 };
 
 struct raw_dns {
@@ -91,7 +91,14 @@ struct raw_control {
 	char *socket, *metrics, *group, *state;
 };
 
+struct raw_dnstap {
+	char *file, *socket;
+	char **messages;
+	unsigned messages_count;
+};
+
 struct raw_conf {
+	struct raw_dnstap *dnstap;
 	struct raw_dns *dns;
 	struct raw_bgp *bgp;
 	struct raw_bfd *bfd;
@@ -114,6 +121,8 @@ static const cyaml_schema_field_t cache_fields[] = {
     STR("max-ttl", struct raw_cache, max_ttl),
     STR("negative-ttl", struct raw_cache, negative_ttl),
     STR("serve-stale", struct raw_cache, serve_stale),
+    STR("persist", struct raw_cache, persist),
+    STR("persist-interval", struct raw_cache, persist_interval),
     CYAML_FIELD_END,
 };
 
@@ -208,12 +217,20 @@ static const cyaml_schema_field_t control_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t dnstap_fields[] = {
+    STR("file", struct raw_dnstap, file),
+    STR("socket", struct raw_dnstap, socket),
+    STRSEQ("messages", struct raw_dnstap, messages),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("dns", OPT, struct raw_conf, dns, dns_fields),
     CYAML_FIELD_MAPPING_PTR("bgp", OPT, struct raw_conf, bgp, bgp_fields),
     CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
     CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
     CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
+    CYAML_FIELD_MAPPING_PTR("dnstap", OPT, struct raw_conf, dnstap, dnstap_fields),
     CYAML_FIELD_END,
 };
 
@@ -631,6 +648,7 @@ static void fill_static_defaults(struct conf *c)
 	c->dns.cache.max_ttl_s = 86400;
 	c->dns.cache.negative_ttl_s = 3600;
 	c->dns.cache.serve_stale_s = 86400;
+	c->dnstap.messages = CONF_DNSTAP_ALL;
 	c->bfd.interval_ms = 300;
 	c->bfd.multiplier = 3;
 	c->health.interval_ms = 200;
@@ -760,6 +778,73 @@ void conf_default(struct conf *out, const char *resolv_conf)
 
 /* ---- sections ---------------------------------------------------------------- */
 
+/* dns.cache.persist: an absolute path (the daemon may chdir), and how often. */
+static void load_persist(struct ld *ld, const struct raw_cache *rc, struct conf_cache *cc)
+{
+	const char *s = rc->persist;
+
+	if (s && *s != '/')
+		err_at(ld, "dns.cache.persist", false,
+		       "dns.cache.persist: '%s' is not an absolute path", s);
+	else
+		get_string(ld, "dns.cache.persist", s, CONF_STATE_MAX, cc->persist, "a file path");
+	get_duration_ms(ld, "dns.cache.persist-interval", rc->persist_interval,
+	                &cc->persist_interval_ms);
+	if (rc->persist_interval && !s)
+		err_at(ld, "dns.cache.persist-interval", false,
+		       "dns.cache.persist-interval: needs dns.cache.persist");
+}
+
+/* dnstap: a file or a socket (not both), and which of the four message kinds. */
+static void load_dnstap(struct ld *ld, const struct raw_dnstap *r, struct conf_dnstap *t)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {
+	    {"client-query", CONF_DNSTAP_CLIENT_QUERY},
+	    {"client-response", CONF_DNSTAP_CLIENT_RESPONSE},
+	    {"forwarder-query", CONF_DNSTAP_FORWARDER_QUERY},
+	    {"forwarder-response", CONF_DNSTAP_FORWARDER_RESPONSE},
+	};
+	const char *s = r->file ? r->file : r->socket;
+	const char *key = r->file ? "dnstap.file" : "dnstap.socket";
+
+	if (r->file && r->socket) {
+		err_at(ld, "dnstap.socket", false, "dnstap: give either file or socket, not both");
+		return;
+	}
+	if (!s) {
+		err_at(ld, "dnstap", false, "dnstap: needs file: PATH or socket: PATH");
+		return;
+	}
+	if (*s != '/')
+		err_at(ld, key, false, "%s: '%s' is not an absolute path", key, s);
+	else if (get_string(ld, key, s, r->socket ? CONF_SOCKET_MAX : CONF_STATE_MAX, t->path,
+	                    r->socket ? "sun_path" : "a file path"))
+		t->enabled = true;
+	t->socket = r->socket != NULL;
+	if (!r->messages)
+		return;
+	t->messages = 0;
+	for (unsigned i = 0; i < r->messages_count; i++) {
+		unsigned k = 0;
+		while (k < sizeof(kinds) / sizeof(kinds[0]) &&
+		       strcmp(kinds[k].name, r->messages[i]))
+			k++;
+		if (k == sizeof(kinds) / sizeof(kinds[0]))
+			err_at(
+			    ld, "dnstap.messages", false,
+			    "dnstap.messages: unknown message '%s' (client-query, client-response, "
+			    "forwarder-query or forwarder-response)",
+			    r->messages[i]);
+		else
+			t->messages |= kinds[k].bit;
+	}
+	if (r->messages_count == 0)
+		err_at(ld, "dnstap.messages", false, "dnstap.messages: must not be empty");
+}
+
 static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
 	struct conf_dns *d = &c->dns;
@@ -869,6 +954,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 		            &d->cache.negative_ttl_s);
 		get_seconds(ld, "dns.cache.serve-stale", rc->serve_stale, UINT32_MAX,
 		            &d->cache.serve_stale_s);
+		load_persist(ld, rc, &d->cache);
 		if ((max_ok || !rc->max_ttl) && d->cache.min_ttl_s > d->cache.max_ttl_s)
 			err_at(ld, rc->min_ttl ? "dns.cache.min-ttl" : "dns.cache.max-ttl", false,
 			       "dns.cache: min-ttl (%us) is greater than max-ttl (%us)",
@@ -1242,6 +1328,8 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		get_duration_ms(ld, "health.drain", r->health->drain, &c->health.drain_ms);
 		load_health_more(ld, r->health, &c->health);
 	}
+	if (r->dnstap)
+		load_dnstap(ld, r->dnstap, &c->dnstap);
 	if (r->control) {
 		const char *s = r->control->socket;
 		if (s && !*s)

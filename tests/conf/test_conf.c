@@ -635,6 +635,8 @@ static const struct {
     {"dns.cache.max-ttl", CONF_NODE_SCALAR},
     {"dns.cache.negative-ttl", CONF_NODE_SCALAR},
     {"dns.cache.serve-stale", CONF_NODE_SCALAR},
+    {"dns.cache.persist", CONF_NODE_SCALAR},
+    {"dns.cache.persist-interval", CONF_NODE_SCALAR},
     {"bgp", CONF_NODE_MAPPING},
     {"bgp.asn", CONF_NODE_SCALAR},
     {"bgp.router-id", CONF_NODE_SCALAR},
@@ -683,6 +685,11 @@ static const struct {
     {"control.metrics", CONF_NODE_SCALAR},
     {"control.group", CONF_NODE_SCALAR},
     {"control.state", CONF_NODE_SCALAR},
+    {"dnstap", CONF_NODE_MAPPING},
+    {"dnstap.file", CONF_NODE_SCALAR},
+    {"dnstap.socket", CONF_NODE_SCALAR},
+    {"dnstap.messages", CONF_NODE_SEQUENCE},
+    {"dnstap.messages[]", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 
@@ -838,5 +845,5 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
-	cr_expect_eq(maps, 11);
+	cr_expect_eq(maps, 12);
 }
