@@ -42,6 +42,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp_refused += s->tcp_refused;
 	d->tcp_idle_closed += s->tcp_idle_closed;
 	d->listener_deaths += s->listener_deaths;
+	d->dnstap_dropped += s->dnstap_dropped;
 	d->tcp_conns += s->tcp_conns;
 	for (unsigned i = 0; i <= DNS_SERVER_LATENCY_N; i++)
 		d->latency[i] += s->latency[i];

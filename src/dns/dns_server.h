@@ -92,6 +92,7 @@ struct dns_server_stats {
 	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
 	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
 	uint64_t listener_deaths; /* UDP receives that stopped with an error */
+	uint64_t dnstap_dropped;  /* dnstap messages dropped: the worker's queue was full */
 	unsigned tcp_conns;       /* open now */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
