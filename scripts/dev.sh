@@ -17,7 +17,7 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             libfstrm-dev libprotobuf-c-dev       # dnstap: Frame Streams writer, protobuf encoding
             protobuf-c-compiler)                 # dnstap: protoc-c generates the schema's C at build time
 test_pkgs=(libcriterion-dev                     # unit tests
-           knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
+           knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients; dnstap-read
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
            iproute2 procps psmisc               # ip netns / ss / process control in tests
