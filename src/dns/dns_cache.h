@@ -227,9 +227,11 @@ typedef int (*dns_cache_walk_fn)(void *arg, const struct dns_cache_entry_view *v
 
 /*
  * Calls fn for every entry not past its stale window, as an RCU reader:
- * no shard lock is taken, so writers and lookups go on meanwhile (fn runs
- * inside a read-side section: it must not block for long nor call into the
- * cache). Returns 0 or the visitor's stop value.
+ * no shard lock is taken, so writers and lookups go on meanwhile. fn runs
+ * inside a read-side section: it must not call into the cache, and while it
+ * blocks (dns_cache_save's write() of a full buffer) only the freeing of
+ * retired entries waits, never a lookup or an insert. Returns 0 or the
+ * visitor's stop value.
  */
 int dns_cache_walk(struct dns_cache *c, uint64_t now_ms, dns_cache_walk_fn fn, void *arg);
 
