@@ -13,9 +13,11 @@ builddir=${ANYCACHE_BUILDDIR:-build}
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
             libjansson-dev                      # JSON of the control socket (anycachectl)
-            liburcu-dev)                         # RCU readers of the shared answer cache
+            liburcu-dev                          # RCU readers of the shared answer cache
+            libfstrm-dev libprotobuf-c-dev       # dnstap: Frame Streams writer, protobuf encoding
+            protobuf-c-compiler)                 # dnstap: protoc-c generates the schema's C at build time
 test_pkgs=(libcriterion-dev                     # unit tests
-           knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
+           knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients; dnstap-read
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
            clang libclang-rt-14-dev             # libFuzzer targets (the runtime is only "recommended")
            iproute2 procps psmisc               # ip netns / ss / process control in tests
