@@ -865,10 +865,13 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		break;
 	case BGP_MSG_NOTIFICATION: {
 		const struct bgp_notification *n = &m->u.notification;
-		if (n->has_shutdown && n->shutdown_utf8)
-			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%.*s\"", s->name,
-			         n->code, n->subcode, (int)n->shutdown_len,
-			         (const char *)n->shutdown);
+		/* RFC 9003 text is the peer's: escaped, it cannot forge a log record. */
+		char text[4 * BGP_SHUTDOWN_MAX + 1];
+		if (n->has_shutdown)
+			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len, text, sizeof(text));
+		if (n->has_shutdown)
+			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%s\"", s->name,
+			         n->code, n->subcode, text);
 		else
 			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer", s->name, n->code,
 			         n->subcode);
@@ -877,9 +880,10 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		ev.subcode = n->subcode;
 		s->notif_received = (struct bgp_session_notif){
 		    .valid = true, .code = n->code, .subcode = n->subcode, .at_ms = loop_now(s->l)};
-		if (n->has_shutdown && n->shutdown_utf8)
-			snprintf(s->notif_received.text, sizeof(s->notif_received.text), "%.*s",
-			         (int)n->shutdown_len, (const char *)n->shutdown);
+		if (n->has_shutdown)
+			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len,
+			                         s->notif_received.text,
+			                         sizeof(s->notif_received.text));
 		set_error(s, "received NOTIFICATION %u/%u", n->code, n->subcode);
 		break;
 	}

@@ -247,6 +247,42 @@ bool bgp_utf8_valid(const uint8_t *p, size_t len)
 	return true;
 }
 
+size_t bgp_shutdown_text_escape(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool utf8 = bgp_utf8_valid(p, len);
+	size_t o = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (size_t i = 0; i < len;) {
+		uint8_t c = p[i];
+		size_t n = 1; /* octets of this character */
+		bool esc = c < 0x20 || c == 0x7f || c == '\\' || c == '"' || (!utf8 && c >= 0x80);
+		if (utf8 && c >= 0x80) {
+			n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			/* U+0080..U+009F, the C1 controls: 0xc2 0x80..0x9f. */
+			esc = c == 0xc2 && p[i + 1] < 0xa0;
+		}
+		size_t need = esc ? 4 * n : n;
+		if (o + need + 1 > outlen)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			if (esc) {
+				out[o++] = '\\';
+				out[o++] = 'x';
+				out[o++] = hex[p[i + k] >> 4];
+				out[o++] = hex[p[i + k] & 15];
+			} else {
+				out[o++] = (char)p[i + k];
+			}
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 int bgp_notification_parse(const uint8_t *body, size_t len, struct bgp_notification *n)
 {
 	memset(n, 0, sizeof(*n));

@@ -274,6 +274,15 @@ int bgp_notification_build_shutdown(struct wbuf *b, uint8_t subcode, const char 
                                     size_t textlen);
 /* True for well-formed UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
 bool bgp_utf8_valid(const uint8_t *p, size_t len);
+/*
+ * A peer's shutdown communication (RFC 9003 §2: UTF-8 chosen by the peer) as
+ * text fit for one log line: C0 controls, DEL, C1 controls (U+0080..U+009F),
+ * '\\' and '"' become \xNN escapes, as does every byte of text that is not
+ * well-formed UTF-8; the rest is kept. Always NUL-terminates (outlen > 0),
+ * never splits an escape or a character; returns the length written.
+ * 4 * BGP_SHUTDOWN_MAX + 1 octets always hold the whole text.
+ */
+size_t bgp_shutdown_text_escape(const uint8_t *p, size_t len, char *out, size_t outlen);
 
 int bgp_keepalive_build(struct wbuf *b);
 

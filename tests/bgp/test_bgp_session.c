@@ -370,3 +370,60 @@ Test(bgp_session, bfd_down_closes_an_established_session_with_cease_10)
 	cr_expect_eq(bgp_session_state(r.s), BGP_FSM_IDLE);
 	rig_down(&r);
 }
+
+/* fd 2 into a temporary file for the duration of a test; returns the saved fd. */
+static int stderr_capture(FILE **f)
+{
+	*f = tmpfile();
+	cr_assert(*f);
+	int saved = dup(STDERR_FILENO);
+	cr_assert_geq(saved, 0);
+	cr_assert_geq(dup2(fileno(*f), STDERR_FILENO), 0);
+	return saved;
+}
+
+static size_t stderr_release(int saved, FILE *f, char *out, size_t cap)
+{
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return n;
+}
+
+/*
+ * Issue 10, fault 7: the peer's RFC 9003 shutdown communication is free text
+ * from the network. It used to be logged as it came, so a newline in it forged
+ * a log record of the peer's choosing (log injection). Control characters now
+ * go out escaped; the record stays one line.
+ */
+Test(bgp_session, shutdown_text_is_logged_escaped)
+{
+	static const char text[] = "maintenance\nanycached[1]: error: bgp: forged\x1b[2J\x7f";
+	struct rig r;
+	uint8_t b[512];
+	char log[8192];
+	FILE *f;
+
+	rig_up(&r);
+	struct wbuf w = wbuf_init(b, sizeof(b));
+	cr_assert_gt(
+	    bgp_notification_build_shutdown(&w, BGP_CEASE_ADMIN_SHUTDOWN, text, sizeof(text) - 1),
+	    0);
+	int saved = stderr_capture(&f);
+	cr_assert_eq(write(r.peer, b, w.off), (ssize_t)w.off);
+	run_for(r.l, 100);
+	stderr_release(saved, f, log, sizeof(log));
+	cr_assert(strstr(log, "maintenance"), "the text is logged: %s", log);
+	cr_expect_null(strstr(log, "\nanycached[1]"), "a forged record: %s", log);
+	cr_expect_null(strchr(log, '\x1b'), "a raw escape sequence: %s", log);
+	cr_expect_null(strchr(log, '\x7f'), "a raw DEL: %s", log);
+	cr_expect(strstr(log, "maintenance\\x0aanycached[1]"), "escaped: %s", log);
+	struct bgp_session_info inf;
+	bgp_session_info(r.s, &inf);
+	cr_expect(inf.notif_received.valid);
+	cr_expect_null(strchr(inf.notif_received.text, '\n'), "%s", inf.notif_received.text);
+	rig_down(&r);
+}
