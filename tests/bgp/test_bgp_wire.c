@@ -878,7 +878,7 @@ Test(bgp_wire, shutdown_text_escape)
 	bgp_shutdown_text_escape(t3, sizeof(t3) - 1, out, sizeof(out));
 	cr_assert_str_eq(out, "x\\xff\\xc3");
 	/* Truncation never splits an escape. */
-	char small[6];
+	char small[5];
 	cr_assert_eq(bgp_shutdown_text_escape(t1, sizeof(t1) - 1, small, sizeof(small)), 1);
 	cr_assert_str_eq(small, "a");
 	/* The worst case fits the documented bound. */
