@@ -42,6 +42,9 @@ struct bgp_sock {
 	int slot; /* 0/1 while attached, -1 once detached */
 	bool outgoing;
 	bool connecting, recv_armed, send_armed, closing;
+	/* loop_close_fd failed: sock_reap frees once no operation is armed, and
+	 * closes the fd unless someone else closes it (-EALREADY). */
+	bool reap, reap_closes_fd;
 	/* loop_close_fd may finish (and free) synchronously: a callback that is
 	 * still using the socket pins it, and the free waits for the unpin. */
 	int pin;
@@ -103,6 +106,7 @@ __attribute__((format(printf, 2, 3))) static void set_error(struct bgp_session *
 static void settle(struct bgp_session *s);
 static void step(struct bgp_session *s, int slot, const struct bgp_fsm_event *ev);
 static void sock_flush(struct bgp_sock *k);
+static void sock_reap(struct bgp_sock *k);
 
 /* ---------------------------------------------------------------- sockets */
 
@@ -183,7 +187,11 @@ static void pin(struct bgp_sock *k)
 
 static void unpin(struct bgp_sock *k)
 {
-	if (--k->pin == 0 && k->dead)
+	if (--k->pin > 0)
+		return;
+	if (k->reap)
+		sock_reap(k);
+	else if (k->dead)
 		free(k);
 }
 
@@ -194,10 +202,34 @@ static void sock_close(struct bgp_sock *k)
 		return;
 	k->closing = true;
 	loop_timer_cancel(k->l, &k->drain);
-	if (loop_close_fd(k->l, k->fd, close_done, k) < 0) {
-		close(k->fd);
-		close_done(k->l, k);
+	int r = loop_close_fd(k->l, k->fd, close_done, k);
+	if (r < 0) {
+		/*
+		 * The loop cannot cancel for us, and close() would not end a receive
+		 * in flight (it keeps the file and writes into k->rbuf later). Shut
+		 * the connection down instead: an armed receive completes (EOF), a
+		 * send fails (EPIPE); k is freed after their final callbacks.
+		 */
+		log_warn("bgp", "%s: closing a connection: %s; shutting it down instead",
+		         k->s && !k->s->freed ? k->s->name : "bgp", strerror(-r));
+		k->reap = true;
+		k->reap_closes_fd = r != -EALREADY;
+		shutdown(k->fd, SHUT_RDWR);
+		if (k->pin == 0) /* else the callback's unpin reaps */
+			sock_reap(k);
 	}
+}
+
+/* After a failed loop_close_fd, with k unpinned: frees k once none of its
+ * operations is armed (each one's final callback unpins and comes back here). */
+static void sock_reap(struct bgp_sock *k)
+{
+	if (!k->reap || k->recv_armed || k->send_armed || k->connecting)
+		return;
+	k->reap = false;
+	if (k->reap_closes_fd)
+		close(k->fd);
+	close_done(k->l, k);
 }
 
 static void drain_expired(struct timer *t, uint64_t now, void *arg)

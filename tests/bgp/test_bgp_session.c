@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -425,5 +427,83 @@ Test(bgp_session, shutdown_text_is_logged_escaped)
 	bgp_session_info(r.s, &inf);
 	cr_expect(inf.notif_received.valid);
 	cr_expect_null(strchr(inf.notif_received.text, '\n'), "%s", inf.notif_received.text);
+	rig_down(&r);
+}
+
+/*
+ * calloc that fails on demand: loop_close_fd's bookkeeping is its one
+ * allocation, so this makes it fail with -ENOMEM. Under ASan the sanitizer's
+ * own calloc is the one to call.
+ */
+static volatile int fail_calloc;
+#if defined(__SANITIZE_ADDRESS__)
+void *__interceptor_calloc(size_t n, size_t sz);
+#define real_calloc __interceptor_calloc
+#else
+void *__libc_calloc(size_t n, size_t sz);
+#define real_calloc __libc_calloc
+#endif
+void *calloc(size_t n, size_t sz)
+{
+	if (fail_calloc) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return real_calloc(n, sz);
+}
+
+/*
+ * Issue 10, fault 7: when loop_close_fd failed, sock_close closed the fd and
+ * freed the socket at once. close() does not end an io_uring receive: it stayed
+ * armed on the freed receive buffer (the kernel wrote the peer's next bytes
+ * into freed memory and the completion ran on a freed socket), and as it held
+ * the file, the peer never saw the connection close. Now the socket shuts the
+ * connection down, waits for its own operations' final callbacks, then frees.
+ */
+Test(bgp_session, failed_close_waits_for_the_receive_in_flight)
+{
+	struct rig r;
+	uint8_t b[256];
+	size_t n;
+	struct sent o;
+
+	/* The socket (~75 KB) gets its own mapping: a use after free faults. */
+	mallopt(M_MMAP_THRESHOLD, 16 * 1024);
+	rig_up(&r);
+	n = our_open(b, sizeof(b));
+	struct wbuf w = wbuf_init(b + n, sizeof(b) - n);
+	cr_assert_gt(bgp_keepalive_build(&w), 0);
+	n += w.off;
+	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
+	run_for(r.l, 50);
+	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
+	read_sent(&r, &o);
+	/* The Cease goes out, then the close finds no memory for its bookkeeping. */
+	fail_calloc = 1;
+	bgp_session_shutdown(r.s, "bye");
+	run_for(r.l, 50);
+	fail_calloc = 0;
+	/* The peer says one more thing (lands in the receive buffer if still armed). */
+	w = wbuf_init(b, sizeof(b));
+	cr_assert_gt(bgp_keepalive_build(&w), 0);
+	ssize_t wr = write(r.peer, b, w.off);
+	(void)wr;
+	run_for(r.l, 100);
+	/* The connection is closed: the peer reads the Cease, then EOF. */
+	uint8_t rb[512];
+	ssize_t k;
+	size_t got = 0;
+	struct pollfd pf = {.fd = r.peer, .events = POLLIN};
+	bool eof = false;
+	for (int i = 0; i < 20 && !eof; i++) {
+		if (poll(&pf, 1, 10) <= 0)
+			continue;
+		while ((k = read(r.peer, rb, sizeof(rb))) > 0)
+			got += (size_t)k;
+		eof = k == 0;
+	}
+	cr_expect(got > 0, "the Cease was sent");
+	cr_expect(eof, "the peer sees the connection closed");
+	cr_expect(bgp_session_quiet(r.s), "no connection left");
 	rig_down(&r);
 }
