@@ -960,19 +960,18 @@ static void frame(struct bgp_session *s, struct bgp_sock *k)
 {
 	size_t off = 0;
 
-	while (k->slot >= 0 && k->rlen - off >= BGP_HDR_LEN) {
+	while (k->slot >= 0) {
 		struct bgp_hdr hdr;
-		/* The header is checked before its length is used. */
-		memset(&k->err, 0, sizeof(k->err));
-		if (bgp_hdr_parse(k->rbuf + off, k->rlen - off, &k->ctx, &hdr, &k->err) < 0) {
+		int n = bgp_frame(k->rbuf + off, k->rlen - off, &k->ctx, &hdr, &k->err);
+		if (n < 0) {
 			message_error(s, k->slot, &k->err);
 			break;
 		}
-		if (k->rlen - off < hdr.len)
+		if (n == 0)
 			break;
-		handle_msg(s, k, k->rbuf + off, hdr.len);
+		handle_msg(s, k, k->rbuf + off, (size_t)n);
 		settle(s);
-		off += hdr.len;
+		off += (size_t)n;
 	}
 	if (k->slot < 0)
 		return;

@@ -49,6 +49,19 @@ uint16_t bgp_fam_afi(uint8_t fam)
 
 /* ---- header ---- */
 
+int bgp_frame(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
+              struct bgp_notify *err)
+{
+	notify_clear(err);
+	if (len < BGP_HDR_LEN)
+		return 0;
+	/* The header is checked before its length is trusted. */
+	int r = bgp_hdr_parse(buf, len, ctx, hdr, err);
+	if (r < 0)
+		return r;
+	return len < hdr->len ? 0 : (int)hdr->len;
+}
+
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
                   struct bgp_notify *err)
 {

@@ -141,6 +141,14 @@ struct bgp_hdr {
  */
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
                   struct bgp_notify *err);
+/*
+ * RFC 4271 §4.1 stream framing: the next message of a TCP byte stream in
+ * buf[0..len). Its length (header included) when all of it is there, 0 when
+ * more bytes are needed, -EBADMSG with the NOTIFICATION in *err when the
+ * header is bad (the framing is lost: the connection must end).
+ */
+int bgp_frame(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
+              struct bgp_notify *err);
 
 /* Starts a message (marker, length placeholder, type); bgp_msg_end fills the length. */
 size_t bgp_msg_begin(struct wbuf *b, uint8_t type);

@@ -416,16 +416,17 @@ static void conn_pump(struct tcp_conn *c)
 	if (c->closing)
 		return;
 	while (!c->reading && !c->doomed && c->inflight < DNS_TCP_MAX_INFLIGHT &&
-	       conn_queued(c) < DNS_TCP_QUEUE_PAUSE && c->rx_len - off >= 2) {
-		size_t mlen = wire_get_u16_at(c->rx + off);
-		if (mlen < DNS_HDR_LEN) {
+	       conn_queued(c) < DNS_TCP_QUEUE_PAUSE) {
+		int fr = dns_tcp_frame(c->rx + off, c->rx_len - off);
+		if (fr < 0) {
 			/* Not even a header: nothing to answer, the framing is lost. */
 			s->stats.tcp_bad_len++;
 			c->doomed = true;
 			break;
 		}
-		if (c->rx_len - off < 2 + mlen)
+		if (fr == 0)
 			break;
+		size_t mlen = (size_t)fr;
 		struct target t = {
 		    .kind = TARGET_TCP,
 		    .fd = c->fd,

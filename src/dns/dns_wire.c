@@ -153,6 +153,16 @@ static void take_edns(struct dns_request *req, const struct edns *e)
 	req->has_ecs = e->has_ecs;
 }
 
+int dns_tcp_frame(const uint8_t *buf, size_t len)
+{
+	if (len < 2)
+		return 0;
+	size_t mlen = wire_get_u16_at(buf);
+	if (mlen < DNS_HDR_LEN)
+		return -EBADMSG;
+	return len - 2 < mlen ? 0 : (int)mlen;
+}
+
 int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
 {
 	memset(req, 0, sizeof(*req));
