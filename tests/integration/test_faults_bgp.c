@@ -152,17 +152,18 @@ static size_t keepalive(uint8_t *out)
 	return (size_t)bgp_keepalive_build(&b);
 }
 
-/* An UPDATE with raw path attributes and one NLRI 198.51.100.0/24. */
-static size_t update_raw(uint8_t *out, const uint8_t *attrs, size_t alen)
+/* An UPDATE with raw path attributes and (with_nlri) one NLRI 198.51.100.0/24. */
+static size_t update_raw(uint8_t *out, const uint8_t *attrs, size_t alen, bool with_nlri)
 {
 	static const uint8_t nlri[] = {24, 198, 51, 100};
-	size_t len = BGP_HDR_LEN + 2 + 2 + alen + sizeof(nlri);
+	size_t nl = with_nlri ? sizeof(nlri) : 0;
+	size_t len = BGP_HDR_LEN + 2 + 2 + alen + nl;
 	memset(out, 0xff, 16);
 	out[16] = (uint8_t)(len >> 8), out[17] = (uint8_t)len, out[18] = BGP_MSG_UPDATE;
 	out[19] = 0, out[20] = 0;
 	out[21] = (uint8_t)(alen >> 8), out[22] = (uint8_t)alen;
 	memcpy(out + 23, attrs, alen);
-	memcpy(out + 23 + alen, nlri, sizeof(nlri));
+	memcpy(out + 23 + alen, nlri, nl);
 	return len;
 }
 
@@ -324,23 +325,23 @@ static void round_of_faults(void)
 	/* RFC 7606 §7.1: an ORIGIN of a bad value is treat-as-withdraw: the session stays. */
 	fd = establish();
 	static const uint8_t bad_origin[] = {0x40, 1, 1, 7, 0x40, 2, 0, 0x40, 3, 4, 127, 53, 86, 1};
-	n = update_raw(b, bad_origin, sizeof(bad_origin));
+	n = update_raw(b, bad_origin, sizeof(bad_origin), true);
 	n += keepalive(b + n);
 	send_all(fd, b, n);
 	uint8_t c, s;
 	int t = next_msg(fd, 1500, &c, &s);
 	cr_expect(t == BGP_MSG_KEEPALIVE || t == BGP_MSG_UPDATE || t == -ETIMEDOUT,
 	          "bad ORIGIN: the session must stay (%d)", t);
-	/* RFC 4271 §6.3 / RFC 7606 §4: attributes overrunning the UPDATE: 3/1. */
+	/* RFC 7606 §4: an attribute overrunning the list with no NLRI to withdraw: 3/1. */
 	static const uint8_t overrun[] = {0x40, 1, 200, 0};
-	n = update_raw(b, overrun, sizeof(overrun));
+	n = update_raw(b, overrun, sizeof(overrun), false);
 	send_all(fd, b, n);
 	expect_notification(fd, "attribute length overruns", 3, 1);
 	alive("malformed UPDATE");
 
 	/* A reset in the middle of a message. */
 	fd = establish();
-	n = update_raw(b, bad_origin, sizeof(bad_origin));
+	n = update_raw(b, bad_origin, sizeof(bad_origin), true);
 	send_all(fd, b, n / 2);
 	sleep_ms(50);
 	rst_close(fd);
