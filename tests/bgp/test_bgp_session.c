@@ -77,6 +77,14 @@ static void rig_up(struct rig *r)
 	fcntl(r->peer, F_SETFL, O_NONBLOCK);
 }
 
+/* Runs the loop in 10 ms steps until the session is Established, at most ms
+ * (a fixed 50 ms was not enough on a loaded machine under ASan). */
+static void run_until_established(struct rig *r, unsigned ms)
+{
+	for (unsigned t = 0; t < ms && bgp_session_state(r->s) != BGP_FSM_ESTABLISHED; t += 10)
+		run_for(r->l, 10);
+}
+
 static void rig_down(struct rig *r)
 {
 	loop_free(r->l);
@@ -288,7 +296,7 @@ Test(bgp_session, output_queue_overflow_ends_the_session_with_cease_8)
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
 	n += w.off;
 	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
-	run_for(r.l, 50);
+	run_until_established(&r, 2000);
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	/* The peer reads nothing from here on; each change is ~25 KB of UPDATEs. */
 	while (bgp_session_state(r.s) == BGP_FSM_ESTABLISHED && changes < 50) {
@@ -353,7 +361,7 @@ Test(bgp_session, bfd_down_closes_an_established_session_with_cease_10)
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
 	n += w.off;
 	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
-	run_for(r.l, 100);
+	run_until_established(&r, 2000);
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	read_sent(&r, &o);
 
@@ -475,14 +483,22 @@ Test(bgp_session, failed_close_waits_for_the_receive_in_flight)
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
 	n += w.off;
 	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
-	run_for(r.l, 50);
+	run_until_established(&r, 2000);
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	read_sent(&r, &o);
 	/* The Cease goes out, then the close finds no memory for its bookkeeping. */
+	FILE *lf;
+	static char log[8192];
+	int saved = stderr_capture(&lf);
 	fail_calloc = 1;
 	bgp_session_shutdown(r.s, "bye");
-	run_for(r.l, 50);
+	struct pollfd cease = {.fd = r.peer, .events = POLLIN};
+	for (int i = 0; i < 200 && poll(&cease, 1, 0) == 0; i++)
+		run_for(r.l, 10);
+	run_for(r.l, 20); /* the send's completion: sock_close */
 	fail_calloc = 0;
+	stderr_release(saved, lf, log, sizeof(log));
+	cr_assert(strstr(log, "shutting it down instead"), "the close did not fail: %s", log);
 	/* The peer says one more thing (lands in the receive buffer if still armed). */
 	w = wbuf_init(b, sizeof(b));
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
