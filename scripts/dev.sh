@@ -97,6 +97,8 @@ fuzz() {
 		return 77
 	}
 	mkdir -p "$out"
+	# liburcu's misaligned reader records: the one UBSan finding we do not own.
+	export UBSAN_OPTIONS="suppressions=$top/tests/sanitizers/ubsan.supp${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	local targets=("$@")
 	((${#targets[@]})) || for t in "$dir"/fuzz-*; do
 		[[ -x $t && $t != *seeds* ]] && targets+=("${t##*/fuzz-}")

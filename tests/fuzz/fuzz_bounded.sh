@@ -10,6 +10,9 @@ name=$(basename "$bin")
 work=$(mktemp -d /tmp/anycache-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT INT TERM
 cp "$seeds"/* "$work"/
+# liburcu's misaligned reader records: the one UBSan finding we do not own.
+UBSAN_OPTIONS="suppressions=$(dirname "$0")/../sanitizers/ubsan.supp${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export UBSAN_OPTIONS
 rc=0
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
 	-artifact_prefix="$work/crash-" "$work" >"$work/log" 2>&1 || rc=$?
