@@ -374,8 +374,14 @@ Test(faults_bgp, every_fault_ends_cleanly_and_nothing_leaks, .init = init, .fini
 	long rss1 = rss_kb(pid);
 	cr_log_info("fds %u -> %u, RSS %ld -> %ld kB", fd0, fd1, rss0, rss1);
 	cr_expect_leq(fd1, fd0 + 1, "descriptors grew: %u -> %u", fd0, fd1);
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan holds freed memory in quarantine: RSS grows with churn. The leak check
+	 * there is LeakSanitizer's report at exit (anycached_stop_clean). */
+	(void)rss1;
+#else
 	long slack = rss0 / 20 > 1024 ? rss0 / 20 : 1024;
 	cr_expect_leq(rss1, rss0 + slack, "RSS grew: %ld -> %ld kB", rss0, rss1);
+#endif
 	/* And a well-behaved peer still gets its session. */
 	int fd = establish();
 	close(fd);

@@ -388,8 +388,14 @@ Test(faults_upstream, every_fault_a_clean_failure_and_no_leak, .init = init, .fi
 	cr_log_info("fds %u -> %u, RSS %ld -> %ld kB", fd0, fd1, rss0, rss1);
 	cr_expect_leq(fd1, fd0 + 2, "descriptors grew: %u -> %u", fd0, fd1);
 	/* 5 %, or 1 MiB for a small process (allocator arenas settle in steps). */
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan holds freed memory in quarantine: RSS grows with churn. The leak check
+	 * there is LeakSanitizer's report at exit (anycached_stop_clean). */
+	(void)rss1;
+#else
 	long slack = rss0 / 20 > 1024 ? rss0 / 20 : 1024;
 	cr_expect_leq(rss1, rss0 + slack, "RSS grew: %ld -> %ld kB", rss0, rss1);
+#endif
 	char why[256];
 	d_up = false;
 	cr_assert_eq(anycached_stop_clean(&d, 5000, why, sizeof(why)), 0, "%s", why);
