@@ -899,9 +899,10 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		const struct bgp_notification *n = &m->u.notification;
 		/* RFC 9003 text is the peer's: escaped, it cannot forge a log record. */
 		char text[4 * BGP_SHUTDOWN_MAX + 1];
-		if (n->has_shutdown)
+		bool has_text = n->has_shutdown && n->shutdown_utf8; /* else it is not text */
+		if (has_text)
 			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len, text, sizeof(text));
-		if (n->has_shutdown)
+		if (has_text)
 			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%s\"", s->name,
 			         n->code, n->subcode, text);
 		else
@@ -912,7 +913,7 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		ev.subcode = n->subcode;
 		s->notif_received = (struct bgp_session_notif){
 		    .valid = true, .code = n->code, .subcode = n->subcode, .at_ms = loop_now(s->l)};
-		if (n->has_shutdown)
+		if (has_text)
 			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len,
 			                         s->notif_received.text,
 			                         sizeof(s->notif_received.text));
