@@ -402,6 +402,8 @@ int restart_start(struct restart *r, restart_done_fn done, void *arg)
 	r->sock = keep;
 	r->done = done;
 	r->done_arg = arg;
+	if (r->c.before_spawn)
+		r->c.before_spawn(r->c.arg);
 	err = spawn(r, give);
 	close(give);
 	if (err < 0) {

@@ -68,6 +68,9 @@ struct restart_conf {
 	const char *exe;                             /* resolved at start (restart_exe) */
 	char *const *argv;                           /* the process's own */
 	void (*retired)(void *arg, pid_t successor); /* ctl thread: exit now */
+	/* Ctl thread, just before the successor is spawned (NULL: none): the
+	 * composition root saves the cache there for the successor to load. */
+	void (*before_spawn)(void *arg);
 	void *arg;
 };
 

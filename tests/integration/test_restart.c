@@ -67,7 +67,13 @@ static void setup(void)
 	snprintf(bin_copy, sizeof(bin_copy), "%s/anycached", rig.dir.path);
 	copy_file(bin_real, bin_copy);
 	setenv("ANYCACHED", bin_copy, 1);
-	any_health = "health: {drain: 0s, interval: 200ms, rise: 2}\n";
+	/* Inside dns: (any_start puts it after threads:), then the health section. */
+	static char extra[700];
+	snprintf(extra, sizeof(extra),
+	         "  cache: {persist: \"%s/cache.bin\"}\n"
+	         "health: {drain: 0s, interval: 200ms, rise: 2}\n",
+	         rig.dir.path);
+	any_health = extra;
 	bird_start(65000, 65001, NULL);
 	any_start(65001, 65000, NULL);
 	snprintf(sock, sizeof(sock), "%s/control.sock", rig.d.dir.path);
@@ -242,6 +248,19 @@ Test(restart, hitless_under_load)
 	cr_assert_gt(nsent, 5000, "dnsperf sent too little: %s", perf_out);
 	cr_assert_eq(nlost, 0, "queries lost across the restart: %s", perf_out);
 	cr_assert_gt(samples, 3);
+
+	/* The cache came along (dns.cache.persist saved at the restart, loaded
+	 * before serving): the successor answered the rest of the run (every name
+	 * cached by the first pass) from the cache, its misses are the handful
+	 * at most that were cached after the save. */
+	char cache[4096];
+	cr_assert_eq(CTL_J(sock, cache, "show", "cache"), 0, "%s", cache);
+	const char *h = strstr(cache, "\"hits\":"), *m = strstr(cache, "\"misses\":");
+	cr_assert(h && m, "%s", cache);
+	long hits = strtol(h + 7, NULL, 10), misses = strtol(m + 9, NULL, 10);
+	fprintf(stderr, "restart: the successor's cache: %ld hits, %ld misses\n", hits, misses);
+	cr_assert_gt(hits, 1000, "%s", cache);
+	cr_assert_leq(misses, 10, "the successor started cold: %s", cache);
 
 	/* BIRD: same session, same route age, no state change logged. */
 	proto_line(proto1, sizeof(proto1));
