@@ -213,5 +213,7 @@ int conf_print(FILE *f, const struct conf *c)
 	if (c->control.has_metrics)
 		fprintf(f, "  metrics: \"%s\"\n",
 		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
+	if (c->user[0])
+		fprintf(f, "user: \"%s\"\n", c->user);
 	return ferror(f) ? -EIO : 0;
 }

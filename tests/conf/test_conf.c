@@ -683,6 +683,7 @@ static const struct {
     {"control.metrics", CONF_NODE_SCALAR},
     {"control.group", CONF_NODE_SCALAR},
     {"control.state", CONF_NODE_SCALAR},
+    {"user", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 
