@@ -13,7 +13,9 @@ builddir=${ANYCACHE_BUILDDIR:-build}
 build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
             libjansson-dev                      # JSON of the control socket (anycachectl)
-            liburcu-dev)                         # RCU readers of the shared answer cache
+            liburcu-dev                          # RCU readers of the shared answer cache
+            libcap-dev                           # capabilities kept after `user:` (privs.c)
+            libsystemd-dev)                      # sd_notify (Type=notify unit)
 test_pkgs=(libcriterion-dev                     # unit tests
            knot knot-dnsutils bind9-dnsutils    # knotd upstream; kdig/dig clients
            bird2 gobgpd frr                     # BGP router peers (BIRD 2, GoBGP, FRR)
@@ -22,7 +24,9 @@ test_pkgs=(libcriterion-dev                     # unit tests
            strace                               # fault injection (io_uring unavailable)
            dnsperf                              # failover lab: the overload scenario's flood
            gnuplot-nox                          # failover lab timeline (scripts/lab.sh), bench/run.sh chart
-           prometheus)                          # promtool check metrics on a real scrape
+           prometheus                           # promtool check metrics on a real scrape
+           mandoc                               # man page lint (tests/dist)
+           systemd)                              # systemd-analyze verify of the unit; not the init (systemd-sysv is)
 
 install_pkgs() {
 	local missing=()
