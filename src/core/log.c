@@ -14,7 +14,8 @@
 
 #include "core/log_limit.h"
 
-#define DRAIN_BATCH 16 /* lines copied out per lock */
+#define DRAIN_BATCH     16 /* lines copied out per lock */
+#define LOG_STOP_WAIT_S 2  /* log_stop's wait for the queue to be written */
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const int level_prio[] = {3, 4, 6, 7}; /* syslog(3) LOG_ERR .. LOG_DEBUG */
@@ -258,7 +259,13 @@ void log_stop(void)
 	lg.stop = true;
 	pthread_cond_signal(&lg.cv);
 	pthread_mutex_unlock(&lg.mu);
-	pthread_join(lg.thread, NULL);
+	/* Bounded: a stderr stuck for good must not keep the process from
+	 * exiting. The thread is then left blocked in write(2); exit ends it. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LOG_STOP_WAIT_S;
+	if (pthread_timedjoin_np(lg.thread, NULL, &until) != 0)
+		return;
 	pthread_mutex_lock(&lg.mu);
 	lg.running = false;
 	/* Whatever is still held back: said now, the window cut short. */

@@ -36,7 +36,10 @@ void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 
 /* Starts the log thread (records are queued from now on). 0 or -errno. */
 int log_start(void);
-/* Writes what is queued, stops the thread, then the summaries still held. */
+/* Writes what is queued, stops the thread, then the summaries still held.
+ * Waits at most 2 s for a stuck stderr: then records still queued are lost
+ * (the thread stays blocked until exit) and later records are queued or
+ * dropped as before, never written by the caller. */
 void log_stop(void);
 /* Records dropped because the queue was full, since the process started. */
 uint64_t log_dropped(void);

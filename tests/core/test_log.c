@@ -133,3 +133,23 @@ Test(log, synchronous_before_start)
 	cr_expect(strstr(out, "not shown") == NULL);
 	free(out);
 }
+
+Test(log, stop_is_bounded_when_stderr_is_stuck)
+{
+	static char fmts[400][24];
+
+	stderr_to_pipe();
+	cr_assert_eq(log_start(), 0);
+	for (unsigned i = 0; i < 400; i++) {
+		snprintf(fmts[i], sizeof(fmts[i]), "stuck %u %%s", i);
+		log_msg(LOG_LVL_INFO, "test", fmts[i], "padding padding padding padding padding");
+	}
+	uint64_t t0 = ms_now();
+	log_stop(); /* the log thread is blocked in write(2) on the full pipe */
+	uint64_t waited = ms_now() - t0;
+	cr_expect_geq(waited, 1900, "log_stop gave up after %llu ms", (unsigned long long)waited);
+	cr_expect_lt(waited, 3000, "log_stop waited %llu ms", (unsigned long long)waited);
+	t0 = ms_now();
+	log_msg(LOG_LVL_ERR, "test", "after stop %d", 1);
+	cr_expect_lt(ms_now() - t0, 100, "a record after a timed-out stop must not block");
+}
