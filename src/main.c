@@ -68,6 +68,7 @@ struct ctl {
 	uint64_t watchdog_ms; /* half of systemd's WatchdogSec; 0 = none */
 	bool stopping;
 	bool ready;       /* READY=1 sent */
+	bool stop_begun;  /* STOPPING=1 sent: no READY=1 may follow */
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
@@ -251,11 +252,13 @@ static void notify_health(const struct health_snapshot *snap)
 	char status[160];
 	snprintf(status, sizeof(status), "serving %u of %u VIPs (%u up, %u degraded, %u draining)",
 	         up + degraded + draining, snap->n, up, degraded, draining);
-	if (!ctl.ready && up + degraded + draining > 0 && !ctl.stopping) {
+	if (ctl.stop_begun)
+		return; /* STOPPING's STATUS stands */
+	if (!ctl.ready && up + degraded + draining > 0) {
 		ctl.ready = true;
 		notify_ready(status);
 		log_info("main", "ready: %s", status);
-	} else if (ctl.ready && !ctl.stopping) {
+	} else if (ctl.ready) {
 		notify_status("%s", status);
 	}
 }
@@ -312,6 +315,7 @@ static void ctl_begin_stop(struct loop *l, void *arg)
 {
 	(void)arg;
 	ops_stopping(ctl.ops);
+	ctl.stop_begun = true;
 	timer_init(&ctl.drain_timer, withdraw_and_close, NULL);
 	if (ctl.bgp && conf.health.drain_ms && bgp_speaker_any_established(ctl.bgp)) {
 		char status[96];

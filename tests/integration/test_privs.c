@@ -6,7 +6,7 @@
  * /proc/PID/task/TID/status. DNS over UDP and TCP and the control socket
  * (a drain, which writes the state file as nobody) still work. An unknown
  * user is a configuration error at its file:line:column.
- * Addresses: 127.53.81.1 (anycached), 127.53.81.2 (knotd).
+ * Addresses: 127.53.81.31 (anycached), 127.53.81.32 (knotd).
  */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
@@ -23,8 +23,8 @@
 
 #include "ctl_itest.h"
 
-#define NODE     "127.53.81.1"
-#define UPSTREAM "127.53.81.2"
+#define NODE     "127.53.81.31"
+#define UPSTREAM "127.53.81.32"
 #define UPORT    5300
 
 static struct knotd knot;
