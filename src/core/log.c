@@ -25,6 +25,8 @@ static enum log_level log_level = LOG_LVL_INFO;
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	pthread_cond_t done_cv; /* the log thread has written everything and ends */
+	bool exited;
 	bool init;    /* lim and prio set (first record) */
 	bool prio;    /* "<N>" prefixes for the journal */
 	bool running; /* the log thread owns the writes */
@@ -35,7 +37,9 @@ static struct {
 	unsigned len[LOG_QUEUE_LINES];
 	unsigned head, count;
 	uint64_t dropped, dropped_reported;
-} lg = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} lg = {.mu = PTHREAD_MUTEX_INITIALIZER,
+        .cv = PTHREAD_COND_INITIALIZER,
+        .done_cv = PTHREAD_COND_INITIALIZER};
 
 void log_set_level(enum log_level lvl)
 {
@@ -211,8 +215,11 @@ static void *log_main(void *arg)
 			lg.dropped_reported = lg.dropped;
 			enqueue(line, format_line(line, LOG_LVL_WARN, "log", text));
 		}
-		if (lg.count == 0 && lg.stop)
+		if (lg.count == 0 && lg.stop) {
+			lg.exited = true;
+			pthread_cond_signal(&lg.done_cv);
 			break;
+		}
 		unsigned n = 0;
 		while (lg.count && n < DRAIN_BATCH) {
 			memcpy(out[n], lg.line[lg.head], lg.len[lg.head]);
@@ -237,6 +244,7 @@ int log_start(void)
 	lazy_init();
 	if (!lg.running) {
 		lg.stop = false;
+		lg.exited = false;
 		r = -pthread_create(&lg.thread, NULL, log_main, NULL);
 		lg.running = r == 0;
 	}
@@ -260,12 +268,23 @@ void log_stop(void)
 	pthread_cond_signal(&lg.cv);
 	pthread_mutex_unlock(&lg.mu);
 	/* Bounded: a stderr stuck for good must not keep the process from
-	 * exiting. The thread is then left blocked in write(2); exit ends it. */
+	 * exiting. The thread is then left blocked in write(2); exit ends it.
+	 * (A condition wait, not pthread_timedjoin_np: ASan's interceptor of
+	 * the latter in GCC 12 waits without the time limit.) */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += LOG_STOP_WAIT_S;
-	if (pthread_timedjoin_np(lg.thread, NULL, &until) != 0)
+	pthread_mutex_lock(&lg.mu);
+	while (!lg.exited)
+		if (pthread_cond_timedwait(&lg.done_cv, &lg.mu, &until) == ETIMEDOUT)
+			break;
+	if (!lg.exited) {
+		pthread_mutex_unlock(&lg.mu);
+		pthread_detach(lg.thread);
 		return;
+	}
+	pthread_mutex_unlock(&lg.mu);
+	pthread_join(lg.thread, NULL);
 	pthread_mutex_lock(&lg.mu);
 	lg.running = false;
 	/* Whatever is still held back: said now, the window cut short. */
