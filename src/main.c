@@ -106,14 +106,16 @@ static void usage(FILE *f)
 	        "                     clients only, forward to the " RESOLV_CONF " nameservers,\n"
 	        "                     no BGP\n"
 	        "      --check        validate the configuration and print it with every default\n"
-	        "                     filled in (exit 0), or print every error as\n"
+	        "                     filled in (exit 0), or print every error (an unknown\n"
+	        "                     user: included) as\n"
 	        "                     FILE:LINE:COLUMN: message (exit 1)\n"
 	        "  -v, --verbose      debug logging\n"
 	        "  -V, --version      print the version\n"
 	        "  -h, --help         this text\n"
 	        "\n"
 	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP is\n"
-	        "reserved for reload.\n");
+	        "reserved for reload. Under systemd (NOTIFY_SOCKET) it reports READY=1 once a VIP\n"
+	        "answers, STOPPING=1 and STATUS= lines (anycached(8)).\n");
 }
 
 /*

@@ -111,6 +111,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->rx_drops);
 	metric_u64(p, "anycache_upstream_inflight", "gauge", "Upstream queries in flight.",
 	           n->fwd.outstanding);
+	metric_u64(p, "anycache_log_dropped_total", "counter",
+	           "Log records dropped because the log queue was full (stderr too slow).",
+	           log_dropped());
 }
 
 static void render_upstreams(struct prom *p, const struct ops *o, const struct node *n)
