@@ -82,11 +82,60 @@ static void status_field(const char *path, const char *key, char *out, size_t ca
 		fclose(f);
 }
 
+/*
+ * Every thread of pid runs as pw with exactly CAP_NET_BIND_SERVICE permitted,
+ * effective and bounding, nothing inheritable or ambient, no new privileges.
+ * Supplementary groups as given (the daemon sets them only when it changes
+ * user). Returns the number of threads.
+ */
+static unsigned expect_threads(pid_t pid, const struct passwd *pw, const char *groups)
+{
+	char want_id[64];
+	char tdir[64], st[384], field[256];
+	unsigned threads = 0;
+	snprintf(want_id, sizeof(want_id), "%u %u %u %u", (unsigned)pw->pw_uid,
+	         (unsigned)pw->pw_uid, (unsigned)pw->pw_uid, (unsigned)pw->pw_uid);
+	snprintf(tdir, sizeof(tdir), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(tdir);
+	cr_assert_not_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		threads++;
+		snprintf(st, sizeof(st), "%s/%s/status", tdir, e->d_name);
+		status_field(st, "Uid", field, sizeof(field));
+		cr_expect_str_eq(field, want_id, "task %s Uid", e->d_name);
+		char gid[64];
+		snprintf(gid, sizeof(gid), "%u %u %u %u", (unsigned)pw->pw_gid,
+		         (unsigned)pw->pw_gid, (unsigned)pw->pw_gid, (unsigned)pw->pw_gid);
+		status_field(st, "Gid", field, sizeof(field));
+		cr_expect_str_eq(field, gid, "task %s Gid", e->d_name);
+		status_field(st, "Groups", field, sizeof(field));
+		cr_expect_str_eq(field, groups, "task %s Groups", e->d_name);
+		/* 1 << CAP_NET_BIND_SERVICE (10) and nothing else. */
+		status_field(st, "CapEff", field, sizeof(field));
+		cr_expect_str_eq(field, "0000000000000400", "task %s CapEff", e->d_name);
+		status_field(st, "CapPrm", field, sizeof(field));
+		cr_expect_str_eq(field, "0000000000000400", "task %s CapPrm", e->d_name);
+		status_field(st, "CapBnd", field, sizeof(field));
+		cr_expect_str_eq(field, "0000000000000400", "task %s CapBnd", e->d_name);
+		status_field(st, "CapInh", field, sizeof(field));
+		cr_expect_str_eq(field, "0000000000000000", "task %s CapInh", e->d_name);
+		status_field(st, "CapAmb", field, sizeof(field));
+		cr_expect_str_eq(field, "0000000000000000", "task %s CapAmb", e->d_name);
+		status_field(st, "NoNewPrivs", field, sizeof(field));
+		cr_expect_str_eq(field, "1", "task %s NoNewPrivs", e->d_name);
+	}
+	closedir(d);
+	return threads;
+}
+
 Test(privs, runs_as_nobody_with_only_bind_service)
 {
 	const char *zones[] = {"example.test", harness_example_zone};
 	struct passwd *pw = getpwnam("nobody");
-	char conf[2048], path[512], log[512], out[8192], want_id[64], sock[300];
+	char conf[2048], path[512], log[512], out[8192], sock[300];
 
 	cr_assert_not_null(pw);
 	cr_assert_eq(knotd_start(&knot, UPSTREAM, UPORT, zones, 1), 0);
@@ -112,44 +161,9 @@ Test(privs, runs_as_nobody_with_only_bind_service)
 	cr_assert_eq(r, 0, "no answer on " NODE ":53");
 
 	/* Every thread (main, log, dns-0, dns-1, ctl): the same identity. */
-	char tdir[64], st[384], field[256];
-	unsigned threads = 0;
-	snprintf(want_id, sizeof(want_id), "%u %u %u %u", (unsigned)pw->pw_uid,
-	         (unsigned)pw->pw_uid, (unsigned)pw->pw_uid, (unsigned)pw->pw_uid);
-	snprintf(tdir, sizeof(tdir), "/proc/%d/task", (int)daemon_.pid);
-	DIR *d = opendir(tdir);
-	cr_assert_not_null(d);
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		threads++;
-		snprintf(st, sizeof(st), "%s/%s/status", tdir, e->d_name);
-		status_field(st, "Uid", field, sizeof(field));
-		cr_expect_str_eq(field, want_id, "task %s Uid", e->d_name);
-		char gid[64];
-		snprintf(gid, sizeof(gid), "%u %u %u %u", (unsigned)pw->pw_gid,
-		         (unsigned)pw->pw_gid, (unsigned)pw->pw_gid, (unsigned)pw->pw_gid);
-		status_field(st, "Gid", field, sizeof(field));
-		cr_expect_str_eq(field, gid, "task %s Gid", e->d_name);
-		snprintf(gid, sizeof(gid), "%u", (unsigned)pw->pw_gid);
-		status_field(st, "Groups", field, sizeof(field));
-		cr_expect_str_eq(field, gid, "task %s Groups", e->d_name);
-		/* 1 << CAP_NET_BIND_SERVICE (10) and nothing else. */
-		status_field(st, "CapEff", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000400", "task %s CapEff", e->d_name);
-		status_field(st, "CapPrm", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000400", "task %s CapPrm", e->d_name);
-		status_field(st, "CapBnd", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000400", "task %s CapBnd", e->d_name);
-		status_field(st, "CapInh", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000000", "task %s CapInh", e->d_name);
-		status_field(st, "CapAmb", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000000", "task %s CapAmb", e->d_name);
-		status_field(st, "NoNewPrivs", field, sizeof(field));
-		cr_expect_str_eq(field, "1", "task %s NoNewPrivs", e->d_name);
-	}
-	closedir(d);
+	char groups[16];
+	snprintf(groups, sizeof(groups), "%u", (unsigned)pw->pw_gid); /* the primary alone */
+	unsigned threads = expect_threads(daemon_.pid, pw, groups);
 	cr_expect_geq(threads, 5, "main, log, dns-0, dns-1, ctl: %u threads", threads);
 
 	/* DNS still works: a miss forwarded to knotd (UDP), then TCP. */
@@ -206,4 +220,55 @@ Test(privs, unknown_user_is_a_config_error_with_position)
 	r = run_capture(argv2, true, out, sizeof(out), 10000);
 	cr_expect_eq(r, 1, "exit %d: %s", r, out);
 	cr_expect(strstr(out, want) != NULL, "%s", out);
+}
+
+/*
+ * The unit's way (User=anycache, AmbientCapabilities=CAP_NET_BIND_SERVICE),
+ * played with setpriv: started as nobody with the ambient capability, the
+ * daemon binds port 53 itself, then (user: names itself) clears the ambient
+ * and inheritable sets and keeps CAP_NET_BIND_SERVICE alone.
+ */
+Test(privs, started_as_the_user_with_an_ambient_capability)
+{
+	const char *zones[] = {"example.test", harness_example_zone};
+	struct passwd *pw = getpwnam("nobody");
+	char conf[2048], path[512], log[512], gid[16];
+
+	cr_assert_not_null(pw);
+	cr_assert_eq(knotd_start(&knot, UPSTREAM, UPORT, zones, 1), 0);
+	cr_assert_eq(tmpdir_make(&dir, "privs"), 0);
+	cr_assert_eq(chown(dir.path, pw->pw_uid, pw->pw_gid), 0);
+	snprintf(conf, sizeof(conf),
+	         "dns:\n  listen: [\"" NODE ":53\"]\n  upstreams: [\"" UPSTREAM ":%d\"]\n"
+	         "  threads: 2\n"
+	         "health: {interval: 100ms, rise: 2}\n"
+	         "control: {socket: \"%s/control.sock\", state: \"%s/drain.json\"}\n"
+	         "user: nobody\n",
+	         UPORT, dir.path, dir.path);
+	cr_assert_eq(write_file(dir.path, "anycache.yaml", conf, path, sizeof(path)), 0);
+	cr_assert_eq(chown(path, pw->pw_uid, pw->pw_gid), 0);
+	snprintf(log, sizeof(log), "%s/anycached.log", dir.path);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)pw->pw_gid);
+	char *argv[] = {"setpriv",
+	                "--reuid=nobody",
+	                "--regid",
+	                gid,
+	                "--clear-groups",
+	                "--inh-caps=-all,+net_bind_service",
+	                "--ambient-caps=+net_bind_service",
+	                "--bounding-set=-all,+net_bind_service",
+	                getenv("ANYCACHED"),
+	                "-c",
+	                path,
+	                NULL};
+	cr_assert_eq(proc_start(&daemon_, "setpriv", argv, log), 0);
+	int r = wait_dns_udp(NODE, 53, "www.example.test", 10000);
+	if (r)
+		proc_dump_log(&daemon_);
+	cr_assert_eq(r, 0, "no answer on " NODE ":53");
+	/* setpriv --clear-groups: none, and the daemon (not root) leaves them. */
+	cr_expect_geq(expect_threads(daemon_.pid, pw, ""), 5);
+	int status = proc_stop(&daemon_, SIGTERM, 10000);
+	cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
+	          status);
 }
