@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,4 +156,24 @@ Test(log, stop_is_bounded_when_stderr_is_stuck)
 	/* Whatever writes to stderr at exit (a sanitizer report) must not block on
 	 * the full pipe; the log thread stays blocked on it and dies with us. */
 	dup2(open("/dev/null", O_WRONLY), STDERR_FILENO);
+}
+
+Test(log, journal_gets_the_priority_prefix)
+{
+	struct stat st;
+	char js[64];
+
+	stderr_to_pipe();
+	cr_assert_eq(fstat(STDERR_FILENO, &st), 0);
+	/* systemd.exec(5): JOURNAL_STREAM names the stream stderr is connected to. */
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_msg(LOG_LVL_WARN, "bgp", "neighbor %s down", "192.0.2.1");
+	log_msg(LOG_LVL_ERR, "main", "fatal");
+	dup2(open("/dev/null", O_WRONLY), STDERR_FILENO);
+	char *out = read_all(4096);
+	cr_expect(strncmp(out, "<4>anycached[", 13) == 0, "%s", out);
+	cr_expect(strstr(out, "\n<3>anycached[") != NULL, "%s", out);
+	free(out);
 }
