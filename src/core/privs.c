@@ -8,8 +8,9 @@
  *      cleared either way);
  *   3. setgroups, setresgid, setresuid (groups before the uid: once we are
  *      not root we may not change them);
- *   4. permitted = effective = the kept capabilities, inheritable empty,
- *      ambient cleared (we never exec, so nothing needs to inherit them);
+ *   4. permitted = effective = inheritable = ambient = the kept
+ *      capabilities (ambient: a restart's successor, exec'd as the user,
+ *      starts with them; nothing else is ever exec'd);
  *   5. KEEPCAPS off again, NO_NEW_PRIVS on, and a check that setuid(0) fails.
  */
 #include "core/privs.h"
@@ -100,31 +101,59 @@ static int drop_bound(cap_t cur, const int *keep, unsigned n, char *why, size_t 
 	return 0;
 }
 
-/* Step 4: only what the process still has may be kept. */
-static int set_caps(cap_t cur, const int *keep, unsigned n, char *why, size_t whylen)
+/* The wanted sets: the kept capabilities the process still has, permitted,
+ * effective and inheritable (inheritable: ambient needs it). NULL on ENOMEM. */
+static cap_t wanted_caps(cap_t cur, const int *keep, unsigned n)
 {
 	cap_t want = cap_init();
-	int r = 0;
 
-	if (!want)
-		return fail(errno, why, whylen, "cap_init");
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; want && i < n; i++) {
 		cap_flag_value_t v = CAP_CLEAR;
 		cap_value_t c = (cap_value_t)keep[i];
 		if (cap_get_flag(cur, c, CAP_PERMITTED, &v) < 0 || v != CAP_SET)
 			continue;
 		if (cap_set_flag(want, CAP_PERMITTED, 1, &c, CAP_SET) < 0 ||
-		    cap_set_flag(want, CAP_EFFECTIVE, 1, &c, CAP_SET) < 0) {
-			r = fail(errno, why, whylen, "cap_set_flag");
-			break;
+		    cap_set_flag(want, CAP_EFFECTIVE, 1, &c, CAP_SET) < 0 ||
+		    cap_set_flag(want, CAP_INHERITABLE, 1, &c, CAP_SET) < 0) {
+			cap_free(want);
+			return NULL;
 		}
 	}
-	if (!r && cap_set_proc(want) < 0)
-		r = fail(errno, why, whylen, "cannot set the capability sets");
-	cap_free(want);
-	if (!r && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		r = fail(errno, why, whylen, "cannot clear the ambient set");
-	return r;
+	return want;
+}
+
+/* Whether the ambient set is exactly want's permitted set. */
+static bool ambient_is(cap_t want)
+{
+	for (int c = 0; c < (int)cap_max_bits(); c++) {
+		cap_flag_value_t v = CAP_CLEAR;
+		cap_get_flag(want, (cap_value_t)c, CAP_PERMITTED, &v);
+		int on = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0);
+		if (on < 0 || (on == 1) != (v == CAP_SET))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Step 4. Ambient = the kept set too: nothing is exec'd but a restart's
+ * successor (execve of ourselves, as this user: no file capabilities), and
+ * it must start with the same one capability, not with none.
+ */
+static int set_caps(cap_t want, char *why, size_t whylen)
+{
+	if (cap_set_proc(want) < 0)
+		return fail(errno, why, whylen, "cannot set the capability sets");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return fail(errno, why, whylen, "cannot clear the ambient set");
+	for (int c = 0; c < (int)cap_max_bits(); c++) {
+		cap_flag_value_t v = CAP_CLEAR;
+		if (cap_get_flag(want, (cap_value_t)c, CAP_PERMITTED, &v) < 0 || v != CAP_SET)
+			continue;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+			return fail(errno, why, whylen, "cannot raise an ambient capability");
+	}
+	return 0;
 }
 
 static int become(const struct privs_user *u, char *why, size_t whylen)
@@ -146,18 +175,9 @@ int privs_drop(const struct privs_user *u, const int *keep, unsigned n, char *wh
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
-	cap_t cur;
-	int r, threads = privs_thread_count();
+	cap_t cur, want;
+	int r;
 
-	if (threads < 0)
-		return fail(-threads, why, whylen, "cannot count threads");
-	if (threads != 1) {
-		snprintf(why, whylen,
-		         "%d threads running: capability sets are per thread, drop before "
-		         "starting any",
-		         threads);
-		return -EBUSY;
-	}
 	if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
 		return fail(errno, why, whylen, "getresuid");
 	bool change = ruid != u->uid || euid != u->uid || suid != u->uid || rgid != u->gid ||
@@ -166,17 +186,46 @@ int privs_drop(const struct privs_user *u, const int *keep, unsigned n, char *wh
 	cur = cap_get_proc();
 	if (!cur)
 		return fail(errno, why, whylen, "cap_get_proc");
+	want = wanted_caps(cur, keep, n);
+	if (!want) {
+		cap_free(cur);
+		return fail(ENOMEM, why, whylen, "cap_init");
+	}
+	/* Already there (a restart's successor exec'd as the user with the kept
+	 * capability in its ambient set): nothing to change, threads or not. */
+	if (!change && cap_compare(cur, want) == 0 && ambient_is(want)) {
+		cap_free(want);
+		cap_free(cur);
+		/* no_new_privs is per thread: set it only where it reaches every
+		 * thread (a successor inherited it through execve anyway). */
+		if (privs_thread_count() == 1 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return fail(errno, why, whylen, "PR_SET_NO_NEW_PRIVS");
+		return 0;
+	}
+	int threads = privs_thread_count();
+	if (threads != 1) {
+		cap_free(want);
+		cap_free(cur);
+		if (threads < 0)
+			return fail(-threads, why, whylen, "cannot count threads");
+		snprintf(why, whylen,
+		         "%d threads running: capability sets are per thread, drop before "
+		         "starting any",
+		         threads);
+		return -EBUSY;
+	}
 	r = drop_bound(cur, keep, n, why, whylen);
 	if (!r && change)
 		r = become(u, why, whylen);
 	if (!r)
-		r = set_caps(cur, keep, n, why, whylen);
+		r = set_caps(want, why, whylen);
+	cap_free(want);
 	cap_free(cur);
 	if (r)
 		return r;
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
 		return fail(errno, why, whylen, "PR_SET_KEEPCAPS off");
-	/* We never exec; this only makes sure nothing we might exec gains. */
+	/* Nothing exec'd (a restart's successor included) can gain more. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail(errno, why, whylen, "PR_SET_NO_NEW_PRIVS");
 	if (change && u->uid != 0 &&

@@ -39,12 +39,14 @@ int privs_lookup(const char *name, struct privs_user *out);
 
 /*
  * Becomes u (when not already) with exactly the capabilities keep[0..n-1]
- * in the permitted and effective sets (those of them the process still
- * has), none inheritable or ambient, and (when allowed to change it) a
- * bounding set of keep alone; supplementary groups: u's primary group only.
- * Sets PR_SET_NO_NEW_PRIVS. After a change of user, checks that root cannot
- * be regained. Must be called while the process has one thread (-EBUSY
- * otherwise). 0, or -errno with the step that failed in why.
+ * (those of them the process still has) in the permitted, effective,
+ * inheritable and ambient sets (ambient: so a successor exec'd by a restart
+ * starts with the same ones), and (when allowed to change it) a bounding
+ * set of keep alone; supplementary groups: u's primary group only. Sets
+ * PR_SET_NO_NEW_PRIVS. After a change of user, checks that root cannot be
+ * regained. A process already in that state is left alone (0, whatever its
+ * threads); otherwise it must have one thread (-EBUSY). 0, or -errno with
+ * the step that failed in why.
  */
 int privs_drop(const struct privs_user *u, const int *keep, unsigned n, char *why, size_t whylen);
 

@@ -1,12 +1,12 @@
 /*
  * `user:` end to end: anycached started as root with `user: nobody` binds
  * port 53 and its control socket, then every thread of it runs as nobody
- * with exactly CAP_NET_BIND_SERVICE (permitted, effective, bounding; nothing
- * inheritable or ambient; no new privileges), read from
- * /proc/PID/task/TID/status. DNS over UDP and TCP and the control socket
- * (a drain, which writes the state file as nobody) still work. An unknown
- * user is a configuration error at its file:line:column.
- * Addresses: 127.53.81.31 (anycached), 127.53.81.32 (knotd).
+ * with CAP_NET_BIND_SERVICE alone in its permitted, effective, bounding,
+ * inheritable and ambient sets (the last two for a restart's exec'd
+ * successor) and no new privileges, read from /proc/PID/task/TID/status. DNS over UDP and TCP and
+ * the control socket (a drain, which writes the state file as nobody) still work. An unknown user
+ * is a configuration error at its file:line:column. Addresses: 127.53.81.31 (anycached),
+ * 127.53.81.32 (knotd).
  */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
@@ -84,7 +84,7 @@ static void status_field(const char *path, const char *key, char *out, size_t ca
 
 /*
  * Every thread of pid runs as pw with exactly CAP_NET_BIND_SERVICE permitted,
- * effective and bounding, nothing inheritable or ambient, no new privileges.
+ * effective, inheritable, ambient and bounding, and no new privileges.
  * Supplementary groups as given (the daemon sets them only when it changes
  * user). Returns the number of threads.
  */
@@ -120,10 +120,11 @@ static unsigned expect_threads(pid_t pid, const struct passwd *pw, const char *g
 		cr_expect_str_eq(field, "0000000000000400", "task %s CapPrm", e->d_name);
 		status_field(st, "CapBnd", field, sizeof(field));
 		cr_expect_str_eq(field, "0000000000000400", "task %s CapBnd", e->d_name);
+		/* Inheritable and ambient: the same one, for a restart's exec'd successor. */
 		status_field(st, "CapInh", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000000", "task %s CapInh", e->d_name);
+		cr_expect_str_eq(field, "0000000000000400", "task %s CapInh", e->d_name);
 		status_field(st, "CapAmb", field, sizeof(field));
-		cr_expect_str_eq(field, "0000000000000000", "task %s CapAmb", e->d_name);
+		cr_expect_str_eq(field, "0000000000000400", "task %s CapAmb", e->d_name);
 		status_field(st, "NoNewPrivs", field, sizeof(field));
 		cr_expect_str_eq(field, "1", "task %s NoNewPrivs", e->d_name);
 	}
@@ -225,8 +226,8 @@ Test(privs, unknown_user_is_a_config_error_with_position)
 /*
  * The unit's way (User=anycache, AmbientCapabilities=CAP_NET_BIND_SERVICE),
  * played with setpriv: started as nobody with the ambient capability, the
- * daemon binds port 53 itself, then (user: names itself) clears the ambient
- * and inheritable sets and keeps CAP_NET_BIND_SERVICE alone.
+ * daemon binds port 53 itself and (user: names itself) is left as it is:
+ * CAP_NET_BIND_SERVICE alone, in every set.
  */
 Test(privs, started_as_the_user_with_an_ambient_capability)
 {
