@@ -35,6 +35,10 @@ struct raw_cache {
 	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale;
 };
 
+struct raw_rate_limit {
+	char *rate, *window, *slip, *v4_prefix, *v6_prefix, *entries;
+};
+
 struct raw_dns {
 	char **listen;
 	unsigned listen_count;
@@ -44,6 +48,8 @@ struct raw_dns {
 	unsigned upstreams_count;
 	char *threads, *identity;
 	struct raw_cache *cache;
+	char *cookie_secret, *cookie_secret_old;
+	struct raw_rate_limit *rate_limit;
 };
 
 struct raw_neighbor {
@@ -117,6 +123,16 @@ static const cyaml_schema_field_t cache_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t rate_limit_fields[] = {
+    STR("responses-per-second", struct raw_rate_limit, rate),
+    STR("window", struct raw_rate_limit, window),
+    STR("slip", struct raw_rate_limit, slip),
+    STR("ipv4-prefix", struct raw_rate_limit, v4_prefix),
+    STR("ipv6-prefix", struct raw_rate_limit, v6_prefix),
+    STR("table-size", struct raw_rate_limit, entries),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t dns_fields[] = {
     STRSEQ("listen", struct raw_dns, listen),
     STRSEQ("allow", struct raw_dns, allow),
@@ -124,6 +140,9 @@ static const cyaml_schema_field_t dns_fields[] = {
     STR("threads", struct raw_dns, threads),
     STR("identity", struct raw_dns, identity),
     CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
+    STR("cookie-secret", struct raw_dns, cookie_secret),
+    STR("cookie-secret-old", struct raw_dns, cookie_secret_old),
+    CYAML_FIELD_MAPPING_PTR("rate-limit", OPT, struct raw_dns, rate_limit, rate_limit_fields),
     CYAML_FIELD_END,
 };
 
@@ -760,6 +779,64 @@ void conf_default(struct conf *out, const char *resolv_conf)
 
 /* ---- sections ---------------------------------------------------------------- */
 
+/* A DNS cookie secret (RFC 9018 §4.4): exactly 32 hex digits. */
+static bool get_cookie_secret(struct ld *ld, const char *path, const char *s, uint8_t *out)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return false;
+	for (size_t i = 0; n == 2 * CONF_COOKIE_SECRET_LEN && i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			n = 0;
+	if (n != 2 * CONF_COOKIE_SECRET_LEN) {
+		err_at(ld, path, false, "%s: expected %u hex digits (%u bytes)", path,
+		       2 * CONF_COOKIE_SECRET_LEN, CONF_COOKIE_SECRET_LEN);
+		return false;
+	}
+	for (size_t i = 0; i < CONF_COOKIE_SECRET_LEN; i++) {
+		unsigned v;
+		sscanf(s + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+/* dns.cookie-secret(-old) and dns.rate-limit (defaults in conf.h). */
+static void load_dns_security(struct ld *ld, const struct raw_dns *r, struct conf_dns *d)
+{
+	const struct raw_rate_limit *rl = r->rate_limit;
+	struct conf_rate_limit *c = &d->rate_limit;
+
+	d->has_cookie_secret =
+	    get_cookie_secret(ld, "dns.cookie-secret", r->cookie_secret, d->cookie_secret);
+	d->has_cookie_secret_old = get_cookie_secret(ld, "dns.cookie-secret-old",
+	                                             r->cookie_secret_old, d->cookie_secret_old);
+	if (r->cookie_secret_old && !r->cookie_secret)
+		err_at(ld, "dns.cookie-secret-old", false,
+		       "dns.cookie-secret-old: needs dns.cookie-secret (the one answers use)");
+	if (!rl)
+		return;
+	*c = (struct conf_rate_limit){.enabled = true,
+	                              .window_s = 1,
+	                              .slip = 2,
+	                              .v4_prefix = 24,
+	                              .v6_prefix = 56,
+	                              .entries = 65536};
+	if (!rl->rate)
+		err_at(ld, "dns.rate-limit", false,
+		       "dns.rate-limit: responses-per-second is required");
+	get_u32(ld, "dns.rate-limit.responses-per-second", rl->rate, 1, 1000000, &c->rate);
+	get_seconds(ld, "dns.rate-limit.window", rl->window, 3600, &c->window_s);
+	if (rl->window && c->window_s == 0)
+		err_at(ld, "dns.rate-limit.window", false,
+		       "dns.rate-limit.window: must be at least 1s");
+	get_u32(ld, "dns.rate-limit.slip", rl->slip, 0, 10, &c->slip);
+	get_unsigned(ld, "dns.rate-limit.ipv4-prefix", rl->v4_prefix, 1, 32, &c->v4_prefix);
+	get_unsigned(ld, "dns.rate-limit.ipv6-prefix", rl->v6_prefix, 1, 64, &c->v6_prefix);
+	get_u32(ld, "dns.rate-limit.table-size", rl->entries, 1, 1u << 24, &c->entries);
+}
+
 static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
 	struct conf_dns *d = &c->dns;
@@ -854,6 +931,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	get_unsigned(ld, "dns.threads", r->threads, 1, CONF_MAX_THREADS, &d->threads);
 	get_string(ld, "dns.identity", r->identity, CONF_IDENTITY_MAX, d->identity,
 	           "one TXT string");
+	load_dns_security(ld, r, d);
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
 		if (rc->size && conf_parse_size(rc->size, &v) == 0)
