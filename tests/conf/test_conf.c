@@ -847,7 +847,7 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
-	cr_expect_eq(maps, 11);
+	cr_expect_eq(maps, 12);
 }
 
 Test(conf, dns_cookie_secret_and_rate_limit)
