@@ -42,6 +42,12 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp_refused += s->tcp_refused;
 	d->tcp_idle_closed += s->tcp_idle_closed;
 	d->listener_deaths += s->listener_deaths;
+	for (unsigned i = 0; i < 5; i++)
+		d->cookies[i] += s->cookies[i];
+	d->cookie_errors += s->cookie_errors;
+	d->cookie_unsent += s->cookie_unsent;
+	d->rrl_dropped += s->rrl_dropped;
+	d->rrl_slipped += s->rrl_slipped;
 	d->tcp_conns += s->tcp_conns;
 	for (unsigned i = 0; i <= DNS_SERVER_LATENCY_N; i++)
 		d->latency[i] += s->latency[i];

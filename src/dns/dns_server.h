@@ -92,6 +92,11 @@ struct dns_server_stats {
 	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
 	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
 	uint64_t listener_deaths; /* UDP receives that stopped with an error */
+	uint64_t cookies[5];      /* queries by enum dns_cookie_verdict (RFC 7873 §5.2) */
+	uint64_t cookie_errors;   /* the MAC failed: answered without a cookie */
+	uint64_t cookie_unsent;   /* answers that could not carry the query's cookie */
+	uint64_t rrl_dropped;     /* UDP answers not sent: rate limit (dns_rrl.h) */
+	uint64_t rrl_slipped;     /* sent as TC=1 (or BADCOOKIE) instead */
 	unsigned tcp_conns;       /* open now */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
