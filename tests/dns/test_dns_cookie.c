@@ -302,3 +302,43 @@ Test(dns_cookie, append_to_every_builder_s_answer)
 	/* An OPT that already carries options is not ours to extend. */
 	cr_assert_eq(dns_cookie_append(q, qlen, sizeof(q), cookie), -EINVAL);
 }
+
+/*
+ * A client's cookie never leaves for the upstream and the upstream's never
+ * reaches the cache: the forwarder's one builder (dns_build_query) takes no
+ * options, and the stored form (dns_answer_normalize) has no OPT at all.
+ */
+Test(dns_cookie, never_forwarded_never_cached)
+{
+	uint8_t q[128], fwd[600], ans[600], norm[600], cookie[24];
+	struct dns_request req, up;
+	struct dns_scan sc;
+	uint8_t rcode;
+	struct wbuf b;
+
+	memset(cookie, 0x5a, sizeof(cookie));
+	size_t qlen = query_with_cookie(q, cookie, 24);
+	cr_assert_eq(dns_request_parse(q, qlen, &req, &rcode), 0);
+	cr_assert(req.has_cookie);
+	b = wbuf_init(fwd, sizeof(fwd));
+	int n = dns_build_query(&b, 7, req.qname_lc, req.qname_len, req.qtype, req.qclass, req.cd,
+	                        req.do_bit);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(dns_request_parse(fwd, (size_t)n, &up, &rcode), 0);
+	cr_assert(up.edns);
+	cr_assert_not(up.has_cookie);
+	cr_assert_eq(up.opts_len, 0, "the upstream query carries no option");
+
+	/* The upstream answers with its own cookie: gone from the stored form. */
+	memcpy(ans, fwd, (size_t)n);
+	ans[2] |= 0x80; /* QR */
+	size_t alen = (size_t)n;
+	alen = (size_t)dns_cookie_append(ans, alen, sizeof(ans), cookie);
+	cr_assert_eq(dns_scan(ans, alen, &sc), 0);
+	cr_assert(sc.has_opt);
+	int m = dns_answer_normalize(ans, alen, &sc, norm, sizeof(norm));
+	cr_assert_gt(m, 0);
+	cr_assert_not(sc.has_opt);
+	cr_assert_eq(wire_get_u16_at(norm + 10), 0, "no additional record left");
+	cr_assert_null(memmem(norm, (size_t)m, cookie, 8), "cookie octets in the stored form");
+}
