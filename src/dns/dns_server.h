@@ -21,6 +21,13 @@
  * DNS_TCP_QUEUE_PAUSE queued answer bytes (reading pauses too; beyond
  * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
  *
+ * Cookies and rate limiting, first thing after parsing (dns_cookie.h,
+ * dns_rrl.h): a query's COOKIE option is judged (RFC 7873 §5.2, RFC 9018
+ * server cookies under the node's dns.cookie-secret) and every answer to it
+ * carries our cookie; with dns.rate-limit, UDP answers without a valid
+ * server cookie are accounted per client prefix in one table per node and
+ * dropped or slipped (TC=1, or BADCOOKIE) over the limit.
+ *
  * Threads: a server belongs to one loop; after loop_run starts it is used
  * only from that loop's thread. What the workers share is one struct
  * dns_shared per process: the answer cache (dns_cache.h: lock-free RCU
