@@ -32,6 +32,15 @@
 
 TestSuite(cookies_rrl, .fini = down, .timeout = 120);
 
+/* Strict stop: exit 0, no sanitizer report, rings drained (harness.h). */
+static void stop_clean(void)
+{
+	char why[256] = "";
+	int r = anycached_stop_clean(&daemon_, 5000, why, sizeof(why));
+	knotd_stop(&knot);
+	cr_assert_eq(r, 0, "anycached did not stop cleanly: %s", why);
+}
+
 /* A query for name with EDNS and a COOKIE option of len octets (len 0: none). */
 static int cookie_query(uint8_t *q, size_t cap, uint16_t id, const char *name,
                         const uint8_t *cookie, size_t len)
@@ -171,6 +180,7 @@ Test(cookies_rrl, server_cookie_learned_and_accepted)
 	p = strstr(out, "COOKIE: ");
 	cr_assert(p && strncasecmp(p + 8, hex, 48) == 0, "not echoed:\n%s", out);
 	cr_assert(strstr(out, "status: NOERROR"), "%s", out);
+	stop_clean();
 }
 
 Test(cookies_rrl, secret_rollover)
@@ -181,7 +191,7 @@ Test(cookies_rrl, secret_rollover)
 	up_with(NET, 1, "  cookie-secret: " SECRET "\n");
 	l = ask_cookie(false, "www.example.test", client_cc, 8, a, sizeof(a), c1);
 	check_ours(c1, l, client_cc);
-	down();
+	stop_clean();
 	/* The new secret, the old one still accepted. */
 	up_with(NET, 1,
 	        "  cookie-secret: " SECRET_NEW "\n"
@@ -193,12 +203,13 @@ Test(cookies_rrl, secret_rollover)
 	 * is checked below; here the renewed cookie is echoed next time. */
 	l = ask_cookie(false, "www.example.test", c2, 24, a, sizeof(a), c3);
 	cr_assert_arr_eq(c3, c2, 24);
-	down();
+	stop_clean();
 	/* The old secret gone: the first cookie is not ours any more, but the
 	 * renewed one is. */
 	up_with(NET, 1, "  cookie-secret: " SECRET_NEW "\n");
 	l = ask_cookie(false, "www.example.test", c2, 24, a, sizeof(a), c3);
 	cr_assert_arr_eq(c3, c2, 24);
+	stop_clean();
 }
 
 struct flood {
@@ -325,4 +336,5 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	cr_assert(f.badcookie >= 100 && f.badcookie <= 150, "BADCOOKIE slips %u", f.badcookie);
 	cr_assert_eq(f.tc, 0);
 	cr_assert_eq(f.with_cookie, f.answers, "every answer carries the cookie");
+	stop_clean();
 }
