@@ -12,7 +12,8 @@
  *     slips while another source is served in full; the same flood with a
  *     valid server cookie is not limited; with a client cookie alone the
  *     slips are BADCOOKIE carrying a good cookie; TCP from the flooded
- *     source is served.
+ *     source is served;
+ *   - /metrics counts exactly the drops and slips the clients saw.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "ctl_itest.h"
 #include "dns_itest.h"
 
 #define NET        84
@@ -277,19 +279,40 @@ static unsigned polite_from(const char *src, unsigned n)
 	return ok;
 }
 
+/* One sample of the node's /metrics (127.53.84.21:9253). */
+static double metric(const char *sample)
+{
+	static char page[65536];
+	int status;
+
+	cr_assert_gt(http_exchange("127.53.84.21", 9253, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+	                           page, sizeof(page), &status),
+	             0);
+	cr_assert_eq(status, 200);
+	return scrape_value(http_body(page), sample);
+}
+
 Test(cookies_rrl, rate_limit_drops_and_slips)
 {
 	uint8_t a[4096], cookie[40];
 	struct flood f;
+	unsigned dropped = 0, slipped = 0;
+	struct tmpdir cdir;
+	char extra[1024];
 	int l;
 
-	up_with(NET, 2,
-	        "  cookie-secret: " SECRET "\n"
-	        "  rate-limit:\n"
-	        "    responses-per-second: 10\n"
-	        "    window: 1s\n"
-	        "    slip: 2\n"
-	        "    ipv4-prefix: 32\n");
+	cr_assert_eq(tmpdir_make(&cdir, "cookiesrrl"), 0);
+	snprintf(extra, sizeof(extra),
+	         "  cookie-secret: " SECRET "\n"
+	         "  rate-limit:\n"
+	         "    responses-per-second: 10\n"
+	         "    window: 1s\n"
+	         "    slip: 2\n"
+	         "    ipv4-prefix: 32\n"
+	         "control: {metrics: \"127.53.84.21\", socket: \"%s/ctl.sock\", "
+	         "state: \"%s/drain.json\"}\n",
+	         cdir.path, cdir.path);
+	up_with(NET, 2, extra);
 	/* Fill the cache from a source of its own. */
 	polite_from("127.53.84.110", 1);
 
@@ -301,6 +324,8 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	cr_assert(f.full >= 10 && f.full <= 25, "full answers %u", f.full);
 	cr_assert(f.tc >= 100 && f.tc <= 150, "TC=1 slips %u", f.tc);
 	cr_assert_lt(f.answers, f.sent, "nothing was dropped");
+	dropped += f.sent - f.answers;
+	slipped += f.tc;
 	/* Meanwhile another source is served in full. */
 	cr_assert_eq(polite_from("127.53.84.101", 5), 5);
 	/* And the flooded source itself over TCP: not limited. */
@@ -336,5 +361,12 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	cr_assert(f.badcookie >= 100 && f.badcookie <= 150, "BADCOOKIE slips %u", f.badcookie);
 	cr_assert_eq(f.tc, 0);
 	cr_assert_eq(f.with_cookie, f.answers, "every answer carries the cookie");
+	dropped += f.sent - f.answers;
+	slipped += f.badcookie;
+	/* The node counted what the clients saw. */
+	cr_assert_eq(metric("anycache_rrl_dropped_total"), (double)dropped);
+	cr_assert_eq(metric("anycache_rrl_slipped_total"), (double)slipped);
+	cr_assert_geq(metric("anycache_cookies_total{verdict=\"valid\"}"), 300);
 	stop_clean();
+	tmpdir_remove(&cdir);
 }
