@@ -118,6 +118,25 @@ struct conf_cache {
 	uint64_t persist_interval_ms;
 };
 
+/*
+ * dns.rate-limit (response rate limiting, dns_rrl.h): absent = off. Present:
+ * responses-per-second required (1..1000000); window 1s (the bucket holds
+ * rate x window answers; whole seconds, at most 1h), slip 2 (every 2nd
+ * limited answer goes out empty with TC=1; 0 = none, at most 10),
+ * ipv4-prefix 24, ipv6-prefix 56 (at most 64), table-size 65536 buckets
+ * (at most 16777216; 32 bytes each).
+ */
+struct conf_rate_limit {
+	bool enabled;
+	uint32_t rate;
+	uint32_t window_s;
+	uint32_t slip;
+	unsigned v4_prefix, v6_prefix;
+	uint32_t entries;
+};
+
+#define CONF_COOKIE_SECRET_LEN 16 /* RFC 9018 §4.4: a SipHash-2-4 key */
+
 struct conf_dns {
 	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
 	unsigned n_listen;
@@ -128,6 +147,13 @@ struct conf_dns {
 	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
+	/* dns.cookie-secret / dns.cookie-secret-old: 32 hex digits each. Absent:
+	 * a random secret per process (cookies then hold for this node only). */
+	uint8_t cookie_secret[CONF_COOKIE_SECRET_LEN];
+	bool has_cookie_secret;
+	uint8_t cookie_secret_old[CONF_COOKIE_SECRET_LEN]; /* still accepted, never made */
+	bool has_cookie_secret_old;
+	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
 	unsigned tcp_per_source;                    /* connections per source prefix per worker */
 	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
