@@ -1088,7 +1088,9 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 	struct dns_request req;
 	uint8_t rcode;
 
-	if (dns_request_parse(pkt, len, &req, &rcode) < 0) {
+	/* The ACL before any record section is walked: a stranger's 64 KiB of
+	 * records costs us the header and the question only. */
+	if (dns_request_parse_head(pkt, len, &req) < 0) {
 		s->stats.dropped++;
 		return;
 	}
@@ -1097,6 +1099,7 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
 	}
+	(void)dns_request_parse_rest(pkt, len, &req, &rcode);
 	if (rcode != DNS_RCODE_NOERROR) {
 		answer_error(s, t, &req, rcode);
 		return;

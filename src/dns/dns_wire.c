@@ -153,10 +153,27 @@ static void take_edns(struct dns_request *req, const struct edns *e)
 	req->has_ecs = e->has_ecs;
 }
 
-int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+/*
+ * A query's usual shape (RFC 6891 §6.1.1): the question, then the OPT as its
+ * only record. Taken only when that is exactly what follows the question, so
+ * the work is bounded whatever the counts say.
+ */
+static void peek_lone_opt(struct wire w, struct dns_request *req)
+{
+	struct edns e = {0};
+	struct rr rr;
+
+	if (req->ancount != 0 || req->nscount != 0 || req->arcount != 1)
+		return;
+	if (read_rr(&w, &rr) || rr.type != DNS_TYPE_OPT || wire_left(&w) != 0)
+		return;
+	if (take_opt(w.p, &rr, SEC_AR, &e) == 0)
+		take_edns(req, &e);
+}
+
+int dns_request_parse_head(const uint8_t *pkt, size_t len, struct dns_request *req)
 {
 	memset(req, 0, sizeof(*req));
-	*rcode = DNS_RCODE_FORMERR;
 	if (len < DNS_HDR_LEN)
 		return -EBADMSG;
 
@@ -176,12 +193,22 @@ int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, u
 
 	if (req->qdcount == 1 && read_question(&w, req))
 		req->has_question = false;
+	if (req->has_question)
+		peek_lone_opt(w, req);
+	return 0;
+}
 
+int dns_request_parse_rest(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+{
+	struct wire w = wire_init(pkt, len);
+
+	*rcode = DNS_RCODE_FORMERR;
+	w.off = DNS_HDR_LEN + (req->has_question ? req->question_len : 0);
 	/*
 	 * Walk the records only where we know what the sections mean: after a
 	 * parsed question, or with no question at all (so a FORMERR for
 	 * QDCOUNT=0 still carries the OPT, as knotd does). The OPT is taken
-	 * only when every record parsed.
+	 * only when every record parsed (the head's lone OPT is taken again).
 	 */
 	struct edns e = {0};
 	bool walked = false;
@@ -209,6 +236,14 @@ int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, u
 	}
 	*rcode = DNS_RCODE_NOERROR;
 	return 0;
+}
+
+int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+{
+	*rcode = DNS_RCODE_FORMERR;
+	if (dns_request_parse_head(pkt, len, req) < 0)
+		return -EBADMSG;
+	return dns_request_parse_rest(pkt, len, req, rcode);
 }
 
 size_t dns_request_udp_limit(const struct dns_request *req)
@@ -269,6 +304,17 @@ int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcod
 	if (rcode > 0xFFF || (rcode > DNS_RCODE_MASK && !req->edns))
 		return -EINVAL;
 	uint16_t flags = answer_flags(req, DNS_FLAG_RA) | (rcode & DNS_RCODE_MASK);
+	/*
+	 * An opcode we do not implement: only what every opcode shares, ID, QR,
+	 * OPCODE and RCODE. RD, RA, AD and CD are QUERY's (RFC 1035 §4.1.1,
+	 * RFC 4035 §3.2); UPDATE, for one, makes those bits a Z field that must
+	 * be zero (RFC 2136 §2.2). ISC's genreport checks it ("opcode",
+	 * "opcodeflg"). The question and OPT are echoed as knotd does.
+	 */
+	if (req->opcode != DNS_OPCODE_QUERY)
+		flags =
+		    (uint16_t)(DNS_FLAG_QR | ((unsigned)(req->opcode & 0xF) << DNS_OPCODE_SHIFT) |
+		               (rcode & DNS_RCODE_MASK));
 	put_header(b, req->id, flags, req->has_question ? 1 : 0, 0, 0, req->edns ? 1 : 0);
 	if (req->has_question)
 		wbuf_bytes(b, req->question, req->question_len);
