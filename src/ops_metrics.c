@@ -76,6 +76,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->st.dropped);
 	metric_u64(p, "anycache_queries_refused_acl_total", "counter",
 	           "Queries from clients outside dns.allow (answered REFUSED).", n->st.refused_acl);
+	metric_u64(p, "anycache_queries_meta_total", "counter",
+	           "Zone transfers and MAILA/MAILB answered here, never forwarded.",
+	           n->st.refused_meta);
 	metric_u64(p, "anycache_responses_truncated_total", "counter",
 	           "UDP answers cut to the client's size with TC=1.", n->st.truncated);
 	metric_u64(p, "anycache_send_failures_total", "counter", "Answers the loop could not send.",

@@ -629,7 +629,7 @@ static void fill_static_defaults(struct conf *c)
 	c->dns.cache.size_bytes = 64ull << 20;
 	c->dns.cache.min_ttl_s = 0;
 	c->dns.cache.max_ttl_s = 86400;
-	c->dns.cache.negative_ttl_s = 3600;
+	c->dns.cache.negative_ttl_s = 3600; /* RFC 2308 §5; the same as DNS_CACHE_CONF_DEFAULT */
 	c->dns.cache.serve_stale_s = 86400;
 	c->bfd.interval_ms = 300;
 	c->bfd.multiplier = 3;

@@ -117,8 +117,8 @@ struct dns_forward_stats {
 /*
  * The result of one forwarded query. status 0: `ans` (len bytes) is the
  * upstream's answer, already scanned into *scan, question verified. Otherwise
- * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED or transport errors from
- * every upstream tried), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many
+ * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED from the upstreams tried),
+ * -ENETUNREACH (transport errors only: ICMP, resets), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many
  * outstanding) or -ECANCELED (shutting down: release ctx, touch nothing else).
  */
 typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t len,

@@ -965,12 +965,25 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		else
 			p->t.kind = TARGET_NONE;
 	}
+	/* Every query we send carries our OPT; an answer without one came from
+	 * the RFC 6891 §7 fallback (asked again without OPT after a FORMERR), so
+	 * it lacks what DO asked for (RRSIGs): served, never cached under a key
+	 * that says EDNS (issue 10, item 4). c-ares (TCP) runs without
+	 * ARES_FLAG_EDNS, so its own fallback never strips anything. */
+	bool had_opt = status == 0 && scan->has_opt;
 	if (status == 0)
 		n = dns_answer_normalize(ans, len, scan, s->norm, sizeof(s->norm));
 	if (n >= 0) {
 		bool cacheable;
 		enum dns_cache_kind kind = answer_kind(scan, &cacheable);
-		if (cacheable && scan->tc == false && scan->n_ttl <= DNS_MAX_TTL_OFFSETS)
+		uint32_t lo, hi;
+		/* The first answer gets the TTLs a cache hit would give: max-ttl
+		 * and RFC 2181 §8 apply to every answer, not only cached copies. */
+		dns_cache_ttl_bounds(s->cache, cacheable ? kind : DNS_CACHE_POSITIVE, scan->neg_ttl,
+		                     &lo, &hi);
+		if (dns_answer_clamp_ttls(s->norm, (size_t)n, lo, hi) < 0)
+			cacheable = false; /* cannot happen: it scanned */
+		if (cacheable && had_opt && scan->tc == false && scan->n_ttl <= DNS_MAX_TTL_OFFSETS)
 			dns_cache_insert(s->cache, &key, s->norm, (size_t)n, scan->ttl_off,
 			                 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
 			                 loop_now(s->loop));
@@ -987,8 +1000,9 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		s->stats.upstream_fail++;
 		/*
 		 * Only the upstreams' failure is remembered: not a local shortage
-		 * (-EBUSY, -ENOMEM) nor a forged answer (-EPROTO), which would let
-		 * a spoofer blank a name out for everyone.
+		 * (-EBUSY, -ENOMEM), nor a forged answer (-EPROTO), nor a transport
+		 * error (-ENETUNREACH: an ICMP error anyone on the path may forge),
+		 * each of which would let someone blank a name out for everyone.
 		 */
 		if (r <= 0 && (status == -ETIMEDOUT || status == -ECONNREFUSED))
 			remember_failure(s, &key, &p->req);
@@ -1115,6 +1129,13 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 	if (req.qclass != DNS_CLASS_IN) {
 		/* We forward the Internet class only; CHAOS beyond identity is not ours. */
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
+		return;
+	}
+	rcode = dns_request_local_rcode(&req);
+	if (rcode != DNS_RCODE_NOERROR) {
+		/* Zone transfers and mail meta-queries: answered here, never forwarded. */
+		s->stats.refused_meta++;
+		answer_error(s, t, &req, rcode);
 		return;
 	}
 

@@ -74,6 +74,7 @@ struct dns_server_stats {
 	uint64_t rcode[16];   /* answers sent, by 4-bit header RCODE */
 	uint64_t badvers;     /* BADVERS answers (extended RCODE 16) */
 	uint64_t refused_acl; /* clients outside dns.allow */
+	uint64_t refused_meta; /* AXFR/IXFR (REFUSED), MAILA/MAILB (NOTIMP): never forwarded */
 	uint64_t identity;    /* CHAOS id.server / hostname.bind answers */
 	uint64_t cache_hits;
 	uint64_t cache_misses;

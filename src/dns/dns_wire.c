@@ -254,6 +254,20 @@ size_t dns_request_udp_limit(const struct dns_request *req)
 	return sz < DNS_EDNS_UDP_SIZE ? sz : DNS_EDNS_UDP_SIZE;
 }
 
+uint8_t dns_request_local_rcode(const struct dns_request *req)
+{
+	switch (req->qtype) {
+	case DNS_TYPE_AXFR:
+	case DNS_TYPE_IXFR:
+		return DNS_RCODE_REFUSED;
+	case DNS_TYPE_MAILA:
+	case DNS_TYPE_MAILB:
+		return DNS_RCODE_NOTIMP;
+	default:
+		return DNS_RCODE_NOERROR;
+	}
+}
+
 bool dns_request_is_identity(const struct dns_request *req)
 {
 	static const uint8_t id_server[] = "\x02id\x06server";

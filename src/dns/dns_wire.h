@@ -78,6 +78,8 @@ enum dns_type {
 	DNS_TYPE_HTTPS = 65,
 	DNS_TYPE_IXFR = 251,
 	DNS_TYPE_AXFR = 252,
+	DNS_TYPE_MAILB = 253,
+	DNS_TYPE_MAILA = 254,
 	DNS_TYPE_ANY = 255,
 };
 
@@ -227,6 +229,18 @@ int dns_request_parse_rest(const uint8_t *pkt, size_t len, struct dns_request *r
 
 /* Largest UDP answer for this request: 512 without EDNS, else min(max(size, 512), 1232). */
 size_t dns_request_udp_limit(const struct dns_request *req);
+
+/*
+ * The RCODE a forwarder answers itself for a meta-QTYPE it must not forward,
+ * or NOERROR (forward it). Zone transfers (AXFR, IXFR): REFUSED, the code
+ * RFC 1035 §4.1.1 names for "a particular operation (e.g., zone transfer)"
+ * a server will not perform; we are nobody's primary, and forwarding them
+ * lets clients make the upstreams refuse us (issue 10, item 3). MAILA and
+ * MAILB: NOTIMP, "the name server does not support the requested kind of
+ * query" (RFC 1035 §4.1.1); both are obsolete meta-QTYPEs (RFC 883's mail
+ * queries, RFC 6895 §3.1) no upstream answers usefully.
+ */
+uint8_t dns_request_local_rcode(const struct dns_request *req);
 
 /* True for CH TXT id.server. / hostname.bind. (RFC 4892), any letter case. */
 bool dns_request_is_identity(const struct dns_request *req);

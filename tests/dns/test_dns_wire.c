@@ -1227,3 +1227,22 @@ Test(dns_scan, question_match_on_vectors)
 	free(q);
 	free(a);
 }
+
+/* Issue 10, item 3: meta-QTYPEs are answered locally, never forwarded. */
+Test(dns_request, meta_qtypes_answered_locally)
+{
+	struct dns_request req = {.has_question = true, .qclass = DNS_CLASS_IN};
+	static const struct {
+		uint16_t qtype;
+		uint8_t rcode;
+	} t[] = {
+	    {DNS_TYPE_AXFR, DNS_RCODE_REFUSED}, {DNS_TYPE_IXFR, DNS_RCODE_REFUSED},
+	    {DNS_TYPE_MAILA, DNS_RCODE_NOTIMP}, {DNS_TYPE_MAILB, DNS_RCODE_NOTIMP},
+	    {DNS_TYPE_A, DNS_RCODE_NOERROR},    {DNS_TYPE_ANY, DNS_RCODE_NOERROR},
+	    {DNS_TYPE_SOA, DNS_RCODE_NOERROR},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		req.qtype = t[i].qtype;
+		cr_assert_eq(dns_request_local_rcode(&req), t[i].rcode, "qtype %u", t[i].qtype);
+	}
+}
