@@ -85,7 +85,9 @@ struct dns_forward_upstream_stats {
 	uint64_t failures;   /* transport errors, malformed or truncated answers */
 	uint64_t servfail, refused;
 	uint64_t mismatches; /* 0x20 case or question mismatches: likely spoofs */
-	uint64_t probes;     /* re-probes of this upstream while dead */
+	uint64_t probes;     /* probes of this upstream: while dead, or to confirm a death */
+	uint64_t case_ignored; /* answers taken with the question in another case: it does
+	                          not echo DNS 0x20 (dns_upstream.h) */
 };
 
 struct dns_forward_stats {
