@@ -81,6 +81,8 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 		u->consecutive_fail = in->consecutive_fail;
 	if (in->fail_rate_pm > u->fail_rate_pm)
 		u->fail_rate_pm = in->fail_rate_pm;
+	u->no_0x20 |= in->no_0x20;
+	u->confirming |= in->confirming;
 	u->c.sent += c->sent;
 	u->c.answers += c->answers;
 	u->c.rtt_ms_sum += c->rtt_ms_sum;
@@ -90,6 +92,7 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 	u->c.refused += c->refused;
 	u->c.mismatches += c->mismatches;
 	u->c.probes += c->probes;
+	u->c.case_ignored += c->case_ignored;
 }
 
 static void build_node(struct ops *o, unsigned answered)

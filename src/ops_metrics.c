@@ -155,6 +155,14 @@ static void render_upstreams(struct prom *p, const struct ops *o, const struct n
 	PER_UPSTREAM("anycache_upstream_rto_seconds", "gauge",
 	             "Retransmission timeout: how long a try waits before failing over.",
 	             u->rto_ms / 1000.0);
+	PER_UPSTREAM("anycache_upstream_dns0x20", "gauge",
+	             "1 while queries to the upstream use DNS 0x20 random case, 0 while it is "
+	             "asked without (it does not echo case; re-tested later).",
+	             !u->no_0x20);
+	PER_UPSTREAM("anycache_upstream_case_ignored_total", "counter",
+	             "Answers taken although the question came back in another letter case "
+	             "(an upstream that does not echo DNS 0x20).",
+	             u->c.case_ignored);
 #undef PER_UPSTREAM
 	prom_family(p, "anycache_upstream_state", "gauge",
 	            "1 for the upstream's current state (the worst any worker sees).");

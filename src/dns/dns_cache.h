@@ -135,7 +135,7 @@ struct dns_cache_stats {
 	size_t table_bytes;  /* the cache and shard structs and the hash table */
 	size_t answer_bytes; /* sum of stored answer lengths */
 	size_t entries;
-	uint64_t flushed; /* entries freed by dns_cache_flush / dns_cache_flush_name */
+	uint64_t flushed;   /* entries freed by dns_cache_flush / dns_cache_flush_name */
 	unsigned shards;    /* the shard count in use */
 	size_t shard_bytes; /* each shard's share of conf.size - table_bytes */
 };

@@ -77,11 +77,11 @@ struct fwd_try {
 	uint16_t slot; /* in the slab */
 	uint16_t id, qtype, qclass;
 	bool cd, do_bit;
-	bool linked;    /* on the expiry list */
-	bool tcp;       /* asked again over TCP: c-ares has it */
-	bool plain;     /* asked again without our OPT (FORMERR) */
-	bool timed_out; /* its timeout was reported (RTO or deadline) */
-	bool sending;   /* inside ares_send: a callback now is synchronous */
+	bool linked;      /* on the expiry list */
+	bool tcp;         /* asked again over TCP: c-ares has it */
+	bool plain;       /* asked again without our OPT (FORMERR) */
+	bool timed_out;   /* its timeout was reported (RTO or deadline) */
+	bool sending;     /* inside ares_send: a callback now is synchronous */
 	bool probe;       /* a health probe (dns_upstream_probe_due), never a request's */
 	bool case_random; /* sent with 0x20 case (dns_upstream_use_0x20) */
 	int sync_status;
@@ -136,7 +136,7 @@ struct dns_forward {
 	unsigned n_chunks;
 	struct fwd_try *try_free;
 	uint16_t *by_id;
-	struct fwd_try *ehead, *etail; /* expiry list, oldest first */
+	struct fwd_try *ehead, *etail;            /* expiry list, oldest first */
 	bool case_off[DNS_FORWARD_MAX_UPSTREAMS]; /* logged as not echoing 0x20 */
 	unsigned case_retest_ms;
 	struct dns_forward_stats stats;
@@ -636,11 +636,12 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 			r = send_try_q(f, NULL, 0, u, NULL, pq->qname, pq->qname_len, pq->qtype,
 			               pq->qclass, false, false, now, &fault);
 		else
-			r = send_try_q(f, NULL, 0, u, NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN, false,
-			               false, now, &fault);
+			r = send_try_q(f, NULL, 0, u, NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
+			               false, false, now, &fault);
 		/* Unreachable at once: the probe failed. */
 		if (r < 0 && fault)
-			dns_upstream_probe_result(f->pol, (unsigned)idx, DNS_UPSTREAM_ERROR, 0, now);
+			dns_upstream_probe_result(f->pol, (unsigned)idx, DNS_UPSTREAM_ERROR, 0,
+			                          now);
 	}
 	if (next != UINT64_MAX)
 		loop_timer_arm(f->loop, &f->prober, next);

@@ -84,8 +84,8 @@ struct dns_forward_upstream_stats {
 	uint64_t timeouts;   /* tries that hit their RTO or c-ares's timeout */
 	uint64_t failures;   /* transport errors, malformed or truncated answers */
 	uint64_t servfail, refused;
-	uint64_t mismatches; /* 0x20 case or question mismatches: likely spoofs */
-	uint64_t probes;     /* probes of this upstream: while dead, or to confirm a death */
+	uint64_t mismatches;   /* 0x20 case or question mismatches: likely spoofs */
+	uint64_t probes;       /* probes of this upstream: while dead, or to confirm a death */
 	uint64_t case_ignored; /* answers taken with the question in another case: it does
 	                          not echo DNS 0x20 (dns_upstream.h) */
 };
@@ -120,8 +120,9 @@ struct dns_forward_stats {
  * The result of one forwarded query. status 0: `ans` (len bytes) is the
  * upstream's answer, already scanned into *scan, question verified. Otherwise
  * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED from the upstreams tried),
- * -ENETUNREACH (transport errors only: ICMP, resets), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many
- * outstanding) or -ECANCELED (shutting down: release ctx, touch nothing else).
+ * -ENETUNREACH (transport errors only: ICMP, resets), -EPROTO (mismatched twice, or malformed
+ * answers), -EBUSY (too many outstanding) or -ECANCELED (shutting down: release ctx, touch nothing
+ * else).
  */
 typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t len,
                                struct dns_scan *scan);

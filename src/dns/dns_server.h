@@ -70,12 +70,12 @@ struct dns_server;
 
 struct dns_server_stats {
 	uint64_t udp_rx;
-	uint64_t dropped;     /* not answered: QR=1, shorter than a header */
-	uint64_t rcode[16];   /* answers sent, by 4-bit header RCODE */
-	uint64_t badvers;     /* BADVERS answers (extended RCODE 16) */
-	uint64_t refused_acl; /* clients outside dns.allow */
+	uint64_t dropped;      /* not answered: QR=1, shorter than a header */
+	uint64_t rcode[16];    /* answers sent, by 4-bit header RCODE */
+	uint64_t badvers;      /* BADVERS answers (extended RCODE 16) */
+	uint64_t refused_acl;  /* clients outside dns.allow */
 	uint64_t refused_meta; /* AXFR/IXFR (REFUSED), MAILA/MAILB (NOTIMP): never forwarded */
-	uint64_t identity;    /* CHAOS id.server / hostname.bind answers */
+	uint64_t identity;     /* CHAOS id.server / hostname.bind answers */
 	uint64_t cache_hits;
 	uint64_t cache_misses;
 	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */

@@ -78,10 +78,10 @@ struct dns_upstream_info {
 	bool measured; /* has an RTT sample */
 	unsigned srtt_ms, rttvar_ms, rto_ms;
 	unsigned consecutive_fail;
-	unsigned fail_rate_pm; /* EWMA of failures, per mille (1/16 weight per outcome) */
-	uint64_t next_probe;   /* DEAD or confirming: when a probe is due */
-	bool confirming;       /* dead_after failures in a row: a probe decides (SUSPECT) */
-	bool no_0x20;          /* does not echo 0x20 case: asked without it */
+	unsigned fail_rate_pm;   /* EWMA of failures, per mille (1/16 weight per outcome) */
+	uint64_t next_probe;     /* DEAD or confirming: when a probe is due */
+	bool confirming;         /* dead_after failures in a row: a probe decides (SUSPECT) */
+	bool no_0x20;            /* does not echo 0x20 case: asked without it */
 	uint64_t case_retest_at; /* no_0x20: when case randomisation is tried again */
 	uint64_t case_offs;      /* times it was found not to echo case */
 	unsigned probe_interval_ms;

@@ -496,7 +496,7 @@ Test(dns_query, bad_and_stale_events)
  */
 Test(dns_query, random_traffic_respects_the_bounds)
 {
-	static const int ok_status[] = {0,      -ETIMEDOUT, -ECONNREFUSED, -ENETUNREACH,
+	static const int ok_status[] = {0,       -ETIMEDOUT, -ECONNREFUSED, -ENETUNREACH,
 	                                -EPROTO, -EBUSY,     -ENOMEM};
 	struct dns_upstream_set *pol;
 	uint64_t now = 1;
