@@ -31,6 +31,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->badvers += s->badvers;
 	d->refused_acl += s->refused_acl;
 	d->refused_meta += s->refused_meta;
+	d->mem_refused += s->mem_refused;
 	d->identity += s->identity;
 	d->cache_hits += s->cache_hits;
 	d->cache_misses += s->cache_misses;

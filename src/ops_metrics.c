@@ -76,6 +76,10 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->st.dropped);
 	metric_u64(p, "anycache_queries_refused_acl_total", "counter",
 	           "Queries from clients outside dns.allow (answered REFUSED).", n->st.refused_acl);
+	metric_u64(p, "anycache_memory_budget_refused_total", "counter",
+	           "Queries answered SERVFAIL and TCP connections closed because the "
+	           "process's budget for client-held memory was spent.",
+	           n->st.mem_refused);
 	metric_u64(p, "anycache_queries_meta_total", "counter",
 	           "Zone transfers and MAILA/MAILB answered here, never forwarded.",
 	           n->st.refused_meta);

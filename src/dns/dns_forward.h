@@ -68,7 +68,8 @@ struct dns_forward_conf {
 	unsigned n_upstreams;     /* 1..DNS_FORWARD_MAX_UPSTREAMS */
 	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
 	unsigned tries;           /* 3 upstream tries per query */
-	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
+	unsigned max_outstanding; /* 4096 callers: queries in flight plus the callers that
+	                             joined one; beyond, -EBUSY at once */
 	unsigned sockets;         /* 16 UDP sockets per upstream (4 bits of port choice), at
 	                             most DNS_FORWARD_MAX_SOCKETS */
 	unsigned rotate_queries;  /* 2000 sends per socket before it is replaced */
@@ -99,6 +100,7 @@ struct dns_forward_stats {
 	uint64_t busy;        /* refused: max_outstanding reached */
 	uint64_t rtt_ms_sum;  /* over answered tries, for an average */
 	unsigned outstanding; /* queries in flight (not waiters, not orphaned tries) */
+	unsigned waiters;     /* callers joined to a query in flight (beyond its first) */
 	uint64_t retries;     /* tries beyond the first, failover and spoof retries */
 	uint64_t spoof_retries;
 	uint64_t servfail, refused; /* RCODEs from upstreams */

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/membudget.h"
 #include "core/netaddr.h"
 #include "core/timer.h"
 #include "dns/dns_answer.h"
@@ -82,6 +83,8 @@ struct tcp_listener {
  */
 struct tcp_conn {
 	struct dns_server *srv;
+	struct membudget *mem; /* the process's (conn_mem_*): outlives srv for conn_done */
+	size_t charged;        /* bytes of mem this connection holds */
 	int fd;
 	uint32_t slot, gen;
 	bool closing; /* detached; only the loop's final callbacks remain */
@@ -116,6 +119,7 @@ struct dns_server {
 	unsigned fd_reserve;             /* see FD_RESERVE_BASE */
 	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
 	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
+	struct membudget *mem;           /* the process's budget for client-held memory */
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
 	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
 	struct dns_forward *fwd;
@@ -306,11 +310,31 @@ static void conn_touch(struct tcp_conn *c)
 	loop_timer_arm_in(s->loop, &c->idle, DNS_TCP_IDLE_MS);
 }
 
+/*
+ * The TCP side of the process's one memory budget (issue 10, item 2): every
+ * connection's struct and buffers are charged before they are allocated.
+ * Kept in these two functions so the stream server can take them along.
+ */
+static bool conn_mem_take(struct tcp_conn *c, size_t n)
+{
+	if (!membudget_take(c->mem, n))
+		return false;
+	c->charged += n;
+	return true;
+}
+
+static void conn_mem_give(struct tcp_conn *c, size_t n)
+{
+	membudget_give(c->mem, n);
+	c->charged -= n;
+}
+
 static void conn_done(struct loop *l, void *ctx)
 {
 	struct tcp_conn *c = ctx;
 
 	(void)l;
+	conn_mem_give(c, c->charged);
 	free(c->rx);
 	free(c->out);
 	free(c->pend);
@@ -383,8 +407,15 @@ static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
 		uint8_t *b;
 		while (cap < need)
 			cap *= 2;
+		if (!conn_mem_take(c, cap - c->pend_cap)) {
+			/* The process's budget is spent: this client waits no longer. */
+			c->srv->stats.mem_refused++;
+			c->doomed = true;
+			return -ENOBUFS;
+		}
 		b = realloc(c->pend, cap);
 		if (!b) {
+			conn_mem_give(c, cap - c->pend_cap);
 			c->doomed = true;
 			return -ENOMEM;
 		}
@@ -461,8 +492,15 @@ static void conn_pump(struct tcp_conn *c)
 	size_t want = c->rx_len >= 2 ? 2u + wire_get_u16_at(c->rx) : 0;
 	if (want > c->rx_cap) {
 		/* One whole message must fit; at most 2 + 65535 bytes. */
-		uint8_t *b = realloc(c->rx, want);
+		uint8_t *b = NULL;
+		if (!conn_mem_take(c, want - c->rx_cap)) {
+			s->stats.mem_refused++;
+			conn_close(c);
+			return;
+		}
+		b = realloc(c->rx, want);
 		if (!b) {
+			conn_mem_give(c, want - c->rx_cap);
 			conn_close(c);
 			return;
 		}
@@ -471,6 +509,7 @@ static void conn_pump(struct tcp_conn *c)
 	} else if (c->rx_len == 0 && c->rx_cap > TCP_RX_BASE) {
 		uint8_t *b = realloc(c->rx, TCP_RX_BASE);
 		if (b) {
+			conn_mem_give(c, c->rx_cap - TCP_RX_BASE);
 			c->rx = b;
 			c->rx_cap = TCP_RX_BASE;
 		}
@@ -518,6 +557,7 @@ static void on_sent(struct loop *l, void *ctx, int res, unsigned flags)
 	}
 	c->out_len = 0;
 	if (c->out_cap > TCP_OUT_KEEP) {
+		conn_mem_give(c, c->out_cap);
 		free(c->out);
 		c->out = NULL;
 		c->out_cap = 0;
@@ -584,16 +624,25 @@ static void conn_new(struct dns_server *s, int fd)
 		close(fd); /* no op was ever started on it */
 		return;
 	}
+	if (!membudget_take(s->mem, sizeof(*c) + TCP_RX_BASE)) {
+		s->stats.mem_refused++;
+		close(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c)
 		c->rx = malloc(TCP_RX_BASE);
 	if (!c || !c->rx) {
+		membudget_give(s->mem, sizeof(*c) + TCP_RX_BASE);
 		free(c);
 		close(fd);
 		return;
 	}
+	c->mem = s->mem;
+	c->charged = sizeof(*c) + TCP_RX_BASE;
 	c->peerlen = sizeof(c->peer);
 	if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0) {
+		conn_mem_give(c, c->charged);
 		free(c->rx);
 		free(c);
 		close(fd);
@@ -885,6 +934,7 @@ static void on_stale_timer(struct timer *t, uint64_t now, void *arg)
 static void pending_free(struct pending *p)
 {
 	loop_timer_cancel(p->srv->loop, &p->stale);
+	membudget_give(p->srv->mem, sizeof(*p));
 	free(p);
 }
 
@@ -1026,10 +1076,19 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 static void start_forward(struct dns_server *s, const struct target *t,
                           const struct dns_request *req)
 {
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p;
 	int r;
 
+	/* Every caller waiting for an upstream holds one of these: charged to
+	 * the process's budget first (issue 10, item 2). */
+	if (!membudget_take(s->mem, sizeof(*p))) {
+		s->stats.mem_refused++;
+		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
+		return;
+	}
+	p = malloc(sizeof(*p));
 	if (!p) {
+		membudget_give(s->mem, sizeof(*p));
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		return;
 	}
@@ -1060,7 +1119,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
 	/* One upstream query per question in the whole process: whoever asked first owns it. */
 	switch (dns_inflight_join(s->inflight, &p->node, t->kind != TARGET_NONE)) {
 	case DNS_INFLIGHT_BUSY: /* a prefetch of a name being fetched already */
-		free(p);
+		pending_free(p);
 		return;
 	case DNS_INFLIGHT_WAITER:
 		s->stats.inflight_joined++;
@@ -1077,7 +1136,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
 		s->stats.upstream_fail++;
 		share_outcome(s, p, NULL, 0, 0);
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
-		free(p);
+		pending_free(p);
 		return;
 	}
 joined:
@@ -1247,6 +1306,7 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 struct dns_shared {
 	struct dns_cache *cache;
 	struct dns_inflight *inflight;
+	struct membudget mem; /* pending queries and TCP buffers, every worker */
 };
 
 static uint64_t random_seed(void)
@@ -1270,6 +1330,7 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	membudget_init(&sh->mem, DNS_SERVER_MEMORY_BUDGET);
 	cc.size = (size_t)conf->dns.cache.size_bytes;
 	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
 	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
@@ -1331,6 +1392,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 
 	s->cache = shared->cache;
 	s->inflight = shared->inflight;
+	s->mem = &shared->mem;
 
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
@@ -1477,7 +1539,7 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 		    ml > SK_MEMINFO_DROPS * sizeof(uint32_t))
 			out->rx_drops += mem[SK_MEMINFO_DROPS];
 	}
-	out->inflight = fs->outstanding;
+	out->inflight = fs->outstanding + fs->waiters; /* both count against the bound */
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
 	out->upstream_answers = fs->answers;
 	for (unsigned i = 0; i < fs->n_upstreams; i++) {

@@ -54,6 +54,15 @@ struct dns_server;
 #define DNS_TCP_QUEUE_PAUSE          (64u << 10)
 #define DNS_TCP_QUEUE_MAX            (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
 #define DNS_SERVER_UPSTREAM_INFLIGHT 4096       /* upstream queries in flight per worker */
+/*
+ * One budget for the memory clients make the process hold, over every
+ * worker (issue 10, item 2): per-query state while the upstream is asked
+ * (about 1 KiB each, waiters included) and TCP receive and answer buffers.
+ * Today's bounds alone allowed 4 MiB of queue per connection x
+ * DNS_TCP_MAX_CONNS x workers. Beyond the budget, a query gets SERVFAIL and
+ * a TCP connection that needs more is closed.
+ */
+#define DNS_SERVER_MEMORY_BUDGET (256u << 20)
 
 /*
  * Answer latency histogram: from the query's receive (the datagram, or the
@@ -92,6 +101,7 @@ struct dns_server_stats {
 	uint64_t tcp_idle_closed; /* closed by the idle (or unfinished-message) timeout */
 	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
 	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
+	uint64_t mem_refused;     /* refused for DNS_SERVER_MEMORY_BUDGET (SERVFAIL, closed) */
 	uint64_t listener_deaths; /* UDP receives that stopped with an error */
 	unsigned tcp_conns;       /* open now */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */

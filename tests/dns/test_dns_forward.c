@@ -766,9 +766,10 @@ Test(dns_forward, beyond_max_outstanding_fails_at_once)
 	cr_assert_eq(query(f, n[0], 16, &res[0]), 0);
 	cr_assert_eq(query(f, n[1], 16, &res[1]), 0);
 	cr_assert_eq(query(f, n[2], 16, &res[2]), -EBUSY);
-	cr_assert_eq(query(f, n[0], 16, &res[3]), 0, "joining is not a new upstream query");
-	cr_assert_eq(dns_forward_stats(f)->busy, 1);
-	run_for(3);
+	/* Issue 10, item 2: a caller joining a query in flight counts too. */
+	cr_assert_eq(query(f, n[0], 16, &res[3]), -EBUSY, "joining holds a caller too");
+	cr_assert_eq(dns_forward_stats(f)->busy, 2);
+	run_for(2);
 	cr_assert_eq(res[2].calls, 0, "no callback after an immediate failure");
 	dns_forward_free(f);
 	responder_stop(&r);
@@ -865,5 +866,44 @@ Test(dns_forward, free_cancels_pending_queries)
 	cr_assert_eq(res[0].calls, 1);
 	cr_assert_eq(res[0].status, -ECANCELED);
 	cr_assert_eq(res[1].status, -ECANCELED);
+	responder_stop(&r);
+}
+
+/*
+ * Issue 10, item 2: callers that join queries in flight are inside the
+ * in-flight bound. Before, 64 copies of each of max_outstanding slow names
+ * were all taken (65 x the bound); now at most max_outstanding callers
+ * wait, whatever mix of names and copies, and every one is answered.
+ */
+Test(dns_forward, waiters_count_against_max_outstanding)
+{
+	struct responder r;
+	responder_start(&r, M_ANSWER);
+	struct netaddr a = up_addr(&r);
+	struct dns_forward_conf c = {.max_outstanding = 8, .max_waiters = 64};
+	struct dns_forward *f = fwd(&a, 1, &c);
+	uint8_t name[] = "\1a\7example\4test";
+	int taken = 0, busy = 0;
+
+	for (int i = 0; i < 4; i++) {
+		name[1] = (uint8_t)('a' + i);
+		for (int k = 0; k < 10; k++) {
+			int rc = query(f, name, sizeof(name), &res[taken < 64 ? taken : 63]);
+			if (rc == 0)
+				taken++;
+			else
+				busy += rc == -EBUSY;
+		}
+	}
+	cr_assert_eq(taken, 8, "callers held: %d", taken);
+	cr_assert_eq(busy, 32);
+	const struct dns_forward_stats *st = dns_forward_stats(f);
+	cr_assert_eq(st->outstanding + st->waiters, 8);
+	run_for(8);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(res[i].status, 0);
+	cr_assert_eq(dns_forward_stats(f)->waiters, 0);
+	cr_assert_eq(dns_forward_stats(f)->outstanding, 0);
+	dns_forward_free(f);
 	responder_stop(&r);
 }
