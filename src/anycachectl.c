@@ -560,6 +560,7 @@ int main(int argc, char **argv)
 	};
 	static struct conf conf;
 	static struct conf_diag diag;
+	static struct conf_env env;
 	const char *sock = NULL, *cfile = NULL;
 	unsigned timeout_s = 10;
 	char cmd[256], msg[CTL_PROTO_MAX_MESSAGE];
@@ -616,7 +617,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	if (cfile) {
 		/* Only control.socket is needed: no resolv.conf for default upstreams. */
-		if (conf_load_file(cfile, NULL, &conf, &diag)) {
+		conf_env_read(&env, NULL);
+		if (conf_load_file(cfile, &env, &conf, &diag)) {
 			conf_diag_print(stderr, &diag);
 			return EXIT_USAGE;
 		}

@@ -456,6 +456,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	static struct conf_diag diag;
+	static struct conf_env env;
 	static struct worker workers[CONF_MAX_THREADS];
 	const char *path = NULL;
 	bool check = false;
@@ -494,14 +495,15 @@ int main(int argc, char **argv)
 
 	conf_path = path;
 	conf_loaded_unix = (int64_t)time(NULL);
+	conf_env_read(&env, RESOLV_CONF);
 	if (path) {
-		r = conf_load_file(path, RESOLV_CONF, &conf, &diag);
+		r = conf_load_file(path, &env, &conf, &diag);
 		if (r) {
 			conf_diag_print(stderr, &diag);
 			return 1;
 		}
 	} else {
-		conf_default(&conf, RESOLV_CONF);
+		conf_default(&conf, &env);
 		drop_missing_loopbacks(&conf.dns);
 	}
 	if (conf.dns.n_upstreams == 0) {

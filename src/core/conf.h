@@ -6,8 +6,8 @@
  * zero it first) and thrown away; a reload builds a new one beside the old.
  * No global state: loading is re-entrant.
  *
- * Loading: libcyaml (schema in conf.c) reads every scalar as text into a raw
- * tree; conf.c converts and validates each value itself so that ALL errors
+ * Loading: libcyaml (schema in conf_schema.c) reads every scalar as text into a raw
+ * tree; conf_section.c converts and validates each value itself so ALL errors
  * are collected, each with the line and column of its node. libcyaml gives
  * no usable position (Debian's 1.3.1 backtrace carries the marks of its last
  * event, not of the node), so conf_pos.c builds an index from one libyaml
@@ -32,6 +32,10 @@
  *                   MAXNS). Empty after that: error.
  *   dns.threads     online CPUs (capped at CONF_MAX_THREADS)
  *   dns.identity    gethostname()
+ *   dns.tcp-per-source 64 connections per source per worker, sources grouped
+ *                   by tcp-source-prefix-v4 32 / tcp-source-prefix-v6 64
+ *   dns.tls-listen  absent: no DNS-over-TLS; entries default to port 853 and
+ *                   need dns.tls-certificate and dns.tls-key (read at start)
  *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
  *                   serve-stale 1d
  *   bgp             absent: BGP off (bgp.enabled false)
@@ -85,6 +89,7 @@
 #define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
 #define CONF_GROUP_MAX             32  /* useradd's name limit */
 #define CONF_STATE_MAX             255
+#define CONF_TLS_PATH_MAX          255
 #define CONF_PREPEND_MAX           10
 #define CONF_HOLD_TIME_MAX         65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
 
@@ -113,6 +118,13 @@ struct conf_dns {
 	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
+	/* DNS over TCP and TLS (dns_stream.h). */
+	unsigned tcp_per_source;                    /* connections per source prefix per worker */
+	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
+	struct netaddr tls_listen[CONF_MAX_LISTEN]; /* RFC 7858, port 853 unless given */
+	unsigned n_tls_listen;
+	char tls_certificate[CONF_TLS_PATH_MAX + 1]; /* PEM chain; required with tls-listen */
+	char tls_key[CONF_TLS_PATH_MAX + 1];         /* PEM private key */
 };
 
 struct conf_neighbor {
@@ -214,18 +226,40 @@ struct conf_diag {
 };
 
 /*
+ * What the defaults depend on outside the file: read once by conf_env_read
+ * (conf_env.c, the only part of the loader that touches the system) and
+ * handed to the loaders, so loading is a pure function of (text, env) and a
+ * test can fabricate any machine. A value; owns nothing.
+ */
+struct conf_env {
+	long ncpu;                                      /* online CPUs (dns.threads default) */
+	char hostname[CONF_IDENTITY_MAX + 1];           /* dns.identity default; "" unknown */
+	struct netaddr nameservers[CONF_MAX_UPSTREAMS]; /* resolv.conf's, port 53 */
+	unsigned n_nameservers;
+	/* resolv.conf's path, for messages ("" = none was given). */
+	char resolv_conf[CONF_STATE_MAX + 1];
+};
+
+/*
+ * Reads sysconf(_SC_NPROCESSORS_ONLN), gethostname() and resolv_conf (NULL:
+ * none; unreadable: no nameservers, the loader reports it if it needs them).
+ */
+void conf_env_read(struct conf_env *env, const char *resolv_conf);
+
+/*
  * Loads and validates. Returns 0 (out filled, defaults applied), -EINVAL
  * (diag holds every message; out is unspecified) or -errno for I/O (also
- * one message in diag). resolv_conf: the file for default upstreams
- * (NULL: none). diag may be NULL.
+ * one message in diag). env: what defaults are taken from (conf_env_read
+ * or fabricated); NULL = an empty one (1 CPU, no hostname, no resolv.conf).
+ * diag may be NULL. conf_load_buffer does no I/O.
  */
-int conf_load_file(const char *path, const char *resolv_conf, struct conf *out,
+int conf_load_file(const char *path, const struct conf_env *env, struct conf *out,
                    struct conf_diag *diag);
-int conf_load_buffer(const char *text, size_t len, const char *name, const char *resolv_conf,
+int conf_load_buffer(const char *text, size_t len, const char *name, const struct conf_env *env,
                      struct conf *out, struct conf_diag *diag);
 
 /* The embedded configuration used without -c: every default above. */
-void conf_default(struct conf *out, const char *resolv_conf);
+void conf_default(struct conf *out, const struct conf_env *env);
 
 /*
  * Writes the effective configuration as YAML that conf_load_buffer accepts

@@ -88,7 +88,7 @@ const struct conf_pos_entry *conf_pos_get(const struct conf_pos *idx, const char
 /* Position of path's value (or its key, when want_key and it has one);
  * falls back to the nearest ancestor, then 1:1. */
 /*
- * Calls fn for every node the schema (conf.c) allows, parents first: "" for
+ * Calls fn for every node the schema (conf_schema.c) allows, parents first: "" for
  * the root, "dns.cache.size", "bgp.neighbors[]" for a list's entries. For
  * tests: the schema is the one table keys and kinds are checked against.
  */

@@ -51,10 +51,12 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 static char resolv[512];
+static struct conf_env env; /* this machine, with tests/conf/resolv.conf */
 
 static void setup(void)
 {
 	path_in(resolv, sizeof(resolv), "tests/conf/resolv.conf", NULL);
+	conf_env_read(&env, resolv);
 }
 
 /* Loads path, prints, loads the print: the struct must be byte-identical. */
@@ -67,14 +69,14 @@ static void check_round_trip(const char *path)
 	FILE *mf;
 	int rc;
 
-	rc = conf_load_file(path, resolv, &a, &d);
+	rc = conf_load_file(path, &env, &a, &d);
 	if (rc)
 		conf_diag_print(stderr, &d);
 	cr_assert_eq(rc, 0, "%s does not load", path);
 	mf = open_memstream(&text, &len);
 	cr_assert_eq(conf_print(mf, &a), 0);
 	fclose(mf);
-	rc = conf_load_buffer(text, len, "printed", resolv, &b, &d);
+	rc = conf_load_buffer(text, len, "printed", &env, &b, &d);
 	if (rc)
 		conf_diag_print(stderr, &d);
 	cr_assert_eq(rc, 0, "print of %s does not load:\n%s", path, text);
@@ -123,8 +125,8 @@ Test(conf, two_node_examples)
 
 	path_in(pa, sizeof(pa), "examples/two-node-a.yaml", NULL);
 	path_in(pb, sizeof(pb), "examples/two-node-b.yaml", NULL);
-	cr_assert_eq(conf_load_file(pa, resolv, &a, &d), 0);
-	cr_assert_eq(conf_load_file(pb, resolv, &b, &d), 0);
+	cr_assert_eq(conf_load_file(pa, &env, &a, &d), 0);
+	cr_assert_eq(conf_load_file(pb, &env, &b, &d), 0);
 
 	cr_expect(a.bgp.enabled && b.bgp.enabled);
 	cr_expect_eq(a.bgp.asn, 64512);
@@ -160,7 +162,7 @@ Test(conf, full_example_values)
 	char p[512], buf[NETADDR_STRLEN];
 
 	path_in(p, sizeof(p), "examples/full.yaml", NULL);
-	cr_assert_eq(conf_load_file(p, resolv, &c, &d), 0);
+	cr_assert_eq(conf_load_file(p, &env, &c, &d), 0);
 	cr_expect_eq(c.dns.n_listen, 3);
 	cr_expect_str_eq(netaddr_format(&c.dns.listen[2], true, buf, sizeof(buf)),
 	                 "[2001:db8::53]:53");
@@ -171,6 +173,11 @@ Test(conf, full_example_values)
 	cr_expect_eq(c.dns.cache.max_ttl_s, 86400);
 	cr_expect_eq(c.dns.cache.negative_ttl_s, 3600);
 	cr_expect_eq(c.dns.cache.serve_stale_s, 86400);
+	cr_expect_eq(c.dns.tcp_per_source, 64);
+	cr_expect_eq(c.dns.tcp_prefix6, 64);
+	cr_assert_eq(c.dns.n_tls_listen, 2);
+	cr_expect_eq(c.dns.tls_listen[0].port, 853);
+	cr_expect_str_eq(c.dns.tls_key, "/etc/anycache/dot-key.pem");
 	const struct conf_neighbor *n = &c.bgp.neighbors[0];
 	cr_expect_str_eq(n->password, "s3cret");
 	cr_expect(n->bfd);
@@ -217,7 +224,7 @@ Test(conf, golden_print)
 
 	path_in(p, sizeof(p), "tests/conf/good/golden.yaml", NULL);
 	path_in(e, sizeof(e), "tests/conf/good/golden.expected", NULL);
-	cr_assert_eq(conf_load_file(p, resolv, &c, &d), 0);
+	cr_assert_eq(conf_load_file(p, &env, &c, &d), 0);
 	mf = open_memstream(&text, &len);
 	cr_assert_eq(conf_print(mf, &c), 0);
 	fclose(mf);
@@ -258,7 +265,9 @@ static void check_bad(const char *path)
 	snprintf(res, sizeof(res), "%s.resolv", name);
 	if (access(res, R_OK) != 0)
 		snprintf(res, sizeof(res), "../resolv.conf");
-	rc = conf_load_file(base, res, &c, &d);
+	struct conf_env e;
+	conf_env_read(&e, res);
+	rc = conf_load_file(base, &e, &c, &d);
 	cr_expect_eq(rc, -EINVAL, "%s: rc %d", name, rc);
 	cr_expect_gt(d.count, 0, "%s: no message", name);
 	for (unsigned i = 0; i < d.count; i++) {
@@ -295,7 +304,7 @@ Test(conf, missing_file)
 	static struct conf c;
 	struct conf_diag d;
 
-	cr_expect_eq(conf_load_file("/nonexistent/anycache.yaml", resolv, &c, &d), -ENOENT);
+	cr_expect_eq(conf_load_file("/nonexistent/anycache.yaml", &env, &c, &d), -ENOENT);
 	cr_assert_eq(d.count, 1);
 	cr_expect(strstr(d.msgs[0].text, "/nonexistent/anycache.yaml:1:1: cannot read") ==
 	          d.msgs[0].text);
@@ -313,11 +322,11 @@ Test(conf, diag_overflow_and_null_diag)
 	for (int i = 0; i < 40; i++)
 		strcat(text, i ? ", x" : "x");
 	strcat(text, "]\n");
-	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, &d), -EINVAL);
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", &env, &c, &d), -EINVAL);
 	cr_expect_eq(d.count, CONF_DIAG_MAX);
 	cr_expect_eq(d.overflow, CONF_MAX_LISTEN + 40 - CONF_DIAG_MAX);
 	cr_expect_str_eq(d.msgs[0].text, "t:2:12: dns.listen[0]: invalid address 'bad'");
-	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, NULL), -EINVAL);
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", &env, &c, NULL), -EINVAL);
 }
 
 Test(conf, too_many_entries)
@@ -332,7 +341,7 @@ Test(conf, too_many_entries)
 		strcat(text, a);
 	}
 	strcat(text, "]\n");
-	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", resolv, &c, &d), -EINVAL);
+	cr_expect_eq(conf_load_buffer(text, strlen(text), "t", &env, &c, &d), -EINVAL);
 	cr_assert_eq(d.count, 1);
 	cr_expect_str_eq(d.msgs[0].text, "t:2:11: dns.listen: too many entries (33, at most 32)");
 }
@@ -343,7 +352,7 @@ Test(conf, defaults)
 	struct conf_diag d;
 	char buf[NETADDR_STRLEN];
 
-	conf_default(&c, resolv);
+	conf_default(&c, &env);
 	cr_expect_eq(c.dns.n_listen, 2);
 	cr_expect_str_eq(netaddr_format(&c.dns.listen[0], true, buf, sizeof(buf)), "127.0.0.1:53");
 	cr_expect_str_eq(netaddr_format(&c.dns.listen[1], true, buf, sizeof(buf)), "[::1]:53");
@@ -379,7 +388,7 @@ Test(conf, defaults)
 	cr_expect_str_eq(c.control.state, "/var/lib/anycache/drain.json");
 	cr_expect_not(c.control.has_metrics);
 	/* An empty file yields the same struct as conf_default. */
-	cr_assert_eq(conf_load_buffer("", 0, "empty", resolv, &e, &d), 0);
+	cr_assert_eq(conf_load_buffer("", 0, "empty", &env, &e, &d), 0);
 	cr_expect(memcmp(&c, &e, sizeof(c)) == 0);
 }
 
@@ -393,7 +402,7 @@ Test(conf, negative_ttl_default_is_one_value)
 	static struct conf c;
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
 
-	conf_default(&c, resolv);
+	conf_default(&c, &env);
 	cr_expect_eq(c.dns.cache.negative_ttl_s, cc.negative_ttl_s, "conf %u, dns_cache.h %u",
 	             c.dns.cache.negative_ttl_s, cc.negative_ttl_s);
 	cr_expect_eq(c.dns.cache.max_ttl_s, cc.max_ttl_s);
@@ -409,7 +418,7 @@ Test(conf, neighbor_and_route_defaults)
 	                "  neighbors: [{address: 192.0.2.254, asn: 65001}]\n"
 	                "  announce: [{prefix: 192.0.2.1/32}]\n";
 
-	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", resolv, &c, &d), 0);
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", &env, &c, &d), 0);
 	cr_expect(c.bgp.enabled);
 	cr_expect_eq(c.bgp.neighbors[0].address.port, 179);
 	cr_expect_eq(c.bgp.neighbors[0].hold_time_s, 90);
@@ -465,8 +474,10 @@ Test(conf, resolv_defaults_skip_self_and_cap)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, rc, strlen(rc)), (ssize_t)strlen(rc));
 	close(fd);
+	struct conf_env e;
+	conf_env_read(&e, path);
 	/* Default listen is 127.0.0.1 and ::1 port 53: both are skipped, then glibc's 3. */
-	cr_assert_eq(conf_load_buffer("", 0, "t", path, &c, &d), 0);
+	cr_assert_eq(conf_load_buffer("", 0, "t", &e, &c, &d), 0);
 	cr_assert_eq(c.dns.n_upstreams, CONF_RESOLV_MAXNS);
 	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
 	                 "192.0.2.1:53");
@@ -474,15 +485,16 @@ Test(conf, resolv_defaults_skip_self_and_cap)
 	                 "192.0.2.3:53");
 	/* Listening elsewhere on port 5353: loopback upstreams are not ourselves. */
 	const char *t = "dns: {listen: [\"127.0.0.1:5353\"]}\n";
-	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", &e, &c, &d), 0);
 	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
 	                 "127.0.0.1:53");
 	/* A wildcard listener on 53 answers on loopback too. */
 	t = "dns: {listen: [\"0.0.0.0\"]}\n";
-	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", path, &c, &d), 0);
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", &e, &c, &d), 0);
 	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)), "[::1]:53");
 	/* No resolv.conf at all: an error naming dns.upstreams. */
-	cr_expect_eq(conf_load_buffer("", 0, "t", "/nonexistent/resolv.conf", &c, &d), -EINVAL);
+	conf_env_read(&e, "/nonexistent/resolv.conf");
+	cr_expect_eq(conf_load_buffer("", 0, "t", &e, &c, &d), -EINVAL);
 	cr_assert_eq(d.count, 1);
 	cr_expect(strstr(d.msgs[0].text, "t:1:1: dns.upstreams: not given") == d.msgs[0].text);
 	unlink(path);
@@ -598,13 +610,13 @@ Test(conf, ratio_print_round_trip)
 	for (uint32_t pm = 0; pm <= 1000; pm += 1) {
 		char *text = NULL;
 		size_t len = 0;
-		conf_default(&a, resolv);
+		conf_default(&a, &env);
 		a.health.overload.busy_pm = pm;
 		a.health.overload.inflight_pm = 1000 - pm;
 		FILE *mf = open_memstream(&text, &len);
 		cr_assert_eq(conf_print(mf, &a), 0);
 		fclose(mf);
-		cr_assert_eq(conf_load_buffer(text, len, "p", resolv, &b, &d), 0, "%s", text);
+		cr_assert_eq(conf_load_buffer(text, len, "p", &env, &b, &d), 0, "%s", text);
 		cr_assert_eq(b.health.overload.busy_pm, pm);
 		cr_assert_eq(b.health.overload.inflight_pm, 1000 - pm);
 		free(text);
@@ -622,7 +634,7 @@ Test(conf, truncated_inputs_do_not_crash)
 	path_in(p, sizeof(p), "examples/full.yaml", NULL);
 	text = slurp(p);
 	for (size_t n = 0; n <= strlen(text); n++) {
-		int rc = conf_load_buffer(text, n, "t", resolv, &c, &d);
+		int rc = conf_load_buffer(text, n, "t", &env, &c, &d);
 		cr_assert(rc == 0 || rc == -EINVAL, "prefix %zu: rc %d", n, rc);
 		cr_assert(rc == 0 || d.count > 0, "prefix %zu: error without message", n);
 	}
@@ -654,6 +666,13 @@ static const struct {
     {"dns.cache.max-ttl", CONF_NODE_SCALAR},
     {"dns.cache.negative-ttl", CONF_NODE_SCALAR},
     {"dns.cache.serve-stale", CONF_NODE_SCALAR},
+    {"dns.tcp-per-source", CONF_NODE_SCALAR},
+    {"dns.tcp-source-prefix-v4", CONF_NODE_SCALAR},
+    {"dns.tcp-source-prefix-v6", CONF_NODE_SCALAR},
+    {"dns.tls-listen", CONF_NODE_SEQUENCE},
+    {"dns.tls-listen[]", CONF_NODE_SCALAR},
+    {"dns.tls-certificate", CONF_NODE_SCALAR},
+    {"dns.tls-key", CONF_NODE_SCALAR},
     {"bgp", CONF_NODE_MAPPING},
     {"bgp.asn", CONF_NODE_SCALAR},
     {"bgp.router-id", CONF_NODE_SCALAR},
@@ -827,7 +846,7 @@ Test(conf, every_key_wrong_kind_reported_once)
 		         kind_text(k == CONF_NODE_SCALAR    ? CONF_NODE_SEQUENCE
 		                   : k == CONF_NODE_MAPPING ? CONF_NODE_SCALAR
 		                                            : CONF_NODE_MAPPING));
-		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", resolv, &c, &d), -EINVAL, "%s",
+		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", &env, &c, &d), -EINVAL, "%s",
 		             doc);
 		cr_expect_eq(count_msgs(&d, "wrong type"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, "unknown key"), 0, "%s", doc);
@@ -852,10 +871,43 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		index_path(contract[i].path, ip, sizeof(ip));
 		snprintf(want, sizeof(want), "t:1:%zu: unknown key '%s%szz-unknown'",
 		         leaf_col(doc, "zz-unknown"), ip, ip[0] ? "." : "");
-		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", resolv, &c, &d), -EINVAL, "%s",
+		cr_expect_eq(conf_load_buffer(doc, strlen(doc), "t", &env, &c, &d), -EINVAL, "%s",
 		             doc);
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
 	cr_expect_eq(maps, 11);
+}
+
+/* Loading is pure: a fabricated machine gives its defaults, nothing is read. */
+Test(conf, fabricated_env)
+{
+	static struct conf c;
+	struct conf_diag d;
+	struct conf_env e = {.ncpu = 200, .hostname = "fab-node-7"};
+	char buf[NETADDR_STRLEN];
+
+	cr_assert_eq(netaddr_parse("127.0.0.1", 53, &e.nameservers[0]), 0); /* ourselves */
+	cr_assert_eq(netaddr_parse("198.51.100.9", 53, &e.nameservers[1]), 0);
+	e.n_nameservers = 2;
+	snprintf(e.resolv_conf, sizeof(e.resolv_conf), "/fabricated/resolv.conf");
+	cr_assert_eq(conf_load_buffer("", 0, "t", &e, &c, &d), 0);
+	cr_expect_eq(c.dns.threads, CONF_MAX_THREADS);
+	cr_expect_str_eq(c.dns.identity, "fab-node-7");
+	cr_assert_eq(c.dns.n_upstreams, 1);
+	cr_expect_str_eq(netaddr_format(&c.dns.upstreams[0], true, buf, sizeof(buf)),
+	                 "198.51.100.9:53");
+	e.ncpu = -1; /* sysconf failed: one worker */
+	e.n_nameservers = 0;
+	cr_expect_eq(conf_load_buffer("", 0, "t", &e, &c, &d), -EINVAL);
+	cr_assert_eq(d.count, 1);
+	cr_expect_str_eq(d.msgs[0].text, "t:1:1: dns.upstreams: not given and "
+	                                 "/fabricated/resolv.conf has no usable nameserver");
+	const char *t = "dns: {upstreams: [192.0.2.1]}\n";
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", &e, &c, &d), 0);
+	cr_expect_eq(c.dns.threads, 1);
+	/* NULL env: one CPU, no host name, no resolv.conf. */
+	cr_assert_eq(conf_load_buffer(t, strlen(t), "t", NULL, &c, &d), 0);
+	cr_expect_eq(c.dns.threads, 1);
+	cr_expect_str_eq(c.dns.identity, "");
 }
