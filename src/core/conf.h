@@ -37,7 +37,11 @@
  *   dns.tls-listen  absent: no DNS-over-TLS; entries default to port 853 and
  *                   need dns.tls-certificate and dns.tls-key (read at start)
  *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
- *                   serve-stale 1d
+ *                   serve-stale 1d, persist off (an absolute path turns it
+ *                   on), persist-interval 0 (save only on stop)
+ *   dnstap          off; file: PATH or socket: PATH (one of them), messages
+ *                   all four (client-query, client-response,
+ *                   forwarder-query, forwarder-response)
  *   bgp             absent: BGP off (bgp.enabled false)
  *   neighbor        port 179, hold-time 90s (RFC 4271 §10 suggests 90 s),
  *                   passive false, bfd false, local-address unset
@@ -106,7 +110,30 @@ struct conf_cache {
 	uint32_t max_ttl_s;
 	uint32_t negative_ttl_s;
 	uint32_t serve_stale_s;
+	/* The cache on disk (dns_cache.h): "" = off; saved on stop and, when
+	 * persist_interval_ms > 0, that often (0 = only on stop). */
+	char persist[CONF_STATE_MAX + 1];
+	uint64_t persist_interval_ms;
 };
+
+/*
+ * dns.rate-limit (response rate limiting, dns_rrl.h): absent = off. Present:
+ * responses-per-second required (1..1000000); window 1s (the bucket holds
+ * rate x window answers; whole seconds, at most 1h), slip 2 (every 2nd
+ * limited answer goes out empty with TC=1; 0 = none, at most 10),
+ * ipv4-prefix 24, ipv6-prefix 56 (at most 64), table-size 65536 buckets
+ * (at most 16777216; 32 bytes each).
+ */
+struct conf_rate_limit {
+	bool enabled;
+	uint32_t rate;
+	uint32_t window_s;
+	uint32_t slip;
+	unsigned v4_prefix, v6_prefix;
+	uint32_t entries;
+};
+
+#define CONF_COOKIE_SECRET_LEN 16 /* RFC 9018 §4.4: a SipHash-2-4 key */
 
 struct conf_dns {
 	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
@@ -118,6 +145,13 @@ struct conf_dns {
 	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
+	/* dns.cookie-secret / dns.cookie-secret-old: 32 hex digits each. Absent:
+	 * a random secret per process (cookies then hold for this node only). */
+	uint8_t cookie_secret[CONF_COOKIE_SECRET_LEN];
+	bool has_cookie_secret;
+	uint8_t cookie_secret_old[CONF_COOKIE_SECRET_LEN]; /* still accepted, never made */
+	bool has_cookie_secret_old;
+	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
 	unsigned tcp_per_source;                    /* connections per source prefix per worker */
 	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
@@ -201,12 +235,27 @@ struct conf_control {
 	bool has_metrics;
 };
 
+/* dnstap (dns_tap.h): which messages are logged. */
+#define CONF_DNSTAP_CLIENT_QUERY       0x1u
+#define CONF_DNSTAP_CLIENT_RESPONSE    0x2u
+#define CONF_DNSTAP_FORWARDER_QUERY    0x4u
+#define CONF_DNSTAP_FORWARDER_RESPONSE 0x8u
+#define CONF_DNSTAP_ALL                0xfu
+
+struct conf_dnstap {
+	bool enabled;
+	bool socket; /* path is a unix socket (fstrm bidirectional), else a file */
+	char path[CONF_STATE_MAX + 1];
+	unsigned messages; /* CONF_DNSTAP_* */
+};
+
 struct conf {
 	struct conf_dns dns;
 	struct conf_bgp bgp;
 	struct conf_bfd bfd;
 	struct conf_health health;
 	struct conf_control control;
+	struct conf_dnstap dnstap;
 };
 
 /* Collected error messages, each "FILE:LINE:COLUMN: message" (1-based). */

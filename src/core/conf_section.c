@@ -194,6 +194,7 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.tcp_per_source = 64;
 	c->dns.tcp_prefix4 = 32;
 	c->dns.tcp_prefix6 = 64;
+	c->dnstap.messages = CONF_DNSTAP_ALL;
 	c->bfd.interval_ms = 300;
 	c->bfd.multiplier = 3;
 	c->health.interval_ms = 200;
@@ -261,8 +262,132 @@ static const char *resolv_name(const struct ld *ld, const char *none)
 
 /* ---- sections ---------------------------------------------------------------- */
 
+/* A DNS cookie secret (RFC 9018 §4.4): exactly 32 hex digits. */
+static bool get_cookie_secret(struct ld *ld, const char *path, const char *s, uint8_t *out)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return false;
+	for (size_t i = 0; n == 2 * CONF_COOKIE_SECRET_LEN && i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			n = 0;
+	if (n != 2 * CONF_COOKIE_SECRET_LEN) {
+		conf_err_at(ld, path, false, "%s: expected %u hex digits (%u bytes)", path,
+		            2 * CONF_COOKIE_SECRET_LEN, CONF_COOKIE_SECRET_LEN);
+		return false;
+	}
+	for (size_t i = 0; i < CONF_COOKIE_SECRET_LEN; i++) {
+		unsigned v;
+		sscanf(s + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+/* dns.cookie-secret(-old) and dns.rate-limit (defaults in conf.h). */
+static void load_dns_security(struct ld *ld, const struct raw_dns *r, struct conf_dns *d)
+{
+	const struct raw_rate_limit *rl = r->rate_limit;
+	struct conf_rate_limit *c = &d->rate_limit;
+
+	d->has_cookie_secret =
+	    get_cookie_secret(ld, "dns.cookie-secret", r->cookie_secret, d->cookie_secret);
+	d->has_cookie_secret_old = get_cookie_secret(ld, "dns.cookie-secret-old",
+	                                             r->cookie_secret_old, d->cookie_secret_old);
+	if (r->cookie_secret_old && !r->cookie_secret)
+		conf_err_at(ld, "dns.cookie-secret-old", false,
+		            "dns.cookie-secret-old: needs dns.cookie-secret (the one answers use)");
+	if (!rl)
+		return;
+	*c = (struct conf_rate_limit){.enabled = true,
+	                              .window_s = 1,
+	                              .slip = 2,
+	                              .v4_prefix = 24,
+	                              .v6_prefix = 56,
+	                              .entries = 65536};
+	if (!rl->rate)
+		conf_err_at(ld, "dns.rate-limit", false,
+		            "dns.rate-limit: responses-per-second is required");
+	get_u32(ld, "dns.rate-limit.responses-per-second", rl->rate, 1, 1000000, &c->rate);
+	get_seconds(ld, "dns.rate-limit.window", rl->window, 3600, &c->window_s);
+	if (rl->window && c->window_s == 0)
+		conf_err_at(ld, "dns.rate-limit.window", false,
+		            "dns.rate-limit.window: must be at least 1s");
+	get_u32(ld, "dns.rate-limit.slip", rl->slip, 0, 10, &c->slip);
+	get_unsigned(ld, "dns.rate-limit.ipv4-prefix", rl->v4_prefix, 1, 32, &c->v4_prefix);
+	get_unsigned(ld, "dns.rate-limit.ipv6-prefix", rl->v6_prefix, 1, 64, &c->v6_prefix);
+	get_u32(ld, "dns.rate-limit.table-size", rl->entries, 1, 1u << 24, &c->entries);
+}
 /* dns.tcp-* and dns.tls-* (after load_dns, one hunk). */
 static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_dns *d);
+/* dns.cache.persist: an absolute path (the daemon may chdir), and how often. */
+static void load_persist(struct ld *ld, const struct raw_cache *rc, struct conf_cache *cc)
+{
+	const char *s = rc->persist;
+
+	if (s && *s != '/')
+		conf_err_at(ld, "dns.cache.persist", false,
+		            "dns.cache.persist: '%s' is not an absolute path", s);
+	else
+		get_string(ld, "dns.cache.persist", s, CONF_STATE_MAX, cc->persist, "a file path");
+	get_duration_ms(ld, "dns.cache.persist-interval", rc->persist_interval,
+	                &cc->persist_interval_ms);
+	if (rc->persist_interval && !s)
+		conf_err_at(ld, "dns.cache.persist-interval", false,
+		            "dns.cache.persist-interval: needs dns.cache.persist");
+}
+
+/* dnstap: a file or a socket (not both), and which of the four message kinds. */
+static void load_dnstap(struct ld *ld, const struct raw_dnstap *r, struct conf_dnstap *t)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {
+	    {"client-query", CONF_DNSTAP_CLIENT_QUERY},
+	    {"client-response", CONF_DNSTAP_CLIENT_RESPONSE},
+	    {"forwarder-query", CONF_DNSTAP_FORWARDER_QUERY},
+	    {"forwarder-response", CONF_DNSTAP_FORWARDER_RESPONSE},
+	};
+	const char *s = r->file ? r->file : r->socket;
+	const char *key = r->file ? "dnstap.file" : "dnstap.socket";
+
+	if (r->file && r->socket) {
+		conf_err_at(ld, "dnstap.socket", false,
+		            "dnstap: give either file or socket, not both");
+		return;
+	}
+	if (!s) {
+		conf_err_at(ld, "dnstap", false, "dnstap: needs file: PATH or socket: PATH");
+		return;
+	}
+	if (*s != '/')
+		conf_err_at(ld, key, false, "%s: '%s' is not an absolute path", key, s);
+	else if (get_string(ld, key, s, r->socket ? CONF_SOCKET_MAX : CONF_STATE_MAX, t->path,
+	                    r->socket ? "sun_path" : "a file path"))
+		t->enabled = true;
+	t->socket = r->socket != NULL;
+	if (!r->messages)
+		return;
+	t->messages = 0;
+	for (unsigned i = 0; i < r->messages_count; i++) {
+		unsigned k = 0;
+		while (k < sizeof(kinds) / sizeof(kinds[0]) &&
+		       strcmp(kinds[k].name, r->messages[i]))
+			k++;
+		if (k == sizeof(kinds) / sizeof(kinds[0]))
+			conf_err_at(
+			    ld, "dnstap.messages", false,
+			    "dnstap.messages: unknown message '%s' (client-query, client-response, "
+			    "forwarder-query or forwarder-response)",
+			    r->messages[i]);
+		else
+			t->messages |= kinds[k].bit;
+	}
+	if (r->messages_count == 0)
+		conf_err_at(ld, "dnstap.messages", false, "dnstap.messages: must not be empty");
+}
 
 static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
@@ -359,6 +484,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	get_unsigned(ld, "dns.threads", r->threads, 1, CONF_MAX_THREADS, &d->threads);
 	get_string(ld, "dns.identity", r->identity, CONF_IDENTITY_MAX, d->identity,
 	           "one TXT string");
+	load_dns_security(ld, r, d);
 	load_dns_stream(ld, r, d);
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
@@ -375,6 +501,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 		            &d->cache.negative_ttl_s);
 		get_seconds(ld, "dns.cache.serve-stale", rc->serve_stale, UINT32_MAX,
 		            &d->cache.serve_stale_s);
+		load_persist(ld, rc, &d->cache);
 		if ((max_ok || !rc->max_ttl) && d->cache.min_ttl_s > d->cache.max_ttl_s)
 			conf_err_at(ld, rc->min_ttl ? "dns.cache.min-ttl" : "dns.cache.max-ttl",
 			            false, "dns.cache: min-ttl (%us) is greater than max-ttl (%us)",
@@ -798,6 +925,8 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		get_duration_ms(ld, "health.drain", r->health->drain, &c->health.drain_ms);
 		load_health_more(ld, r->health, &c->health);
 	}
+	if (r->dnstap)
+		load_dnstap(ld, r->dnstap, &c->dnstap);
 	if (r->control) {
 		const char *s = r->control->socket;
 		if (s && !*s)
