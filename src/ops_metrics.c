@@ -156,6 +156,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->rx_drops);
 	metric_u64(p, "anycache_upstream_inflight", "gauge", "Upstream queries in flight.",
 	           n->fwd.outstanding);
+	metric_u64(p, "anycache_log_dropped_total", "counter",
+	           "Log records dropped because the log queue was full (stderr too slow).",
+	           log_dropped());
 	metric_u64(p, "anycache_dnstap_dropped_total", "counter",
 	           "dnstap messages dropped because a worker's queue was full (dnstap off: 0).",
 	           n->st.dnstap_dropped);

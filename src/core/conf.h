@@ -68,6 +68,7 @@
  *                   /var/lib/anycache/drain.json (drains that outlive a
  *                   restart); metrics off when absent (a metrics address
  *                   without a port gets 9253)
+ *   user            absent: keep the user the daemon was started as
  */
 #ifndef ANYCACHE_CORE_CONF_H
 #define ANYCACHE_CORE_CONF_H
@@ -92,6 +93,7 @@
 #define CONF_PASSWORD_MAX          80  /* TCP_MD5SIG_MAXKEYLEN */
 #define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
 #define CONF_GROUP_MAX             32  /* useradd's name limit */
+#define CONF_USER_MAX              32  /* useradd's name limit */
 #define CONF_STATE_MAX             255
 #define CONF_TLS_PATH_MAX          255
 #define CONF_PREPEND_MAX           10
@@ -255,6 +257,9 @@ struct conf {
 	struct conf_bfd bfd;
 	struct conf_health health;
 	struct conf_control control;
+	/* Run as this user once every privileged socket is bound (core/privs.h);
+	 * "" = keep the user the process was started as. */
+	char user[CONF_USER_MAX + 1];
 	struct conf_dnstap dnstap;
 };
 
@@ -272,6 +277,9 @@ struct conf_diag {
 	struct conf_diag_msg msgs[CONF_DIAG_MAX]; /* sorted by position */
 	unsigned count;
 	unsigned overflow; /* messages dropped beyond CONF_DIAG_MAX */
+	/* Where `user:` is, for the error of a lookup made after loading (the
+	 * loader stays pure: it never asks the passwd database). 0 when absent. */
+	unsigned user_line, user_col;
 };
 
 /*

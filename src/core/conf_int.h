@@ -113,6 +113,7 @@ struct raw_conf {
 	struct raw_bfd *bfd;
 	struct raw_health *health;
 	struct raw_control *control;
+	char *user;
 	struct raw_dnstap *dnstap;
 };
 

@@ -284,5 +284,7 @@ int conf_print(FILE *f, const struct conf *c)
 		fprintf(f, "  metrics: \"%s\"\n",
 		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
 	put_dnstap(f, &c->dnstap);
+	if (c->user[0])
+		fprintf(f, "user: \"%s\"\n", c->user);
 	return ferror(f) ? -EIO : 0;
 }

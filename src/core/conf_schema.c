@@ -160,6 +160,7 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
     CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
     CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
+    STR("user", struct raw_conf, user),
     CYAML_FIELD_MAPPING_PTR("dnstap", OPT, struct raw_conf, dnstap, dnstap_fields),
     CYAML_FIELD_END,
 };

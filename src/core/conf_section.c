@@ -882,11 +882,13 @@ static void load_health_more(struct ld *ld, const struct raw_health *r, struct c
 }
 
 /*
- * A group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?, at most 32
- * bytes) or a numeric gid. Only the syntax is checked here: loading stays
- * pure, the name is looked up when the socket is made (ctl_server.h).
+ * A user or group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?, at most 32
+ * bytes) or a numeric id. Only the syntax is checked here: loading stays
+ * pure, the name is looked up when it is used (control.group when the
+ * socket is made, ctl_server.h; user before privileges are dropped,
+ * core/privs.h, placed by conf_diag's user_line/user_col).
  */
-static void load_group(struct ld *ld, const char *s, char *out)
+static void load_name(struct ld *ld, const char *path, const char *what, const char *s, char *out)
 {
 	size_t n = strlen(s);
 	bool ok = n > 0 && n <= CONF_GROUP_MAX;
@@ -897,10 +899,10 @@ static void load_group(struct ld *ld, const char *s, char *out)
 		     (i == n - 1 && i > 0 && ch == '$');
 	}
 	if (!ok) {
-		conf_err_at(ld, "control.group", false,
-		            "control.group: '%s' is not a group name or number (at most %u of "
+		conf_err_at(ld, path, false,
+		            "%s: '%s' is not a %s name or number (at most %u of "
 		            "A-Z a-z 0-9 _ . -, not starting with -)",
-		            s, CONF_GROUP_MAX);
+		            path, s, what, CONF_GROUP_MAX);
 		return;
 	}
 	memcpy(out, s, n + 1);
@@ -936,7 +938,8 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 			get_string(ld, "control.socket", s, CONF_SOCKET_MAX, c->control.socket,
 			           "sun_path");
 		if (r->control->group)
-			load_group(ld, r->control->group, c->control.group);
+			load_name(ld, "control.group", "group", r->control->group,
+			          c->control.group);
 		s = r->control->state;
 		if (s && (!*s || *s != '/'))
 			conf_err_at(ld, "control.state", false,
@@ -953,6 +956,11 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 				            "control.metrics: invalid address '%s'",
 				            r->control->metrics);
 		}
+	}
+	if (r->user) {
+		load_name(ld, "user", "user", r->user, c->user);
+		conf_pos_find(&ld->pos, "user", false, &ld->sink.diag->user_line,
+		              &ld->sink.diag->user_col);
 	}
 }
 

@@ -737,6 +737,7 @@ static const struct {
     {"dnstap.socket", CONF_NODE_SCALAR},
     {"dnstap.messages", CONF_NODE_SEQUENCE},
     {"dnstap.messages[]", CONF_NODE_SCALAR},
+    {"user", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 
