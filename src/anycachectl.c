@@ -412,8 +412,9 @@ static void print_upstreams(const json_t *d)
 	char srtt[32];
 	size_t i;
 
-	printf("%-30s %-8s %-8s %-8s %-6s %-6s %-9s %-9s %-9s %s\n", "UPSTREAM", "STATE", "SRTT",
-	       "RTO", "FAILS", "FAIL%", "QUERIES", "ANSWERS", "TIMEOUTS", "0x20-MISMATCH");
+	printf("%-30s %-8s %-8s %-8s %-6s %-6s %-9s %-9s %-9s %-13s %s\n", "UPSTREAM", "STATE",
+	       "SRTT", "RTO", "FAILS", "FAIL%", "QUERIES", "ANSWERS", "TIMEOUTS", "0x20-MISMATCH",
+	       "0x20");
 	json_array_foreach(list, i, u)
 	{
 		if (json_is_integer(json_object_get(u, "srtt_ms")))
@@ -422,11 +423,11 @@ static void print_upstreams(const json_t *d)
 			snprintf(srtt, sizeof(srtt), "-");
 		char rto[32];
 		snprintf(rto, sizeof(rto), "%lldms", integer(u, "rto_ms"));
-		printf("%-30s %-8s %-8s %-8s %-6lld %-6.1f %-9lld %-9lld %-9lld %lld\n",
+		printf("%-30s %-8s %-8s %-8s %-6lld %-6.1f %-9lld %-9lld %-9lld %-13lld %s\n",
 		       str(u, "address"), str(u, "state"), srtt, rto,
 		       integer(u, "consecutive_failures"), 100 * num(u, "failure_rate"),
 		       integer(u, "queries"), integer(u, "answers"), integer(u, "timeouts"),
-		       integer(u, "mismatches"));
+		       integer(u, "mismatches"), str(u, "dns0x20"));
 	}
 	printf("DNS 0x20: %s, %lld mismatches, %lld spoof retries; %lld queries in flight "
 	       "(%lld of %lld workers answered)\n",

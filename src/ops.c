@@ -30,6 +30,8 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 		d->rcode[i] += s->rcode[i];
 	d->badvers += s->badvers;
 	d->refused_acl += s->refused_acl;
+	d->refused_meta += s->refused_meta;
+	d->mem_refused += s->mem_refused;
 	d->identity += s->identity;
 	d->cache_hits += s->cache_hits;
 	d->cache_misses += s->cache_misses;
@@ -48,6 +50,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp.tls_resumed += s->tcp.tls_resumed;
 	d->tcp.tls_failed += s->tcp.tls_failed;
 	d->tcp.tls_hs_timeouts += s->tcp.tls_hs_timeouts;
+	d->tcp.mem_refused += s->tcp.mem_refused;
 	d->listener_deaths += s->listener_deaths;
 	for (unsigned i = 0; i < 5; i++)
 		d->cookies[i] += s->cookies[i];
@@ -94,6 +97,8 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 		u->consecutive_fail = in->consecutive_fail;
 	if (in->fail_rate_pm > u->fail_rate_pm)
 		u->fail_rate_pm = in->fail_rate_pm;
+	u->no_0x20 |= in->no_0x20;
+	u->confirming |= in->confirming;
 	u->c.sent += c->sent;
 	u->c.answers += c->answers;
 	u->c.rtt_ms_sum += c->rtt_ms_sum;
@@ -103,6 +108,7 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 	u->c.refused += c->refused;
 	u->c.mismatches += c->mismatches;
 	u->c.probes += c->probes;
+	u->c.case_ignored += c->case_ignored;
 }
 
 static void build_node(struct ops *o, unsigned answered)

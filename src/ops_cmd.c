@@ -333,7 +333,7 @@ static void answer_upstreams(struct ops *o, void *ctx, const struct node *n)
 		const struct node_up *u = &n->up[i];
 		json_t *j = json_pack(
 		    "{s:o, s:s, s:i, s:b, s:o, s:o, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-		    "s:I, s:I}",
+		    "s:I, s:I, s:s, s:I, s:b}",
 		    "address", addr_json(&o->conf->dns.upstreams[i], true), "state",
 		    upstream_state_name(u->state), "dead_in_workers", u->dead_workers, "measured",
 		    u->measured, "srtt_ms", u->measured ? json_integer(u->srtt_ms) : json_null(),
@@ -343,7 +343,10 @@ static void answer_upstreams(struct ops *o, void *ctx, const struct node *n)
 		    (json_int_t)u->c.answers, "timeouts", (json_int_t)u->c.timeouts, "failures",
 		    (json_int_t)u->c.failures, "servfail", (json_int_t)u->c.servfail, "refused",
 		    (json_int_t)u->c.refused, "mismatches", (json_int_t)u->c.mismatches, "probes",
-		    (json_int_t)u->c.probes);
+		    (json_int_t)u->c.probes,
+		    /* Issue 10, item 6: off while it does not echo case (re-tested later). */
+		    "dns0x20", u->no_0x20 ? "off" : "on", "case_ignored",
+		    (json_int_t)u->c.case_ignored, "confirming", u->confirming);
 		ok = j && !json_array_append_new(list, j);
 	}
 	(void)o;

@@ -60,6 +60,8 @@ struct node_up {
 	unsigned srtt_ms, rttvar_ms; /* mean over the workers that measured it */
 	unsigned rto_ms;             /* the largest */
 	unsigned consecutive_fail, fail_rate_pm;
+	bool no_0x20;    /* some worker asks it without DNS 0x20 case (it does not echo case) */
+	bool confirming; /* some worker is probing it before calling it dead */
 	struct dns_forward_upstream_stats c; /* summed */
 };
 

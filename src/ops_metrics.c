@@ -95,6 +95,13 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->st.dropped);
 	metric_u64(p, "anycache_queries_refused_acl_total", "counter",
 	           "Queries from clients outside dns.allow (answered REFUSED).", n->st.refused_acl);
+	metric_u64(p, "anycache_memory_budget_refused_total", "counter",
+	           "Queries answered SERVFAIL and TCP connections closed because the "
+	           "process's budget for client-held memory was spent.",
+	           n->st.mem_refused + n->st.tcp.mem_refused);
+	metric_u64(p, "anycache_queries_meta_total", "counter",
+	           "Zone transfers and MAILA/MAILB answered here, never forwarded.",
+	           n->st.refused_meta);
 	metric_u64(p, "anycache_responses_truncated_total", "counter",
 	           "UDP answers cut to the client's size with TC=1.", n->st.truncated);
 	put_security(p, n);
@@ -196,6 +203,14 @@ static void render_upstreams(struct prom *p, const struct ops *o, const struct n
 	PER_UPSTREAM("anycache_upstream_rto_seconds", "gauge",
 	             "Retransmission timeout: how long a try waits before failing over.",
 	             u->rto_ms / 1000.0);
+	PER_UPSTREAM("anycache_upstream_dns0x20", "gauge",
+	             "1 while queries to the upstream use DNS 0x20 random case, 0 while it is "
+	             "asked without (it does not echo case; re-tested later).",
+	             !u->no_0x20);
+	PER_UPSTREAM("anycache_upstream_case_ignored_total", "counter",
+	             "Answers taken although the question came back in another letter case "
+	             "(an upstream that does not echo DNS 0x20).",
+	             u->c.case_ignored);
 #undef PER_UPSTREAM
 	prom_family(p, "anycache_upstream_state", "gauge",
 	            "1 for the upstream's current state (the worst any worker sees).");

@@ -189,7 +189,7 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.cache.size_bytes = 64ull << 20;
 	c->dns.cache.min_ttl_s = 0;
 	c->dns.cache.max_ttl_s = 86400;
-	c->dns.cache.negative_ttl_s = 3600;
+	c->dns.cache.negative_ttl_s = 3600; /* RFC 2308 §5; the same as DNS_CACHE_CONF_DEFAULT */
 	c->dns.cache.serve_stale_s = 86400;
 	c->dns.tcp_per_source = 64;
 	c->dns.tcp_prefix4 = 32;

@@ -133,3 +133,41 @@ int dns_answer_finish(uint8_t *buf, size_t len, size_t cap, const struct dns_req
 	}
 	return (int)len;
 }
+
+/* Visits every RR's TTL of buf; write: clamp it, else only check the walk. */
+static int walk_ttls(uint8_t *buf, size_t len, bool write, uint32_t lo, uint32_t hi)
+{
+	struct wire w = wire_init(buf, len);
+	struct wbuf out = wbuf_init(buf, len);
+
+	out.off = len; /* patches in place: every offset below len is ours */
+	wire_skip(&w, 4);
+	uint16_t qd = wire_u16(&w);
+	size_t nrr = (size_t)wire_u16(&w) + wire_u16(&w) + wire_u16(&w);
+	if (w.err || qd > 1)
+		return -EBADMSG;
+	if (qd) {
+		dns_name_skip(&w);
+		wire_skip(&w, 4);
+	}
+	for (size_t i = 0; i < nrr && !w.err; i++) {
+		dns_name_skip(&w);
+		wire_skip(&w, 4); /* type, class */
+		size_t at = w.off;
+		uint32_t ttl = wire_u32(&w);
+		wire_skip(&w, wire_u16(&w));
+		if (w.err || !write)
+			continue;
+		ttl = (ttl & 0x80000000u) ? 0 : ttl; /* RFC 2181 §8 */
+		ttl = ttl < lo ? lo : ttl > hi ? hi : ttl;
+		wbuf_put_u32_at(&out, at, ttl);
+	}
+	return w.err || wire_left(&w) ? -EBADMSG : 0;
+}
+
+int dns_answer_clamp_ttls(uint8_t *buf, size_t len, uint32_t lo, uint32_t hi)
+{
+	int r = walk_ttls(buf, len, false, lo, hi);
+
+	return r ? r : walk_ttls(buf, len, true, lo, hi);
+}

@@ -36,6 +36,15 @@ int dns_answer_normalize(const uint8_t *ans, size_t len, struct dns_scan *s, uin
                          size_t cap);
 
 /*
+ * Clamps the TTL of every record of a stored-form answer (no OPT: every RR
+ * has a real TTL) to [lo, hi] in place, a TTL with the top bit set read as
+ * 0 first (RFC 2181 §8). Walks the message itself, so answers with more
+ * records than dns_scan tracks are clamped too. 0, or -EBADMSG (then buf is
+ * untouched: the walk checks the whole message before it writes).
+ */
+int dns_answer_clamp_ttls(uint8_t *buf, size_t len, uint32_t lo, uint32_t hi);
+
+/*
  * Finishes a stored-form answer in buf[0..len) for request `req`: RD and CD
  * echo the query, AD is cleared unless the client sent DO or AD (RFC 6840
  * §5.7-5.8), our OPT is appended when the client sent EDNS, and if the

@@ -411,6 +411,27 @@ static bool answer_matches(const uint8_t *answer, size_t len, const struct dns_q
 	return qtype == key->qtype && qclass == key->qclass; /* type, class: exact */
 }
 
+void dns_cache_ttl_bounds(const struct dns_cache *c, enum dns_cache_kind kind, uint32_t neg_ttl_s,
+                          uint32_t *lo, uint32_t *hi)
+{
+	*lo = 0;
+	switch (kind) {
+	case DNS_CACHE_POSITIVE:
+		*lo = c->conf.min_ttl_s;
+		*hi = c->conf.max_ttl_s;
+		break;
+	case DNS_CACHE_NXDOMAIN:
+	case DNS_CACHE_NODATA: /* RFC 2308 §5 */
+		*hi = ttl_sane(neg_ttl_s);
+		if (*hi > c->conf.negative_ttl_s)
+			*hi = c->conf.negative_ttl_s;
+		break;
+	default: /* SERVFAIL, RFC 9520 §3.2 */
+		*hi = c->conf.servfail_ttl_s;
+		break;
+	}
+}
+
 /*
  * The insert behind dns_cache_insert and dns_cache_insert_aged: the entry
  * counts as inserted age_ms before now_ms. keep_old: an entry already held
@@ -441,22 +462,8 @@ static int insert_at(struct dns_cache *c, const struct dns_cache_key *key, const
 		return -EINVAL;
 
 	/* Lifetime: see dns_cache.h. `lo`/`hi` clamp each RR; life = min over them. */
-	uint32_t lo = 0, hi, life;
-	switch (kind) {
-	case DNS_CACHE_POSITIVE:
-		lo = c->conf.min_ttl_s;
-		hi = c->conf.max_ttl_s;
-		break;
-	case DNS_CACHE_NXDOMAIN:
-	case DNS_CACHE_NODATA: /* RFC 2308 §5 */
-		hi = ttl_sane(neg_ttl_s);
-		if (hi > c->conf.negative_ttl_s)
-			hi = c->conf.negative_ttl_s;
-		break;
-	default: /* SERVFAIL, RFC 9520 §3.2 */
-		hi = c->conf.servfail_ttl_s;
-		break;
-	}
+	uint32_t lo, hi, life;
+	dns_cache_ttl_bounds(c, kind, neg_ttl_s, &lo, &hi);
 	life = hi;
 	for (unsigned i = 0; i < n_ttl; i++) {
 		uint32_t t = ttl_at(answer, ttl_offsets[i]);

@@ -73,12 +73,16 @@ struct dns_cache_conf {
  * Defaults. servfail 5 s: RFC 9520 §3.2 wants >= 1 s so a failing zone is not
  * hammered by every client retry (stubs retry every 1-2 s, so 5 s absorbs a
  * few retries per client), and a short value so a transient upstream blip
- * clears quickly. negative 3 h and stale 1 day follow RFC 2308 §5 ("1-3
- * hours") and RFC 8767 §5 ("1-3 days").
+ * clears quickly. negative 1 h: RFC 2308 §5 finds "one to three hours" work
+ * well; the low end, because the cap only bites for zones that ask for more
+ * (their SOA says how long a name stays absent) and a name created meanwhile
+ * should not stay hidden for hours; it is also what dns.cache.negative-ttl
+ * defaults to (conf.c; tests/conf checks the two agree) and Unbound's
+ * cache-max-negative-ttl. stale 1 day follows RFC 8767 §5 ("1-3 days").
  */
 #define DNS_CACHE_CONF_DEFAULT                                                                     \
 	{                                                                                          \
-		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400, .negative_ttl_s = 10800,    \
+		.size = 64u << 20, .min_ttl_s = 0, .max_ttl_s = 86400, .negative_ttl_s = 3600,     \
 		.servfail_ttl_s = 5, .stale_window_s = 86400, .shards = 1,                         \
 	}
 
@@ -166,6 +170,15 @@ void dns_cache_free(struct dns_cache *c);
  * alone would exceed its shard's share of conf.size), -EINVAL for an answer that does not match the
  * key or bad offsets, -ENOMEM.
  */
+/*
+ * The bounds [*lo, *hi] each RR TTL of an answer of this kind is clamped to
+ * (the lifetime rules above; neg_ttl_s as for insert, RFC 2181 §8 applied).
+ * The server applies them to the first answer too, so a client never sees
+ * a TTL a cache hit would not give (dns_answer_clamp_ttls).
+ */
+void dns_cache_ttl_bounds(const struct dns_cache *c, enum dns_cache_kind kind, uint32_t neg_ttl_s,
+                          uint32_t *lo, uint32_t *hi);
+
 int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
                      size_t len, const uint16_t *ttl_offsets, unsigned n_ttl,
                      enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms);

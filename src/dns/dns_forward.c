@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "core/ares_glue.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "core/rand.h"
 #include "core/udp_pool.h"
@@ -54,12 +55,15 @@ struct upstream {
 	struct netaddr addr;
 	struct udp_pool *pool;
 	struct ares_glue *tcp; /* NULL until the first truncated answer */
-	/* The last question that failed hard here: what its re-probes ask,
-	 * since ". NS" is refused by an upstream that is only authoritative
-	 * (which then could never revive). */
-	uint8_t probe_qname[DNS_NAME_MAX];
-	size_t probe_qname_len;
-	uint16_t probe_qtype, probe_qclass;
+	/* What its probes ask (issue 10, item 3): the last question it answered
+	 * (known good: a client cannot make it fail on purpose), else the last
+	 * one that failed hard there, else ". NS" (refused by an upstream that
+	 * is only authoritative, which then could never revive). */
+	struct probe_q {
+		uint8_t qname[DNS_NAME_MAX];
+		size_t qname_len;
+		uint16_t qtype, qclass;
+	} good, failed;
 };
 
 struct fwd_try {
@@ -73,11 +77,13 @@ struct fwd_try {
 	uint16_t slot; /* in the slab */
 	uint16_t id, qtype, qclass;
 	bool cd, do_bit;
-	bool linked;    /* on the expiry list */
-	bool tcp;       /* asked again over TCP: c-ares has it */
-	bool plain;     /* asked again without our OPT (FORMERR) */
-	bool timed_out; /* its timeout was reported (RTO or deadline) */
-	bool sending;   /* inside ares_send: a callback now is synchronous */
+	bool linked;      /* on the expiry list */
+	bool tcp;         /* asked again over TCP: c-ares has it */
+	bool plain;       /* asked again without our OPT (FORMERR) */
+	bool timed_out;   /* its timeout was reported (RTO or deadline) */
+	bool sending;     /* inside ares_send: a callback now is synchronous */
+	bool probe;       /* a health probe (dns_upstream_probe_due), never a request's */
+	bool case_random; /* sent with 0x20 case (dns_upstream_use_0x20) */
 	int sync_status;
 	size_t qname_len;
 	uint8_t qname[DNS_NAME_MAX]; /* as sent upstream, 0x20 case applied */
@@ -130,7 +136,9 @@ struct dns_forward {
 	unsigned n_chunks;
 	struct fwd_try *try_free;
 	uint16_t *by_id;
-	struct fwd_try *ehead, *etail; /* expiry list, oldest first */
+	struct fwd_try *ehead, *etail;            /* expiry list, oldest first */
+	bool case_off[DNS_FORWARD_MAX_UPSTREAMS]; /* logged as not echoing 0x20 */
+	unsigned case_retest_ms;
 	struct dns_forward_stats stats;
 	void (*tap)(void *arg, bool response, bool tcp, const struct netaddr *upstream,
 	            const uint8_t *msg, size_t len);
@@ -345,6 +353,7 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
 	if (rq->next)
 		rq->next->prev = rq->prev;
 	f->stats.outstanding--;
+	f->stats.waiters -= rq->n_waiters - 1;
 	if (status == 0)
 		f->stats.answers++;
 	else if (status != -ECANCELED)
@@ -365,6 +374,16 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
  * t (may be NULL) remembers a reported timeout, so the try's own timeout
  * (timeout_ms after it was sent) is not counted twice.
  */
+static void keep_question(struct probe_q *pq, const struct fwd_try *t)
+{
+	if (t->qname_len <= 1 || t->qname_len > sizeof(pq->qname))
+		return;
+	memcpy(pq->qname, t->qname, t->qname_len);
+	pq->qname_len = t->qname_len;
+	pq->qtype = t->qtype;
+	pq->qclass = t->qclass;
+}
+
 static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome o, unsigned rtt,
                  uint64_t now, struct fwd_try *t)
 {
@@ -394,15 +413,14 @@ static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome 
 		us->failures++;
 		break;
 	}
-	if (t && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR) && t->qname_len > 1 &&
-	    t->qname_len <= sizeof(f->up[idx].probe_qname)) {
-		struct upstream *u = &f->up[idx];
-		memcpy(u->probe_qname, t->qname, t->qname_len);
-		u->probe_qname_len = t->qname_len;
-		u->probe_qtype = t->qtype;
-		u->probe_qclass = t->qclass;
-	}
-	dns_upstream_report(f->pol, idx, o, rtt, now);
+	if (t && !t->probe && o == DNS_UPSTREAM_OK)
+		keep_question(&f->up[idx].good, t);
+	else if (t && !t->probe && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR))
+		keep_question(&f->up[idx].failed, t);
+	if (t && t->probe)
+		dns_upstream_probe_result(f->pol, idx, o, rtt, now);
+	else
+		dns_upstream_report(f->pol, idx, o, rtt, now);
 	/* A hard failure may have killed it: make sure its re-probe is scheduled. */
 	if (o != DNS_UPSTREAM_OK && o != DNS_UPSTREAM_SERVFAIL)
 		arm_prober(f, now);
@@ -464,10 +482,9 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 	*fault = false;
 	s = udp_pool_pick(u->pool, avoid, now, &r);
 	if (!s) {
-		/* Unreachable at connect() time: an upstream failure like any other. */
+		/* Unreachable at connect() time: an upstream failure like any other
+		 * (a probe's caller reports it as the probe's outcome). */
 		*fault = path_error(r);
-		if (*fault && !rq)
-			note(f, u->idx, DNS_UPSTREAM_ERROR, 0, now, NULL);
 		return r;
 	}
 	t = try_alloc(f);
@@ -486,9 +503,16 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 	t->do_bit = do_bit;
 	t->qname_len = name_len;
 	memcpy(t->qname, name, name_len);
-	/* One bit per name octet (dns_wire.h): draw only the bytes this name needs. */
-	rand_bytes(&f->rng, rnd, (name_len + 7) / 8);
-	dns_name_randomize_case(t->qname, name_len, rnd, (name_len + 7) / 8);
+	t->probe = rq == NULL;
+	t->case_random = dns_upstream_use_0x20(f->pol, u->idx, now);
+	if (t->case_random) {
+		/* One bit per name octet (dns_wire.h): draw only the bytes this name needs. */
+		rand_bytes(&f->rng, rnd, (name_len + 7) / 8);
+		dns_name_randomize_case(t->qname, name_len, rnd, (name_len + 7) / 8);
+	} else {
+		/* An upstream that does not echo case: lowercase, ID and port kept. */
+		dns_name_lower(t->qname, t->qname, name_len);
+	}
 	t->sent_ms = now;
 	len = build(t, buf, sizeof(buf));
 	if (len >= 0)
@@ -610,15 +634,20 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 	/* The question that last failed there (what clients need from it), else
 	 * ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
 	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0) {
-		const struct upstream *u = &f->up[idx];
+		struct upstream *u = &f->up[idx];
+		const struct probe_q *pq = u->good.qname_len ? &u->good : &u->failed;
 		bool fault;
-		if (u->probe_qname_len)
-			(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, u->probe_qname,
-			                 u->probe_qname_len, u->probe_qtype, u->probe_qclass, false,
-			                 false, now, &fault);
+		int r;
+		if (pq->qname_len)
+			r = send_try_q(f, NULL, 0, u, NULL, pq->qname, pq->qname_len, pq->qtype,
+			               pq->qclass, false, false, now, &fault);
 		else
-			(void)send_try_q(f, NULL, 0, &f->up[idx], NULL, root, 1, DNS_TYPE_NS,
-			                 DNS_CLASS_IN, false, false, now, &fault);
+			r = send_try_q(f, NULL, 0, u, NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
+			               false, false, now, &fault);
+		/* Unreachable at once: the probe failed. */
+		if (r < 0 && fault)
+			dns_upstream_probe_result(f->pol, (unsigned)idx, DNS_UPSTREAM_ERROR, 0,
+			                          now);
 	}
 	if (next != UINT64_MAX)
 		loop_timer_arm(f->loop, &f->prober, next);
@@ -632,7 +661,7 @@ static void arm_prober(struct dns_forward *f, uint64_t now)
 	for (unsigned i = 0; i < f->n_up; i++) {
 		struct dns_upstream_info in;
 		dns_upstream_get(f->pol, i, &in);
-		if (in.state == DNS_UPSTREAM_DEAD && in.next_probe < earliest)
+		if ((in.state == DNS_UPSTREAM_DEAD || in.confirming) && in.next_probe < earliest)
 			earliest = in.next_probe;
 	}
 	if (earliest == UINT64_MAX)
@@ -656,22 +685,23 @@ enum {
  * the same question in another letter case is a spoof (someone guessed the
  * ID and port but not the 0x20 pattern).
  */
-static int judge(const struct fwd_try *t, const uint8_t *p, size_t len, bool tcp,
-                 struct dns_scan *scan)
+static int judge(const struct fwd_try *t, const uint8_t *p, size_t len, bool tcp, bool nocase_ok,
+                 struct dns_scan *scan, enum dns_qmatch *qm)
 {
 	enum dns_qmatch m;
 	int r = dns_scan(p, len, scan);
 
 	if (r < 0 && r != -E2BIG) {
-		m = dns_match_question(p, len, t->qname, t->qname_len, t->qtype, t->qclass);
+		m = *qm = dns_match_question(p, len, t->qname, t->qname_len, t->qtype, t->qclass);
 		if (m == DNS_QMATCH_NONE)
 			return tcp ? DNS_QUERY_V_MALFORMED : J_IGNORE;
-		return m == DNS_QMATCH_NOCASE ? DNS_QUERY_V_SPOOF : DNS_QUERY_V_MALFORMED;
+		return m == DNS_QMATCH_NOCASE && !nocase_ok ? DNS_QUERY_V_SPOOF
+		                                            : DNS_QUERY_V_MALFORMED;
 	}
-	m = dns_scan_match_question(p, scan, t->qname, t->qname_len, t->qtype, t->qclass);
+	m = *qm = dns_scan_match_question(p, scan, t->qname, t->qname_len, t->qtype, t->qclass);
 	if (m == DNS_QMATCH_NONE)
 		return tcp ? DNS_QUERY_V_MALFORMED : J_IGNORE;
-	if (m == DNS_QMATCH_NOCASE)
+	if (m == DNS_QMATCH_NOCASE && !nocase_ok)
 		return DNS_QUERY_V_SPOOF;
 	if (!scan->qr || scan->id != t->id)
 		return DNS_QUERY_V_MALFORMED;
@@ -775,11 +805,61 @@ static int send_tcp(struct fwd_try *t)
 }
 
 /* Carries out what judge() said about a message for t. */
+/*
+ * DNS 0x20 bookkeeping for an answer to t (issue 10, item 6): an exact echo
+ * of a randomised question, or a case mismatch that the policy may put down
+ * to an upstream that does not echo case. Returns v, or the verdict on the
+ * same message with the case ignored.
+ */
+static int case_verdict(struct fwd_try *t, int v, enum dns_qmatch qm, const uint8_t *p, size_t len,
+                        bool tcp, struct dns_scan *scan)
+{
+	struct dns_forward *f = t->f;
+	uint64_t now = loop_now(f->loop);
+	char name[NETADDR_STRLEN];
+
+	if (!t->case_random || v == J_IGNORE)
+		return v;
+	if (qm == DNS_QMATCH_EXACT) {
+		if (dns_upstream_case_report(f->pol, t->u->idx, true, now) ==
+		        DNS_UPSTREAM_CASE_ACCEPT &&
+		    f->case_off[t->u->idx]) {
+			f->case_off[t->u->idx] = false;
+			log_info("dns", "upstream %s echoes DNS 0x20 letter case again",
+			         netaddr_format(&t->u->addr, true, name, sizeof(name)));
+		}
+		return v;
+	}
+	if (v != DNS_QUERY_V_SPOOF)
+		return v;
+	switch (dns_upstream_case_report(f->pol, t->u->idx, false, now)) {
+	case DNS_UPSTREAM_CASE_SPOOF:
+		return v;
+	case DNS_UPSTREAM_CASE_DETECTED:
+		if (!f->case_off[t->u->idx])
+			log_warn("dns",
+			         "upstream %s does not echo DNS 0x20 letter case: asking it "
+			         "without case randomisation (ID and port checks stay), "
+			         "testing again in %u s",
+			         netaddr_format(&t->u->addr, true, name, sizeof(name)),
+			         f->case_retest_ms / 1000);
+		f->case_off[t->u->idx] = true;
+		break;
+	case DNS_UPSTREAM_CASE_ACCEPT:
+		break;
+	}
+	f->stats.up[t->u->idx].case_ignored++;
+	return judge(t, p, len, tcp, true, scan, &qm);
+}
+
 static void on_message(struct fwd_try *t, const uint8_t *p, size_t len, bool tcp)
 {
 	struct dns_forward *f = t->f;
 	struct dns_scan scan;
-	int v = judge(t, p, len, tcp, &scan);
+	enum dns_qmatch qm = DNS_QMATCH_NONE;
+	int v = judge(t, p, len, tcp, !t->case_random, &scan, &qm);
+
+	v = case_verdict(t, v, qm, p, len, tcp, &scan);
 
 	if (v != J_IGNORE && f->tap)
 		f->tap(f->tap_arg, true, tcp, &t->u->addr, p, len);
@@ -963,6 +1043,9 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 		return -ENOMEM;
 	}
 	f->tab_mask = buckets - 1;
+	f->case_retest_ms = conf->policy && conf->policy->case_retest_ms
+	                        ? conf->policy->case_retest_ms
+	                        : 600000; /* dns_upstream.h's default */
 	r = dns_upstream_set_new(conf->policy, n, &f->pol);
 	if (r) {
 		free(f->tab);
@@ -1064,10 +1147,21 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 	dns_name_lower(lc, qname, qname_len);
 	h = key_hash(f, lc, qname_len, qtype, qclass, cd, do_bit);
 	rq = index_find(f, h, lc, qname_len, qtype, qclass, cd, do_bit);
+	/*
+	 * Every caller counts against max_outstanding, a joining one as well
+	 * as one that sends (issue 10, item 2): a waiter holds its caller's
+	 * per-query state as long as a query does, so 64 joiners each on 4096
+	 * slow names were ~200 MiB per worker outside any bound.
+	 */
+	if (f->stats.outstanding + f->stats.waiters >= f->max_outstanding) {
+		f->stats.busy++;
+		return -EBUSY;
+	}
 	if (rq) {
 		r = add_waiter(rq, cb, ctx);
 		if (r == 0) {
 			f->stats.coalesced++;
+			f->stats.waiters++;
 			return 0;
 		}
 		if (r == -ENOMEM)
@@ -1075,10 +1169,6 @@ int dns_forward_query(struct dns_forward *f, const uint8_t *qname, size_t qname_
 		/* Full: this caller gets a query of its own (not indexed). */
 		f->stats.coalesce_full++;
 		full = true;
-	}
-	if (f->stats.outstanding >= f->max_outstanding) {
-		f->stats.busy++;
-		return -EBUSY;
 	}
 	rq = req_alloc(f);
 	if (!rq)

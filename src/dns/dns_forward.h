@@ -68,7 +68,8 @@ struct dns_forward_conf {
 	unsigned n_upstreams;     /* 1..DNS_FORWARD_MAX_UPSTREAMS */
 	unsigned timeout_ms;      /* 2500: whole query, all tries (clients retry after ~3 s) */
 	unsigned tries;           /* 3 upstream tries per query */
-	unsigned max_outstanding; /* 4096 queries in flight; beyond, -EBUSY at once */
+	unsigned max_outstanding; /* 4096 callers: queries in flight plus the callers that
+	                             joined one; beyond, -EBUSY at once */
 	unsigned sockets;         /* 16 UDP sockets per upstream (4 bits of port choice), at
 	                             most DNS_FORWARD_MAX_SOCKETS */
 	unsigned rotate_queries;  /* 2000 sends per socket before it is replaced */
@@ -90,8 +91,10 @@ struct dns_forward_upstream_stats {
 	uint64_t timeouts;   /* tries that hit their RTO or c-ares's timeout */
 	uint64_t failures;   /* transport errors, malformed or truncated answers */
 	uint64_t servfail, refused;
-	uint64_t mismatches; /* 0x20 case or question mismatches: likely spoofs */
-	uint64_t probes;     /* re-probes of this upstream while dead */
+	uint64_t mismatches;   /* 0x20 case or question mismatches: likely spoofs */
+	uint64_t probes;       /* probes of this upstream: while dead, or to confirm a death */
+	uint64_t case_ignored; /* answers taken with the question in another case: it does
+	                          not echo DNS 0x20 (dns_upstream.h) */
 };
 
 struct dns_forward_stats {
@@ -103,6 +106,7 @@ struct dns_forward_stats {
 	uint64_t busy;        /* refused: max_outstanding reached */
 	uint64_t rtt_ms_sum;  /* over answered tries, for an average */
 	unsigned outstanding; /* queries in flight (not waiters, not orphaned tries) */
+	unsigned waiters;     /* callers joined to a query in flight (beyond its first) */
 	uint64_t retries;     /* tries beyond the first, failover and spoof retries */
 	uint64_t spoof_retries;
 	uint64_t servfail, refused; /* RCODEs from upstreams */
@@ -123,9 +127,10 @@ struct dns_forward_stats {
 /*
  * The result of one forwarded query. status 0: `ans` (len bytes) is the
  * upstream's answer, already scanned into *scan, question verified. Otherwise
- * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED or transport errors from
- * every upstream tried), -EPROTO (mismatched twice, or malformed answers), -EBUSY (too many
- * outstanding) or -ECANCELED (shutting down: release ctx, touch nothing else).
+ * -ETIMEDOUT, -ECONNREFUSED (SERVFAIL/REFUSED from the upstreams tried),
+ * -ENETUNREACH (transport errors only: ICMP, resets), -EPROTO (mismatched twice, or malformed
+ * answers), -EBUSY (too many outstanding) or -ECANCELED (shutting down: release ctx, touch nothing
+ * else).
  */
 typedef void (*dns_forward_cb)(void *ctx, int status, const uint8_t *ans, size_t len,
                                struct dns_scan *scan);

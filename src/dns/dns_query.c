@@ -210,8 +210,13 @@ static int on_answer(struct dns_query *q, const struct dns_upstream_set *pol, un
 		break;
 	case DNS_QUERY_V_SERVFAIL:
 	case DNS_QUERY_V_REFUSED:
-	case DNS_QUERY_V_ERROR:
 		q->last_err = -ECONNREFUSED;
+		break;
+	case DNS_QUERY_V_ERROR:
+		/* No upstream said anything (an ICMP error, a reset): a distinct
+		 * status, so the server never remembers it as the name's failure
+		 * (issue 10, item 5: one forged ICMP must not blank a name). */
+		q->last_err = -ENETUNREACH;
 		break;
 	}
 	if (!was_cur && (q->cur >= 0 || any_live(q)))
@@ -237,7 +242,11 @@ static void on_send_failed(struct dns_query *q, const struct dns_upstream_set *p
 		report(out, q, k, DNS_UPSTREAM_ERROR, 0);
 	else
 		q->n_tries--; /* never left this host: the budget is for upstreams */
-	if (ev->err < 0)
+	/* A send refused by an ICMP error queued on the socket is transport, as
+	 * for DNS_QUERY_V_ERROR; -ECONNREFUSED is kept for upstreams' refusals. */
+	if (ev->err == -ECONNREFUSED)
+		q->last_err = -ENETUNREACH;
+	else if (ev->err < 0)
 		q->last_err = ev->err;
 	if (t->spoof_retry) {
 		finish(q, out, -EPROTO, 0);

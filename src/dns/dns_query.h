@@ -22,8 +22,10 @@
  *     upstream over another channel; a second one ends with -EPROTO;
  *   - the query ends with 0 (the answer of try k), -ETIMEDOUT at the
  *     deadline, or the last error once nothing is left to try or wait for:
- *     -ECONNREFUSED (SERVFAIL/REFUSED/transport), -EPROTO (malformed or
- *     truncated), -ETIMEDOUT, or what a failed send reported.
+ *     -ECONNREFUSED (the upstreams said SERVFAIL/REFUSED), -ENETUNREACH
+ *     (transport errors: ICMP, resets, unreachable at send), -EPROTO
+ *     (malformed or truncated), -ETIMEDOUT, or what a local send failure
+ *     reported.
  *
  * The policy is read, never written, inside a step: the machine calls
  * dns_upstream_pick/rto on the set it is given, and hands every outcome

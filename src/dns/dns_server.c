@@ -17,6 +17,7 @@
 #include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/membudget.h"
 #include "core/netaddr.h"
 #include "core/timer.h"
 #include "core/tls_glue.h"
@@ -67,10 +68,11 @@ struct dns_server {
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct dns_listener *udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
-	int tcp_idx[CONF_MAX_LISTEN];    /* dns.listen[i]'s TCP listener in `stream`, or -1 */
-	struct dns_stream *stream;       /* TCP and TLS connections (dns_stream.h) */
-	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
-	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
+	int tcp_idx[CONF_MAX_LISTEN]; /* dns.listen[i]'s TCP listener in `stream`, or -1 */
+	struct dns_stream *stream;    /* TCP and TLS connections (dns_stream.h) */
+	bool serve_stale;             /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
+	struct membudget *mem;        /* the process's budget for client-held memory (dns_shared) */
+	struct dns_cache *cache;      /* the process's, shared with every worker (dns_shared) */
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
 	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
 	struct dns_forward *fwd;
@@ -521,6 +523,7 @@ static void on_stale_timer(struct timer *t, uint64_t now, void *arg)
 static void pending_free(struct pending *p)
 {
 	loop_timer_cancel(p->srv->loop, &p->stale);
+	membudget_give(p->srv->mem, sizeof(*p));
 	free(p);
 }
 
@@ -592,12 +595,25 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 	/* The connection may have closed meanwhile: then nobody waits. */
 	if (held && !dns_stream_alive(s->stream, p->t.conn))
 		p->t.kind = TARGET_NONE;
+	/* Every query we send carries our OPT; an answer without one came from
+	 * the RFC 6891 §7 fallback (asked again without OPT after a FORMERR), so
+	 * it lacks what DO asked for (RRSIGs): served, never cached under a key
+	 * that says EDNS (issue 10, item 4). c-ares (TCP) runs without
+	 * ARES_FLAG_EDNS, so its own fallback never strips anything. */
+	bool had_opt = status == 0 && scan->has_opt;
 	if (status == 0)
 		n = dns_answer_normalize(ans, len, scan, s->norm, sizeof(s->norm));
 	if (n >= 0) {
 		bool cacheable;
 		enum dns_cache_kind kind = answer_kind(scan, &cacheable);
-		if (cacheable && scan->tc == false && scan->n_ttl <= DNS_MAX_TTL_OFFSETS)
+		uint32_t lo, hi;
+		/* The first answer gets the TTLs a cache hit would give: max-ttl
+		 * and RFC 2181 §8 apply to every answer, not only cached copies. */
+		dns_cache_ttl_bounds(s->cache, cacheable ? kind : DNS_CACHE_POSITIVE, scan->neg_ttl,
+		                     &lo, &hi);
+		if (dns_answer_clamp_ttls(s->norm, (size_t)n, lo, hi) < 0)
+			cacheable = false; /* cannot happen: it scanned */
+		if (cacheable && had_opt && scan->tc == false && scan->n_ttl <= DNS_MAX_TTL_OFFSETS)
 			dns_cache_insert(s->cache, &key, s->norm, (size_t)n, scan->ttl_off,
 			                 (unsigned)scan->n_ttl, kind, scan->neg_ttl,
 			                 loop_now(s->loop));
@@ -614,8 +630,9 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		s->stats.upstream_fail++;
 		/*
 		 * Only the upstreams' failure is remembered: not a local shortage
-		 * (-EBUSY, -ENOMEM) nor a forged answer (-EPROTO), which would let
-		 * a spoofer blank a name out for everyone.
+		 * (-EBUSY, -ENOMEM), nor a forged answer (-EPROTO), nor a transport
+		 * error (-ENETUNREACH: an ICMP error anyone on the path may forge),
+		 * each of which would let someone blank a name out for everyone.
 		 */
 		if (r <= 0 && (status == -ETIMEDOUT || status == -ECONNREFUSED))
 			remember_failure(s, &key, &p->req);
@@ -640,10 +657,19 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 static void start_forward(struct dns_server *s, const struct target *t,
                           const struct dns_request *req)
 {
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p;
 	int r;
 
+	/* Every caller waiting for an upstream holds one of these: charged to
+	 * the process's budget first (issue 10, item 2). */
+	if (!membudget_take(s->mem, sizeof(*p))) {
+		s->stats.mem_refused++;
+		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
+		return;
+	}
+	p = malloc(sizeof(*p));
 	if (!p) {
+		membudget_give(s->mem, sizeof(*p));
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
 		return;
 	}
@@ -674,7 +700,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
 	/* One upstream query per question in the whole process: whoever asked first owns it. */
 	switch (dns_inflight_join(s->inflight, &p->node, t->kind != TARGET_NONE)) {
 	case DNS_INFLIGHT_BUSY: /* a prefetch of a name being fetched already */
-		free(p);
+		pending_free(p);
 		return;
 	case DNS_INFLIGHT_WAITER:
 		s->stats.inflight_joined++;
@@ -691,7 +717,7 @@ static void start_forward(struct dns_server *s, const struct target *t,
 		s->stats.upstream_fail++;
 		share_outcome(s, p, NULL, 0, 0);
 		answer_error(s, t, req, DNS_RCODE_SERVFAIL);
-		free(p);
+		pending_free(p);
 		return;
 	}
 joined:
@@ -817,11 +843,17 @@ static void handle_query(struct dns_server *s, const struct target *from, const 
 
 	if (s->tap_msgs & DNS_TAP_CLIENT_QUERY)
 		tap_client(s, t, DNS_TAP_CLIENT_QUERY, pkt, len);
-	if (dns_request_parse(pkt, len, &req, &rcode) < 0) {
+	/* The ACL before any record section is walked: a stranger's records
+	 * cost us the header and the question only (issue 10, item 8). */
+	if (dns_request_parse_head(pkt, len, &req) < 0) {
 		s->stats.dropped++;
 		return;
 	}
-	if (cookie_and_rrl(s, &tq, pkt, &req, &rcode))
+	/* Rate limiting before the ACL (a REFUSED reflects too). The cookie is
+	 * the head's: a query's OPT is its only record (RFC 7873 §5.1 clients
+	 * send no other), so a stranger's records are still never walked. */
+	uint8_t cookie_rcode = DNS_RCODE_NOERROR;
+	if (cookie_and_rrl(s, &tq, pkt, &req, &cookie_rcode))
 		return;
 	/* TCP and TLS sources were checked once, at accept (dns_stream.c). */
 	if (t->kind == TARGET_UDP && !client_allowed(s, t->peer, t->peerlen)) {
@@ -829,6 +861,9 @@ static void handle_query(struct dns_server *s, const struct target *from, const 
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
 	}
+	(void)dns_request_parse_rest(pkt, len, &req, &rcode);
+	if (rcode == DNS_RCODE_NOERROR)
+		rcode = cookie_rcode; /* a malformed cookie: FORMERR (RFC 7873 §5.2.2) */
 	if (rcode != DNS_RCODE_NOERROR) {
 		answer_error(s, t, &req, rcode);
 		return;
@@ -844,6 +879,13 @@ static void handle_query(struct dns_server *s, const struct target *from, const 
 	if (req.qclass != DNS_CLASS_IN) {
 		/* We forward the Internet class only; CHAOS beyond identity is not ours. */
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
+		return;
+	}
+	rcode = dns_request_local_rcode(&req);
+	if (rcode != DNS_RCODE_NOERROR) {
+		/* Zone transfers and mail meta-queries: answered here, never forwarded. */
+		s->stats.refused_meta++;
+		answer_error(s, t, &req, rcode);
 		return;
 	}
 
@@ -976,8 +1018,9 @@ struct dns_shared {
 	/* The cookie secrets, current first (dns_cookie.h). */
 	uint8_t cookie_secrets[DNS_COOKIE_MAX_SECRETS][DNS_COOKIE_SECRET_LEN];
 	unsigned n_cookie_secrets;
-	struct tls_ctx *tls; /* dns.tls-listen: one context, so tickets resume on any worker */
-	struct dns_tap *tap; /* dnstap output, one queue per worker; NULL: off */
+	struct tls_ctx *tls;  /* dns.tls-listen: one context, so tickets resume on any worker */
+	struct dns_tap *tap;  /* dnstap output, one queue per worker; NULL: off */
+	struct membudget mem; /* pending queries and TCP/TLS buffers, every worker */
 };
 
 /* dns.cookie-secret(-old), or one random secret for this process alone. */
@@ -1022,6 +1065,7 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	membudget_init(&sh->mem, DNS_SERVER_MEMORY_BUDGET);
 	cc.size = (size_t)conf->dns.cache.size_bytes;
 	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
 	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
@@ -1133,6 +1177,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 
 	s->cache = shared->cache;
 	s->inflight = shared->inflight;
+	s->mem = &shared->mem;
 	s->tap = dns_tap_queue(shared->tap, index);
 	s->tap_msgs = s->tap ? dns_tap_messages(shared->tap) : 0;
 	if (s->tap_msgs & (DNS_TAP_FORWARDER_QUERY | DNS_TAP_FORWARDER_RESPONSE)) {
@@ -1196,6 +1241,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	    .idle_ms = DNS_TCP_IDLE_MS,
 	    .stall_ms = DNS_TCP_STALL_MS,
 	    .handshake_ms = DNS_TLS_HANDSHAKE_MS,
+	    .mem = &shared->mem,
 	};
 	r = dns_stream_new(l, &sc, on_stream_query, s, &s->stats.tcp, &s->stream);
 	if (r) {
@@ -1323,7 +1369,7 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 		    ml > SK_MEMINFO_DROPS * sizeof(uint32_t))
 			out->rx_drops += mem[SK_MEMINFO_DROPS];
 	}
-	out->inflight = fs->outstanding;
+	out->inflight = fs->outstanding + fs->waiters; /* both count against the bound */
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
 	out->upstream_answers = fs->answers;
 	for (unsigned i = 0; i < fs->n_upstreams; i++) {

@@ -54,6 +54,15 @@ struct loop;
 struct dns_server;
 
 #define DNS_SERVER_UPSTREAM_INFLIGHT 4096 /* upstream queries in flight per worker */
+/*
+ * One budget for the memory clients make the process hold, over every
+ * worker (issue 10, item 2): per-query state while the upstream is asked
+ * (about 1 KiB each, waiters included) and TCP/TLS receive and answer
+ * buffers (dns_stream.c). The other bounds alone allowed 4 MiB of queue per
+ * connection x DNS_TCP_MAX_CONNS x workers. Beyond the budget, a query gets
+ * SERVFAIL and a connection that needs more is closed.
+ */
+#define DNS_SERVER_MEMORY_BUDGET (256u << 20)
 
 /*
  * Answer latency histogram: from the query's receive (the datagram, or the
@@ -70,11 +79,12 @@ struct dns_server;
 
 struct dns_server_stats {
 	uint64_t udp_rx;
-	uint64_t dropped;     /* not answered: QR=1, shorter than a header */
-	uint64_t rcode[16];   /* answers sent, by 4-bit header RCODE */
-	uint64_t badvers;     /* BADVERS answers (extended RCODE 16) */
-	uint64_t refused_acl; /* clients outside dns.allow */
-	uint64_t identity;    /* CHAOS id.server / hostname.bind answers */
+	uint64_t dropped;      /* not answered: QR=1, shorter than a header */
+	uint64_t rcode[16];    /* answers sent, by 4-bit header RCODE */
+	uint64_t badvers;      /* BADVERS answers (extended RCODE 16) */
+	uint64_t refused_acl;  /* clients outside dns.allow */
+	uint64_t refused_meta; /* AXFR/IXFR (REFUSED), MAILA/MAILB (NOTIMP): never forwarded */
+	uint64_t identity;     /* CHAOS id.server / hostname.bind answers */
 	uint64_t cache_hits;
 	uint64_t cache_misses;
 	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */
@@ -87,12 +97,13 @@ struct dns_server_stats {
 	uint64_t tcp_rx;             /* queries received over TCP and TLS */
 	struct dns_stream_stats tcp; /* TCP and TLS connections (dns_stream.h) */
 	uint64_t listener_deaths;    /* UDP receives that stopped with an error */
-	uint64_t dnstap_dropped;          /* dnstap messages dropped: the worker's queue was full */
+	uint64_t dnstap_dropped;     /* dnstap messages dropped: the worker's queue was full */
 	uint64_t cookies[5];         /* queries by enum dns_cookie_verdict (RFC 7873 §5.2) */
 	uint64_t cookie_errors;      /* the MAC failed: answered without a cookie */
 	uint64_t cookie_unsent;      /* answers that could not carry the query's cookie */
 	uint64_t rrl_dropped;        /* UDP answers not sent: rate limit (dns_rrl.h) */
 	uint64_t rrl_slipped;        /* sent as TC=1 (or BADCOOKIE) instead */
+	uint64_t mem_refused;        /* queries refused for DNS_SERVER_MEMORY_BUDGET (SERVFAIL) */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
 };

@@ -18,6 +18,7 @@
 #include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/membudget.h"
 #include "core/srclimit.h"
 #include "core/timer.h"
 #include "core/tls_glue.h"
@@ -58,6 +59,8 @@ struct listener {
  */
 struct conn {
 	struct dns_stream *srv;
+	struct membudget *mem; /* conf.mem, kept for conn_done (srv is gone by then) */
+	size_t charged;        /* bytes of mem this connection holds */
 	int fd;
 	uint32_t slot, gen;
 	bool closing; /* detached; only the loop's final callbacks remain */
@@ -169,11 +172,35 @@ static void conn_touch(struct conn *c)
 		loop_timer_arm(s->loop, &c->idle, conn_due(c, c->last));
 }
 
+/*
+ * The connection side of the process's one memory budget (issue 10, item
+ * 2): its struct and buffers are charged before they are allocated, so
+ * connections that do not read cannot hold more than the budget in all.
+ */
+static bool conn_mem_take(struct conn *c, size_t n)
+{
+	if (c->mem && !membudget_take(c->mem, n)) {
+		if (c->srv)
+			c->srv->st->mem_refused++;
+		return false;
+	}
+	c->charged += n;
+	return true;
+}
+
+static void conn_mem_give(struct conn *c, size_t n)
+{
+	if (c->mem)
+		membudget_give(c->mem, n);
+	c->charged -= n;
+}
+
 static void conn_done(struct loop *l, void *ctx)
 {
 	struct conn *c = ctx;
 
 	(void)l;
+	conn_mem_give(c, c->charged);
 	tls_conn_free(c->tls);
 	free(c->raw);
 	free(c->rx);
@@ -228,8 +255,14 @@ static void conn_flush(struct conn *c)
 		if (n == 0)
 			return;
 		if (n > c->out_cap) {
-			uint8_t *b = realloc(c->out, n);
+			uint8_t *b = NULL;
+			if (!conn_mem_take(c, n - c->out_cap)) {
+				c->doomed = true;
+				return;
+			}
+			b = realloc(c->out, n);
 			if (!b) {
+				conn_mem_give(c, n - c->out_cap);
 				c->doomed = true;
 				return;
 			}
@@ -279,8 +312,13 @@ static int conn_queue(struct conn *c, const uint8_t *ans, size_t len)
 		uint8_t *b;
 		while (cap < need)
 			cap *= 2;
+		if (!conn_mem_take(c, cap - c->pend_cap)) {
+			c->doomed = true;
+			return -ENOBUFS;
+		}
 		b = realloc(c->pend, cap);
 		if (!b) {
+			conn_mem_give(c, cap - c->pend_cap);
 			c->doomed = true;
 			return -ENOMEM;
 		}
@@ -309,14 +347,20 @@ static int rx_reserve(struct conn *c)
 	size_t want = c->rx_len >= 2 ? 2u + wire_get_u16_at(c->rx) : 0;
 
 	if (want > c->rx_cap) {
-		uint8_t *b = realloc(c->rx, want);
-		if (!b)
+		uint8_t *b = NULL;
+		if (!conn_mem_take(c, want - c->rx_cap))
+			return -ENOBUFS;
+		b = realloc(c->rx, want);
+		if (!b) {
+			conn_mem_give(c, want - c->rx_cap);
 			return -ENOMEM;
+		}
 		c->rx = b;
 		c->rx_cap = want;
 	} else if (c->rx_len == 0 && c->rx_cap > RX_BASE) {
 		uint8_t *b = realloc(c->rx, RX_BASE);
 		if (b) {
+			conn_mem_give(c, c->rx_cap - RX_BASE);
 			c->rx = b;
 			c->rx_cap = RX_BASE;
 		}
@@ -486,6 +530,7 @@ static void on_sent(struct loop *l, void *ctx, int res, unsigned flags)
 	}
 	c->out_len = 0;
 	if (c->out_cap > OUT_KEEP) {
+		conn_mem_give(c, c->out_cap);
 		free(c->out);
 		c->out = NULL;
 		c->out_cap = 0;
@@ -601,6 +646,13 @@ static void conn_new(struct listener *tl, int fd)
 		close(fd);
 		return;
 	}
+	size_t charge = sizeof(*c) + RX_BASE + (tl->tls ? TLS_RAW : 0);
+	if (s->conf.mem && !membudget_take(s->conf.mem, charge)) {
+		s->st->mem_refused++;
+		srclimit_put(s->per_source, &src);
+		close(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c)
 		c->rx = malloc(RX_BASE);
@@ -608,6 +660,8 @@ static void conn_new(struct listener *tl, int fd)
 	    (!(c->raw = malloc(TLS_RAW)) || tls_conn_new(tl->tls, &c->tls)))
 		c->rx = (free(c->rx), NULL);
 	if (!c || !c->rx) {
+		if (s->conf.mem)
+			membudget_give(s->conf.mem, charge);
 		if (c)
 			free(c->raw);
 		free(c);
@@ -615,6 +669,8 @@ static void conn_new(struct listener *tl, int fd)
 		close(fd);
 		return;
 	}
+	c->mem = s->conf.mem;
+	c->charged = charge;
 	/* Answers are whole messages: do not hold them back for Nagle. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->peer = peer;

@@ -65,6 +65,9 @@ struct dns_stream_conf {
 	uint8_t prefix4, prefix6;
 	unsigned fd_reserve; /* descriptors below the limit that clients may not take */
 	unsigned idle_ms, stall_ms, handshake_ms;
+	/* The process's budget for client-held memory (core/membudget.h; must
+	 * outlive every connection, conn_done included); NULL: unbounded. */
+	struct membudget *mem;
 };
 
 struct dns_stream_stats {
@@ -77,6 +80,7 @@ struct dns_stream_stats {
 	uint64_t stalled;        /* an answer send that did not move for stall_ms */
 	uint64_t bad_len;        /* length prefix < 12: connection closed */
 	uint64_t overflow;       /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
+	uint64_t mem_refused;    /* closed or refused: the process's memory budget was spent */
 	uint64_t tls_handshakes; /* completed */
 	uint64_t tls_resumed;    /* of which resumed a session */
 	uint64_t tls_failed;     /* handshakes that failed (alert, bad record) */

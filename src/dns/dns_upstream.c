@@ -17,8 +17,12 @@ struct upstream {
 	unsigned consecutive_fail;
 	int32_t rate; /* failure EWMA in 1/65536 */
 	enum dns_upstream_state state;
+	bool confirming;
 	uint64_t next_probe;
 	unsigned probe_interval_ms;
+	unsigned case_mismatches; /* in a row, without an exact echo */
+	bool no_0x20;
+	uint64_t case_retest_at, case_offs;
 	uint64_t oks, servfails, refused, timeouts, errors, deaths, revivals;
 };
 
@@ -49,6 +53,7 @@ int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
 	c.dead_after = dflt(c.dead_after, 3);
 	c.probe_min_ms = dflt(c.probe_min_ms, 1000);
 	c.probe_max_ms = dflt(c.probe_max_ms, 30000);
+	c.case_retest_ms = dflt(c.case_retest_ms, 600000);
 	if (c.min_rto_ms > c.max_rto_ms || c.probe_min_ms > c.probe_max_ms)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s) + n * sizeof(s->u[0]));
@@ -139,6 +144,7 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upst
 		rate_update(u, o == DNS_UPSTREAM_SERVFAIL);
 		u->timeouts_in_row = 0;
 		u->consecutive_fail = 0;
+		u->confirming = false;
 		if (u->state == DNS_UPSTREAM_DEAD) {
 			u->revivals++;
 			u->probe_interval_ms = 0;
@@ -162,14 +168,75 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upst
 	u->consecutive_fail++;
 	if (u->state == DNS_UPSTREAM_DEAD)
 		return; /* probe_due already scheduled the next probe */
-	if (u->consecutive_fail >= s->conf.dead_after) {
-		u->state = DNS_UPSTREAM_DEAD;
-		u->deaths++;
-		u->probe_interval_ms = s->conf.probe_min_ms;
-		u->next_probe = now + u->probe_interval_ms;
+	u->state = DNS_UPSTREAM_SUSPECT;
+	if (u->consecutive_fail >= s->conf.dead_after && !u->confirming) {
+		/* Not dead yet: these may all be names the client chose to fail.
+		 * A probe of a name known to work decides, at once. */
+		u->confirming = true;
+		u->next_probe = now;
+	}
+}
+
+static void make_dead(const struct dns_upstream_set *s, struct upstream *u, uint64_t now)
+{
+	u->confirming = false;
+	u->state = DNS_UPSTREAM_DEAD;
+	u->deaths++;
+	u->probe_interval_ms = s->conf.probe_min_ms;
+	u->next_probe = now + u->probe_interval_ms;
+}
+
+void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,
+                               enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now)
+{
+	if (idx >= s->n)
+		return;
+	if (o != DNS_UPSTREAM_OK && o != DNS_UPSTREAM_SERVFAIL && s->u[idx].confirming) {
+		make_dead(s, &s->u[idx], now);
+		dns_upstream_report(s, idx, o, rtt_ms, now); /* counted; dead already */
 		return;
 	}
-	u->state = DNS_UPSTREAM_SUSPECT;
+	dns_upstream_report(s, idx, o, rtt_ms, now);
+}
+
+bool dns_upstream_use_0x20(const struct dns_upstream_set *s, unsigned idx, uint64_t now)
+{
+	const struct upstream *u = idx < s->n ? &s->u[idx] : NULL;
+
+	return !u || !u->no_0x20 || now >= u->case_retest_at;
+}
+
+enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsigned idx,
+                                                bool echoed, uint64_t now)
+{
+	struct upstream *u;
+
+	if (idx >= s->n)
+		return DNS_UPSTREAM_CASE_SPOOF;
+	u = &s->u[idx];
+	if (echoed) {
+		u->case_mismatches = 0;
+		u->no_0x20 = false; /* a re-test came back exact */
+		return DNS_UPSTREAM_CASE_ACCEPT;
+	}
+	if (u->no_0x20) {
+		/* The re-test failed: ask without 0x20 for another period. */
+		u->case_retest_at = now + s->conf.case_retest_ms;
+		return DNS_UPSTREAM_CASE_ACCEPT;
+	}
+	/*
+	 * A forger who guessed ID and port once more is far less likely than
+	 * an upstream that rewrites the question (RFC 5452 §9.2 odds), so a
+	 * run of mismatches means the latter; what it costs us is the case
+	 * bits, not the ID and port checks.
+	 */
+	if (++u->case_mismatches < DNS_UPSTREAM_CASE_DETECT)
+		return DNS_UPSTREAM_CASE_SPOOF;
+	u->case_mismatches = 0;
+	u->no_0x20 = true;
+	u->case_offs++;
+	u->case_retest_at = now + s->conf.case_retest_ms;
+	return DNS_UPSTREAM_CASE_DETECTED;
 }
 
 int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t now)
@@ -206,14 +273,19 @@ int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *n
 
 	for (unsigned i = 0; i < s->n; i++) {
 		struct upstream *u = &s->u[i];
-		if (u->state != DNS_UPSTREAM_DEAD)
+		if (u->state != DNS_UPSTREAM_DEAD && !u->confirming)
 			continue;
 		if (found < 0 && u->next_probe <= now) {
 			found = (int)i;
-			unsigned iv = u->probe_interval_ms * 2;
-			u->probe_interval_ms =
-			    iv > s->conf.probe_max_ms ? s->conf.probe_max_ms : iv;
-			u->next_probe = now + u->probe_interval_ms;
+			if (u->confirming) {
+				/* Its outcome decides; this only retries a lost one. */
+				u->next_probe = now + s->conf.probe_max_ms;
+			} else {
+				unsigned iv = u->probe_interval_ms * 2;
+				u->probe_interval_ms =
+				    iv > s->conf.probe_max_ms ? s->conf.probe_max_ms : iv;
+				u->next_probe = now + u->probe_interval_ms;
+			}
 		}
 		if (u->next_probe < earliest)
 			earliest = u->next_probe;
@@ -235,6 +307,10 @@ void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns
 	out->consecutive_fail = u->consecutive_fail;
 	out->fail_rate_pm = rate_pm(u);
 	out->next_probe = u->next_probe;
+	out->confirming = u->confirming;
+	out->no_0x20 = u->no_0x20;
+	out->case_retest_at = u->case_retest_at;
+	out->case_offs = u->case_offs;
 	out->probe_interval_ms = u->probe_interval_ms;
 	out->oks = u->oks;
 	out->servfails = u->servfails;

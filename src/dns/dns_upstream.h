@@ -13,12 +13,23 @@
  *   - consecutive hard failures (timeouts, REFUSED, transport errors) and
  *     an exponentially weighted failure rate that also counts SERVFAIL;
  *   - a state: HEALTHY; SUSPECT after one hard failure or when the failure
- *     rate passes one half; DEAD after `dead_after` consecutive hard
- *     failures. SERVFAIL alone never kills an upstream: a broken zone
- *     SERVFAILs at every resolver, so it only lowers the preference.
+ *     rate passes one half; after `dead_after` consecutive hard failures
+ *     it is only CONFIRMING (still SUSPECT): clients choose the names, so
+ *     timeouts on a deliberately slow zone or REFUSED for chosen names say
+ *     nothing about the upstream (issue 10, item 3). A probe of a
+ *     known-good name (dns_upstream_probe_due) decides: any answer clears
+ *     the failures, a failed probe makes it DEAD. SERVFAIL alone never
+ *     kills an upstream: a broken zone SERVFAILs at every resolver, so it
+ *     only lowers the preference.
  *   - DEAD upstreams get no client traffic while another upstream is not
  *     dead; they are re-probed at next_probe, with the interval doubling
  *     from probe_min_ms to probe_max_ms; any answer but REFUSED revives.
+ *
+ *   - DNS 0x20 (draft-vixie-dnsext-dns0x20): an upstream whose answers
+ *     come back with our ID, on our port, with the question in another
+ *     letter case CASE_DETECT times in a row (no exact echo between) does
+ *     not echo case: it is asked without case randomisation (ID and port
+ *     entropy stay) until case_retest_ms have passed, then tested again.
  *
  * Selection: among upstreams not yet tried for this query, the non-dead
  * one with the best state, then the lowest RTO (an unmeasured upstream
@@ -57,6 +68,7 @@ struct dns_upstream_conf {
 	unsigned dead_after;     /* 3 consecutive hard failures */
 	unsigned probe_min_ms;   /* 1000: first re-probe of a dead upstream */
 	unsigned probe_max_ms;   /* 30000 */
+	unsigned case_retest_ms; /* 600000: an upstream that ignores 0x20 is re-tested after this */
 };
 /* Zero fields take the defaults above. */
 
@@ -66,8 +78,12 @@ struct dns_upstream_info {
 	bool measured; /* has an RTT sample */
 	unsigned srtt_ms, rttvar_ms, rto_ms;
 	unsigned consecutive_fail;
-	unsigned fail_rate_pm; /* EWMA of failures, per mille (1/16 weight per outcome) */
-	uint64_t next_probe;   /* DEAD only: when a probe is due */
+	unsigned fail_rate_pm;   /* EWMA of failures, per mille (1/16 weight per outcome) */
+	uint64_t next_probe;     /* DEAD or confirming: when a probe is due */
+	bool confirming;         /* dead_after failures in a row: a probe decides (SUSPECT) */
+	bool no_0x20;            /* does not echo 0x20 case: asked without it */
+	uint64_t case_retest_at; /* no_0x20: when case randomisation is tried again */
+	uint64_t case_offs;      /* times it was found not to echo case */
 	unsigned probe_interval_ms;
 	uint64_t oks, servfails, refused, timeouts, errors, deaths, revivals;
 };
@@ -94,13 +110,40 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upst
                          unsigned rtt_ms, uint64_t now);
 
 /*
- * A dead upstream whose re-probe is due and not already running: returns
- * its index and marks the probe as running (the next one is scheduled with
- * doubled interval now, so a lost probe is simply retried later), or
- * -ENOENT. *next (may be NULL) receives the earliest future probe deadline
- * or UINT64_MAX, for arming a timer.
+ * A dead upstream whose re-probe is due, or a confirming one whose probe is
+ * due: returns its index and marks the probe as running (the next one is
+ * scheduled now: with doubled interval when dead, probe_max_ms later when
+ * confirming, so a lost probe is simply retried), or -ENOENT. *next (may be
+ * NULL) receives the earliest future probe deadline or UINT64_MAX, for
+ * arming a timer.
  */
 int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next);
+
+/*
+ * The outcome of a probe sent for probe_due. An answer (OK, SERVFAIL)
+ * revives a dead upstream or clears a confirming one; a failure makes a
+ * confirming upstream DEAD (a dead one stays dead).
+ */
+void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,
+                               enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now);
+
+/* Whether a try to idx now uses 0x20 case randomisation. */
+bool dns_upstream_use_0x20(const struct dns_upstream_set *s, unsigned idx, uint64_t now);
+
+enum dns_upstream_case {
+	DNS_UPSTREAM_CASE_SPOOF,    /* treat as a likely spoof (discard, retry) */
+	DNS_UPSTREAM_CASE_ACCEPT,   /* known not to echo case: accept the answer */
+	DNS_UPSTREAM_CASE_DETECTED, /* found not to echo case just now: accept, log once */
+};
+#define DNS_UPSTREAM_CASE_DETECT 2
+
+/*
+ * A try sent with 0x20 case came back: echoed (the exact octets), or in
+ * another letter case with our ID on our port. Returns what to make of a
+ * mismatch (CASE_ACCEPT for an echo). An echo after a re-test ends no_0x20.
+ */
+enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsigned idx,
+                                                bool echoed, uint64_t now);
 
 void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx,
                       struct dns_upstream_info *out);

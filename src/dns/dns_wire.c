@@ -163,10 +163,27 @@ int dns_tcp_frame(const uint8_t *buf, size_t len)
 	return len - 2 < mlen ? 0 : (int)mlen;
 }
 
-int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+/*
+ * A query's usual shape (RFC 6891 §6.1.1): the question, then the OPT as its
+ * only record. Taken only when that is exactly what follows the question, so
+ * the work is bounded whatever the counts say.
+ */
+static void peek_lone_opt(struct wire w, struct dns_request *req)
+{
+	struct edns e = {0};
+	struct rr rr;
+
+	if (req->ancount != 0 || req->nscount != 0 || req->arcount != 1)
+		return;
+	if (read_rr(&w, &rr) || rr.type != DNS_TYPE_OPT || wire_left(&w) != 0)
+		return;
+	if (take_opt(w.p, &rr, SEC_AR, &e) == 0)
+		take_edns(req, &e);
+}
+
+int dns_request_parse_head(const uint8_t *pkt, size_t len, struct dns_request *req)
 {
 	memset(req, 0, sizeof(*req));
-	*rcode = DNS_RCODE_FORMERR;
 	if (len < DNS_HDR_LEN)
 		return -EBADMSG;
 
@@ -186,12 +203,22 @@ int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, u
 
 	if (req->qdcount == 1 && read_question(&w, req))
 		req->has_question = false;
+	if (req->has_question)
+		peek_lone_opt(w, req);
+	return 0;
+}
 
+int dns_request_parse_rest(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+{
+	struct wire w = wire_init(pkt, len);
+
+	*rcode = DNS_RCODE_FORMERR;
+	w.off = DNS_HDR_LEN + (req->has_question ? req->question_len : 0);
 	/*
 	 * Walk the records only where we know what the sections mean: after a
 	 * parsed question, or with no question at all (so a FORMERR for
 	 * QDCOUNT=0 still carries the OPT, as knotd does). The OPT is taken
-	 * only when every record parsed.
+	 * only when every record parsed (the head's lone OPT is taken again).
 	 */
 	struct edns e = {0};
 	bool walked = false;
@@ -221,12 +248,34 @@ int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, u
 	return 0;
 }
 
+int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
+{
+	*rcode = DNS_RCODE_FORMERR;
+	if (dns_request_parse_head(pkt, len, req) < 0)
+		return -EBADMSG;
+	return dns_request_parse_rest(pkt, len, req, rcode);
+}
+
 size_t dns_request_udp_limit(const struct dns_request *req)
 {
 	if (!req->edns)
 		return DNS_UDP_MIN;
 	size_t sz = req->udp_size < DNS_UDP_MIN ? DNS_UDP_MIN : req->udp_size; /* RFC 6891 §6.2.5 */
 	return sz < DNS_EDNS_UDP_SIZE ? sz : DNS_EDNS_UDP_SIZE;
+}
+
+uint8_t dns_request_local_rcode(const struct dns_request *req)
+{
+	switch (req->qtype) {
+	case DNS_TYPE_AXFR:
+	case DNS_TYPE_IXFR:
+		return DNS_RCODE_REFUSED;
+	case DNS_TYPE_MAILA:
+	case DNS_TYPE_MAILB:
+		return DNS_RCODE_NOTIMP;
+	default:
+		return DNS_RCODE_NOERROR;
+	}
 }
 
 bool dns_request_is_identity(const struct dns_request *req)
@@ -279,6 +328,17 @@ int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcod
 	if (rcode > 0xFFF || (rcode > DNS_RCODE_MASK && !req->edns))
 		return -EINVAL;
 	uint16_t flags = answer_flags(req, DNS_FLAG_RA) | (rcode & DNS_RCODE_MASK);
+	/*
+	 * An opcode we do not implement: only what every opcode shares, ID, QR,
+	 * OPCODE and RCODE. RD, RA, AD and CD are QUERY's (RFC 1035 §4.1.1,
+	 * RFC 4035 §3.2); UPDATE, for one, makes those bits a Z field that must
+	 * be zero (RFC 2136 §2.2). ISC's genreport checks it ("opcode",
+	 * "opcodeflg"). The question and OPT are echoed as knotd does.
+	 */
+	if (req->opcode != DNS_OPCODE_QUERY)
+		flags =
+		    (uint16_t)(DNS_FLAG_QR | ((unsigned)(req->opcode & 0xF) << DNS_OPCODE_SHIFT) |
+		               (rcode & DNS_RCODE_MASK));
 	put_header(b, req->id, flags, req->has_question ? 1 : 0, 0, 0, req->edns ? 1 : 0);
 	if (req->has_question)
 		wbuf_bytes(b, req->question, req->question_len);

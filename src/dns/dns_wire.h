@@ -78,6 +78,8 @@ enum dns_type {
 	DNS_TYPE_HTTPS = 65,
 	DNS_TYPE_IXFR = 251,
 	DNS_TYPE_AXFR = 252,
+	DNS_TYPE_MAILB = 253,
+	DNS_TYPE_MAILA = 254,
 	DNS_TYPE_ANY = 255,
 };
 
@@ -222,8 +224,32 @@ int dns_tcp_frame(const uint8_t *buf, size_t len);
 
 int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode);
 
+/*
+ * dns_request_parse in two steps, so a server can check its ACL between
+ * them without walking a stranger's record sections (issue 10, item 8):
+ * _head reads the header and the question, and takes the OPT only when it
+ * is the one record after the question (bounded work whatever the counts
+ * say): enough for an error answer (dns_build_error). -EBADMSG: drop.
+ * _rest walks the records and sets *rcode as dns_request_parse does; it
+ * takes the req its _head filled, for the same packet.
+ */
+int dns_request_parse_head(const uint8_t *pkt, size_t len, struct dns_request *req);
+int dns_request_parse_rest(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode);
+
 /* Largest UDP answer for this request: 512 without EDNS, else min(max(size, 512), 1232). */
 size_t dns_request_udp_limit(const struct dns_request *req);
+
+/*
+ * The RCODE a forwarder answers itself for a meta-QTYPE it must not forward,
+ * or NOERROR (forward it). Zone transfers (AXFR, IXFR): REFUSED, the code
+ * RFC 1035 §4.1.1 names for "a particular operation (e.g., zone transfer)"
+ * a server will not perform; we are nobody's primary, and forwarding them
+ * lets clients make the upstreams refuse us (issue 10, item 3). MAILA and
+ * MAILB: NOTIMP, "the name server does not support the requested kind of
+ * query" (RFC 1035 §4.1.1); both are obsolete meta-QTYPEs (RFC 883's mail
+ * queries, RFC 6895 §3.1) no upstream answers usefully.
+ */
+uint8_t dns_request_local_rcode(const struct dns_request *req);
 
 /* True for CH TXT id.server. / hostname.bind. (RFC 4892), any letter case. */
 bool dns_request_is_identity(const struct dns_request *req);
@@ -232,10 +258,10 @@ bool dns_request_is_identity(const struct dns_request *req);
 
 /*
  * An answer with no records: the client's ID, opcode, RD and CD, RA set (we
- * recurse), the question exactly as sent (header only when it did not
- * parse), the RCODE, and an OPT (size 1232, DO echoed, no options) iff the
- * query had one (RFC 6891 §7). RCODEs above 15 go out through OPT; without
- * an OPT in the query they are -EINVAL.
+ * recurse) (for an opcode other than QUERY only ID, QR, opcode and RCODE), the question exactly as
+ * sent (header only when it did not parse), the RCODE, and an OPT (size 1232, DO echoed, no
+ * options) iff the query had one (RFC 6891 §7). RCODEs above 15 go out through OPT; without an OPT
+ * in the query they are -EINVAL.
  */
 int dns_build_error(struct wbuf *b, const struct dns_request *req, uint16_t rcode);
 

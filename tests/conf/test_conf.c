@@ -12,6 +12,8 @@
 
 #include "core/conf.h"
 #include "core/conf_pos.h"
+/* Only the defaults macro (header-only): the cache's own idea of the defaults. */
+#include "dns/dns_cache.h"
 
 static const char *srcdir(void)
 {
@@ -388,6 +390,23 @@ Test(conf, defaults)
 	/* An empty file yields the same struct as conf_default. */
 	cr_assert_eq(conf_load_buffer("", 0, "empty", &env, &e, &d), 0);
 	cr_expect(memcmp(&c, &e, sizeof(c)) == 0);
+}
+
+/*
+ * Issue 10, item 9: one default negative TTL. The daemon takes the loader's
+ * (conf_default); the cache's built-in default must say the same, or a
+ * cache made without a config (tests, tools) caches negatives longer.
+ */
+Test(conf, negative_ttl_default_is_one_value)
+{
+	static struct conf c;
+	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
+
+	conf_default(&c, &env);
+	cr_expect_eq(c.dns.cache.negative_ttl_s, cc.negative_ttl_s, "conf %u, dns_cache.h %u",
+	             c.dns.cache.negative_ttl_s, cc.negative_ttl_s);
+	cr_expect_eq(c.dns.cache.max_ttl_s, cc.max_ttl_s);
+	cr_expect_eq(c.dns.cache.min_ttl_s, cc.min_ttl_s);
 }
 
 Test(conf, neighbor_and_route_defaults)

@@ -358,3 +358,54 @@ Test(dns_answer, patched_scan_equals_a_fresh_scan_on_vectors)
 	fclose(m);
 	cr_assert_gt(responses, 50, "responses found: %u", responses);
 }
+
+static uint32_t ttl_of(const uint8_t *b, unsigned i)
+{
+	const uint8_t *p = b + 12 + 22 + 16 * i + 6;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void set_ttl(uint8_t *b, unsigned i, uint32_t t)
+{
+	uint8_t *p = b + 12 + 22 + 16 * i + 6;
+	p[0] = (uint8_t)(t >> 24);
+	p[1] = (uint8_t)(t >> 16);
+	p[2] = (uint8_t)(t >> 8);
+	p[3] = (uint8_t)t;
+}
+
+/*
+ * Issue 10, item 9: every answer's TTLs are clamped (not only cached
+ * copies): a top bit set reads as 0 (RFC 2181 §8), then [lo, hi].
+ */
+Test(dns_answer, clamp_ttls_rfc2181_and_bounds)
+{
+	uint8_t b[512];
+	size_t len = build_answer(b, 4, false, 0x8180);
+	set_ttl(b, 0, 0x80000001u); /* top bit: 0, then raised to lo */
+	set_ttl(b, 1, 999999);      /* above hi */
+	set_ttl(b, 2, 120);         /* inside */
+	set_ttl(b, 3, 1);           /* below lo */
+	cr_assert_eq(dns_answer_clamp_ttls(b, len, 5, 86400), 0);
+	cr_assert_eq(ttl_of(b, 0), 5);
+	cr_assert_eq(ttl_of(b, 1), 86400);
+	cr_assert_eq(ttl_of(b, 2), 120);
+	cr_assert_eq(ttl_of(b, 3), 5);
+	cr_assert_eq(dns_answer_clamp_ttls(b, len, 0, 86400), 0);
+	set_ttl(b, 0, 0xffffffffu);
+	cr_assert_eq(dns_answer_clamp_ttls(b, len, 0, 86400), 0);
+	cr_assert_eq(ttl_of(b, 0), 0);
+}
+
+/* A message that does not walk is left as it was. */
+Test(dns_answer, clamp_ttls_rejects_bad_and_leaves_it)
+{
+	uint8_t b[512], copy[512];
+	size_t len = build_answer(b, 2, false, 0x8180);
+	set_ttl(b, 0, 999999);
+	b[7] = 3; /* ANCOUNT claims one record more than there is */
+	memcpy(copy, b, len);
+	cr_assert_eq(dns_answer_clamp_ttls(b, len, 0, 60), -EBADMSG);
+	cr_assert_eq(memcmp(b, copy, len), 0);
+	cr_assert_eq(dns_answer_clamp_ttls(b, len - 1, 0, 60), -EBADMSG);
+}

@@ -700,7 +700,7 @@ Test(dns_cache, captured_responses_scanned_by_codec_round_trip)
 			hi = 86400;
 		} else if ((s.rcode == 3 || (s.rcode == 0 && s.negative)) && s.has_soa) {
 			kind = s.rcode == 3 ? DNS_CACHE_NXDOMAIN : DNS_CACHE_NODATA;
-			hi = s.neg_ttl < 10800 ? s.neg_ttl : 10800;
+			hi = s.neg_ttl < 3600 ? s.neg_ttl : 3600;
 		} else {
 			continue;
 		}

@@ -451,22 +451,44 @@ Test(dns_forward, wrong_case_is_a_spoof_retried_once_on_another_port)
 	responder_stop(&r);
 }
 
-Test(dns_forward, wrong_case_twice_fails_eproto)
+/*
+ * Issue 10, item 6: an upstream that never echoes the 0x20 case (here it
+ * flips every letter) got 100 % SERVFAIL (-EPROTO after the spoof retry).
+ * Two mismatches in a row with our ID on our port: it does not echo case;
+ * the answer is taken, and later queries go out lowercase (ID and port
+ * checks stay) and are answered.
+ */
+Test(dns_forward, upstream_that_never_echoes_case_is_served_without_0x20)
 {
 	struct responder r;
 	responder_start(&r, M_WRONG_CASE);
 	struct netaddr a = up_addr(&r);
 	struct dns_forward_conf c = {0};
 	struct dns_forward *f = fwd(&a, 1, &c);
+	static const uint8_t n[3][20] = {"\1a\7example\4test", "\1b\7example\4test",
+	                                 "\1c\7example\4test"};
 
 	cr_assert_eq(query(f, WWW, WWW_LEN, &res[0]), 0);
 	run_for(1);
-	cr_assert_eq(res[0].status, -EPROTO);
-	cr_assert_eq(dns_forward_stats(f)->mismatches, 2);
-	cr_assert_eq(dns_forward_stats(f)->failures, 1);
+	cr_assert_eq(res[0].status, 0, "answered, not SERVFAIL");
+	const struct dns_forward_stats *st = dns_forward_stats(f);
+	cr_assert_eq(st->mismatches, 1, "the first one still counts as a likely spoof");
+	cr_assert_eq(st->up[0].case_ignored, 1);
 	struct dns_upstream_info in;
 	dns_forward_upstream_info(f, 0, &in);
-	cr_assert_eq(in.state, DNS_UPSTREAM_HEALTHY, "a forgery is not the upstream's fault");
+	cr_assert_eq(in.state, DNS_UPSTREAM_HEALTHY, "not the upstream's fault");
+	cr_assert(in.no_0x20);
+	unsigned seen = r.n_seen;
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(query(f, n[i], 16, &res[1 + i]), 0);
+		run_for(1);
+		cr_assert_eq(res[1 + i].status, 0);
+	}
+	cr_assert_eq(r.n_seen, seen + 3, "one try each: no spoof retries");
+	for (unsigned k = seen; k < r.n_seen; k++)
+		cr_assert_eq(memcmp(r.qname[k] + 3, "example", 7), 0, "sent lowercase");
+	cr_assert_eq(dns_forward_stats(f)->mismatches, 1);
+	cr_assert_eq(dns_forward_stats(f)->failures, 0);
 	dns_forward_free(f);
 	responder_stop(&r);
 }
@@ -664,6 +686,13 @@ Test(dns_forward, dead_upstream_is_skipped_reprobed_and_revived)
 		run_for(1);
 		cr_assert_eq(res[i].status, 0);
 	}
+	/* Not dead yet: confirming, and its probe (timeout_ms) fails too. */
+	dns_forward_upstream_info(f, 0, &in);
+	cr_assert(in.confirming || in.state == DNS_UPSTREAM_DEAD);
+	loop_timer_arm(L, &wd, clock_now_ms() + 1200);
+	want = 1000;
+	loop_run(L);
+	watchdog_fired = false; /* it was the wait's end */
 	dns_forward_upstream_info(f, 0, &in);
 	cr_assert_eq(in.state, DNS_UPSTREAM_DEAD);
 	unsigned before = r0.udp_q;
@@ -737,9 +766,10 @@ Test(dns_forward, beyond_max_outstanding_fails_at_once)
 	cr_assert_eq(query(f, n[0], 16, &res[0]), 0);
 	cr_assert_eq(query(f, n[1], 16, &res[1]), 0);
 	cr_assert_eq(query(f, n[2], 16, &res[2]), -EBUSY);
-	cr_assert_eq(query(f, n[0], 16, &res[3]), 0, "joining is not a new upstream query");
-	cr_assert_eq(dns_forward_stats(f)->busy, 1);
-	run_for(3);
+	/* Issue 10, item 2: a caller joining a query in flight counts too. */
+	cr_assert_eq(query(f, n[0], 16, &res[3]), -EBUSY, "joining holds a caller too");
+	cr_assert_eq(dns_forward_stats(f)->busy, 2);
+	run_for(2);
 	cr_assert_eq(res[2].calls, 0, "no callback after an immediate failure");
 	dns_forward_free(f);
 	responder_stop(&r);
@@ -836,5 +866,44 @@ Test(dns_forward, free_cancels_pending_queries)
 	cr_assert_eq(res[0].calls, 1);
 	cr_assert_eq(res[0].status, -ECANCELED);
 	cr_assert_eq(res[1].status, -ECANCELED);
+	responder_stop(&r);
+}
+
+/*
+ * Issue 10, item 2: callers that join queries in flight are inside the
+ * in-flight bound. Before, 64 copies of each of max_outstanding slow names
+ * were all taken (65 x the bound); now at most max_outstanding callers
+ * wait, whatever mix of names and copies, and every one is answered.
+ */
+Test(dns_forward, waiters_count_against_max_outstanding)
+{
+	struct responder r;
+	responder_start(&r, M_ANSWER);
+	struct netaddr a = up_addr(&r);
+	struct dns_forward_conf c = {.max_outstanding = 8, .max_waiters = 64};
+	struct dns_forward *f = fwd(&a, 1, &c);
+	uint8_t name[] = "\1a\7example\4test";
+	int taken = 0, busy = 0;
+
+	for (int i = 0; i < 4; i++) {
+		name[1] = (uint8_t)('a' + i);
+		for (int k = 0; k < 10; k++) {
+			int rc = query(f, name, sizeof(name), &res[taken < 64 ? taken : 63]);
+			if (rc == 0)
+				taken++;
+			else
+				busy += rc == -EBUSY;
+		}
+	}
+	cr_assert_eq(taken, 8, "callers held: %d", taken);
+	cr_assert_eq(busy, 32);
+	const struct dns_forward_stats *st = dns_forward_stats(f);
+	cr_assert_eq(st->outstanding + st->waiters, 8);
+	run_for(8);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(res[i].status, 0);
+	cr_assert_eq(dns_forward_stats(f)->waiters, 0);
+	cr_assert_eq(dns_forward_stats(f)->outstanding, 0);
+	dns_forward_free(f);
 	responder_stop(&r);
 }

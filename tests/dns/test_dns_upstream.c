@@ -19,6 +19,22 @@ static struct dns_upstream_info info(const struct dns_upstream_set *s, unsigned 
 	return in;
 }
 
+/*
+ * dead_after hard failures, then the confirming probe fails too: the only
+ * way to DEAD (issue 10, item 3).
+ */
+static void kill_with(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                      uint64_t now)
+{
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, idx, o, 0, now);
+	cr_assert_eq(info(s, idx).state, DNS_UPSTREAM_SUSPECT);
+	cr_assert(info(s, idx).confirming);
+	cr_assert_eq(dns_upstream_probe_due(s, now, NULL), (int)idx);
+	dns_upstream_probe_result(s, idx, o, 0, now);
+	cr_assert_eq(info(s, idx).state, DNS_UPSTREAM_DEAD);
+}
+
 Test(dns_upstream, rejects_bad_sizes_and_conf)
 {
 	struct dns_upstream_set *s;
@@ -107,6 +123,9 @@ Test(dns_upstream, timeouts_make_suspect_then_dead_with_backoff)
 	cr_assert_eq(dns_upstream_rto(s, 0), 400);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
 	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 400);
+	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT, "only confirming");
+	cr_assert_eq(dns_upstream_probe_due(s, now, NULL), 0, "a probe decides, at once");
+	dns_upstream_probe_result(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now);
 	struct dns_upstream_info in = info(s, 0);
 	cr_assert_eq(in.state, DNS_UPSTREAM_DEAD);
 	cr_assert_eq(in.deaths, 1);
@@ -120,10 +139,8 @@ Test(dns_upstream, all_dead_uses_the_earliest_probe_as_last_resort)
 {
 	struct dns_upstream_set *s = mk(2);
 
-	for (int i = 0; i < 3; i++)
-		dns_upstream_report(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 100);
-	for (int i = 0; i < 3; i++)
-		dns_upstream_report(s, 0, DNS_UPSTREAM_ERROR, 0, 200);
+	kill_with(s, 1, DNS_UPSTREAM_TIMEOUT, 100);
+	kill_with(s, 0, DNS_UPSTREAM_ERROR, 200);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
 	cr_assert_eq(info(s, 1).state, DNS_UPSTREAM_DEAD);
 	cr_assert_eq(dns_upstream_pick(s, 0, 300), 1, "probe of 1 is due first (1100 < 1200)");
@@ -137,8 +154,7 @@ Test(dns_upstream, probes_back_off_and_an_answer_revives)
 	struct dns_upstream_set *s = mk(2);
 	uint64_t next = 0;
 
-	for (int i = 0; i < 3; i++)
-		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	kill_with(s, 0, DNS_UPSTREAM_TIMEOUT, 0);
 	cr_assert_eq(dns_upstream_probe_due(s, 999, &next), -ENOENT);
 	cr_assert_eq(next, 1000);
 	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next), 0);
@@ -168,8 +184,7 @@ Test(dns_upstream, an_hour_of_outage_costs_about_two_probes_a_minute)
 	struct dns_upstream_set *s = mk(1);
 	unsigned probes = 0;
 
-	for (int i = 0; i < 3; i++)
-		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	kill_with(s, 0, DNS_UPSTREAM_TIMEOUT, 0);
 	for (uint64_t now = 0; now <= 3600 * 1000; now += 1000) {
 		if (dns_upstream_probe_due(s, now, NULL) >= 0) {
 			probes++;
@@ -213,8 +228,11 @@ Test(dns_upstream, refused_is_a_hard_failure)
 	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 1);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
 	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 2);
+	cr_assert(info(s, 0).confirming);
+	cr_assert_eq(dns_upstream_probe_due(s, 2, NULL), 0);
+	dns_upstream_probe_result(s, 0, DNS_UPSTREAM_REFUSED, 5, 2);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
-	cr_assert_eq(info(s, 0).refused, 3);
+	cr_assert_eq(info(s, 0).refused, 4);
 	/* A success in between resets the run. */
 	struct dns_upstream_set *t = mk(1);
 	dns_upstream_report(t, 0, DNS_UPSTREAM_REFUSED, 5, 0);
@@ -232,5 +250,84 @@ Test(dns_upstream, out_of_range_report_is_ignored)
 
 	dns_upstream_report(s, 5, DNS_UPSTREAM_TIMEOUT, 0, 0);
 	cr_assert_eq(info(s, 0).timeouts, 0);
+	dns_upstream_set_free(s);
+}
+
+/*
+ * Issue 10, item 3: failures of names the clients chose (a deliberately
+ * slow zone, REFUSED for chosen names) do not kill an upstream whose probe
+ * of a known-good name is answered; only a failed probe does.
+ */
+Test(dns_upstream, client_chosen_failures_need_a_failed_probe_to_kill)
+{
+	struct dns_upstream_set *s = mk(2);
+	uint64_t now = 0, next;
+
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 10, now);
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 5; i++)
+			dns_upstream_report(s, 0,
+			                    i & 1 ? DNS_UPSTREAM_REFUSED : DNS_UPSTREAM_TIMEOUT, 0,
+			                    now += 100);
+		cr_assert_neq(info(s, 0).state, DNS_UPSTREAM_DEAD, "round %d", round);
+		cr_assert(info(s, 0).confirming);
+		/* One probe only, however many more failures come. */
+		cr_assert_eq(dns_upstream_probe_due(s, now, &next), 0);
+		cr_assert_eq(dns_upstream_probe_due(s, now, NULL), -ENOENT);
+		cr_assert_eq(next, now + 30000, "a lost probe is sent again later");
+		dns_upstream_probe_result(s, 0, DNS_UPSTREAM_OK, 10, now += 10);
+		cr_assert_eq(info(s, 0).consecutive_fail, 0);
+		cr_assert_not(info(s, 0).confirming);
+	}
+	cr_assert_eq(info(s, 0).deaths, 0);
+	/* A client answer while confirming settles it as well. */
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 100);
+	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 10, now += 10);
+	cr_assert_not(info(s, 0).confirming);
+	cr_assert_eq(dns_upstream_probe_due(s, now + 100000, NULL), -ENOENT);
+	dns_upstream_set_free(s);
+}
+
+/*
+ * Issue 10, item 6: two case mismatches in a row (ID and port right) mean
+ * an upstream that does not echo 0x20; it is asked without case until the
+ * re-test, which an exact echo passes and a mismatch fails again.
+ */
+Test(dns_upstream, case_echo_detection_and_retest)
+{
+	struct dns_upstream_conf c = {.case_retest_ms = 60000};
+	struct dns_upstream_set *s = NULL;
+	uint64_t now = 1000;
+
+	cr_assert_eq(dns_upstream_set_new(&c, 2, &s), 0);
+	cr_assert(dns_upstream_use_0x20(s, 0, now));
+	/* One mismatch: a likely spoof. An echo in between resets the run. */
+	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_SPOOF);
+	cr_assert_eq(dns_upstream_case_report(s, 0, true, now), DNS_UPSTREAM_CASE_ACCEPT);
+	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_SPOOF);
+	cr_assert(dns_upstream_use_0x20(s, 0, now));
+	/* The second in a row: it does not echo case. */
+	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_DETECTED);
+	cr_assert_not(dns_upstream_use_0x20(s, 0, now));
+	cr_assert(dns_upstream_use_0x20(s, 1, now), "the other upstream keeps 0x20");
+	struct dns_upstream_info in;
+	dns_upstream_get(s, 0, &in);
+	cr_assert(in.no_0x20);
+	cr_assert_eq(in.case_offs, 1);
+	cr_assert_eq(in.case_retest_at, now + 60000);
+	/* Re-test due: 0x20 again; a mismatch puts it off for another period. */
+	now += 60000;
+	cr_assert(dns_upstream_use_0x20(s, 0, now));
+	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_ACCEPT);
+	cr_assert_not(dns_upstream_use_0x20(s, 0, now + 59999));
+	/* A re-test that comes back exact: fixed. */
+	now += 60000;
+	cr_assert(dns_upstream_use_0x20(s, 0, now));
+	cr_assert_eq(dns_upstream_case_report(s, 0, true, now), DNS_UPSTREAM_CASE_ACCEPT);
+	dns_upstream_get(s, 0, &in);
+	cr_assert_not(in.no_0x20);
+	cr_assert(dns_upstream_use_0x20(s, 0, now + 1));
+	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_SPOOF);
 	dns_upstream_set_free(s);
 }

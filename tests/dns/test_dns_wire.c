@@ -824,7 +824,78 @@ Test(dns_build, notimp_echoes_opcode)
 	struct wbuf b = wbuf_init(out, sizeof(out));
 	cr_assert_eq(dns_build_error(&b, &req, rcode), 12 + QNAME_LEN + 4);
 	cr_assert_eq(out[2], 0x90, "QR + opcode 2");
-	cr_assert_eq(out[3], 0x84, "RA + NOTIMP");
+	cr_assert_eq(out[3], 0x04, "NOTIMP, no RA: RA is QUERY's");
+}
+
+/*
+ * Issue 10, item 10 (genreport "opcode" and "opcodeflg"): the answer to an
+ * unknown opcode carries only ID, QR, opcode and RCODE, whatever flags the
+ * query set (TC, RD, RA, Z, AD, CD, AA), and an empty question section.
+ */
+Test(dns_build, notimp_only_shared_header_fields)
+{
+	static const uint16_t flags[] = {
+	    15 << 11,
+	    15 << 11 | DNS_FLAG_TC | DNS_FLAG_RD | DNS_FLAG_RA | 0x0040 | DNS_FLAG_AD |
+	        DNS_FLAG_CD | DNS_FLAG_AA,
+	};
+	for (unsigned i = 0; i < 2; i++) {
+		struct q q;
+		q_begin(&q, flags[i], 0, 0, 0, 0);
+		struct dns_request req;
+		uint8_t rcode;
+		cr_assert_eq(q_parse(&q, &req, &rcode), 0);
+		cr_assert_eq(rcode, DNS_RCODE_NOTIMP);
+		uint8_t out[64];
+		struct wbuf b = wbuf_init(out, sizeof(out));
+		cr_assert_eq(dns_build_error(&b, &req, rcode), 12);
+		cr_assert_eq(out[2], 0x80 | 15 << 3, "QR + opcode 15 only (case %u): %02x", i,
+		             out[2]);
+		cr_assert_eq(out[3], DNS_RCODE_NOTIMP, "NOTIMP only (case %u): %02x", i, out[3]);
+		cr_assert_eq(
+		    out[4] | out[5] | out[6] | out[7] | out[8] | out[9] | out[10] | out[11], 0);
+	}
+}
+
+/*
+ * Issue 10, item 8: the head reads the header and the question and nothing
+ * of the record sections beyond a lone OPT, so a server checks its ACL
+ * before walking them. A question followed by 5000 records of garbage (any
+ * walk would reject them) leaves the head content; the rest then FORMERRs.
+ */
+Test(dns_request, head_does_not_walk_records)
+{
+	static uint8_t pkt[12 + QNAME_LEN + 4 + 5000 * 11];
+	size_t len = sizeof(pkt);
+	memset(pkt, 0xff, len); /* every "record" starts with a bad label type */
+	const uint8_t hdr[12] = {0xab, 0xcd, 0x01, 0x00, 0, 1, 0x13, 0x88, 0, 0, 0, 0};
+	memcpy(pkt, hdr, 12);
+	memcpy(pkt + 12, QNAME "\0\x00\x01\x00\x01", QNAME_LEN + 4);
+	struct dns_request req;
+	cr_assert_eq(dns_request_parse_head(pkt, len, &req), 0);
+	cr_assert(req.has_question);
+	cr_assert_eq(req.qtype, DNS_TYPE_A);
+	cr_assert_eq(req.ancount, 5000);
+	cr_assert_not(req.edns);
+	uint8_t rcode = 0xEE;
+	cr_assert_eq(dns_request_parse_rest(pkt, len, &req, &rcode), 0);
+	cr_assert_eq(rcode, DNS_RCODE_FORMERR);
+	/* A response is dropped by the head alone. */
+	pkt[2] |= 0x80;
+	cr_assert_eq(dns_request_parse_head(pkt, len, &req), -EBADMSG);
+}
+
+/* The head takes the OPT of the usual query shape (question + OPT only). */
+Test(dns_request, head_takes_lone_opt)
+{
+	struct q q;
+	q_begin(&q, DNS_FLAG_RD, 1, 0, 0, 1);
+	q_question(&q);
+	q_opt(&q, 0, true, NULL, 0);
+	struct dns_request req;
+	cr_assert_eq(dns_request_parse_head(q.b, q.w.off, &req), 0);
+	cr_assert(req.edns);
+	cr_assert(req.do_bit);
 }
 
 Test(dns_build, upstream_query_golden)
@@ -1155,4 +1226,23 @@ Test(dns_scan, question_match_on_vectors)
 	             DNS_QMATCH_NOCASE);
 	free(q);
 	free(a);
+}
+
+/* Issue 10, item 3: meta-QTYPEs are answered locally, never forwarded. */
+Test(dns_request, meta_qtypes_answered_locally)
+{
+	struct dns_request req = {.has_question = true, .qclass = DNS_CLASS_IN};
+	static const struct {
+		uint16_t qtype;
+		uint8_t rcode;
+	} t[] = {
+	    {DNS_TYPE_AXFR, DNS_RCODE_REFUSED}, {DNS_TYPE_IXFR, DNS_RCODE_REFUSED},
+	    {DNS_TYPE_MAILA, DNS_RCODE_NOTIMP}, {DNS_TYPE_MAILB, DNS_RCODE_NOTIMP},
+	    {DNS_TYPE_A, DNS_RCODE_NOERROR},    {DNS_TYPE_ANY, DNS_RCODE_NOERROR},
+	    {DNS_TYPE_SOA, DNS_RCODE_NOERROR},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		req.qtype = t[i].qtype;
+		cr_assert_eq(dns_request_local_rcode(&req), t[i].rcode, "qtype %u", t[i].qtype);
+	}
 }
