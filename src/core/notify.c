@@ -4,10 +4,18 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
+/*
+ * MAINPID= on every READY: after `anycachectl restart` the successor (a child
+ * of the old main process, same cgroup) becomes the main process when it is
+ * ready, so systemd neither mistakes the old one's exit for the service's
+ * nor kills the successor with it (the unit has NotifyAccess=all). On a
+ * plain start it is our own PID, which systemd already knows.
+ */
 void notify_ready(const char *status)
 {
-	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+	sd_notifyf(0, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int)getpid(), status);
 }
 
 void notify_stopping(const char *status)

@@ -135,6 +135,10 @@ Test(notify, ready_after_answers_and_stopping_on_sigterm)
 	/* At READY it answers, at once. */
 	cr_expect_gt(dns_udp_exchange(NODE, PORT, q, (size_t)qlen, a, sizeof(a), 1000), 12);
 	cr_expect(strstr(ready_msg, "STATUS=serving 1 of 1 VIPs") != NULL, "%s", ready_msg);
+	/* MAINPID= names the daemon itself (after a restart: the successor). */
+	char mainpid[32];
+	snprintf(mainpid, sizeof(mainpid), "MAINPID=%d\n", (int)daemon_.pid);
+	cr_expect(strstr(ready_msg, mainpid) != NULL, "%s", ready_msg);
 	/* rise 5 at 200 ms: not before about 0.8 s after the start. */
 	cr_expect_geq(ready - t0, 700, "READY after %llu ms: too early for 5 probes",
 	              (unsigned long long)(ready - t0));
