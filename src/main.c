@@ -34,6 +34,7 @@
 #include "anycache_version.h"
 #include "bgp/bgp_speaker.h"
 #include "core/conf.h"
+#include "core/conf_diff.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
@@ -65,6 +66,8 @@ struct ctl {
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
+/* The running configuration. After the threads start it is written only by
+ * a reload, on the ctl thread; the workers hold their own copies. */
 static struct conf conf;         /* large (fixed arrays): static, not on the stack */
 static const char *conf_path;    /* NULL: the embedded default */
 static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
@@ -72,6 +75,8 @@ static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
 static struct dns_shared *shared;
 static atomic_int exit_code;
 static struct ctl ctl;
+static struct worker *workers_of; /* the worker array, for reloads */
+static unsigned n_workers_of;
 
 #define BGP_SHUTDOWN_TEXT "anycached shutting down" /* RFC 9003 shutdown communication */
 
@@ -91,8 +96,9 @@ static void usage(FILE *f)
 	        "  -V, --version      print the version\n"
 	        "  -h, --help         this text\n"
 	        "\n"
-	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP is\n"
-	        "reserved for reload.\n");
+	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP\n"
+	        "re-reads the configuration file and applies what changed (as anycachectl\n"
+	        "reload; a file with errors is refused and the running configuration stays).\n");
 }
 
 /*
@@ -265,6 +271,247 @@ static void ctl_begin_stop(struct loop *l, void *arg)
 	}
 }
 
+/* ---------------------------------------------------------------- reload */
+
+/* One copy of the new configuration shared by every worker's reconf post. */
+struct reload_job {
+	atomic_uint refs;
+	struct conf conf;
+};
+
+static void reload_job_put(struct reload_job *j)
+{
+	if (atomic_fetch_sub(&j->refs, 1) == 1)
+		free(j);
+}
+
+/* On a worker's thread: its listeners, allow list and identity follow. */
+static void worker_reconf(struct loop *l, void *arg)
+{
+	struct reload_job *j = arg;
+	unsigned i;
+
+	for (i = 0; i < n_workers_of; i++)
+		if (workers_of[i].loop == l)
+			break;
+	if (i < n_workers_of && workers_of[i].dns)
+		dns_server_reconf(workers_of[i].dns, &j->conf);
+	reload_job_put(j);
+}
+
+static void reload_line(struct ops_reload_result *res, enum ops_reload_line kind, const char *text)
+{
+	if (res->n == OPS_RELOAD_LINES) {
+		res->more++;
+		return;
+	}
+	res->kind[res->n] = kind;
+	snprintf(res->text[res->n], sizeof(res->text[0]), "%s", text);
+	res->n++;
+}
+
+/*
+ * What this build cannot change in a running process: it stays as it runs
+ * (copied back from the old configuration, so status tells the truth and
+ * the next reload compares against what runs) and is reported.
+ */
+static bool applies_live(enum conf_change_kind k)
+{
+	switch (k) {
+	case CONF_CHANGE_LISTEN_ADD:
+	case CONF_CHANGE_LISTEN_DEL:
+	case CONF_CHANGE_ALLOW:
+	case CONF_CHANGE_IDENTITY:
+	case CONF_CHANGE_ROUTE_ADD:
+	case CONF_CHANGE_ROUTE_DEL:
+	case CONF_CHANGE_ROUTE_ATTR:
+	case CONF_CHANGE_DEGRADED:
+	case CONF_CHANGE_HEALTH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void keep_running(struct conf *next, const struct conf *old, const struct conf_diff *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		switch (d->c[i].kind) {
+		case CONF_CHANGE_UPSTREAMS:
+			memcpy(next->dns.upstreams, old->dns.upstreams, sizeof(old->dns.upstreams));
+			next->dns.n_upstreams = old->dns.n_upstreams;
+			break;
+		case CONF_CHANGE_CACHE:
+			next->dns.cache = old->dns.cache;
+			break;
+		case CONF_CHANGE_BFD:
+			next->bfd = old->bfd;
+			break;
+		case CONF_CHANGE_NEIGHBOR_ADD:
+		case CONF_CHANGE_NEIGHBOR_DEL:
+			memcpy(next->bgp.neighbors, old->bgp.neighbors, sizeof(old->bgp.neighbors));
+			next->bgp.n_neighbors = old->bgp.n_neighbors;
+			break;
+		case CONF_CHANGE_RESTART:
+			if (!strcmp(d->c[i].key, "bgp")) {
+				next->bgp = old->bgp;
+			} else if (!strcmp(d->c[i].key, "bgp.asn")) {
+				next->bgp.asn = old->bgp.asn;
+			} else if (!strcmp(d->c[i].key, "bgp.router-id")) {
+				next->bgp.router_id = old->bgp.router_id;
+			} else if (!strcmp(d->c[i].key, "dns.threads")) {
+				next->dns.threads = old->dns.threads;
+			} else if (!strncmp(d->c[i].key, "control.", 8)) {
+				next->control = old->control;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/*
+ * The reload, on the ctl thread (SIGHUP or anycachectl reload): read and
+ * check the file (nothing changes when it is refused), then apply the
+ * difference: new listeners are checked bindable first (else the whole
+ * reload is refused), each worker opens/closes its listeners and takes the
+ * allow list on its own thread (loop_post), BGP re-runs the policy with the
+ * new routes (only changed routes are sent; sessions untouched), health
+ * follows the VIPs and timers, and the drains are re-applied by address.
+ */
+static int reload_apply(void *arg, struct ops_reload_result *res)
+{
+	static struct conf_env env;
+	static struct conf_diag diag;
+	static struct conf_diff d;
+	struct reload_job *job;
+	char line[OPS_RELOAD_TEXT], why[160];
+	bool workers = false, routes = false, health = false;
+	int r;
+
+	(void)arg;
+	memset(res, 0, sizeof(*res));
+	if (!conf_path) {
+		reload_line(res, OPS_RELOAD_ERROR,
+		            "started without -c: the embedded default has no file to re-read");
+		return -ENOENT;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		reload_line(res, OPS_RELOAD_ERROR, "out of memory");
+		return -ENOMEM;
+	}
+	conf_env_read(&env, RESOLV_CONF);
+	r = conf_load_file(conf_path, &env, &job->conf, &diag);
+	if (r) {
+		log_err("main", "reload: %s refused (%u error%s), the running configuration stays",
+		        conf_path, diag.count, diag.count == 1 ? "" : "s");
+		for (unsigned i = 0; i < diag.count; i++) {
+			log_err("main", "%s", diag.msgs[i].text);
+			reload_line(res, OPS_RELOAD_ERROR, diag.msgs[i].text);
+		}
+		res->more += diag.overflow;
+		free(job);
+		return r;
+	}
+	conf_diff(&conf, &job->conf, &d);
+
+	/* New listeners must be bindable, as at start (a second daemon on the port). */
+	struct conf_dns added = {0};
+	for (unsigned i = 0; i < d.n; i++)
+		if (d.c[i].kind == CONF_CHANGE_LISTEN_ADD)
+			added.listen[added.n_listen++] = job->conf.dns.listen[d.c[i].index];
+	if (added.n_listen && dns_server_check_listen(&added, why, sizeof(why))) {
+		snprintf(line, sizeof(line), "%s: cannot listen on %s", conf_path, why);
+		log_err("main", "reload: %s; the running configuration stays", line);
+		reload_line(res, OPS_RELOAD_ERROR, line);
+		free(job);
+		return -EADDRINUSE;
+	}
+
+	keep_running(&job->conf, &conf, &d);
+	for (unsigned i = 0; i < d.n; i++) {
+		const struct conf_change *c = &d.c[i];
+		bool live = applies_live(c->kind);
+		conf_change_format(c, &conf, &job->conf, line, sizeof(line));
+		if (!live && c->kind != CONF_CHANGE_RESTART) {
+			size_t l = strlen(line);
+			snprintf(line + l, sizeof(line) - l, ", needs a restart");
+		}
+		log_msg(live ? LOG_LVL_INFO : LOG_LVL_WARN, "main", "reload: %s", line);
+		reload_line(res, live ? OPS_RELOAD_APPLIED : OPS_RELOAD_RESTART, line);
+		switch (c->kind) {
+		case CONF_CHANGE_LISTEN_ADD:
+		case CONF_CHANGE_LISTEN_DEL:
+			workers = health = true;
+			break;
+		case CONF_CHANGE_ALLOW:
+		case CONF_CHANGE_IDENTITY:
+			workers = true;
+			break;
+		case CONF_CHANGE_ROUTE_ADD:
+		case CONF_CHANGE_ROUTE_DEL:
+		case CONF_CHANGE_ROUTE_ATTR:
+		case CONF_CHANGE_DEGRADED:
+			routes = true;
+			break;
+		case CONF_CHANGE_HEALTH:
+			health = true;
+			break;
+		default:
+			break;
+		}
+	}
+
+	conf = job->conf; /* what runs from now on */
+	conf_loaded_unix = (int64_t)time(NULL);
+	ops_conf_loaded(ctl.ops, conf_loaded_unix);
+	if (routes && ctl.bgp)
+		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
+	if (health)
+		dns_health_reconf(ctl.health, &conf);
+	ops_reapply_drains(ctl.ops);
+	if (workers) {
+		atomic_store(&job->refs, n_workers_of + 1);
+		for (unsigned i = 0; i < n_workers_of; i++) {
+			r = loop_post(workers_of[i].loop, worker_reconf, job);
+			if (r < 0) {
+				log_err("main", "reload: worker %u cannot take it: %s", i,
+				        strerror(-r));
+				reload_job_put(job);
+			}
+		}
+		reload_job_put(job);
+	} else {
+		free(job);
+	}
+	unsigned waiting = 0;
+	for (unsigned i = 0; i < res->n; i++)
+		waiting += res->kind[i] == OPS_RELOAD_RESTART;
+	log_info("main", "reload: %s loaded (%u change%s, %u waiting for a restart)", conf_path,
+	         d.n, d.n == 1 ? "" : "s", waiting);
+	return 0;
+}
+
+/* Posted by the main thread on SIGHUP. */
+static void ctl_reload_signal(struct loop *l, void *arg)
+{
+	struct ops_reload_result *res = calloc(1, sizeof(*res));
+
+	(void)l;
+	(void)arg;
+	if (!res) {
+		log_err("main", "SIGHUP: out of memory, configuration unchanged");
+		return;
+	}
+	if (ctl.stopping)
+		log_warn("main", "SIGHUP: stopping, configuration unchanged");
+	else
+		reload_apply(NULL, res); /* it logs every line itself */
+	free(res);
+}
+
 static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 {
 	struct dns_health_worker hw[CONF_MAX_THREADS];
@@ -304,6 +551,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	    .bgp = ctl.bgp,
 	    .health = ctl.health,
 	    .cache = dns_shared_cache(shared),
+	    .reload = reload_apply,
 	};
 	/* The control socket and drains left in place, before any route goes out. */
 	r = ops_new(&oc, why, whylen, &ctl.ops);
@@ -544,6 +792,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	n = conf.dns.threads;
+	workers_of = workers;
+	n_workers_of = n;
 	if (dns_shared_new(&conf, why, sizeof(why), &shared)) {
 		log_err("main", "%s", why);
 		return 1;
@@ -593,8 +843,9 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			log_warn("main",
-			         "SIGHUP: reload is not implemented yet; configuration unchanged");
+			log_info("main", "SIGHUP: reloading %s", conf_path ? conf_path : "(none)");
+			if (loop_post(ctl.loop, ctl_reload_signal, NULL) < 0)
+				log_err("main", "SIGHUP: the ctl thread cannot take it");
 			continue;
 		}
 		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -105,6 +105,17 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
 		apply(sp);
 }
 
+void bgp_speaker_set_routes(struct bgp_speaker *sp, const struct conf_bgp *conf)
+{
+	memcpy(sp->conf.routes, conf->routes, sizeof(sp->conf.routes));
+	sp->conf.n_routes = conf->n_routes;
+	sp->conf.degraded = conf->degraded;
+	/* Route indexes changed: what was logged once may need saying again. */
+	memset(sp->warned, 0, sizeof(sp->warned));
+	if (sp->started && !sp->stopping && sp->have_health)
+		apply(sp);
+}
+
 /* ---------------------------------------------------------------- listeners */
 
 static void accept_done(struct loop *l, void *ctx, int res, unsigned flags);

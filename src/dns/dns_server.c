@@ -54,6 +54,7 @@ struct dns_listener {
 	struct netaddr addr;
 	int fd;
 	bool armed;         /* a receive is posted: health reads this */
+	bool closing;       /* removed by a reload: loop_close_fd under way */
 	struct timer rearm; /* after the receive died with an error */
 };
 
@@ -1195,6 +1196,8 @@ static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags)
 	if (flags & LOOP_F_MORE)
 		return; /* a listener is not connected: nothing to learn from ICMP */
 	li->armed = false;
+	if (li->closing)
+		return; /* removed by a reload: udp_listener_closed frees it */
 	if (!li->srv) {
 		free(li); /* the server is gone (dns_server_free) */
 		return;
@@ -1284,6 +1287,141 @@ struct dns_cache *dns_shared_cache(struct dns_shared *sh)
 	return sh->cache;
 }
 
+/*
+ * Opens a UDP and a TCP listener on a (SO_REUSEPORT: every worker has its
+ * own) at index n_udp == n_tcp: the pair shares its index. 0, or -errno
+ * with a sentence in why; on failure what was opened stays in the arrays
+ * (dns_server_free or remove_listener takes it back).
+ */
+static int add_listener(struct dns_server *s, const struct netaddr *a, char *why, size_t whylen)
+{
+	struct dns_listener *li = calloc(1, sizeof(*li));
+	struct tcp_listener *tl = calloc(1, sizeof(*tl));
+	unsigned k = s->n_udp;
+	int r;
+
+	if (!li || !tl || k >= CONF_MAX_LISTEN) {
+		free(li);
+		free(tl);
+		snprintf(why, whylen,
+		         k >= CONF_MAX_LISTEN ? "too many listeners" : "out of memory");
+		return k >= CONF_MAX_LISTEN ? -ENOSPC : -ENOMEM;
+	}
+	li->fd = -1;
+	timer_init(&li->rearm, on_udp_rearm, li);
+	li->srv = s;
+	li->addr = *a;
+	tl->fd = -1;
+	timer_init(&tl->retry, on_accept_retry, tl);
+	s->udp[k] = li;
+	s->tcp[k] = tl;
+	s->n_udp = s->n_tcp = k + 1;
+	r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
+	if (r < 0)
+		return r;
+	li->fd = r;
+	r = loop_udp_listen_ex(s->loop, li->fd, on_datagram, on_udp_end, li);
+	if (r) {
+		snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
+		return r;
+	}
+	li->armed = true;
+	r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
+	if (r < 0)
+		return r;
+	tl->fd = r;
+	tl->srv = s;
+	r = loop_accept(s->loop, tl->fd, on_accept, tl, NULL);
+	if (r) {
+		snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
+		return r;
+	}
+	tl->accepting = true;
+	return 0;
+}
+
+static void udp_listener_closed(struct loop *l, void *ctx)
+{
+	(void)l;
+	free(ctx);
+}
+
+/*
+ * Closes listener pair k at run time (a reload removed its address) and
+ * moves the last pair into its place. Connections it accepted stay until
+ * they end. The UDP receive's final callback sees `closing` and leaves the
+ * listener to udp_listener_closed.
+ */
+static void remove_listener(struct dns_server *s, unsigned k)
+{
+	struct dns_listener *li = s->udp[k];
+	struct tcp_listener *tl = s->tcp[k];
+
+	loop_timer_cancel(s->loop, &tl->retry);
+	tl->srv = NULL;
+	if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0) {
+		if (tl->fd >= 0)
+			close(tl->fd);
+		free(tl);
+	}
+	loop_timer_cancel(s->loop, &li->rearm);
+	li->closing = true;
+	if (li->fd < 0 || loop_close_fd(s->loop, li->fd, udp_listener_closed, li) < 0) {
+		if (li->fd >= 0)
+			close(li->fd);
+		li->fd = -1;
+		li->srv = NULL;
+		li->closing = false;
+		if (!li->armed)
+			free(li); /* else the receive's final callback frees it */
+	}
+	s->n_udp--;
+	s->n_tcp--;
+	s->udp[k] = s->udp[s->n_udp];
+	s->tcp[k] = s->tcp[s->n_tcp];
+}
+
+void dns_server_reconf(struct dns_server *s, const struct conf *conf)
+{
+	char why[256], b[NETADDR_STRLEN];
+
+	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
+	s->n_allow = conf->dns.n_allow;
+	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
+	for (unsigned k = 0; k < s->n_udp;) {
+		bool keep = false;
+		for (unsigned i = 0; i < conf->dns.n_listen && !keep; i++)
+			keep = netaddr_equal(&s->udp[k]->addr, &conf->dns.listen[i]);
+		if (keep) {
+			k++;
+			continue;
+		}
+		if (s->index == 0)
+			log_info("dns", "listener %s closed (reload)",
+			         netaddr_format(&s->udp[k]->addr, true, b, sizeof(b)));
+		remove_listener(s, k);
+	}
+	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
+		bool have = false;
+		for (unsigned k = 0; k < s->n_udp && !have; k++)
+			have = netaddr_equal(&s->udp[k]->addr, &conf->dns.listen[i]);
+		if (have)
+			continue;
+		unsigned before = s->n_udp;
+		int r = add_listener(s, &conf->dns.listen[i], why, sizeof(why));
+		if (r) {
+			/* Health sees it not listening: its VIP stays DOWN. */
+			log_err("dns", "worker %u: new listener %s: %s", s->index,
+			        netaddr_format(&conf->dns.listen[i], true, b, sizeof(b)), why);
+			if (s->n_udp > before)
+				remove_listener(s, s->n_udp - 1);
+		} else if (s->index == 0) {
+			log_info("dns", "listener %s opened (reload)",
+			         netaddr_format(&conf->dns.listen[i], true, b, sizeof(b)));
+		}
+	}
+}
+
 int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
                    struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out)
 {
@@ -1317,55 +1455,13 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		goto fail;
 	}
 
-	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
-		struct dns_listener *li = calloc(1, sizeof(*li));
-		if (!li) {
-			snprintf(why, whylen, "out of memory");
-			r = -ENOMEM;
-			goto fail;
-		}
-		li->fd = -1;
-		timer_init(&li->rearm, on_udp_rearm, li);
-		s->udp[i] = li;
-		s->n_udp = i + 1;
-		li->srv = s;
-		li->addr = conf->dns.listen[i];
-		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
-		if (r < 0)
-			goto fail;
-		li->fd = r;
-		r = loop_udp_listen_ex(l, li->fd, on_datagram, on_udp_end, li);
-		if (r) {
-			snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
-			goto fail;
-		}
-		li->armed = true;
-	}
 	for (unsigned i = 0; i < DNS_TCP_MAX_CONNS; i++)
 		s->free_slots[i] = DNS_TCP_MAX_CONNS - 1 - i;
 	s->n_free = DNS_TCP_MAX_CONNS;
 	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
-		struct tcp_listener *tl = calloc(1, sizeof(*tl));
-		if (!tl) {
-			snprintf(why, whylen, "out of memory");
-			r = -ENOMEM;
+		r = add_listener(s, &conf->dns.listen[i], why, whylen);
+		if (r)
 			goto fail;
-		}
-		tl->fd = -1;
-		timer_init(&tl->retry, on_accept_retry, tl);
-		s->tcp[i] = tl;
-		s->n_tcp = i + 1;
-		r = listen_socket(&conf->dns.listen[i], SOCK_STREAM, true, true, why, whylen);
-		if (r < 0)
-			goto fail;
-		tl->fd = r;
-		tl->srv = s;
-		r = loop_accept(l, tl->fd, on_accept, tl, NULL);
-		if (r) {
-			snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
-			goto fail;
-		}
-		tl->accepting = true;
 	}
 	timer_init(&s->sweep, on_sweep, s);
 	loop_timer_arm_in(l, &s->sweep, SWEEP_INTERVAL_MS);
@@ -1446,6 +1542,8 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 		uint32_t mem[SK_MEMINFO_VARS];
 		socklen_t ml = sizeof(mem);
 		const struct dns_listener *li = s->udp[i];
+		out->listen[i] = li->addr;
+		out->n_listen = i + 1;
 		if (li->armed && li->fd >= 0 && i < s->n_tcp && s->tcp[i]->fd >= 0)
 			out->listen_ok |= 1ull << i;
 		/* Datagrams the kernel dropped because we did not read fast enough. */
