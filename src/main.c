@@ -327,6 +327,7 @@ static bool applies_live(enum conf_change_kind k)
 	case CONF_CHANGE_ROUTE_ATTR:
 	case CONF_CHANGE_DEGRADED:
 	case CONF_CHANGE_HEALTH:
+	case CONF_CHANGE_CACHE:
 		return true;
 	default:
 		return false;
@@ -340,9 +341,6 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 		case CONF_CHANGE_UPSTREAMS:
 			memcpy(next->dns.upstreams, old->dns.upstreams, sizeof(old->dns.upstreams));
 			next->dns.n_upstreams = old->dns.n_upstreams;
-			break;
-		case CONF_CHANGE_CACHE:
-			next->dns.cache = old->dns.cache;
 			break;
 		case CONF_CHANGE_BFD:
 			next->bfd = old->bfd;
@@ -387,7 +385,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	static struct conf_diff d;
 	struct reload_job *job;
 	char line[OPS_RELOAD_TEXT], why[160];
-	bool workers = false, routes = false, health = false;
+	bool workers = false, routes = false, health = false, cache = false;
 	int r;
 
 	(void)arg;
@@ -459,14 +457,21 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		case CONF_CHANGE_HEALTH:
 			health = true;
 			break;
+		case CONF_CHANGE_CACHE:
+			cache = workers = true; /* workers: serve-stale's client timer */
+			break;
 		default:
 			break;
 		}
 	}
 
+	struct conf_cache old_cache = conf.dns.cache;
 	conf = job->conf; /* what runs from now on */
 	conf_loaded_unix = (int64_t)time(NULL);
 	ops_conf_loaded(ctl.ops, conf_loaded_unix);
+	if (cache && dns_shared_reconf(shared, &conf))
+		log_err("main",
+		        "reload: dns.cache limits refused by the cache (kept as they were)");
 	if (routes && ctl.bgp)
 		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
 	if (health)

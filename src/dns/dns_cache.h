@@ -131,7 +131,7 @@ struct dns_cache_stats {
 	size_t table_bytes;  /* the cache and shard structs and the hash table */
 	size_t answer_bytes; /* sum of stored answer lengths */
 	size_t entries;
-	uint64_t flushed; /* entries freed by dns_cache_flush / dns_cache_flush_name */
+	uint64_t flushed;   /* entries freed by dns_cache_flush / dns_cache_flush_name */
 	unsigned shards;    /* the shard count in use */
 	size_t shard_bytes; /* each shard's share of conf.size - table_bytes */
 };
@@ -200,6 +200,14 @@ void dns_cache_stats(struct dns_cache *c, struct dns_cache_stats *out);
  * Return the number of entries freed (counted in stats.flushed).
  */
 size_t dns_cache_flush(struct dns_cache *c);
+/*
+ * Reload: new TTL bounds, serve-stale window and size, from any thread,
+ * while the cache is in use; its entries are kept (those beyond a smaller
+ * size are evicted at once, oldest first as ever). The hash table keeps the
+ * size it was made with. conf.shards and servfail_ttl_s are ignored.
+ * 0, or -EINVAL (min > max, or a size the table alone would fill).
+ */
+int dns_cache_set_limits(struct dns_cache *c, const struct dns_cache_conf *conf, uint64_t now_ms);
 size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t name_len);
 
 /* Bytes one entry costs beyond its answer (header + TTL table + allocator slack). */

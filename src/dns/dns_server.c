@@ -1237,6 +1237,18 @@ static uint64_t random_seed(void)
 	return seed;
 }
 
+int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf)
+{
+	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
+
+	cc.size = (size_t)conf->dns.cache.size_bytes;
+	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
+	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
+	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
+	cc.stale_window_s = conf->dns.cache.serve_stale_s;
+	return dns_cache_set_limits(sh->cache, &cc, clock_now_ms());
+}
+
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
 {
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
@@ -1387,6 +1399,7 @@ void dns_server_reconf(struct dns_server *s, const struct conf *conf)
 
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
+	s->serve_stale = conf->dns.cache.serve_stale_s > 0;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 	for (unsigned k = 0; k < s->n_udp;) {
 		bool keep = false;

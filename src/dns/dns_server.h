@@ -121,6 +121,9 @@ struct dns_cache;
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out);
 void dns_shared_free(struct dns_shared *sh);
 struct dns_cache *dns_shared_cache(struct dns_shared *sh);
+/* Reload: dns.cache's limits on the running cache, entries kept (dns_cache_set_limits);
+ * any thread. 0 or -EINVAL. */
+int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf);
 
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its
