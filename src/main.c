@@ -469,9 +469,12 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	conf = job->conf; /* what runs from now on */
 	conf_loaded_unix = (int64_t)time(NULL);
 	ops_conf_loaded(ctl.ops, conf_loaded_unix);
-	if (cache && dns_shared_reconf(shared, &conf))
-		log_err("main",
-		        "reload: dns.cache limits refused by the cache (kept as they were)");
+	if (cache && dns_shared_reconf(shared, &conf)) {
+		log_err("main", "reload: dns.cache.size too small for the cache's table: the cache "
+		                "keeps its limits (a restart can make a smaller table)");
+		conf.dns.cache = old_cache;
+		job->conf.dns.cache = old_cache;
+	}
 	if (routes && ctl.bgp)
 		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
 	if (health)
