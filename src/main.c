@@ -328,6 +328,7 @@ static bool applies_live(enum conf_change_kind k)
 	case CONF_CHANGE_DEGRADED:
 	case CONF_CHANGE_HEALTH:
 	case CONF_CHANGE_CACHE:
+	case CONF_CHANGE_BFD:
 		return true;
 	default:
 		return false;
@@ -341,9 +342,6 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 		case CONF_CHANGE_UPSTREAMS:
 			memcpy(next->dns.upstreams, old->dns.upstreams, sizeof(old->dns.upstreams));
 			next->dns.n_upstreams = old->dns.n_upstreams;
-			break;
-		case CONF_CHANGE_BFD:
-			next->bfd = old->bfd;
 			break;
 		case CONF_CHANGE_NEIGHBOR_ADD:
 		case CONF_CHANGE_NEIGHBOR_DEL:
@@ -385,7 +383,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	static struct conf_diff d;
 	struct reload_job *job;
 	char line[OPS_RELOAD_TEXT], why[160];
-	bool workers = false, routes = false, health = false, cache = false;
+	bool workers = false, routes = false, health = false, cache = false, bfd = false;
 	int r;
 
 	(void)arg;
@@ -457,6 +455,9 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		case CONF_CHANGE_HEALTH:
 			health = true;
 			break;
+		case CONF_CHANGE_BFD:
+			bfd = true;
+			break;
 		case CONF_CHANGE_CACHE:
 			cache = workers = true; /* workers: serve-stale's client timer */
 			break;
@@ -477,6 +478,8 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	}
 	if (routes && ctl.bgp)
 		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
+	if (bfd && ctl.bgp)
+		bgp_speaker_set_bfd(ctl.bgp, &conf.bfd);
 	if (health)
 		dns_health_reconf(ctl.health, &conf);
 	ops_reapply_drains(ctl.ops);

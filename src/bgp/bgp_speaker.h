@@ -58,6 +58,9 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
  */
 void bgp_speaker_set_routes(struct bgp_speaker *sp, const struct conf_bgp *conf);
 
+/* Reload: every BFD session takes bfd's timers (a Poll Sequence, no reset). */
+void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd);
+
 /*
  * Administrative shutdown: NOTIFICATION Cease 6/2 with the RFC 9003 text to
  * every peer (after BFD AdminDown, RFC 5882 §3.2, so no peer counts it as a
