@@ -63,6 +63,7 @@ struct ctl {
 	struct ops *ops;
 	struct timer drain_timer;
 	bool stopping;
+	bool stop_begun;  /* ctl_begin_stop ran: no reload any more */
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
@@ -75,6 +76,8 @@ static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
 static struct dns_shared *shared;
 static atomic_int exit_code;
 static struct ctl ctl;
+/* health.drain_ms as it runs, for the main thread's stop bound (a reload writes conf on ctl). */
+static _Atomic uint64_t drain_ms_now;
 static struct worker *workers_of; /* the worker array, for reloads */
 static unsigned n_workers_of;
 
@@ -259,6 +262,7 @@ static void withdraw_and_close(struct timer *t, uint64_t now, void *arg)
 static void ctl_begin_stop(struct loop *l, void *arg)
 {
 	(void)arg;
+	ctl.stop_begun = true;
 	ops_stopping(ctl.ops);
 	timer_init(&ctl.drain_timer, withdraw_and_close, NULL);
 	if (ctl.bgp && conf.health.drain_ms && bgp_speaker_any_established(ctl.bgp)) {
@@ -367,6 +371,17 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 	}
 }
 
+/* The loader's own check (conf_section.c), for upstreams it did not see. */
+static bool listen_is_upstream(const struct netaddr *l, const struct netaddr *u)
+{
+	static const uint8_t zero[16];
+
+	if (netaddr_equal(l, u))
+		return true;
+	return l->family == u->family && l->port == u->port &&
+	       memcmp(l->addr, zero, sizeof(zero)) == 0 && netaddr_is_loopback(u);
+}
+
 /*
  * The reload, on the ctl thread (SIGHUP or anycachectl reload): read and
  * check the file (nothing changes when it is refused), then apply the
@@ -427,6 +442,24 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	}
 
 	keep_running(&job->conf, &conf, &d);
+	/* Upstreams wait for a restart: a new listener must not be one of those that run. */
+	for (unsigned i = 0; i < added.n_listen; i++)
+		for (unsigned k = 0; k < job->conf.dns.n_upstreams; k++)
+			if (listen_is_upstream(&added.listen[i], &job->conf.dns.upstreams[k])) {
+				char a[NETADDR_STRLEN];
+				snprintf(
+				    line, sizeof(line),
+				    "%s: dns.listen %s would answer the running upstream %s "
+				    "(queries would loop; dns.upstreams changes need a restart)",
+				    conf_path, netaddr_format(&added.listen[i], true, a, sizeof(a)),
+				    netaddr_format(&job->conf.dns.upstreams[k], true, why,
+				                   sizeof(why)));
+				log_err("main", "reload: %s; the running configuration stays",
+				        line);
+				reload_line(res, OPS_RELOAD_ERROR, line);
+				free(job);
+				return -ELOOP;
+			}
 	for (unsigned i = 0; i < d.n; i++) {
 		const struct conf_change *c = &d.c[i];
 		bool live = applies_live(c->kind);
@@ -468,6 +501,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 
 	struct conf_cache old_cache = conf.dns.cache;
 	conf = job->conf; /* what runs from now on */
+	atomic_store(&drain_ms_now, conf.health.drain_ms);
 	conf_loaded_unix = (int64_t)time(NULL);
 	ops_conf_loaded(ctl.ops, conf_loaded_unix);
 	if (cache && dns_shared_reconf(shared, &conf)) {
@@ -516,7 +550,7 @@ static void ctl_reload_signal(struct loop *l, void *arg)
 		log_err("main", "SIGHUP: out of memory, configuration unchanged");
 		return;
 	}
-	if (ctl.stopping)
+	if (ctl.stop_begun)
 		log_warn("main", "SIGHUP: stopping, configuration unchanged");
 	else
 		reload_apply(NULL, res); /* it logs every line itself */
@@ -583,7 +617,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
  */
 static void ctl_stop(const sigset_t *sigs)
 {
-	uint64_t bound = conf.health.drain_ms + BGP_SPEAKER_SHUTDOWN_MS + 1000;
+	uint64_t bound = atomic_load(&drain_ms_now) + BGP_SPEAKER_SHUTDOWN_MS + 1000;
 	struct timespec step = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
 
 	if (!ctl.started || loop_post(ctl.loop, ctl_begin_stop, NULL) < 0)
@@ -765,6 +799,7 @@ int main(int argc, char **argv)
 		conf_default(&conf, &env);
 		drop_missing_loopbacks(&conf.dns);
 	}
+	atomic_store(&drain_ms_now, conf.health.drain_ms);
 	if (conf.dns.n_upstreams == 0) {
 		fprintf(stderr,
 		        "anycached: no upstream resolver: %s has no usable nameserver "
