@@ -333,6 +333,7 @@ static bool applies_live(enum conf_change_kind k)
 	case CONF_CHANGE_HEALTH:
 	case CONF_CHANGE_CACHE:
 	case CONF_CHANGE_BFD:
+	case CONF_CHANGE_UPSTREAMS:
 		return true;
 	default:
 		return false;
@@ -343,10 +344,6 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 {
 	for (unsigned i = 0; i < d->n; i++) {
 		switch (d->c[i].kind) {
-		case CONF_CHANGE_UPSTREAMS:
-			memcpy(next->dns.upstreams, old->dns.upstreams, sizeof(old->dns.upstreams));
-			next->dns.n_upstreams = old->dns.n_upstreams;
-			break;
 		case CONF_CHANGE_NEIGHBOR_ADD:
 		case CONF_CHANGE_NEIGHBOR_DEL:
 			memcpy(next->bgp.neighbors, old->bgp.neighbors, sizeof(old->bgp.neighbors));
@@ -442,7 +439,8 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	}
 
 	keep_running(&job->conf, &conf, &d);
-	/* Upstreams wait for a restart: a new listener must not be one of those that run. */
+	/* The loader checked this against the file's upstreams; these are the ones that will run.
+	 */
 	for (unsigned i = 0; i < added.n_listen; i++)
 		for (unsigned k = 0; k < job->conf.dns.n_upstreams; k++)
 			if (listen_is_upstream(&added.listen[i], &job->conf.dns.upstreams[k])) {
@@ -477,6 +475,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 			break;
 		case CONF_CHANGE_ALLOW:
 		case CONF_CHANGE_IDENTITY:
+		case CONF_CHANGE_UPSTREAMS:
 			workers = true;
 			break;
 		case CONF_CHANGE_ROUTE_ADD:

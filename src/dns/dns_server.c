@@ -120,6 +120,13 @@ struct dns_server {
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
 	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
 	struct dns_forward *fwd;
+	/* Replaced by a reload (dns.upstreams): freed by the sweep once its last
+	 * query ended (dns_forward_free may not run inside its callbacks). */
+	struct netaddr upstreams[CONF_MAX_UPSTREAMS]; /* what fwd was made with */
+	uint64_t
+	    answers_base; /* upstream answers of replaced forwarders: the report stays cumulative */
+	struct dns_forward *old_fwd[4];
+	unsigned n_old_fwd;
 	struct timer sweep;
 	struct dns_server_stats stats;
 	/* Scratch for building answers; the transports copy what they send. */
@@ -1216,6 +1223,14 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 	struct dns_server *s = arg;
 
 	dns_cache_sweep(s->cache, now, SWEEP_BUDGET);
+	for (unsigned i = 0; i < s->n_old_fwd;) {
+		if (dns_forward_stats(s->old_fwd[i])->outstanding) {
+			i++;
+			continue;
+		}
+		dns_forward_free(s->old_fwd[i]);
+		s->old_fwd[i] = s->old_fwd[--s->n_old_fwd];
+	}
 	/* A wake-up that could not be posted (the loop's post queue was full). */
 	if (atomic_load(&s->inbox.head))
 		on_inbox(s->loop, s);
@@ -1393,9 +1408,51 @@ static void remove_listener(struct dns_server *s, unsigned k)
 	s->tcp[k] = s->tcp[s->n_tcp];
 }
 
+/*
+ * New upstreams: a new forwarder takes every query from now on; the old one
+ * finishes what it has in flight (answers still reach their clients) and is
+ * freed by the sweep. Its counters and RTT estimates start again.
+ */
+static void replace_upstreams(struct dns_server *s, const struct conf *conf)
+{
+	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
+	struct dns_forward_conf fc = {0};
+	struct dns_forward *nf;
+	bool same = fs->n_upstreams == conf->dns.n_upstreams;
+	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
+	int r;
+
+	for (unsigned i = 0; same && i < conf->dns.n_upstreams; i++)
+		same = netaddr_equal(&s->upstreams[i], &conf->dns.upstreams[i]);
+	if (same)
+		return;
+	if (s->n_old_fwd == sizeof(s->old_fwd) / sizeof(s->old_fwd[0])) {
+		log_err("dns", "worker %u: upstreams not replaced: earlier forwarders still busy",
+		        s->index);
+		return;
+	}
+	fc.upstreams = conf->dns.upstreams;
+	fc.n_upstreams = conf->dns.n_upstreams;
+	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
+	r = dns_forward_new(s->loop, &fc, &nf);
+	if (r) {
+		log_err("dns", "worker %u: upstreams not replaced: %s", s->index, strerror(-r));
+		return;
+	}
+	s->answers_base += fs->answers;
+	s->old_fwd[s->n_old_fwd++] = s->fwd;
+	s->fwd = nf;
+	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
+	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
+	if (s->index == 0)
+		log_info("dns", "upstreams replaced (reload); queries in flight finish on the old");
+}
+
 void dns_server_reconf(struct dns_server *s, const struct conf *conf)
 {
 	char why[256], b[NETADDR_STRLEN];
+
+	replace_upstreams(s, conf);
 
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
@@ -1459,6 +1516,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	s->cache = shared->cache;
 	s->inflight = shared->inflight;
 
+	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
 	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
@@ -1502,6 +1560,8 @@ void dns_server_free(struct dns_server *s)
 		free_waiters(dns_inflight_cancel_inbox(s->inflight, &s->inbox));
 	/* Pending upstream queries get -ECANCELED and free themselves. */
 	dns_forward_free(s->fwd);
+	for (unsigned i = 0; i < s->n_old_fwd; i++)
+		dns_forward_free(s->old_fwd[i]);
 	free_waiters(dns_inflight_take(&s->inbox));
 	while (s->lru_oldest)
 		conn_close(s->lru_oldest);
@@ -1566,7 +1626,7 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 	}
 	out->inflight = fs->outstanding;
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
-	out->upstream_answers = fs->answers;
+	out->upstream_answers = s->answers_base + fs->answers;
 	for (unsigned i = 0; i < fs->n_upstreams; i++) {
 		struct dns_upstream_info ui;
 		dns_forward_upstream_info(s->fwd, i, &ui);

@@ -172,7 +172,9 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 
 /*
  * Reload, on the worker's own thread (posted by the composition root): the
- * allow list and identity are replaced; listeners whose address left
+ * allow list and identity are replaced; new dns.upstreams get a new
+ * forwarder (queries in flight finish on the old one, freed when it is
+ * idle; upstream counters and RTT estimates start again); listeners whose address left
  * dns.listen are closed, new ones opened; the others keep their sockets, so
  * no datagram waiting in them is lost. A new listener that cannot open is
  * logged (health keeps its VIP DOWN). conf is read during the call only.

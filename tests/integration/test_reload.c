@@ -46,13 +46,15 @@ static void setup(void)
 }
 
 /* The node's configuration: lp = the route's LOCAL_PREF; extra listener and client. */
+static const char *upstream = "127.53.80.6"; /* knotd; .7: the second knotd */
+
 static void yaml_for(char *out, size_t cap, unsigned lp, bool grown, const char *more)
 {
 	snprintf(out, cap,
 	         "dns:\n"
 	         "  listen: [\"" VIP ":5300\"%s]\n"
 	         "  allow: [127.0.0.1/32%s]\n"
-	         "  upstreams: [\"127.53.80.6:5300\"]\n"
+	         "  upstreams: [\"%s:5300\"]\n"
 	         "  threads: 2\n"
 	         "health: {interval: 100ms, rise: 2, fall: 3, drain: 0s}\n"
 	         "bgp:\n"
@@ -66,7 +68,7 @@ static void yaml_for(char *out, size_t cap, unsigned lp, bool grown, const char 
 	         "  announce:\n"
 	         "    - {prefix: 64.0.0.0/2, local-preference: %u}\n"
 	         "%s",
-	         grown ? ", \"" VIP2 ":5300\"" : "", grown ? ", " CLIENT "/32" : "", lp,
+	         grown ? ", \"" VIP2 ":5300\"" : "", grown ? ", " CLIENT "/32" : "", upstream, lp,
 	         more ? more : "");
 }
 
@@ -303,6 +305,12 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	bird_since(since0, sizeof(since0));
 	cr_assert(since0[0]);
 	cr_assert(wait_vip_state(VIP2, "up", 5000));
+	/* Something in the cache, to see it kept across the reloads below. */
+	cr_assert_eq(rcode_from(NULL, VIP), 0);
+	json_t *cj = ctl_json(sock, "show cache", NULL);
+	json_int_t entries0 = json_integer_value(json_object_get(cj, "entries"));
+	json_decref(cj);
+	cr_assert_geq(entries0, 1);
 	cr_assert_eq(CTL(sock, out, "drain", VIP2), 0, "%s", out);
 	cr_assert(wait_vip_state(VIP2, "draining", 3000));
 
@@ -346,6 +354,39 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 		sleep_ms(100);
 	cr_expect_eq(rcode_from(NULL, VIP2), -1, "the removed listener still answers");
 	cr_expect_eq(rcode_from(NULL, VIP), 0);
+
+	/* Upstreams: a second knotd with its own zone; the cache keeps what it holds. */
+	static struct knotd knot2;
+	static const char moved_zone[] = "$ORIGIN moved.test.\n$TTL 300\n"
+	                                 "@ SOA ns.moved.test. hostmaster.moved.test. 1 3600 600 "
+	                                 "86400 60\n@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.99\n";
+	const char *zones2[] = {"moved.test", moved_zone};
+	cr_assert_eq(knotd_start(&knot2, rig.a[7], DNS_PORT, zones2, 1), 0, "second knotd");
+	uint8_t q[512], a[4096];
+	int qlen = dns_make_query(q, sizeof(q), 0x7777, "www.moved.test", 1, true);
+	int n = dns_udp_exchange(VIP, DNS_PORT, q, (size_t)qlen, a, sizeof(a), 3000);
+	cr_expect(n < 12 || (a[3] & 0x0f) != 0, "moved.test answered before the switch");
+	upstream = "127.53.80.7";
+	yaml_for(yaml, sizeof(yaml), 250, false, NULL);
+	write_conf(yaml);
+	cr_expect_eq(CTL(sock, out, "reload"), 0, "%s", out);
+	cr_expect(strstr(out, "applied: dns.upstreams: changed"), "%s", out);
+	/* Another name: the failure above is cached for a few seconds (the cache is kept). */
+	qlen = dns_make_query(q, sizeof(q), 0x7778, "ns.moved.test", 1, true);
+	n = dns_udp_exchange(VIP, DNS_PORT, q, (size_t)qlen, a, sizeof(a), 3000);
+	cr_expect(n >= 12 && (a[3] & 0x0f) == 0, "the new upstream is not used (n %d)", n);
+	cj = ctl_json(sock, "show cache", NULL);
+	cr_expect_geq(json_integer_value(json_object_get(cj, "entries")), entries0,
+	              "the cache was not kept");
+	json_decref(cj);
+	cj = ctl_json(sock, "show upstreams", NULL);
+	cr_expect_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(cj, "upstreams"), 0), "address")),
+	                 "127.53.80.7:5300");
+	json_decref(cj);
+	knotd_stop(&knot2);
+	upstream = "127.53.80.6";
+
 	bird_since(since1, sizeof(since1));
 	cr_expect_str_eq(since1, since0, "the session restarted");
 	char why[256];
