@@ -10,12 +10,16 @@
 # (both pinned to the one server CPU; hits at T2_RATE and misses at MISS_RATE, T2_DUR s each).
 # With --out FILE (or --png FILE) it also draws CPU us per query per server for hit/miss/TCP
 # with gnuplot into FILE.png (the name of --out with .png instead of .txt).
-# --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit of
+# --callgrind: instead of the dnsperf comparison, user-space instructions per cache hit (UDP, and
+# TCP pipelining up to 20 on one connection; CG_KINDS="hit tcp-hit miss" picks phases) of
 # anycached under valgrind (deterministic; excludes the kernel), with the top functions.
 # --miss: only the miss pass (no hits, no reflectors): MISS_REPS rounds, each one pass over
 # MISS_NAMES unique names per server at MISS_RATE, anycached, unbound and dnsdist in turn.
 # --strace: system calls per miss of anycached and dnsdist, counted by strace -c -f over
 # ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
+# --tcp: only anycached, TCP hits against UDP hits at TCP_RATE, TCP_REPS (5) alternating rounds
+# of TCP_DUR s each, the ratio of sched CPU per query per round and their median (issue 8).
+# BIN=PATH: --tcp and --callgrind measure that anycached binary (e.g. an older build, before/after).
 # --startup: time from exec to the first answer (bench/startup: a UDP query every ms, at most
 # 5 s), STARTUP_REPS (10) starts of anycached with threads: 1 and with threads: 2; min/median/max.
 #
@@ -57,6 +61,7 @@ MISS=1
 MISS_ONLY=0
 STRACE=0
 STARTUP=0
+TCP_ONLY=0
 OUT=""
 PNG=""
 while [ $# -gt 0 ]; do
@@ -66,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--miss) MISS_ONLY=1 ;;
 	--strace) STRACE=1 ;;
 	--startup) STARTUP=1 ;;
+	--tcp) TCP_ONLY=1 ;;
 	--out) OUT=$2; shift ;;
 	--png) PNG=$2; shift ;;
 	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
@@ -310,16 +316,20 @@ if [ "$CALLGRIND" = 1 ]; then
 	for ((i = 0; i < CG_QUERIES; i++)); do echo "h$((i % NAMES)).bench.test A"; done >"$WORK/cg-hit.txt"
 	head -n $((CG_QUERIES / 4)) "$WORK/miss.txt" >"$WORK/cg-miss.txt"
 	start anycached valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-		"$BUILD/anycached" -c "$WORK/anycached.yaml"
+		"${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
 	wait_up anycached
 	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
 		-n 2 -c 1 -q 20 >"$WORK/cg-warm.log" 2>&1
 	vpid=$(pgrep -f -- "--callgrind-out-file=$WORK/cg.out" | head -1)
 	callgrind_control -z "$vpid" >/dev/null
 	n=0
-	for kind in hit miss; do
+	# tcp-hit: the same hits over one TCP connection pipelining up to 20 queries (issue 8).
+	cp "$WORK/cg-hit.txt" "$WORK/cg-tcp-hit.txt"
+	for kind in ${CG_KINDS:-hit tcp-hit miss}; do
+		mode=udp
+		[ "$kind" = tcp-hit ] && mode=tcp
 		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/cg-$kind.txt" \
-			-n 1 -c 1 -q 20 >"$WORK/cg-$kind-run.log" 2>&1
+			-n 1 -c 1 -q 20 -m "$mode" >"$WORK/cg-$kind-run.log" 2>&1
 		callgrind_control -d "$vpid" >/dev/null
 		n=$((n + 1))
 		done_q=$(awk '/Queries completed:/ { print $3 }' "$WORK/cg-$kind-run.log")
@@ -479,6 +489,29 @@ if [ "$STARTUP" = 1 ]; then
 				-- "$BUILD/anycached" -c "$WORK/$t.yaml" ||
 				{ echo "run.sh: startup failed; log:" >&2; tail -20 "$WORK/$t-startup.log" >&2; exit 1; }
 		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+if [ "$TCP_ONLY" = 1 ]; then
+	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
+	wait_up anycached
+	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
+		-q 50 >"$WORK/warm-anycached.log" 2>&1
+	ratios=()
+	{
+		echo "anycached TCP against UDP hits, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), ${BIN:-$BUILD/anycached}"
+		echo "  $TCP_RATE q/s, ${TCP_DUR}s per pass; sched us per query (tcp / udp = ratio):"
+		for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
+			read -r _ dt _ _ rt _ _ t _ <<<"$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE" tcp)"
+			read -r _ du _ _ ru _ _ u _ <<<"$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE")"
+			r=$(awk -v a="$t" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+			ratios+=("$r")
+			echo "  round $i: tcp $t us ($dt answered, $rt), udp $u us ($du answered, $ru): $r"
+		done
+		echo "  median TCP/UDP: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	cleanup
 	rm -rf "$WORK"

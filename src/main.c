@@ -358,6 +358,20 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 				next->bgp.router_id = old->bgp.router_id;
 			} else if (!strcmp(d->c[i].key, "dns.threads")) {
 				next->dns.threads = old->dns.threads;
+			} else if (!strcmp(d->c[i].key, "dns.tcp-per-source")) {
+				next->dns.tcp_per_source = old->dns.tcp_per_source;
+			} else if (!strcmp(d->c[i].key, "dns.tcp-source-prefix")) {
+				next->dns.tcp_prefix4 = old->dns.tcp_prefix4;
+				next->dns.tcp_prefix6 = old->dns.tcp_prefix6;
+			} else if (!strcmp(d->c[i].key, "dns.tls-listen")) {
+				memcpy(next->dns.tls_listen, old->dns.tls_listen,
+				       sizeof(old->dns.tls_listen));
+				next->dns.n_tls_listen = old->dns.n_tls_listen;
+			} else if (!strcmp(d->c[i].key, "dns.tls-certificate")) {
+				memcpy(next->dns.tls_certificate, old->dns.tls_certificate,
+				       sizeof(old->dns.tls_certificate));
+				memcpy(next->dns.tls_key, old->dns.tls_key,
+				       sizeof(old->dns.tls_key));
 			} else if (!strncmp(d->c[i].key, "control.", 8)) {
 				next->control = old->control;
 			}

@@ -38,11 +38,18 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->upstream_fail += s->upstream_fail;
 	d->tx_fail += s->tx_fail;
 	d->truncated += s->truncated;
-	d->tcp_accepted += s->tcp_accepted;
-	d->tcp_refused += s->tcp_refused;
-	d->tcp_idle_closed += s->tcp_idle_closed;
+	d->tcp.accepted += s->tcp.accepted;
+	d->tcp.refused += s->tcp.refused;
+	d->tcp.refused_acl += s->tcp.refused_acl;
+	d->tcp.refused_source += s->tcp.refused_source;
+	d->tcp.idle_closed += s->tcp.idle_closed;
+	d->tcp.stalled += s->tcp.stalled;
+	d->tcp.tls_handshakes += s->tcp.tls_handshakes;
+	d->tcp.tls_resumed += s->tcp.tls_resumed;
+	d->tcp.tls_failed += s->tcp.tls_failed;
+	d->tcp.tls_hs_timeouts += s->tcp.tls_hs_timeouts;
 	d->listener_deaths += s->listener_deaths;
-	d->tcp_conns += s->tcp_conns;
+	d->tcp.conns += s->tcp.conns;
 	for (unsigned i = 0; i <= DNS_SERVER_LATENCY_N; i++)
 		d->latency[i] += s->latency[i];
 	d->latency_us_sum += s->latency_us_sum;

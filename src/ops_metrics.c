@@ -80,8 +80,26 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           "UDP answers cut to the client's size with TC=1.", n->st.truncated);
 	metric_u64(p, "anycache_send_failures_total", "counter", "Answers the loop could not send.",
 	           n->st.tx_fail);
-	metric_u64(p, "anycache_tcp_connections", "gauge", "TCP client connections open.",
-	           n->st.tcp_conns);
+	metric_u64(p, "anycache_tcp_connections", "gauge", "TCP and TLS client connections open.",
+	           n->st.tcp.conns);
+	prom_family(p, "anycache_tcp_refused_total", "counter",
+	            "Connections closed at accept, by reason (dns.allow, per-source cap, cap).");
+	l = L("reason", "acl");
+	prom_sample_u64(p, "anycache_tcp_refused_total", &l, 1, n->st.tcp.refused_acl);
+	l = L("reason", "source");
+	prom_sample_u64(p, "anycache_tcp_refused_total", &l, 1, n->st.tcp.refused_source);
+	l = L("reason", "cap");
+	prom_sample_u64(p, "anycache_tcp_refused_total", &l, 1, n->st.tcp.refused);
+	metric_u64(p, "anycache_tcp_stalled_total", "counter",
+	           "Connections closed because an answer send did not complete in time.",
+	           n->st.tcp.stalled);
+	metric_u64(p, "anycache_tls_handshakes_total", "counter",
+	           "DNS-over-TLS handshakes completed.", n->st.tcp.tls_handshakes);
+	metric_u64(p, "anycache_tls_resumed_total", "counter",
+	           "DNS-over-TLS handshakes that resumed a session.", n->st.tcp.tls_resumed);
+	metric_u64(p, "anycache_tls_handshake_failures_total", "counter",
+	           "DNS-over-TLS handshakes that failed or timed out.",
+	           n->st.tcp.tls_failed + n->st.tcp.tls_hs_timeouts);
 	for (unsigned i = 0; i < DNS_SERVER_LATENCY_N; i++)
 		bounds[i] = bound_us[i] / 1e6;
 	prom_family(p, "anycache_answer_latency_seconds", "histogram",

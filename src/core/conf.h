@@ -32,6 +32,10 @@
  *                   MAXNS). Empty after that: error.
  *   dns.threads     online CPUs (capped at CONF_MAX_THREADS)
  *   dns.identity    gethostname()
+ *   dns.tcp-per-source 64 connections per source per worker, sources grouped
+ *                   by tcp-source-prefix-v4 32 / tcp-source-prefix-v6 64
+ *   dns.tls-listen  absent: no DNS-over-TLS; entries default to port 853 and
+ *                   need dns.tls-certificate and dns.tls-key (read at start)
  *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
  *                   serve-stale 1d
  *   bgp             absent: BGP off (bgp.enabled false)
@@ -85,6 +89,7 @@
 #define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
 #define CONF_GROUP_MAX             32  /* useradd's name limit */
 #define CONF_STATE_MAX             255
+#define CONF_TLS_PATH_MAX          255
 #define CONF_PREPEND_MAX           10
 #define CONF_HOLD_TIME_MAX         65535 /* 16-bit field in OPEN (RFC 4271 §4.2) */
 
@@ -113,6 +118,13 @@ struct conf_dns {
 	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
+	/* DNS over TCP and TLS (dns_stream.h). */
+	unsigned tcp_per_source;                    /* connections per source prefix per worker */
+	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
+	struct netaddr tls_listen[CONF_MAX_LISTEN]; /* RFC 7858, port 853 unless given */
+	unsigned n_tls_listen;
+	char tls_certificate[CONF_TLS_PATH_MAX + 1]; /* PEM chain; required with tls-listen */
+	char tls_key[CONF_TLS_PATH_MAX + 1];         /* PEM private key */
 };
 
 struct conf_neighbor {

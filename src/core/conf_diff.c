@@ -66,6 +66,17 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 		add(d, CONF_CHANGE_CACHE, 0, "dns.cache");
 	if (o->threads != n->threads)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.threads");
+	/* The stream server's caps and TLS context are made once, at start. */
+	if (o->tcp_per_source != n->tcp_per_source)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.tcp-per-source");
+	if (o->tcp_prefix4 != n->tcp_prefix4 || o->tcp_prefix6 != n->tcp_prefix6)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.tcp-source-prefix");
+	if (o->n_tls_listen != n->n_tls_listen ||
+	    memcmp(o->tls_listen, n->tls_listen, o->n_tls_listen * sizeof(o->tls_listen[0])) != 0)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.tls-listen");
+	if (strcmp(o->tls_certificate, n->tls_certificate) != 0 ||
+	    strcmp(o->tls_key, n->tls_key) != 0)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.tls-certificate");
 }
 
 static bool route_attrs_equal(const struct conf_route *a, const struct conf_route *b)

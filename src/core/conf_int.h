@@ -44,6 +44,10 @@ struct raw_dns {
 	unsigned upstreams_count;
 	char *threads, *identity;
 	struct raw_cache *cache;
+	char *tcp_per_source, *tcp_prefix4, *tcp_prefix6;
+	char **tls_listen;
+	unsigned tls_listen_count;
+	char *tls_certificate, *tls_key;
 };
 
 struct raw_neighbor {

@@ -130,6 +130,20 @@ int conf_print(FILE *f, const struct conf *c)
 	fmt_ms(t4, sizeof(t4), (uint64_t)c->dns.cache.serve_stale_s * 1000);
 	fprintf(f, "    min-ttl: %s\n    max-ttl: %s\n    negative-ttl: %s\n    serve-stale: %s\n",
 	        t1, t2, t3, t4);
+	/* The stream keys only when they differ from the defaults (goldens stay as they were). */
+	if (c->dns.tcp_per_source != 64 || c->dns.tcp_prefix4 != 32 || c->dns.tcp_prefix6 != 64)
+		fprintf(f,
+		        "  tcp-per-source: %u\n  tcp-source-prefix-v4: %u\n"
+		        "  tcp-source-prefix-v6: %u\n",
+		        c->dns.tcp_per_source, c->dns.tcp_prefix4, c->dns.tcp_prefix6);
+	if (c->dns.n_tls_listen) {
+		put_addr_list(f, "tls-listen", c->dns.tls_listen, c->dns.n_tls_listen);
+		fprintf(f, "  tls-certificate: ");
+		put_quoted(f, c->dns.tls_certificate);
+		fprintf(f, "\n  tls-key: ");
+		put_quoted(f, c->dns.tls_key);
+		fprintf(f, "\n");
+	}
 
 	if (c->bgp.enabled) {
 		const struct conf_bgp *b = &c->bgp;

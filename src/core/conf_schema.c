@@ -42,6 +42,12 @@ static const cyaml_schema_field_t dns_fields[] = {
     STR("threads", struct raw_dns, threads),
     STR("identity", struct raw_dns, identity),
     CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
+    STR("tcp-per-source", struct raw_dns, tcp_per_source),
+    STR("tcp-source-prefix-v4", struct raw_dns, tcp_prefix4),
+    STR("tcp-source-prefix-v6", struct raw_dns, tcp_prefix6),
+    STRSEQ("tls-listen", struct raw_dns, tls_listen),
+    STR("tls-certificate", struct raw_dns, tls_certificate),
+    STR("tls-key", struct raw_dns, tls_key),
     CYAML_FIELD_END,
 };
 

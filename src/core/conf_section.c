@@ -191,6 +191,9 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.cache.max_ttl_s = 86400;
 	c->dns.cache.negative_ttl_s = 3600;
 	c->dns.cache.serve_stale_s = 86400;
+	c->dns.tcp_per_source = 64;
+	c->dns.tcp_prefix4 = 32;
+	c->dns.tcp_prefix6 = 64;
 	c->bfd.interval_ms = 300;
 	c->bfd.multiplier = 3;
 	c->health.interval_ms = 200;
@@ -257,6 +260,9 @@ static const char *resolv_name(const struct ld *ld, const char *none)
 }
 
 /* ---- sections ---------------------------------------------------------------- */
+
+/* dns.tcp-* and dns.tls-* (after load_dns, one hunk). */
+static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_dns *d);
 
 static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
@@ -353,6 +359,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	get_unsigned(ld, "dns.threads", r->threads, 1, CONF_MAX_THREADS, &d->threads);
 	get_string(ld, "dns.identity", r->identity, CONF_IDENTITY_MAX, d->identity,
 	           "one TXT string");
+	load_dns_stream(ld, r, d);
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
 		if (rc->size && conf_parse_size(rc->size, &v) == 0)
@@ -373,6 +380,51 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 			            false, "dns.cache: min-ttl (%us) is greater than max-ttl (%us)",
 			            d->cache.min_ttl_s, d->cache.max_ttl_s);
 	}
+}
+
+/* dns.tcp-* and dns.tls-*: the stream server's keys (dns_stream.h). */
+static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_dns *d)
+{
+	char path[CONF_PATH_LEN];
+	unsigned v;
+
+	get_unsigned(ld, "dns.tcp-per-source", r->tcp_per_source, 1, 100000, &d->tcp_per_source);
+	if (get_unsigned(ld, "dns.tcp-source-prefix-v4", r->tcp_prefix4, 1, 32, &v))
+		d->tcp_prefix4 = (uint8_t)v;
+	if (get_unsigned(ld, "dns.tcp-source-prefix-v6", r->tcp_prefix6, 1, 128, &v))
+		d->tcp_prefix6 = (uint8_t)v;
+	unsigned n = r->tls_listen ? r->tls_listen_count : 0;
+	if (!check_count(ld, "dns.tls-listen", n, CONF_MAX_LISTEN))
+		n = CONF_MAX_LISTEN;
+	for (unsigned i = 0; i < n; i++) {
+		struct netaddr a;
+		PATH(path, "dns.tls-listen[%u]", i);
+		if (netaddr_parse(r->tls_listen[i], 853, &a)) {
+			conf_err_at(ld, path, false, "%s: invalid address '%s'", path,
+			            r->tls_listen[i]);
+			continue;
+		}
+		bool dup = false;
+		for (unsigned j = 0; j < d->n_tls_listen; j++)
+			dup |= netaddr_equal(&d->tls_listen[j], &a);
+		for (unsigned j = 0; j < d->n_listen; j++)
+			dup |= netaddr_equal(&d->listen[j], &a);
+		if (dup) {
+			conf_err_at(ld, path, false, "%s: '%s' is already a listen address", path,
+			            r->tls_listen[i]);
+			continue;
+		}
+		d->tls_listen[d->n_tls_listen++] = a;
+	}
+	get_string(ld, "dns.tls-certificate", r->tls_certificate, CONF_TLS_PATH_MAX,
+	           d->tls_certificate, "a file path");
+	get_string(ld, "dns.tls-key", r->tls_key, CONF_TLS_PATH_MAX, d->tls_key, "a file path");
+	if (n && !d->tls_certificate[0])
+		conf_err_at(ld, "dns.tls-listen", false,
+		            "dns.tls-listen: needs dns.tls-certificate (a PEM file)");
+	if (n && !d->tls_key[0])
+		conf_err_at(ld, "dns.tls-listen", false,
+		            "dns.tls-listen: needs dns.tls-key (a PEM file)");
 }
 
 static void load_neighbor(struct ld *ld, unsigned i, const struct raw_neighbor *r,

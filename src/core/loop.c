@@ -42,8 +42,7 @@ enum op_type { OP_FREE = 0, OP_UDP_RECV, OP_CONNECT, OP_ACCEPT, OP_RECV, OP_SEND
 
 struct op {
 	uint8_t type;
-	bool cancelled; /* loop_cancel/loop_close_fd: do not re-arm */
-	bool counted;   /* included in a pending loop_close_fd count */
+	bool cancelled; /* loop_cancel: do not re-arm (loop_close_fd: see fd_closing) */
 	bool multishot;
 	bool rearm; /* on the re-arm list (nothing in flight) */
 	uint32_t gen;
@@ -67,15 +66,22 @@ struct tx_slot {
 	struct sockaddr_storage peer;
 	uint32_t gen, next;
 	int fd;
-	bool busy, counted;
+	bool busy;
 };
 
-struct closing {
-	int fd;
-	unsigned pending;
+/*
+ * Per descriptor, indexed by fd: how many requests (ops and send slots) the
+ * kernel may still hold on it, and a pending loop_close_fd. Closing is O(1)
+ * in the number of ops and slots (issue 10, fault 8: a linear scan per close
+ * made connect/close churn cost max_ops + tx_slots steps each): the ops on a
+ * closing fd read `closing` instead of being marked one by one, and the
+ * close completes when the count reaches zero.
+ */
+struct fdent {
+	uint32_t n;
+	bool closing;
 	loop_done_fn done;
 	void *ctx;
-	struct closing *next;
 };
 
 struct loop {
@@ -124,7 +130,8 @@ struct loop {
 	uint8_t *txmem;
 	uint32_t tx_free;
 
-	struct closing *closing;
+	struct fdent *fds; /* grown on demand to the highest fd used + 1 */
+	unsigned nfds;
 	struct loop_stats st;
 };
 
@@ -315,6 +322,36 @@ static struct io_uring_sqe *get_sqe(struct loop *l)
 	return sqe;
 }
 
+/* fd's entry, the table grown to hold it; NULL for fd < 0 or out of memory. */
+static struct fdent *fd_ent(struct loop *l, int fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((unsigned)fd >= l->nfds) {
+		unsigned n = l->nfds ? l->nfds : 64;
+		while (n <= (unsigned)fd)
+			n *= 2;
+		struct fdent *f = realloc(l->fds, n * sizeof(*f));
+		if (!f)
+			return NULL;
+		memset(f + l->nfds, 0, (n - l->nfds) * sizeof(*f));
+		l->fds = f;
+		l->nfds = n;
+	}
+	return &l->fds[fd];
+}
+
+static bool fd_closing(const struct loop *l, int fd)
+{
+	return fd >= 0 && (unsigned)fd < l->nfds && l->fds[fd].closing;
+}
+
+/* Cancelled by loop_cancel, or its fd is being closed: no re-arm, no resubmit. */
+static bool op_cancelled(const struct loop *l, const struct op *o)
+{
+	return o->cancelled || fd_closing(l, o->fd);
+}
+
 static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 {
 	if (l->draining)
@@ -322,6 +359,11 @@ static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 		                    */
 	if (l->op_free == NO_IDX)
 		return -ENOBUFS;
+	struct fdent *fe = fd_ent(l, fd);
+	if (fd >= 0 && !fe)
+		return -ENOMEM;
+	if (fe && fe->closing)
+		return -EBADF; /* loop_close_fd is waiting for this fd's last op */
 	uint32_t i = l->op_free;
 	struct op *o = &l->ops[i];
 	l->op_free = o->next;
@@ -331,6 +373,8 @@ static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 	o->type = (uint8_t)type;
 	o->fd = fd;
 	o->next = NO_IDX;
+	if (fe)
+		fe->n++;
 	*idx = i;
 	return 0;
 }
@@ -338,26 +382,27 @@ static int op_alloc(struct loop *l, enum op_type type, int fd, uint32_t *idx)
 static void op_release(struct loop *l, uint32_t idx)
 {
 	struct op *o = &l->ops[idx];
+	if (o->fd >= 0 && (unsigned)o->fd < l->nfds)
+		l->fds[o->fd].n--;
 	o->type = OP_FREE;
 	o->next = l->op_free;
 	l->op_free = idx;
 }
 
-static void closing_note(struct loop *l, int fd)
+/* A pending loop_close_fd whose last request on fd just ended: close, tell. */
+static void close_if_idle(struct loop *l, int fd)
 {
-	for (struct closing **pc = &l->closing; *pc; pc = &(*pc)->next) {
-		struct closing *c = *pc;
-		if (c->fd != fd)
-			continue;
-		if (--c->pending == 0) {
-			*pc = c->next;
-			close(fd);
-			if (c->done)
-				c->done(l, c->ctx);
-			free(c);
-		}
+	if (fd < 0 || (unsigned)fd >= l->nfds)
 		return;
-	}
+	struct fdent *fe = &l->fds[fd];
+	if (!fe->closing || fe->n)
+		return;
+	loop_done_fn done = fe->done;
+	void *ctx = fe->ctx;
+	*fe = (struct fdent){0};
+	close(fd);
+	if (done)
+		done(l, ctx);
 }
 
 /* The op's last completion: free the slot first (the callback may start new
@@ -368,12 +413,10 @@ static void op_final(struct loop *l, uint32_t idx, int res)
 	loop_op_fn fn = o->fn;
 	void *ctx = o->ctx;
 	int fd = o->fd;
-	bool counted = o->counted;
 	op_release(l, idx);
 	if (fn)
 		fn(l, ctx, res, 0);
-	if (counted)
-		closing_note(l, fd);
+	close_if_idle(l, fd);
 }
 
 static int op_submit(struct loop *l, uint32_t idx)
@@ -670,19 +713,23 @@ void loop_free(struct loop *l)
 	}
 	if (l->posts)
 		run_posts(l, true);
-	while (l->closing) {
-		struct closing *cl = l->closing;
-		l->closing = cl->next;
-		close(cl->fd);
-		if (cl->done)
-			cl->done(l, cl->ctx);
-		free(cl);
+	for (unsigned fd = 0; fd < l->nfds; fd++) {
+		struct fdent *fe = &l->fds[fd];
+		if (!fe->closing)
+			continue;
+		loop_done_fn done = fe->done;
+		void *ctx = fe->ctx;
+		*fe = (struct fdent){0};
+		close((int)fd);
+		if (done)
+			done(l, ctx);
 	}
 	if (l->br != MAP_FAILED && l->br)
 		munmap(l->br, l->br_len);
 	if (l->efd >= 0)
 		close(l->efd);
 	timer_table_free(l->timers);
+	free(l->fds);
 	free(l->ops);
 	free(l->rearm);
 	free(l->tx);
@@ -812,6 +859,11 @@ int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t
 		l->st.udp_tx_noslot++;
 		return -ENOBUFS;
 	}
+	struct fdent *fe = fd_ent(l, fd);
+	if (!fe)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	if (fe->closing)
+		return -EBADF;
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
 		return -EBUSY;
@@ -820,8 +872,8 @@ int loop_udp_send(struct loop *l, int fd, const struct sockaddr *peer, socklen_t
 	l->tx_free = s->next;
 	s->gen = (s->gen + 1) & GEN_MASK;
 	s->busy = true;
-	s->counted = false;
 	s->fd = fd;
+	fe->n++;
 	uint8_t *buf = l->txmem + (size_t)i * l->cfg.tx_slot_size;
 	memcpy(buf, data, len);
 	if (plen)
@@ -852,8 +904,8 @@ static void on_tx(struct loop *l, uint32_t gen, uint32_t idx, const struct io_ur
 	s->busy = false;
 	s->next = l->tx_free;
 	l->tx_free = idx;
-	if (s->counted)
-		closing_note(l, s->fd);
+	l->fds[s->fd].n--; /* the table never shrinks: the entry is there */
+	close_if_idle(l, s->fd);
 }
 
 /*
@@ -914,7 +966,7 @@ static void on_udp_recv(struct loop *l, uint32_t idx, const struct io_uring_cqe 
 	/* The multishot request ended: out of buffers (-ENOBUFS), CQ overflow
 	 * (res >= 0) or an error. Re-arm at the end of the turn, after this
 	 * batch has handed its buffers back. */
-	if (o->cancelled) {
+	if (op_cancelled(l, o)) {
 		op_final(l, idx, res < 0 ? res : -ECANCELED);
 		return;
 	}
@@ -944,7 +996,7 @@ static void flush_rearms(struct loop *l)
 		uint32_t idx = l->rearm[i];
 		struct op *o = &l->ops[idx];
 		o->rearm = false;
-		if (o->cancelled) {
+		if (op_cancelled(l, o)) {
 			op_final(l, idx, -ECANCELED);
 			continue;
 		}
@@ -1072,42 +1124,21 @@ int loop_close_fd(struct loop *l, int fd, loop_done_fn done, void *ctx)
 {
 	if (fd < 0)
 		return -EBADF;
-	for (struct closing *c = l->closing; c; c = c->next)
-		if (c->fd == fd)
-			return -EALREADY;
-	struct closing *c = calloc(1, sizeof(*c));
-	if (!c)
+	struct fdent *fe = fd_ent(l, fd);
+	if (!fe)
 		return -ENOMEM;
-	c->fd = fd;
-	c->done = done;
-	c->ctx = ctx;
-	/* Linear scan: closes are per connection, not per packet. */
-	for (uint32_t i = 0; i < l->cfg.max_ops; i++) {
-		struct op *o = &l->ops[i];
-		if (o->type != OP_FREE && o->fd == fd) {
-			o->cancelled = true;
-			if (!o->counted) {
-				o->counted = true;
-				c->pending++;
-			}
-		}
-	}
-	for (uint32_t i = 0; i < l->cfg.tx_slots; i++) {
-		struct tx_slot *s = &l->tx[i];
-		if (s->busy && s->fd == fd && !s->counted) {
-			s->counted = true;
-			c->pending++;
-		}
-	}
-	if (c->pending == 0) {
-		free(c);
+	if (fe->closing)
+		return -EALREADY;
+	if (fe->n == 0) {
 		close(fd);
 		if (done)
 			done(l, ctx);
 		return 0;
 	}
-	c->next = l->closing;
-	l->closing = c;
+	/* Every op on fd now reads as cancelled (op_cancelled): no re-arm. */
+	fe->closing = true;
+	fe->done = done;
+	fe->ctx = ctx;
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (sqe) {
 		io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
@@ -1134,12 +1165,12 @@ static void on_op(struct loop *l, uint32_t gen, uint32_t idx, const struct io_ur
 	case OP_CONNECT:
 		/* The linked timeout cancels the connect: report that as a timeout
 		 * unless the owner cancelled it. */
-		if (res == -ECANCELED && !o->cancelled)
+		if (res == -ECANCELED && !op_cancelled(l, o))
 			res = -ETIMEDOUT;
 		op_final(l, idx, res);
 		return;
 	case OP_SEND:
-		if (res > 0 && o->done + (size_t)res < o->len && !o->cancelled) {
+		if (res > 0 && o->done + (size_t)res < o->len && !op_cancelled(l, o)) {
 			o->done += (size_t)res; /* short send: push the rest */
 			int r = op_submit(l, idx);
 			if (r < 0)

@@ -3,12 +3,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <linux/sock_diag.h>
 #include <unistd.h>
@@ -18,26 +16,23 @@
 #include "core/loop.h"
 #include "core/netaddr.h"
 #include "core/timer.h"
+#include "core/tls_glue.h"
 #include "dns/dns_answer.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_forward.h"
 #include "dns/dns_inflight.h"
+#include "dns/dns_stream.h"
 #include "dns/dns_wire.h"
 
 #define SWEEP_INTERVAL_MS 1000
 #define SWEEP_BUDGET      1024
 #define SOCKBUF_BYTES     (4 << 20)
 #define TCP_BACKLOG       1024
-#define TCP_RX_BASE       4096        /* grows to one whole message when a client needs it */
-#define TCP_OUT_KEEP      (64u << 10) /* send buffers above this are freed once sent */
-#define TCP_EVICT_SCAN    16          /* oldest connections looked at for an idle one */
-#define ACCEPT_RETRY_MS   1000
 #define UDP_REARM_MS      1000
 /* RFC 8767 §5 suggests 1.8 s; below the 1 s first retry of common stubs
  * (Windows, dnsperf's default), so the held answer arrives before the
  * client gives up on its first try. */
-#define STALE_CLIENT_MS       800
-#define ACCEPT_EVICT_RETRY_MS 10
+#define STALE_CLIENT_MS 800
 /* Descriptors TCP clients may not take: the process's own (rings, eventfds,
  * listeners, BGP) plus, per worker and upstream, a c-ares channel set with
  * its sockets (opened lazily, replaced on rotation). */
@@ -58,47 +53,6 @@ struct dns_listener {
 	struct timer rearm; /* after the receive died with an error */
 };
 
-/*
- * A TCP listener lives in its own allocation: its accept op may get its final
- * callback from loop_free after the server is gone (srv is NULL by then).
- */
-struct tcp_listener {
-	struct dns_server *srv;
-	int fd;
-	bool accepting;
-	struct timer retry;
-};
-
-/*
- * One TCP connection. LIFETIME: created on accept; conn_close() detaches it
- * from the server at once (slot freed, generation bumped, srv = NULL) and
- * hands the fd to loop_close_fd; the loop's final callbacks for its recv and
- * send see `closing` and touch nothing else; conn_done frees it. Upstream
- * answers find their connection by (slot, generation) and drop the answer
- * when it is gone, so no pointer to a connection outlives it.
- * BUFFERS: rx holds the unframed bytes; while `reading` the kernel writes
- * at rx + rx_len, so rx is only compacted or grown when no recv is posted.
- * out is being sent (untouched until its completion), pend collects answers
- * meanwhile; they swap when a send completes.
- */
-struct tcp_conn {
-	struct dns_server *srv;
-	int fd;
-	uint32_t slot, gen;
-	bool closing; /* detached; only the loop's final callbacks remain */
-	bool doomed;  /* close at the end of the current event */
-	bool reading, sending, rx_eof;
-	unsigned inflight;
-	struct tcp_conn *older, *newer; /* LRU by last activity */
-	struct timer idle;
-	struct sockaddr_storage peer;
-	socklen_t peerlen;
-	uint8_t *rx;
-	size_t rx_len, rx_cap;
-	uint8_t *out, *pend;
-	size_t out_len, out_cap, pend_len, pend_cap;
-};
-
 struct dns_server {
 	struct loop *loop;
 	unsigned index;
@@ -107,14 +61,8 @@ struct dns_server {
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct dns_listener *udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
-	struct tcp_listener *tcp[CONF_MAX_LISTEN];
-	unsigned n_tcp;
-	struct tcp_conn *conns[DNS_TCP_MAX_CONNS];
-	uint32_t slot_gen[DNS_TCP_MAX_CONNS];
-	uint32_t free_slots[DNS_TCP_MAX_CONNS];
-	unsigned n_free;
-	struct tcp_conn *lru_oldest, *lru_newest;
-	unsigned fd_reserve;             /* see FD_RESERVE_BASE */
+	int tcp_idx[CONF_MAX_LISTEN];    /* dns.listen[i]'s TCP listener in `stream`, or -1 */
+	struct dns_stream *stream;       /* TCP and TLS connections (dns_stream.h) */
 	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
 	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
@@ -136,8 +84,8 @@ struct dns_server {
 
 /*
  * Where an answer goes. UDP: the socket and the client's address (a view
- * into the datagram, or into struct pending once forwarded). TCP: the
- * connection's slot and generation, looked up again when the answer is
+ * into the datagram, or into struct pending once forwarded). TCP (plain or
+ * TLS): the stream connection's id, looked up again when the answer is
  * ready. NONE: a prefetch, nobody waits.
  */
 enum target_kind {
@@ -151,7 +99,7 @@ struct target {
 	int fd;
 	const struct sockaddr *peer;
 	socklen_t peerlen;
-	uint32_t slot, gen;
+	uint64_t conn;  /* TARGET_TCP: dns_stream.h connection id */
 	uint64_t t0_us; /* clock_now_us() at receive: the latency histogram */
 };
 
@@ -255,6 +203,12 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
 			close(fd);
 		}
 	}
+	for (unsigned i = 0; i < dns->n_tls_listen; i++) {
+		int fd = listen_socket(&dns->tls_listen[i], SOCK_STREAM, false, false, why, whylen);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
 	return 0;
 }
 
@@ -268,415 +222,6 @@ static bool client_allowed(const struct dns_server *s, const struct sockaddr *sa
 		if (netprefix_contains(&s->allow[i], &a))
 			return true;
 	return false;
-}
-
-/* ---------------------------------------------------------------- TCP connections */
-
-static struct tcp_conn *conn_lookup(struct dns_server *s, uint32_t slot, uint32_t gen)
-{
-	struct tcp_conn *c = slot < DNS_TCP_MAX_CONNS ? s->conns[slot] : NULL;
-
-	return c && c->gen == gen ? c : NULL;
-}
-
-static void lru_unlink(struct dns_server *s, struct tcp_conn *c)
-{
-	if (c->older)
-		c->older->newer = c->newer;
-	else
-		s->lru_oldest = c->newer;
-	if (c->newer)
-		c->newer->older = c->older;
-	else
-		s->lru_newest = c->older;
-	c->older = c->newer = NULL;
-}
-
-static void lru_push(struct dns_server *s, struct tcp_conn *c)
-{
-	c->older = s->lru_newest;
-	c->newer = NULL;
-	if (s->lru_newest)
-		s->lru_newest->newer = c;
-	else
-		s->lru_oldest = c;
-	s->lru_newest = c;
-}
-
-/* Activity: a whole message arrived or a send completed. Partial reads do
- * not count, so a client dribbling one byte at a time still times out. */
-static void conn_touch(struct tcp_conn *c)
-{
-	struct dns_server *s = c->srv;
-
-	lru_unlink(s, c);
-	lru_push(s, c);
-	loop_timer_arm_in(s->loop, &c->idle, DNS_TCP_IDLE_MS);
-}
-
-static void conn_done(struct loop *l, void *ctx)
-{
-	struct tcp_conn *c = ctx;
-
-	(void)l;
-	free(c->rx);
-	free(c->out);
-	free(c->pend);
-	free(c);
-}
-
-/* Detaches c from the server and closes it; c may be freed before this returns. */
-static void conn_close(struct tcp_conn *c)
-{
-	struct dns_server *s = c->srv;
-
-	if (c->closing)
-		return;
-	c->closing = true;
-	loop_timer_cancel(s->loop, &c->idle);
-	lru_unlink(s, c);
-	s->conns[c->slot] = NULL;
-	s->slot_gen[c->slot]++;
-	s->free_slots[s->n_free++] = c->slot;
-	s->stats.tcp_conns--;
-	c->srv = NULL;
-	if (loop_close_fd(s->loop, c->fd, conn_done, c) < 0)
-		/* No record to wait on: leaking beats freeing under a live op. */
-		log_warn("dns", "tcp: cannot close connection fd %d", c->fd);
-}
-
-static size_t conn_queued(const struct tcp_conn *c)
-{
-	return c->out_len + c->pend_len;
-}
-
-static void on_sent(struct loop *l, void *ctx, int res, unsigned flags);
-
-static void conn_flush(struct tcp_conn *c)
-{
-	uint8_t *b = c->out;
-	size_t cap = c->out_cap;
-	int r;
-
-	if (c->sending || c->pend_len == 0 || c->closing)
-		return;
-	c->out = c->pend;
-	c->out_cap = c->pend_cap;
-	c->out_len = c->pend_len;
-	c->pend = b;
-	c->pend_cap = cap;
-	c->pend_len = 0;
-	r = loop_send(c->srv->loop, c->fd, c->out, c->out_len, on_sent, c, NULL);
-	if (r < 0)
-		c->doomed = true;
-	else
-		c->sending = true;
-}
-
-/* Queues one answer with its RFC 1035 §4.2.2 length prefix. */
-static int conn_queue(struct tcp_conn *c, const uint8_t *ans, size_t len)
-{
-	size_t need = c->pend_len + 2 + len;
-
-	if (c->doomed)
-		return -EPIPE;
-	if (conn_queued(c) + 2 + len > DNS_TCP_QUEUE_MAX) {
-		/* The client does not read its answers: stop spending memory on it. */
-		c->srv->stats.tcp_overflow++;
-		c->doomed = true;
-		return -ENOBUFS;
-	}
-	if (need > c->pend_cap) {
-		size_t cap = c->pend_cap ? c->pend_cap : TCP_RX_BASE;
-		uint8_t *b;
-		while (cap < need)
-			cap *= 2;
-		b = realloc(c->pend, cap);
-		if (!b) {
-			c->doomed = true;
-			return -ENOMEM;
-		}
-		c->pend = b;
-		c->pend_cap = cap;
-	}
-	struct wbuf b = wbuf_init(c->pend + c->pend_len, 2 + len);
-	wbuf_u16(&b, (uint16_t)len);
-	wbuf_bytes(&b, ans, len);
-	c->pend_len += b.off;
-	conn_flush(c);
-	return 0;
-}
-
-static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
-                         size_t len);
-static void on_recv(struct loop *l, void *ctx, int res, unsigned flags);
-
-/*
- * Runs after every event on a connection: serves the whole messages in rx
- * (while the in-flight and queue caps allow), then reads more, or closes.
- * Must be the last thing a handler does with c.
- */
-static void conn_pump(struct tcp_conn *c)
-{
-	struct dns_server *s = c->srv;
-	size_t off = 0;
-
-	if (c->closing)
-		return;
-	while (!c->reading && !c->doomed && c->inflight < DNS_TCP_MAX_INFLIGHT &&
-	       conn_queued(c) < DNS_TCP_QUEUE_PAUSE && c->rx_len - off >= 2) {
-		size_t mlen = wire_get_u16_at(c->rx + off);
-		if (mlen < DNS_HDR_LEN) {
-			/* Not even a header: nothing to answer, the framing is lost. */
-			s->stats.tcp_bad_len++;
-			c->doomed = true;
-			break;
-		}
-		if (c->rx_len - off < 2 + mlen)
-			break;
-		struct target t = {
-		    .kind = TARGET_TCP,
-		    .fd = c->fd,
-		    .peer = (const struct sockaddr *)&c->peer,
-		    .peerlen = c->peerlen,
-		    .slot = c->slot,
-		    .gen = c->gen,
-		    .t0_us = clock_now_us(),
-		};
-		s->stats.tcp_rx++;
-		conn_touch(c);
-		handle_query(s, &t, c->rx + off + 2, mlen);
-		off += 2 + mlen;
-	}
-	if (off) {
-		memmove(c->rx, c->rx + off, c->rx_len - off);
-		c->rx_len -= off;
-	}
-	if (c->doomed) {
-		conn_close(c);
-		return;
-	}
-	if (c->rx_eof) {
-		/* RFC 7766 §6.2.4 half-close: answer what was asked, then close. */
-		if (c->inflight == 0 && !c->sending && c->pend_len == 0 &&
-		    (c->rx_len < 2 || c->rx_len < 2u + wire_get_u16_at(c->rx)))
-			conn_close(c);
-		return;
-	}
-	if (c->reading || c->inflight >= DNS_TCP_MAX_INFLIGHT ||
-	    conn_queued(c) >= DNS_TCP_QUEUE_PAUSE)
-		return;
-	size_t want = c->rx_len >= 2 ? 2u + wire_get_u16_at(c->rx) : 0;
-	if (want > c->rx_cap) {
-		/* One whole message must fit; at most 2 + 65535 bytes. */
-		uint8_t *b = realloc(c->rx, want);
-		if (!b) {
-			conn_close(c);
-			return;
-		}
-		c->rx = b;
-		c->rx_cap = want;
-	} else if (c->rx_len == 0 && c->rx_cap > TCP_RX_BASE) {
-		uint8_t *b = realloc(c->rx, TCP_RX_BASE);
-		if (b) {
-			c->rx = b;
-			c->rx_cap = TCP_RX_BASE;
-		}
-	}
-	if (loop_recv(s->loop, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, on_recv, c, NULL) <
-	    0) {
-		conn_close(c);
-		return;
-	}
-	c->reading = true;
-}
-
-static void on_recv(struct loop *l, void *ctx, int res, unsigned flags)
-{
-	struct tcp_conn *c = ctx;
-
-	(void)l;
-	(void)flags;
-	if (c->closing)
-		return;
-	c->reading = false;
-	if (res < 0) {
-		conn_close(c);
-		return;
-	}
-	if (res == 0)
-		c->rx_eof = true;
-	else
-		c->rx_len += (size_t)res;
-	conn_pump(c);
-}
-
-static void on_sent(struct loop *l, void *ctx, int res, unsigned flags)
-{
-	struct tcp_conn *c = ctx;
-
-	(void)l;
-	(void)flags;
-	if (c->closing)
-		return;
-	c->sending = false;
-	if (res < 0) {
-		conn_close(c);
-		return;
-	}
-	c->out_len = 0;
-	if (c->out_cap > TCP_OUT_KEEP) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
-	conn_touch(c);
-	conn_flush(c);
-	conn_pump(c);
-}
-
-static void on_idle(struct timer *t, uint64_t now, void *arg)
-{
-	struct tcp_conn *c = arg;
-	struct dns_server *s = c->srv;
-
-	/* Queries upstream end within the forwarder's timeout: wait for them. */
-	if (c->inflight) {
-		loop_timer_arm(s->loop, t, now + DNS_TCP_IDLE_MS);
-		return;
-	}
-	s->stats.tcp_idle_closed++;
-	conn_close(c);
-}
-
-/* At the cap: close the least recently active connection that has nothing in flight. */
-static bool evict_idle(struct dns_server *s)
-{
-	struct tcp_conn *c = s->lru_oldest;
-
-	for (unsigned i = 0; c && i < TCP_EVICT_SCAN; i++, c = c->newer) {
-		if (c->inflight == 0 && !c->sending && c->pend_len == 0) {
-			s->stats.tcp_evicted++;
-			conn_close(c);
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * Whether fd lies in the descriptors kept for the upstream side. accept()
- * returns the lowest free number, so fd tells how full the table is. Read
- * the limit each time: it may change under us (prlimit), and an accept is
- * rare next to a query.
- */
-static bool fd_short(const struct dns_server *s, int fd)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-		return false;
-	return (rlim_t)fd + s->fd_reserve >= rl.rlim_cur;
-}
-
-static void conn_new(struct dns_server *s, int fd)
-{
-	struct tcp_conn *c;
-	int one = 1;
-
-	s->stats.tcp_accepted++;
-	/* At the cap, or where idle clients would starve c-ares of sockets
-	 * (every cache miss would then be a SERVFAIL): make room the same way. */
-	if ((s->n_free == 0 || fd_short(s, fd)) && !evict_idle(s)) {
-		s->stats.tcp_refused++;
-		close(fd); /* no op was ever started on it */
-		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (c)
-		c->rx = malloc(TCP_RX_BASE);
-	if (!c || !c->rx) {
-		free(c);
-		close(fd);
-		return;
-	}
-	c->peerlen = sizeof(c->peer);
-	if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0) {
-		free(c->rx);
-		free(c);
-		close(fd);
-		return;
-	}
-	/* Answers are whole messages: do not hold them back for Nagle. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->srv = s;
-	c->fd = fd;
-	c->rx_cap = TCP_RX_BASE;
-	c->slot = s->free_slots[--s->n_free];
-	c->gen = s->slot_gen[c->slot];
-	s->conns[c->slot] = c;
-	s->stats.tcp_conns++;
-	timer_init(&c->idle, on_idle, c);
-	lru_push(s, c);
-	loop_timer_arm_in(s->loop, &c->idle, DNS_TCP_IDLE_MS);
-	conn_pump(c);
-}
-
-static void tcp_accept_arm(struct tcp_listener *tl);
-
-static void on_accept(struct loop *l, void *ctx, int res, unsigned flags)
-{
-	struct tcp_listener *tl = ctx;
-
-	(void)l;
-	if (!tl->srv) {
-		/* Server gone (shutdown): the final callback may still carry an fd. */
-		if (res >= 0)
-			close(res);
-		return;
-	}
-	if (res >= 0)
-		conn_new(tl->srv, res);
-	if (flags & LOOP_F_MORE)
-		return;
-	tl->accepting = false;
-	if (res == -ECANCELED || res == -ESHUTDOWN)
-		return; /* closed or the loop is draining: stay down */
-	if ((res == -EMFILE || res == -ENFILE) && evict_idle(tl->srv)) {
-		/* An idle client gives its descriptor back once its close
-		 * completes (a turn or so): accept again soon, as at the cap,
-		 * not at once (that would evict one more per retry). */
-		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_EVICT_RETRY_MS);
-	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-		/* Out of descriptors or memory: try again later, not in a tight loop. */
-		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_RETRY_MS);
-	} else {
-		tcp_accept_arm(tl);
-	}
-}
-
-static void on_accept_retry(struct timer *t, uint64_t now, void *arg)
-{
-	(void)t;
-	(void)now;
-	tcp_accept_arm(arg);
-}
-
-static void tcp_accept_arm(struct tcp_listener *tl)
-{
-	if (tl->accepting || !tl->srv)
-		return;
-	if (loop_accept(tl->srv->loop, tl->fd, on_accept, tl, NULL) < 0) {
-		loop_timer_arm_in(tl->srv->loop, &tl->retry, ACCEPT_RETRY_MS);
-		return;
-	}
-	tl->accepting = true;
-}
-
-static void listener_done(struct loop *l, void *ctx)
-{
-	(void)l;
-	free(ctx);
 }
 
 /* ---------------------------------------------------------------- the query path */
@@ -707,11 +252,9 @@ static void reply(struct dns_server *s, const struct target *t, const uint8_t *a
 	case TARGET_UDP:
 		r = loop_udp_send(s->loop, t->fd, t->peer, t->peerlen, ans, len);
 		break;
-	case TARGET_TCP: {
-		struct tcp_conn *c = conn_lookup(s, t->slot, t->gen);
-		r = c ? conn_queue(c, ans, len) : -ENOTCONN;
+	case TARGET_TCP:
+		r = dns_stream_reply(s->stream, t->conn, ans, len);
 		break;
-	}
 	default:
 		return;
 	}
@@ -878,7 +421,7 @@ static void on_stale_timer(struct timer *t, uint64_t now, void *arg)
 	(void)t;
 	if (p->answered || p->t.kind == TARGET_NONE)
 		return;
-	if (p->t.kind == TARGET_TCP && !conn_lookup(s, p->t.slot, p->t.gen))
+	if (p->t.kind == TARGET_TCP && !dns_stream_alive(s->stream, p->t.conn))
 		return; /* gone: the final outcome does the bookkeeping */
 	int n = dns_cache_lookup(s->cache, &key, p->req.id, true, now, s->out,
 	                         sizeof(s->out) - DNS_ANSWER_OPT_LEN, &flags);
@@ -900,15 +443,11 @@ static void pending_free(struct pending *p)
 static void answer_waiter(struct dns_server *s, struct pending *p,
                           const struct dns_inflight_result *res)
 {
-	struct tcp_conn *c = NULL;
+	bool held = p->t.kind == TARGET_TCP;
 
-	if (p->t.kind == TARGET_TCP) {
-		c = conn_lookup(s, p->t.slot, p->t.gen);
-		if (c)
-			c->inflight--;
-		else
-			p->t.kind = TARGET_NONE;
-	}
+	/* The connection may have closed meanwhile: then nobody waits. */
+	if (held && !dns_stream_alive(s->stream, p->t.conn))
+		p->t.kind = TARGET_NONE;
 	if (!res)
 		s->stats.upstream_fail++;
 	if (p->t.kind != TARGET_NONE && !p->answered) {
@@ -921,8 +460,8 @@ static void answer_waiter(struct dns_server *s, struct pending *p,
 			answer_error(s, &p->t, &p->req, DNS_RCODE_SERVFAIL);
 		}
 	}
-	if (c)
-		conn_pump(c);
+	if (held)
+		dns_stream_release(s->stream, p->t.conn); /* reading may resume */
 }
 
 static void free_waiters(struct dns_inflight_node *n)
@@ -957,7 +496,7 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 	struct pending *p = ctx;
 	struct dns_server *s = p->srv;
 	struct dns_cache_key key = request_key(&p->req);
-	struct tcp_conn *c = NULL;
+	bool held = p->t.kind == TARGET_TCP;
 	int n = -EPROTO;
 
 	if (status == -ECANCELED) {
@@ -965,14 +504,9 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 		pending_free(p);
 		return;
 	}
-	if (p->t.kind == TARGET_TCP) {
-		/* The connection may have closed meanwhile: then nobody waits. */
-		c = conn_lookup(s, p->t.slot, p->t.gen);
-		if (c)
-			c->inflight--;
-		else
-			p->t.kind = TARGET_NONE;
-	}
+	/* The connection may have closed meanwhile: then nobody waits. */
+	if (held && !dns_stream_alive(s->stream, p->t.conn))
+		p->t.kind = TARGET_NONE;
 	if (status == 0)
 		n = dns_answer_normalize(ans, len, scan, s->norm, sizeof(s->norm));
 	if (n >= 0) {
@@ -1012,9 +546,10 @@ static void on_upstream(void *ctx, int status, const uint8_t *ans, size_t len,
 			}
 		}
 	}
+	uint64_t conn = p->t.conn;
 	pending_free(p);
-	if (c)
-		conn_pump(c);
+	if (held)
+		dns_stream_release(s->stream, conn); /* reading may resume */
 }
 
 static void start_forward(struct dns_server *s, const struct target *t,
@@ -1075,11 +610,8 @@ static void start_forward(struct dns_server *s, const struct target *t,
 		return;
 	}
 joined:
-	if (t->kind == TARGET_TCP) {
-		struct tcp_conn *c = conn_lookup(s, t->slot, t->gen);
-		if (c)
-			c->inflight++;
-	}
+	if (t->kind == TARGET_TCP)
+		dns_stream_hold(s->stream, t->conn);
 	/* Without serve-stale nothing can be said early: no timer per miss. */
 	if (t->kind != TARGET_NONE && s->serve_stale)
 		loop_timer_arm_in(s->loop, &p->stale, STALE_CLIENT_MS);
@@ -1100,7 +632,8 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 		s->stats.dropped++;
 		return;
 	}
-	if (!client_allowed(s, t->peer, t->peerlen)) {
+	/* TCP and TLS sources were checked once, at accept (dns_stream.c). */
+	if (t->kind == TARGET_UDP && !client_allowed(s, t->peer, t->peerlen)) {
 		s->stats.refused_acl++;
 		answer_error(s, t, &req, DNS_RCODE_REFUSED);
 		return;
@@ -1168,6 +701,23 @@ static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
 	(void)l;
 	li->srv->stats.udp_rx++;
 	handle_query(li->srv, &t, d->payload, d->len);
+}
+
+/* A whole query on a TCP or TLS connection (dns_stream.h). */
+static void on_stream_query(void *arg, uint64_t conn, const struct sockaddr *peer,
+                            socklen_t peerlen, const uint8_t *msg, size_t len)
+{
+	struct dns_server *s = arg;
+	struct target t = {
+	    .kind = TARGET_TCP,
+	    .peer = peer,
+	    .peerlen = peerlen,
+	    .conn = conn,
+	    .t0_us = clock_now_us(),
+	};
+
+	s->stats.tcp_rx++;
+	handle_query(s, &t, msg, len);
 }
 
 static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags);
@@ -1241,6 +791,7 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 struct dns_shared {
 	struct dns_cache *cache;
 	struct dns_inflight *inflight;
+	struct tls_ctx *tls; /* dns.tls-listen: one context, so tickets resume on any worker */
 };
 
 static uint64_t random_seed(void)
@@ -1296,6 +847,14 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		dns_shared_free(sh);
 		return r;
 	}
+	if (conf->dns.n_tls_listen) {
+		r = tls_ctx_new(conf->dns.tls_certificate, conf->dns.tls_key, why, whylen,
+		                &sh->tls);
+		if (r) {
+			dns_shared_free(sh);
+			return r;
+		}
+	}
 	*out = sh;
 	return 0;
 }
@@ -1304,6 +863,7 @@ void dns_shared_free(struct dns_shared *sh)
 {
 	if (!sh)
 		return;
+	tls_ctx_free(sh->tls);
 	dns_inflight_free(sh->inflight);
 	dns_cache_free(sh->cache);
 	free(sh);
@@ -1315,21 +875,19 @@ struct dns_cache *dns_shared_cache(struct dns_shared *sh)
 }
 
 /*
- * Opens a UDP and a TCP listener on a (SO_REUSEPORT: every worker has its
- * own) at index n_udp == n_tcp: the pair shares its index. 0, or -errno
- * with a sentence in why; on failure what was opened stays in the arrays
- * (dns_server_free or remove_listener takes it back).
+ * Opens dns.listen entry a at index k = n_udp: its UDP listener, and its TCP
+ * listener in the stream server (tcp_idx[k]); SO_REUSEPORT, so every worker
+ * has its own sockets. 0, or -errno with a sentence in why; on failure what
+ * was opened stays at k (dns_server_free or remove_listener takes it back).
  */
 static int add_listener(struct dns_server *s, const struct netaddr *a, char *why, size_t whylen)
 {
 	struct dns_listener *li = calloc(1, sizeof(*li));
-	struct tcp_listener *tl = calloc(1, sizeof(*tl));
 	unsigned k = s->n_udp;
 	int r;
 
-	if (!li || !tl || k >= CONF_MAX_LISTEN) {
+	if (!li || k >= CONF_MAX_LISTEN) {
 		free(li);
-		free(tl);
 		snprintf(why, whylen,
 		         k >= CONF_MAX_LISTEN ? "too many listeners" : "out of memory");
 		return k >= CONF_MAX_LISTEN ? -ENOSPC : -ENOMEM;
@@ -1338,11 +896,9 @@ static int add_listener(struct dns_server *s, const struct netaddr *a, char *why
 	timer_init(&li->rearm, on_udp_rearm, li);
 	li->srv = s;
 	li->addr = *a;
-	tl->fd = -1;
-	timer_init(&tl->retry, on_accept_retry, tl);
 	s->udp[k] = li;
-	s->tcp[k] = tl;
-	s->n_udp = s->n_tcp = k + 1;
+	s->tcp_idx[k] = -1;
+	s->n_udp = k + 1;
 	r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
 	if (r < 0)
 		return r;
@@ -1356,14 +912,12 @@ static int add_listener(struct dns_server *s, const struct netaddr *a, char *why
 	r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
 	if (r < 0)
 		return r;
-	tl->fd = r;
-	tl->srv = s;
-	r = loop_accept(s->loop, tl->fd, on_accept, tl, NULL);
-	if (r) {
+	r = dns_stream_listen(s->stream, r, NULL);
+	if (r < 0) {
 		snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
 		return r;
 	}
-	tl->accepting = true;
+	s->tcp_idx[k] = r;
 	return 0;
 }
 
@@ -1374,23 +928,17 @@ static void udp_listener_closed(struct loop *l, void *ctx)
 }
 
 /*
- * Closes listener pair k at run time (a reload removed its address) and
- * moves the last pair into its place. Connections it accepted stay until
- * they end. The UDP receive's final callback sees `closing` and leaves the
- * listener to udp_listener_closed.
+ * Closes listener k at run time (a reload removed its address) and moves the
+ * last one into its place. TCP connections it accepted stay until they end.
+ * The UDP receive's final callback sees `closing` and leaves the listener to
+ * udp_listener_closed.
  */
 static void remove_listener(struct dns_server *s, unsigned k)
 {
 	struct dns_listener *li = s->udp[k];
-	struct tcp_listener *tl = s->tcp[k];
 
-	loop_timer_cancel(s->loop, &tl->retry);
-	tl->srv = NULL;
-	if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0) {
-		if (tl->fd >= 0)
-			close(tl->fd);
-		free(tl);
-	}
+	if (s->tcp_idx[k] >= 0)
+		dns_stream_unlisten(s->stream, (unsigned)s->tcp_idx[k]);
 	loop_timer_cancel(s->loop, &li->rearm);
 	li->closing = true;
 	if (li->fd < 0 || loop_close_fd(s->loop, li->fd, udp_listener_closed, li) < 0) {
@@ -1403,9 +951,8 @@ static void remove_listener(struct dns_server *s, unsigned k)
 			free(li); /* else the receive's final callback frees it */
 	}
 	s->n_udp--;
-	s->n_tcp--;
 	s->udp[k] = s->udp[s->n_udp];
-	s->tcp[k] = s->tcp[s->n_tcp];
+	s->tcp_idx[k] = s->tcp_idx[s->n_udp];
 }
 
 /*
@@ -1419,7 +966,6 @@ static void replace_upstreams(struct dns_server *s, const struct conf *conf)
 	struct dns_forward_conf fc = {0};
 	struct dns_forward *nf;
 	bool same = fs->n_upstreams == conf->dns.n_upstreams;
-	unsigned threads = conf->dns.threads ? conf->dns.threads : 1;
 	int r;
 
 	for (unsigned i = 0; same && i < conf->dns.n_upstreams; i++)
@@ -1443,7 +989,6 @@ static void replace_upstreams(struct dns_server *s, const struct conf *conf)
 	s->old_fwd[s->n_old_fwd++] = s->fwd;
 	s->fwd = nf;
 	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
-	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	if (s->index == 0)
 		log_info("dns", "upstreams replaced (reload); queries in flight finish on the old");
 }
@@ -1456,6 +1001,7 @@ void dns_server_reconf(struct dns_server *s, const struct conf *conf)
 
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
+	dns_stream_set_allow(s->stream, conf->dns.allow, conf->dns.n_allow);
 	s->serve_stale = conf->dns.cache.serve_stale_s > 0;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 	for (unsigned k = 0; k < s->n_udp;) {
@@ -1509,8 +1055,9 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	s->index = index;
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
+	for (unsigned i = 0; i < CONF_MAX_LISTEN; i++)
+		s->tcp_idx[i] = -1;
 	s->serve_stale = conf->dns.cache.serve_stale_s > 0;
-	s->fd_reserve = FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM;
 	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
 
 	s->cache = shared->cache;
@@ -1526,13 +1073,39 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		goto fail;
 	}
 
-	for (unsigned i = 0; i < DNS_TCP_MAX_CONNS; i++)
-		s->free_slots[i] = DNS_TCP_MAX_CONNS - 1 - i;
-	s->n_free = DNS_TCP_MAX_CONNS;
+	struct dns_stream_conf sc = {
+	    .allow = conf->dns.allow,
+	    .n_allow = conf->dns.n_allow,
+	    .max_conns = DNS_TCP_MAX_CONNS,
+	    .per_source = conf->dns.tcp_per_source,
+	    .prefix4 = conf->dns.tcp_prefix4,
+	    .prefix6 = conf->dns.tcp_prefix6,
+	    .fd_reserve =
+	        FD_RESERVE_BASE + threads * conf->dns.n_upstreams * FD_RESERVE_PER_UPSTREAM,
+	    .idle_ms = DNS_TCP_IDLE_MS,
+	    .stall_ms = DNS_TCP_STALL_MS,
+	    .handshake_ms = DNS_TLS_HANDSHAKE_MS,
+	};
+	r = dns_stream_new(l, &sc, on_stream_query, s, &s->stats.tcp, &s->stream);
+	if (r) {
+		snprintf(why, whylen, "stream server: %s", strerror(-r));
+		goto fail;
+	}
 	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
 		r = add_listener(s, &conf->dns.listen[i], why, whylen);
 		if (r)
 			goto fail;
+	}
+	/* DNS-over-TLS listeners: only in the stream server (a reload leaves them). */
+	for (unsigned i = 0; i < conf->dns.n_tls_listen; i++) {
+		r = listen_socket(&conf->dns.tls_listen[i], SOCK_STREAM, true, true, why, whylen);
+		if (r < 0)
+			goto fail;
+		r = dns_stream_listen(s->stream, r, shared->tls);
+		if (r < 0) {
+			snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
+			goto fail;
+		}
 	}
 	timer_init(&s->sweep, on_sweep, s);
 	loop_timer_arm_in(l, &s->sweep, SWEEP_INTERVAL_MS);
@@ -1563,15 +1136,7 @@ void dns_server_free(struct dns_server *s)
 	for (unsigned i = 0; i < s->n_old_fwd; i++)
 		dns_forward_free(s->old_fwd[i]);
 	free_waiters(dns_inflight_take(&s->inbox));
-	while (s->lru_oldest)
-		conn_close(s->lru_oldest);
-	for (unsigned i = 0; i < s->n_tcp; i++) {
-		struct tcp_listener *tl = s->tcp[i];
-		loop_timer_cancel(s->loop, &tl->retry);
-		tl->srv = NULL;
-		if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0)
-			free(tl);
-	}
+	dns_stream_free(s->stream);
 	for (unsigned i = 0; i < s->n_udp; i++) {
 		struct dns_listener *li = s->udp[i];
 		loop_timer_cancel(s->loop, &li->rearm);
@@ -1617,7 +1182,8 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 		const struct dns_listener *li = s->udp[i];
 		out->listen[i] = li->addr;
 		out->n_listen = i + 1;
-		if (li->armed && li->fd >= 0 && i < s->n_tcp && s->tcp[i]->fd >= 0)
+		if (li->armed && li->fd >= 0 && s->stream && s->tcp_idx[i] >= 0 &&
+		    dns_stream_listener_ok(s->stream, (unsigned)s->tcp_idx[i]))
 			out->listen_ok |= 1ull << i;
 		/* Datagrams the kernel dropped because we did not read fast enough. */
 		if (li->fd >= 0 && getsockopt(li->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&

@@ -11,15 +11,11 @@
  * UDP answers are cut to the client's size with TC=1; TCP answers are always
  * whole (RFC 7766 §8), framed by a 2-byte length (RFC 1035 §4.2.2).
  *
- * TCP (RFC 7766): queries pipelined on one connection are answered as they
- * complete, out of order (§6.2.1.1); a connection idle for
- * DNS_TCP_IDLE_MS is closed (§6.2.3), and so is one that starts a message
- * and does not finish it in that time (slow-read defence); at most
- * DNS_TCP_MAX_CONNS connections per worker (the oldest idle one is closed
- * to make room, else the new one is refused), DNS_TCP_MAX_INFLIGHT queries
- * in flight per connection (reading pauses until some complete) and
- * DNS_TCP_QUEUE_PAUSE queued answer bytes (reading pauses too; beyond
- * DNS_TCP_QUEUE_MAX the client is not reading and the connection closes).
+ * TCP (RFC 7766) and DNS-over-TLS (RFC 7858, dns.tls-listen) connections
+ * are dns_stream.h's: framing, pipelining with out-of-order answers, the
+ * idle, stall and handshake timeouts, the caps per worker, per source and
+ * per connection, and the dns.allow check at accept; it hands each whole
+ * query here with a connection id, and the answer goes back by that id.
  *
  * Threads: a server belongs to one loop; after loop_run starts it is used
  * only from that loop's thread. What the workers share is one struct
@@ -44,16 +40,12 @@
 #include "core/health.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_forward.h"
+#include "dns/dns_stream.h"
 
 struct loop;
 struct dns_server;
 
-#define DNS_TCP_MAX_CONNS            1000  /* per worker */
-#define DNS_TCP_MAX_INFLIGHT         32    /* queries waiting upstream per connection */
-#define DNS_TCP_IDLE_MS              10000 /* RFC 7766 §6.2.3: "seconds" */
-#define DNS_TCP_QUEUE_PAUSE          (64u << 10)
-#define DNS_TCP_QUEUE_MAX            (4u << 20) /* > PAUSE + MAX_INFLIGHT whole answers */
-#define DNS_SERVER_UPSTREAM_INFLIGHT 4096       /* upstream queries in flight per worker */
+#define DNS_SERVER_UPSTREAM_INFLIGHT 4096 /* upstream queries in flight per worker */
 
 /*
  * Answer latency histogram: from the query's receive (the datagram, or the
@@ -79,20 +71,14 @@ struct dns_server_stats {
 	uint64_t cache_misses;
 	uint64_t stale_answers; /* RFC 8767 answers after an upstream failure */
 	uint64_t prefetches;
-	uint64_t upstream_fail;   /* forwarded queries that got no usable answer */
-	uint64_t inflight_joined; /* misses that waited on another query for the same question */
-	uint64_t inflight_full;   /* misses that found it in flight with no room to wait */
-	uint64_t tx_fail;         /* answers the loop could not send (no send slot, error) */
-	uint64_t truncated;       /* UDP answers cut to the client's size with TC=1 */
-	uint64_t tcp_rx;          /* queries received over TCP */
-	uint64_t tcp_accepted;
-	uint64_t tcp_refused;     /* accepted then closed at once: at the connection cap */
-	uint64_t tcp_evicted;     /* idle connections closed to make room for a new one */
-	uint64_t tcp_idle_closed; /* closed by the idle (or unfinished-message) timeout */
-	uint64_t tcp_bad_len;     /* length prefix < 12: connection closed */
-	uint64_t tcp_overflow;    /* client not reading: queue beyond DNS_TCP_QUEUE_MAX */
-	uint64_t listener_deaths; /* UDP receives that stopped with an error */
-	unsigned tcp_conns;       /* open now */
+	uint64_t upstream_fail;      /* forwarded queries that got no usable answer */
+	uint64_t inflight_joined;    /* misses that waited on another query for the same question */
+	uint64_t inflight_full;      /* misses that found it in flight with no room to wait */
+	uint64_t tx_fail;            /* answers the loop could not send (no send slot, error) */
+	uint64_t truncated;          /* UDP answers cut to the client's size with TC=1 */
+	uint64_t tcp_rx;             /* queries received over TCP and TLS */
+	struct dns_stream_stats tcp; /* TCP and TLS connections (dns_stream.h) */
+	uint64_t listener_deaths;    /* UDP receives that stopped with an error */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
 };

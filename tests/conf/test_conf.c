@@ -171,6 +171,11 @@ Test(conf, full_example_values)
 	cr_expect_eq(c.dns.cache.max_ttl_s, 86400);
 	cr_expect_eq(c.dns.cache.negative_ttl_s, 3600);
 	cr_expect_eq(c.dns.cache.serve_stale_s, 86400);
+	cr_expect_eq(c.dns.tcp_per_source, 64);
+	cr_expect_eq(c.dns.tcp_prefix6, 64);
+	cr_assert_eq(c.dns.n_tls_listen, 2);
+	cr_expect_eq(c.dns.tls_listen[0].port, 853);
+	cr_expect_str_eq(c.dns.tls_key, "/etc/anycache/dot-key.pem");
 	const struct conf_neighbor *n = &c.bgp.neighbors[0];
 	cr_expect_str_eq(n->password, "s3cret");
 	cr_expect(n->bfd);
@@ -642,6 +647,13 @@ static const struct {
     {"dns.cache.max-ttl", CONF_NODE_SCALAR},
     {"dns.cache.negative-ttl", CONF_NODE_SCALAR},
     {"dns.cache.serve-stale", CONF_NODE_SCALAR},
+    {"dns.tcp-per-source", CONF_NODE_SCALAR},
+    {"dns.tcp-source-prefix-v4", CONF_NODE_SCALAR},
+    {"dns.tcp-source-prefix-v6", CONF_NODE_SCALAR},
+    {"dns.tls-listen", CONF_NODE_SEQUENCE},
+    {"dns.tls-listen[]", CONF_NODE_SCALAR},
+    {"dns.tls-certificate", CONF_NODE_SCALAR},
+    {"dns.tls-key", CONF_NODE_SCALAR},
     {"bgp", CONF_NODE_MAPPING},
     {"bgp.asn", CONF_NODE_SCALAR},
     {"bgp.router-id", CONF_NODE_SCALAR},

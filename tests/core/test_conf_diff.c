@@ -187,3 +187,12 @@ Test(conf_diff, restart_keys_named)
 	cr_expect_eq(count(CONF_CHANGE_LISTEN_DEL), 2);
 	cr_expect_eq(count(CONF_CHANGE_UPSTREAMS), 1);
 }
+
+Test(conf_diff, stream_server_keys_need_a_restart)
+{
+	load(BASE, &a);
+	load_edit("  threads: 2\n", "  threads: 2\n  tcp-per-source: 8\n", &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 1);
+	cr_expect_str_eq(line(0), "dns.tcp-per-source: changed, needs a restart");
+}

@@ -783,3 +783,94 @@ Test(loop, udp_listen_without_cmsg_reports_no_ttl)
 	loop_free(l);
 	close(sfd);
 }
+
+/*
+ * Issue 10, fault 8: closing a connection must not cost a scan of every op
+ * slot and send slot (a client churning connect/close would buy max_ops +
+ * tx_slots steps per close). The same number of close cycles (a socketpair,
+ * a recv held on it, loop_close_fd) with a 128-times larger op table must
+ * not take more than a few times as long; a scan per close made the large
+ * table about a hundred times slower (tens of MiB read per close).
+ */
+struct churn {
+	struct loop *l;
+	unsigned left;
+	int peer;
+	char buf[16];
+};
+
+static void churn_next(struct churn *c);
+
+static void churn_recv_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	(void)l;
+	(void)ctx;
+	(void)flags;
+	cr_assert_eq(res, -ECANCELED);
+}
+
+static void churn_closed(struct loop *l, void *ctx)
+{
+	struct churn *c = ctx;
+	(void)l;
+	close(c->peer);
+	churn_next(c);
+}
+
+static void churn_next(struct churn *c)
+{
+	int sv[2];
+	if (c->left == 0) {
+		loop_stop(c->l);
+		return;
+	}
+	c->left--;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->peer = sv[1];
+	cr_assert_eq(loop_recv(c->l, sv[0], c->buf, sizeof(c->buf), churn_recv_cb, c, NULL), 0);
+	cr_assert_eq(loop_close_fd(c->l, sv[0], churn_closed, c), 0);
+}
+
+static void churn_start(struct timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	churn_next(arg);
+}
+
+/* Microseconds for n close cycles on a loop with max_ops op slots (best of 3). */
+static uint64_t churn_us(unsigned max_ops, unsigned n)
+{
+	struct loop_config cfg = {.max_ops = max_ops};
+	uint64_t best = UINT64_MAX;
+	for (int round = 0; round < 3; round++) {
+		struct churn c = {.left = n};
+		struct timer t, wd;
+		cr_assert_eq(loop_new(&cfg, &c.l), 0);
+		timer_init(&t, churn_start, &c);
+		loop_timer_arm(c.l, &t, clock_now_ms());
+		timer_init(&wd, watchdog, c.l);
+		loop_timer_arm(c.l, &wd, clock_now_ms() + 20000);
+		uint64_t t0 = clock_now_us();
+		cr_assert_eq(loop_run(c.l), 0);
+		uint64_t dt = clock_now_us() - t0;
+		cr_assert(!watchdog_fired);
+		cr_assert_eq(c.left, 0);
+		loop_timer_cancel(c.l, &wd);
+		loop_free(c.l);
+		if (dt < best)
+			best = dt;
+	}
+	return best;
+}
+
+Test(loop, close_fd_cost_does_not_grow_with_the_op_table)
+{
+	enum { N = 400 };
+	cr_assert_eq(loop_global_init(), 0);
+	uint64_t small = churn_us(1024, N), large = churn_us(1024 * 128, N);
+	fprintf(stderr, "close cycle: %.1f us with 1024 op slots, %.1f us with 131072\n",
+	        (double)small / N, (double)large / N);
+	cr_assert_lt(large, 4 * small + 20000, "close scales with the op table: %llu vs %llu us",
+	             (unsigned long long)large, (unsigned long long)small);
+}

@@ -66,7 +66,11 @@ static const char conf_yaml[] = "dns:\n"
                                 "  allow: [127.0.0.0/8]\n"
                                 "  upstreams: [\"" UPSTREAM ":5300\"]\n"
                                 "  threads: 2\n"
-                                "  identity: hostile-node\n";
+                                "  identity: hostile-node\n"
+                                /* The abusers share 127.0.0.1 with the good client and
+                                 * must reach the worker cap and EMFILE: no per-source
+                                 * cap here (test_dns_stream.c tests it). */
+                                "  tcp-per-source: 100000\n";
 
 static void setup(void)
 {

@@ -1,0 +1,127 @@
+/* Unit tests for core/srclimit.c: connections per source prefix. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+
+#include "core/srclimit.h"
+
+static struct netaddr ip(const char *s)
+{
+	struct netaddr a;
+	cr_assert_eq(netaddr_parse_ip(s, &a), 0, "%s", s);
+	return a;
+}
+
+Test(srclimit, caps_each_source_and_frees_on_put)
+{
+	struct srclimit *t;
+	struct netaddr a = ip("192.0.2.1"), b = ip("192.0.2.2");
+
+	cr_assert_eq(srclimit_new(100, 3, 32, 64, 1, &t), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(srclimit_take(t, &a), 0);
+	cr_assert_eq(srclimit_take(t, &a), -EUSERS);
+	cr_assert_eq(srclimit_take(t, &b), 0, "another /32 is not affected");
+	cr_assert_eq(srclimit_count(t, &a), 3);
+	srclimit_put(t, &a);
+	cr_assert_eq(srclimit_take(t, &a), 0);
+	for (int i = 0; i < 3; i++)
+		srclimit_put(t, &a);
+	srclimit_put(t, &b);
+	cr_assert_eq(srclimit_sources(t), 0);
+	srclimit_free(t);
+}
+
+Test(srclimit, prefixes_group_sources)
+{
+	struct srclimit *t;
+	struct netaddr a = ip("198.51.100.7"), b = ip("198.51.100.200"), c = ip("198.51.101.1");
+	struct netaddr x = ip("2001:db8:0:1::1"), y = ip("2001:db8:0:1:ffff::2"),
+	               z = ip("2001:db8:0:2::1");
+
+	cr_assert_eq(srclimit_new(100, 2, 24, 64, 7, &t), 0);
+	cr_assert_eq(srclimit_take(t, &a), 0);
+	cr_assert_eq(srclimit_take(t, &b), 0);
+	cr_assert_eq(srclimit_take(t, &a), -EUSERS, "same /24");
+	cr_assert_eq(srclimit_take(t, &c), 0, "next /24");
+	cr_assert_eq(srclimit_take(t, &x), 0);
+	cr_assert_eq(srclimit_take(t, &y), 0);
+	cr_assert_eq(srclimit_take(t, &x), -EUSERS, "same /64");
+	cr_assert_eq(srclimit_take(t, &z), 0);
+	cr_assert_eq(srclimit_sources(t), 4);
+	srclimit_free(t);
+	/* Odd prefix lengths cut inside a byte. */
+	cr_assert_eq(srclimit_new(10, 1, 31, 127, 7, &t), 0);
+	struct netaddr p = ip("10.0.0.2"), q = ip("10.0.0.3"), r = ip("10.0.0.4");
+	cr_assert_eq(srclimit_take(t, &p), 0);
+	cr_assert_eq(srclimit_take(t, &q), -EUSERS);
+	cr_assert_eq(srclimit_take(t, &r), 0);
+	srclimit_free(t);
+}
+
+Test(srclimit, capacity_and_bad_arguments)
+{
+	struct srclimit *t;
+	char s[32];
+
+	cr_assert_eq(srclimit_new(0, 1, 32, 64, 0, &t), -EINVAL);
+	cr_assert_eq(srclimit_new(1, 0, 32, 64, 0, &t), -EINVAL);
+	cr_assert_eq(srclimit_new(1, 1, 33, 64, 0, &t), -EINVAL);
+	cr_assert_eq(srclimit_new(1, 1, 32, 129, 0, &t), -EINVAL);
+	cr_assert_eq(srclimit_new(5, 1, 32, 64, 0, &t), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(s, sizeof(s), "10.1.0.%d", i);
+		struct netaddr a = ip(s);
+		cr_assert_eq(srclimit_take(t, &a), 0);
+	}
+	struct netaddr more = ip("10.1.1.1");
+	cr_assert_eq(srclimit_take(t, &more), -ENOSPC);
+	struct netaddr none = {0};
+	cr_assert_eq(srclimit_take(t, &none), -EAFNOSUPPORT);
+	srclimit_free(t);
+}
+
+/* Random takes and puts against a plain array model: deletion (backward
+ * shift) must never lose or duplicate a source, whatever the collisions. */
+Test(srclimit, matches_a_model_under_churn)
+{
+	enum { SRC = 300, STEPS = 200000 };
+	static unsigned model[SRC];
+	struct srclimit *t;
+	uint64_t x = 88172645463325252ull;
+	unsigned sources = 0;
+
+	cr_assert_eq(srclimit_new(SRC, 4, 32, 128, 42, &t), 0);
+	for (int step = 0; step < STEPS; step++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		unsigned i = (unsigned)(x % SRC);
+		char s[32];
+		snprintf(s, sizeof(s), "10.%u.%u.1", i / 256, i % 256);
+		struct netaddr a = ip(s);
+		if ((x >> 32) & 1) {
+			int r = srclimit_take(t, &a);
+			if (model[i] == 4) {
+				cr_assert_eq(r, -EUSERS);
+			} else {
+				cr_assert_eq(r, 0);
+				sources += model[i] == 0;
+				model[i]++;
+			}
+		} else if (model[i]) {
+			srclimit_put(t, &a);
+			model[i]--;
+			sources -= model[i] == 0;
+		}
+		cr_assert_eq(srclimit_count(t, &a), model[i]);
+	}
+	cr_assert_eq(srclimit_sources(t), sources);
+	for (unsigned i = 0; i < SRC; i++) {
+		char s[32];
+		snprintf(s, sizeof(s), "10.%u.%u.1", i / 256, i % 256);
+		struct netaddr a = ip(s);
+		cr_assert_eq(srclimit_count(t, &a), model[i], "source %u", i);
+	}
+	srclimit_free(t);
+}
