@@ -33,11 +33,13 @@
 
 #include "anycache_version.h"
 #include "bgp/bgp_speaker.h"
+#include "core/clock.h"
 #include "core/conf.h"
 #include "core/conf_diff.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
+#include "dns/dns_cache.h"
 #include "dns/dns_health.h"
 #include "dns/dns_server.h"
 #include "ops.h"
@@ -82,6 +84,21 @@ static struct worker *workers_of; /* the worker array, for reloads */
 static unsigned n_workers_of;
 
 #define BGP_SHUTDOWN_TEXT "anycached shutting down" /* RFC 9003 shutdown communication */
+
+/*
+ * The cache on disk (dns.cache.persist, dns_cache.h): loaded before any
+ * listener opens or route goes out, saved after the last worker stopped and,
+ * with persist-interval, by the "persist" thread: a cache reader that never
+ * blocks a DNS worker and keeps seconds of file I/O off the ctl loop (BFD).
+ */
+static struct {
+	pthread_t thread;
+	bool started;
+	bool stop;
+	bool served; /* the workers ran: the cache is worth a save at exit */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+} persist = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void usage(FILE *f)
 {
@@ -198,6 +215,104 @@ static void log_startup(const struct conf *c, const struct loop *l)
 		    (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
 		                     netaddr_format(&c->dns.upstreams[i], true, buf, sizeof(buf)));
 	log_info("main", "forwarding to %s; BGP %s", list, c->bgp.enabled ? "on" : "off");
+}
+
+/* ------------------------------------------------------------------ persist */
+
+static void persist_save(const char *why)
+{
+	struct dns_cache *c = dns_shared_cache(shared);
+	struct dns_cache_stats st;
+	uint64_t t0 = clock_now_ms();
+
+	dns_cache_stats(c, &st);
+	int r = dns_cache_save(c, conf.dns.cache.persist, clock_wall_ms(), t0);
+	if (r)
+		log_warn("main", "cache not saved to %s (%s): %s", conf.dns.cache.persist, why,
+		         strerror(-r));
+	else
+		log_info("main", "cache saved to %s (%s): %zu entries in %llu ms",
+		         conf.dns.cache.persist, why, st.entries,
+		         (unsigned long long)(clock_now_ms() - t0));
+}
+
+/* Before the listeners: a file that fails its checks is logged and left alone. */
+static void persist_load(void)
+{
+	uint64_t t0 = clock_now_ms();
+	int r;
+
+	if (!conf.dns.cache.persist[0])
+		return;
+	r = dns_cache_load(dns_shared_cache(shared), conf.dns.cache.persist, clock_wall_ms(), t0);
+	if (r == -ENOENT)
+		log_info("main", "no saved cache at %s: starting cold", conf.dns.cache.persist);
+	else if (r < 0)
+		log_warn("main", "saved cache %s ignored: %s", conf.dns.cache.persist,
+		         r == -EBADMSG           ? "damaged, truncated or not a cache file"
+		         : r == -EPROTONOSUPPORT ? "written by a newer anycached"
+		         : r == -ESTALE          ? "saved in the future (the clock went back)"
+		                                 : strerror(-r));
+	else
+		log_info("main", "cache loaded from %s: %d entries in %llu ms",
+		         conf.dns.cache.persist, r, (unsigned long long)(clock_now_ms() - t0));
+}
+
+static void *persist_main(void *arg)
+{
+	struct timespec at;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "persist");
+	pthread_mutex_lock(&persist.lock);
+	while (!persist.stop) {
+		clock_gettime(CLOCK_MONOTONIC, &at);
+		uint64_t ns = (uint64_t)at.tv_nsec + conf.dns.cache.persist_interval_ms * 1000000u;
+		at.tv_sec += (time_t)(ns / 1000000000u);
+		at.tv_nsec = (long)(ns % 1000000000u);
+		while (!persist.stop &&
+		       pthread_cond_timedwait(&persist.cond, &persist.lock, &at) != ETIMEDOUT)
+			;
+		if (persist.stop)
+			break;
+		pthread_mutex_unlock(&persist.lock);
+		persist_save("periodic");
+		pthread_mutex_lock(&persist.lock);
+	}
+	pthread_mutex_unlock(&persist.lock);
+	return NULL;
+}
+
+static void persist_start(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&persist.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!conf.dns.cache.persist[0] || !conf.dns.cache.persist_interval_ms)
+		return;
+	int r = pthread_create(&persist.thread, NULL, persist_main, NULL);
+	if (r)
+		log_warn("main", "cannot start the persist thread (%s): cache saved on stop only",
+		         strerror(r));
+	persist.started = r == 0;
+}
+
+/* After the workers stopped: the last save sees everything they stored. */
+static void persist_finish(void)
+{
+	if (persist.started) {
+		pthread_mutex_lock(&persist.lock);
+		persist.stop = true;
+		pthread_cond_signal(&persist.cond);
+		pthread_mutex_unlock(&persist.lock);
+		pthread_join(persist.thread, NULL);
+		persist.started = false;
+	}
+	if (persist.served && shared && conf.dns.cache.persist[0])
+		persist_save("stop");
 }
 
 /* ---------------------------------------------------------------- ctl thread */
@@ -358,6 +473,13 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 				next->bgp.router_id = old->bgp.router_id;
 			} else if (!strcmp(d->c[i].key, "dns.threads")) {
 				next->dns.threads = old->dns.threads;
+			} else if (!strcmp(d->c[i].key, "dns.cache.persist")) {
+				memcpy(next->dns.cache.persist, old->dns.cache.persist,
+				       sizeof(old->dns.cache.persist));
+				next->dns.cache.persist_interval_ms =
+				    old->dns.cache.persist_interval_ms;
+			} else if (!strcmp(d->c[i].key, "dnstap")) {
+				next->dnstap = old->dnstap;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-per-source")) {
 				next->dns.tcp_per_source = old->dns.tcp_per_source;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-source-prefix")) {
@@ -737,6 +859,7 @@ static void stop_all(struct worker *w, unsigned n)
 	dns_health_free(ctl.health);
 	ctl.health = NULL;
 	log_exit_stats(w, n);
+	persist_finish();
 	for (unsigned i = 0; i < n; i++) {
 		dns_server_free(w[i].dns);
 		if (w[i].loop)
@@ -857,6 +980,7 @@ int main(int argc, char **argv)
 		log_err("main", "%s", why);
 		return 1;
 	}
+	persist_load();
 	for (unsigned i = 0; i < n; i++) {
 		workers[i].index = i;
 		r = loop_new(NULL, &workers[i].loop);
@@ -896,6 +1020,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ctl.started = true;
+	persist.served = true;
+	persist_start();
 
 	for (;;) {
 		int sig;

@@ -50,6 +50,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp.tls_hs_timeouts += s->tcp.tls_hs_timeouts;
 	d->listener_deaths += s->listener_deaths;
 	d->tcp.conns += s->tcp.conns;
+	d->dnstap_dropped += s->dnstap_dropped;
 	for (unsigned i = 0; i <= DNS_SERVER_LATENCY_N; i++)
 		d->latency[i] += s->latency[i];
 	d->latency_us_sum += s->latency_us_sum;

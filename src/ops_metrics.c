@@ -129,6 +129,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->rx_drops);
 	metric_u64(p, "anycache_upstream_inflight", "gauge", "Upstream queries in flight.",
 	           n->fwd.outstanding);
+	metric_u64(p, "anycache_dnstap_dropped_total", "counter",
+	           "dnstap messages dropped because a worker's queue was full (dnstap off: 0).",
+	           n->st.dnstap_dropped);
 }
 
 static void render_upstreams(struct prom *p, const struct ops *o, const struct node *n)

@@ -42,6 +42,9 @@ struct bgp_sock {
 	int slot; /* 0/1 while attached, -1 once detached */
 	bool outgoing;
 	bool connecting, recv_armed, send_armed, closing;
+	/* loop_close_fd failed: sock_reap frees once no operation is armed, and
+	 * closes the fd unless someone else closes it (-EALREADY). */
+	bool reap, reap_closes_fd;
 	/* loop_close_fd may finish (and free) synchronously: a callback that is
 	 * still using the socket pins it, and the free waits for the unpin. */
 	int pin;
@@ -103,6 +106,7 @@ __attribute__((format(printf, 2, 3))) static void set_error(struct bgp_session *
 static void settle(struct bgp_session *s);
 static void step(struct bgp_session *s, int slot, const struct bgp_fsm_event *ev);
 static void sock_flush(struct bgp_sock *k);
+static void sock_reap(struct bgp_sock *k);
 
 /* ---------------------------------------------------------------- sockets */
 
@@ -183,7 +187,11 @@ static void pin(struct bgp_sock *k)
 
 static void unpin(struct bgp_sock *k)
 {
-	if (--k->pin == 0 && k->dead)
+	if (--k->pin > 0)
+		return;
+	if (k->reap)
+		sock_reap(k);
+	else if (k->dead)
 		free(k);
 }
 
@@ -194,10 +202,34 @@ static void sock_close(struct bgp_sock *k)
 		return;
 	k->closing = true;
 	loop_timer_cancel(k->l, &k->drain);
-	if (loop_close_fd(k->l, k->fd, close_done, k) < 0) {
-		close(k->fd);
-		close_done(k->l, k);
+	int r = loop_close_fd(k->l, k->fd, close_done, k);
+	if (r < 0) {
+		/*
+		 * The loop cannot cancel for us, and close() would not end a receive
+		 * in flight (it keeps the file and writes into k->rbuf later). Shut
+		 * the connection down instead: an armed receive completes (EOF), a
+		 * send fails (EPIPE); k is freed after their final callbacks.
+		 */
+		log_warn("bgp", "%s: closing a connection: %s; shutting it down instead",
+		         k->s && !k->s->freed ? k->s->name : "bgp", strerror(-r));
+		k->reap = true;
+		k->reap_closes_fd = r != -EALREADY;
+		shutdown(k->fd, SHUT_RDWR);
+		if (k->pin == 0) /* else the callback's unpin reaps */
+			sock_reap(k);
 	}
+}
+
+/* After a failed loop_close_fd, with k unpinned: frees k once none of its
+ * operations is armed (each one's final callback unpins and comes back here). */
+static void sock_reap(struct bgp_sock *k)
+{
+	if (!k->reap || k->recv_armed || k->send_armed || k->connecting)
+		return;
+	k->reap = false;
+	if (k->reap_closes_fd)
+		close(k->fd);
+	close_done(k->l, k);
 }
 
 static void drain_expired(struct timer *t, uint64_t now, void *arg)
@@ -865,10 +897,14 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		break;
 	case BGP_MSG_NOTIFICATION: {
 		const struct bgp_notification *n = &m->u.notification;
-		if (n->has_shutdown && n->shutdown_utf8)
-			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%.*s\"", s->name,
-			         n->code, n->subcode, (int)n->shutdown_len,
-			         (const char *)n->shutdown);
+		/* RFC 9003 text is the peer's: escaped, it cannot forge a log record. */
+		char text[4 * BGP_SHUTDOWN_MAX + 1];
+		bool has_text = n->has_shutdown && n->shutdown_utf8; /* else it is not text */
+		if (has_text)
+			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len, text, sizeof(text));
+		if (has_text)
+			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer: \"%s\"", s->name,
+			         n->code, n->subcode, text);
 		else
 			log_info("bgp", "%s: NOTIFICATION %u/%u from the peer", s->name, n->code,
 			         n->subcode);
@@ -877,9 +913,10 @@ static void handle_msg(struct bgp_session *s, struct bgp_sock *k, const uint8_t 
 		ev.subcode = n->subcode;
 		s->notif_received = (struct bgp_session_notif){
 		    .valid = true, .code = n->code, .subcode = n->subcode, .at_ms = loop_now(s->l)};
-		if (n->has_shutdown && n->shutdown_utf8)
-			snprintf(s->notif_received.text, sizeof(s->notif_received.text), "%.*s",
-			         (int)n->shutdown_len, (const char *)n->shutdown);
+		if (has_text)
+			bgp_shutdown_text_escape(n->shutdown, n->shutdown_len,
+			                         s->notif_received.text,
+			                         sizeof(s->notif_received.text));
 		set_error(s, "received NOTIFICATION %u/%u", n->code, n->subcode);
 		break;
 	}
@@ -924,19 +961,18 @@ static void frame(struct bgp_session *s, struct bgp_sock *k)
 {
 	size_t off = 0;
 
-	while (k->slot >= 0 && k->rlen - off >= BGP_HDR_LEN) {
+	while (k->slot >= 0) {
 		struct bgp_hdr hdr;
-		/* The header is checked before its length is used. */
-		memset(&k->err, 0, sizeof(k->err));
-		if (bgp_hdr_parse(k->rbuf + off, k->rlen - off, &k->ctx, &hdr, &k->err) < 0) {
+		int n = bgp_frame(k->rbuf + off, k->rlen - off, &k->ctx, &hdr, &k->err);
+		if (n < 0) {
 			message_error(s, k->slot, &k->err);
 			break;
 		}
-		if (k->rlen - off < hdr.len)
+		if (n == 0)
 			break;
-		handle_msg(s, k, k->rbuf + off, hdr.len);
+		handle_msg(s, k, k->rbuf + off, (size_t)n);
 		settle(s);
-		off += hdr.len;
+		off += (size_t)n;
 	}
 	if (k->slot < 0)
 		return;

@@ -23,12 +23,19 @@
 #include "core/timer.h"
 
 #define SHUTDOWN_POLL_MS 10u
+/* A failing accept (EMFILE, ENFILE, ENOBUFS) is retried after 10 ms, doubling to 1 s. */
+#define ACCEPT_RETRY_MIN_MS 10u
+#define ACCEPT_RETRY_MAX_MS 1000u
+#define REFUSED_LOG_MS      10000u /* one record per 10 s for refused connections */
 
 struct listener {
 	struct bgp_speaker *sp;
 	struct netaddr addr;
 	int fd;
 	bool armed;
+	struct timer retry; /* a failed accept is re-armed from here, not at once */
+	uint32_t retry_ms;  /* 0: the last accept worked */
+	struct log_rl fail_rl;
 };
 
 /* One neighbor's BFD session and the way back to its BGP session. */
@@ -54,6 +61,7 @@ struct bgp_speaker {
 	void *done_arg;
 	struct bfd_mux *bfd;
 	struct bfd_link bfd_link[CONF_MAX_NEIGHBORS];
+	struct log_rl refused_rl; /* anyone may connect: logged at most every REFUSED_LOG_MS */
 };
 
 /* ---------------------------------------------------------------- routes */
@@ -137,6 +145,13 @@ static void listener_arm(struct listener *li)
 		li->armed = true;
 }
 
+static void accept_retry(struct timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	listener_arm(arg);
+}
+
 static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 {
 	struct listener *li = ctx;
@@ -144,29 +159,50 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct netaddr peer;
+	char b[NETADDR_STRLEN + 8];
+	uint64_t held;
 
 	(void)l;
 	if (!(flags & LOOP_F_MORE))
 		li->armed = false;
 	if (res == -ECANCELED)
 		return;
-	if (res >= 0) {
-		/* A v4-mapped source reads as IPv4, as neighbors are configured. */
-		memset(&peer, 0, sizeof(peer));
-		if (getpeername(res, (struct sockaddr *)&ss, &sl) == 0)
-			netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &peer);
-		unsigned i;
-		for (i = 0; i < sp->n; i++)
-			if (netaddr_equal_ip(&sp->conf.neighbors[i].address, &peer))
-				break;
-		if (i < sp->n && !sp->stopping) {
-			bgp_session_accept(sp->sess[i], res);
-		} else {
-			char b[NETADDR_STRLEN];
-			log_info("bgp", "connection from %s refused: not a neighbor",
-			         netaddr_format(&peer, false, b, sizeof(b)));
-			close(res);
-		}
+	if (res < 0) {
+		/*
+		 * The connection stays queued, so an accept re-armed at once fails
+		 * again at once (EMFILE: a busy loop on the control thread). Back off;
+		 * the queued peer waits (its SYN was answered by the kernel).
+		 */
+		li->retry_ms = li->retry_ms ? li->retry_ms * 2 : ACCEPT_RETRY_MIN_MS;
+		if (li->retry_ms > ACCEPT_RETRY_MAX_MS)
+			li->retry_ms = ACCEPT_RETRY_MAX_MS;
+		if (log_rl_allow(&li->fail_rl, loop_now(sp->l), REFUSED_LOG_MS, &held))
+			log_warn("bgp", "accept on %s: %s; retrying in %u ms (%llu more failures)",
+			         netaddr_format(&li->addr, true, b, sizeof(b)), strerror(-res),
+			         li->retry_ms, (unsigned long long)held);
+		if (!li->armed && !sp->stopping)
+			loop_timer_arm_in(sp->l, &li->retry, li->retry_ms);
+		return;
+	}
+	li->retry_ms = 0;
+	/* A v4-mapped source reads as IPv4, as neighbors are configured. */
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(res, (struct sockaddr *)&ss, &sl) == 0)
+		netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &peer);
+	unsigned i;
+	for (i = 0; i < sp->n; i++)
+		if (netaddr_equal_ip(&sp->conf.neighbors[i].address, &peer))
+			break;
+	if (i < sp->n && !sp->stopping) {
+		bgp_session_accept(sp->sess[i], res);
+	} else {
+		if (log_rl_allow(&sp->refused_rl, loop_now(sp->l), REFUSED_LOG_MS, &held))
+			log_info("bgp",
+			         "connection from %s refused: not a neighbor (%llu more refused "
+			         "since the last report)",
+			         netaddr_format(&peer, false, b, sizeof(b)),
+			         (unsigned long long)held);
+		close(res);
 	}
 	if (!li->armed && !sp->stopping)
 		listener_arm(li);
@@ -188,6 +224,7 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 	li->sp = sp;
 	li->addr = a;
 	li->fd = -1;
+	timer_init(&li->retry, accept_retry, li);
 	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -391,6 +428,8 @@ void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_
 	sp->done = done;
 	sp->done_arg = arg;
 	loop_timer_cancel(sp->l, &sp->start_timer);
+	for (unsigned i = 0; i < sp->n_lis; i++)
+		loop_timer_cancel(sp->l, &sp->lis[i].retry);
 	for (unsigned i = 0; i < sp->n_lis; i++)
 		if (sp->lis[i].fd >= 0) {
 			loop_close_fd(sp->l, sp->lis[i].fd, NULL, NULL);

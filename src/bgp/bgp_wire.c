@@ -49,6 +49,19 @@ uint16_t bgp_fam_afi(uint8_t fam)
 
 /* ---- header ---- */
 
+int bgp_frame(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
+              struct bgp_notify *err)
+{
+	notify_clear(err);
+	if (len < BGP_HDR_LEN)
+		return 0;
+	/* The header is checked before its length is trusted. */
+	int r = bgp_hdr_parse(buf, len, ctx, hdr, err);
+	if (r < 0)
+		return r;
+	return len < hdr->len ? 0 : (int)hdr->len;
+}
+
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
                   struct bgp_notify *err)
 {
@@ -245,6 +258,42 @@ bool bgp_utf8_valid(const uint8_t *p, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+size_t bgp_shutdown_text_escape(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool utf8 = bgp_utf8_valid(p, len);
+	size_t o = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (size_t i = 0; i < len;) {
+		uint8_t c = p[i];
+		size_t n = 1; /* octets of this character */
+		bool esc = c < 0x20 || c == 0x7f || c == '\\' || c == '"' || (!utf8 && c >= 0x80);
+		if (utf8 && c >= 0x80) {
+			n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			/* U+0080..U+009F, the C1 controls: 0xc2 0x80..0x9f. */
+			esc = c == 0xc2 && p[i + 1] < 0xa0;
+		}
+		size_t need = esc ? 4 * n : n;
+		if (o + need + 1 > outlen)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			if (esc) {
+				out[o++] = '\\';
+				out[o++] = 'x';
+				out[o++] = hex[p[i + k] >> 4];
+				out[o++] = hex[p[i + k] & 15];
+			} else {
+				out[o++] = (char)p[i + k];
+			}
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
 }
 
 int bgp_notification_parse(const uint8_t *body, size_t len, struct bgp_notification *n)

@@ -141,6 +141,14 @@ struct bgp_hdr {
  */
 int bgp_hdr_parse(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
                   struct bgp_notify *err);
+/*
+ * RFC 4271 §4.1 stream framing: the next message of a TCP byte stream in
+ * buf[0..len). Its length (header included) when all of it is there, 0 when
+ * more bytes are needed, -EBADMSG with the NOTIFICATION in *err when the
+ * header is bad (the framing is lost: the connection must end).
+ */
+int bgp_frame(const uint8_t *buf, size_t len, const struct bgp_ctx *ctx, struct bgp_hdr *hdr,
+              struct bgp_notify *err);
 
 /* Starts a message (marker, length placeholder, type); bgp_msg_end fills the length. */
 size_t bgp_msg_begin(struct wbuf *b, uint8_t type);
@@ -274,6 +282,15 @@ int bgp_notification_build_shutdown(struct wbuf *b, uint8_t subcode, const char 
                                     size_t textlen);
 /* True for well-formed UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
 bool bgp_utf8_valid(const uint8_t *p, size_t len);
+/*
+ * A peer's shutdown communication (RFC 9003 §2: UTF-8 chosen by the peer) as
+ * text fit for one log line: C0 controls, DEL, C1 controls (U+0080..U+009F),
+ * '\\' and '"' become \xNN escapes, as does every byte of text that is not
+ * well-formed UTF-8; the rest is kept. Always NUL-terminates (outlen > 0),
+ * never splits an escape or a character; returns the length written.
+ * 4 * BGP_SHUTDOWN_MAX + 1 octets always hold the whole text.
+ */
+size_t bgp_shutdown_text_escape(const uint8_t *p, size_t len, char *out, size_t outlen);
 
 int bgp_keepalive_build(struct wbuf *b);
 

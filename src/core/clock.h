@@ -26,4 +26,16 @@ static inline uint64_t clock_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/*
+ * Wall-clock time, ms since the Unix epoch: only for what must outlive the
+ * process and the boot (the cache file's save time, dns_cache.h); it jumps
+ * with the clock, so nothing else uses it.
+ */
+static inline uint64_t clock_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 #endif

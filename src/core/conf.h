@@ -37,7 +37,11 @@
  *   dns.tls-listen  absent: no DNS-over-TLS; entries default to port 853 and
  *                   need dns.tls-certificate and dns.tls-key (read at start)
  *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
- *                   serve-stale 1d
+ *                   serve-stale 1d, persist off (an absolute path turns it
+ *                   on), persist-interval 0 (save only on stop)
+ *   dnstap          off; file: PATH or socket: PATH (one of them), messages
+ *                   all four (client-query, client-response,
+ *                   forwarder-query, forwarder-response)
  *   bgp             absent: BGP off (bgp.enabled false)
  *   neighbor        port 179, hold-time 90s (RFC 4271 §10 suggests 90 s),
  *                   passive false, bfd false, local-address unset
@@ -106,6 +110,10 @@ struct conf_cache {
 	uint32_t max_ttl_s;
 	uint32_t negative_ttl_s;
 	uint32_t serve_stale_s;
+	/* The cache on disk (dns_cache.h): "" = off; saved on stop and, when
+	 * persist_interval_ms > 0, that often (0 = only on stop). */
+	char persist[CONF_STATE_MAX + 1];
+	uint64_t persist_interval_ms;
 };
 
 struct conf_dns {
@@ -201,12 +209,27 @@ struct conf_control {
 	bool has_metrics;
 };
 
+/* dnstap (dns_tap.h): which messages are logged. */
+#define CONF_DNSTAP_CLIENT_QUERY       0x1u
+#define CONF_DNSTAP_CLIENT_RESPONSE    0x2u
+#define CONF_DNSTAP_FORWARDER_QUERY    0x4u
+#define CONF_DNSTAP_FORWARDER_RESPONSE 0x8u
+#define CONF_DNSTAP_ALL                0xfu
+
+struct conf_dnstap {
+	bool enabled;
+	bool socket; /* path is a unix socket (fstrm bidirectional), else a file */
+	char path[CONF_STATE_MAX + 1];
+	unsigned messages; /* CONF_DNSTAP_* */
+};
+
 struct conf {
 	struct conf_dns dns;
 	struct conf_bgp bgp;
 	struct conf_bfd bfd;
 	struct conf_health health;
 	struct conf_control control;
+	struct conf_dnstap dnstap;
 };
 
 /* Collected error messages, each "FILE:LINE:COLUMN: message" (1-based). */

@@ -62,8 +62,15 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 		add(d, CONF_CHANGE_UPSTREAMS, 0, "dns.upstreams");
 	if (strcmp(o->identity, n->identity) != 0)
 		add(d, CONF_CHANGE_IDENTITY, 0, "dns.identity");
-	if (memcmp(&o->cache, &n->cache, sizeof(o->cache)) != 0)
+	if (o->cache.size_bytes != n->cache.size_bytes ||
+	    o->cache.min_ttl_s != n->cache.min_ttl_s || o->cache.max_ttl_s != n->cache.max_ttl_s ||
+	    o->cache.negative_ttl_s != n->cache.negative_ttl_s ||
+	    o->cache.serve_stale_s != n->cache.serve_stale_s)
 		add(d, CONF_CHANGE_CACHE, 0, "dns.cache");
+	/* The persist thread and its file are set up at start. */
+	if (strcmp(o->cache.persist, n->cache.persist) != 0 ||
+	    o->cache.persist_interval_ms != n->cache.persist_interval_ms)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.cache.persist");
 	if (o->threads != n->threads)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.threads");
 	/* The stream server's caps and TLS context are made once, at start. */
@@ -158,6 +165,8 @@ void conf_diff(const struct conf *old, const struct conf *new, struct conf_diff 
 		add(out, CONF_CHANGE_BFD, 0, "bfd");
 	if (memcmp(&old->health, &new->health, sizeof(old->health)) != 0)
 		add(out, CONF_CHANGE_HEALTH, 0, "health");
+	if (memcmp(&old->dnstap, &new->dnstap, sizeof(old->dnstap)) != 0)
+		add(out, CONF_CHANGE_RESTART, 0, "dnstap");
 	if (strcmp(old->control.socket, new->control.socket) != 0)
 		add(out, CONF_CHANGE_RESTART, 0, "control.socket");
 	if (strcmp(old->control.group, new->control.group) != 0)

@@ -32,7 +32,7 @@
 /* ---- raw tree (what libcyaml fills) ---------------------------------- */
 
 struct raw_cache {
-	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale;
+	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale, *persist, *persist_interval;
 };
 
 struct raw_dns {
@@ -95,12 +95,19 @@ struct raw_control {
 	char *socket, *metrics, *group, *state;
 };
 
+struct raw_dnstap {
+	char *file, *socket;
+	char **messages;
+	unsigned messages_count;
+};
+
 struct raw_conf {
 	struct raw_dns *dns;
 	struct raw_bgp *bgp;
 	struct raw_bfd *bfd;
 	struct raw_health *health;
 	struct raw_control *control;
+	struct raw_dnstap *dnstap;
 };
 
 /* The schema of the raw tree above (conf_schema.c). */

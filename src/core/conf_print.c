@@ -108,6 +108,27 @@ static void put_communities(FILE *f, const char *indent, const uint32_t *c, unsi
 	fprintf(f, "]\n");
 }
 
+/* Only when on: an absent section stays absent, as bgp does. */
+static void put_dnstap(FILE *f, const struct conf_dnstap *t)
+{
+	static const char *const names[] = {"client-query", "client-response", "forwarder-query",
+	                                    "forwarder-response"};
+	bool first = true;
+
+	if (!t->enabled)
+		return;
+	fprintf(f, "dnstap:\n  %s: ", t->socket ? "socket" : "file");
+	put_quoted(f, t->path);
+	fprintf(f, "\n  messages: [");
+	for (unsigned i = 0; i < 4; i++) {
+		if (!(t->messages & (1u << i)))
+			continue;
+		fprintf(f, "%s%s", first ? "" : ", ", names[i]);
+		first = false;
+	}
+	fprintf(f, "]\n");
+}
+
 int conf_print(FILE *f, const struct conf *c)
 {
 	char buf[NETADDR_STRLEN], t1[32], t2[32], t3[32], t4[32];
@@ -130,6 +151,12 @@ int conf_print(FILE *f, const struct conf *c)
 	fmt_ms(t4, sizeof(t4), (uint64_t)c->dns.cache.serve_stale_s * 1000);
 	fprintf(f, "    min-ttl: %s\n    max-ttl: %s\n    negative-ttl: %s\n    serve-stale: %s\n",
 	        t1, t2, t3, t4);
+	if (c->dns.cache.persist[0]) {
+		fmt_ms(t1, sizeof(t1), c->dns.cache.persist_interval_ms);
+		fprintf(f, "    persist: ");
+		put_quoted(f, c->dns.cache.persist);
+		fprintf(f, "\n    persist-interval: %s\n", t1);
+	}
 	/* The stream keys only when they differ from the defaults (goldens stay as they were). */
 	if (c->dns.tcp_per_source != 64 || c->dns.tcp_prefix4 != 32 || c->dns.tcp_prefix6 != 64)
 		fprintf(f,
@@ -227,5 +254,6 @@ int conf_print(FILE *f, const struct conf *c)
 	if (c->control.has_metrics)
 		fprintf(f, "  metrics: \"%s\"\n",
 		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
+	put_dnstap(f, &c->dnstap);
 	return ferror(f) ? -EIO : 0;
 }

@@ -32,6 +32,8 @@ static const cyaml_schema_field_t cache_fields[] = {
     STR("max-ttl", struct raw_cache, max_ttl),
     STR("negative-ttl", struct raw_cache, negative_ttl),
     STR("serve-stale", struct raw_cache, serve_stale),
+    STR("persist", struct raw_cache, persist),
+    STR("persist-interval", struct raw_cache, persist_interval),
     CYAML_FIELD_END,
 };
 
@@ -132,12 +134,20 @@ static const cyaml_schema_field_t control_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t dnstap_fields[] = {
+    STR("file", struct raw_dnstap, file),
+    STR("socket", struct raw_dnstap, socket),
+    STRSEQ("messages", struct raw_dnstap, messages),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("dns", OPT, struct raw_conf, dns, dns_fields),
     CYAML_FIELD_MAPPING_PTR("bgp", OPT, struct raw_conf, bgp, bgp_fields),
     CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
     CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
     CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
+    CYAML_FIELD_MAPPING_PTR("dnstap", OPT, struct raw_conf, dnstap, dnstap_fields),
     CYAML_FIELD_END,
 };
 

@@ -194,6 +194,7 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.tcp_per_source = 64;
 	c->dns.tcp_prefix4 = 32;
 	c->dns.tcp_prefix6 = 64;
+	c->dnstap.messages = CONF_DNSTAP_ALL;
 	c->bfd.interval_ms = 300;
 	c->bfd.multiplier = 3;
 	c->health.interval_ms = 200;
@@ -263,6 +264,73 @@ static const char *resolv_name(const struct ld *ld, const char *none)
 
 /* dns.tcp-* and dns.tls-* (after load_dns, one hunk). */
 static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_dns *d);
+/* dns.cache.persist: an absolute path (the daemon may chdir), and how often. */
+static void load_persist(struct ld *ld, const struct raw_cache *rc, struct conf_cache *cc)
+{
+	const char *s = rc->persist;
+
+	if (s && *s != '/')
+		conf_err_at(ld, "dns.cache.persist", false,
+		            "dns.cache.persist: '%s' is not an absolute path", s);
+	else
+		get_string(ld, "dns.cache.persist", s, CONF_STATE_MAX, cc->persist, "a file path");
+	get_duration_ms(ld, "dns.cache.persist-interval", rc->persist_interval,
+	                &cc->persist_interval_ms);
+	if (rc->persist_interval && !s)
+		conf_err_at(ld, "dns.cache.persist-interval", false,
+		            "dns.cache.persist-interval: needs dns.cache.persist");
+}
+
+/* dnstap: a file or a socket (not both), and which of the four message kinds. */
+static void load_dnstap(struct ld *ld, const struct raw_dnstap *r, struct conf_dnstap *t)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {
+	    {"client-query", CONF_DNSTAP_CLIENT_QUERY},
+	    {"client-response", CONF_DNSTAP_CLIENT_RESPONSE},
+	    {"forwarder-query", CONF_DNSTAP_FORWARDER_QUERY},
+	    {"forwarder-response", CONF_DNSTAP_FORWARDER_RESPONSE},
+	};
+	const char *s = r->file ? r->file : r->socket;
+	const char *key = r->file ? "dnstap.file" : "dnstap.socket";
+
+	if (r->file && r->socket) {
+		conf_err_at(ld, "dnstap.socket", false,
+		            "dnstap: give either file or socket, not both");
+		return;
+	}
+	if (!s) {
+		conf_err_at(ld, "dnstap", false, "dnstap: needs file: PATH or socket: PATH");
+		return;
+	}
+	if (*s != '/')
+		conf_err_at(ld, key, false, "%s: '%s' is not an absolute path", key, s);
+	else if (get_string(ld, key, s, r->socket ? CONF_SOCKET_MAX : CONF_STATE_MAX, t->path,
+	                    r->socket ? "sun_path" : "a file path"))
+		t->enabled = true;
+	t->socket = r->socket != NULL;
+	if (!r->messages)
+		return;
+	t->messages = 0;
+	for (unsigned i = 0; i < r->messages_count; i++) {
+		unsigned k = 0;
+		while (k < sizeof(kinds) / sizeof(kinds[0]) &&
+		       strcmp(kinds[k].name, r->messages[i]))
+			k++;
+		if (k == sizeof(kinds) / sizeof(kinds[0]))
+			conf_err_at(
+			    ld, "dnstap.messages", false,
+			    "dnstap.messages: unknown message '%s' (client-query, client-response, "
+			    "forwarder-query or forwarder-response)",
+			    r->messages[i]);
+		else
+			t->messages |= kinds[k].bit;
+	}
+	if (r->messages_count == 0)
+		conf_err_at(ld, "dnstap.messages", false, "dnstap.messages: must not be empty");
+}
 
 static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
@@ -375,6 +443,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 		            &d->cache.negative_ttl_s);
 		get_seconds(ld, "dns.cache.serve-stale", rc->serve_stale, UINT32_MAX,
 		            &d->cache.serve_stale_s);
+		load_persist(ld, rc, &d->cache);
 		if ((max_ok || !rc->max_ttl) && d->cache.min_ttl_s > d->cache.max_ttl_s)
 			conf_err_at(ld, rc->min_ttl ? "dns.cache.min-ttl" : "dns.cache.max-ttl",
 			            false, "dns.cache: min-ttl (%us) is greater than max-ttl (%us)",
@@ -798,6 +867,8 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 		get_duration_ms(ld, "health.drain", r->health->drain, &c->health.drain_ms);
 		load_health_more(ld, r->health, &c->health);
 	}
+	if (r->dnstap)
+		load_dnstap(ld, r->dnstap, &c->dnstap);
 	if (r->control) {
 		const char *s = r->control->socket;
 		if (s && !*s)

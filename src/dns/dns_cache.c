@@ -418,9 +418,15 @@ static bool answer_matches(const uint8_t *answer, size_t len, const struct dns_q
 	return qtype == key->qtype && qclass == key->qclass; /* type, class: exact */
 }
 
-int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
+/*
+ * The insert behind dns_cache_insert and dns_cache_insert_aged: the entry
+ * counts as inserted age_ms before now_ms. keep_old: an entry already held
+ * for the key wins (a restored answer never displaces a live one).
+ */
+static int insert_at(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
                      size_t len, const uint16_t *ttl_offsets, unsigned n_ttl,
-                     enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms)
+                     enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms, uint64_t age_ms,
+                     bool keep_old)
 {
 	struct dns_qkey kb;
 	uint32_t hash;
@@ -466,6 +472,21 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 			life = t;
 	}
 
+	/*
+	 * A monotonic clock younger than the entry (the host rebooted since it
+	 * was saved) cannot hold its insertion time: count the excess whole
+	 * seconds off every TTL instead, so the remaining lifetimes stay right.
+	 */
+	uint32_t shift_s = 0;
+	if (age_ms > now_ms) {
+		uint64_t sh = (age_ms - now_ms + 999) / 1000;
+		shift_s = sh > life ? life : (uint32_t)sh;
+		life -= shift_s;
+		age_ms = age_ms > (uint64_t)shift_s * 1000u + now_ms
+		             ? now_ms
+		             : age_ms - (uint64_t)shift_s * 1000u;
+	}
+
 	/* Built before the lock is taken: the critical section is only the table update. */
 	size_t need = entry_req(len, n_ttl);
 	size_t charge = alloc_charge(need);
@@ -474,7 +495,7 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 		e = malloc(need);
 		if (!e)
 			return -ENOMEM;
-		e->inserted_ms = now_ms;
+		e->inserted_ms = now_ms - age_ms;
 		e->hash = hash;
 		e->life_s = life;
 		e->len = (uint16_t)len;
@@ -487,17 +508,27 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 		uint16_t *off = e_off(e);
 		for (unsigned i = 0; i < n_ttl; i++) {
 			uint32_t t = ttl_at(answer, ttl_offsets[i]);
-			ttl[i] = t < lo ? lo : t > hi ? hi : t;
+			t = t < lo ? lo : t > hi ? hi : t;
+			ttl[i] = t > shift_s ? t - shift_s : 0;
 			off[i] = ttl_offsets[i];
 		}
 		uint8_t *ans = e_ans(e);
 		memcpy(ans, answer, len);
 		memcpy(ans + DNS_CACHE_QOFF, kb.b, kb.qlen); /* stored lowercased: it is the key */
+		if (is_dead(c, e, now_ms)) {                 /* restored past its stale window */
+			free(e);
+			return 0;
+		}
 	}
 
 	struct shard *sh = shard_of(c, hash);
 	pthread_mutex_lock(&sh->lock);
 	struct entry *old = find(c, &kb, hash);
+	if (old && keep_old) {
+		pthread_mutex_unlock(&sh->lock);
+		free(e);
+		return 0;
+	}
 	if (e) {
 		/* In old's place: a refresh never opens a window where the key is missing. */
 		link_entry(c, sh, e, old);
@@ -520,6 +551,23 @@ int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const
 		evict_one(c, sh, now_ms);
 	pthread_mutex_unlock(&sh->lock);
 	return e ? 1 : 0;
+}
+
+int dns_cache_insert(struct dns_cache *c, const struct dns_cache_key *key, const uint8_t *answer,
+                     size_t len, const uint16_t *ttl_offsets, unsigned n_ttl,
+                     enum dns_cache_kind kind, uint32_t neg_ttl_s, uint64_t now_ms)
+{
+	return insert_at(c, key, answer, len, ttl_offsets, n_ttl, kind, neg_ttl_s, now_ms, 0,
+	                 false);
+}
+
+int dns_cache_insert_aged(struct dns_cache *c, const struct dns_cache_key *key,
+                          const uint8_t *answer, size_t len, const uint16_t *ttl_offsets,
+                          unsigned n_ttl, enum dns_cache_kind kind, uint32_t neg_ttl_s,
+                          uint64_t now_ms, uint64_t age_ms)
+{
+	return insert_at(c, key, answer, len, ttl_offsets, n_ttl, kind, neg_ttl_s, now_ms, age_ms,
+	                 true);
 }
 
 /* A lookup found a dead entry: free it now rather than wait for the sweep. */
@@ -725,4 +773,46 @@ size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t nam
 size_t dns_cache_entry_overhead(size_t answer_len, unsigned n_ttl)
 {
 	return alloc_charge(entry_req(answer_len, n_ttl)) - answer_len;
+}
+
+/*
+ * A reader like a lookup: bucket by bucket inside short read-side sections
+ * (WALK_BUCKETS at a time, so a long walk never holds back grace periods for
+ * long); the bucket array never moves, so the index is a safe resume point.
+ * An entry replaced during the walk may be seen in its old form, its new
+ * form, or both: the visitor sees consistent entries, not a snapshot.
+ */
+#define WALK_BUCKETS 64u
+
+int dns_cache_walk(struct dns_cache *c, uint64_t now_ms, dns_cache_walk_fn fn, void *arg)
+{
+	int rc = 0;
+
+	for (size_t b = 0; b <= c->mask && rc == 0;) {
+		urcu_bp_read_lock();
+		for (size_t end = b + WALK_BUCKETS; b <= c->mask && b < end && rc == 0; b++) {
+			struct entry *e =
+			    atomic_load_explicit(&c->buckets[b], memory_order_acquire);
+			for (; e && rc == 0;
+			     e = atomic_load_explicit(&e->hnext, memory_order_acquire)) {
+				if (is_dead(c, e, now_ms))
+					continue;
+				struct dns_cache_entry_view v = {
+				    .answer = e_ans(e),
+				    .len = e->len,
+				    .ttl = e_ttl(e),
+				    .ttl_off = e_off(e),
+				    .n_ttl = e->n_ttl,
+				    .kind = (enum dns_cache_kind)e->kind,
+				    .do_bit = (e->key_flags & DNS_QKEY_DO) != 0,
+				    .cd_bit = (e->key_flags & DNS_QKEY_CD) != 0,
+				    .life_s = e->life_s,
+				    .age_ms = age_ms(e, now_ms),
+				};
+				rc = fn(arg, &v);
+			}
+		}
+		urcu_bp_read_unlock();
+	}
+	return rc;
 }

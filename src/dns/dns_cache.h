@@ -210,6 +210,95 @@ size_t dns_cache_flush(struct dns_cache *c);
 int dns_cache_set_limits(struct dns_cache *c, const struct dns_cache_conf *conf, uint64_t now_ms);
 size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t name_len);
 
+/* ---- persistence: the walk and the restore under dns_cache_save/_load ---- */
+
+/*
+ * One live entry as dns_cache_walk shows it. Every pointer points into the
+ * entry and is valid only during the visitor call. `ttl[i]` is the clamped
+ * TTL the RR at answer offset `ttl_off[i]` had when stored (the answer's own
+ * TTL fields are not maintained); the remaining TTL is ttl[i] - age_ms/1000.
+ */
+struct dns_cache_entry_view {
+	const uint8_t *answer; /* stored form, question name lowercased */
+	size_t len;
+	const uint32_t *ttl;
+	const uint16_t *ttl_off;
+	unsigned n_ttl;
+	enum dns_cache_kind kind;
+	bool do_bit, cd_bit;
+	uint32_t life_s; /* lifetime from insertion; age_ms past it means stale */
+	uint64_t age_ms;
+};
+
+/* Visitor: return 0 to go on, anything else stops the walk and is returned. */
+typedef int (*dns_cache_walk_fn)(void *arg, const struct dns_cache_entry_view *v);
+
+/*
+ * Calls fn for every entry not past its stale window, as an RCU reader:
+ * no shard lock is taken, so writers and lookups go on meanwhile. fn runs
+ * inside a read-side section: it must not call into the cache, and while it
+ * blocks (dns_cache_save's write() of a full buffer) only the freeing of
+ * retired entries waits, never a lookup or an insert. Returns 0 or the
+ * visitor's stop value.
+ */
+int dns_cache_walk(struct dns_cache *c, uint64_t now_ms, dns_cache_walk_fn fn, void *arg);
+
+/*
+ * dns_cache_insert for an answer received age_ms before now_ms (a restored
+ * entry): same checks and lifetime rules, TTLs count down from then. An
+ * entry already held for the key is kept (returns 0), and so is nothing
+ * when the answer is past its stale window by now. When age_ms > now_ms
+ * (the monotonic clock restarted with the host) the excess is taken off
+ * every TTL in whole seconds.
+ */
+int dns_cache_insert_aged(struct dns_cache *c, const struct dns_cache_key *key,
+                          const uint8_t *answer, size_t len, const uint16_t *ttl_offsets,
+                          unsigned n_ttl, enum dns_cache_kind kind, uint32_t neg_ttl_s,
+                          uint64_t now_ms, uint64_t age_ms);
+
+/*
+ * The cache on disk (dns_cache_persist.c), so a restarted node serves hits
+ * from its first query (issue 11). Wall-clock times are milliseconds since
+ * the Unix epoch (CLOCK_REALTIME): the monotonic clock does not survive a
+ * reboot, and the age of an entry across a restart is wall time elapsed.
+ *
+ * dns_cache_save writes every live entry that is not a cached failure, with
+ * its age and lifetime, to path atomically: path.tmp is written, fsynced and
+ * renamed over path, then the directory is fsynced; a crash leaves the old
+ * file or the new one, never a mix. Runs as a cache reader (dns_cache_walk):
+ * call it from any thread but a DNS worker's, it takes time in proportion to
+ * the cache. Returns 0 or -errno (path.tmp is removed on failure).
+ *
+ * dns_cache_load reads path and inserts each entry aged by its saved age
+ * plus the wall time elapsed since the save (mono_now_ms is the cache's
+ * clock, clock_now_ms()). The file is trusted for nothing: a foreign magic,
+ * a bad checksum, a truncated or overlong body refuse the whole file
+ * (-EBADMSG), a newer format version too (-EPROTONOSUPPORT), a save time
+ * after wall_now_ms (the clock went back: no age can be known) gives
+ * -ESTALE, and each entry is checked as an upstream answer would be
+ * (dns_scan, one question, kind from its RCODE and sections) and skipped
+ * if it fails. Entries already in the cache win. Returns the number of
+ * entries inserted (>= 0), -ENOENT when there is no file, or -errno.
+ */
+int dns_cache_save(struct dns_cache *c, const char *path, uint64_t wall_now_ms,
+                   uint64_t mono_now_ms);
+int dns_cache_load(struct dns_cache *c, const char *path, uint64_t wall_now_ms,
+                   uint64_t mono_now_ms);
+
+/* What one load did, for the log, the tests and the fuzzer. */
+struct dns_cache_load_stats {
+	unsigned entries; /* records in the file */
+	unsigned loaded;  /* inserted */
+	unsigned expired; /* past their stale window by now (or 0 lifetime) */
+	unsigned invalid; /* refused by the per-entry checks */
+	unsigned kept;    /* the cache already held the key */
+};
+
+/* dns_cache_load's checks on a file image. */
+#define DNS_CACHE_LOAD_NOCHECKSUM 0x1u /* fuzzing only: reach the entry parser */
+int dns_cache_load_buf(struct dns_cache *c, const uint8_t *buf, size_t len, uint64_t wall_now_ms,
+                       uint64_t mono_now_ms, unsigned flags, struct dns_cache_load_stats *st);
+
 /* Bytes one entry costs beyond its answer (header + TTL table + allocator slack). */
 size_t dns_cache_entry_overhead(size_t answer_len, unsigned n_ttl);
 

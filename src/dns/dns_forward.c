@@ -132,6 +132,9 @@ struct dns_forward {
 	uint16_t *by_id;
 	struct fwd_try *ehead, *etail; /* expiry list, oldest first */
 	struct dns_forward_stats stats;
+	void (*tap)(void *arg, bool response, bool tcp, const struct netaddr *upstream,
+	            const uint8_t *msg, size_t len);
+	void *tap_arg;
 };
 
 static void req_timer(struct timer *t, uint64_t now, void *arg);
@@ -490,6 +493,8 @@ static int send_try_q(struct dns_forward *f, struct fwd_req *rq, unsigned k, str
 	len = build(t, buf, sizeof(buf));
 	if (len >= 0)
 		r = udp_pool_send(u->pool, s, buf, (size_t)len);
+	if (len >= 0 && r == 0 && f->tap)
+		f->tap(f->tap_arg, false, false, &u->addr, buf, (size_t)len);
 	if (len < 0 || r < 0) {
 		t->enext = f->try_free;
 		f->try_free = t;
@@ -763,6 +768,8 @@ static int send_tcp(struct fwd_try *t)
 	t->sending = false;
 	if (t->sync_status)
 		return t->sync_status == ARES_ENOMEM ? -ENOMEM : -ECONNREFUSED;
+	if (t->f->tap)
+		t->f->tap(t->f->tap_arg, false, true, &u->addr, buf, (size_t)len);
 	ares_glue_kick(u->tcp);
 	return 0;
 }
@@ -774,6 +781,8 @@ static void on_message(struct fwd_try *t, const uint8_t *p, size_t len, bool tcp
 	struct dns_scan scan;
 	int v = judge(t, p, len, tcp, &scan);
 
+	if (v != J_IGNORE && f->tap)
+		f->tap(f->tap_arg, true, tcp, &t->u->addr, p, len);
 	switch (v) {
 	case J_IGNORE:
 		f->stats.unmatched++;
@@ -924,6 +933,8 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 	if (!f)
 		return -ENOMEM;
 	f->loop = l;
+	f->tap = conf->tap;
+	f->tap_arg = conf->tap_arg;
 	f->n_up = n;
 	f->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 2500;
 	f->tries = conf->tries ? conf->tries : 3;

@@ -75,6 +75,12 @@ struct dns_forward_conf {
 	unsigned rotate_ms;       /* 60000 ms of socket life before it is replaced */
 	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
 	const struct dns_upstream_conf *policy; /* NULL: the policy's defaults */
+	/* dnstap (dns_tap.h): every query sent upstream (response false) and
+	 * every answer matched to one of our tries (true), as on the wire;
+	 * NULL: off. Called on the forwarder's loop thread. */
+	void (*tap)(void *arg, bool response, bool tcp, const struct netaddr *upstream,
+	            const uint8_t *msg, size_t len);
+	void *tap_arg;
 };
 
 struct dns_forward_upstream_stats {

@@ -13,22 +13,27 @@
  * Targets therefore decrease strictly, which rules out loops, self pointers
  * and forward pointers in one check; DNS_NAME_MAX_HOPS bounds the work on top.
  * Targets inside the header are refused: no name can start there.
+ * What a pointer leads to must also end before the run that holds the
+ * pointer (every octet read after a jump lies below `limit`): a compressor
+ * only points at names written earlier, and a name that ran on into its own
+ * record would take in that record's TTL, which the cache rewrites as the
+ * answer ages (the name would change under the client; found by fuzzing).
  */
 int dns_name_read(struct wire *w, uint8_t *out, size_t *out_len, unsigned flags)
 {
 	if (w->err)
 		return w->err;
-	size_t pos = w->off, run_start = w->off, end = 0, n = 0;
+	size_t pos = w->off, run_start = w->off, end = 0, n = 0, limit = w->len;
 	unsigned hops = 0;
 	bool jumped = false;
 
 	for (;;) {
-		if (pos >= w->len)
+		if (pos >= limit)
 			goto bad;
 		uint8_t c = w->p[pos];
 		switch (c & 0xC0) {
 		case 0x00:
-			if (n + 1 + c > DNS_NAME_MAX || (size_t)c + 1 > w->len - pos)
+			if (n + 1 + c > DNS_NAME_MAX || (size_t)c + 1 > limit - pos)
 				goto bad;
 			if (out) {
 				out[n] = c;
@@ -43,7 +48,7 @@ int dns_name_read(struct wire *w, uint8_t *out, size_t *out_len, unsigned flags)
 			}
 			break;
 		case 0xC0: {
-			if ((flags & DNS_NAME_NOCOMPRESS) || w->len - pos < 2)
+			if ((flags & DNS_NAME_NOCOMPRESS) || limit - pos < 2)
 				goto bad;
 			size_t target = (size_t)(c & 0x3F) << 8 | w->p[pos + 1];
 			if (!jumped)
@@ -52,6 +57,7 @@ int dns_name_read(struct wire *w, uint8_t *out, size_t *out_len, unsigned flags)
 			    ++hops > DNS_NAME_MAX_HOPS)
 				goto bad;
 			jumped = true;
+			limit = run_start;
 			pos = run_start = target;
 			break;
 		}

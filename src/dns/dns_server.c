@@ -1,5 +1,7 @@
 #include "dns/dns_server.h"
 
+#include "anycache_version.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,6 +24,7 @@
 #include "dns/dns_forward.h"
 #include "dns/dns_inflight.h"
 #include "dns/dns_stream.h"
+#include "dns/dns_tap.h"
 #include "dns/dns_wire.h"
 
 #define SWEEP_INTERVAL_MS 1000
@@ -75,6 +78,8 @@ struct dns_server {
 	    answers_base; /* upstream answers of replaced forwarders: the report stays cumulative */
 	struct dns_forward *old_fwd[4];
 	unsigned n_old_fwd;
+	struct dns_tap_queue *tap; /* this worker's dnstap queue (dns_tap.h); NULL: off */
+	unsigned tap_msgs;         /* enum dns_tap_msg bits to log */
 	struct timer sweep;
 	struct dns_server_stats stats;
 	/* Scratch for building answers; the transports copy what they send. */
@@ -243,6 +248,59 @@ static void count_latency(struct dns_server *s, const struct target *t)
 	s->stats.latency_us_sum += us;
 }
 
+/*
+ * dnstap (dns_tap.h): a client message. The wall time of a response's query
+ * is its receive time on the monotonic clock carried over. Never waits: a
+ * full queue drops the message and counts it.
+ */
+static void tap_client(struct dns_server *s, const struct target *t, enum dns_tap_msg kind,
+                       const uint8_t *msg, size_t len)
+{
+	uint64_t now = dns_tap_now_us();
+	struct dns_tap_event ev = {
+	    .kind = kind,
+	    .tcp = t->kind == TARGET_TCP,
+	    .query_addr = t->peer,
+	    .msg = msg,
+	    .len = len,
+	};
+
+	if (kind == DNS_TAP_CLIENT_QUERY) {
+		ev.query_time_us = now;
+	} else {
+		uint64_t held = clock_now_us() - t->t0_us;
+		ev.query_time_us = now > held ? now - held : now;
+		ev.response_time_us = now;
+	}
+	if (dns_tap_log(s->tap, &ev) < 0)
+		s->stats.dnstap_dropped++;
+}
+
+/* dnstap: what the forwarder sent to or took from an upstream (dns_forward_conf.tap). */
+static void tap_forwarder(void *arg, bool response, bool tcp, const struct netaddr *up,
+                          const uint8_t *msg, size_t len)
+{
+	struct dns_server *s = arg;
+	enum dns_tap_msg kind = response ? DNS_TAP_FORWARDER_RESPONSE : DNS_TAP_FORWARDER_QUERY;
+	struct sockaddr_storage ss;
+	uint64_t now = dns_tap_now_us();
+
+	if (!(s->tap_msgs & kind))
+		return;
+	netaddr_to_sockaddr(up, &ss);
+	struct dns_tap_event ev = {
+	    .kind = kind,
+	    .tcp = tcp,
+	    .response_addr = (const struct sockaddr *)&ss,
+	    .query_time_us = response ? 0 : now,
+	    .response_time_us = response ? now : 0,
+	    .msg = msg,
+	    .len = len,
+	};
+	if (dns_tap_log(s->tap, &ev) < 0)
+		s->stats.dnstap_dropped++;
+}
+
 /* Sends a finished answer through its target. */
 static void reply(struct dns_server *s, const struct target *t, const uint8_t *ans, size_t len)
 {
@@ -264,6 +322,8 @@ static void reply(struct dns_server *s, const struct target *t, const uint8_t *a
 	}
 	count_rcode(s, ans);
 	count_latency(s, t);
+	if (s->tap_msgs & DNS_TAP_CLIENT_RESPONSE)
+		tap_client(s, t, DNS_TAP_CLIENT_RESPONSE, ans, len);
 }
 
 static void answer_error(struct dns_server *s, const struct target *t,
@@ -628,6 +688,8 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 	struct dns_request req;
 	uint8_t rcode;
 
+	if (s->tap_msgs & DNS_TAP_CLIENT_QUERY)
+		tap_client(s, t, DNS_TAP_CLIENT_QUERY, pkt, len);
 	if (dns_request_parse(pkt, len, &req, &rcode) < 0) {
 		s->stats.dropped++;
 		return;
@@ -792,6 +854,7 @@ struct dns_shared {
 	struct dns_cache *cache;
 	struct dns_inflight *inflight;
 	struct tls_ctx *tls; /* dns.tls-listen: one context, so tickets resume on any worker */
+	struct dns_tap *tap; /* dnstap output, one queue per worker; NULL: off */
 };
 
 static uint64_t random_seed(void)
@@ -855,6 +918,21 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 			return r;
 		}
 	}
+	if (conf->dnstap.enabled) {
+		struct dns_tap_conf tc = {
+		    .path = conf->dnstap.path,
+		    .socket = conf->dnstap.socket,
+		    .messages = conf->dnstap.messages,
+		    .identity = conf->dns.identity,
+		    .version = "anycached " ANYCACHE_VERSION,
+		    .queues = threads,
+		};
+		r = dns_tap_new(&tc, why, whylen, &sh->tap);
+		if (r) {
+			dns_shared_free(sh);
+			return r;
+		}
+	}
 	*out = sh;
 	return 0;
 }
@@ -864,6 +942,7 @@ void dns_shared_free(struct dns_shared *sh)
 	if (!sh)
 		return;
 	tls_ctx_free(sh->tls);
+	dns_tap_free(sh->tap); /* after every worker: flushes what they logged */
 	dns_inflight_free(sh->inflight);
 	dns_cache_free(sh->cache);
 	free(sh);
@@ -980,6 +1059,10 @@ static void replace_upstreams(struct dns_server *s, const struct conf *conf)
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
 	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
+	if (s->tap_msgs & (DNS_TAP_FORWARDER_QUERY | DNS_TAP_FORWARDER_RESPONSE)) {
+		fc.tap = tap_forwarder;
+		fc.tap_arg = s;
+	}
 	r = dns_forward_new(s->loop, &fc, &nf);
 	if (r) {
 		log_err("dns", "worker %u: upstreams not replaced: %s", s->index, strerror(-r));
@@ -1062,6 +1145,12 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 
 	s->cache = shared->cache;
 	s->inflight = shared->inflight;
+	s->tap = dns_tap_queue(shared->tap, index);
+	s->tap_msgs = s->tap ? dns_tap_messages(shared->tap) : 0;
+	if (s->tap_msgs & (DNS_TAP_FORWARDER_QUERY | DNS_TAP_FORWARDER_RESPONSE)) {
+		fc.tap = tap_forwarder;
+		fc.tap_arg = s;
+	}
 
 	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
 	fc.upstreams = conf->dns.upstreams;

@@ -79,6 +79,7 @@ struct dns_server_stats {
 	uint64_t tcp_rx;             /* queries received over TCP and TLS */
 	struct dns_stream_stats tcp; /* TCP and TLS connections (dns_stream.h) */
 	uint64_t listener_deaths;    /* UDP receives that stopped with an error */
+	uint64_t dnstap_dropped;          /* dnstap messages dropped: the worker's queue was full */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
 };

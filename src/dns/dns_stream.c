@@ -21,8 +21,8 @@
 #include "core/timer.h"
 #include "core/tls_glue.h"
 #include "core/wire.h"
+#include "dns/dns_wire.h"
 
-#define DNS_HDR_LEN           12
 #define RX_BASE               4096        /* grows to one whole message when a client needs it */
 #define OUT_KEEP              (64u << 10) /* send buffers above this are freed once sent */
 #define TLS_RAW               16709       /* one TLS record: 2^14 + 325 (RFC 8446 §5.2) */
@@ -331,16 +331,17 @@ static bool serve_rx(struct conn *c)
 	size_t off = 0;
 	bool any = false;
 
-	while (!c->doomed && !paused(c) && c->rx_len - off >= 2) {
-		size_t mlen = wire_get_u16_at(c->rx + off);
-		if (mlen < DNS_HDR_LEN) {
+	while (!c->doomed && !paused(c)) {
+		int fr = dns_tcp_frame(c->rx + off, c->rx_len - off);
+		if (fr < 0) {
 			/* Not even a header: nothing to answer, the framing is lost. */
 			s->st->bad_len++;
 			c->doomed = true;
 			break;
 		}
-		if (c->rx_len - off < 2 + mlen)
+		if (fr == 0)
 			break;
+		size_t mlen = (size_t)fr;
 		if (!any) {
 			conn_touch(c);
 			any = true;

@@ -153,6 +153,16 @@ static void take_edns(struct dns_request *req, const struct edns *e)
 	req->has_ecs = e->has_ecs;
 }
 
+int dns_tcp_frame(const uint8_t *buf, size_t len)
+{
+	if (len < 2)
+		return 0;
+	size_t mlen = wire_get_u16_at(buf);
+	if (mlen < DNS_HDR_LEN)
+		return -EBADMSG;
+	return len - 2 < mlen ? 0 : (int)mlen;
+}
+
 int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode)
 {
 	memset(req, 0, sizeof(*req));
@@ -359,6 +369,48 @@ static int read_soa_minimum(const uint8_t *pkt, const struct rr *rr, uint32_t *m
 	return wire_end(&r) ? -EBADMSG : 0;
 }
 
+/* Whether [lo, hi) overlaps one of the sorted 4-octet TTL fields ttl[0..n). */
+static bool touches_ttl(size_t lo, size_t hi, const uint16_t *ttl, size_t n)
+{
+	size_t a = 0, b = n;
+	while (a < b) { /* the first field that ends after lo */
+		size_t m = a + (b - a) / 2;
+		if ((size_t)ttl[m] + 4 <= lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a < n && ttl[a] < hi;
+}
+
+/*
+ * Whether the (already validated) name at off reads, through a compression
+ * pointer, octets of a TTL field recorded so far. The cache rewrites TTLs as
+ * an answer ages, so such a name would change under the client (a pointer
+ * into a TTL is never what a compressor writes; found by fuzzing).
+ */
+static bool name_reads_ttl(const uint8_t *pkt, size_t off, const struct dns_scan *s)
+{
+	size_t n = s->n_ttl < DNS_MAX_TTL_OFFSETS ? s->n_ttl : DNS_MAX_TTL_OFFSETS;
+	bool jumped = false;
+
+	for (unsigned hops = 0; hops <= DNS_NAME_MAX_HOPS + 1;) {
+		uint8_t c = pkt[off];
+		if ((c & 0xC0) == 0xC0) {
+			off = (size_t)(c & 0x3F) << 8 | pkt[off + 1];
+			jumped = true;
+			hops++;
+			continue;
+		}
+		if (jumped && touches_ttl(off, off + 1u + c, s->ttl_off, n))
+			return true;
+		if (c == 0)
+			return false;
+		off += 1u + c;
+	}
+	return false;
+}
+
 int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -402,6 +454,8 @@ int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 		struct rr rr;
 		if (read_rr(&w, &rr))
 			return -EBADMSG;
+		if (name_reads_ttl(pkt, rr.off, s))
+			return -EBADMSG;
 		if (rr.type == DNS_TYPE_OPT) {
 			/* OPT's "TTL" is extended RCODE, version and flags: never patched. */
 			if (take_opt(pkt, &rr, sec, &e))
@@ -423,6 +477,12 @@ int dns_scan(const uint8_t *pkt, size_t len, struct dns_scan *s)
 		if (rr.type == DNS_TYPE_SOA) {
 			uint32_t minimum;
 			if (read_soa_minimum(pkt, &rr, &minimum))
+				return -EBADMSG;
+			/* Its two names, checked like owners (their lengths place MINIMUM). */
+			struct wire r = wire_init(pkt, rr.end);
+			r.off = rr.rdata_off;
+			if (name_reads_ttl(pkt, r.off, s) || dns_name_skip(&r) ||
+			    name_reads_ttl(pkt, r.off, s))
 				return -EBADMSG;
 			if (sec == SEC_NS && !s->has_soa) {
 				s->has_soa = true;

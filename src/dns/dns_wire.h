@@ -211,6 +211,15 @@ struct dns_request {
  * req is always filled as far as parsing got: has_question and edns say
  * whether the builders may echo the question and OPT.
  */
+/*
+ * RFC 1035 §4.2.2, RFC 7766 §8: the next message of a TCP stream in
+ * buf[0..len), each message behind a 2-octet length. The message's length
+ * (it starts at buf + 2) when all of it is there, 0 when more bytes are
+ * needed, -EBADMSG when the length is under a header (nothing to answer and
+ * the framing cannot be trusted: close the connection).
+ */
+int dns_tcp_frame(const uint8_t *buf, size_t len);
+
 int dns_request_parse(const uint8_t *pkt, size_t len, struct dns_request *req, uint8_t *rcode);
 
 /* Largest UDP answer for this request: 512 without EDNS, else min(max(size, 512), 1232). */

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,6 +74,14 @@ static void rig_up(struct rig *r)
 	bgp_session_accept(r->s, sv[0]);
 	r->peer = sv[1];
 	fcntl(r->peer, F_SETFL, O_NONBLOCK);
+}
+
+/* Runs the loop in 10 ms steps until the session is Established, at most ms
+ * (a fixed 50 ms was not enough on a loaded machine under ASan). */
+static void run_until_established(struct rig *r, unsigned ms)
+{
+	for (unsigned t = 0; t < ms && bgp_session_state(r->s) != BGP_FSM_ESTABLISHED; t += 10)
+		run_for(r->l, 10);
 }
 
 static void rig_down(struct rig *r)
@@ -286,7 +295,7 @@ Test(bgp_session, output_queue_overflow_ends_the_session_with_cease_8)
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
 	n += w.off;
 	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
-	run_for(r.l, 50);
+	run_until_established(&r, 2000);
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	/* The peer reads nothing from here on; each change is ~25 KB of UPDATEs. */
 	while (bgp_session_state(r.s) == BGP_FSM_ESTABLISHED && changes < 50) {
@@ -351,7 +360,7 @@ Test(bgp_session, bfd_down_closes_an_established_session_with_cease_10)
 	cr_assert_gt(bgp_keepalive_build(&w), 0);
 	n += w.off;
 	cr_assert_eq(write(r.peer, b, n), (ssize_t)n);
-	run_for(r.l, 100);
+	run_until_established(&r, 2000);
 	cr_assert_eq(bgp_session_state(r.s), BGP_FSM_ESTABLISHED);
 	read_sent(&r, &o);
 
@@ -370,3 +379,61 @@ Test(bgp_session, bfd_down_closes_an_established_session_with_cease_10)
 	cr_expect_eq(bgp_session_state(r.s), BGP_FSM_IDLE);
 	rig_down(&r);
 }
+
+/* fd 2 into a temporary file for the duration of a test; returns the saved fd. */
+static int stderr_capture(FILE **f)
+{
+	*f = tmpfile();
+	cr_assert(*f);
+	int saved = dup(STDERR_FILENO);
+	cr_assert_geq(saved, 0);
+	cr_assert_geq(dup2(fileno(*f), STDERR_FILENO), 0);
+	return saved;
+}
+
+static size_t stderr_release(int saved, FILE *f, char *out, size_t cap)
+{
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return n;
+}
+
+/*
+ * Issue 10, fault 7: the peer's RFC 9003 shutdown communication is free text
+ * from the network. It used to be logged as it came, so a newline in it forged
+ * a log record of the peer's choosing (log injection). Control characters now
+ * go out escaped; the record stays one line.
+ */
+Test(bgp_session, shutdown_text_is_logged_escaped)
+{
+	static const char text[] = "maintenance\nanycached[1]: error: bgp: forged\x1b[2J\x7f";
+	struct rig r;
+	uint8_t b[512];
+	char log[8192];
+	FILE *f;
+
+	rig_up(&r);
+	struct wbuf w = wbuf_init(b, sizeof(b));
+	cr_assert_gt(
+	    bgp_notification_build_shutdown(&w, BGP_CEASE_ADMIN_SHUTDOWN, text, sizeof(text) - 1),
+	    0);
+	int saved = stderr_capture(&f);
+	cr_assert_eq(write(r.peer, b, w.off), (ssize_t)w.off);
+	run_for(r.l, 100);
+	stderr_release(saved, f, log, sizeof(log));
+	cr_assert(strstr(log, "maintenance"), "the text is logged: %s", log);
+	cr_expect_null(strstr(log, "\nanycached[1]"), "a forged record: %s", log);
+	cr_expect_null(strchr(log, '\x1b'), "a raw escape sequence: %s", log);
+	cr_expect_null(strchr(log, '\x7f'), "a raw DEL: %s", log);
+	cr_expect(strstr(log, "maintenance\\x0aanycached[1]"), "escaped: %s", log);
+	struct bgp_session_info inf;
+	bgp_session_info(r.s, &inf);
+	cr_expect(inf.notif_received.valid);
+	cr_expect_null(strchr(inf.notif_received.text, '\n'), "%s", inf.notif_received.text);
+	rig_down(&r);
+}
+

@@ -861,3 +861,28 @@ Test(bgp_misc, keepalive_and_route_refresh_golden)
 	cr_expect_eq(e.code, 7);
 	cr_expect_eq(e.subcode, 1);
 }
+
+/* Issue 10 fault 7: a shutdown communication is logged as one safe line. */
+Test(bgp_wire, shutdown_text_escape)
+{
+	char out[4 * BGP_SHUTDOWN_MAX + 1];
+	static const uint8_t t1[] = "a\nb\x1b\"\\\x7f";
+	cr_assert_eq(bgp_shutdown_text_escape(t1, sizeof(t1) - 1, out, sizeof(out)), 22);
+	cr_assert_str_eq(out, "a\\x0ab\\x1b\\x22\\x5c\\x7f");
+	/* UTF-8 kept, a C1 control (U+0085, NEL) escaped. */
+	static const uint8_t t2[] = "caf\xc3\xa9 \xc2\x85!";
+	bgp_shutdown_text_escape(t2, sizeof(t2) - 1, out, sizeof(out));
+	cr_assert_str_eq(out, "caf\xc3\xa9 \\xc2\\x85!");
+	/* Not UTF-8: every high byte escaped. */
+	static const uint8_t t3[] = "x\xff\xc3";
+	bgp_shutdown_text_escape(t3, sizeof(t3) - 1, out, sizeof(out));
+	cr_assert_str_eq(out, "x\\xff\\xc3");
+	/* Truncation never splits an escape. */
+	char small[5];
+	cr_assert_eq(bgp_shutdown_text_escape(t1, sizeof(t1) - 1, small, sizeof(small)), 1);
+	cr_assert_str_eq(small, "a");
+	/* The worst case fits the documented bound. */
+	uint8_t all[BGP_SHUTDOWN_MAX];
+	memset(all, 1, sizeof(all));
+	cr_assert_eq(bgp_shutdown_text_escape(all, sizeof(all), out, sizeof(out)), 4 * sizeof(all));
+}

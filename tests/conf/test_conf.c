@@ -654,6 +654,8 @@ static const struct {
     {"dns.tls-listen[]", CONF_NODE_SCALAR},
     {"dns.tls-certificate", CONF_NODE_SCALAR},
     {"dns.tls-key", CONF_NODE_SCALAR},
+    {"dns.cache.persist", CONF_NODE_SCALAR},
+    {"dns.cache.persist-interval", CONF_NODE_SCALAR},
     {"bgp", CONF_NODE_MAPPING},
     {"bgp.asn", CONF_NODE_SCALAR},
     {"bgp.router-id", CONF_NODE_SCALAR},
@@ -702,6 +704,11 @@ static const struct {
     {"control.metrics", CONF_NODE_SCALAR},
     {"control.group", CONF_NODE_SCALAR},
     {"control.state", CONF_NODE_SCALAR},
+    {"dnstap", CONF_NODE_MAPPING},
+    {"dnstap.file", CONF_NODE_SCALAR},
+    {"dnstap.socket", CONF_NODE_SCALAR},
+    {"dnstap.messages", CONF_NODE_SEQUENCE},
+    {"dnstap.messages[]", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 
@@ -857,7 +864,7 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
-	cr_expect_eq(maps, 11);
+	cr_expect_eq(maps, 12);
 }
 
 /* Loading is pure: a fabricated machine gives its defaults, nothing is read. */

@@ -196,3 +196,21 @@ Test(conf_diff, stream_server_keys_need_a_restart)
 	cr_assert_eq(d.n, 1);
 	cr_expect_str_eq(line(0), "dns.tcp-per-source: changed, needs a restart");
 }
+
+Test(conf_diff, persist_and_dnstap_need_a_restart_cache_limits_do_not)
+{
+	char buf[4096];
+
+	load(BASE, &a);
+	snprintf(buf, sizeof(buf), "%sdnstap: {file: /tmp/x.tap}\n", BASE);
+	load(buf, &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 1);
+	cr_expect_str_eq(line(0), "dnstap: changed, needs a restart");
+	load_edit("  threads: 2\n", "  threads: 2\n  cache: {persist: /tmp/c.bin, max-ttl: 1h}\n",
+	          &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 2);
+	cr_expect_eq(count(CONF_CHANGE_CACHE), 1);
+	cr_expect_eq(d.restart, 1);
+}

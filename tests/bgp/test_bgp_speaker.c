@@ -1,0 +1,241 @@
+/*
+ * Unit tests for bgp/bgp_speaker.c's listener: a speaker on a real loop with
+ * one passive neighbor (NET.2), its listener on NET.1:179, clients connecting
+ * from NET.x; each test has its own NET in 127.53.85-86.0/24 (this file's
+ * loopback range: Criterion runs tests in parallel). Each run of the loop is bounded by a timer
+ * that stops it.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bgp/bgp_speaker.h"
+#include "core/conf.h"
+#include "core/loop.h"
+#include "core/timer.h"
+
+static void stop_loop(struct timer *t, uint64_t now, void *arg)
+{
+	(void)t;
+	(void)now;
+	loop_stop(arg);
+}
+
+static void run_for(struct loop *l, unsigned ms)
+{
+	struct timer t;
+	timer_init(&t, stop_loop, l);
+	loop_timer_arm_in(l, &t, ms);
+	cr_assert_eq(loop_run(l), 0);
+	loop_timer_cancel(l, &t);
+}
+
+struct rig {
+	const char *net; /* "127.53.8x." */
+	struct loop *l;
+	struct bgp_speaker *sp;
+};
+
+static void rig_up(struct rig *r, const char *net)
+{
+	static struct conf_bgp c; /* large */
+	char why[256], a[32];
+	int fd;
+
+	memset(&c, 0, sizeof(c));
+	c.enabled = true;
+	c.asn = 65000;
+	r->net = net;
+	snprintf(a, sizeof(a), "%s1", net);
+	cr_assert_eq(netaddr_parse_ip(a, &c.router_id), 0);
+	cr_assert_eq(netaddr_parse_ip(a, &c.neighbors[0].local_address), 0);
+	c.n_neighbors = 1;
+	snprintf(a, sizeof(a), "%s2", net);
+	cr_assert_eq(netaddr_parse_ip(a, &c.neighbors[0].address), 0);
+	c.neighbors[0].address.port = 179;
+	c.neighbors[0].asn = 65001;
+	c.neighbors[0].passive = true;
+	c.neighbors[0].hold_time_s = 90;
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_new(NULL, &r->l), 0);
+	cr_assert_eq(bgp_speaker_new(r->l, &c, NULL, why, sizeof(why), &r->sp), 0, "%s", why);
+	run_for(r->l, 20);
+	/* The listener is there (a bind failure is only logged by the speaker). */
+	snprintf(a, sizeof(a), "%s1", net);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	inet_pton(AF_INET, a, &sa.sin_addr);
+	sa.sin_port = htons(179);
+	cr_assert_neq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "nobody listens on %s", a);
+	close(fd);
+}
+
+static void rig_down(struct rig *r)
+{
+	loop_free(r->l);
+	bgp_speaker_free(r->sp);
+}
+
+/* A client socket bound to NET.host, not connected yet. */
+static int client_socket(const struct rig *r, unsigned host)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	char src[32];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(src, sizeof(src), "%s%u", r->net, host);
+	inet_pton(AF_INET, src, &a.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+	return fd;
+}
+
+/* Connects fd to the listener (not waited for). */
+static void client_connect(const struct rig *r, int fd)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	char dst[32];
+
+	snprintf(dst, sizeof(dst), "%s1", r->net);
+	inet_pton(AF_INET, dst, &a.sin_addr);
+	a.sin_port = htons(179);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	cr_assert(rc == 0 || errno == EINPROGRESS, "%s", strerror(errno));
+}
+
+static int client(const struct rig *r, unsigned host)
+{
+	int fd = client_socket(r, host);
+	client_connect(r, fd);
+	return fd;
+}
+
+static int stderr_capture(FILE **f)
+{
+	*f = tmpfile();
+	cr_assert(*f);
+	int saved = dup(STDERR_FILENO);
+	cr_assert_geq(dup2(fileno(*f), STDERR_FILENO), 0);
+	return saved;
+}
+
+static void stderr_release(int saved, FILE *f, char *out, size_t cap)
+{
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+}
+
+static unsigned count(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static double cpu_ms(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/*
+ * Issue 10, fault 7: anyone who can reach port 179 may connect. Each refused
+ * connection used to log one line: a loop of connects filled the log. Now the
+ * first is logged and the rest are counted into one summary per interval.
+ */
+Test(bgp_speaker, refused_connections_are_logged_rate_limited)
+{
+	struct rig r;
+	static char log[1 << 16];
+	int fds[40];
+	FILE *f;
+
+	rig_up(&r, "127.53.85.");
+	int saved = stderr_capture(&f);
+	for (int i = 0; i < 40; i++) {
+		fds[i] = client(&r, 10 + (unsigned)i);
+		run_for(r.l, 2);
+	}
+	run_for(r.l, 50);
+	stderr_release(saved, f, log, sizeof(log));
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	unsigned n = count(log, "refused");
+	cr_expect_geq(n, 1u, "the first refusal is logged: %s", log);
+	cr_expect_leq(n, 2u, "%u records for 40 refusals:\n%s", n, log);
+	rig_down(&r);
+}
+
+static int highest_fd(void)
+{
+	int hi = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	cr_assert(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > hi)
+			hi = atoi(e->d_name);
+	closedir(d);
+	return hi;
+}
+
+/*
+ * Issue 10, fault 7: an accept that failed (EMFILE: no descriptor left) was
+ * re-armed at once; the connection stays queued, so the accept failed again
+ * at once: a busy loop on the control thread. Now it backs off.
+ */
+Test(bgp_speaker, failing_accept_backs_off)
+{
+	struct rig r;
+	struct rlimit old, lim;
+	static char log[1 << 16];
+	FILE *f;
+
+	/* io_uring takes the limit when the accept is armed (io_accept_prep): lower it first. */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)highest_fd() + 64;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	rig_up(&r, "127.53.86.");
+	int saved = stderr_capture(&f);
+	int c = client_socket(&r, 2); /* the neighbor: its connection would be taken */
+	/* Then use up every descriptor below it. */
+	int fill[128], nfill = 0;
+	while (nfill < 128 && (fill[nfill] = dup(c)) >= 0)
+		nfill++;
+	cr_assert_eq(errno, EMFILE);
+	client_connect(&r, c);
+	struct loop_stats st0, st1;
+	loop_get_stats(r.l, &st0);
+	double t0 = cpu_ms();
+	run_for(r.l, 500);
+	double used = cpu_ms() - t0;
+	loop_get_stats(r.l, &st1);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	stderr_release(saved, f, log, sizeof(log));
+	/* Backing off from 10 ms to 1 s: a handful of tries in 500 ms, not thousands. */
+	uint64_t done = st1.completions - st0.completions;
+	cr_expect_leq(done, 20, "%llu completions in 500 ms", (unsigned long long)done);
+	cr_expect_lt(used, 50.0, "%.0f ms of CPU in 500 ms with accept failing", used);
+	cr_expect_eq(count(log, "accept on"), 1u, "the failure is logged once: %s", log);
+	close(c);
+	rig_down(&r);
+}
