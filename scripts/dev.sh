@@ -18,6 +18,8 @@ build_pkgs=(gcc libc6-dev pkg-config meson ninja-build
             liburing-dev libc-ares-dev libssl-dev libcyaml-dev libyaml-dev
             libjansson-dev                      # JSON of the control socket (anycachectl)
             liburcu-dev                          # RCU readers of the shared answer cache
+            libcap-dev                           # capabilities kept after `user:` (privs.c)
+            libsystemd-dev                       # sd_notify (Type=notify unit)
             libfstrm-dev libprotobuf-c-dev       # dnstap: Frame Streams writer, protobuf encoding
             protobuf-c-compiler)                 # dnstap: protoc-c generates the schema's C at build time
 test_pkgs=(libcriterion-dev                     # unit tests
@@ -28,7 +30,9 @@ test_pkgs=(libcriterion-dev                     # unit tests
            strace                               # fault injection (io_uring unavailable)
            dnsperf                              # failover lab: the overload scenario's flood
            gnuplot-nox                          # failover lab timeline (scripts/lab.sh), bench/run.sh chart
-           prometheus)                          # promtool check metrics on a real scrape
+           prometheus                           # promtool check metrics on a real scrape
+           mandoc                               # man page lint (tests/dist)
+           systemd)                              # systemd-analyze verify of the unit; not the init (systemd-sysv is)
 
 install_pkgs() {
 	local missing=()

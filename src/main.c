@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -38,6 +39,8 @@
 #include "core/conf_diff.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/notify.h"
+#include "core/privs.h"
 #include "core/timer.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_health.h"
@@ -64,8 +67,11 @@ struct ctl {
 	struct dns_health *health;
 	struct ops *ops;
 	struct timer drain_timer;
+	struct timer watchdog_timer;
+	uint64_t watchdog_ms; /* half of systemd's WatchdogSec; 0 = none */
 	bool stopping;
-	bool stop_begun;  /* ctl_begin_stop ran: no reload any more */
+	bool ready;       /* READY=1 sent */
+	bool stop_begun;  /* STOPPING=1 sent: no READY=1 may follow, no reload */
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
@@ -82,6 +88,20 @@ static struct ctl ctl;
 static _Atomic uint64_t drain_ms_now;
 static struct worker *workers_of; /* the worker array, for reloads */
 static unsigned n_workers_of;
+
+/*
+ * Capabilities kept after `user:` takes over (core/privs.h), and why:
+ * CAP_NET_BIND_SERVICE  DNS listeners (port 53) and BGP's port 179 bound by a
+ *                       reload, after the start-up binds made as root.
+ * Not CAP_NET_RAW and not CAP_NET_ADMIN: our BFD is plain UDP (RFC 5881 §4:
+ * port 3784 and sources 49152-65535, all unprivileged; TTL/hop limit 255
+ * and IP_TOS/IPV6_TCLASS CS6 need no capability), TCP MD5 (RFC 2385,
+ * TCP_MD5SIG) checks no capability in the kernel, the address watch is an
+ * unprivileged rtnetlink socket, and nothing sets SO_MARK, SO_RCVBUFFORCE,
+ * IP_TRANSPARENT or SO_BINDTODEVICE. Checked by running those calls as
+ * nobody with no capabilities (Linux 6.1's code paths are the same).
+ */
+static const int kept_caps[] = {CAP_NET_BIND_SERVICE};
 
 #define BGP_SHUTDOWN_TEXT "anycached shutting down" /* RFC 9003 shutdown communication */
 
@@ -110,7 +130,8 @@ static void usage(FILE *f)
 	        "                     clients only, forward to the " RESOLV_CONF " nameservers,\n"
 	        "                     no BGP\n"
 	        "      --check        validate the configuration and print it with every default\n"
-	        "                     filled in (exit 0), or print every error as\n"
+	        "                     filled in (exit 0), or print every error (an unknown\n"
+	        "                     user: included) as\n"
 	        "                     FILE:LINE:COLUMN: message (exit 1)\n"
 	        "  -v, --verbose      debug logging\n"
 	        "  -V, --version      print the version\n"
@@ -118,7 +139,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP\n"
 	        "re-reads the configuration file and applies what changed (as anycachectl\n"
-	        "reload; a file with errors is refused and the running configuration stays).\n");
+	        "reload; a file with errors is refused and the running configuration stays).\n"
+	        "Under systemd (NOTIFY_SOCKET) it reports READY=1 once a VIP answers, STOPPING=1\n"
+	        "and STATUS= lines (anycached(8)).\n");
 }
 
 /*
@@ -337,12 +360,52 @@ static void *ctl_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The service manager hears of it (core/notify.h): READY=1 once a VIP first
+ * leaves DOWN, that is once every listener is bound and `rise` self-probes
+ * answered (health.h: every VIP starts DOWN/starting); STATUS= on each
+ * change after.
+ */
+static void notify_health(const struct health_snapshot *snap)
+{
+	unsigned up = 0, degraded = 0, draining = 0;
+
+	for (unsigned i = 0; i < snap->n; i++) {
+		up += snap->vip[i].state == HEALTH_UP;
+		degraded += snap->vip[i].state == HEALTH_DEGRADED;
+		draining += snap->vip[i].state == HEALTH_DRAINING;
+	}
+	char status[160];
+	snprintf(status, sizeof(status), "serving %u of %u VIPs (%u up, %u degraded, %u draining)",
+	         up + degraded + draining, snap->n, up, degraded, draining);
+	if (ctl.stop_begun)
+		return; /* STOPPING's STATUS stands */
+	if (!ctl.ready && up + degraded + draining > 0) {
+		ctl.ready = true;
+		notify_ready(status);
+		log_info("main", "ready: %s", status);
+	} else if (ctl.ready) {
+		notify_status("%s", status);
+	}
+}
+
 /* Health changed: the announcement policy gets the new snapshot. */
 static void on_health(void *arg, const struct health_snapshot *snap)
 {
 	(void)arg;
+	notify_health(snap);
 	if (ctl.bgp && !ctl.stopping)
 		bgp_speaker_set_health(ctl.bgp, snap);
+}
+
+/* WATCHDOG=1 from the control loop: it says that loop turns. A stalled DNS
+ * worker is the health machine's business (it withdraws that VIP). */
+static void watchdog_tick(struct timer *t, uint64_t now, void *arg)
+{
+	(void)now;
+	(void)arg;
+	notify_watchdog();
+	loop_timer_arm_in(ctl.loop, t, ctl.watchdog_ms);
 }
 
 static void bgp_stopped(void *arg)
@@ -377,15 +440,20 @@ static void withdraw_and_close(struct timer *t, uint64_t now, void *arg)
 static void ctl_begin_stop(struct loop *l, void *arg)
 {
 	(void)arg;
-	ctl.stop_begun = true;
 	ops_stopping(ctl.ops);
+	ctl.stop_begun = true;
 	timer_init(&ctl.drain_timer, withdraw_and_close, NULL);
 	if (ctl.bgp && conf.health.drain_ms && bgp_speaker_any_established(ctl.bgp)) {
+		char status[96];
+		snprintf(status, sizeof(status), "draining for %llu ms",
+		         (unsigned long long)conf.health.drain_ms);
+		notify_stopping(status);
 		log_info("main", "draining for %llu ms (RFC 8326 graceful shutdown)",
 		         (unsigned long long)conf.health.drain_ms);
 		dns_health_drain(ctl.health, true);
 		loop_timer_arm_in(l, &ctl.drain_timer, conf.health.drain_ms);
 	} else {
+		notify_stopping("stopping");
 		loop_timer_arm_in(l, &ctl.drain_timer, 0);
 	}
 }
@@ -737,6 +805,11 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	r = ops_new(&oc, why, whylen, &ctl.ops);
 	if (r)
 		return r;
+	ctl.watchdog_ms = notify_watchdog_ms() / 2;
+	if (ctl.watchdog_ms) {
+		timer_init(&ctl.watchdog_timer, watchdog_tick, NULL);
+		loop_timer_arm_in(ctl.loop, &ctl.watchdog_timer, ctl.watchdog_ms);
+	}
 	/* Every VIP starts DOWN: announced only after `rise` good probes. */
 	if (ctl.bgp) {
 		struct health_snapshot snap;
@@ -839,6 +912,46 @@ static void log_exit_stats(const struct worker *w, unsigned n)
 	log_stats(LOG_LVL_INFO, "node", &total, &utotal);
 }
 
+/*
+ * `user:` looked up now, after loading (the loader never reads the passwd
+ * database): an unknown user is a configuration error at its position.
+ */
+static int lookup_user(const char *path, const struct conf_diag *diag, struct privs_user *u)
+{
+	int r;
+
+	if (!conf.user[0])
+		return 0;
+	r = privs_lookup(conf.user, u);
+	if (r == 0)
+		return 0;
+	fprintf(stderr, "%s:%u:%u: user: %s '%s'\n", path ? path : "<config>", diag->user_line,
+	        diag->user_col, r == -ENOENT ? "no such user" : strerror(-r), conf.user);
+	return r;
+}
+
+/* Every privileged socket is bound and no thread is running yet: become
+ * `user:` for the whole process (core/privs.h). */
+static int drop_privileges(const struct privs_user *u)
+{
+	char why[256];
+	int r;
+
+	if (!conf.user[0]) {
+		if (geteuid() == 0)
+			log_info("main", "running as root (set user: to drop privileges)");
+		return 0;
+	}
+	r = privs_drop(u, kept_caps, sizeof(kept_caps) / sizeof(kept_caps[0]), why, sizeof(why));
+	if (r) {
+		log_err("main", "user %s: %s", u->name, why);
+		return r;
+	}
+	log_info("main", "running as %s (uid %u, gid %u), capabilities kept: cap_net_bind_service",
+	         u->name, (unsigned)u->uid, (unsigned)u->gid);
+	return 0;
+}
+
 static void stop_all(struct worker *w, unsigned n)
 {
 	if (ctl.loop)
@@ -887,6 +1000,7 @@ int main(int argc, char **argv)
 	static struct conf_diag diag;
 	static struct conf_env env;
 	static struct worker workers[CONF_MAX_THREADS];
+	struct privs_user user = {0};
 	const char *path = NULL;
 	bool check = false;
 	char why[512];
@@ -943,6 +1057,8 @@ int main(int argc, char **argv)
 		        RESOLV_CONF);
 		return 1;
 	}
+	if (lookup_user(path, &diag, &user))
+		return 1;
 	if (check) {
 		if (conf_print(stdout, &conf))
 			return 1;
@@ -1004,11 +1120,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_startup(&conf, workers[0].loop);
+	if (drop_privileges(&user)) {
+		stop_all(workers, n);
+		return 1;
+	}
+	/* After the drop (it needs one thread) and before the workers: from
+	 * now on no worker writes to stderr itself (log.h). */
+	r = log_start();
+	if (r)
+		log_warn("main", "no log thread (%s): records are written directly", strerror(-r));
 	for (unsigned i = 0; i < n; i++) {
 		r = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
 		if (r) {
 			log_err("main", "worker %u: cannot start thread: %s", i, strerror(r));
 			stop_all(workers, n);
+			log_stop();
 			return 1;
 		}
 		workers[i].started = true;
@@ -1017,6 +1143,7 @@ int main(int argc, char **argv)
 	if (r) {
 		log_err("main", "cannot start the ctl thread: %s", strerror(r));
 		stop_all(workers, n);
+		log_stop();
 		return 1;
 	}
 	ctl.started = true;
@@ -1039,5 +1166,6 @@ int main(int argc, char **argv)
 	ctl_stop(&sigs);
 	stop_all(workers, n);
 	log_info("main", "stopped");
+	log_stop();
 	return atomic_load(&exit_code);
 }

@@ -49,6 +49,12 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp.tls_failed += s->tcp.tls_failed;
 	d->tcp.tls_hs_timeouts += s->tcp.tls_hs_timeouts;
 	d->listener_deaths += s->listener_deaths;
+	for (unsigned i = 0; i < 5; i++)
+		d->cookies[i] += s->cookies[i];
+	d->cookie_errors += s->cookie_errors;
+	d->cookie_unsent += s->cookie_unsent;
+	d->rrl_dropped += s->rrl_dropped;
+	d->rrl_slipped += s->rrl_slipped;
 	d->tcp.conns += s->tcp.conns;
 	d->dnstap_dropped += s->dnstap_dropped;
 	for (unsigned i = 0; i <= DNS_SERVER_LATENCY_N; i++)

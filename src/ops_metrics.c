@@ -45,6 +45,25 @@ static void metric_d(struct prom *p, const char *name, const char *help, double 
 	prom_sample(p, name, NULL, 0, v);
 }
 
+/* DNS cookies (RFC 7873) and response rate limiting (dns_rrl.h). */
+static void put_security(struct prom *p, const struct node *n)
+{
+	static const char *const verdict[] = {"none", "malformed", "client_only", "bad", "valid"};
+
+	prom_family(p, "anycache_cookies_total", "counter",
+	            "Queries with a COOKIE option, by what it said (RFC 7873 5.2).");
+	for (unsigned v = 1; v < 5; v++) {
+		struct prom_label l = L("verdict", verdict[v]);
+		prom_sample_u64(p, "anycache_cookies_total", &l, 1, n->st.cookies[v]);
+	}
+	metric_u64(p, "anycache_rrl_dropped_total", "counter",
+	           "UDP answers not sent: over dns.rate-limit for the client's prefix.",
+	           n->st.rrl_dropped);
+	metric_u64(p, "anycache_rrl_slipped_total", "counter",
+	           "UDP answers over dns.rate-limit sent empty with TC=1 (BADCOOKIE when the "
+	           "query had a client cookie).",
+	           n->st.rrl_slipped);
+}
 static void render_dns(struct prom *p, const struct ops *o, const struct node *n)
 {
 	static const uint32_t bound_us[DNS_SERVER_LATENCY_N] = DNS_SERVER_LATENCY_BOUNDS_US;
@@ -78,6 +97,7 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           "Queries from clients outside dns.allow (answered REFUSED).", n->st.refused_acl);
 	metric_u64(p, "anycache_responses_truncated_total", "counter",
 	           "UDP answers cut to the client's size with TC=1.", n->st.truncated);
+	put_security(p, n);
 	metric_u64(p, "anycache_send_failures_total", "counter", "Answers the loop could not send.",
 	           n->st.tx_fail);
 	metric_u64(p, "anycache_tcp_connections", "gauge", "TCP and TLS client connections open.",
@@ -129,6 +149,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->rx_drops);
 	metric_u64(p, "anycache_upstream_inflight", "gauge", "Upstream queries in flight.",
 	           n->fwd.outstanding);
+	metric_u64(p, "anycache_log_dropped_total", "counter",
+	           "Log records dropped because the log queue was full (stderr too slow).",
+	           log_dropped());
 	metric_u64(p, "anycache_dnstap_dropped_total", "counter",
 	           "dnstap messages dropped because a worker's queue was full (dnstap off: 0).",
 	           n->st.dnstap_dropped);

@@ -68,6 +68,7 @@
  *                   /var/lib/anycache/drain.json (drains that outlive a
  *                   restart); metrics off when absent (a metrics address
  *                   without a port gets 9253)
+ *   user            absent: keep the user the daemon was started as
  */
 #ifndef ANYCACHE_CORE_CONF_H
 #define ANYCACHE_CORE_CONF_H
@@ -92,6 +93,7 @@
 #define CONF_PASSWORD_MAX          80  /* TCP_MD5SIG_MAXKEYLEN */
 #define CONF_SOCKET_MAX            107 /* sizeof(sun_path) - 1 */
 #define CONF_GROUP_MAX             32  /* useradd's name limit */
+#define CONF_USER_MAX              32  /* useradd's name limit */
 #define CONF_STATE_MAX             255
 #define CONF_TLS_PATH_MAX          255
 #define CONF_PREPEND_MAX           10
@@ -116,6 +118,25 @@ struct conf_cache {
 	uint64_t persist_interval_ms;
 };
 
+/*
+ * dns.rate-limit (response rate limiting, dns_rrl.h): absent = off. Present:
+ * responses-per-second required (1..1000000); window 1s (the bucket holds
+ * rate x window answers; whole seconds, at most 1h), slip 2 (every 2nd
+ * limited answer goes out empty with TC=1; 0 = none, at most 10),
+ * ipv4-prefix 24, ipv6-prefix 56 (at most 64), table-size 65536 buckets
+ * (at most 16777216; 32 bytes each).
+ */
+struct conf_rate_limit {
+	bool enabled;
+	uint32_t rate;
+	uint32_t window_s;
+	uint32_t slip;
+	unsigned v4_prefix, v6_prefix;
+	uint32_t entries;
+};
+
+#define CONF_COOKIE_SECRET_LEN 16 /* RFC 9018 §4.4: a SipHash-2-4 key */
+
 struct conf_dns {
 	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
 	unsigned n_listen;
@@ -126,6 +147,13 @@ struct conf_dns {
 	unsigned threads; /* 1..CONF_MAX_THREADS */
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct conf_cache cache;
+	/* dns.cookie-secret / dns.cookie-secret-old: 32 hex digits each. Absent:
+	 * a random secret per process (cookies then hold for this node only). */
+	uint8_t cookie_secret[CONF_COOKIE_SECRET_LEN];
+	bool has_cookie_secret;
+	uint8_t cookie_secret_old[CONF_COOKIE_SECRET_LEN]; /* still accepted, never made */
+	bool has_cookie_secret_old;
+	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
 	unsigned tcp_per_source;                    /* connections per source prefix per worker */
 	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
@@ -229,6 +257,9 @@ struct conf {
 	struct conf_bfd bfd;
 	struct conf_health health;
 	struct conf_control control;
+	/* Run as this user once every privileged socket is bound (core/privs.h);
+	 * "" = keep the user the process was started as. */
+	char user[CONF_USER_MAX + 1];
 	struct conf_dnstap dnstap;
 };
 
@@ -246,6 +277,9 @@ struct conf_diag {
 	struct conf_diag_msg msgs[CONF_DIAG_MAX]; /* sorted by position */
 	unsigned count;
 	unsigned overflow; /* messages dropped beyond CONF_DIAG_MAX */
+	/* Where `user:` is, for the error of a lookup made after loading (the
+	 * loader stays pure: it never asks the passwd database). 0 when absent. */
+	unsigned user_line, user_col;
 };
 
 /*

@@ -35,6 +35,10 @@ struct raw_cache {
 	char *size, *min_ttl, *max_ttl, *negative_ttl, *serve_stale, *persist, *persist_interval;
 };
 
+struct raw_rate_limit {
+	char *rate, *window, *slip, *v4_prefix, *v6_prefix, *entries;
+};
+
 struct raw_dns {
 	char **listen;
 	unsigned listen_count;
@@ -44,6 +48,8 @@ struct raw_dns {
 	unsigned upstreams_count;
 	char *threads, *identity;
 	struct raw_cache *cache;
+	char *cookie_secret, *cookie_secret_old;
+	struct raw_rate_limit *rate_limit;
 	char *tcp_per_source, *tcp_prefix4, *tcp_prefix6;
 	char **tls_listen;
 	unsigned tls_listen_count;
@@ -107,6 +113,7 @@ struct raw_conf {
 	struct raw_bfd *bfd;
 	struct raw_health *health;
 	struct raw_control *control;
+	char *user;
 	struct raw_dnstap *dnstap;
 };
 

@@ -129,6 +129,34 @@ static void put_dnstap(FILE *f, const struct conf_dnstap *t)
 	fprintf(f, "]\n");
 }
 
+static void put_hex(FILE *f, const char *key, const uint8_t *b, size_t n)
+{
+	fprintf(f, "  %s: \"", key);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+	fprintf(f, "\"\n");
+}
+
+/* Absent stays absent: a random cookie secret is not configuration. */
+static void put_dns_security(FILE *f, const struct conf_dns *d)
+{
+	const struct conf_rate_limit *rl = &d->rate_limit;
+	char t[32];
+
+	if (d->has_cookie_secret)
+		put_hex(f, "cookie-secret", d->cookie_secret, sizeof(d->cookie_secret));
+	if (d->has_cookie_secret_old)
+		put_hex(f, "cookie-secret-old", d->cookie_secret_old, sizeof(d->cookie_secret_old));
+	if (!rl->enabled)
+		return;
+	fmt_ms(t, sizeof(t), (uint64_t)rl->window_s * 1000);
+	fprintf(f,
+	        "  rate-limit:\n    responses-per-second: %" PRIu32 "\n    window: %s\n"
+	        "    slip: %" PRIu32 "\n    ipv4-prefix: %u\n    ipv6-prefix: %u\n"
+	        "    table-size: %" PRIu32 "\n",
+	        rl->rate, t, rl->slip, rl->v4_prefix, rl->v6_prefix, rl->entries);
+}
+
 int conf_print(FILE *f, const struct conf *c)
 {
 	char buf[NETADDR_STRLEN], t1[32], t2[32], t3[32], t4[32];
@@ -157,6 +185,7 @@ int conf_print(FILE *f, const struct conf *c)
 		put_quoted(f, c->dns.cache.persist);
 		fprintf(f, "\n    persist-interval: %s\n", t1);
 	}
+	put_dns_security(f, &c->dns);
 	/* The stream keys only when they differ from the defaults (goldens stay as they were). */
 	if (c->dns.tcp_per_source != 64 || c->dns.tcp_prefix4 != 32 || c->dns.tcp_prefix6 != 64)
 		fprintf(f,
@@ -255,5 +284,7 @@ int conf_print(FILE *f, const struct conf *c)
 		fprintf(f, "  metrics: \"%s\"\n",
 		        netaddr_format(&c->control.metrics, true, buf, sizeof(buf)));
 	put_dnstap(f, &c->dnstap);
+	if (c->user[0])
+		fprintf(f, "user: \"%s\"\n", c->user);
 	return ferror(f) ? -EIO : 0;
 }

@@ -37,6 +37,16 @@ static const cyaml_schema_field_t cache_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t rate_limit_fields[] = {
+    STR("responses-per-second", struct raw_rate_limit, rate),
+    STR("window", struct raw_rate_limit, window),
+    STR("slip", struct raw_rate_limit, slip),
+    STR("ipv4-prefix", struct raw_rate_limit, v4_prefix),
+    STR("ipv6-prefix", struct raw_rate_limit, v6_prefix),
+    STR("table-size", struct raw_rate_limit, entries),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t dns_fields[] = {
     STRSEQ("listen", struct raw_dns, listen),
     STRSEQ("allow", struct raw_dns, allow),
@@ -44,6 +54,9 @@ static const cyaml_schema_field_t dns_fields[] = {
     STR("threads", struct raw_dns, threads),
     STR("identity", struct raw_dns, identity),
     CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
+    STR("cookie-secret", struct raw_dns, cookie_secret),
+    STR("cookie-secret-old", struct raw_dns, cookie_secret_old),
+    CYAML_FIELD_MAPPING_PTR("rate-limit", OPT, struct raw_dns, rate_limit, rate_limit_fields),
     STR("tcp-per-source", struct raw_dns, tcp_per_source),
     STR("tcp-source-prefix-v4", struct raw_dns, tcp_prefix4),
     STR("tcp-source-prefix-v6", struct raw_dns, tcp_prefix6),
@@ -147,6 +160,7 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("bfd", OPT, struct raw_conf, bfd, bfd_fields),
     CYAML_FIELD_MAPPING_PTR("health", OPT, struct raw_conf, health, health_fields),
     CYAML_FIELD_MAPPING_PTR("control", OPT, struct raw_conf, control, control_fields),
+    STR("user", struct raw_conf, user),
     CYAML_FIELD_MAPPING_PTR("dnstap", OPT, struct raw_conf, dnstap, dnstap_fields),
     CYAML_FIELD_END,
 };

@@ -262,6 +262,63 @@ static const char *resolv_name(const struct ld *ld, const char *none)
 
 /* ---- sections ---------------------------------------------------------------- */
 
+/* A DNS cookie secret (RFC 9018 §4.4): exactly 32 hex digits. */
+static bool get_cookie_secret(struct ld *ld, const char *path, const char *s, uint8_t *out)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return false;
+	for (size_t i = 0; n == 2 * CONF_COOKIE_SECRET_LEN && i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			n = 0;
+	if (n != 2 * CONF_COOKIE_SECRET_LEN) {
+		conf_err_at(ld, path, false, "%s: expected %u hex digits (%u bytes)", path,
+		            2 * CONF_COOKIE_SECRET_LEN, CONF_COOKIE_SECRET_LEN);
+		return false;
+	}
+	for (size_t i = 0; i < CONF_COOKIE_SECRET_LEN; i++) {
+		unsigned v;
+		sscanf(s + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+/* dns.cookie-secret(-old) and dns.rate-limit (defaults in conf.h). */
+static void load_dns_security(struct ld *ld, const struct raw_dns *r, struct conf_dns *d)
+{
+	const struct raw_rate_limit *rl = r->rate_limit;
+	struct conf_rate_limit *c = &d->rate_limit;
+
+	d->has_cookie_secret =
+	    get_cookie_secret(ld, "dns.cookie-secret", r->cookie_secret, d->cookie_secret);
+	d->has_cookie_secret_old = get_cookie_secret(ld, "dns.cookie-secret-old",
+	                                             r->cookie_secret_old, d->cookie_secret_old);
+	if (r->cookie_secret_old && !r->cookie_secret)
+		conf_err_at(ld, "dns.cookie-secret-old", false,
+		            "dns.cookie-secret-old: needs dns.cookie-secret (the one answers use)");
+	if (!rl)
+		return;
+	*c = (struct conf_rate_limit){.enabled = true,
+	                              .window_s = 1,
+	                              .slip = 2,
+	                              .v4_prefix = 24,
+	                              .v6_prefix = 56,
+	                              .entries = 65536};
+	if (!rl->rate)
+		conf_err_at(ld, "dns.rate-limit", false,
+		            "dns.rate-limit: responses-per-second is required");
+	get_u32(ld, "dns.rate-limit.responses-per-second", rl->rate, 1, 1000000, &c->rate);
+	get_seconds(ld, "dns.rate-limit.window", rl->window, 3600, &c->window_s);
+	if (rl->window && c->window_s == 0)
+		conf_err_at(ld, "dns.rate-limit.window", false,
+		            "dns.rate-limit.window: must be at least 1s");
+	get_u32(ld, "dns.rate-limit.slip", rl->slip, 0, 10, &c->slip);
+	get_unsigned(ld, "dns.rate-limit.ipv4-prefix", rl->v4_prefix, 1, 32, &c->v4_prefix);
+	get_unsigned(ld, "dns.rate-limit.ipv6-prefix", rl->v6_prefix, 1, 64, &c->v6_prefix);
+	get_u32(ld, "dns.rate-limit.table-size", rl->entries, 1, 1u << 24, &c->entries);
+}
 /* dns.tcp-* and dns.tls-* (after load_dns, one hunk). */
 static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_dns *d);
 /* dns.cache.persist: an absolute path (the daemon may chdir), and how often. */
@@ -427,6 +484,7 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	get_unsigned(ld, "dns.threads", r->threads, 1, CONF_MAX_THREADS, &d->threads);
 	get_string(ld, "dns.identity", r->identity, CONF_IDENTITY_MAX, d->identity,
 	           "one TXT string");
+	load_dns_security(ld, r, d);
 	load_dns_stream(ld, r, d);
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
@@ -824,11 +882,13 @@ static void load_health_more(struct ld *ld, const struct raw_health *r, struct c
 }
 
 /*
- * A group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?, at most 32
- * bytes) or a numeric gid. Only the syntax is checked here: loading stays
- * pure, the name is looked up when the socket is made (ctl_server.h).
+ * A user or group name ([A-Za-z0-9_.][A-Za-z0-9_.-]*[$]?, at most 32
+ * bytes) or a numeric id. Only the syntax is checked here: loading stays
+ * pure, the name is looked up when it is used (control.group when the
+ * socket is made, ctl_server.h; user before privileges are dropped,
+ * core/privs.h, placed by conf_diag's user_line/user_col).
  */
-static void load_group(struct ld *ld, const char *s, char *out)
+static void load_name(struct ld *ld, const char *path, const char *what, const char *s, char *out)
 {
 	size_t n = strlen(s);
 	bool ok = n > 0 && n <= CONF_GROUP_MAX;
@@ -839,10 +899,10 @@ static void load_group(struct ld *ld, const char *s, char *out)
 		     (i == n - 1 && i > 0 && ch == '$');
 	}
 	if (!ok) {
-		conf_err_at(ld, "control.group", false,
-		            "control.group: '%s' is not a group name or number (at most %u of "
+		conf_err_at(ld, path, false,
+		            "%s: '%s' is not a %s name or number (at most %u of "
 		            "A-Z a-z 0-9 _ . -, not starting with -)",
-		            s, CONF_GROUP_MAX);
+		            path, s, what, CONF_GROUP_MAX);
 		return;
 	}
 	memcpy(out, s, n + 1);
@@ -878,7 +938,8 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 			get_string(ld, "control.socket", s, CONF_SOCKET_MAX, c->control.socket,
 			           "sun_path");
 		if (r->control->group)
-			load_group(ld, r->control->group, c->control.group);
+			load_name(ld, "control.group", "group", r->control->group,
+			          c->control.group);
 		s = r->control->state;
 		if (s && (!*s || *s != '/'))
 			conf_err_at(ld, "control.state", false,
@@ -895,6 +956,11 @@ static void load_rest(struct ld *ld, const struct raw_conf *r, struct conf *c)
 				            "control.metrics: invalid address '%s'",
 				            r->control->metrics);
 		}
+	}
+	if (r->user) {
+		load_name(ld, "user", "user", r->user, c->user);
+		conf_pos_find(&ld->pos, "user", false, &ld->sink.diag->user_line,
+		              &ld->sink.diag->user_col);
 	}
 }
 

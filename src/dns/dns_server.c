@@ -21,8 +21,11 @@
 #include "core/tls_glue.h"
 #include "dns/dns_answer.h"
 #include "dns/dns_cache.h"
+#include "dns/dns_cookie.h"
+#include "dns/dns_cookie_mac.h"
 #include "dns/dns_forward.h"
 #include "dns/dns_inflight.h"
+#include "dns/dns_rrl.h"
 #include "dns/dns_stream.h"
 #include "dns/dns_tap.h"
 #include "dns/dns_wire.h"
@@ -82,8 +85,10 @@ struct dns_server {
 	unsigned tap_msgs;         /* enum dns_tap_msg bits to log */
 	struct timer sweep;
 	struct dns_server_stats stats;
+	struct dns_cookie_mac *cookie_mac; /* this worker's MAC contexts, the node's secrets */
+	struct dns_rrl *rrl;               /* the node's (dns_shared), NULL: dns.rate-limit off */
 	/* Scratch for building answers; the transports copy what they send. */
-	uint8_t out[DNS_MSG_MAX + DNS_ANSWER_OPT_LEN];
+	uint8_t out[DNS_MSG_MAX + DNS_ANSWER_OPT_LEN + DNS_COOKIE_OPT_LEN];
 	uint8_t norm[DNS_MSG_MAX];
 };
 
@@ -106,6 +111,10 @@ struct target {
 	socklen_t peerlen;
 	uint64_t conn;  /* TARGET_TCP: dns_stream.h connection id */
 	uint64_t t0_us; /* clock_now_us() at receive: the latency histogram */
+	/* RFC 7873 §5.2.3-5: the COOKIE option every answer to this query carries
+	 * (the client's cookie and a good server cookie of ours). */
+	bool cookie;
+	uint8_t cookie_data[DNS_COOKIE_LEN];
 };
 
 /*
@@ -301,10 +310,30 @@ static void tap_forwarder(void *arg, bool response, bool tcp, const struct netad
 		s->stats.dnstap_dropped++;
 }
 
+/*
+ * Adds the query's COOKIE option to the answer in s->out (RFC 7873 §5.2:
+ * every answer to a query that carried one, cache hits and errors alike).
+ * Builders left room (COOKIE_ROOM); an answer without our OPT at the end
+ * cannot carry it and goes out as it is.
+ */
+static size_t add_cookie(struct dns_server *s, const struct target *t, size_t len)
+{
+	int n = dns_cookie_append(s->out, len, sizeof(s->out), t->cookie_data);
+
+	if (n < 0) {
+		s->stats.cookie_unsent++;
+		return len;
+	}
+	return (size_t)n;
+}
+
 /* Sends a finished answer through its target. */
 static void reply(struct dns_server *s, const struct target *t, const uint8_t *ans, size_t len)
 {
 	int r;
+
+	if (t->cookie && ans == s->out)
+		len = add_cookie(s, t, len);
 
 	switch (t->kind) {
 	case TARGET_UDP:
@@ -367,6 +396,9 @@ static void send_finished(struct dns_server *s, const struct target *t,
                           const struct dns_request *req, size_t len)
 {
 	size_t limit = t->kind == TARGET_TCP ? DNS_MSG_MAX : dns_request_udp_limit(req);
+
+	if (t->cookie)
+		limit -= DNS_COOKIE_OPT_LEN; /* reply() adds it: the whole must fit */
 	int n = dns_answer_finish(s->out, len, sizeof(s->out), req, limit);
 
 	if (n < 0) {
@@ -677,15 +709,117 @@ joined:
 		loop_timer_arm_in(s->loop, &p->stale, STALE_CLIENT_MS);
 }
 
+/* ---------------------------------------------------------------- cookies and rate limiting */
+
+/* RFC 9018 §4.3: server cookie timestamps are wall-clock seconds, so that
+ * every node of an anycast set reads them alike. */
+static uint32_t wall_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint32_t)ts.tv_sec;
+}
+
+_Static_assert(sizeof(((struct dns_server_stats *)0)->cookies) / sizeof(uint64_t) ==
+                   DNS_COOKIE_VALID + 1,
+               "one counter per verdict");
+
 /*
- * The one query path for both transports: parse, allow, identity, cache,
- * forward. pkt is a view (datagram or TCP receive buffer) valid only during
- * the call; what outlives it is copied into struct pending.
+ * RFC 7873 §5.2 for a query with a COOKIE option from client a: a malformed
+ * option makes the answer FORMERR (§5.2.2); any other gets our cookie in
+ * every answer (t->cookie): a fresh server cookie for a client cookie alone
+ * (§5.2.3) or a bad one (§5.2.4), which are then served normally, and the
+ * valid one echoed or renewed (§5.2.5).
  */
-static void handle_query(struct dns_server *s, const struct target *t, const uint8_t *pkt,
+static enum dns_cookie_verdict check_cookie(struct dns_server *s, struct target *t,
+                                            const uint8_t *pkt, const struct dns_request *req,
+                                            const struct netaddr *a, uint8_t *rcode)
+{
+	struct dns_cookie_keys k = dns_cookie_mac_keys(s->cookie_mac);
+	struct dns_cookie_result r;
+
+	if (dns_cookie_check(&k, pkt + req->cookie_off, req->cookie_len, a->addr,
+	                     a->family == AF_INET ? 4 : 16, wall_seconds(), &r) < 0) {
+		s->stats.cookie_errors++; /* the MAC failed: serve without cookies */
+		return DNS_COOKIE_NONE;
+	}
+	s->stats.cookies[r.verdict]++;
+	if (r.verdict == DNS_COOKIE_MALFORMED) {
+		if (*rcode == DNS_RCODE_NOERROR)
+			*rcode = DNS_RCODE_FORMERR;
+		return r.verdict;
+	}
+	t->cookie = true;
+	memcpy(t->cookie_data, r.answer, sizeof(t->cookie_data));
+	return r.verdict;
+}
+
+/* An RRL slip: no records, TC=1, so a real client retries over TCP. */
+static void answer_slip(struct dns_server *s, const struct target *t, const struct dns_request *req)
+{
+	struct wbuf b = wbuf_init(s->out, sizeof(s->out));
+	int n = dns_build_error(&b, req, DNS_RCODE_NOERROR);
+
+	if (n < 0)
+		return;
+	wire_set_u16_at(s->out + 2, (uint16_t)(wire_get_u16_at(s->out + 2) | DNS_FLAG_TC));
+	reply(s, t, s->out, (size_t)n);
+}
+
+/*
+ * Cookies, then response rate limiting (dns_rrl.h), before anything else is
+ * spent on the query. TCP and a valid server cookie prove the source
+ * address (RFC 7873 §5.2.5), so neither is ever limited. A limited query
+ * is dropped or slips. The slip for a query with a client cookie is
+ * BADCOOKIE with a fresh server cookie (RFC 7873 §5.2.3, choice 2): the
+ * client retries at once with that cookie (§5.3), which is valid and so
+ * exempt, without falling back to TCP; one without a cookie gets TC=1.
+ * Either is no larger than the query: nothing to amplify. Returns true
+ * when the query is finished here.
+ */
+static bool cookie_and_rrl(struct dns_server *s, struct target *t, const uint8_t *pkt,
+                           const struct dns_request *req, uint8_t *rcode)
+{
+	enum dns_cookie_verdict v = DNS_COOKIE_NONE;
+	bool udp_limited = s->rrl && t->kind == TARGET_UDP;
+	struct netaddr a;
+
+	if ((!req->has_cookie && !udp_limited) || netaddr_from_sockaddr(t->peer, t->peerlen, &a))
+		return false;
+	if (req->has_cookie)
+		v = check_cookie(s, t, pkt, req, &a, rcode);
+	if (!udp_limited || v == DNS_COOKIE_VALID)
+		return false;
+	switch (dns_rrl_account(s->rrl, &a, loop_now(s->loop))) {
+	case DNS_RRL_PASS:
+		return false;
+	case DNS_RRL_DROP:
+		s->stats.rrl_dropped++;
+		return true;
+	case DNS_RRL_SLIP:
+		break;
+	}
+	s->stats.rrl_slipped++;
+	if (t->cookie)
+		answer_error(s, t, req, DNS_RCODE_BADCOOKIE);
+	else
+		answer_slip(s, t, req);
+	return true;
+}
+
+/*
+ * The one query path for both transports: parse, cookies and rate limit,
+ * allow, identity, cache, forward. pkt is a view (datagram or TCP receive
+ * buffer) valid only during the call; what outlives it is copied into
+ * struct pending (the target, with its cookie, by value).
+ */
+static void handle_query(struct dns_server *s, const struct target *from, const uint8_t *pkt,
                          size_t len)
 {
 	struct dns_request req;
+	struct target tq = *from;
+	const struct target *t = &tq;
 	uint8_t rcode;
 
 	if (s->tap_msgs & DNS_TAP_CLIENT_QUERY)
@@ -694,6 +828,8 @@ static void handle_query(struct dns_server *s, const struct target *t, const uin
 		s->stats.dropped++;
 		return;
 	}
+	if (cookie_and_rrl(s, &tq, pkt, &req, &rcode))
+		return;
 	/* TCP and TLS sources were checked once, at accept (dns_stream.c). */
 	if (t->kind == TARGET_UDP && !client_allowed(s, t->peer, t->peerlen)) {
 		s->stats.refused_acl++;
@@ -853,9 +989,34 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 struct dns_shared {
 	struct dns_cache *cache;
 	struct dns_inflight *inflight;
+	struct dns_rrl *rrl; /* NULL: dns.rate-limit off */
+	/* The cookie secrets, current first (dns_cookie.h). */
+	uint8_t cookie_secrets[DNS_COOKIE_MAX_SECRETS][DNS_COOKIE_SECRET_LEN];
+	unsigned n_cookie_secrets;
 	struct tls_ctx *tls; /* dns.tls-listen: one context, so tickets resume on any worker */
 	struct dns_tap *tap; /* dnstap output, one queue per worker; NULL: off */
 };
+
+/* dns.cookie-secret(-old), or one random secret for this process alone. */
+static int shared_cookie_secrets(struct dns_shared *sh, const struct conf_dns *d)
+{
+	_Static_assert(CONF_COOKIE_SECRET_LEN == DNS_COOKIE_SECRET_LEN, "secret size");
+	if (!d->has_cookie_secret) {
+		if (getrandom(sh->cookie_secrets[0], DNS_COOKIE_SECRET_LEN, 0) !=
+		    DNS_COOKIE_SECRET_LEN)
+			return -EIO;
+		sh->n_cookie_secrets = 1;
+		log_info("dns", "cookies: no dns.cookie-secret, a random one: server cookies are "
+		                "good on this node only, until it restarts");
+		return 0;
+	}
+	memcpy(sh->cookie_secrets[0], d->cookie_secret, DNS_COOKIE_SECRET_LEN);
+	sh->n_cookie_secrets = 1;
+	if (d->has_cookie_secret_old)
+		memcpy(sh->cookie_secrets[sh->n_cookie_secrets++], d->cookie_secret_old,
+		       DNS_COOKIE_SECRET_LEN);
+	return 0;
+}
 
 static uint64_t random_seed(void)
 {
@@ -910,6 +1071,29 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		dns_shared_free(sh);
 		return r;
 	}
+	r = shared_cookie_secrets(sh, &conf->dns);
+	if (r) {
+		snprintf(why, whylen, "cookie secret: %s", strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
+	if (conf->dns.rate_limit.enabled) {
+		const struct conf_rate_limit *rl = &conf->dns.rate_limit;
+		struct dns_rrl_conf c = {
+		    .rate = rl->rate,
+		    .window_s = rl->window_s,
+		    .slip = rl->slip,
+		    .v4_prefix = rl->v4_prefix,
+		    .v6_prefix = rl->v6_prefix,
+		    .entries = rl->entries,
+		};
+		r = dns_rrl_new(&c, random_seed(), &sh->rrl);
+		if (r) {
+			snprintf(why, whylen, "rate-limit table: %s", strerror(-r));
+			dns_shared_free(sh);
+			return r;
+		}
+	}
 	if (conf->dns.n_tls_listen) {
 		r = tls_ctx_new(conf->dns.tls_certificate, conf->dns.tls_key, why, whylen,
 		                &sh->tls);
@@ -945,6 +1129,7 @@ void dns_shared_free(struct dns_shared *sh)
 	dns_tap_free(sh->tap); /* after every worker: flushes what they logged */
 	dns_inflight_free(sh->inflight);
 	dns_cache_free(sh->cache);
+	dns_rrl_free(sh->rrl);
 	free(sh);
 }
 
@@ -1151,6 +1336,13 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		fc.tap = tap_forwarder;
 		fc.tap_arg = s;
 	}
+	s->rrl = shared->rrl;
+	r = dns_cookie_mac_new((const uint8_t(*)[DNS_COOKIE_SECRET_LEN])shared->cookie_secrets,
+	                       shared->n_cookie_secrets, &s->cookie_mac);
+	if (r) {
+		snprintf(why, whylen, "cookie MAC (OpenSSL SIPHASH): %s", strerror(-r));
+		goto fail;
+	}
 
 	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
 	fc.upstreams = conf->dns.upstreams;
@@ -1225,6 +1417,7 @@ void dns_server_free(struct dns_server *s)
 	for (unsigned i = 0; i < s->n_old_fwd; i++)
 		dns_forward_free(s->old_fwd[i]);
 	free_waiters(dns_inflight_take(&s->inbox));
+	dns_cookie_mac_free(s->cookie_mac);
 	dns_stream_free(s->stream);
 	for (unsigned i = 0; i < s->n_udp; i++) {
 		struct dns_listener *li = s->udp[i];

@@ -17,6 +17,13 @@
  * per connection, and the dns.allow check at accept; it hands each whole
  * query here with a connection id, and the answer goes back by that id.
  *
+ * Cookies and rate limiting, first thing after parsing (dns_cookie.h,
+ * dns_rrl.h): a query's COOKIE option is judged (RFC 7873 §5.2, RFC 9018
+ * server cookies under the node's dns.cookie-secret) and every answer to it
+ * carries our cookie; with dns.rate-limit, UDP answers without a valid
+ * server cookie are accounted per client prefix in one table per node and
+ * dropped or slipped (TC=1, or BADCOOKIE) over the limit.
+ *
  * Threads: a server belongs to one loop; after loop_run starts it is used
  * only from that loop's thread. What the workers share is one struct
  * dns_shared per process: the answer cache (dns_cache.h: lock-free RCU
@@ -80,6 +87,11 @@ struct dns_server_stats {
 	struct dns_stream_stats tcp; /* TCP and TLS connections (dns_stream.h) */
 	uint64_t listener_deaths;    /* UDP receives that stopped with an error */
 	uint64_t dnstap_dropped;          /* dnstap messages dropped: the worker's queue was full */
+	uint64_t cookies[5];         /* queries by enum dns_cookie_verdict (RFC 7873 §5.2) */
+	uint64_t cookie_errors;      /* the MAC failed: answered without a cookie */
+	uint64_t cookie_unsent;      /* answers that could not carry the query's cookie */
+	uint64_t rrl_dropped;        /* UDP answers not sent: rate limit (dns_rrl.h) */
+	uint64_t rrl_slipped;        /* sent as TC=1 (or BADCOOKIE) instead */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
 };

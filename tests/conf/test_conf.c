@@ -647,6 +647,15 @@ static const struct {
     {"dns.cache.max-ttl", CONF_NODE_SCALAR},
     {"dns.cache.negative-ttl", CONF_NODE_SCALAR},
     {"dns.cache.serve-stale", CONF_NODE_SCALAR},
+    {"dns.cookie-secret", CONF_NODE_SCALAR},
+    {"dns.cookie-secret-old", CONF_NODE_SCALAR},
+    {"dns.rate-limit", CONF_NODE_MAPPING},
+    {"dns.rate-limit.responses-per-second", CONF_NODE_SCALAR},
+    {"dns.rate-limit.window", CONF_NODE_SCALAR},
+    {"dns.rate-limit.slip", CONF_NODE_SCALAR},
+    {"dns.rate-limit.ipv4-prefix", CONF_NODE_SCALAR},
+    {"dns.rate-limit.ipv6-prefix", CONF_NODE_SCALAR},
+    {"dns.rate-limit.table-size", CONF_NODE_SCALAR},
     {"dns.tcp-per-source", CONF_NODE_SCALAR},
     {"dns.tcp-source-prefix-v4", CONF_NODE_SCALAR},
     {"dns.tcp-source-prefix-v6", CONF_NODE_SCALAR},
@@ -709,6 +718,7 @@ static const struct {
     {"dnstap.socket", CONF_NODE_SCALAR},
     {"dnstap.messages", CONF_NODE_SEQUENCE},
     {"dnstap.messages[]", CONF_NODE_SCALAR},
+    {"user", CONF_NODE_SCALAR},
 };
 #define N_CONTRACT (sizeof(contract) / sizeof(contract[0]))
 
@@ -864,7 +874,44 @@ Test(conf, every_mapping_unknown_key_reported_once)
 		cr_expect_eq(count_msgs(&d, "unknown key"), 1, "%s", doc);
 		cr_expect_eq(count_msgs(&d, want), 1, "%s: want '%s'", doc, want);
 	}
-	cr_expect_eq(maps, 12);
+	cr_expect_eq(maps, 13); /* dns.rate-limit and dnstap among them */
+}
+
+Test(conf, dns_cookie_secret_and_rate_limit)
+{
+	static struct conf c;
+	struct conf_diag d;
+	char p[512], *text = NULL;
+	size_t len = 0;
+	static const uint8_t cur[16] = {0xe5, 0xe9, 0x73, 0xe5, 0xa6, 0xb2, 0xa4, 0x3f,
+	                                0x48, 0xe7, 0xdc, 0x84, 0x9e, 0x37, 0xbf, 0xcf};
+
+	path_in(p, sizeof(p), "tests/conf/good/dns-security.yaml", NULL);
+	cr_assert_eq(conf_load_file(p, &env, &c, &d), 0);
+	cr_expect(c.dns.has_cookie_secret);
+	cr_expect_arr_eq(c.dns.cookie_secret, cur, 16);
+	cr_expect(c.dns.has_cookie_secret_old);
+	cr_expect_eq(c.dns.cookie_secret_old[0], 0xdd);
+	cr_expect(c.dns.rate_limit.enabled);
+	cr_expect_eq(c.dns.rate_limit.rate, 20);
+	cr_expect_eq(c.dns.rate_limit.window_s, 2);
+	cr_expect_eq(c.dns.rate_limit.slip, 2);
+	cr_expect_eq(c.dns.rate_limit.v4_prefix, 24);
+	cr_expect_eq(c.dns.rate_limit.v6_prefix, 48);
+	cr_expect_eq(c.dns.rate_limit.entries, 65536);
+	/* Printed and loaded back: the same struct. */
+	FILE *mf = open_memstream(&text, &len);
+	cr_assert_eq(conf_print(mf, &c), 0);
+	fclose(mf);
+	static struct conf back;
+	cr_assert_eq(conf_load_buffer(text, len, "printed", &env, &back, &d), 0, "%s", text);
+	cr_expect_eq(memcmp(&c, &back, sizeof(c)), 0, "%s", text);
+	free(text);
+	/* Absent: no secret (a random one at start) and no rate limit. */
+	path_in(p, sizeof(p), "tests/conf/good/dns-only.yaml", NULL);
+	cr_assert_eq(conf_load_file(p, &env, &c, &d), 0);
+	cr_expect_not(c.dns.has_cookie_secret);
+	cr_expect_not(c.dns.rate_limit.enabled);
 }
 
 /* Loading is pure: a fabricated machine gives its defaults, nothing is read. */

@@ -142,6 +142,7 @@ Test(metrics, scrape_passes_promtool_and_counts)
 	cr_assert_eq(scrape_value(b, "anycache_workers_answered"), 2);
 	cr_assert(!isnan(scrape_value(b, "anycache_loop_busy_ratio")));
 	cr_assert(!isnan(scrape_value(b, "anycache_receive_drops_total")));
+	cr_assert_eq(scrape_value(b, "anycache_log_dropped_total"), 0, "the log queue never filled");
 	cr_assert(!isnan(scrape_value(b, "anycache_build_info{version=\"0.1.0\"}")));
 	/* Counters never go backwards between scrapes. */
 	double before = scrape_value(b, "anycache_queries_total{transport=\"udp\"}");
