@@ -548,6 +548,17 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 				    old->dns.cache.persist_interval_ms;
 			} else if (!strcmp(d->c[i].key, "dnstap")) {
 				next->dnstap = old->dnstap;
+			} else if (!strcmp(d->c[i].key, "user")) {
+				memcpy(next->user, old->user, sizeof(old->user));
+			} else if (!strcmp(d->c[i].key, "dns.rate-limit")) {
+				next->dns.rate_limit = old->dns.rate_limit;
+			} else if (!strcmp(d->c[i].key, "dns.cookie-secret")) {
+				memcpy(next->dns.cookie_secret, old->dns.cookie_secret,
+				       sizeof(old->dns.cookie_secret));
+				memcpy(next->dns.cookie_secret_old, old->dns.cookie_secret_old,
+				       sizeof(old->dns.cookie_secret_old));
+				next->dns.has_cookie_secret = old->dns.has_cookie_secret;
+				next->dns.has_cookie_secret_old = old->dns.has_cookie_secret_old;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-per-source")) {
 				next->dns.tcp_per_source = old->dns.tcp_per_source;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-source-prefix")) {

@@ -73,6 +73,14 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 		add(d, CONF_CHANGE_RESTART, 0, "dns.cache.persist");
 	if (o->threads != n->threads)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.threads");
+	/* Cookie secrets and the rate limiter's table are made once, at start. */
+	if (o->has_cookie_secret != n->has_cookie_secret ||
+	    memcmp(o->cookie_secret, n->cookie_secret, sizeof(o->cookie_secret)) != 0 ||
+	    o->has_cookie_secret_old != n->has_cookie_secret_old ||
+	    memcmp(o->cookie_secret_old, n->cookie_secret_old, sizeof(o->cookie_secret_old)) != 0)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.cookie-secret");
+	if (memcmp(&o->rate_limit, &n->rate_limit, sizeof(o->rate_limit)) != 0)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.rate-limit");
 	/* The stream server's caps and TLS context are made once, at start. */
 	if (o->tcp_per_source != n->tcp_per_source)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.tcp-per-source");
@@ -165,6 +173,8 @@ void conf_diff(const struct conf *old, const struct conf *new, struct conf_diff 
 		add(out, CONF_CHANGE_BFD, 0, "bfd");
 	if (memcmp(&old->health, &new->health, sizeof(old->health)) != 0)
 		add(out, CONF_CHANGE_HEALTH, 0, "health");
+	if (strcmp(old->user, new->user) != 0)
+		add(out, CONF_CHANGE_RESTART, 0, "user");
 	if (memcmp(&old->dnstap, &new->dnstap, sizeof(old->dnstap)) != 0)
 		add(out, CONF_CHANGE_RESTART, 0, "dnstap");
 	if (strcmp(old->control.socket, new->control.socket) != 0)

@@ -214,3 +214,15 @@ Test(conf_diff, persist_and_dnstap_need_a_restart_cache_limits_do_not)
 	cr_expect_eq(count(CONF_CHANGE_CACHE), 1);
 	cr_expect_eq(d.restart, 1);
 }
+
+Test(conf_diff, user_needs_a_restart)
+{
+	char buf[4096];
+
+	load(BASE, &a);
+	snprintf(buf, sizeof(buf), "user: nobody\n%s", BASE);
+	load(buf, &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 1);
+	cr_expect_str_eq(line(0), "user: changed, needs a restart");
+}
