@@ -46,6 +46,10 @@ static const struct {
     {"drain", 1, "drain [VIP]: announce with GRACEFUL_SHUTDOWN, kept across restarts"},
     {"undrain", 1, "undrain [VIP]: end a drain"},
     {"reload", 0, "re-read the configuration file and apply what changed"},
+    {"restart", 0,
+     "start a successor (same binary path and arguments: also the upgrade) "
+     "that takes over every socket and BGP session; exits non-zero if it "
+     "did not take over"},
     {"help", 0, "the commands the daemon knows"},
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
@@ -492,6 +496,12 @@ static void print_reload(const json_t *d)
 	    printf("  NOT applied: %s\n", json_string_value(v));
 }
 
+static void print_restart(const json_t *d)
+{
+	printf("restarted: pid %lld took over from pid %lld\n", integer(d, "pid"),
+	       integer(d, "old_pid"));
+}
+
 static void print_human(const char *cmd, const json_t *d)
 {
 	static const struct {
@@ -507,6 +517,7 @@ static void print_human(const char *cmd, const json_t *d)
 	    {"cache flush", print_flush},
 	    {"drain", print_drain},
 	    {"undrain", print_drain},
+	    {"restart", print_restart},
 	    {"help", print_help},
 	    {"reload", print_reload},
 	};

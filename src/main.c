@@ -18,9 +18,18 @@
  * keeps answering for health.drain, then the routes are withdrawn and every
  * session closed with Cease; only then do the DNS loops stop. A second
  * signal stops at once.
+ *
+ * `anycachectl restart` (restart.h) starts a successor that takes over every
+ * socket and BGP session; once it serves, this process stops reading,
+ * answers what it holds and exits without a word to the BGP peers. A
+ * successor holds the routes it took over as they are until its own health
+ * monitor has judged every VIP (hold_routes below), bounded by
+ * HOLD_ROUTES_MS: starting from "every VIP DOWN" would withdraw them.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +46,8 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/conf_diff.h"
+#include "core/ctl_server.h"
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/notify.h"
@@ -46,6 +57,7 @@
 #include "dns/dns_health.h"
 #include "dns/dns_server.h"
 #include "ops.h"
+#include "restart.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
 
@@ -70,6 +82,9 @@ struct ctl {
 	struct timer watchdog_timer;
 	uint64_t watchdog_ms; /* half of systemd's WatchdogSec; 0 = none */
 	bool stopping;
+	struct restart *restart;
+	bool hold_routes; /* a successor: keep the imported routes until health judged */
+	struct timer hold_timer;
 	bool ready;       /* READY=1 sent */
 	bool stop_begun;  /* STOPPING=1 sent: no READY=1 may follow, no reload */
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
@@ -88,6 +103,13 @@ static struct ctl ctl;
 static _Atomic uint64_t drain_ms_now;
 static struct worker *workers_of; /* the worker array, for reloads */
 static unsigned n_workers_of;
+/* In-place restart (restart.h): our binary and arguments, the channel from a
+ * predecessor (-1: a plain start), and whether a successor took over. */
+static char exe_path[PATH_MAX];
+static char **saved_argv;
+static int handover_sock = -1;
+static atomic_bool handed_over;
+static atomic_int successor_pid;
 
 /*
  * Capabilities kept after `user:` takes over (core/privs.h), and why:
@@ -394,8 +416,91 @@ static void on_health(void *arg, const struct health_snapshot *snap)
 {
 	(void)arg;
 	notify_health(snap);
+	if (ctl.hold_routes) {
+		for (unsigned i = 0; i < snap->n; i++)
+			if (snap->vip[i].reason & HEALTH_R_STARTING)
+				return; /* not judged yet: the predecessor's routes stand */
+		ctl.hold_routes = false;
+		loop_timer_cancel(ctl.loop, &ctl.hold_timer);
+		log_info("main", "every VIP judged after the restart: routes follow health again");
+	}
 	if (ctl.bgp && !ctl.stopping)
 		bgp_speaker_set_health(ctl.bgp, snap);
+}
+
+/* A VIP that never rose: health decides anyway (it withdraws what is DOWN). */
+static void hold_expired(struct timer *t, uint64_t now, void *arg)
+{
+	struct health_snapshot snap;
+
+	(void)t;
+	(void)now;
+	(void)arg;
+	if (!ctl.hold_routes)
+		return;
+	ctl.hold_routes = false;
+	log_warn("main", "some VIP not judged UP since the restart: routes follow health now");
+	dns_health_snapshot(ctl.health, &snap);
+	if (ctl.bgp && !ctl.stopping)
+		bgp_speaker_set_health(ctl.bgp, &snap);
+}
+
+/* ---------------------------------------------------------------- restart */
+
+static void restart_done(void *arg, int err, pid_t pid, const char *why)
+{
+	struct ctl_call *c = arg;
+	json_t *d = ctl_call_data(c);
+
+	if (err) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "restart failed: %s",
+		              why ? why : strerror(-err));
+		return;
+	}
+	json_object_set_new(d, "pid", json_integer(pid));
+	json_object_set_new(d, "old_pid", json_integer(getpid()));
+	ctl_call_done(c);
+}
+
+static void ctl_restart(void *arg, struct ctl_call *c)
+{
+	int r;
+
+	(void)arg;
+	if (!ctl.restart || ctl.stopping) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "restart is not available now");
+		return;
+	}
+	r = restart_start(ctl.restart, restart_done, c);
+	if (r == -EBUSY)
+		ctl_call_fail(c, CTL_E_BUSY, "a restart is already running");
+	else if (r < 0)
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "cannot start the successor %s: %s", exe_path,
+		              strerror(-r));
+}
+
+/*
+ * Control thread, before the successor starts: with dns.cache.persist, the
+ * cache goes to the file the successor loads before it serves, so it
+ * answers hits from its first query (what is cached between this save and
+ * the handover, a few hundred milliseconds' worth, is missed once). The
+ * save runs on the control loop: seconds for a cache of gigabytes (BFD and
+ * BGP wait that long), milliseconds for the usual sizes.
+ */
+static void restart_save_cache(void *arg)
+{
+	(void)arg;
+	if (conf.dns.cache.persist[0])
+		persist_save("restart");
+}
+
+/* Control thread: the successor serves and our queries are answered. */
+static void retired(void *arg, pid_t successor)
+{
+	(void)arg;
+	atomic_store(&successor_pid, (int)successor);
+	atomic_store(&handed_over, true);
+	kill(getpid(), SIGTERM);
 }
 
 /* WATCHDOG=1 from the control loop: it says that loop turns. A stalled DNS
@@ -811,18 +916,41 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	    .health = ctl.health,
 	    .cache = dns_shared_cache(shared),
 	    .reload = reload_apply,
+	    .restart = exe_path[0] ? ctl_restart : NULL,
 	};
 	/* The control socket and drains left in place, before any route goes out. */
 	r = ops_new(&oc, why, whylen, &ctl.ops);
 	if (r)
 		return r;
+	static struct loop *wl[CONF_MAX_THREADS];
+	static struct dns_server *wd[CONF_MAX_THREADS];
+	for (unsigned i = 0; i < n; i++) {
+		wl[i] = w[i].loop;
+		wd[i] = w[i].dns;
+	}
+	struct restart_conf rc = {.ctl = ctl.loop,
+	                          .bgp = ctl.bgp,
+	                          .conf = &conf,
+	                          .worker_loops = wl,
+	                          .worker_dns = wd,
+	                          .n_workers = n,
+	                          .exe = exe_path,
+	                          .argv = saved_argv,
+	                          .retired = retired,
+	                          .before_spawn = restart_save_cache};
+	r = restart_new(&rc, &ctl.restart);
+	if (r) {
+		snprintf(why, whylen, "restart: %s", strerror(-r));
+		return r;
+	}
+	timer_init(&ctl.hold_timer, hold_expired, NULL);
 	ctl.watchdog_ms = notify_watchdog_ms() / 2;
 	if (ctl.watchdog_ms) {
 		timer_init(&ctl.watchdog_timer, watchdog_tick, NULL);
 		loop_timer_arm_in(ctl.loop, &ctl.watchdog_timer, ctl.watchdog_ms);
 	}
 	/* Every VIP starts DOWN: announced only after `rise` good probes. */
-	if (ctl.bgp) {
+	if (ctl.bgp && !ctl.hold_routes) {
 		struct health_snapshot snap;
 		dns_health_snapshot(ctl.health, &snap);
 		bgp_speaker_set_health(ctl.bgp, &snap);
@@ -994,6 +1122,8 @@ static void stop_all(struct worker *w, unsigned n)
 	ctl.loop = NULL;
 	ops_free(ctl.ops); /* after every loop: no round or connection is left */
 	ctl.ops = NULL;
+	restart_free(ctl.restart);
+	ctl.restart = NULL;
 	dns_shared_free(shared); /* after every server */
 	shared = NULL;
 	/* After loop_free: its final callbacks still touch the speaker's sockets. */
@@ -1047,6 +1177,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	saved_argv = argv;
+	if (restart_exe(argv[0], exe_path, sizeof(exe_path)) < 0)
+		exe_path[0] = '\0'; /* anycachectl restart says it is unavailable */
 	conf_path = path;
 	conf_loaded_unix = (int64_t)time(NULL);
 	conf_env_read(&env, RESOLV_CONF);
@@ -1087,7 +1220,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	raise_fd_limit();
-	r = dns_server_check_listen(&conf.dns, why, sizeof(why));
+	r = restart_inherit(why, sizeof(why));
+	if (r < 0 && r != -ENOENT) {
+		log_err("main", "%s", why); /* the predecessor goes on serving */
+		return 1;
+	}
+	handover_sock = r;
+	/* A successor shares its predecessor's ports on purpose. */
+	r = handover_sock >= 0 ? 0 : dns_server_check_listen(&conf.dns, why, sizeof(why));
 	if (r) {
 		log_err("main", "cannot listen on %s", why);
 		return 1;
@@ -1124,11 +1264,33 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	ctl.hold_routes = handover_sock >= 0 && conf.bgp.enabled;
 	r = ctl_setup(workers, n, why, sizeof(why));
 	if (r) {
 		log_err("main", "%s", why);
 		stop_all(workers, n);
 		return 1;
+	}
+	if (handover_sock >= 0) {
+		r = restart_adopt(handover_sock, ctl.bgp, &conf.bgp, why, sizeof(why));
+		if (r < 0) {
+			log_err("main", "%s", why);
+			stop_all(workers, n);
+			return 1;
+		}
+		log_info("main", "taking over from the predecessor: %d BGP session%s", r,
+		         r == 1 ? "" : "s");
+		if (ctl.hold_routes && r == 0) {
+			/* Nothing announced to keep: start as usual, every VIP DOWN. */
+			struct health_snapshot snap;
+			ctl.hold_routes = false;
+			dns_health_snapshot(ctl.health, &snap);
+			bgp_speaker_set_health(ctl.bgp, &snap);
+		} else if (ctl.hold_routes) {
+			loop_timer_arm_in(ctl.loop, &ctl.hold_timer,
+			                  (conf.health.rise + 2) * conf.health.interval_ms + 2000);
+		}
+		handover_release_unused();
 	}
 	log_startup(&conf, workers[0].loop);
 	if (drop_privileges(&user)) {
@@ -1158,6 +1320,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ctl.started = true;
+	if (handover_sock >= 0) {
+		r = restart_serving(handover_sock);
+		handover_sock = -1;
+		if (r < 0)
+			log_warn("main", "could not tell the predecessor we serve: %s",
+			         strerror(-r));
+	}
 	persist.served = true;
 	persist_start();
 
@@ -1171,10 +1340,16 @@ int main(int argc, char **argv)
 				log_err("main", "SIGHUP: the ctl thread cannot take it");
 			continue;
 		}
+		if (atomic_load(&handed_over)) {
+			log_info("main", "handed over to pid %d: exiting",
+			         atomic_load(&successor_pid));
+			break;
+		}
 		log_info("main", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		break;
 	}
-	ctl_stop(&sigs);
+	if (!atomic_load(&handed_over))
+		ctl_stop(&sigs);
 	stop_all(workers, n);
 	log_info("main", "stopped");
 	log_stop();

@@ -6,7 +6,7 @@
  * health endpoint (core/http_server.h) and the persisted drains
  * (core/drain_state.h) to DNS, BGP and health: it registers the commands
  * (status, show bgp|bfd|health|upstreams|cache, cache flush, drain, undrain,
- * reload) and the paths /metrics and /health, and renders their answers.
+ * reload, restart) and the paths /metrics and /health, and renders their answers.
  *
  * Per-node figures, never per worker. What lives on the control thread (BGP,
  * health) is read directly. What the DNS workers hold is collected by a
@@ -37,6 +37,7 @@ struct loop;
 struct dns_server;
 struct dns_health;
 struct bgp_speaker;
+struct ctl_call;
 struct ops;
 
 #define OPS_ROUND_BOUND_MS 1000 /* the longest a request waits for the workers */
@@ -83,6 +84,9 @@ struct ops_conf {
 	struct dns_health *health;
 	ops_reload_fn reload; /* NULL: reload answers not-implemented */
 	void *reload_arg;
+	/* `restart` (restart.h): the handler ends the call itself; NULL = not offered. */
+	void (*restart)(void *arg, struct ctl_call *c);
+	void *restart_arg;
 };
 
 /*

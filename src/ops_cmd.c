@@ -604,6 +604,23 @@ static void cmd_reload(void *arg, struct ctl_call *c)
 	ctl_call_done(c);
 }
 
+/* In-place restart (restart.h): main.c's handler answers once the successor
+ * serves, or with why it could not. */
+static void cmd_restart(void *arg, struct ctl_call *c)
+{
+	struct ops *o = arg;
+
+	if (!o->c.restart) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "restart is not available in this process");
+		return;
+	}
+	if (o->stopping) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "stopping");
+		return;
+	}
+	o->c.restart(o->c.restart_arg, c);
+}
+
 static const struct {
 	const char *cmd, *usage;
 	unsigned min, max;
@@ -619,6 +636,7 @@ static const struct {
     {"drain", "drain [VIP]", 0, 1, cmd_drain_on},
     {"undrain", "undrain [VIP]", 0, 1, cmd_drain_off},
     {"reload", "reload", 0, 0, cmd_reload},
+    {"restart", "restart", 0, 0, cmd_restart},
 };
 
 void ops_register_commands(struct ops *o)

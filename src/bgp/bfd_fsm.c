@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/wire.h"
+
 /* splitmix64, as in bgp_fsm.c: seedable with any value, good enough for jitter. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -416,4 +418,131 @@ const char *bfd_fsm_event_name(enum bfd_fsm_event_type e)
 		return "SetTimers";
 	}
 	return "?";
+}
+
+/* ---------------------------------------------------------------- restart */
+
+static void put64(struct wbuf *b, uint64_t v)
+{
+	wbuf_u32(b, (uint32_t)(v >> 32));
+	wbuf_u32(b, (uint32_t)v);
+}
+
+static uint64_t get64(struct wire *w)
+{
+	uint64_t hi = wire_u32(w);
+	return hi << 32 | wire_u32(w);
+}
+
+int bfd_fsm_export(const struct bfd_fsm *f, uint8_t *buf, size_t cap)
+{
+	struct wbuf b = wbuf_init(buf, cap);
+	const struct bfd_fsm_stats *st = &f->st;
+
+	wbuf_bytes(&b, "BFS", 3);
+	wbuf_u8(&b, 1);
+	wbuf_u32(&b, f->conf.local_disc);
+	wbuf_u32(&b, f->conf.desired_min_tx_us);
+	wbuf_u32(&b, f->conf.required_min_rx_us);
+	wbuf_u8(&b, f->conf.detect_mult);
+	put64(&b, f->conf.seed);
+	wbuf_u8(&b, (uint8_t)f->state);
+	wbuf_u8(&b, (uint8_t)f->remote_state);
+	wbuf_u32(&b, f->remote_disc);
+	wbuf_u8(&b, f->local_diag);
+	wbuf_u8(&b, (uint8_t)(f->remote_demand | f->started << 1 | f->ever_up << 2 |
+	                      f->poll_active << 3 | f->poll_pending << 4));
+	wbuf_u32(&b, f->desired_min_tx_us);
+	wbuf_u32(&b, f->required_min_rx_us);
+	wbuf_u32(&b, f->tx_used_us);
+	wbuf_u32(&b, f->rx_used_us);
+	wbuf_u32(&b, f->remote_min_rx_us);
+	wbuf_u32(&b, f->remote_min_tx_us);
+	wbuf_u8(&b, f->remote_detect_mult);
+	wbuf_u8(&b, f->detect_mult);
+	put64(&b, f->next_tx);
+	put64(&b, f->detect_at);
+	put64(&b, f->admin_tx_until);
+	put64(&b, f->last_tx);
+	put64(&b, f->last_rx);
+	wbuf_u32(&b, f->tx_iv_us);
+	wbuf_u32(&b, f->last_jitter_ms);
+	put64(&b, f->rng);
+	put64(&b, st->rx);
+	put64(&b, st->rx_discarded);
+	put64(&b, st->tx);
+	put64(&b, st->polls);
+	put64(&b, st->finals_sent);
+	put64(&b, st->ups);
+	put64(&b, st->downs);
+	return wbuf_result(&b) < 0 ? -EMSGSIZE : (int)b.off;
+}
+
+int bfd_fsm_import(struct bfd_fsm *fsm, const uint8_t *buf, size_t len, uint64_t now)
+{
+	struct wire w = wire_init(buf, len);
+	struct bfd_fsm f;
+	uint8_t magic[3], ver, fl, state, rstate;
+
+	memset(&f, 0, sizeof(f));
+	wire_bytes(&w, magic, 3);
+	ver = wire_u8(&w);
+	if (w.err || memcmp(magic, "BFS", 3) != 0)
+		return -EBADMSG;
+	if (ver != 1)
+		return -EPROTO;
+	f.conf.local_disc = wire_u32(&w);
+	f.conf.desired_min_tx_us = wire_u32(&w);
+	f.conf.required_min_rx_us = wire_u32(&w);
+	f.conf.detect_mult = wire_u8(&w);
+	f.conf.seed = get64(&w);
+	state = wire_u8(&w);
+	rstate = wire_u8(&w);
+	f.remote_disc = wire_u32(&w);
+	f.local_diag = wire_u8(&w);
+	fl = wire_u8(&w);
+	f.desired_min_tx_us = wire_u32(&w);
+	f.required_min_rx_us = wire_u32(&w);
+	f.tx_used_us = wire_u32(&w);
+	f.rx_used_us = wire_u32(&w);
+	f.remote_min_rx_us = wire_u32(&w);
+	f.remote_min_tx_us = wire_u32(&w);
+	f.remote_detect_mult = wire_u8(&w);
+	f.detect_mult = wire_u8(&w);
+	f.next_tx = get64(&w);
+	f.detect_at = get64(&w);
+	f.admin_tx_until = get64(&w);
+	f.last_tx = get64(&w);
+	f.last_rx = get64(&w);
+	f.tx_iv_us = wire_u32(&w);
+	f.last_jitter_ms = wire_u32(&w);
+	f.rng = get64(&w);
+	f.st.rx = get64(&w);
+	f.st.rx_discarded = get64(&w);
+	f.st.tx = get64(&w);
+	f.st.polls = get64(&w);
+	f.st.finals_sent = get64(&w);
+	f.st.ups = get64(&w);
+	f.st.downs = get64(&w);
+	if (!wire_done(&w) || state > BFD_STATE_UP || rstate > BFD_STATE_UP || (fl & ~0x1fu) ||
+	    f.conf.local_disc == 0 || !f.conf.desired_min_tx_us || !f.conf.required_min_rx_us ||
+	    !f.conf.detect_mult || !f.detect_mult || !f.desired_min_tx_us || !f.required_min_rx_us)
+		return -EBADMSG;
+	f.state = (enum bfd_state)state;
+	f.remote_state = (enum bfd_state)rstate;
+	f.remote_demand = fl & 1;
+	f.started = fl & 2;
+	f.ever_up = fl & 4;
+	f.poll_active = fl & 8;
+	f.poll_pending = fl & 16;
+	if (f.detect_at != BFD_FSM_NEVER) {
+		uint64_t us = bfd_fsm_detect_time_us(&f);
+		uint64_t fresh = now + (us + 999) / 1000;
+		if (f.detect_at < fresh && us) {
+			f.last_rx = now > f.last_rx ? now : f.last_rx;
+			detect_arm(&f);
+		}
+	}
+	*fsm = f;
+	return 0;
 }

@@ -45,6 +45,7 @@
 #define ANYCACHE_BGP_BFD_FSM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bgp/bfd_wire.h"
@@ -125,6 +126,26 @@ struct bfd_fsm {
 	uint64_t rng;
 	struct bfd_fsm_stats st;
 };
+
+/*
+ * In-place restart (bgp_handover.h): the whole session as bytes ("BFS",
+ * version 1, every field), so a successor process goes on with the same
+ * discriminators, state and timers: the peer sees no change (RFC 5880 §6.8.1
+ * keeps bfd.LocalDiscr for the session's life). Returns the length, or
+ * -EMSGSIZE.
+ */
+#define BFD_FSM_EXPORT_MAX 192
+int bfd_fsm_export(const struct bfd_fsm *fsm, uint8_t *buf, size_t cap);
+/*
+ * Restores a session exported by bfd_fsm_export at time now. The Detection
+ * Time restarts from now when it would expire sooner: between the export and
+ * the successor's first read, packets were taken by the old process or
+ * waited in the socket, none were missed by the peer's doing, so a restart
+ * must not look like a path failure (it delays a real one by at most one
+ * Detection Time). 0, -EBADMSG (malformed, a value out of range, trailing
+ * bytes), -EPROTO (another version).
+ */
+int bfd_fsm_import(struct bfd_fsm *fsm, const uint8_t *buf, size_t len, uint64_t now);
 
 /* 0, or -EINVAL when conf is unusable (discriminator, intervals or mult 0). */
 int bfd_fsm_init(struct bfd_fsm *fsm, const struct bfd_fsm_conf *conf);

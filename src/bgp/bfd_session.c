@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
@@ -202,16 +203,21 @@ static int rx_open(struct bfd_mux *m, int family)
 
 	if (rs->fd >= 0)
 		return 0;
-	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
+	/* A successor shares its predecessor's socket (core/handover.h): port
+	 * 3784 cannot be bound twice. */
+	fd = handover_take("bfd-rx", 0, &any, NULL, NULL);
+	if (fd < 0) {
+		fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
 	}
 	rs->m = m;
 	rs->family = family;
@@ -221,6 +227,7 @@ static int rx_open(struct bfd_mux *m, int family)
 		return r;
 	}
 	rs->fd = fd;
+	handover_offer("bfd-rx", 0, &any, fd);
 	return 0;
 }
 
@@ -324,10 +331,14 @@ int bfd_session_new(struct bfd_mux *m, const struct bfd_session_conf *conf, bfd_
 	r = rx_open(m, conf->peer.family);
 	if (r < 0)
 		goto fail;
-	r = tx_open(m, conf);
+	/* RFC 5881 §4: the session keeps its source port, across a restart too. */
+	r = handover_take("bfd-tx", 0, &conf->peer, NULL, NULL);
+	if (r < 0)
+		r = tx_open(m, conf);
 	if (r < 0)
 		goto fail;
 	s->fd = r;
+	handover_offer("bfd-tx", 0, &conf->peer, r);
 	timer_init(&s->timer, on_timer, s);
 	s->next = m->sessions;
 	m->sessions = s;
@@ -420,4 +431,49 @@ const struct bfd_fsm *bfd_session_fsm(const struct bfd_session *s)
 void bfd_mux_get_stats(const struct bfd_mux *m, struct bfd_mux_stats *out)
 {
 	*out = m->st;
+}
+
+/* ---------------------------------------------------------------- restart */
+
+int bfd_session_export(const struct bfd_session *s, uint8_t *buf, size_t cap)
+{
+	return bfd_fsm_export(&s->fsm, buf, cap);
+}
+
+int bfd_session_import(struct bfd_session *s, const uint8_t *buf, size_t len)
+{
+	struct bfd_fsm f;
+	int r = bfd_fsm_import(&f, buf, len, loop_now(s->m->l));
+
+	if (r < 0)
+		return r;
+	for (struct bfd_session *o = s->m->sessions; o; o = o->next)
+		if (o != s && o->fsm.conf.local_disc == f.conf.local_disc)
+			return -EEXIST;
+	s->fsm = f;
+	log_info("bfd", "%s: session taken over from the predecessor (%s)", s->name,
+	         bfd_state_name(f.state));
+	return 0;
+}
+
+void bfd_mux_handed_over(struct bfd_mux *m)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true; /* on_rx and on_timer do nothing from now on */
+	for (struct bfd_session *s = m->sessions; s; s = s->next) {
+		s->fn = NULL;
+		loop_timer_cancel(m->l, &s->timer);
+		if (s->fd >= 0) {
+			handover_forget(s->fd);
+			if (loop_close_fd(m->l, s->fd, NULL, NULL) == 0)
+				s->fd = -1;
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (m->rx[i].fd >= 0) {
+			handover_forget(m->rx[i].fd);
+			if (loop_close_fd(m->l, m->rx[i].fd, NULL, NULL) == 0)
+				m->rx[i].fd = -1;
+		}
 }

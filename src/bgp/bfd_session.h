@@ -26,6 +26,7 @@
 #define ANYCACHE_BGP_BFD_SESSION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bgp/bfd_fsm.h"
@@ -76,6 +77,19 @@ void bfd_session_stop(struct bfd_session *s);
 /* Reload: new intervals and Detect Mult, taken through a Poll Sequence when Up
  * (RFC 5880 §6.8.3, bfd_fsm.h); the session is not reset. 0 or -EINVAL. */
 int bfd_session_set_timers(struct bfd_session *s, uint32_t interval_ms, unsigned multiplier);
+
+/*
+ * In-place restart: the session's state as bytes (bfd_fsm_export); import
+ * it into a new session before the loop runs (its start then changes
+ * nothing: it is already enabled). -EEXIST when another session has its
+ * discriminator. The sockets themselves move through core/handover.h
+ * ("bfd-rx", "bfd-tx"): the successor keeps the source port (RFC 5881 §4).
+ * handed_over: the successor took over: stop sending and reading without a
+ * word (no AdminDown), close our copies of the sockets.
+ */
+int bfd_session_export(const struct bfd_session *s, uint8_t *buf, size_t cap);
+int bfd_session_import(struct bfd_session *s, const uint8_t *buf, size_t len);
+void bfd_mux_handed_over(struct bfd_mux *m);
 
 /* Every enabled session sends AdminDown once, then every socket is closed
  * through the loop and every timer stopped. Nothing is sent afterwards. */

@@ -336,6 +336,38 @@ void bgp_adjout_resend_all(struct bgp_adjout *ao)
 	bgp_adjout_resend(ao, BGP_ADJOUT_AF_IPV4 | BGP_ADJOUT_AF_IPV6);
 }
 
+int bgp_adjout_restore(struct bgp_adjout *ao, const struct netprefix *prefixes,
+                       const struct bgp_adjout_attrs *attrs, size_t n, bool eor_v4_owed,
+                       bool eor_v6_owed)
+{
+	if (ao->n)
+		return -EBUSY;
+	if (n > BGP_ADJOUT_MAX_ROUTES)
+		return -ENOSPC;
+	for (size_t i = 0; i < n; i++) {
+		if (!prefix_valid(&prefixes[i]) || !attrs_valid(&attrs[i]))
+			return -EINVAL;
+		struct netprefix p = prefix_norm(&prefixes[i]);
+		for (size_t j = 0; j < i; j++) {
+			struct netprefix q = prefix_norm(&prefixes[j]);
+			if (prefix_equal(&p, &q))
+				return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = &ao->e[ao->n++];
+		memset(e, 0, sizeof(*e));
+		e->prefix = prefix_norm(&prefixes[i]);
+		e->desired = e->sent = true;
+		e->pos = (uint16_t)i;
+		e->want = e->have = attrs_copy(&attrs[i]);
+	}
+	ao->n_desired = n;
+	ao->eor_v4 = eor_v4_owed;
+	ao->eor_v6 = eor_v6_owed;
+	return 0;
+}
+
 bool bgp_adjout_eor_owed(const struct bgp_adjout *ao, int family)
 {
 	return family == AF_INET ? ao->eor_v4 : family == AF_INET6 ? ao->eor_v6 : false;

@@ -126,6 +126,18 @@ void bgp_adjout_resend(struct bgp_adjout *ao, unsigned af_mask);
 /* Both families. */
 void bgp_adjout_resend_all(struct bgp_adjout *ao);
 
+/*
+ * In-place restart (bgp_handover.h): an empty Adj-RIB-Out takes over what
+ * the peer holds from a predecessor process: each prefix sent with its
+ * attributes and desired as it is (so the next diff is empty until
+ * set_desired says otherwise), End-of-RIB owed as given. 0; -EINVAL for a
+ * bad prefix, a duplicate or attributes over their caps; -ENOSPC for more
+ * than BGP_ADJOUT_MAX_ROUTES; -EBUSY when the table is not empty.
+ */
+int bgp_adjout_restore(struct bgp_adjout *ao, const struct netprefix *prefixes,
+                       const struct bgp_adjout_attrs *attrs, size_t n, bool eor_v4_owed,
+                       bool eor_v6_owed);
+
 /* Whether End-of-RIB is still owed for a family (AF_INET or AF_INET6). */
 bool bgp_adjout_eor_owed(const struct bgp_adjout *ao, int family);
 

@@ -327,6 +327,52 @@ int bgp_fsm_init(struct bgp_fsm *fsm, const struct bgp_fsm_conf *conf)
 	return 0;
 }
 
+void bgp_fsm_export(const struct bgp_fsm *fsm, struct bgp_fsm_session *out)
+{
+	*out = (struct bgp_fsm_session){
+	    .hold_time = fsm->hold_time,
+	    .keepalive_ms = fsm->keepalive_ms,
+	    .peer_bgp_id = fsm->peer_bgp_id,
+	    .peer_as = fsm->peer_as,
+	    .peer_as4 = fsm->peer_as4,
+	    .afi_ipv4 = fsm->afi_ipv4,
+	    .afi_ipv6 = fsm->afi_ipv6,
+	    .route_refresh = fsm->route_refresh,
+	    .hold_at = fsm->hold_at,
+	    .keepalive_at = fsm->keepalive_at,
+	    .established_at = fsm->established_at,
+	    .flaps = fsm->flaps,
+	};
+}
+
+int bgp_fsm_import(struct bgp_fsm *fsm, const struct bgp_fsm_session *in)
+{
+	bool timers = in->hold_at != BGP_FSM_NEVER || in->keepalive_at != BGP_FSM_NEVER;
+
+	if (fsm->state != BGP_FSM_IDLE || in->hold_time == 1 || in->hold_time == 2 ||
+	    in->peer_bgp_id == 0 || (in->hold_time == 0) != (in->keepalive_ms == 0) ||
+	    (in->hold_time == 0 && timers) ||
+	    (in->hold_time != 0 &&
+	     (in->hold_at == BGP_FSM_NEVER || in->keepalive_at == BGP_FSM_NEVER)))
+		return -EINVAL;
+	timers_stop(fsm);
+	fsm->state = BGP_FSM_ESTABLISHED;
+	fsm->admin_up = true;
+	fsm->hold_time = in->hold_time;
+	fsm->keepalive_ms = in->keepalive_ms;
+	fsm->peer_bgp_id = in->peer_bgp_id;
+	fsm->peer_as = in->peer_as;
+	fsm->peer_as4 = in->peer_as4;
+	fsm->afi_ipv4 = in->afi_ipv4;
+	fsm->afi_ipv6 = in->afi_ipv6;
+	fsm->route_refresh = in->route_refresh;
+	fsm->hold_at = in->hold_at;
+	fsm->keepalive_at = in->keepalive_at;
+	fsm->established_at = in->established_at;
+	fsm->flaps = in->flaps;
+	return 0;
+}
+
 int bgp_fsm_step(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev, uint64_t now,
                  struct bgp_fsm_actions *out)
 {

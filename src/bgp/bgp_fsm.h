@@ -238,6 +238,31 @@ uint64_t bgp_fsm_next_deadline(const struct bgp_fsm *fsm);
 /* The glue sent an UPDATE: restart the KeepaliveTimer (RFC 4271 §8.2.2). */
 void bgp_fsm_update_sent(struct bgp_fsm *fsm, uint64_t now);
 
+/*
+ * An Established session's state, for an in-place restart (bgp_handover.h):
+ * what was negotiated and the running deadlines (absolute CLOCK_MONOTONIC
+ * ms, which is system-wide, so they stay valid in a successor process).
+ */
+struct bgp_fsm_session {
+	uint16_t hold_time;
+	uint32_t keepalive_ms;
+	uint32_t peer_bgp_id, peer_as;
+	bool peer_as4, afi_ipv4, afi_ipv6, route_refresh;
+	uint64_t hold_at, keepalive_at, established_at;
+	uint32_t flaps;
+};
+
+/* fsm must be Established: fills *out. */
+void bgp_fsm_export(const struct bgp_fsm *fsm, struct bgp_fsm_session *out);
+/*
+ * fsm (fresh from bgp_fsm_init, Idle) takes over an Established session
+ * another process negotiated: state Established, ManualStart seen (admin up),
+ * the deadlines as given. -EINVAL for a state that could not have come from
+ * an Established fsm (hold time 1 or 2, timers armed with no hold time or
+ * missing with one, a peer id of 0); fsm is then unchanged.
+ */
+int bgp_fsm_import(struct bgp_fsm *fsm, const struct bgp_fsm_session *in);
+
 /* Collision: move spare's connection state into primary (see the top). */
 void bgp_fsm_take_over(struct bgp_fsm *primary, const struct bgp_fsm *spare);
 

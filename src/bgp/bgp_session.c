@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bgp/bgp_handover.h"
 #include "bgp/bgp_wire.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -42,6 +43,7 @@ struct bgp_sock {
 	int slot; /* 0/1 while attached, -1 once detached */
 	bool outgoing;
 	bool connecting, recv_armed, send_armed, closing;
+	uint64_t recv_id; /* the recv in flight, for bgp_session_freeze */
 	/* loop_close_fd failed: sock_reap frees once no operation is armed, and
 	 * closes the fd unless someone else closes it (-EALREADY). */
 	bool reap, reap_closes_fd;
@@ -73,6 +75,10 @@ struct bgp_session {
 	struct bgp_session_conf conf;
 	struct bgp_fsm_conf fsm_conf;
 	bool ibgp, stopping, connect_failed, freed;
+	/* In-place restart: frozen = no reading, no sending, no timer (the
+	 * connection is being handed over); imported = adopted from a predecessor,
+	 * started by bgp_session_start without a ManualStart. */
+	bool frozen, imported;
 	unsigned refresh_mask; /* families the pending ROUTE-REFRESH asked for */
 	struct bgp_conn conn[2];
 	struct bgp_sock *draining;
@@ -366,7 +372,7 @@ static void sync_routes(struct bgp_session *s, int slot)
 	unsigned mask = 0;
 	int r;
 
-	if (!k || c->fsm.state != BGP_FSM_ESTABLISHED)
+	if (!k || c->fsm.state != BGP_FSM_ESTABLISHED || s->frozen)
 		return;
 	if (c->fsm.afi_ipv4)
 		mask |= BGP_ADJOUT_AF_IPV4;
@@ -499,10 +505,10 @@ static void recv_done(struct loop *l, void *ctx, int res, unsigned flags);
 
 static void arm_recv(struct bgp_sock *k)
 {
-	if (k->recv_armed || k->closing || k->slot < 0)
+	if (k->recv_armed || k->closing || k->slot < 0 || k->s->frozen)
 		return;
 	int r = loop_recv(k->l, k->fd, k->rbuf + k->rlen, sizeof(k->rbuf) - k->rlen, recv_done, k,
-	                  NULL);
+	                  &k->recv_id);
 	if (r < 0) {
 		log_warn("bgp", "%s: cannot arm recv: %s", k->s->name, strerror(-r));
 		return;
@@ -741,6 +747,8 @@ static void session_timer(struct timer *t, uint64_t now, void *arg)
 
 	(void)t;
 	(void)now;
+	if (s->frozen)
+		return; /* bgp_session_thaw re-arms it */
 	if (s->connect_failed) {
 		struct bgp_fsm_event ev = {.type = BGP_FSM_EV_TCP_CONNECTION_FAILS};
 		s->connect_failed = false;
@@ -763,7 +771,7 @@ static void rearm(struct bgp_session *s)
 	}
 	if (s->connect_failed)
 		d = loop_now(s->l);
-	if (d == BGP_FSM_NEVER)
+	if (d == BGP_FSM_NEVER || s->frozen)
 		loop_timer_cancel(s->l, &s->timer);
 	else
 		loop_timer_arm(s->l, &s->timer, d);
@@ -1008,6 +1016,8 @@ static void recv_done_body(struct loop *l, void *ctx, int res, unsigned flags)
 		return;
 	}
 	k->rlen += (size_t)res;
+	if (s->frozen)
+		return; /* kept unframed for the successor (or for bgp_session_thaw) */
 	frame(s, k);
 	if (k->slot >= 0)
 		arm_recv(k);
@@ -1117,6 +1127,12 @@ void bgp_session_start(struct bgp_session *s)
 {
 	struct bgp_fsm_event ev = {.type = BGP_FSM_EV_MANUAL_START};
 
+	if (s->imported) {
+		/* Adopted Established: go on reading where the predecessor stopped. */
+		s->imported = false;
+		bgp_session_thaw(s);
+		return;
+	}
 	step(s, 0, &ev);
 	settle(s);
 }
@@ -1281,4 +1297,135 @@ size_t bgp_session_routes(const struct bgp_session *s, struct netprefix *prefixe
                           struct bgp_adjout_attrs *attrs, size_t max)
 {
 	return bgp_adjout_sent_list(s->ao, prefixes, attrs, max);
+}
+
+/* ---------------------------------------------------------------- restart */
+
+int bgp_session_freeze(struct bgp_session *s)
+{
+	struct bgp_sock *k = s->conn[0].sock;
+
+	if (s->conn[0].fsm.state != BGP_FSM_ESTABLISHED || s->conn[1].used || !k || k->closing ||
+	    s->stopping)
+		return -ENOTCONN;
+	if (!s->frozen) {
+		s->frozen = true;
+		loop_timer_cancel(s->l, &s->timer);
+		if (k->recv_armed)
+			loop_cancel(s->l, k->recv_id);
+		sock_flush(k); /* whole messages already queued go out first */
+	}
+	return !k->recv_armed && !k->send_armed && k->qlen == 0 ? 1 : 0;
+}
+
+int bgp_session_export(const struct bgp_session *s, struct bgp_handover_session *out, int *fd)
+{
+	const struct bgp_sock *k = s->conn[0].sock;
+
+	if (!s->frozen || !k || k->recv_armed || k->send_armed || k->qlen ||
+	    s->conn[0].fsm.state != BGP_FSM_ESTABLISHED || k->rlen > BGP_HANDOVER_RBUF_MAX)
+		return -EBUSY;
+	memset(out, 0, sizeof(*out));
+	out->local_as = s->conf.local_as;
+	out->bgp_id = s->conf.bgp_id;
+	out->conf_peer_as = s->conf.nb.asn;
+	out->peer = s->conf.nb.address;
+	out->outgoing = k->outgoing;
+	bgp_fsm_export(&s->conn[0].fsm, &out->fsm);
+	out->ctx_as4 = k->ctx.as4;
+	out->ctx_ext_msg = k->ctx.ext_msg;
+	out->ctx_addpath_rx[0] = k->ctx.addpath_rx[BGP_FAM_IPV4];
+	out->ctx_addpath_rx[1] = k->ctx.addpath_rx[BGP_FAM_IPV6];
+	out->rlen = k->rlen;
+	memcpy(out->rbuf, k->rbuf, k->rlen);
+	out->n_routes = bgp_adjout_sent_list(s->ao, out->prefix, out->attrs, BGP_ADJOUT_MAX_ROUTES);
+	out->eor_v4_owed = bgp_adjout_eor_owed(s->ao, AF_INET);
+	out->eor_v6_owed = bgp_adjout_eor_owed(s->ao, AF_INET6);
+	out->updates_sent = s->updates_sent;
+	out->prefixes_announced = s->prefixes_announced;
+	out->prefixes_withdrawn = s->prefixes_withdrawn;
+	*fd = k->fd;
+	return 0;
+}
+
+void bgp_session_thaw(struct bgp_session *s)
+{
+	struct bgp_sock *k = s->conn[0].sock;
+
+	if (!s->frozen)
+		return;
+	s->frozen = false;
+	if (k && k->slot >= 0 && !k->closing) {
+		pin(k);
+		frame(s, k); /* what arrived while frozen */
+		if (k->slot >= 0)
+			arm_recv(k);
+		unpin(k);
+	}
+	for (int i = 0; i < 2; i++)
+		if (s->conn[i].used)
+			sync_routes(s, i); /* health changes held back meanwhile */
+	settle(s);
+}
+
+void bgp_session_handed_over(struct bgp_session *s)
+{
+	struct bgp_sock *k = s->conn[0].sock;
+
+	s->stopping = true;
+	loop_timer_cancel(s->l, &s->timer);
+	if (!k)
+		return;
+	log_info("bgp", "%s: session handed over to the successor", s->name);
+	s->conn[0].sock = NULL;
+	k->slot = -1;
+	k->next = s->draining;
+	s->draining = k;
+	k->qlen = 0;
+	sock_close(k);
+}
+
+int bgp_session_import(struct bgp_session *s, const struct bgp_handover_session *in, int fd)
+{
+	struct bgp_sock *k;
+	int r;
+
+	if (in->local_as != s->conf.local_as || in->bgp_id != s->conf.bgp_id ||
+	    in->conf_peer_as != s->conf.nb.asn || !netaddr_equal_ip(&in->peer, &s->conf.nb.address))
+		return -ESTALE;
+	if (in->rlen > sizeof(k->rbuf) || s->conn[0].sock || s->conn[0].fsm.state != BGP_FSM_IDLE)
+		return -EINVAL;
+	r = bgp_adjout_restore(s->ao, in->prefix, in->attrs, in->n_routes, in->eor_v4_owed,
+	                       in->eor_v6_owed);
+	if (r < 0)
+		return r == -ENOSPC ? -EINVAL : r;
+	r = bgp_fsm_import(&s->conn[0].fsm, &in->fsm);
+	if (r < 0) {
+		bgp_adjout_reset_sent(s->ao);
+		return r;
+	}
+	k = sock_new(s, fd, in->outgoing);
+	if (!k) {
+		bgp_fsm_init(&s->conn[0].fsm, &s->fsm_conf);
+		bgp_adjout_reset_sent(s->ao);
+		return -ENOMEM;
+	}
+	k->slot = 0;
+	k->ctx.as4 = in->ctx_as4;
+	k->ctx.ext_msg = in->ctx_ext_msg;
+	k->ctx.addpath_rx[BGP_FAM_IPV4] = in->ctx_addpath_rx[0];
+	k->ctx.addpath_rx[BGP_FAM_IPV6] = in->ctx_addpath_rx[1];
+	k->rlen = in->rlen;
+	memcpy(k->rbuf, in->rbuf, in->rlen);
+	sock_local(k);
+	s->conn[0].sock = k;
+	s->updates_sent = in->updates_sent;
+	s->prefixes_announced = in->prefixes_announced;
+	s->prefixes_withdrawn = in->prefixes_withdrawn;
+	s->state_since_ms = loop_now(s->l);
+	s->frozen = true; /* until bgp_session_start, on the loop's thread */
+	s->imported = true;
+	log_info("bgp", "%s: Established session taken over from the predecessor (hold %us)",
+	         s->name, s->conn[0].fsm.hold_time);
+	return 0;
 }

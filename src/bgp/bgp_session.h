@@ -83,6 +83,37 @@ enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
  */
 void bgp_session_bfd_down(struct bgp_session *s);
 
+/* ---- in-place restart (bgp_handover.h; the composition root drives it) ---- */
+
+struct bgp_handover_session;
+
+/*
+ * Stops the session at a message boundary of its output: no more reads (the
+ * recv in flight is cancelled; bytes it still brings are kept unframed), no
+ * timer, no new messages. Returns 1 once it is quiet (nothing being sent,
+ * nothing queued, no recv in flight: ready for bgp_session_export), 0 while
+ * it is still getting there (call again), -ENOTCONN when there is nothing to
+ * hand over (not Established, or a collision in progress: the successor then
+ * starts it afresh, and the router had no route from it anyway).
+ */
+int bgp_session_freeze(struct bgp_session *s);
+/* Frozen and quiet: its state and the connection's fd (still ours). */
+int bgp_session_export(const struct bgp_session *s, struct bgp_handover_session *out, int *fd);
+/* The handover failed: reading, timers and route updates resume; what
+ * arrived meanwhile is handled now. */
+void bgp_session_thaw(struct bgp_session *s);
+/* The successor took the connection: forget it without a word to the peer
+ * (no NOTIFICATION, no FIN: our close drops only our reference). */
+void bgp_session_handed_over(struct bgp_session *s);
+/*
+ * Before the loop runs: takes over an Established session from a
+ * predecessor (fd is then ours). -ESTALE when it was negotiated for another
+ * configuration (peer address or AS, our AS or identifier), -EINVAL for a
+ * state that does not hold together; the caller closes fd then.
+ * bgp_session_start() then resumes it (reading, timers) instead of starting.
+ */
+int bgp_session_import(struct bgp_session *s, const struct bgp_handover_session *in, int fd);
+
 /* ---- for the control socket and metrics (loop thread) ---- */
 
 #define BGP_SESSION_TEXT_MAX 128

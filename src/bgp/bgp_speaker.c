@@ -18,6 +18,7 @@
 #include "bgp/bgp_policy.h"
 #include "bgp/bgp_session.h"
 #include "bgp/bgp_wire.h"
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
@@ -53,7 +54,7 @@ struct bgp_speaker {
 	uint64_t warned[CONF_MAX_NEIGHBORS]; /* routes already logged as unannounceable */
 	struct listener lis[CONF_MAX_NEIGHBORS];
 	unsigned n_lis;
-	bool stopping, started, have_health;
+	bool stopping, started, have_health, frozen;
 	struct health_snapshot health;
 	struct timer start_timer, stop_timer;
 	uint64_t stop_deadline;
@@ -225,6 +226,11 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 	li->addr = a;
 	li->fd = -1;
 	timer_init(&li->retry, accept_retry, li);
+	/* A successor takes its predecessor's listener (core/handover.h): a
+	 * fresh bind would fail while the old one still listens. */
+	fd = handover_take("bgp-listen", 0, &a, NULL, NULL);
+	if (fd >= 0)
+		goto have_fd;
 	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -238,6 +244,7 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 		close(fd);
 		return 0;
 	}
+have_fd:
 	/* RFC 2385: the listener needs every peer's key to answer its SYN. */
 	for (unsigned i = 0; i < sp->conf.n_neighbors; i++) {
 		const struct conf_neighbor *nb = &sp->conf.neighbors[i];
@@ -249,6 +256,7 @@ static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, cha
 	}
 	li->fd = fd;
 	sp->n_lis++;
+	handover_offer("bgp-listen", 0, &a, fd);
 	log_debug("bgp", "listening on %s", netaddr_format(&a, true, b, sizeof(b)));
 	return 0;
 }
@@ -475,4 +483,71 @@ const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsi
 const struct bfd_session *bgp_speaker_bfd(const struct bgp_speaker *sp, unsigned i)
 {
 	return sp && i < sp->n ? sp->bfd_link[i].s : NULL;
+}
+
+/* ---------------------------------------------------------------- restart */
+
+int bgp_speaker_freeze(struct bgp_speaker *sp)
+{
+	int waiting = 0;
+
+	sp->frozen = true;
+	for (unsigned i = 0; i < sp->n; i++)
+		waiting += bgp_session_freeze(sp->sess[i]) == 0;
+	return waiting;
+}
+
+int bgp_speaker_export(const struct bgp_speaker *sp, unsigned i, struct bgp_handover_session *out,
+                       int *fd)
+{
+	if (i >= sp->n)
+		return -ENOENT;
+	if (bgp_session_state(sp->sess[i]) != BGP_FSM_ESTABLISHED)
+		return -ENOTCONN;
+	return bgp_session_export(sp->sess[i], out, fd);
+}
+
+void bgp_speaker_thaw(struct bgp_speaker *sp)
+{
+	sp->frozen = false;
+	for (unsigned i = 0; i < sp->n; i++)
+		bgp_session_thaw(sp->sess[i]);
+}
+
+void bgp_speaker_handed_over(struct bgp_speaker *sp)
+{
+	sp->stopping = true;
+	loop_timer_cancel(sp->l, &sp->start_timer);
+	for (unsigned i = 0; i < sp->n_lis; i++)
+		if (sp->lis[i].fd >= 0) {
+			handover_forget(sp->lis[i].fd);
+			loop_close_fd(sp->l, sp->lis[i].fd, NULL, NULL);
+			sp->lis[i].fd = -1;
+		}
+	for (unsigned i = 0; i < sp->n; i++)
+		bgp_session_handed_over(sp->sess[i]);
+	if (sp->bfd)
+		bfd_mux_handed_over(sp->bfd);
+}
+
+int bgp_speaker_bfd_export(const struct bgp_speaker *sp, unsigned i, uint8_t *buf, size_t cap)
+{
+	if (i >= sp->n || !sp->bfd_link[i].s)
+		return -ENOENT;
+	return bfd_session_export(sp->bfd_link[i].s, buf, cap);
+}
+
+int bgp_speaker_bfd_import(struct bgp_speaker *sp, unsigned i, const uint8_t *buf, size_t len)
+{
+	if (i >= sp->n || !sp->bfd_link[i].s)
+		return -ENOENT;
+	return bfd_session_import(sp->bfd_link[i].s, buf, len);
+}
+
+int bgp_speaker_import(struct bgp_speaker *sp, unsigned i, const struct bgp_handover_session *in,
+                       int fd)
+{
+	if (i >= sp->n)
+		return -ENOENT;
+	return bgp_session_import(sp->sess[i], in, fd);
 }

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/conf.h"
 #include "core/health.h"
@@ -69,6 +70,30 @@ void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd);
  */
 void bgp_speaker_shutdown(struct bgp_speaker *sp, const char *text, bgp_speaker_done_fn done,
                           void *arg);
+
+/*
+ * In-place restart (bgp_session.h's freeze/export/thaw/handed_over/import,
+ * per neighbor; the composition root drives it and carries the state):
+ * freeze every session; returns how many are still getting quiet (call
+ * again, from a timer, until 0). export(i): neighbor i's frozen session
+ * (-ENOTCONN: not Established, nothing to hand over). thaw: the handover
+ * failed, resume. handed_over: the successor took everything: sessions
+ * forgotten without a word to the peers, listeners closed (ours only: the
+ * successor holds duplicates). import(i): before the loop runs, in the
+ * successor.
+ */
+struct bgp_handover_session;
+int bgp_speaker_freeze(struct bgp_speaker *sp);
+int bgp_speaker_export(const struct bgp_speaker *sp, unsigned i, struct bgp_handover_session *out,
+                       int *fd);
+void bgp_speaker_thaw(struct bgp_speaker *sp);
+void bgp_speaker_handed_over(struct bgp_speaker *sp);
+int bgp_speaker_import(struct bgp_speaker *sp, unsigned i, const struct bgp_handover_session *in,
+                       int fd);
+/* Neighbor i's BFD session as bytes (bfd_session.h), and back in the
+ * successor; -ENOENT when it has no BFD. handed_over stops BFD silently too. */
+int bgp_speaker_bfd_export(const struct bgp_speaker *sp, unsigned i, uint8_t *buf, size_t cap);
+int bgp_speaker_bfd_import(struct bgp_speaker *sp, unsigned i, const uint8_t *buf, size_t len);
 
 /* Whether some session is Established (a drain is worth waiting for). */
 bool bgp_speaker_any_established(const struct bgp_speaker *sp);

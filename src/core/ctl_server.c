@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/stream_srv.h"
@@ -105,6 +106,14 @@ static int take_over(const struct sockaddr_un *sa, char *why, size_t whylen)
 
 	if (lstat(sa->sun_path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
+	/* A successor (handover.h) replaces the live socket of its predecessor,
+	 * which keeps answering on its own connections (the restart call) and
+	 * leaves the path alone when it closes (ctl_server_close). */
+	if (handover_active() && S_ISSOCK(st.st_mode)) {
+		if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(why, whylen,
 		         "control socket %s: a file that is not a socket is in the way",

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/handover.h"
 #include "core/http_req.h"
 #include "core/loop.h"
 #include "core/stream_srv.h"
@@ -146,14 +147,18 @@ int http_server_new(struct loop *l, const struct netaddr *addr, char *why, size_
 	int fd, one = 1, r = 0;
 
 	netaddr_format(addr, true, name, sizeof(name));
-	fd = socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		r = -errno;
-	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	         (addr->family == AF_INET6 &&
-	          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	         bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 16) < 0)
-		r = -errno;
+	/* A successor takes its predecessor's listener (handover.h). */
+	fd = handover_take("http", 0, addr, NULL, NULL);
+	if (fd < 0) {
+		fd = socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			r = -errno;
+		else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		         (addr->family == AF_INET6 &&
+		          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		         bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 16) < 0)
+			r = -errno;
+	}
 	if (r) {
 		snprintf(why, whylen, "metrics endpoint %s: %s", name, strerror(-r));
 		if (fd >= 0)
@@ -166,8 +171,10 @@ int http_server_new(struct loop *l, const struct netaddr *addr, char *why, size_
 		snprintf(why, whylen, "metrics endpoint: out of memory");
 		return -ENOMEM;
 	}
+	handover_offer("http", 0, addr, fd);
 	r = stream_srv_new(l, fd, &sc, on_request, s, &s->ss);
 	if (r) {
+		handover_forget(fd);
 		snprintf(why, whylen, "metrics endpoint %s: %s", name, strerror(-r));
 		close(fd);
 		free(s);

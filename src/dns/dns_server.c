@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/netaddr.h"
@@ -67,6 +68,7 @@ struct dns_server {
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct dns_listener *udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
+	int tcp_fd[CONF_MAX_LISTEN];     /* its descriptor (the stream server owns it) */
 	int tcp_idx[CONF_MAX_LISTEN];    /* dns.listen[i]'s TCP listener in `stream`, or -1 */
 	struct dns_stream *stream;       /* TCP and TLS connections (dns_stream.h) */
 	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
@@ -1162,20 +1164,29 @@ static int add_listener(struct dns_server *s, const struct netaddr *a, char *why
 	li->addr = *a;
 	s->udp[k] = li;
 	s->tcp_idx[k] = -1;
+	s->tcp_fd[k] = -1;
 	s->n_udp = k + 1;
-	r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
+	/* A successor reads its predecessor's very socket (core/handover.h). */
+	r = handover_take("dns-udp", s->index, &li->addr, NULL, NULL);
+	if (r < 0)
+		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
 	if (r < 0)
 		return r;
 	li->fd = r;
+	handover_offer("dns-udp", s->index, &li->addr, r);
 	r = loop_udp_listen_ex(s->loop, li->fd, on_datagram, on_udp_end, li);
 	if (r) {
 		snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
 		return r;
 	}
 	li->armed = true;
-	r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
+	r = handover_take("dns-tcp", s->index, a, NULL, NULL);
+	if (r < 0)
+		r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
 	if (r < 0)
 		return r;
+	handover_offer("dns-tcp", s->index, a, r);
+	s->tcp_fd[k] = r;
 	r = dns_stream_listen(s->stream, r, NULL);
 	if (r < 0) {
 		snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
@@ -1201,6 +1212,11 @@ static void remove_listener(struct dns_server *s, unsigned k)
 {
 	struct dns_listener *li = s->udp[k];
 
+	/* Closing: a later restart must not be handed these descriptors. */
+	if (s->tcp_fd[k] >= 0)
+		handover_forget(s->tcp_fd[k]);
+	if (li->fd >= 0)
+		handover_forget(li->fd);
 	if (s->tcp_idx[k] >= 0)
 		dns_stream_unlisten(s->stream, (unsigned)s->tcp_idx[k]);
 	loop_timer_cancel(s->loop, &li->rearm);
@@ -1217,6 +1233,7 @@ static void remove_listener(struct dns_server *s, unsigned k)
 	s->n_udp--;
 	s->udp[k] = s->udp[s->n_udp];
 	s->tcp_idx[k] = s->tcp_idx[s->n_udp];
+	s->tcp_fd[k] = s->tcp_fd[s->n_udp];
 }
 
 /*
@@ -1379,9 +1396,14 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	}
 	/* DNS-over-TLS listeners: only in the stream server (a reload leaves them). */
 	for (unsigned i = 0; i < conf->dns.n_tls_listen; i++) {
-		r = listen_socket(&conf->dns.tls_listen[i], SOCK_STREAM, true, true, why, whylen);
+		const struct netaddr *a = &conf->dns.tls_listen[i];
+		/* A successor accepts on its predecessor's very socket (core/handover.h). */
+		r = handover_take("dns-tls", index, a, NULL, NULL);
+		if (r < 0)
+			r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
 		if (r < 0)
 			goto fail;
+		handover_offer("dns-tls", index, a, r);
 		r = dns_stream_listen(s->stream, r, shared->tls);
 		if (r < 0) {
 			snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
@@ -1430,6 +1452,27 @@ void dns_server_free(struct dns_server *s)
 			free(li); /* else the receive's final callback frees it */
 	}
 	free(s);
+}
+
+void dns_server_stop_listening(struct dns_server *s)
+{
+	for (unsigned i = 0; i < s->n_udp; i++) {
+		struct dns_listener *li = s->udp[i];
+		loop_timer_cancel(s->loop, &li->rearm);
+		if (li->fd < 0)
+			continue;
+		handover_forget(li->fd);
+		/* The final callback (-ECANCELED) only marks it unarmed. */
+		if (loop_close_fd(s->loop, li->fd, NULL, NULL) < 0)
+			close(li->fd);
+		li->fd = -1;
+	}
+	dns_stream_stop_listening(s->stream);
+}
+
+bool dns_server_idle(const struct dns_server *s)
+{
+	return !dns_forward_stats(s->fwd)->outstanding && dns_stream_idle(s->stream);
 }
 
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s)

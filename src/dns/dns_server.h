@@ -40,6 +40,7 @@
 #ifndef ANYCACHE_DNS_SERVER_H
 #define ANYCACHE_DNS_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -138,6 +139,17 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
  * loop's final callbacks find only their own state.
  */
 void dns_server_free(struct dns_server *s);
+
+/*
+ * In-place restart, on the worker's thread, once the successor serves on the
+ * same sockets (core/handover.h): stop reading the UDP listeners and
+ * accepting on the TCP ones (ours are closed; the successor's duplicates
+ * keep the sockets and their queues). Queries already taken are answered.
+ */
+void dns_server_stop_listening(struct dns_server *s);
+/* Nothing left to answer: no upstream query in flight, no TCP answer
+ * pending or being sent (worker's thread). */
+bool dns_server_idle(const struct dns_server *s);
 
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
 /* The worker's upstream side: tries, answers, RTT, timeouts, spoofing counters. */

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/handover.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/srclimit.h"
@@ -844,6 +845,29 @@ void dns_stream_release(struct dns_stream *s, uint64_t conn)
 bool dns_stream_alive(const struct dns_stream *s, uint64_t conn)
 {
 	return conn_lookup(s, conn) != NULL;
+}
+
+void dns_stream_stop_listening(struct dns_stream *s)
+{
+	for (unsigned i = 0; i < s->n_ls; i++) {
+		struct listener *tl = s->ls[i];
+		loop_timer_cancel(s->loop, &tl->retry);
+		if (tl->fd < 0)
+			continue;
+		handover_forget(tl->fd);
+		/* The accept's final callback (-ECANCELED) only marks it stopped. */
+		if (loop_close_fd(s->loop, tl->fd, NULL, NULL) < 0)
+			close(tl->fd);
+		tl->fd = -1;
+	}
+}
+
+bool dns_stream_idle(const struct dns_stream *s)
+{
+	for (const struct conn *c = s->lru_oldest; c; c = c->newer)
+		if (c->inflight || conn_queued(c) || c->sending)
+			return false;
+	return true;
 }
 
 void dns_stream_free(struct dns_stream *s)

@@ -121,6 +121,12 @@ void dns_stream_hold(struct dns_stream *s, uint64_t conn);
 void dns_stream_release(struct dns_stream *s, uint64_t conn);
 bool dns_stream_alive(const struct dns_stream *s, uint64_t conn);
 
+/* In-place restart (restart.h): stop accepting (our copies of the listeners
+ * close; a successor holds the sockets); open connections are served on. */
+void dns_stream_stop_listening(struct dns_stream *s);
+/* No connection has a query waiting, an answer queued or being sent. */
+bool dns_stream_idle(const struct dns_stream *s);
+
 void dns_stream_free(struct dns_stream *s);
 
 #endif
