@@ -45,7 +45,7 @@ static const struct {
     {"cache flush", 1, "cache flush [NAME]: every entry, or every entry of NAME"},
     {"drain", 1, "drain [VIP]: announce with GRACEFUL_SHUTDOWN, kept across restarts"},
     {"undrain", 1, "undrain [VIP]: end a drain"},
-    {"reload", 0, "re-read the configuration (not implemented yet)"},
+    {"reload", 0, "re-read the configuration file and apply what changed"},
     {"restart", 0,
      "start a successor (same binary path and arguments: also the upgrade) "
      "that takes over every socket and BGP session; exits non-zero if it "
@@ -255,9 +255,9 @@ static void print_status(const json_t *d)
 	printf("%-12s %s\n", "BGP", json_is_true(json_object_get(d, "bgp")) ? "on" : "off");
 	printf("%-12s %s\n", "metrics",
 	       json_is_string(json_object_get(d, "metrics")) ? str(d, "metrics") : "off");
-	printf("%-12s %s (loaded %s)\n", "config",
+	printf("%-12s %s (loaded %s, %lld reloads since the start)\n", "config",
 	       json_is_true(json_object_get(cf, "embedded")) ? "embedded default" : str(cf, "file"),
-	       when(integer(cf, "loaded_unix"), b2, sizeof(b2)));
+	       when(integer(cf, "loaded_unix"), b2, sizeof(b2)), integer(cf, "reloads"));
 }
 
 static void join_strings(const json_t *a, char *out, size_t n, const char *sep)
@@ -482,6 +482,21 @@ static void print_help(const json_t *d)
 	json_array_foreach(json_object_get(d, "commands"), i, c) printf("  %s\n", str(c, "usage"));
 }
 
+static void print_reload(const json_t *d)
+{
+	size_t i;
+	json_t *v;
+
+	printf("configuration reloaded\n");
+	if (!json_array_size(json_object_get(d, "applied")) &&
+	    !json_array_size(json_object_get(d, "restart")))
+		printf("  nothing changed\n");
+	json_array_foreach(json_object_get(d, "applied"), i, v)
+	    printf("  applied: %s\n", json_string_value(v));
+	json_array_foreach(json_object_get(d, "restart"), i, v)
+	    printf("  NOT applied: %s\n", json_string_value(v));
+}
+
 static void print_restart(const json_t *d)
 {
 	printf("restarted: pid %lld took over from pid %lld\n", integer(d, "pid"),
@@ -505,6 +520,7 @@ static void print_human(const char *cmd, const json_t *d)
 	    {"undrain", print_drain},
 	    {"restart", print_restart},
 	    {"help", print_help},
+	    {"reload", print_reload},
 	};
 	for (size_t i = 0; i < sizeof(printers) / sizeof(printers[0]); i++)
 		if (!strcmp(printers[i].cmd, cmd)) {

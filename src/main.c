@@ -45,6 +45,7 @@
 #include "bgp/bgp_speaker.h"
 #include "core/clock.h"
 #include "core/conf.h"
+#include "core/conf_diff.h"
 #include "core/ctl_server.h"
 #include "core/handover.h"
 #include "core/log.h"
@@ -85,10 +86,12 @@ struct ctl {
 	bool hold_routes; /* a successor: keep the imported routes until health judged */
 	struct timer hold_timer;
 	bool ready;       /* READY=1 sent */
-	bool stop_begun;  /* STOPPING=1 sent: no READY=1 may follow */
+	bool stop_begun;  /* STOPPING=1 sent: no READY=1 may follow, no reload */
 	atomic_bool done; /* the stop sequence finished: main may stop the loops */
 };
 
+/* The running configuration. After the threads start it is written only by
+ * a reload, on the ctl thread; the workers hold their own copies. */
 static struct conf conf;         /* large (fixed arrays): static, not on the stack */
 static const char *conf_path;    /* NULL: the embedded default */
 static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
@@ -96,6 +99,10 @@ static int64_t conf_loaded_unix; /* when it was read, for anycachectl status */
 static struct dns_shared *shared;
 static atomic_int exit_code;
 static struct ctl ctl;
+/* health.drain_ms as it runs, for the main thread's stop bound (a reload writes conf on ctl). */
+static _Atomic uint64_t drain_ms_now;
+static struct worker *workers_of; /* the worker array, for reloads */
+static unsigned n_workers_of;
 /* In-place restart (restart.h): our binary and arguments, the channel from a
  * predecessor (-1: a plain start), and whether a successor took over. */
 static char exe_path[PATH_MAX];
@@ -152,9 +159,11 @@ static void usage(FILE *f)
 	        "  -V, --version      print the version\n"
 	        "  -h, --help         this text\n"
 	        "\n"
-	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP is\n"
-	        "reserved for reload. Under systemd (NOTIFY_SOCKET) it reports READY=1 once a VIP\n"
-	        "answers, STOPPING=1 and STATUS= lines (anycached(8)).\n");
+	        "Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP\n"
+	        "re-reads the configuration file and applies what changed (as anycachectl\n"
+	        "reload; a file with errors is refused and the running configuration stays).\n"
+	        "Under systemd (NOTIFY_SOCKET) it reports READY=1 once a VIP answers, STOPPING=1\n"
+	        "and STATUS= lines (anycached(8)).\n");
 }
 
 /*
@@ -554,6 +563,319 @@ static void ctl_begin_stop(struct loop *l, void *arg)
 	}
 }
 
+/* ---------------------------------------------------------------- reload */
+
+/* One copy of the new configuration shared by every worker's reconf post. */
+struct reload_job {
+	atomic_uint refs;
+	struct conf conf;
+};
+
+static void reload_job_put(struct reload_job *j)
+{
+	if (atomic_fetch_sub(&j->refs, 1) == 1)
+		free(j);
+}
+
+/* On a worker's thread: its listeners, allow list and identity follow. */
+static void worker_reconf(struct loop *l, void *arg)
+{
+	struct reload_job *j = arg;
+	unsigned i;
+
+	for (i = 0; i < n_workers_of; i++)
+		if (workers_of[i].loop == l)
+			break;
+	if (i < n_workers_of && workers_of[i].dns)
+		dns_server_reconf(workers_of[i].dns, &j->conf);
+	reload_job_put(j);
+}
+
+static void reload_line(struct ops_reload_result *res, enum ops_reload_line kind, const char *text)
+{
+	if (res->n == OPS_RELOAD_LINES) {
+		res->more++;
+		return;
+	}
+	res->kind[res->n] = kind;
+	snprintf(res->text[res->n], sizeof(res->text[0]), "%s", text);
+	res->n++;
+}
+
+/*
+ * What this build cannot change in a running process: it stays as it runs
+ * (copied back from the old configuration, so status tells the truth and
+ * the next reload compares against what runs) and is reported.
+ */
+static bool applies_live(enum conf_change_kind k)
+{
+	switch (k) {
+	case CONF_CHANGE_LISTEN_ADD:
+	case CONF_CHANGE_LISTEN_DEL:
+	case CONF_CHANGE_ALLOW:
+	case CONF_CHANGE_IDENTITY:
+	case CONF_CHANGE_ROUTE_ADD:
+	case CONF_CHANGE_ROUTE_DEL:
+	case CONF_CHANGE_ROUTE_ATTR:
+	case CONF_CHANGE_DEGRADED:
+	case CONF_CHANGE_HEALTH:
+	case CONF_CHANGE_CACHE:
+	case CONF_CHANGE_BFD:
+	case CONF_CHANGE_UPSTREAMS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void keep_running(struct conf *next, const struct conf *old, const struct conf_diff *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		switch (d->c[i].kind) {
+		case CONF_CHANGE_NEIGHBOR_ADD:
+		case CONF_CHANGE_NEIGHBOR_DEL:
+			memcpy(next->bgp.neighbors, old->bgp.neighbors, sizeof(old->bgp.neighbors));
+			next->bgp.n_neighbors = old->bgp.n_neighbors;
+			break;
+		case CONF_CHANGE_RESTART:
+			if (!strcmp(d->c[i].key, "bgp")) {
+				next->bgp = old->bgp;
+			} else if (!strcmp(d->c[i].key, "bgp.asn")) {
+				next->bgp.asn = old->bgp.asn;
+			} else if (!strcmp(d->c[i].key, "bgp.router-id")) {
+				next->bgp.router_id = old->bgp.router_id;
+			} else if (!strcmp(d->c[i].key, "dns.threads")) {
+				next->dns.threads = old->dns.threads;
+			} else if (!strcmp(d->c[i].key, "dns.cache.persist")) {
+				memcpy(next->dns.cache.persist, old->dns.cache.persist,
+				       sizeof(old->dns.cache.persist));
+				next->dns.cache.persist_interval_ms =
+				    old->dns.cache.persist_interval_ms;
+			} else if (!strcmp(d->c[i].key, "dnstap")) {
+				next->dnstap = old->dnstap;
+			} else if (!strcmp(d->c[i].key, "user")) {
+				memcpy(next->user, old->user, sizeof(old->user));
+			} else if (!strcmp(d->c[i].key, "dns.rate-limit")) {
+				next->dns.rate_limit = old->dns.rate_limit;
+			} else if (!strcmp(d->c[i].key, "dns.cookie-secret")) {
+				memcpy(next->dns.cookie_secret, old->dns.cookie_secret,
+				       sizeof(old->dns.cookie_secret));
+				memcpy(next->dns.cookie_secret_old, old->dns.cookie_secret_old,
+				       sizeof(old->dns.cookie_secret_old));
+				next->dns.has_cookie_secret = old->dns.has_cookie_secret;
+				next->dns.has_cookie_secret_old = old->dns.has_cookie_secret_old;
+			} else if (!strcmp(d->c[i].key, "dns.tcp-per-source")) {
+				next->dns.tcp_per_source = old->dns.tcp_per_source;
+			} else if (!strcmp(d->c[i].key, "dns.tcp-source-prefix")) {
+				next->dns.tcp_prefix4 = old->dns.tcp_prefix4;
+				next->dns.tcp_prefix6 = old->dns.tcp_prefix6;
+			} else if (!strcmp(d->c[i].key, "dns.tls-listen")) {
+				memcpy(next->dns.tls_listen, old->dns.tls_listen,
+				       sizeof(old->dns.tls_listen));
+				next->dns.n_tls_listen = old->dns.n_tls_listen;
+			} else if (!strcmp(d->c[i].key, "dns.tls-certificate")) {
+				memcpy(next->dns.tls_certificate, old->dns.tls_certificate,
+				       sizeof(old->dns.tls_certificate));
+				memcpy(next->dns.tls_key, old->dns.tls_key,
+				       sizeof(old->dns.tls_key));
+			} else if (!strncmp(d->c[i].key, "control.", 8)) {
+				next->control = old->control;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* The loader's own check (conf_section.c), for upstreams it did not see. */
+static bool listen_is_upstream(const struct netaddr *l, const struct netaddr *u)
+{
+	static const uint8_t zero[16];
+
+	if (netaddr_equal(l, u))
+		return true;
+	return l->family == u->family && l->port == u->port &&
+	       memcmp(l->addr, zero, sizeof(zero)) == 0 && netaddr_is_loopback(u);
+}
+
+/*
+ * The reload, on the ctl thread (SIGHUP or anycachectl reload): read and
+ * check the file (nothing changes when it is refused), then apply the
+ * difference: new listeners are checked bindable first (else the whole
+ * reload is refused), each worker opens/closes its listeners and takes the
+ * allow list on its own thread (loop_post), BGP re-runs the policy with the
+ * new routes (only changed routes are sent; sessions untouched), health
+ * follows the VIPs and timers, and the drains are re-applied by address.
+ */
+static int reload_apply(void *arg, struct ops_reload_result *res)
+{
+	static struct conf_env env;
+	static struct conf_diag diag;
+	static struct conf_diff d;
+	struct reload_job *job;
+	char line[OPS_RELOAD_TEXT], why[160];
+	bool workers = false, routes = false, health = false, cache = false, bfd = false;
+	int r;
+
+	(void)arg;
+	memset(res, 0, sizeof(*res));
+	if (!conf_path) {
+		reload_line(res, OPS_RELOAD_ERROR,
+		            "started without -c: the embedded default has no file to re-read");
+		return -ENOENT;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		reload_line(res, OPS_RELOAD_ERROR, "out of memory");
+		return -ENOMEM;
+	}
+	conf_env_read(&env, RESOLV_CONF);
+	r = conf_load_file(conf_path, &env, &job->conf, &diag);
+	if (r) {
+		log_err("main", "reload: %s refused (%u error%s), the running configuration stays",
+		        conf_path, diag.count, diag.count == 1 ? "" : "s");
+		for (unsigned i = 0; i < diag.count; i++) {
+			log_err("main", "%s", diag.msgs[i].text);
+			reload_line(res, OPS_RELOAD_ERROR, diag.msgs[i].text);
+		}
+		res->more += diag.overflow;
+		free(job);
+		return r;
+	}
+	conf_diff(&conf, &job->conf, &d);
+
+	/* New listeners must be bindable, as at start (a second daemon on the port). */
+	struct conf_dns added = {0};
+	for (unsigned i = 0; i < d.n; i++)
+		if (d.c[i].kind == CONF_CHANGE_LISTEN_ADD)
+			added.listen[added.n_listen++] = job->conf.dns.listen[d.c[i].index];
+	if (added.n_listen && dns_server_check_listen(&added, why, sizeof(why))) {
+		snprintf(line, sizeof(line), "%s: cannot listen on %s", conf_path, why);
+		log_err("main", "reload: %s; the running configuration stays", line);
+		reload_line(res, OPS_RELOAD_ERROR, line);
+		free(job);
+		return -EADDRINUSE;
+	}
+
+	keep_running(&job->conf, &conf, &d);
+	/* The loader checked this against the file's upstreams; these are the ones that will run.
+	 */
+	for (unsigned i = 0; i < added.n_listen; i++)
+		for (unsigned k = 0; k < job->conf.dns.n_upstreams; k++)
+			if (listen_is_upstream(&added.listen[i], &job->conf.dns.upstreams[k])) {
+				char a[NETADDR_STRLEN];
+				snprintf(
+				    line, sizeof(line),
+				    "%s: dns.listen %s would answer the running upstream %s "
+				    "(queries would loop; dns.upstreams changes need a restart)",
+				    conf_path, netaddr_format(&added.listen[i], true, a, sizeof(a)),
+				    netaddr_format(&job->conf.dns.upstreams[k], true, why,
+				                   sizeof(why)));
+				log_err("main", "reload: %s; the running configuration stays",
+				        line);
+				reload_line(res, OPS_RELOAD_ERROR, line);
+				free(job);
+				return -ELOOP;
+			}
+	for (unsigned i = 0; i < d.n; i++) {
+		const struct conf_change *c = &d.c[i];
+		bool live = applies_live(c->kind);
+		conf_change_format(c, &conf, &job->conf, line, sizeof(line));
+		if (!live && c->kind != CONF_CHANGE_RESTART) {
+			size_t l = strlen(line);
+			snprintf(line + l, sizeof(line) - l, ", needs a restart");
+		}
+		log_msg(live ? LOG_LVL_INFO : LOG_LVL_WARN, "main", "reload: %s", line);
+		reload_line(res, live ? OPS_RELOAD_APPLIED : OPS_RELOAD_RESTART, line);
+		switch (c->kind) {
+		case CONF_CHANGE_LISTEN_ADD:
+		case CONF_CHANGE_LISTEN_DEL:
+			workers = health = true;
+			break;
+		case CONF_CHANGE_ALLOW:
+		case CONF_CHANGE_IDENTITY:
+		case CONF_CHANGE_UPSTREAMS:
+			workers = true;
+			break;
+		case CONF_CHANGE_ROUTE_ADD:
+		case CONF_CHANGE_ROUTE_DEL:
+		case CONF_CHANGE_ROUTE_ATTR:
+		case CONF_CHANGE_DEGRADED:
+			routes = true;
+			break;
+		case CONF_CHANGE_HEALTH:
+			health = true;
+			break;
+		case CONF_CHANGE_BFD:
+			bfd = true;
+			break;
+		case CONF_CHANGE_CACHE:
+			cache = workers = true; /* workers: serve-stale's client timer */
+			break;
+		default:
+			break;
+		}
+	}
+
+	struct conf_cache old_cache = conf.dns.cache;
+	conf = job->conf; /* what runs from now on */
+	atomic_store(&drain_ms_now, conf.health.drain_ms);
+	conf_loaded_unix = (int64_t)time(NULL);
+	ops_conf_loaded(ctl.ops, conf_loaded_unix);
+	if (cache && dns_shared_reconf(shared, &conf)) {
+		log_err("main", "reload: dns.cache.size too small for the cache's table: the cache "
+		                "keeps its limits (a restart can make a smaller table)");
+		conf.dns.cache = old_cache;
+		job->conf.dns.cache = old_cache;
+	}
+	if (routes && ctl.bgp)
+		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
+	if (bfd && ctl.bgp)
+		bgp_speaker_set_bfd(ctl.bgp, &conf.bfd);
+	if (health)
+		dns_health_reconf(ctl.health, &conf);
+	ops_reapply_drains(ctl.ops);
+	if (workers) {
+		atomic_store(&job->refs, n_workers_of + 1);
+		for (unsigned i = 0; i < n_workers_of; i++) {
+			r = loop_post(workers_of[i].loop, worker_reconf, job);
+			if (r < 0) {
+				log_err("main", "reload: worker %u cannot take it: %s", i,
+				        strerror(-r));
+				reload_job_put(job);
+			}
+		}
+		reload_job_put(job);
+	} else {
+		free(job);
+	}
+	unsigned waiting = 0;
+	for (unsigned i = 0; i < res->n; i++)
+		waiting += res->kind[i] == OPS_RELOAD_RESTART;
+	log_info("main", "reload: %s loaded (%u change%s, %u waiting for a restart)", conf_path,
+	         d.n, d.n == 1 ? "" : "s", waiting);
+	return 0;
+}
+
+/* Posted by the main thread on SIGHUP. */
+static void ctl_reload_signal(struct loop *l, void *arg)
+{
+	struct ops_reload_result *res = calloc(1, sizeof(*res));
+
+	(void)l;
+	(void)arg;
+	if (!res) {
+		log_err("main", "SIGHUP: out of memory, configuration unchanged");
+		return;
+	}
+	if (ctl.stop_begun)
+		log_warn("main", "SIGHUP: stopping, configuration unchanged");
+	else
+		reload_apply(NULL, res); /* it logs every line itself */
+	free(res);
+}
+
 static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 {
 	struct dns_health_worker hw[CONF_MAX_THREADS];
@@ -593,6 +915,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	    .bgp = ctl.bgp,
 	    .health = ctl.health,
 	    .cache = dns_shared_cache(shared),
+	    .reload = reload_apply,
 	    .restart = exe_path[0] ? ctl_restart : NULL,
 	};
 	/* The control socket and drains left in place, before any route goes out. */
@@ -641,7 +964,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
  */
 static void ctl_stop(const sigset_t *sigs)
 {
-	uint64_t bound = conf.health.drain_ms + BGP_SPEAKER_SHUTDOWN_MS + 1000;
+	uint64_t bound = atomic_load(&drain_ms_now) + BGP_SPEAKER_SHUTDOWN_MS + 1000;
 	struct timespec step = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
 
 	if (!ctl.started || loop_post(ctl.loop, ctl_begin_stop, NULL) < 0)
@@ -870,6 +1193,7 @@ int main(int argc, char **argv)
 		conf_default(&conf, &env);
 		drop_missing_loopbacks(&conf.dns);
 	}
+	atomic_store(&drain_ms_now, conf.health.drain_ms);
 	if (conf.dns.n_upstreams == 0) {
 		fprintf(stderr,
 		        "anycached: no upstream resolver: %s has no usable nameserver "
@@ -917,6 +1241,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	n = conf.dns.threads;
+	workers_of = workers;
+	n_workers_of = n;
 	if (dns_shared_new(&conf, why, sizeof(why), &shared)) {
 		log_err("main", "%s", why);
 		return 1;
@@ -1009,8 +1335,9 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			log_warn("main",
-			         "SIGHUP: reload is not implemented yet; configuration unchanged");
+			log_info("main", "SIGHUP: reloading %s", conf_path ? conf_path : "(none)");
+			if (loop_post(ctl.loop, ctl_reload_signal, NULL) < 0)
+				log_err("main", "SIGHUP: the ctl thread cannot take it");
 			continue;
 		}
 		if (atomic_load(&handed_over)) {

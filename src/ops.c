@@ -303,18 +303,30 @@ int ops_collect(struct ops *o, waiter_fn fn, void *ctx)
 
 /* ---------------------------------------------------------------- drains */
 
-/* Health follows the drain state: VIP i is drained when the state has it. */
+/* Health follows the drain state: a VIP is drained when the state has it (by address, so
+ * a reload that reorders or adds VIPs keeps every drain). */
 void ops_apply_drains(struct ops *o)
 {
 	for (unsigned i = 0; i < o->conf->dns.n_listen && i < HEALTH_MAX_VIPS; i++)
-		dns_health_admin_drain(o->c.health, (int)i,
-		                       drain_state_has(&o->drain, &o->conf->dns.listen[i]));
+		dns_health_admin_drain_addr(o->c.health, &o->conf->dns.listen[i],
+		                            drain_state_has(&o->drain, &o->conf->dns.listen[i]));
+}
+
+void ops_reapply_drains(struct ops *o)
+{
+	ops_apply_drains(o);
 }
 
 double ops_age_s(const struct ops *o, uint64_t since_ms)
 {
 	uint64_t now = loop_now(o->l);
 	return since_ms && now > since_ms ? (double)(now - since_ms) / 1000.0 : 0.0;
+}
+
+void ops_conf_loaded(struct ops *o, int64_t unix_time)
+{
+	o->c.conf_loaded_unix = unix_time;
+	o->reloads++;
 }
 
 /* ---------------------------------------------------------------- lifecycle */

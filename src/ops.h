@@ -48,6 +48,30 @@ struct ops_worker {
 	struct dns_server *dns;
 };
 
+/* What a reload did, line by line, for anycachectl and the log. */
+#define OPS_RELOAD_LINES 64
+#define OPS_RELOAD_TEXT  256
+
+enum ops_reload_line {
+	OPS_RELOAD_ERROR,   /* the file is refused: FILE:LINE:COLUMN: message */
+	OPS_RELOAD_APPLIED, /* a change now in effect */
+	OPS_RELOAD_RESTART, /* a change that waits for a restart */
+};
+
+struct ops_reload_result {
+	unsigned n;
+	unsigned more; /* lines beyond OPS_RELOAD_LINES */
+	enum ops_reload_line kind[OPS_RELOAD_LINES];
+	char text[OPS_RELOAD_LINES][OPS_RELOAD_TEXT];
+};
+
+/*
+ * The composition root's reload, on the control thread: 0 (applied, maybe
+ * in part: see the lines), -EINVAL (the file is refused, nothing changed),
+ * or another -errno (cannot read it, a listener cannot bind...: refused).
+ */
+typedef int (*ops_reload_fn)(void *arg, struct ops_reload_result *out);
+
 struct ops_conf {
 	const struct conf *conf;  /* must outlive ops */
 	const char *conf_path;    /* NULL: the embedded default */
@@ -58,6 +82,8 @@ struct ops_conf {
 	struct bgp_speaker *bgp; /* NULL without BGP */
 	struct dns_cache *cache; /* the node's one cache: thread-safe, read and flushed here */
 	struct dns_health *health;
+	ops_reload_fn reload; /* NULL: reload answers not-implemented */
+	void *reload_arg;
 	/* `restart` (restart.h): the handler ends the call itself; NULL = not offered. */
 	void (*restart)(void *arg, struct ctl_call *c);
 	void *restart_arg;
@@ -69,6 +95,10 @@ struct ops_conf {
  * sentence for the operator in why (the daemon does not start then).
  */
 int ops_new(const struct ops_conf *c, char *why, size_t whylen, struct ops **out);
+/* A configuration was (re)loaded at `unix` (status shows it). Control thread. */
+void ops_conf_loaded(struct ops *o, int64_t unix_time);
+/* After a reload changed the VIPs: drains follow the drain state again (by address). */
+void ops_reapply_drains(struct ops *o);
 /* The planned stop began (status shows it). Control thread. */
 void ops_stopping(struct ops *o);
 void ops_close(struct ops *o);

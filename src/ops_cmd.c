@@ -122,9 +122,11 @@ static void cmd_status(void *arg, struct ctl_call *c)
 	                               ? addr_json(&o->conf->control.metrics, true)
 	                               : json_null());
 	ok &= set(c, "config",
-	          json_pack("{s:o, s:b, s:I}", "file",
+	          json_pack("{s:o, s:b, s:I, s:f, s:i}", "file",
 	                    o->conf_path[0] ? json_string(o->conf_path) : json_null(), "embedded",
-	                    !o->conf_path[0], "loaded_unix", (json_int_t)o->c.conf_loaded_unix));
+	                    !o->conf_path[0], "loaded_unix", (json_int_t)o->c.conf_loaded_unix,
+	                    "loaded_age_s", difftime(time(NULL), (time_t)o->c.conf_loaded_unix),
+	                    "reloads", (int)o->reloads));
 	ok &= !json_object_set_new(d, "protocol", json_integer(CTL_PROTO_VERSION));
 	if (!ok) {
 		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
@@ -551,12 +553,58 @@ static void cmd_drain_off(void *arg, struct ctl_call *c)
 	cmd_drain(arg, c, false);
 }
 
+/*
+ * Re-reads the configuration file (the composition root's hook does the
+ * work, synchronously on this thread). Refused: the error carries every
+ * FILE:LINE:COLUMN message (as many as fit CTL_PROTO_MAX_MESSAGE). Applied:
+ * "applied" and "restart" list the changes, "restart" those that wait for a
+ * restart.
+ */
 static void cmd_reload(void *arg, struct ctl_call *c)
 {
-	(void)arg;
-	ctl_call_fail(c, CTL_E_NOT_IMPLEMENTED,
-	              "reload is not implemented yet: restart anycached to apply a new "
-	              "configuration");
+	struct ops *o = arg;
+	struct ops_reload_result *res;
+	char msg[CTL_PROTO_MAX_MESSAGE];
+	size_t off = 0;
+	int r;
+
+	if (!o->c.reload) {
+		ctl_call_fail(c, CTL_E_NOT_IMPLEMENTED, "reload is not available");
+		return;
+	}
+	if (o->stopping) {
+		ctl_call_fail(c, CTL_E_UNAVAILABLE, "anycached is stopping");
+		return;
+	}
+	res = calloc(1, sizeof(*res));
+	if (!res) {
+		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
+		return;
+	}
+	r = o->c.reload(o->c.reload_arg, res);
+	if (r) {
+		msg[0] = '\0';
+		for (unsigned i = 0; i < res->n && off < sizeof(msg); i++)
+			off +=
+			    (size_t)snprintf(msg + off, sizeof(msg) - off, "\n  %s", res->text[i]);
+		if (res->more && off < sizeof(msg))
+			snprintf(msg + off, sizeof(msg) - off, "\n  (%u more)", res->more);
+		ctl_call_fail(c, CTL_E_BAD_CONFIG,
+		              "configuration refused, the running one stays:%s", msg);
+		free(res);
+		return;
+	}
+	json_t *applied = json_array(), *restart = json_array();
+	for (unsigned i = 0; applied && restart && i < res->n; i++)
+		json_array_append_new(res->kind[i] == OPS_RELOAD_RESTART ? restart : applied,
+		                      json_string(res->text[i]));
+	free(res);
+	if (!set(c, "applied", applied) || !set(c, "restart", restart) ||
+	    !set(c, "loaded_unix", json_integer(o->c.conf_loaded_unix))) {
+		ctl_call_fail(c, CTL_E_INTERNAL, "out of memory");
+		return;
+	}
+	ctl_call_done(c);
 }
 
 /* In-place restart (restart.h): main.c's handler answers once the successor

@@ -94,6 +94,7 @@ struct ops {
 	uint64_t started_ms;
 	int64_t started_unix;
 	bool stopping, closed;
+	unsigned reloads; /* successful reloads since the start */
 	/* Rounds. */
 	struct wslot *w;
 	unsigned n_w;

@@ -357,6 +357,20 @@ void bfd_session_start(struct bfd_session *s)
 		run(s, &ev);
 }
 
+int bfd_session_set_timers(struct bfd_session *s, uint32_t interval_ms, unsigned multiplier)
+{
+	struct bfd_fsm_event ev = {.type = BFD_FSM_EV_SET_TIMERS,
+	                           .desired_min_tx_us = interval_ms * 1000,
+	                           .required_min_rx_us = interval_ms * 1000,
+	                           .detect_mult = (uint8_t)multiplier};
+
+	if (!interval_ms || interval_ms > UINT32_MAX / 1000 || !multiplier || multiplier > 255)
+		return -EINVAL;
+	if (!s->m->stopping)
+		run(s, &ev);
+	return 0;
+}
+
 void bfd_session_stop(struct bfd_session *s)
 {
 	struct bfd_fsm_event ev = {.type = BFD_FSM_EV_ADMIN_DOWN};

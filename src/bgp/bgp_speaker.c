@@ -114,6 +114,26 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
 		apply(sp);
 }
 
+void bgp_speaker_set_routes(struct bgp_speaker *sp, const struct conf_bgp *conf)
+{
+	memcpy(sp->conf.routes, conf->routes, sizeof(sp->conf.routes));
+	sp->conf.n_routes = conf->n_routes;
+	sp->conf.degraded = conf->degraded;
+	/* Route indexes changed: what was logged once may need saying again. */
+	memset(sp->warned, 0, sizeof(sp->warned));
+	if (sp->started && !sp->stopping && sp->have_health)
+		apply(sp);
+}
+
+void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd)
+{
+	uint64_t ms = bfd->interval_ms > UINT32_MAX / 1000 ? UINT32_MAX / 1000 : bfd->interval_ms;
+
+	for (unsigned i = 0; i < sp->n; i++)
+		if (sp->bfd_link[i].s)
+			bfd_session_set_timers(sp->bfd_link[i].s, (uint32_t)ms, bfd->multiplier);
+}
+
 /* ---------------------------------------------------------------- listeners */
 
 static void accept_done(struct loop *l, void *ctx, int res, unsigned flags);

@@ -51,6 +51,18 @@ void bgp_speaker_free(struct bgp_speaker *sp);
 void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot *h);
 
 /*
+ * Reload: the routes (bgp.announce) and bgp.degraded from conf, nothing else
+ * (neighbors, ASN and router ID stay). The policy runs again and each
+ * session's Adj-RIB-Out sends only what differs (bgp_adjout.h): an UPDATE
+ * for a route whose attributes changed, a withdrawal for one removed; the
+ * sessions themselves are untouched.
+ */
+void bgp_speaker_set_routes(struct bgp_speaker *sp, const struct conf_bgp *conf);
+
+/* Reload: every BFD session takes bfd's timers (a Poll Sequence, no reset). */
+void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd);
+
+/*
  * Administrative shutdown: NOTIFICATION Cease 6/2 with the RFC 9003 text to
  * every peer (after BFD AdminDown, RFC 5882 §3.2, so no peer counts it as a
  * path failure), listeners closed; done(arg) runs on the loop once every Cease is

@@ -22,6 +22,7 @@ static const char *const err_names[] = {
     [CTL_E_TOO_LARGE] = "too-large",
     [CTL_E_UNAVAILABLE] = "unavailable",
     [CTL_E_INTERNAL] = "internal",
+    [CTL_E_BAD_CONFIG] = "bad-config",
 };
 #define N_ERRS (sizeof(err_names) / sizeof(err_names[0]))
 

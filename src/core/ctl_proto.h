@@ -42,8 +42,9 @@
 #define CTL_PROTO_MAX_ANSWER  (16u << 20) /* what a client accepts of one answer line */
 #define CTL_PROTO_MAX_CMD     32
 #define CTL_PROTO_MAX_ARGS    8
-#define CTL_PROTO_MAX_ARG     255 /* a domain name in text form fits */
-#define CTL_PROTO_MAX_MESSAGE 256 /* error messages are cut here */
+#define CTL_PROTO_MAX_ARG     255  /* a domain name in text form fits */
+#define CTL_PROTO_MAX_MESSAGE 2048 /* error messages are cut here (a refused reload lists errors)  \
+	                            */
 
 enum ctl_err {
 	CTL_E_BAD_REQUEST = 1, /* not one JSON object of the form above */
@@ -56,6 +57,7 @@ enum ctl_err {
 	CTL_E_TOO_LARGE,       /* the request line exceeds CTL_PROTO_MAX_REQUEST */
 	CTL_E_UNAVAILABLE,     /* the daemon cannot answer now (stopping, a part missing) */
 	CTL_E_INTERNAL,        /* out of memory or a bug */
+	CTL_E_BAD_CONFIG,      /* reload: the configuration file is refused */
 };
 
 /* "bad-request", "unsupported-version", ...; "internal" for unknown values. */

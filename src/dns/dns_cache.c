@@ -98,6 +98,13 @@ struct shard {
 	uint64_t inserts, replaced, evictions, reclaimed, flushed;
 } __attribute__((aligned(CACHE_LINE)));
 
+/*
+ * The limits a reload may change (dns_cache_set_limits) while workers read
+ * them: relaxed atomic loads and stores, each value whole; an insert that
+ * sees the old TTL bounds or cap while the change lands is harmless.
+ */
+#define LIMIT(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 struct dns_cache {
 	struct dns_cache_conf conf;
 	struct dns_hash_key hkey;
@@ -181,7 +188,7 @@ static struct entry *find(const struct dns_cache *c, const struct dns_qkey *kb, 
 static uint64_t stale_ms(const struct dns_cache *c, const struct entry *e)
 {
 	/* RFC 8767 covers data the resolver held; a cached failure is never served stale. */
-	return e->kind == DNS_CACHE_SERVFAIL ? 0 : (uint64_t)c->conf.stale_window_s * 1000u;
+	return e->kind == DNS_CACHE_SERVFAIL ? 0 : (uint64_t)LIMIT(c->conf.stale_window_s) * 1000u;
 }
 
 static inline uint64_t age_ms(const struct entry *e, uint64_t now_ms)
@@ -417,14 +424,14 @@ void dns_cache_ttl_bounds(const struct dns_cache *c, enum dns_cache_kind kind, u
 	*lo = 0;
 	switch (kind) {
 	case DNS_CACHE_POSITIVE:
-		*lo = c->conf.min_ttl_s;
-		*hi = c->conf.max_ttl_s;
+		*lo = LIMIT(c->conf.min_ttl_s);
+		*hi = LIMIT(c->conf.max_ttl_s);
 		break;
 	case DNS_CACHE_NXDOMAIN:
 	case DNS_CACHE_NODATA: /* RFC 2308 §5 */
 		*hi = ttl_sane(neg_ttl_s);
-		if (*hi > c->conf.negative_ttl_s)
-			*hi = c->conf.negative_ttl_s;
+		if (*hi > LIMIT(c->conf.negative_ttl_s))
+			*hi = LIMIT(c->conf.negative_ttl_s);
 		break;
 	default: /* SERVFAIL, RFC 9520 §3.2 */
 		*hi = c->conf.servfail_ttl_s;
@@ -491,7 +498,7 @@ static int insert_at(struct dns_cache *c, const struct dns_cache_key *key, const
 	size_t need = entry_req(len, n_ttl);
 	size_t charge = alloc_charge(need);
 	struct entry *e = NULL;
-	if (life > 0 && charge <= c->shard_cap) {
+	if (life > 0 && charge <= LIMIT(c->shard_cap)) {
 		e = malloc(need);
 		if (!e)
 			return -ENOMEM;
@@ -547,7 +554,7 @@ static int insert_at(struct dns_cache *c, const struct dns_cache_key *key, const
 			unlink_retire(c, sh, old);
 	}
 	/* The new entry is behind the hand, examined last: what goes is older. */
-	while (sh->bytes > c->shard_cap)
+	while (sh->bytes > LIMIT(c->shard_cap))
 		evict_one(c, sh, now_ms);
 	pthread_mutex_unlock(&sh->lock);
 	return e ? 1 : 0;
@@ -674,11 +681,34 @@ unsigned dns_cache_sweep(struct dns_cache *c, uint64_t now_ms, unsigned budget)
 	return freed;
 }
 
+int dns_cache_set_limits(struct dns_cache *c, const struct dns_cache_conf *conf, uint64_t now_ms)
+{
+	if (!conf || conf->min_ttl_s > conf->max_ttl_s || c->table_bytes + 1024 > conf->size)
+		return -EINVAL;
+	__atomic_store_n(&c->conf.min_ttl_s, conf->min_ttl_s, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->conf.max_ttl_s, conf->max_ttl_s, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->conf.negative_ttl_s, conf->negative_ttl_s, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->conf.stale_window_s, conf->stale_window_s, __ATOMIC_RELAXED);
+	/* The table keeps the size it was made with; only the entries' share moves. */
+	__atomic_store_n(&c->conf.size, conf->size, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->shard_cap, (conf->size - c->table_bytes) / c->n_shards,
+	                 __ATOMIC_RELAXED);
+	/* Smaller: every shard gives back what no longer fits now, not at its next insert. */
+	for (unsigned i = 0; i < c->n_shards; i++) {
+		struct shard *sh = &c->shards[i];
+		pthread_mutex_lock(&sh->lock);
+		while (sh->bytes > c->shard_cap && sh->entries)
+			evict_one(c, sh, now_ms);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return 0;
+}
+
 void dns_cache_stats(struct dns_cache *c, struct dns_cache_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->shards = c->n_shards;
-	out->shard_bytes = c->shard_cap;
+	out->shard_bytes = LIMIT(c->shard_cap);
 	out->table_bytes = c->table_bytes;
 	out->bytes = c->table_bytes;
 	for (unsigned i = 0; i < c->n_shards; i++) {

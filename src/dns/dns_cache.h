@@ -213,6 +213,14 @@ void dns_cache_stats(struct dns_cache *c, struct dns_cache_stats *out);
  * Return the number of entries freed (counted in stats.flushed).
  */
 size_t dns_cache_flush(struct dns_cache *c);
+/*
+ * Reload: new TTL bounds, serve-stale window and size, from any thread,
+ * while the cache is in use; its entries are kept (those beyond a smaller
+ * size are evicted at once, oldest first as ever). The hash table keeps the
+ * size it was made with. conf.shards and servfail_ttl_s are ignored.
+ * 0, or -EINVAL (min > max, or a size the table alone would fill).
+ */
+int dns_cache_set_limits(struct dns_cache *c, const struct dns_cache_conf *conf, uint64_t now_ms);
 size_t dns_cache_flush_name(struct dns_cache *c, const uint8_t *name, size_t name_len);
 
 /* ---- persistence: the walk and the restore under dns_cache_save/_load ---- */

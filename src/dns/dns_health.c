@@ -72,6 +72,9 @@ struct vip {
 	struct health_vip_fsm fsm;
 	struct probe probe;
 	bool admin_drain; /* operator drain (anycachectl drain), beside the stop's */
+	/* Removed by a reload: skipped everywhere; the slot is reused once its
+	 * probe socket is closed (a probe in flight points into it). */
+	bool gone;
 	/* The last probe result, for the control socket. */
 	enum health_probe last_probe;
 	uint64_t last_probe_ms;
@@ -318,7 +321,8 @@ static void on_addr(void *arg, const struct netaddr *a, bool present)
 		return; /* events lost: the next probe's bind tells the truth */
 	for (unsigned i = 0; i < h->n_vips; i++) {
 		struct vip *v = &h->vips[i];
-		if (v->wildcard || !netaddr_equal_ip(&v->addr, a) || v->addr_present == present)
+		if (v->gone || v->wildcard || !netaddr_equal_ip(&v->addr, a) ||
+		    v->addr_present == present)
 			continue;
 		v->addr_present = present;
 		char b[NETADDR_STRLEN];
@@ -380,6 +384,15 @@ static void log_change(const struct vip *v, const struct health_vip_fsm *old)
 		         health_state_name(old->state), health_state_name(v->fsm.state), why);
 }
 
+/* Matched by address: after a reload a worker's order is not dns.listen's. */
+static bool worker_listens(const struct dns_server_report *r, const struct netaddr *a)
+{
+	for (unsigned i = 0; i < r->n_listen && i < 64; i++)
+		if (netaddr_equal(&r->listen[i], a))
+			return (r->listen_ok >> i) & 1;
+	return false;
+}
+
 static void on_tick(struct timer *t, uint64_t now, void *arg)
 {
 	struct dns_health *h = arg;
@@ -394,6 +407,9 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 		stalled = stalled || worker_stalled(h, &h->w[i], now);
 	for (unsigned i = 0; i < h->n_vips; i++) {
 		struct vip *v = &h->vips[i];
+		pr[i] = HEALTH_PROBE_NONE;
+		if (v->gone)
+			continue;
 		pr[i] = probe_turn(h, v, &rtt_ms);
 		if (pr[i] != HEALTH_PROBE_NONE) {
 			v->last_probe = pr[i];
@@ -411,6 +427,8 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 
 	for (unsigned i = 0; i < h->n_vips; i++) {
 		struct vip *v = &h->vips[i];
+		if (v->gone)
+			continue;
 		struct health_vip_fsm old = v->fsm;
 		struct health_signals s = {
 		    .listening = true,
@@ -422,7 +440,7 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 		    .drain = h->drain || v->admin_drain,
 		};
 		for (unsigned k = 0; k < h->n_workers; k++)
-			if (!h->w[k].have_cur || !(h->w[k].cur.listen_ok & (1ull << i)))
+			if (!h->w[k].have_cur || !worker_listens(&h->w[k].cur, &v->addr))
 				s.listening = false;
 		if (health_fsm_step(&v->fsm, &h->fc, &s, now)) {
 			log_change(v, &old);
@@ -439,6 +457,32 @@ static void on_tick(struct timer *t, uint64_t now, void *arg)
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* A VIP starts DOWN: announced only after `rise` good probes. */
+static void vip_init(struct dns_health *h, struct vip *v, const struct netaddr *addr, uint64_t now)
+{
+	static const uint8_t zero[16];
+
+	memset(v, 0, sizeof(*v));
+	v->addr = *addr;
+	v->target = v->addr;
+	v->wildcard = !memcmp(v->addr.addr, zero, v->addr.family == AF_INET ? 4 : 16);
+	if (v->wildcard) {
+		/* Any local address reaches a wildcard listener: use loopback. */
+		memset(v->target.addr, 0, sizeof(v->target.addr));
+		if (v->addr.family == AF_INET) {
+			v->target.addr[0] = 127;
+			v->target.addr[3] = 1;
+		} else {
+			v->target.addr[15] = 1;
+		}
+	}
+	v->addr_present = true; /* its listener was bound */
+	v->probe.h = h;
+	v->probe.vip = (unsigned)(v - h->vips);
+	v->probe.fd = -1;
+	health_fsm_init(&v->fsm, now);
+}
 
 int dns_health_new(struct loop *ctl, const struct conf *conf, const struct dns_health_worker *w,
                    unsigned n_workers, dns_health_fn fn, void *arg, struct dns_health **out)
@@ -467,29 +511,8 @@ int dns_health_new(struct loop *ctl, const struct conf *conf, const struct dns_h
 		h->w[i].dns = w[i].dns;
 		pthread_mutex_init(&h->w[i].mu, NULL);
 	}
-	for (unsigned i = 0; i < conf->dns.n_listen && i < HEALTH_MAX_VIPS; i++) {
-		struct vip *v = &h->vips[i];
-		static const uint8_t zero[16];
-		v->addr = conf->dns.listen[i];
-		v->target = v->addr;
-		v->wildcard = !memcmp(v->addr.addr, zero, v->addr.family == AF_INET ? 4 : 16);
-		if (v->wildcard) {
-			/* Any local address reaches a wildcard listener: use loopback. */
-			memset(v->target.addr, 0, sizeof(v->target.addr));
-			if (v->addr.family == AF_INET) {
-				v->target.addr[0] = 127;
-				v->target.addr[3] = 1;
-			} else {
-				v->target.addr[15] = 1;
-			}
-		}
-		v->addr_present = true; /* its listener was bound at start */
-		v->probe.h = h;
-		v->probe.vip = i;
-		v->probe.fd = -1;
-		health_fsm_init(&v->fsm, now);
-		h->n_vips++;
-	}
+	for (unsigned i = 0; i < conf->dns.n_listen && i < HEALTH_MAX_VIPS; i++)
+		vip_init(h, &h->vips[h->n_vips++], &conf->dns.listen[i], now);
 	r = addrwatch_new(ctl, on_addr, h, &h->aw);
 	if (r < 0)
 		log_warn("health", "no address events (%s): removed VIPs are seen by probes only",
@@ -529,24 +552,104 @@ void dns_health_snapshot(const struct dns_health *h, struct health_snapshot *out
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < h->n_vips; i++) {
-		out->vip[i].addr = h->vips[i].addr;
-		out->vip[i].state = h->vips[i].fsm.state;
-		out->vip[i].reason = h->vips[i].fsm.reason;
-		out->vip[i].since_ms = h->vips[i].fsm.since_ms;
+		if (h->vips[i].gone)
+			continue;
+		out->vip[out->n].addr = h->vips[i].addr;
+		out->vip[out->n].state = h->vips[i].fsm.state;
+		out->vip[out->n].reason = h->vips[i].fsm.reason;
+		out->vip[out->n].since_ms = h->vips[i].fsm.since_ms;
+		out->n++;
 	}
-	out->n = h->n_vips;
 }
 
 int dns_health_admin_drain(struct dns_health *h, int vip, bool on)
 {
-	if (vip >= (int)h->n_vips)
-		return -ENOENT;
-	for (unsigned i = 0; i < h->n_vips; i++)
-		if (vip < 0 || (unsigned)vip == i)
+	unsigned k = 0;
+	bool found = vip < 0;
+
+	for (unsigned i = 0; i < h->n_vips; i++) {
+		if (h->vips[i].gone)
+			continue;
+		if (vip < 0 || (unsigned)vip == k) {
 			h->vips[i].admin_drain = on;
+			found = true;
+		}
+		k++;
+	}
+	if (!found)
+		return -ENOENT;
 	loop_timer_cancel(h->l, &h->tick);
 	loop_timer_arm_in(h->l, &h->tick, 0);
 	return 0;
+}
+
+int dns_health_admin_drain_addr(struct dns_health *h, const struct netaddr *addr, bool on)
+{
+	for (unsigned i = 0; i < h->n_vips; i++) {
+		struct vip *v = &h->vips[i];
+		if (v->gone || !netaddr_equal(&v->addr, addr))
+			continue;
+		if (v->admin_drain != on) {
+			v->admin_drain = on;
+			loop_timer_cancel(h->l, &h->tick);
+			loop_timer_arm_in(h->l, &h->tick, 0);
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void dns_health_reconf(struct dns_health *h, const struct conf *conf)
+{
+	uint64_t now = clock_now_ms();
+	char b[NETADDR_STRLEN];
+
+	h->interval_ms = conf->health.interval_ms ? conf->health.interval_ms : 200;
+	health_fsm_conf_from(&conf->health, &h->fc, &h->oc);
+	for (unsigned i = 0; i < h->n_vips; i++) {
+		struct vip *v = &h->vips[i];
+		bool keep = false;
+		for (unsigned j = 0; j < conf->dns.n_listen && !keep; j++)
+			keep = netaddr_equal(&v->addr, &conf->dns.listen[j]);
+		if (keep || v->gone)
+			continue;
+		log_info("health", "VIP %s removed (reload)",
+		         netaddr_format(&v->addr, true, b, sizeof(b)));
+		v->gone = true;
+		v->probe.phase = P_IDLE;
+		probe_close(&v->probe);
+	}
+	for (unsigned j = 0; j < conf->dns.n_listen; j++) {
+		bool have = false;
+		for (unsigned i = 0; i < h->n_vips && !have; i++)
+			have = !h->vips[i].gone &&
+			       netaddr_equal(&h->vips[i].addr, &conf->dns.listen[j]);
+		if (have)
+			continue;
+		/* A free slot: gone, its probe socket closed (nothing points into it). */
+		unsigned i = 0;
+		while (i < h->n_vips &&
+		       !(h->vips[i].gone && h->vips[i].probe.fd < 0 && !h->vips[i].probe.closing))
+			i++;
+		if (i == h->n_vips) {
+			if (h->n_vips == HEALTH_MAX_VIPS) {
+				log_err("health",
+				        "VIP %s not watched: no free slot (a removed VIP is "
+				        "still closing); it stays DOWN until the next reload",
+				        netaddr_format(&conf->dns.listen[j], true, b, sizeof(b)));
+				continue;
+			}
+			h->n_vips++;
+		}
+		vip_init(h, &h->vips[i], &conf->dns.listen[j], now);
+		log_info("health", "VIP %s added (reload): DOWN until %u good probes",
+		         netaddr_format(&conf->dns.listen[j], true, b, sizeof(b)), h->fc.rise);
+	}
+	dns_health_snapshot(h, &h->snap);
+	if (h->fn)
+		h->fn(h->arg, &h->snap);
+	loop_timer_cancel(h->l, &h->tick);
+	loop_timer_arm_in(h->l, &h->tick, 0);
 }
 
 void dns_health_info(const struct dns_health *h, struct dns_health_info *out)
@@ -559,10 +662,11 @@ void dns_health_info(const struct dns_health *h, struct dns_health_info *out)
 	out->stalled = h->stalled;
 	out->upstreams_down = h->upstreams_down;
 	out->stop_drain = h->drain;
-	out->n_vips = h->n_vips;
 	for (unsigned i = 0; i < h->n_vips; i++) {
 		const struct vip *v = &h->vips[i];
-		struct dns_health_vip_info *o = &out->vip[i];
+		if (v->gone)
+			continue;
+		struct dns_health_vip_info *o = &out->vip[out->n_vips++];
 		o->addr = v->addr;
 		o->state = v->fsm.state;
 		o->reason = v->fsm.reason;

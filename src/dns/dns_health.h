@@ -67,6 +67,18 @@ void dns_health_snapshot(const struct dns_health *h, struct health_snapshot *out
  */
 int dns_health_admin_drain(struct dns_health *h, int vip, bool on);
 
+/* The same for the VIP listening on addr (address and port). 0, or -ENOENT. */
+int dns_health_admin_drain_addr(struct dns_health *h, const struct netaddr *addr, bool on);
+
+/*
+ * Reload (control loop): timers and thresholds from conf.health; VIPs
+ * follow conf.dns.listen by address: a kept VIP keeps its state (a drained
+ * one stays drained), a removed one is forgotten, a new one starts DOWN and
+ * rises after `rise` good probes. The snapshot callback runs at once.
+ * Indexes (dns_health_admin_drain, snapshots) count the VIPs in place.
+ */
+void dns_health_reconf(struct dns_health *h, const struct conf *conf);
+
 /* What the control socket shows of one VIP. */
 struct dns_health_vip_info {
 	struct netaddr addr;

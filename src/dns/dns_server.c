@@ -57,6 +57,7 @@ struct dns_listener {
 	struct netaddr addr;
 	int fd;
 	bool armed;         /* a receive is posted: health reads this */
+	bool closing;       /* removed by a reload: loop_close_fd under way */
 	struct timer rearm; /* after the receive died with an error */
 };
 
@@ -68,14 +69,22 @@ struct dns_server {
 	char identity[CONF_IDENTITY_MAX + 1];
 	struct dns_listener *udp[CONF_MAX_LISTEN];
 	unsigned n_udp;
-	int tcp_idx[CONF_MAX_LISTEN]; /* dns.listen[i]'s TCP listener in `stream`, or -1 */
-	struct dns_stream *stream;    /* TCP and TLS connections (dns_stream.h) */
-	bool serve_stale;             /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
-	struct membudget *mem;        /* the process's budget for client-held memory (dns_shared) */
-	struct dns_cache *cache;      /* the process's, shared with every worker (dns_shared) */
+	int tcp_fd[CONF_MAX_LISTEN];     /* its descriptor (the stream server owns it) */
+	int tcp_idx[CONF_MAX_LISTEN];    /* dns.listen[i]'s TCP listener in `stream`, or -1 */
+	struct dns_stream *stream;       /* TCP and TLS connections (dns_stream.h) */
+	bool serve_stale;                /* dns.cache.serve-stale > 0: arm STALE_CLIENT_MS */
+	struct membudget *mem;           /* the process's budget for client-held memory (dns_shared) */
+	struct dns_cache *cache;         /* the process's, shared with every worker (dns_shared) */
 	struct dns_inflight *inflight;   /* the process's upstream queries in flight (dns_shared) */
 	struct dns_inflight_inbox inbox; /* outcomes of other workers' queries we waited on */
 	struct dns_forward *fwd;
+	/* Replaced by a reload (dns.upstreams): freed by the sweep once its last
+	 * query ended (dns_forward_free may not run inside its callbacks). */
+	struct netaddr upstreams[CONF_MAX_UPSTREAMS]; /* what fwd was made with */
+	uint64_t
+	    answers_base; /* upstream answers of replaced forwarders: the report stays cumulative */
+	struct dns_forward *old_fwd[4];
+	unsigned n_old_fwd;
 	struct dns_tap_queue *tap; /* this worker's dnstap queue (dns_tap.h); NULL: off */
 	unsigned tap_msgs;         /* enum dns_tap_msg bits to log */
 	struct timer sweep;
@@ -986,6 +995,8 @@ static void on_udp_end(struct loop *l, void *ctx, int res, unsigned flags)
 	if (flags & LOOP_F_MORE)
 		return; /* a listener is not connected: nothing to learn from ICMP */
 	li->armed = false;
+	if (li->closing)
+		return; /* removed by a reload: udp_listener_closed frees it */
 	if (!li->srv) {
 		free(li); /* the server is gone (dns_server_free) */
 		return;
@@ -1004,6 +1015,14 @@ static void on_sweep(struct timer *t, uint64_t now, void *arg)
 	struct dns_server *s = arg;
 
 	dns_cache_sweep(s->cache, now, SWEEP_BUDGET);
+	for (unsigned i = 0; i < s->n_old_fwd;) {
+		if (dns_forward_stats(s->old_fwd[i])->outstanding) {
+			i++;
+			continue;
+		}
+		dns_forward_free(s->old_fwd[i]);
+		s->old_fwd[i] = s->old_fwd[--s->n_old_fwd];
+	}
 	/* A wake-up that could not be posted (the loop's post queue was full). */
 	if (atomic_load(&s->inbox.head))
 		on_inbox(s->loop, s);
@@ -1051,6 +1070,18 @@ static uint64_t random_seed(void)
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)arc4random() << 32 | arc4random();
 	return seed;
+}
+
+int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf)
+{
+	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
+
+	cc.size = (size_t)conf->dns.cache.size_bytes;
+	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
+	cc.max_ttl_s = conf->dns.cache.max_ttl_s;
+	cc.negative_ttl_s = conf->dns.cache.negative_ttl_s;
+	cc.stale_window_s = conf->dns.cache.serve_stale_s;
+	return dns_cache_set_limits(sh->cache, &cc, clock_now_ms());
 }
 
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
@@ -1153,6 +1184,189 @@ struct dns_cache *dns_shared_cache(struct dns_shared *sh)
 	return sh->cache;
 }
 
+/*
+ * Opens dns.listen entry a at index k = n_udp: its UDP listener, and its TCP
+ * listener in the stream server (tcp_idx[k]); SO_REUSEPORT, so every worker
+ * has its own sockets. 0, or -errno with a sentence in why; on failure what
+ * was opened stays at k (dns_server_free or remove_listener takes it back).
+ */
+static int add_listener(struct dns_server *s, const struct netaddr *a, char *why, size_t whylen)
+{
+	struct dns_listener *li = calloc(1, sizeof(*li));
+	unsigned k = s->n_udp;
+	int r;
+
+	if (!li || k >= CONF_MAX_LISTEN) {
+		free(li);
+		snprintf(why, whylen,
+		         k >= CONF_MAX_LISTEN ? "too many listeners" : "out of memory");
+		return k >= CONF_MAX_LISTEN ? -ENOSPC : -ENOMEM;
+	}
+	li->fd = -1;
+	timer_init(&li->rearm, on_udp_rearm, li);
+	li->srv = s;
+	li->addr = *a;
+	s->udp[k] = li;
+	s->tcp_idx[k] = -1;
+	s->tcp_fd[k] = -1;
+	s->n_udp = k + 1;
+	/* A successor reads its predecessor's very socket (core/handover.h). */
+	r = handover_take("dns-udp", s->index, &li->addr, NULL, NULL);
+	if (r < 0)
+		r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
+	if (r < 0)
+		return r;
+	li->fd = r;
+	handover_offer("dns-udp", s->index, &li->addr, r);
+	r = loop_udp_listen_ex(s->loop, li->fd, on_datagram, on_udp_end, li);
+	if (r) {
+		snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
+		return r;
+	}
+	li->armed = true;
+	r = handover_take("dns-tcp", s->index, a, NULL, NULL);
+	if (r < 0)
+		r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
+	if (r < 0)
+		return r;
+	handover_offer("dns-tcp", s->index, a, r);
+	s->tcp_fd[k] = r;
+	r = dns_stream_listen(s->stream, r, NULL);
+	if (r < 0) {
+		snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
+		return r;
+	}
+	s->tcp_idx[k] = r;
+	return 0;
+}
+
+static void udp_listener_closed(struct loop *l, void *ctx)
+{
+	(void)l;
+	free(ctx);
+}
+
+/*
+ * Closes listener k at run time (a reload removed its address) and moves the
+ * last one into its place. TCP connections it accepted stay until they end.
+ * The UDP receive's final callback sees `closing` and leaves the listener to
+ * udp_listener_closed.
+ */
+static void remove_listener(struct dns_server *s, unsigned k)
+{
+	struct dns_listener *li = s->udp[k];
+
+	/* Closing: a later restart must not be handed these descriptors. */
+	if (s->tcp_fd[k] >= 0)
+		handover_forget(s->tcp_fd[k]);
+	if (li->fd >= 0)
+		handover_forget(li->fd);
+	if (s->tcp_idx[k] >= 0)
+		dns_stream_unlisten(s->stream, (unsigned)s->tcp_idx[k]);
+	loop_timer_cancel(s->loop, &li->rearm);
+	li->closing = true;
+	if (li->fd < 0 || loop_close_fd(s->loop, li->fd, udp_listener_closed, li) < 0) {
+		if (li->fd >= 0)
+			close(li->fd);
+		li->fd = -1;
+		li->srv = NULL;
+		li->closing = false;
+		if (!li->armed)
+			free(li); /* else the receive's final callback frees it */
+	}
+	s->n_udp--;
+	s->udp[k] = s->udp[s->n_udp];
+	s->tcp_idx[k] = s->tcp_idx[s->n_udp];
+	s->tcp_fd[k] = s->tcp_fd[s->n_udp];
+}
+
+/*
+ * New upstreams: a new forwarder takes every query from now on; the old one
+ * finishes what it has in flight (answers still reach their clients) and is
+ * freed by the sweep. Its counters and RTT estimates start again.
+ */
+static void replace_upstreams(struct dns_server *s, const struct conf *conf)
+{
+	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
+	struct dns_forward_conf fc = {0};
+	struct dns_forward *nf;
+	bool same = fs->n_upstreams == conf->dns.n_upstreams;
+	int r;
+
+	for (unsigned i = 0; same && i < conf->dns.n_upstreams; i++)
+		same = netaddr_equal(&s->upstreams[i], &conf->dns.upstreams[i]);
+	if (same)
+		return;
+	if (s->n_old_fwd == sizeof(s->old_fwd) / sizeof(s->old_fwd[0])) {
+		log_err("dns", "worker %u: upstreams not replaced: earlier forwarders still busy",
+		        s->index);
+		return;
+	}
+	fc.upstreams = conf->dns.upstreams;
+	fc.n_upstreams = conf->dns.n_upstreams;
+	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
+	if (s->tap_msgs & (DNS_TAP_FORWARDER_QUERY | DNS_TAP_FORWARDER_RESPONSE)) {
+		fc.tap = tap_forwarder;
+		fc.tap_arg = s;
+	}
+	r = dns_forward_new(s->loop, &fc, &nf);
+	if (r) {
+		log_err("dns", "worker %u: upstreams not replaced: %s", s->index, strerror(-r));
+		return;
+	}
+	s->answers_base += fs->answers;
+	s->old_fwd[s->n_old_fwd++] = s->fwd;
+	s->fwd = nf;
+	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
+	if (s->index == 0)
+		log_info("dns", "upstreams replaced (reload); queries in flight finish on the old");
+}
+
+void dns_server_reconf(struct dns_server *s, const struct conf *conf)
+{
+	char why[256], b[NETADDR_STRLEN];
+
+	replace_upstreams(s, conf);
+
+	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
+	s->n_allow = conf->dns.n_allow;
+	dns_stream_set_allow(s->stream, conf->dns.allow, conf->dns.n_allow);
+	s->serve_stale = conf->dns.cache.serve_stale_s > 0;
+	snprintf(s->identity, sizeof(s->identity), "%s", conf->dns.identity);
+	for (unsigned k = 0; k < s->n_udp;) {
+		bool keep = false;
+		for (unsigned i = 0; i < conf->dns.n_listen && !keep; i++)
+			keep = netaddr_equal(&s->udp[k]->addr, &conf->dns.listen[i]);
+		if (keep) {
+			k++;
+			continue;
+		}
+		if (s->index == 0)
+			log_info("dns", "listener %s closed (reload)",
+			         netaddr_format(&s->udp[k]->addr, true, b, sizeof(b)));
+		remove_listener(s, k);
+	}
+	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
+		bool have = false;
+		for (unsigned k = 0; k < s->n_udp && !have; k++)
+			have = netaddr_equal(&s->udp[k]->addr, &conf->dns.listen[i]);
+		if (have)
+			continue;
+		unsigned before = s->n_udp;
+		int r = add_listener(s, &conf->dns.listen[i], why, sizeof(why));
+		if (r) {
+			/* Health sees it not listening: its VIP stays DOWN. */
+			log_err("dns", "worker %u: new listener %s: %s", s->index,
+			        netaddr_format(&conf->dns.listen[i], true, b, sizeof(b)), why);
+			if (s->n_udp > before)
+				remove_listener(s, s->n_udp - 1);
+		} else if (s->index == 0) {
+			log_info("dns", "listener %s opened (reload)",
+			         netaddr_format(&conf->dns.listen[i], true, b, sizeof(b)));
+		}
+	}
+}
+
 int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
                    struct dns_shared *shared, char *why, size_t whylen, struct dns_server **out)
 {
@@ -1192,6 +1406,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		goto fail;
 	}
 
+	memcpy(s->upstreams, conf->dns.upstreams, sizeof(s->upstreams));
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
 	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
@@ -1201,34 +1416,6 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		goto fail;
 	}
 
-	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
-		struct dns_listener *li = calloc(1, sizeof(*li));
-		if (!li) {
-			snprintf(why, whylen, "out of memory");
-			r = -ENOMEM;
-			goto fail;
-		}
-		li->fd = -1;
-		timer_init(&li->rearm, on_udp_rearm, li);
-		s->udp[i] = li;
-		s->n_udp = i + 1;
-		li->srv = s;
-		li->addr = conf->dns.listen[i];
-		/* A successor reads its predecessor's very socket (core/handover.h). */
-		r = handover_take("dns-udp", index, &li->addr, NULL, NULL);
-		if (r < 0)
-			r = listen_socket(&li->addr, SOCK_DGRAM, true, false, why, whylen);
-		if (r < 0)
-			goto fail;
-		li->fd = r;
-		handover_offer("dns-udp", index, &li->addr, r);
-		r = loop_udp_listen_ex(l, li->fd, on_datagram, on_udp_end, li);
-		if (r) {
-			snprintf(why, whylen, "listening on the loop: %s", strerror(-r));
-			goto fail;
-		}
-		li->armed = true;
-	}
 	struct dns_stream_conf sc = {
 	    .allow = conf->dns.allow,
 	    .n_allow = conf->dns.n_allow,
@@ -1248,25 +1435,26 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		snprintf(why, whylen, "stream server: %s", strerror(-r));
 		goto fail;
 	}
-	for (unsigned i = 0; i < conf->dns.n_listen + conf->dns.n_tls_listen; i++) {
-		bool tls = i >= conf->dns.n_listen;
-		const struct netaddr *a =
-		    tls ? &conf->dns.tls_listen[i - conf->dns.n_listen] : &conf->dns.listen[i];
+	for (unsigned i = 0; i < conf->dns.n_listen; i++) {
+		r = add_listener(s, &conf->dns.listen[i], why, whylen);
+		if (r)
+			goto fail;
+	}
+	/* DNS-over-TLS listeners: only in the stream server (a reload leaves them). */
+	for (unsigned i = 0; i < conf->dns.n_tls_listen; i++) {
+		const struct netaddr *a = &conf->dns.tls_listen[i];
 		/* A successor accepts on its predecessor's very socket (core/handover.h). */
-		const char *tag = tls ? "dns-tls" : "dns-tcp";
-		r = handover_take(tag, index, a, NULL, NULL);
+		r = handover_take("dns-tls", index, a, NULL, NULL);
 		if (r < 0)
 			r = listen_socket(a, SOCK_STREAM, true, true, why, whylen);
 		if (r < 0)
 			goto fail;
-		handover_offer(tag, index, a, r);
-		r = dns_stream_listen(s->stream, r, tls ? shared->tls : NULL);
+		handover_offer("dns-tls", index, a, r);
+		r = dns_stream_listen(s->stream, r, shared->tls);
 		if (r < 0) {
 			snprintf(why, whylen, "accepting on the loop: %s", strerror(-r));
 			goto fail;
 		}
-		if (!tls)
-			s->tcp_idx[i] = r;
 	}
 	timer_init(&s->sweep, on_sweep, s);
 	loop_timer_arm_in(l, &s->sweep, SWEEP_INTERVAL_MS);
@@ -1294,6 +1482,8 @@ void dns_server_free(struct dns_server *s)
 		free_waiters(dns_inflight_cancel_inbox(s->inflight, &s->inbox));
 	/* Pending upstream queries get -ECANCELED and free themselves. */
 	dns_forward_free(s->fwd);
+	for (unsigned i = 0; i < s->n_old_fwd; i++)
+		dns_forward_free(s->old_fwd[i]);
 	free_waiters(dns_inflight_take(&s->inbox));
 	dns_cookie_mac_free(s->cookie_mac);
 	dns_stream_free(s->stream);
@@ -1361,6 +1551,8 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 		uint32_t mem[SK_MEMINFO_VARS];
 		socklen_t ml = sizeof(mem);
 		const struct dns_listener *li = s->udp[i];
+		out->listen[i] = li->addr;
+		out->n_listen = i + 1;
 		if (li->armed && li->fd >= 0 && s->stream && s->tcp_idx[i] >= 0 &&
 		    dns_stream_listener_ok(s->stream, (unsigned)s->tcp_idx[i]))
 			out->listen_ok |= 1ull << i;
@@ -1371,7 +1563,7 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 	}
 	out->inflight = fs->outstanding + fs->waiters; /* both count against the bound */
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
-	out->upstream_answers = fs->answers;
+	out->upstream_answers = s->answers_base + fs->answers;
 	for (unsigned i = 0; i < fs->n_upstreams; i++) {
 		struct dns_upstream_info ui;
 		dns_forward_upstream_info(s->fwd, i, &ui);

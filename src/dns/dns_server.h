@@ -132,6 +132,9 @@ struct dns_cache;
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out);
 void dns_shared_free(struct dns_shared *sh);
 struct dns_cache *dns_shared_cache(struct dns_shared *sh);
+/* Reload: dns.cache's limits on the running cache, entries kept (dns_cache_set_limits);
+ * any thread. 0 or -EINVAL. */
+int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf);
 
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its
@@ -173,10 +176,14 @@ void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
  * cumulative; the reader takes differences between two reports.
  */
 struct dns_server_report {
-	uint64_t at_us;     /* clock_now_us() when taken */
-	uint64_t listen_ok; /* bit i: dns.listen[i] has its UDP receive armed and TCP open */
-	uint64_t wait_us;   /* loop time asleep (busy ratio = 1 - d(wait)/d(at)) */
-	uint64_t rx_drops;  /* datagrams the kernel dropped on our UDP sockets (SO_MEMINFO) */
+	uint64_t at_us; /* clock_now_us() when taken */
+	/* The worker's listeners (after a reload not in dns.listen's order):
+	 * bit i of listen_ok: listen[i] has its UDP receive armed and TCP open. */
+	struct netaddr listen[CONF_MAX_LISTEN];
+	unsigned n_listen;
+	uint64_t listen_ok;
+	uint64_t wait_us;  /* loop time asleep (busy ratio = 1 - d(wait)/d(at)) */
+	uint64_t rx_drops; /* datagrams the kernel dropped on our UDP sockets (SO_MEMINFO) */
 	unsigned inflight, inflight_max; /* upstream queries in flight, and their bound */
 	uint64_t
 	    upstream_answers; /* cumulative: none in an interval + every upstream dead = down */
@@ -184,5 +191,16 @@ struct dns_server_report {
 };
 
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out);
+
+/*
+ * Reload, on the worker's own thread (posted by the composition root): the
+ * allow list and identity are replaced; new dns.upstreams get a new
+ * forwarder (queries in flight finish on the old one, freed when it is
+ * idle; upstream counters and RTT estimates start again); listeners whose address left
+ * dns.listen are closed, new ones opened; the others keep their sockets, so
+ * no datagram waiting in them is lost. A new listener that cannot open is
+ * logged (health keeps its VIP DOWN). conf is read during the call only.
+ */
+void dns_server_reconf(struct dns_server *s, const struct conf *conf);
 
 #endif

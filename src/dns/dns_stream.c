@@ -41,6 +41,7 @@ struct listener {
 	struct dns_stream *srv;
 	int fd;
 	bool accepting;
+	bool removed, closed; /* dns_stream_unlisten: closing, then closed (slot reusable) */
 	struct timer retry;
 	struct tls_ctx *tls;
 };
@@ -795,6 +796,28 @@ int dns_stream_listen(struct dns_stream *s, int listen_fd, struct tls_ctx *tls)
 	struct listener *tl;
 	int r;
 
+	/* The slot of a listener a reload closed, once its close completed. */
+	for (unsigned i = 0; i < s->n_ls; i++) {
+		if (!s->ls[i]->removed || !s->ls[i]->closed)
+			continue;
+		if (!(tl = calloc(1, sizeof(*tl)))) {
+			close(listen_fd);
+			return -ENOMEM;
+		}
+		free(s->ls[i]);
+		s->ls[i] = tl;
+		tl->fd = listen_fd;
+		tl->tls = tls;
+		tl->srv = s;
+		timer_init(&tl->retry, on_accept_retry, tl);
+		r = loop_accept(s->loop, tl->fd, on_accept, tl, NULL);
+		if (r < 0) {
+			dns_stream_unlisten(s, i);
+			return r;
+		}
+		tl->accepting = true;
+		return (int)i;
+	}
 	if (s->n_ls == MAX_LISTENERS || !(tl = calloc(1, sizeof(*tl)))) {
 		close(listen_fd);
 		return s->n_ls == MAX_LISTENERS ? -ENOSPC : -ENOMEM;
@@ -809,6 +832,39 @@ int dns_stream_listen(struct dns_stream *s, int listen_fd, struct tls_ctx *tls)
 		return r; /* dns_stream_free closes it */
 	tl->accepting = true;
 	return (int)s->n_ls++;
+}
+
+static void unlisten_done(struct loop *l, void *ctx)
+{
+	struct listener *tl = ctx;
+
+	(void)l;
+	tl->closed = true; /* the struct stays in its slot until reused or freed */
+}
+
+void dns_stream_unlisten(struct dns_stream *s, unsigned idx)
+{
+	struct listener *tl = idx < s->n_ls ? s->ls[idx] : NULL;
+
+	if (!tl || tl->removed)
+		return;
+	tl->removed = true;
+	loop_timer_cancel(s->loop, &tl->retry);
+	tl->srv = NULL; /* on_accept closes what still arrives */
+	if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, unlisten_done, tl) < 0) {
+		if (tl->fd >= 0)
+			close(tl->fd);
+		tl->closed = true;
+	}
+	tl->fd = -1;
+}
+
+void dns_stream_set_allow(struct dns_stream *s, const struct netprefix *allow, unsigned n)
+{
+	if (n > sizeof(s->allow) / sizeof(s->allow[0]))
+		n = sizeof(s->allow) / sizeof(s->allow[0]);
+	memcpy(s->allow, allow, n * sizeof(*s->allow));
+	s->conf.n_allow = n;
 }
 
 bool dns_stream_listener_ok(const struct dns_stream *s, unsigned idx)
@@ -879,6 +935,11 @@ void dns_stream_free(struct dns_stream *s)
 	/* A listener that failed to start was never counted in n_ls. */
 	for (unsigned i = 0; i < s->n_ls + (s->n_ls < MAX_LISTENERS && s->ls[s->n_ls]); i++) {
 		struct listener *tl = s->ls[i];
+		if (tl->removed) {
+			/* Closed by a reload; its close completed when the loop drained. */
+			free(tl);
+			continue;
+		}
 		loop_timer_cancel(s->loop, &tl->retry);
 		tl->srv = NULL;
 		if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0)

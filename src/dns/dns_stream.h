@@ -105,6 +105,14 @@ int dns_stream_new(struct loop *l, const struct dns_stream_conf *conf, dns_strea
  * stream server). Returns the listener's index (0..) or -errno.
  */
 int dns_stream_listen(struct dns_stream *s, int listen_fd, struct tls_ctx *tls);
+/*
+ * Reload: listener idx stops accepting and is closed (connections it
+ * accepted stay until they end); its index may be handed out again by a
+ * later dns_stream_listen once the close completed.
+ */
+void dns_stream_unlisten(struct dns_stream *s, unsigned idx);
+/* Reload: the accepted sources from now on (copied; open connections stay). */
+void dns_stream_set_allow(struct dns_stream *s, const struct netprefix *allow, unsigned n);
 /* Whether listener idx is open and accepting (or retrying after EMFILE). */
 bool dns_stream_listener_ok(const struct dns_stream *s, unsigned idx);
 

@@ -92,6 +92,9 @@ static void on_cmd(struct timer *t, uint64_t now, void *arg)
 	case 2:
 		loop_stop(L);
 		return;
+	case 3: /* a reload's new timers on A (bfd_session_set_timers) */
+		cr_assert_eq(bfd_session_set_timers(SA, 80, 4), 0);
+		break;
 	default:
 		break;
 	}
@@ -317,6 +320,17 @@ Test(bfd_session, two_sessions_come_up_and_admin_down_is_not_a_failure, .timeout
 	usleep(500 * 1000);
 	cr_expect_eq(count_changes(1), 2);
 	cr_expect_eq(count_changes(2), 2);
+
+	/* New timers while Up: a Poll Sequence (RFC 5880 §6.8.3), no state change. */
+	atomic_store(&cmd, 3);
+	usleep(600 * 1000);
+	cr_expect_eq(count_changes(1), 2, "new timers must not take the session down");
+	cr_expect_eq(count_changes(2), 2);
+	cr_expect_eq(bfd_session_state(SA), BFD_STATE_UP);
+	cr_expect_eq(bfd_session_fsm(SA)->conf.desired_min_tx_us, 80000);
+	cr_expect_eq(bfd_session_fsm(SA)->conf.detect_mult, 4);
+	cr_expect_not(bfd_session_fsm(SA)->poll_active, "the Poll got its Final");
+	cr_expect_eq(bfd_session_set_timers(SA, 0, 3), -EINVAL);
 
 	atomic_store(&cmd, 1); /* B shuts down: AdminDown, then silence */
 	cr_assert(wait_change(1, BFD_STATE_DOWN, 2000, &ch), "A did not go Down");

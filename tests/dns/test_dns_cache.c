@@ -1048,3 +1048,46 @@ Test(dns_cache, refresh_never_opens_a_miss_window)
 	cr_assert_eq(ST(c).evictions, 0);
 	dns_cache_free(c);
 }
+
+/* Reload: new limits on a cache in use; what it holds is kept (or evicted to fit). */
+Test(dns_cache, set_limits_keeps_entries_and_shrinks_to_fit)
+{
+	struct dns_cache_conf conf = defconf();
+	struct dns_cache *c = mk(conf);
+	uint8_t out[1024];
+	unsigned fl;
+
+	for (unsigned i = 0; i < 2000; i++)
+		cr_assert_eq(insert_i(c, i, T0), 1);
+	size_t before = ST(c).entries;
+	cr_assert_eq(before, 2000, "1 MiB holds 2000 small answers");
+
+	/* Same size, new TTL bounds: every entry stays, new inserts get the new bounds. */
+	conf.max_ttl_s = 120;
+	cr_assert_eq(dns_cache_set_limits(c, &conf, T0), 0);
+	cr_assert_eq(ST(c).entries, before);
+	cr_assert_gt(lookup_i(c, 7, T0 + 1000 * SEC), 0, "stored under the old 3600 s");
+	cr_assert_eq(insert_i(c, 5000, T0), 1);
+	struct ans a;
+	uint8_t name[13];
+	name_of(5000, name);
+	a_answer(&a, name, sizeof(name), 3600, 0);
+	struct dns_cache_key k = key_of(name, sizeof(name), 1);
+	cr_assert_gt(lookup(c, &k, false, T0, out, &fl), 0);
+	cr_assert_eq(rd32(out + a.off[0]), 120, "the new max-ttl");
+
+	/* Smaller: evicted at once down to the new bound, the rest kept. */
+	conf.size = 128 * 1024;
+	cr_assert_eq(dns_cache_set_limits(c, &conf, T0), 0);
+	cr_assert_leq(ST(c).bytes, conf.size);
+	cr_assert_gt(ST(c).entries, 100);
+	cr_assert_lt(ST(c).entries, before);
+	cr_assert_eq(ST(c).shard_bytes * ST(c).shards + ST(c).table_bytes <= conf.size, true);
+	/* Refused: min > max, or a size the table alone fills. */
+	conf.min_ttl_s = 500;
+	cr_assert_eq(dns_cache_set_limits(c, &conf, T0), -EINVAL);
+	conf.min_ttl_s = 0;
+	conf.size = 1024;
+	cr_assert_eq(dns_cache_set_limits(c, &conf, T0), -EINVAL);
+	dns_cache_free(c);
+}

@@ -149,11 +149,13 @@ Test(control, every_command_human_and_json)
 	cr_assert_not_null(strstr(out, "flushed "), "%s", out);
 	j = ctl_json(sock, "show cache", NULL);
 	cr_assert_eq(json_integer_value(json_object_get(j, "entries")), 0, "only www was cached");
-	cr_assert_eq(json_integer_value(json_object_get(j, "flushed")), 1, "one cache, flushed once");
+	cr_assert_eq(json_integer_value(json_object_get(j, "flushed")), 1,
+	             "one cache, flushed once");
 	json_decref(j);
 	cr_assert_gt(dns_udp_exchange(NODE, 5300, q, (size_t)qlen, a, sizeof(a), 3000), 12);
 	j = ctl_json(sock, "cache flush", NULL);
-	cr_assert_eq(json_integer_value(json_object_get(j, "flushed")), 1, "www again, nothing else");
+	cr_assert_eq(json_integer_value(json_object_get(j, "flushed")), 1,
+	             "www again, nothing else");
 	cr_assert(json_is_null(json_object_get(j, "name")));
 	json_decref(j);
 
@@ -166,13 +168,17 @@ Test(control, every_command_human_and_json)
 	cr_assert_eq(json_array_size(json_object_get(j, "sessions")), 0, "no neighbor has bfd");
 	json_decref(j);
 
-	/* reload: a clear refusal, non-zero, until it lands. */
-	cr_assert_eq(CTL(sock, out, "reload"), 1, "%s", out);
-	cr_assert_not_null(strstr(out, "not implemented"), "%s", out);
-	cr_assert_eq(CTL_J(sock, out, "reload"), 1, "%s", out);
+	/* reload of the same file: accepted, nothing to change (test_reload does the rest). */
+	cr_assert_eq(CTL(sock, out, "reload"), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "nothing changed"), "%s", out);
+	cr_assert_eq(CTL_J(sock, out, "reload"), 0, "%s", out);
 	j = json_loads(out, 0, NULL);
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
-	                 "not-implemented");
+	cr_assert_eq(json_array_size(json_object_get(j, "applied")), 0, "%s", out);
+	cr_assert_eq(json_array_size(json_object_get(j, "restart")), 0, "%s", out);
+	json_decref(j);
+	j = ctl_json(sock, "status", NULL);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "config"), "reloads")),
+	             2);
 	json_decref(j);
 
 	cr_assert_eq(CTL(sock, out, "help"), 0, "%s", out);
