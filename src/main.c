@@ -137,6 +137,10 @@ static struct {
 	pthread_t thread;
 	bool started;
 	bool stop;
+	/* The thread's own copy of what it reads (a reload rewrites conf from
+	 * the ctl thread while it runs); dns.cache.persist needs a restart. */
+	char path[sizeof(((struct conf_cache *)0)->persist)];
+	uint64_t interval_ms;
 	bool served; /* the workers ran: the cache is worth a save at exit */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -271,14 +275,12 @@ static void persist_save(const char *why)
 	uint64_t t0 = clock_now_ms();
 
 	dns_cache_stats(c, &st);
-	int r = dns_cache_save(c, conf.dns.cache.persist, clock_wall_ms(), t0);
+	int r = dns_cache_save(c, persist.path, clock_wall_ms(), t0);
 	if (r)
-		log_warn("main", "cache not saved to %s (%s): %s", conf.dns.cache.persist, why,
-		         strerror(-r));
+		log_warn("main", "cache not saved to %s (%s): %s", persist.path, why, strerror(-r));
 	else
-		log_info("main", "cache saved to %s (%s): %zu entries in %llu ms",
-		         conf.dns.cache.persist, why, st.entries,
-		         (unsigned long long)(clock_now_ms() - t0));
+		log_info("main", "cache saved to %s (%s): %zu entries in %llu ms", persist.path,
+		         why, st.entries, (unsigned long long)(clock_now_ms() - t0));
 }
 
 /* Before the listeners: a file that fails its checks is logged and left alone. */
@@ -287,20 +289,23 @@ static void persist_load(void)
 	uint64_t t0 = clock_now_ms();
 	int r;
 
-	if (!conf.dns.cache.persist[0])
+	/* Copied once, before any other thread runs (see persist). */
+	memcpy(persist.path, conf.dns.cache.persist, sizeof(persist.path));
+	persist.interval_ms = conf.dns.cache.persist_interval_ms;
+	if (!persist.path[0])
 		return;
-	r = dns_cache_load(dns_shared_cache(shared), conf.dns.cache.persist, clock_wall_ms(), t0);
+	r = dns_cache_load(dns_shared_cache(shared), persist.path, clock_wall_ms(), t0);
 	if (r == -ENOENT)
-		log_info("main", "no saved cache at %s: starting cold", conf.dns.cache.persist);
+		log_info("main", "no saved cache at %s: starting cold", persist.path);
 	else if (r < 0)
-		log_warn("main", "saved cache %s ignored: %s", conf.dns.cache.persist,
+		log_warn("main", "saved cache %s ignored: %s", persist.path,
 		         r == -EBADMSG           ? "damaged, truncated or not a cache file"
 		         : r == -EPROTONOSUPPORT ? "written by a newer anycached"
 		         : r == -ESTALE          ? "saved in the future (the clock went back)"
 		                                 : strerror(-r));
 	else
-		log_info("main", "cache loaded from %s: %d entries in %llu ms",
-		         conf.dns.cache.persist, r, (unsigned long long)(clock_now_ms() - t0));
+		log_info("main", "cache loaded from %s: %d entries in %llu ms", persist.path, r,
+		         (unsigned long long)(clock_now_ms() - t0));
 }
 
 static void *persist_main(void *arg)
@@ -312,7 +317,7 @@ static void *persist_main(void *arg)
 	pthread_mutex_lock(&persist.lock);
 	while (!persist.stop) {
 		clock_gettime(CLOCK_MONOTONIC, &at);
-		uint64_t ns = (uint64_t)at.tv_nsec + conf.dns.cache.persist_interval_ms * 1000000u;
+		uint64_t ns = (uint64_t)at.tv_nsec + persist.interval_ms * 1000000u;
 		at.tv_sec += (time_t)(ns / 1000000000u);
 		at.tv_nsec = (long)(ns % 1000000000u);
 		while (!persist.stop &&
@@ -336,7 +341,7 @@ static void persist_start(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&persist.cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!conf.dns.cache.persist[0] || !conf.dns.cache.persist_interval_ms)
+	if (!persist.path[0] || !persist.interval_ms)
 		return;
 	int r = pthread_create(&persist.thread, NULL, persist_main, NULL);
 	if (r)
@@ -356,7 +361,7 @@ static void persist_finish(void)
 		pthread_join(persist.thread, NULL);
 		persist.started = false;
 	}
-	if (persist.served && shared && conf.dns.cache.persist[0])
+	if (persist.served && shared && persist.path[0])
 		persist_save("stop");
 }
 
@@ -490,7 +495,7 @@ static void ctl_restart(void *arg, struct ctl_call *c)
 static void restart_save_cache(void *arg)
 {
 	(void)arg;
-	if (conf.dns.cache.persist[0])
+	if (persist.path[0])
 		persist_save("restart");
 }
 
@@ -622,6 +627,8 @@ static bool applies_live(enum conf_change_kind k)
 	case CONF_CHANGE_CACHE:
 	case CONF_CHANGE_BFD:
 	case CONF_CHANGE_UPSTREAMS:
+	case CONF_CHANGE_NEIGHBOR_ADD:
+	case CONF_CHANGE_NEIGHBOR_DEL:
 		return true;
 	default:
 		return false;
@@ -632,11 +639,6 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 {
 	for (unsigned i = 0; i < d->n; i++) {
 		switch (d->c[i].kind) {
-		case CONF_CHANGE_NEIGHBOR_ADD:
-		case CONF_CHANGE_NEIGHBOR_DEL:
-			memcpy(next->bgp.neighbors, old->bgp.neighbors, sizeof(old->bgp.neighbors));
-			next->bgp.n_neighbors = old->bgp.n_neighbors;
-			break;
 		case CONF_CHANGE_RESTART:
 			if (!strcmp(d->c[i].key, "bgp")) {
 				next->bgp = old->bgp;
@@ -716,6 +718,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	struct reload_job *job;
 	char line[OPS_RELOAD_TEXT], why[160];
 	bool workers = false, routes = false, health = false, cache = false, bfd = false;
+	bool neighbors = false;
 	int r;
 
 	(void)arg;
@@ -810,6 +813,10 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		case CONF_CHANGE_BFD:
 			bfd = true;
 			break;
+		case CONF_CHANGE_NEIGHBOR_ADD:
+		case CONF_CHANGE_NEIGHBOR_DEL:
+			neighbors = true;
+			break;
 		case CONF_CHANGE_CACHE:
 			cache = workers = true; /* workers: serve-stale's client timer */
 			break;
@@ -819,6 +826,17 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	}
 
 	struct conf_cache old_cache = conf.dns.cache;
+	/* The neighbors first, against the old set (bgp_speaker keeps its own
+	 * copy): when the speaker refuses, the running set stays in conf too, so
+	 * the next reload and a restart's handover (by index) see what runs. */
+	if (neighbors && ctl.bgp && (r = bgp_speaker_set_neighbors(ctl.bgp, &job->conf.bgp)) < 0) {
+		snprintf(line, sizeof(line), "bgp.neighbors: not changed (%s), needs a restart",
+		         r == -EBUSY ? "a restart or stop is under way" : strerror(-r));
+		log_err("main", "reload: %s", line);
+		reload_line(res, OPS_RELOAD_RESTART, line);
+		memcpy(job->conf.bgp.neighbors, conf.bgp.neighbors, sizeof(conf.bgp.neighbors));
+		job->conf.bgp.n_neighbors = conf.bgp.n_neighbors;
+	}
 	conf = job->conf; /* what runs from now on */
 	atomic_store(&drain_ms_now, conf.health.drain_ms);
 	conf_loaded_unix = (int64_t)time(NULL);

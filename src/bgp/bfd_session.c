@@ -379,6 +379,31 @@ void bfd_session_stop(struct bfd_session *s)
 		run(s, &ev);
 }
 
+void bfd_session_free(struct bfd_session *s)
+{
+	struct bfd_mux *m;
+
+	if (!s)
+		return;
+	m = s->m;
+	/* AdminDown first (RFC 5882 §3.2): the peer does not count it as a path failure. */
+	bfd_session_stop(s);
+	s->fn = NULL;
+	for (struct bfd_session **pp = &m->sessions; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	loop_timer_cancel(m->l, &s->timer);
+	/* Only the loop's send slots use the fd (they copied the packet), never s. */
+	if (s->fd >= 0) {
+		handover_forget(s->fd);
+		if (loop_close_fd(m->l, s->fd, NULL, NULL) < 0)
+			close(s->fd);
+	}
+	free(s);
+}
+
 void bfd_mux_shutdown(struct bfd_mux *m)
 {
 	if (m->stopping)

@@ -74,6 +74,10 @@ int bfd_session_new(struct bfd_mux *m, const struct bfd_session_conf *conf, bfd_
 void bfd_session_start(struct bfd_session *s);
 /* Disables it (AdminDown, diagnostic 7, RFC 5880 §6.8.16). */
 void bfd_session_stop(struct bfd_session *s);
+/* Reload removed the neighbor (or its BFD): AdminDown once, then the session
+ * leaves the mux (its discriminator and source port are free again) and is
+ * freed while the loop runs. NULL is a no-op. */
+void bfd_session_free(struct bfd_session *s);
 /* Reload: new intervals and Detect Mult, taken through a Poll Sequence when Up
  * (RFC 5880 §6.8.3, bfd_fsm.h); the session is not reset. 0 or -EINVAL. */
 int bfd_session_set_timers(struct bfd_session *s, uint32_t interval_ms, unsigned multiplier);

@@ -229,6 +229,12 @@ static void shutdown_notify(struct bgp_fsm *fsm, const struct bgp_fsm_event *ev,
 	uint8_t buf[1 + BGP_FSM_SHUTDOWN_MAX];
 	size_t n = ev->shutdown ? ev->shutdown_len : 0;
 
+	if (ev->subcode && ev->subcode != BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN) {
+		/* RFC 4486 §4: another Cease reason (a reload removed or changed
+		 * the peer); its data is not RFC 9003 text, so none is sent. */
+		notify(fsm, out, BGP_FSM_ERR_CEASE, ev->subcode, NULL, 0);
+		return;
+	}
 	if (!ev->shutdown) {
 		notify(fsm, out, BGP_FSM_ERR_CEASE, BGP_FSM_ERR_CEASE_ADMIN_SHUTDOWN, NULL, 0);
 		return;

@@ -154,7 +154,10 @@ struct bgp_fsm_event {
 	 * longer than BGP_FSM_SHUTDOWN_MAX is cut at that length. */
 	const char *shutdown;
 	size_t shutdown_len;
-	/* MESSAGE_ERROR: the NOTIFICATION to send; data longer than
+	/* MANUAL_STOP: subcode 0 or 2 = Cease/Administrative Shutdown with the
+	 * text above; any other = that Cease subcode without data (RFC 4486:
+	 * 3 Peer De-configured, 6 Other Configuration Change).
+	 * MESSAGE_ERROR: the NOTIFICATION to send; data longer than
 	 * BGP_FSM_NOTIF_DATA_MAX is cut. NOTIFICATION_RECEIVED: what the peer
 	 * sent (kept in last_error for logs; data ignored). */
 	uint8_t code, subcode;

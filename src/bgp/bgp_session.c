@@ -1198,11 +1198,12 @@ void bgp_session_accept(struct bgp_session *s, int fd)
 	unpin(k);
 }
 
-void bgp_session_shutdown(struct bgp_session *s, const char *text)
+static void stop(struct bgp_session *s, const char *text, uint8_t subcode)
 {
 	struct bgp_fsm_event ev = {.type = BGP_FSM_EV_MANUAL_STOP,
 	                           .shutdown = text,
-	                           .shutdown_len = text ? strlen(text) : 0};
+	                           .shutdown_len = text ? strlen(text) : 0,
+	                           .subcode = subcode};
 
 	s->stopping = true;
 	s->connect_failed = false;
@@ -1214,6 +1215,34 @@ void bgp_session_shutdown(struct bgp_session *s, const char *text)
 	step(s, 0, &ev);
 	sock_detach(s, 0);
 	settle(s);
+}
+
+void bgp_session_shutdown(struct bgp_session *s, const char *text)
+{
+	stop(s, text, BGP_CEASE_ADMIN_SHUTDOWN);
+}
+
+void bgp_session_retire(struct bgp_session *s, uint8_t subcode)
+{
+	log_info("bgp", "%s: %s by a reload: Cease 6/%u", s->name,
+	         subcode == BGP_CEASE_PEER_DECONFIGURED ? "removed" : "changed", subcode);
+	stop(s, NULL, subcode);
+}
+
+int bgp_session_discard(struct bgp_session *s)
+{
+	if (!s)
+		return 0;
+	if (!bgp_session_quiet(s))
+		return -EBUSY;
+	/*
+	 * Quiet: every connection's final callback has run (close_done took it
+	 * off the draining list), so no loop operation holds a pointer into s;
+	 * the Tick timer is the last thing the loop knows of it.
+	 */
+	loop_timer_cancel(s->l, &s->timer);
+	bgp_session_free(s);
+	return 0;
 }
 
 bool bgp_session_quiet(const struct bgp_session *s)

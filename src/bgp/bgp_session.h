@@ -67,6 +67,17 @@ void bgp_session_accept(struct bgp_session *s, int fd);
  * then close. bgp_session_quiet() tells when the bytes are gone. */
 void bgp_session_shutdown(struct bgp_session *s, const char *text);
 
+/*
+ * Reload: the neighbor was removed (subcode 3, Peer De-configured) or its
+ * settings changed (6, Other Configuration Change), RFC 4486: as
+ * bgp_session_shutdown but with that Cease and no text. The session never
+ * starts again; bgp_session_discard() frees it once quiet.
+ */
+void bgp_session_retire(struct bgp_session *s, uint8_t subcode);
+/* While the loop runs: frees a session that is quiet (after a shutdown or a
+ * retire); -EBUSY while a connection is still open or draining (try later). */
+int bgp_session_discard(struct bgp_session *s);
+
 /* No connection open or draining (after a shutdown: everything was sent). */
 bool bgp_session_quiet(const struct bgp_session *s);
 

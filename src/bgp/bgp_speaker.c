@@ -15,6 +15,7 @@
 
 #include "bgp/bfd_session.h"
 #include "bgp/bgp_adjout.h"
+#include "bgp/bgp_nbset.h"
 #include "bgp/bgp_policy.h"
 #include "bgp/bgp_session.h"
 #include "bgp/bgp_wire.h"
@@ -28,6 +29,9 @@
 #define ACCEPT_RETRY_MIN_MS 10u
 #define ACCEPT_RETRY_MAX_MS 1000u
 #define REFUSED_LOG_MS      10000u /* one record per 10 s for refused connections */
+/* Sessions a reload removed are freed once their Cease is out (bgp_session.c
+ * bounds that to its drain time); polled at this period. */
+#define RETIRE_POLL_MS 20u
 
 struct listener {
 	struct bgp_speaker *sp;
@@ -39,11 +43,21 @@ struct listener {
 	struct log_rl fail_rl;
 };
 
-/* One neighbor's BFD session and the way back to its BGP session. */
+/*
+ * One neighbor's BFD session and the way back to its BGP session. Allocated
+ * on its own (the BFD callback's argument), so a reload can move the
+ * neighbor to another index without the BFD session noticing.
+ */
 struct bfd_link {
 	struct bgp_speaker *sp;
-	unsigned i;
-	struct bfd_session *s; /* NULL: no BFD for this neighbor */
+	struct bgp_session *bgp;
+	struct bfd_session *s;
+};
+
+/* A session a reload removed, sending its Cease until bgp_session_discard. */
+struct retired {
+	struct retired *next;
+	struct bgp_session *s;
 };
 
 struct bgp_speaker {
@@ -61,14 +75,19 @@ struct bgp_speaker {
 	bgp_speaker_done_fn done;
 	void *done_arg;
 	struct bfd_mux *bfd;
-	struct bfd_link bfd_link[CONF_MAX_NEIGHBORS];
+	struct bfd_link *bfd_link[CONF_MAX_NEIGHBORS]; /* NULL: no BFD for this neighbor */
+	struct conf_bfd bfd_conf;                      /* timers for BFD sessions to come */
+	bool has_bfd_conf;
+	struct retired *retired;
+	struct timer retire_timer;
 	struct log_rl refused_rl; /* anyone may connect: logged at most every REFUSED_LOG_MS */
 };
 
 /* ---------------------------------------------------------------- routes */
 
-/* The policy's routes to every session (bgp_policy.h); what it reports, logged. */
-static void apply(struct bgp_speaker *sp)
+/* The policy's routes to the sessions in only (NULL: every session),
+ * bgp_policy.h; what it reports, logged. */
+static void apply_to(struct bgp_speaker *sp, const bool *only)
 {
 	struct bgp_policy_out *o = malloc(sizeof(*o)); /* ~50 KB, once per health change */
 	char pb[NETADDR_STRLEN + 4], ab[NETADDR_STRLEN];
@@ -85,6 +104,8 @@ static void apply(struct bgp_speaker *sp)
 				    netprefix_format(&sp->conf.routes[r].prefix, pb, sizeof(pb)));
 	for (unsigned i = 0; i < sp->n && i < o->n_neighbors; i++) {
 		const struct conf_neighbor *nb = &sp->conf.neighbors[i];
+		if (only && !only[i])
+			continue;
 		uint64_t fresh = o->no_next_hop[i] & ~sp->warned[i];
 		sp->warned[i] |= fresh;
 		for (unsigned r = 0; r < o->n_routes; r++)
@@ -102,6 +123,11 @@ static void apply(struct bgp_speaker *sp)
 			log_err("bgp", "neighbor %u: routes rejected: %s", i, strerror(-e));
 	}
 	free(o);
+}
+
+static void apply(struct bgp_speaker *sp)
+{
+	apply_to(sp, NULL);
 }
 
 void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot *h)
@@ -129,9 +155,11 @@ void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd)
 {
 	uint64_t ms = bfd->interval_ms > UINT32_MAX / 1000 ? UINT32_MAX / 1000 : bfd->interval_ms;
 
+	sp->bfd_conf = *bfd;
+	sp->has_bfd_conf = true;
 	for (unsigned i = 0; i < sp->n; i++)
-		if (sp->bfd_link[i].s)
-			bfd_session_set_timers(sp->bfd_link[i].s, (uint32_t)ms, bfd->multiplier);
+		if (sp->bfd_link[i])
+			bfd_session_set_timers(sp->bfd_link[i]->s, (uint32_t)ms, bfd->multiplier);
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -278,42 +306,75 @@ static void bfd_changed(void *arg, struct bfd_session *s, const struct bfd_sessi
 	if (sp->stopping || c->from != BFD_STATE_UP || c->to != BFD_STATE_DOWN ||
 	    c->remote_state == BFD_STATE_ADMIN_DOWN)
 		return;
-	bgp_session_bfd_down(sp->sess[bl->i]);
+	bgp_session_bfd_down(bl->bgp);
 }
 
-/* A BFD session per neighbor with bfd: true; failures leave that neighbor without BFD. */
-static int bfd_setup(struct bgp_speaker *sp, const struct conf_bfd *bfd)
+/*
+ * Neighbor i's BFD session when it has bfd: true; a failure leaves it
+ * without BFD (logged). -errno only when the mux itself cannot be made.
+ */
+static int bfd_add(struct bgp_speaker *sp, unsigned i)
 {
+	const struct conf_neighbor *nb = &sp->conf.neighbors[i];
+	const struct conf_bfd *bfd = &sp->bfd_conf;
+	struct bfd_session_conf bc = {.peer = nb->address,
+	                              .local = nb->local_address,
+	                              .interval_ms = (uint32_t)bfd->interval_ms,
+	                              .multiplier = bfd->multiplier};
 	char b[NETADDR_STRLEN];
+	struct bfd_link *bl;
 	int r;
 
-	for (unsigned i = 0; i < sp->n; i++) {
-		const struct conf_neighbor *nb = &sp->conf.neighbors[i];
-		struct bfd_link *bl = &sp->bfd_link[i];
-		struct bfd_session_conf bc = {.peer = nb->address,
-		                              .local = nb->local_address,
-		                              .interval_ms = (uint32_t)bfd->interval_ms,
-		                              .multiplier = bfd->multiplier};
-
-		bl->sp = sp;
-		bl->i = i;
-		if (!nb->bfd)
-			continue;
-		if (!sp->bfd) {
-			r = bfd_mux_new(sp->l, 0, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL),
-			                &sp->bfd);
-			if (r < 0)
-				return r;
-		}
-		bc.peer.port = 0; /* the BGP port: BFD goes to 3784 */
-		if (bfd->interval_ms > UINT32_MAX / 1000)
-			bc.interval_ms = UINT32_MAX / 1000;
-		r = bfd_session_new(sp->bfd, &bc, bfd_changed, bl, &bl->s);
+	sp->bfd_link[i] = NULL;
+	if (!nb->bfd || !sp->has_bfd_conf)
+		return 0;
+	if (!sp->bfd) {
+		r = bfd_mux_new(sp->l, 0, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL),
+		                &sp->bfd);
 		if (r < 0)
-			log_err("bgp", "%s: no BFD session, the neighbor runs without BFD: %s",
-			        netaddr_format(&nb->address, false, b, sizeof(b)), strerror(-r));
+			return r;
 	}
+	bl = calloc(1, sizeof(*bl));
+	if (!bl) {
+		log_err("bgp", "%s: no BFD session, the neighbor runs without BFD: %s",
+		        netaddr_format(&nb->address, false, b, sizeof(b)), strerror(ENOMEM));
+		return 0;
+	}
+	bl->sp = sp;
+	bl->bgp = sp->sess[i];
+	bc.peer.port = 0; /* the BGP port: BFD goes to 3784 */
+	if (bfd->interval_ms > UINT32_MAX / 1000)
+		bc.interval_ms = UINT32_MAX / 1000;
+	r = bfd_session_new(sp->bfd, &bc, bfd_changed, bl, &bl->s);
+	if (r < 0) {
+		log_err("bgp", "%s: no BFD session, the neighbor runs without BFD: %s",
+		        netaddr_format(&nb->address, false, b, sizeof(b)), strerror(-r));
+		free(bl);
+		return 0;
+	}
+	sp->bfd_link[i] = bl;
 	return 0;
+}
+
+/* A BFD session per neighbor with bfd: true. */
+static int bfd_setup(struct bgp_speaker *sp, const struct conf_bfd *bfd)
+{
+	int r;
+
+	sp->bfd_conf = *bfd;
+	sp->has_bfd_conf = true;
+	for (unsigned i = 0; i < sp->n; i++)
+		if ((r = bfd_add(sp, i)) < 0)
+			return r;
+	return 0;
+}
+
+static void bfd_remove(struct bfd_link *bl)
+{
+	if (!bl)
+		return;
+	bfd_session_free(bl->s);
+	free(bl);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -334,11 +395,48 @@ static void start_now(struct timer *t, uint64_t now, void *arg)
 	for (unsigned i = 0; i < sp->n; i++)
 		bgp_session_start(sp->sess[i]);
 	for (unsigned i = 0; i < sp->n; i++)
-		if (sp->bfd_link[i].s)
-			bfd_session_start(sp->bfd_link[i].s);
+		if (sp->bfd_link[i])
+			bfd_session_start(sp->bfd_link[i]->s);
 }
 
 static void stop_poll(struct timer *t, uint64_t now, void *arg);
+static void retire_poll(struct timer *t, uint64_t now, void *arg);
+
+/* A session for neighbor i of sp->conf (not started). */
+static int session_make(struct bgp_speaker *sp, unsigned i, struct bgp_session **out)
+{
+	struct bgp_session_conf sc = {
+	    .nb = sp->conf.neighbors[i],
+	    .local_as = sp->conf.asn,
+	    .seed = ((uint64_t)sp->conf.neighbors[i].address.addr[3] << 32) ^ (uint64_t)getpid() ^
+	            (uint64_t)i ^ loop_now(sp->l),
+	};
+
+	memcpy(&sc.bgp_id, sp->conf.router_id.addr, 4);
+	sc.bgp_id = ntohl(sc.bgp_id);
+	return bgp_session_new(sp->l, &sc, out);
+}
+
+/* The listener on a (a listener per distinct local-address, or the
+ * family's wildcard); -1 when there is none. */
+static int listener_find(const struct bgp_speaker *sp, const struct netaddr *a)
+{
+	for (unsigned j = 0; j < sp->n_lis; j++)
+		if (netaddr_equal_ip(&sp->lis[j].addr, a))
+			return (int)j;
+	return -1;
+}
+
+static struct netaddr listen_addr(const struct conf_neighbor *nb)
+{
+	struct netaddr a = nb->local_address;
+
+	if (!a.family) {
+		memset(&a, 0, sizeof(a));
+		a.family = nb->address.family;
+	}
+	return a;
+}
 
 int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, const struct conf_bfd *bfd,
                     char *why, size_t whylen, struct bgp_speaker **out)
@@ -354,16 +452,9 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, const struct co
 	sp->conf = *conf;
 	timer_init(&sp->start_timer, start_now, sp);
 	timer_init(&sp->stop_timer, stop_poll, sp);
+	timer_init(&sp->retire_timer, retire_poll, sp);
 	for (unsigned i = 0; i < conf->n_neighbors; i++) {
-		struct bgp_session_conf sc = {
-		    .nb = conf->neighbors[i],
-		    .local_as = conf->asn,
-		    .seed = ((uint64_t)conf->neighbors[i].address.addr[3] << 32) ^
-		            (uint64_t)getpid() ^ (uint64_t)i,
-		};
-		memcpy(&sc.bgp_id, conf->router_id.addr, 4);
-		sc.bgp_id = ntohl(sc.bgp_id);
-		r = bgp_session_new(l, &sc, &sp->sess[i]);
+		r = session_make(sp, i, &sp->sess[i]);
 		if (r < 0) {
 			snprintf(why, whylen, "BGP neighbor %u: cannot create the session: %s", i,
 			         strerror(-r));
@@ -374,16 +465,8 @@ int bgp_speaker_new(struct loop *l, const struct conf_bgp *conf, const struct co
 	}
 	/* One listener per distinct local-address (or per-family wildcard). */
 	for (unsigned i = 0; i < conf->n_neighbors; i++) {
-		struct netaddr a = conf->neighbors[i].local_address;
-		if (!a.family) {
-			memset(&a, 0, sizeof(a));
-			a.family = conf->neighbors[i].address.family;
-		}
-		bool dup = false;
-		for (unsigned j = 0; j < sp->n_lis; j++)
-			if (netaddr_equal_ip(&sp->lis[j].addr, &a))
-				dup = true;
-		if (!dup) {
+		struct netaddr a = listen_addr(&conf->neighbors[i]);
+		if (listener_find(sp, &a) < 0) {
 			r = listener_open(sp, &a, why, whylen);
 			if (r < 0) {
 				snprintf(why, whylen, "BGP listener: %s", strerror(-r));
@@ -409,6 +492,8 @@ static void stop_poll(struct timer *t, uint64_t now, void *arg)
 
 	for (unsigned i = 0; i < sp->n; i++)
 		quiet = quiet && bgp_session_quiet(sp->sess[i]);
+	for (struct retired *r = sp->retired; r; r = r->next)
+		quiet = quiet && bgp_session_quiet(r->s);
 	if (!quiet && now < sp->stop_deadline) {
 		loop_timer_arm_in(sp->l, t, SHUTDOWN_POLL_MS);
 		return;
@@ -456,8 +541,16 @@ void bgp_speaker_free(struct bgp_speaker *sp)
 	for (unsigned i = 0; i < sp->n_lis; i++)
 		if (sp->lis[i].fd >= 0)
 			close(sp->lis[i].fd);
-	for (unsigned i = 0; i < sp->n; i++)
+	for (unsigned i = 0; i < sp->n; i++) {
 		bgp_session_free(sp->sess[i]);
+		free(sp->bfd_link[i]); /* its BFD session goes with the mux */
+	}
+	while (sp->retired) {
+		struct retired *r = sp->retired;
+		sp->retired = r->next;
+		bgp_session_free(r->s);
+		free(r);
+	}
 	bfd_mux_free(sp->bfd);
 	free(sp);
 }
@@ -482,7 +575,169 @@ const struct bgp_session *bgp_speaker_session(const struct bgp_speaker *sp, unsi
 
 const struct bfd_session *bgp_speaker_bfd(const struct bgp_speaker *sp, unsigned i)
 {
-	return sp && i < sp->n ? sp->bfd_link[i].s : NULL;
+	return sp && i < sp->n && sp->bfd_link[i] ? sp->bfd_link[i]->s : NULL;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+/* Frees the retired sessions whose Cease is out; polls again while some remain. */
+static void retire_poll(struct timer *t, uint64_t now, void *arg)
+{
+	struct bgp_speaker *sp = arg;
+
+	(void)now;
+	for (struct retired **pp = &sp->retired; *pp;) {
+		struct retired *r = *pp;
+		if (bgp_session_discard(r->s) == 0) {
+			*pp = r->next;
+			free(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	if (sp->retired)
+		loop_timer_arm_in(sp->l, t, RETIRE_POLL_MS);
+}
+
+/* A new neighbor's way in: its listener (opened when its local-address has
+ * none yet) and, with a password, its TCP MD5 key there (RFC 2385). */
+static void listener_for(struct bgp_speaker *sp, const struct conf_neighbor *nb)
+{
+	struct netaddr a = listen_addr(nb);
+	char b[NETADDR_STRLEN + 8];
+	int j = listener_find(sp, &a);
+
+	if (j >= 0) {
+		if (sp->lis[j].fd >= 0 && nb->password[0] &&
+		    (j = bgp_session_md5_listen(sp->lis[j].fd, nb)) < 0)
+			log_warn("bgp", "TCP_MD5SIG on the listener: %s", strerror(-j));
+		return;
+	}
+	if (sp->n_lis == CONF_MAX_NEIGHBORS) {
+		log_warn("bgp",
+		         "no listener on %s (too many local addresses over reloads): "
+		         "the neighbor connects only actively",
+		         netaddr_format(&a, false, b, sizeof(b)));
+		return;
+	}
+	unsigned before = sp->n_lis;
+	int r = listener_open(sp, &a, NULL, 0);
+	if (r < 0)
+		log_warn("bgp", "no listener on %s: %s; the neighbor connects only actively",
+		         netaddr_format(&a, false, b, sizeof(b)), strerror(-r));
+	else if (sp->n_lis > before && sp->started)
+		listener_arm(&sp->lis[before]);
+}
+
+int bgp_speaker_set_neighbors(struct bgp_speaker *sp, const struct conf_bgp *conf)
+{
+	static struct bgp_nbset_plan plan;
+	struct bgp_session *sess[CONF_MAX_NEIGHBORS] = {NULL};
+	struct bfd_link *links[CONF_MAX_NEIGHBORS] = {NULL};
+	uint64_t warned[CONF_MAX_NEIGHBORS] = {0};
+	bool fresh[CONF_MAX_NEIGHBORS] = {false};
+	struct retired *ret[CONF_MAX_NEIGHBORS] = {NULL};
+	struct conf_bgp *next;
+	unsigned n_old = sp->n;
+	int r;
+
+	if (sp->stopping || sp->frozen)
+		return -EBUSY; /* a shutdown or a restart handover is under way */
+	r = bgp_nbset_plan(&sp->conf, conf, &plan);
+	if (r < 0)
+		return r;
+	if (!plan.added && !plan.removed && !plan.changed && n_old == conf->n_neighbors) {
+		int moved = 0;
+		for (unsigned j = 0; j < conf->n_neighbors; j++)
+			moved |= plan.from[j] != (int)j;
+		if (!moved)
+			return 0;
+	}
+	/* Everything that can fail first, so a failure changes nothing. */
+	next = malloc(sizeof(*next));
+	if (!next)
+		return -ENOMEM;
+	*next = sp->conf;
+	memcpy(next->neighbors, conf->neighbors, sizeof(next->neighbors));
+	next->n_neighbors = conf->n_neighbors;
+	for (unsigned i = 0; i < n_old; i++)
+		if (plan.fate[i] != BGP_NBSET_KEEP && !(ret[i] = calloc(1, sizeof(*ret[i]))))
+			goto nomem;
+	{
+		struct conf_bgp cur = sp->conf;
+		sp->conf = *next; /* session_make reads the neighbor from here */
+		for (unsigned j = 0; j < conf->n_neighbors; j++) {
+			if (plan.from[j] >= 0)
+				continue;
+			r = session_make(sp, j, &sess[j]);
+			if (r < 0) {
+				sp->conf = cur;
+				goto fail;
+			}
+			fresh[j] = true;
+		}
+		sp->conf = cur;
+	}
+
+	/* RFC 4486 §4: Cease 6/3 to the removed, 6/6 to the changed; their BFD
+	 * says AdminDown and is freed now, the BGP session once its Cease is out. */
+	for (unsigned i = 0; i < n_old; i++) {
+		if (plan.fate[i] == BGP_NBSET_KEEP)
+			continue;
+		bfd_remove(sp->bfd_link[i]);
+		sp->bfd_link[i] = NULL;
+		bgp_session_retire(sp->sess[i], plan.fate[i]);
+		ret[i]->s = sp->sess[i];
+		ret[i]->next = sp->retired;
+		sp->retired = ret[i];
+		ret[i] = NULL;
+	}
+	for (unsigned j = 0; j < conf->n_neighbors; j++)
+		if (plan.from[j] >= 0) {
+			sess[j] = sp->sess[plan.from[j]];
+			links[j] = sp->bfd_link[plan.from[j]];
+			warned[j] = sp->warned[plan.from[j]];
+		}
+	sp->conf = *next;
+	free(next);
+	sp->n = conf->n_neighbors;
+	memcpy(sp->sess, sess, sizeof(sp->sess));
+	memcpy(sp->bfd_link, links, sizeof(sp->bfd_link));
+	memcpy(sp->warned, warned, sizeof(sp->warned));
+
+	for (unsigned j = 0; j < sp->n; j++) {
+		if (!fresh[j])
+			continue;
+		listener_for(sp, &sp->conf.neighbors[j]);
+		if ((r = bfd_add(sp, j)) < 0)
+			log_err("bgp", "BFD: %s; the new neighbors run without BFD", strerror(-r));
+	}
+	/* As at start (start_now): the routes first, then the connections. */
+	if (sp->started) {
+		if (sp->have_health)
+			apply_to(sp, fresh);
+		for (unsigned j = 0; j < sp->n; j++)
+			if (fresh[j]) {
+				bgp_session_start(sp->sess[j]);
+				if (sp->bfd_link[j])
+					bfd_session_start(sp->bfd_link[j]->s);
+			}
+	}
+	if (sp->retired)
+		loop_timer_arm_in(sp->l, &sp->retire_timer, RETIRE_POLL_MS);
+	log_info("bgp", "neighbors: %u kept, %u added, %u removed, %u changed", plan.kept,
+	         plan.added - plan.changed, plan.removed, plan.changed);
+	return 0;
+nomem:
+	r = -ENOMEM;
+fail:
+	for (unsigned j = 0; j < conf->n_neighbors; j++)
+		if (fresh[j])
+			bgp_session_free(sess[j]); /* never started: no loop operation */
+	for (unsigned i = 0; i < n_old; i++)
+		free(ret[i]);
+	free(next);
+	return r;
 }
 
 /* ---------------------------------------------------------------- restart */
@@ -532,16 +787,16 @@ void bgp_speaker_handed_over(struct bgp_speaker *sp)
 
 int bgp_speaker_bfd_export(const struct bgp_speaker *sp, unsigned i, uint8_t *buf, size_t cap)
 {
-	if (i >= sp->n || !sp->bfd_link[i].s)
+	if (i >= sp->n || !sp->bfd_link[i])
 		return -ENOENT;
-	return bfd_session_export(sp->bfd_link[i].s, buf, cap);
+	return bfd_session_export(sp->bfd_link[i]->s, buf, cap);
 }
 
 int bgp_speaker_bfd_import(struct bgp_speaker *sp, unsigned i, const uint8_t *buf, size_t len)
 {
-	if (i >= sp->n || !sp->bfd_link[i].s)
+	if (i >= sp->n || !sp->bfd_link[i])
 		return -ENOENT;
-	return bfd_session_import(sp->bfd_link[i].s, buf, len);
+	return bfd_session_import(sp->bfd_link[i]->s, buf, len);
 }
 
 int bgp_speaker_import(struct bgp_speaker *sp, unsigned i, const struct bgp_handover_session *in,

@@ -59,6 +59,20 @@ void bgp_speaker_set_health(struct bgp_speaker *sp, const struct health_snapshot
  */
 void bgp_speaker_set_routes(struct bgp_speaker *sp, const struct conf_bgp *conf);
 
+/*
+ * Reload: the neighbors of conf (bgp_nbset.h), nothing else (ASN, router
+ * ID and routes stay). A neighbor added gets a session (its listener and
+ * TCP MD5 key, BFD with the current timers when bfd: true) started as at
+ * start, with the routes the current health gives it; a removed one gets
+ * Cease 6/3, a changed one Cease 6/6 and a new session; both lose their BFD
+ * session (AdminDown first) and their BGP session is freed once its Cease
+ * is out. Unchanged neighbors keep their sessions untouched (at their new
+ * index). Afterwards neighbor i is conf->neighbors[i] (export/import and
+ * the control socket index by it). 0; -ENOMEM with nothing changed;
+ * -EBUSY during a shutdown or a restart handover (nothing changed).
+ */
+int bgp_speaker_set_neighbors(struct bgp_speaker *sp, const struct conf_bgp *conf);
+
 /* Reload: every BFD session takes bfd's timers (a Poll Sequence, no reset). */
 void bgp_speaker_set_bfd(struct bgp_speaker *sp, const struct conf_bfd *bfd);
 

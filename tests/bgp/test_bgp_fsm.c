@@ -875,6 +875,41 @@ Test(bgp_fsm, manual_stop_established_sends_shutdown_text)
 	cr_assert_eq(bgp_fsm_next_deadline(&f), BGP_FSM_NEVER);
 }
 
+Test(bgp_fsm, manual_stop_with_cease_subcode)
+{
+	struct bgp_fsm f;
+	struct bgp_fsm_conf c = conf_ebgp();
+	struct bgp_fsm_open o = good_open();
+	static const char msg[] = "ignored";
+
+	/* A reload removed the neighbor: Cease 6/3 (RFC 4486), no data, stays down. */
+	to_established(&f, &c, &o, 0);
+	struct bgp_fsm_event e = {.type = BGP_FSM_EV_MANUAL_STOP, .subcode = 3};
+	cr_assert_eq(bgp_fsm_step(&f, &e, 100, &A), 0);
+	expect(3, BGP_FSM_ACT_SEND_NOTIFICATION, BGP_FSM_ACT_CLOSE, BGP_FSM_ACT_DOWN);
+	expect_notif(6, 3);
+	cr_assert_eq(A.notif.len, 0);
+	cr_assert_eq(f.state, BGP_FSM_IDLE);
+	cr_assert_eq(bgp_fsm_next_deadline(&f), BGP_FSM_NEVER);
+
+	/* Changed settings: 6/6, and a text given anyway is not sent as data. */
+	to_established(&f, &c, &o, 0);
+	e = (struct bgp_fsm_event){.type = BGP_FSM_EV_MANUAL_STOP,
+	                           .subcode = 6,
+	                           .shutdown = msg,
+	                           .shutdown_len = strlen(msg)};
+	cr_assert_eq(bgp_fsm_step(&f, &e, 100, &A), 0);
+	expect_notif(6, 6);
+	cr_assert_eq(A.notif.len, 0);
+
+	/* Subcode 2 keeps the RFC 9003 text. */
+	to_established(&f, &c, &o, 0);
+	e.subcode = 2;
+	cr_assert_eq(bgp_fsm_step(&f, &e, 100, &A), 0);
+	expect_notif(6, 2);
+	cr_assert_eq(A.notif.len, 1 + strlen(msg));
+}
+
 Test(bgp_fsm, route_refresh_resends_all)
 {
 	struct bgp_fsm f;
