@@ -239,3 +239,153 @@ Test(bgp_speaker, failing_accept_backs_off)
 	close(c);
 	rig_down(&r);
 }
+
+/*
+ * Reload (bgp_speaker_set_neighbors), on 127.53.89.10x: the speaker on .101,
+ * passive neighbors .102 (A), .103 (B), .104 (C). A client from a neighbor's
+ * address gets our OPEN; the messages it read are scanned for a NOTIFICATION.
+ */
+static void nb_set(struct conf_bgp *c, unsigned n, const unsigned *hosts, const uint32_t *hold)
+{
+	char a[32];
+
+	memset(c, 0, sizeof(*c));
+	c->enabled = true;
+	c->asn = 65000;
+	cr_assert_eq(netaddr_parse_ip("127.53.89.101", &c->router_id), 0);
+	c->n_neighbors = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct conf_neighbor *nb = &c->neighbors[i];
+		snprintf(a, sizeof(a), "127.53.89.%u", hosts[i]);
+		cr_assert_eq(netaddr_parse_ip(a, &nb->address), 0);
+		nb->address.port = 179;
+		cr_assert_eq(netaddr_parse_ip("127.53.89.101", &nb->local_address), 0);
+		nb->asn = 65001;
+		nb->passive = true;
+		nb->hold_time_s = hold ? hold[i] : 90;
+	}
+}
+
+/* Every message the client has received so far: the NOTIFICATION's code/subcode
+ * (0/0: none), whether an OPEN came, whether the peer closed. */
+struct seen {
+	bool open, eof;
+	uint8_t code, subcode;
+	uint8_t buf[8192];
+	size_t len;
+};
+
+static void client_read(int fd, struct seen *s)
+{
+	ssize_t n;
+	while (s->len < sizeof(s->buf)) {
+		n = recv(fd, s->buf + s->len, sizeof(s->buf) - s->len, MSG_DONTWAIT);
+		if (n > 0) {
+			s->len += (size_t)n;
+			continue;
+		}
+		/* 0: the peer closed; ECONNRESET: closed with data unread. */
+		s->eof |= n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+		break;
+	}
+	for (size_t off = 0; off + 19 <= s->len;) {
+		size_t ml = (size_t)s->buf[off + 16] << 8 | s->buf[off + 17];
+		if (ml < 19 || off + ml > s->len)
+			break;
+		if (s->buf[off + 18] == 1)
+			s->open = true;
+		if (s->buf[off + 18] == 3 && ml >= 21) {
+			s->code = s->buf[off + 19];
+			s->subcode = s->buf[off + 20];
+		}
+		off += ml;
+	}
+}
+
+static int nb_client(unsigned host)
+{
+	struct rig r = {.net = "127.53.89."};
+	int fd = client_socket(&r, host);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "127.53.89.101", &a.sin_addr);
+	a.sin_port = htons(179);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	cr_assert(rc == 0 || errno == EINPROGRESS, "%s", strerror(errno));
+	return fd;
+}
+
+Test(bgp_speaker, reload_neighbors_cease_and_new_sessions)
+{
+	static struct conf_bgp c;
+	static struct seen sa, sb, sc, sb2, sa2;
+	struct loop *l;
+	struct bgp_speaker *sp;
+	char why[256];
+	const unsigned ac[] = {102, 104}, cb[] = {104, 103};
+	const uint32_t hold1[] = {90, 90}, hold2[] = {90, 30};
+
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	nb_set(&c, 2, ac, NULL);
+	cr_assert_eq(bgp_speaker_new(l, &c, NULL, why, sizeof(why), &sp), 0, "%s", why);
+	run_for(l, 20);
+	int fa = nb_client(102), fc = nb_client(104);
+	run_for(l, 100);
+	client_read(fa, &sa);
+	client_read(fc, &sc);
+	cr_assert(sa.open && sc.open, "our OPEN to A %d, to C %d", sa.open, sc.open);
+	const struct bgp_session *c_sess = bgp_speaker_session(sp, 1);
+
+	/* A removed, C kept (moved to index 0), B added. */
+	nb_set(&c, 2, cb, hold1);
+	cr_assert_eq(bgp_speaker_set_neighbors(sp, &c), 0);
+	cr_assert_eq(bgp_speaker_neighbors(sp), 2);
+	cr_expect_eq(bgp_speaker_session(sp, 0), c_sess, "C's session was replaced");
+	int fb = nb_client(103);
+	run_for(l, 200);
+	client_read(fa, &sa);
+	client_read(fb, &sb);
+	memset(&sc, 0, sizeof(sc));
+	client_read(fc, &sc);
+	cr_expect_eq(sa.code, 6, "A: no Cease (code %u)", sa.code);
+	cr_expect_eq(sa.subcode, 3, "A: Cease subcode %u, not 3 Peer De-configured", sa.subcode);
+	cr_expect(sa.eof, "A's connection stays open");
+	cr_expect(sb.open, "B got no OPEN: the added neighbor is not accepted");
+	cr_expect_eq(sc.code, 0, "C (unchanged) got a NOTIFICATION");
+	cr_expect(!sc.eof, "C (unchanged) was closed");
+	/* A is no neighbor any more: refused. */
+	int fa2 = nb_client(102);
+	run_for(l, 100);
+	client_read(fa2, &sa2);
+	cr_expect(!sa2.open && sa2.eof, "A's new connection was not refused");
+
+	/* B's hold time changed: Cease 6/6, and B is accepted again on a new session. */
+	nb_set(&c, 2, cb, hold2);
+	cr_assert_eq(bgp_speaker_set_neighbors(sp, &c), 0);
+	cr_expect_eq(bgp_speaker_session(sp, 0), c_sess);
+	run_for(l, 200);
+	client_read(fb, &sb);
+	cr_expect_eq(sb.code, 6);
+	cr_expect_eq(sb.subcode, 6, "B: Cease subcode %u, not 6 Other Configuration Change",
+	             sb.subcode);
+	int fb2 = nb_client(103);
+	run_for(l, 100);
+	client_read(fb2, &sb2);
+	cr_expect(sb2.open, "the changed neighbor's new session does not accept");
+
+	/* Nothing changed: nothing happens. */
+	cr_assert_eq(bgp_speaker_set_neighbors(sp, &c), 0);
+	cr_expect_eq(bgp_speaker_session(sp, 0), c_sess);
+	run_for(l, 50);
+	memset(&sc, 0, sizeof(sc));
+	client_read(fc, &sc);
+	cr_expect(!sc.eof && sc.code == 0, "C was touched");
+
+	close(fa);
+	close(fa2);
+	close(fb);
+	close(fb2);
+	close(fc);
+	loop_free(l);
+	bgp_speaker_free(sp);
+}
