@@ -707,7 +707,8 @@ static bool listen_is_upstream(const struct netaddr *l, const struct netaddr *u)
  * difference: new listeners are checked bindable first (else the whole
  * reload is refused), each worker opens/closes its listeners and takes the
  * allow list on its own thread (loop_post), BGP re-runs the policy with the
- * new routes (only changed routes are sent; sessions untouched), health
+ * new routes (only changed routes are sent; sessions untouched), neighbors
+ * added/removed/changed get new sessions or a Cease (bgp_speaker.h), health
  * follows the VIPs and timers, and the drains are re-applied by address.
  */
 static int reload_apply(void *arg, struct ops_reload_result *res)
