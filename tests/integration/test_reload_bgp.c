@@ -1,11 +1,13 @@
 /*
  * Issue 9: BGP neighbors added, removed and changed by a reload, with the
  * real daemon and BIRD as two routers. Addresses: 127.53.89.x (BIRD's
- * protocol anyc1 on .1, anyc2 on .3, anycached's BGP on .2, the VIP .4,
- * knotd .6).
+ * protocol anyc1 on .1 toward anycached's .2, anyc2 on .3 toward anycached's
+ * .7: BIRD locks a neighbor address, so two protocols cannot share one; the
+ * VIP .4, metrics .5, knotd .6).
  *
  * Starting with anyc1 as the only neighbor:
- *   - a reload adding .3: anyc2's session comes up and gets the route;
+ *   - a reload adding .3 (from our .7, a BGP listener the reload opens):
+ *     anyc2's session comes up and gets the route;
  *     anyc1's session is untouched (BIRD's "since" unchanged);
  *   - a reload removing .1: BIRD's anyc1 received Cease "Peer
  *     de-configured" (6/3, RFC 4486) and lost the route; anyc2 untouched;
@@ -46,13 +48,13 @@ static void setup(void)
 	rig.knot_up = true;
 }
 
-/* One BIRD, two routers: protocol anyc1 on .1 and anyc2 on .3, both toward .2. */
+/* One BIRD, two routers: protocol anyc1 on .1 toward .2, anyc2 on .3 toward .7. */
 static void bird2_start(void)
 {
 	char text[4096], log[600];
 	static const char proto[] = "protocol bgp %s {\n"
 	                            "  local %s as 65000;\n"
-	                            "  neighbor 127.53.89.2 as 65000;\n"
+	                            "  neighbor %s as 65000;\n"
 	                            "  strict bind yes;\n"
 	                            "  hold time 9;\n"
 	                            "  error wait time 1, 2;\n"
@@ -65,8 +67,8 @@ static void bird2_start(void)
 	snprintf(rig.bird_log, sizeof(rig.bird_log), "%s/bird.log", rig.dir.path);
 	n = snprintf(text, sizeof(text), "log \"%s\" all;\nrouter id %s;\nprotocol device { }\n",
 	             rig.bird_log, N1);
-	n += snprintf(text + n, sizeof(text) - (size_t)n, proto, "anyc1", N1);
-	snprintf(text + n, sizeof(text) - (size_t)n, proto, "anyc2", N3);
+	n += snprintf(text + n, sizeof(text) - (size_t)n, proto, "anyc1", N1, "127.53.89.2");
+	snprintf(text + n, sizeof(text) - (size_t)n, proto, "anyc2", N3, "127.53.89.7");
 	cr_assert_eq(
 	    write_file(rig.dir.path, "bird.conf", text, rig.bird_conf, sizeof(rig.bird_conf)), 0);
 	snprintf(rig.bird_sock, sizeof(rig.bird_sock), "%s/bird.ctl", rig.dir.path);
@@ -86,7 +88,7 @@ static void yaml_for(char *out, size_t cap, bool with1, bool with3, unsigned hol
 		         "hold-time: 9s}\n");
 	if (with3)
 		snprintf(n3, sizeof(n3),
-		         "    - {address: " N3 ", asn: 65000, local-address: 127.53.89.2, "
+		         "    - {address: " N3 ", asn: 65000, local-address: 127.53.89.7, "
 		         "hold-time: %us}\n",
 		         hold3);
 	snprintf(out, cap,
@@ -210,6 +212,22 @@ static int get_metrics(char *out, size_t cap)
 	return n > 0 && status == 200 ? 0 : -1;
 }
 
+static void dump_bird(const char *proto)
+{
+	static char out[1 << 15];
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "show protocols all %s", proto);
+	birdc(cmd, out, sizeof(out));
+	fprintf(stderr, "---- birdc %s ----\n%s\n", cmd, out);
+	FILE *f = fopen(rig.bird_log, "r");
+	size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	out[n] = 0;
+	fprintf(stderr, "---- bird.log ----\n%s\n", n > 6000 ? out + n - 6000 : out);
+	proc_dump_log(&rig.d.proc);
+}
+
 TestSuite(reload_bgp, .init = setup, .fini = rig_fini, .timeout = 150);
 
 Test(reload_bgp, neighbors_added_removed_changed_live)
@@ -217,6 +235,7 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 	static char yaml[4096], out[1 << 15];
 	char s1a[64], s1b[64], s2a[64], s2b[64], ours[512];
 
+	harness_verbose = true; /* the BGP debug lines, for a failure's log */
 	bird2_start();
 	yaml_for(yaml, sizeof(yaml), true, false, 9);
 	cr_assert_eq(anycached_start(&rig.d, yaml, VIP, DNS_PORT), 0, "anycached");
@@ -242,10 +261,11 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 	fprintf(stderr, "added neighbor: route at BIRD's anyc2 %llu ms after the reload\n",
 	        (unsigned long long)(now_ms() - t0));
 	if (!ok)
-		proc_dump_log(&rig.d.proc);
+		dump_bird("anyc2");
 	cr_assert(ok, "the added neighbor never got the route");
-	cr_expect(wait_ours(N1 ":Established," N3 ":Established,", 5000, ours, sizeof(ours)),
-	          "show bgp: %s", ours);
+	cr_expect(
+	    wait_ours(N1 ":179:Established," N3 ":179:Established,", 5000, ours, sizeof(ours)),
+	    "show bgp: %s", ours);
 	bird_since("anyc1", s1b, sizeof(s1b));
 	cr_expect_str_eq(s1b, s1a, "anyc1 restarted (since %s, then %s)", s1a, s1b);
 	bird_since("anyc2", s2a, sizeof(s2a));
@@ -264,7 +284,8 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 	cr_expect(ok, "BIRD's anyc1 did not receive Cease 6/3:\n%s", out);
 	cr_expect(strstr(out, "Received:"), "%s", out);
 	cr_expect(wait_route_from("anyc1", false, 5000), "anyc1 still holds the route");
-	cr_expect(wait_ours(N3 ":Established,", 5000, ours, sizeof(ours)), "show bgp: %s", ours);
+	cr_expect(wait_ours(N3 ":179:Established,", 5000, ours, sizeof(ours)), "show bgp: %s",
+	          ours);
 	bird_since("anyc2", s2b, sizeof(s2b));
 	cr_expect_str_eq(s2b, s2a, "anyc2 restarted (since %s, then %s)", s2a, s2b);
 	cr_expect(wait_route_from("anyc2", true, 100), "anyc2 lost the route");
