@@ -503,6 +503,10 @@ static void restart_save_cache(void *arg)
 static void retired(void *arg, pid_t successor)
 {
 	(void)arg;
+	/* Under systemd the successor is the service from now on: said by the
+	 * main process itself, before it exits, so the unit neither stops nor
+	 * kills the cgroup when we go (core/notify.h). */
+	notify_mainpid(successor);
 	atomic_store(&successor_pid, (int)successor);
 	atomic_store(&handed_over, true);
 	kill(getpid(), SIGTERM);

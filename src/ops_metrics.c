@@ -56,6 +56,12 @@ static void put_security(struct prom *p, const struct node *n)
 		struct prom_label l = L("verdict", verdict[v]);
 		prom_sample_u64(p, "anycache_cookies_total", &l, 1, n->st.cookies[v]);
 	}
+	metric_u64(p, "anycache_cookie_errors_total", "counter",
+	           "Answers sent without a server cookie because computing it failed (OpenSSL).",
+	           n->st.cookie_errors);
+	metric_u64(p, "anycache_cookie_unsent_total", "counter",
+	           "Answers to a query with a COOKIE option that had no room or no OPT to carry ours.",
+	           n->st.cookie_unsent);
 	metric_u64(p, "anycache_rrl_dropped_total", "counter",
 	           "UDP answers not sent: over dns.rate-limit for the client's prefix.",
 	           n->st.rrl_dropped);
@@ -64,6 +70,7 @@ static void put_security(struct prom *p, const struct node *n)
 	           "query had a client cookie).",
 	           n->st.rrl_slipped);
 }
+
 static void render_dns(struct prom *p, const struct ops *o, const struct node *n)
 {
 	static const uint32_t bound_us[DNS_SERVER_LATENCY_N] = DNS_SERVER_LATENCY_BOUNDS_US;

@@ -77,12 +77,21 @@ static void put_quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
+		/* YAML 1.1 §5.4 line breaks beyond ASCII (NEL, LS, PS) would fold to
+		 * a space when read back: their own escapes keep them. */
+		if (p[0] == 0xc2 && p[1] == 0x85) {
+			fputs("\\N", f);
+			p++;
+		} else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+			fputs(p[2] == 0xa8 ? "\\L" : "\\P", f);
+			p += 2;
+		} else if (*p == '"' || *p == '\\') {
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+		} else if (*p < 0x20 || *p == 0x7f) {
 			fprintf(f, "\\x%02x", *p);
-		else
+		} else {
 			fputc(*p, f);
+		}
 	}
 	fputc('"', f);
 }

@@ -34,6 +34,11 @@ void notify_status(const char *fmt, ...)
 	sd_notifyf(0, "STATUS=%s", text);
 }
 
+void notify_mainpid(pid_t pid)
+{
+	sd_notifyf(0, "MAINPID=%d", (int)pid);
+}
+
 void notify_watchdog(void)
 {
 	sd_notify(0, "WATCHDOG=1");

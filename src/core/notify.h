@@ -11,6 +11,7 @@
 #define ANYCACHE_CORE_NOTIFY_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 /* READY=1 with a STATUS= line: the caller decides when it is really ready. */
 void notify_ready(const char *status);
@@ -18,6 +19,9 @@ void notify_ready(const char *status);
 void notify_stopping(const char *status);
 /* A STATUS= line alone (shown by `systemctl status`). printf-style. */
 void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* MAINPID=pid: another process of the unit (a restart's successor) is the
+ * main process from now on. */
+void notify_mainpid(pid_t pid);
 /* WATCHDOG=1. */
 void notify_watchdog(void);
 /* The watchdog interval systemd expects pings within, in ms (WatchdogSec=);

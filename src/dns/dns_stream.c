@@ -865,6 +865,18 @@ void dns_stream_set_allow(struct dns_stream *s, const struct netprefix *allow, u
 		n = sizeof(s->allow) / sizeof(s->allow[0]);
 	memcpy(s->allow, allow, n * sizeof(*s->allow));
 	s->conf.n_allow = n;
+	/* A narrowed list applies to connections already open too: the ACL is
+	 * checked at accept only, so one accepted before the reload would keep
+	 * asking forever. Their answers in flight find no connection. */
+	for (struct conn *c = s->lru_oldest, *next; c; c = next) {
+		struct netaddr src;
+		next = c->newer;
+		if (netaddr_from_sockaddr((struct sockaddr *)&c->peer, c->peerlen, &src) == 0 &&
+		    source_allowed(s, &src))
+			continue;
+		s->st->refused_acl++;
+		conn_close(c);
+	}
 }
 
 bool dns_stream_listener_ok(const struct dns_stream *s, unsigned idx)

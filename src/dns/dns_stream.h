@@ -111,7 +111,8 @@ int dns_stream_listen(struct dns_stream *s, int listen_fd, struct tls_ctx *tls);
  * later dns_stream_listen once the close completed.
  */
 void dns_stream_unlisten(struct dns_stream *s, unsigned idx);
-/* Reload: the accepted sources from now on (copied; open connections stay). */
+/* Reload: the accepted sources from now on (copied); open connections from
+ * sources no longer admitted are closed (counted as refused_acl). */
 void dns_stream_set_allow(struct dns_stream *s, const struct netprefix *allow, unsigned n);
 /* Whether listener idx is open and accepting (or retrying after EMFILE). */
 bool dns_stream_listener_ok(const struct dns_stream *s, unsigned idx);

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -156,6 +157,55 @@ Test(dns_stream, source_outside_allow_is_closed_at_accept)
 	cr_assert_geq(n, 12);
 	cr_assert_eq(RCODE(a), 0);
 	close(fd);
+}
+
+/*
+ * The ACL is checked at accept; a reload that narrows dns.allow must also
+ * close connections already open from sources it no longer admits (else one
+ * accepted before the reload asks forever). Allowed ones stay.
+ */
+Test(dns_stream, narrowed_allow_closes_open_connections_on_reload)
+{
+	uint8_t q[600], a[4096];
+	size_t len = 0;
+	char text[4096];
+
+	up_with(NET, 8, NULL); /* allow: 127.0.0.1/32, 127.53.82.0/25 */
+	frame(q, &len, 0x0b01, "www.example.test", 1, 1);
+	int gone = connect_from("127.53.82.100", node, PORT, 0);
+	int kept = connect_from("127.53.82.60", node, PORT, 0);
+	cr_assert(gone >= 0 && kept >= 0);
+	for (int i = 0; i < 2; i++) {
+		int fd = i ? kept : gone;
+		cr_assert_eq(dns_tcp_write(fd, q, len), 0);
+		cr_assert_geq(dns_tcp_read_msg(fd, a, sizeof(a), 3000), 12, "answered before");
+	}
+	/* The same file with 127.53.82.0/26 (…0-63) instead of the /25; SIGHUP. */
+	FILE *f = fopen(daemon_.conf, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = 0;
+	char *p = strstr(text, "127.53.82.0/25");
+	cr_assert_not_null(p, "%s", text);
+	memcpy(p, "127.53.82.0/26", 14);
+	f = fopen(daemon_.conf, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(text, 1, n, f), n);
+	fclose(f);
+	cr_assert_eq(kill(daemon_.proc.pid, SIGHUP), 0);
+	/* Bounded: the connection from .100 is closed by the server (EOF). */
+	struct pollfd pf = {.fd = gone, .events = POLLIN};
+	ssize_t got = -1;
+	for (int i = 0; i < 50 && got != 0; i++)
+		if (poll(&pf, 1, 100) > 0)
+			got = read(gone, a, sizeof(a));
+	cr_assert_eq(got, 0, "the connection from a source the reload refuses stayed open");
+	close(gone);
+	/* .60 is still inside: its connection is kept and answered. */
+	cr_assert_eq(dns_tcp_write(kept, q, len), 0);
+	cr_assert_geq(dns_tcp_read_msg(kept, a, sizeof(a), 3000), 12, "allowed one closed");
+	close(kept);
 }
 
 Test(dns_stream, connections_per_source_are_capped)

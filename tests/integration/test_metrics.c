@@ -138,6 +138,9 @@ Test(metrics, scrape_passes_promtool_and_counts)
 	                             ":5300\",state=\"healthy\"}"),
 	             1);
 	cr_assert_eq(scrape_value(b, "anycache_vip_state{vip=\"" NODE ":5300\",state=\"up\"}"), 1);
+	/* Present (zero here: no cookies asked): a missing family reads NAN. */
+	cr_assert_eq(scrape_value(b, "anycache_cookie_errors_total"), 0);
+	cr_assert_eq(scrape_value(b, "anycache_cookie_unsent_total"), 0);
 	cr_assert_eq(scrape_value(b, "anycache_workers"), 2);
 	cr_assert_eq(scrape_value(b, "anycache_workers_answered"), 2);
 	cr_assert(!isnan(scrape_value(b, "anycache_loop_busy_ratio")));

@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +59,25 @@ static void copy_file(const char *from, const char *to)
 	cr_assert_eq(rename(tmp, to), 0);
 }
 
+static char notify_path[300];
+static int notify_fd = -1;
+
+/* Whether some datagram on the notify socket so far contains `what`. */
+static bool notify_saw(const char *what)
+{
+	char msg[1024];
+	bool seen = false;
+	for (int i = 0; i < 1000; i++) {
+		ssize_t n = recv(notify_fd, msg, sizeof(msg) - 2, MSG_DONTWAIT);
+		if (n < 0)
+			break;
+		msg[n] = '\n'; /* every assignment ends with a newline: exact matches */
+		msg[n + 1] = 0;
+		seen = seen || strstr(msg, what) != NULL;
+	}
+	return seen;
+}
+
 static void setup(void)
 {
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -75,7 +96,18 @@ static void setup(void)
 	         rig.dir.path);
 	any_health = extra;
 	bird_start(65000, 65001, NULL);
+	/* A NOTIFY_SOCKET of our own (no systemd here): the handover of the
+	 * unit's main PID is checked on it (core/notify.h). */
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(notify_path, sizeof(notify_path), "%s/notify.sock", rig.dir.path);
+	cr_assert_lt(strlen(notify_path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, notify_path, strlen(notify_path) + 1);
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(notify_fd, 0);
+	cr_assert_eq(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", notify_path, 1);
 	any_start(65001, 65000, NULL);
+	unsetenv("NOTIFY_SOCKET");
 	snprintf(sock, sizeof(sock), "%s/control.sock", rig.d.dir.path);
 	char out[16384];
 	cr_assert(wait_routes("64.0.0.0/2", true, 15000, out, sizeof(out)), "no route at BIRD");
@@ -84,6 +116,9 @@ static void setup(void)
 static void teardown(void)
 {
 	setenv("ANYCACHED", bin_real, 1);
+	if (notify_fd >= 0)
+		close(notify_fd);
+	notify_fd = -1;
 	rig_fini();
 }
 
@@ -231,6 +266,11 @@ Test(restart, hitless_under_load)
 	int st_old = proc_wait(&rig.d.proc, 5000);
 	cr_assert_eq(st_old, 0, "old process: status %d", st_old);
 	rig.d.proc.pid = (pid_t)now_pid; /* our child now (subreaper) */
+	/* systemd would follow it: MAINPID= names the successor (from the old
+	 * main process before it exited, and in the successor's READY). */
+	char mainpid[32];
+	snprintf(mainpid, sizeof(mainpid), "MAINPID=%ld\n", now_pid);
+	cr_expect(notify_saw(mainpid), "no %.*s on NOTIFY_SOCKET", (int)strlen(mainpid) - 1, mainpid);
 
 	/* Zero lost queries. */
 	char perf_out[8192] = "";
