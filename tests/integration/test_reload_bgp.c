@@ -9,6 +9,8 @@
  *   - a reload adding .3 (from our .7, a BGP listener the reload opens):
  *     anyc2's session comes up and gets the route;
  *     anyc1's session is untouched (BIRD's "since" unchanged);
+ *   - anycachectl restart hands both sessions over (the one the reload
+ *     added too): neither of BIRD's "since" times moves;
  *   - a reload removing .1: BIRD's anyc1 received Cease "Peer
  *     de-configured" (6/3, RFC 4486) and lost the route; anyc2 untouched;
  *   - a reload changing .3's hold time: Cease "Other configuration change"
@@ -18,6 +20,7 @@
  */
 #include <criterion/criterion.h>
 #include <strings.h>
+#include <sys/prctl.h>
 
 #include "bird_rig.h"
 #include "ctl_itest.h"
@@ -31,6 +34,8 @@ static char sock[600];
 
 static void setup(void)
 {
+	/* The restart's successor is re-parented to us (as in test_restart.c). */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	(void)rig_init;  /* no IPv6 VIP here: its own set-up */
 	(void)any_start; /* and its own configuration */
 	(void)bird_start;
@@ -273,6 +278,27 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 	char metrics[1 << 15];
 	cr_expect_eq(get_metrics(metrics, sizeof(metrics)), 0);
 	cr_expect(strstr(metrics, "neighbor=\"" N3 "\""), "/metrics lacks " N3);
+
+	/* A restart: the successor takes both sessions, the added one included. */
+	json_t *st = ctl_json(sock, "status", NULL);
+	pid_t old = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	json_decref(st);
+	rc = CTL(sock, out, "restart");
+	cr_assert_eq(rc, 0, "restart: %s", out);
+	st = ctl_json(sock, "status", NULL);
+	pid_t now = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	json_decref(st);
+	cr_assert(now > 0 && now != old, "pid %d then %d", (int)old, (int)now);
+	cr_assert_eq(proc_wait(&rig.d.proc, 5000), 0, "the old process did not exit cleanly");
+	rig.d.proc.pid = now; /* our child now (subreaper) */
+	bird_since("anyc1", s1b, sizeof(s1b));
+	cr_expect_str_eq(s1b, s1a, "anyc1 restarted across the handover (%s, then %s)", s1a, s1b);
+	bird_since("anyc2", s2b, sizeof(s2b));
+	cr_expect_str_eq(s2b, s2a, "anyc2 (added by the reload) was not handed over (%s, then %s)",
+	                 s2a, s2b);
+	cr_expect(
+	    wait_ours(N1 ":179:Established," N3 ":179:Established,", 5000, ours, sizeof(ours)),
+	    "show bgp after the restart: %s", ours);
 
 	/* Remove .1: Cease 6/3 at anyc1, its route gone; anyc2 untouched. */
 	yaml_for(yaml, sizeof(yaml), false, true, 9);
