@@ -42,7 +42,8 @@ static unsigned n_changes;
 static struct loop *L;
 static struct bfd_mux *MA, *MB;
 static struct bfd_session *SA, *SB;
-static atomic_int cmd; /* 1 = shut mux B down, 2 = stop the loop */
+static atomic_int cmd;             /* 1 = shut mux B down, 2 = stop the loop, 3-5: see on_cmd */
+static struct bfd_session_conf CB; /* B's session, for case 5 */
 static struct timer cmd_timer, watchdog_timer;
 
 static void on_change(void *arg, struct bfd_session *s, const struct bfd_session_change *c)
@@ -94,6 +95,14 @@ static void on_cmd(struct timer *t, uint64_t now, void *arg)
 		return;
 	case 3: /* a reload's new timers on A (bfd_session_set_timers) */
 		cr_assert_eq(bfd_session_set_timers(SA, 80, 4), 0);
+		break;
+	case 4: /* a reload removed B's neighbor: B's session freed while the loop runs */
+		bfd_session_free(SB);
+		SB = NULL;
+		break;
+	case 5: /* ... and added it again: the peer is free for a new session */
+		if (bfd_session_new(MB, &CB, on_change, (void *)2, &SB) == 0)
+			bfd_session_start(SB);
 		break;
 	default:
 		break;
@@ -342,6 +351,46 @@ Test(bfd_session, two_sessions_come_up_and_admin_down_is_not_a_failure, .timeout
 	bfd_mux_get_stats(MA, &st);
 	cr_expect_eq(st.rx_ttl, 0);
 	cr_expect_eq(st.rx_bad + st.rx_no_session, 0);
+	loop_free(L);
+	bfd_mux_free(MA);
+	bfd_mux_free(MB);
+}
+
+Test(bfd_session, freed_session_says_admin_down_and_its_peer_is_free_again, .timeout = 30)
+{
+	pthread_t th;
+	struct change ch;
+	uint16_t pa = free_port(), pb = free_port();
+
+	cr_assert_eq(loop_new(NULL, &L), 0);
+	cr_assert_eq(bfd_mux_new(L, pa, 3, &MA), 0);
+	cr_assert_eq(bfd_mux_new(L, pb, 4, &MB), 0);
+	struct bfd_session_conf ca = sconf("127.0.0.2", pb, "127.0.0.1", 50);
+	CB = sconf("127.0.0.1", pa, "127.0.0.2", 50);
+	cr_assert_eq(bfd_session_new(MA, &ca, on_change, (void *)1, &SA), 0);
+	cr_assert_eq(bfd_session_new(MB, &CB, on_change, (void *)2, &SB), 0);
+	cr_assert_eq(bfd_session_new(MB, &CB, on_change, (void *)2, &(struct bfd_session *){0}),
+	             -EEXIST);
+	bfd_session_start(SA);
+	bfd_session_start(SB);
+	loop_up(&th);
+	cr_assert(wait_change(1, BFD_STATE_UP, 3000, &ch), "A not Up");
+
+	/* B freed: A hears AdminDown (RFC 5882 §3.2), not a silent path failure. */
+	atomic_store(&cmd, 4);
+	cr_assert(wait_change(1, BFD_STATE_DOWN, 2000, &ch), "A did not go Down");
+	cr_expect_eq(ch.c.remote_state, BFD_STATE_ADMIN_DOWN, "B did not say AdminDown");
+	cr_expect_eq(ch.c.diag, BFD_DIAG_NEIGHBOR_DOWN);
+	unsigned before = count_changes(1);
+
+	/* A new session toward the same peer in the same mux: A comes Up again. */
+	atomic_store(&cmd, 5);
+	uint64_t end = clock_now_ms() + 3000;
+	while (count_changes(1) < before + 2 && clock_now_ms() < end)
+		usleep(20 * 1000);
+	cr_expect_not_null(SB, "a new session toward the freed one's peer was refused");
+	cr_expect_eq(bfd_session_state(SA), BFD_STATE_UP, "A did not come Up with the new B");
+	loop_down(th);
 	loop_free(L);
 	bfd_mux_free(MA);
 	bfd_mux_free(MB);
