@@ -346,7 +346,8 @@ static double metric(uint16_t mport, const char *name)
 
 	if (fd < 0)
 		return -1;
-	(void)dns_tcp_write(fd, "GET /metrics HTTP/1.0\r\n\r\n", 27);
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	(void)dns_tcp_write(fd, req, sizeof(req) - 1);
 	while (got < sizeof(page) - 1 && (r = read(fd, page + got, sizeof(page) - 1 - got)) > 0)
 		got += (size_t)r;
 	close(fd);
