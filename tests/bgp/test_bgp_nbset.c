@@ -21,7 +21,8 @@ static void set(struct conf_bgp *b, unsigned n, const struct conf_neighbor *list
 {
 	memset(b, 0, sizeof(*b));
 	b->n_neighbors = n;
-	memcpy(b->neighbors, list, n * sizeof(*list));
+	if (n) /* list may be NULL for the empty set (memcpy's arguments never are) */
+		memcpy(b->neighbors, list, n * sizeof(*list));
 }
 
 static struct conf_bgp o, n;
