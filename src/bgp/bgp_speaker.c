@@ -28,7 +28,6 @@
 /* A failing accept (EMFILE, ENFILE, ENOBUFS) is retried after 10 ms, doubling to 1 s. */
 #define ACCEPT_RETRY_MIN_MS 10u
 #define ACCEPT_RETRY_MAX_MS 1000u
-#define REFUSED_LOG_MS      10000u /* one record per 10 s for refused connections */
 /* Sessions a reload removed are freed once their Cease is out (bgp_session.c
  * bounds that to its drain time); polled at this period. */
 #define RETIRE_POLL_MS 20u
@@ -40,7 +39,6 @@ struct listener {
 	bool armed;
 	struct timer retry; /* a failed accept is re-armed from here, not at once */
 	uint32_t retry_ms;  /* 0: the last accept worked */
-	struct log_rl fail_rl;
 };
 
 /*
@@ -80,7 +78,6 @@ struct bgp_speaker {
 	bool has_bfd_conf;
 	struct retired *retired;
 	struct timer retire_timer;
-	struct log_rl refused_rl; /* anyone may connect: logged at most every REFUSED_LOG_MS */
 };
 
 /* ---------------------------------------------------------------- routes */
@@ -189,7 +186,6 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 	socklen_t sl = sizeof(ss);
 	struct netaddr peer;
 	char b[NETADDR_STRLEN + 8];
-	uint64_t held;
 
 	(void)l;
 	if (!(flags & LOOP_F_MORE))
@@ -205,10 +201,9 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 		li->retry_ms = li->retry_ms ? li->retry_ms * 2 : ACCEPT_RETRY_MIN_MS;
 		if (li->retry_ms > ACCEPT_RETRY_MAX_MS)
 			li->retry_ms = ACCEPT_RETRY_MAX_MS;
-		if (log_rl_allow(&li->fail_rl, loop_now(sp->l), REFUSED_LOG_MS, &held))
-			log_warn("bgp", "accept on %s: %s; retrying in %u ms (%llu more failures)",
-			         netaddr_format(&li->addr, true, b, sizeof(b)), strerror(-res),
-			         li->retry_ms, (unsigned long long)held);
+		/* A flood of these is summarised by log.c's per-call-site limit. */
+		log_warn("bgp", "accept on %s: %s; retrying in %u ms",
+		         netaddr_format(&li->addr, true, b, sizeof(b)), strerror(-res), li->retry_ms);
 		if (!li->armed && !sp->stopping)
 			loop_timer_arm_in(sp->l, &li->retry, li->retry_ms);
 		return;
@@ -225,12 +220,10 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 	if (i < sp->n && !sp->stopping) {
 		bgp_session_accept(sp->sess[i], res);
 	} else {
-		if (log_rl_allow(&sp->refused_rl, loop_now(sp->l), REFUSED_LOG_MS, &held))
-			log_info("bgp",
-			         "connection from %s refused: not a neighbor (%llu more refused "
-			         "since the last report)",
-			         netaddr_format(&peer, false, b, sizeof(b)),
-			         (unsigned long long)held);
+		/* Anyone may connect: log.c's per-call-site limit (log_limit.h)
+		 * turns a connect loop into a few lines and a "suppressed N". */
+		log_info("bgp", "connection from %s refused: not a neighbor",
+		         netaddr_format(&peer, false, b, sizeof(b)));
 		close(res);
 	}
 	if (!li->armed && !sp->stopping)

@@ -306,16 +306,3 @@ uint64_t log_dropped(void)
 	pthread_mutex_unlock(&lg.mu);
 	return d;
 }
-
-bool log_rl_allow(struct log_rl *rl, uint64_t now_ms, uint64_t interval_ms, uint64_t *held)
-{
-	if (rl->started && now_ms < rl->next_ms) {
-		rl->held++;
-		return false;
-	}
-	*held = rl->held;
-	rl->held = 0;
-	rl->started = true;
-	rl->next_ms = now_ms + interval_ms;
-	return true;
-}

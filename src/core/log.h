@@ -50,19 +50,4 @@ uint64_t log_dropped(void);
 #define log_info(mod, ...)  log_msg(LOG_LVL_INFO, mod, __VA_ARGS__)
 #define log_debug(mod, ...) log_msg(LOG_LVL_DEBUG, mod, __VA_ARGS__)
 
-/*
- * For an event anyone on the network can cause at will (a refused
- * connection, a failing accept): at most one record per interval, the rest
- * counted and summarised by the next record, so nobody can flood the log.
- * Zero-initialise; time is a parameter (ms, any monotonic clock).
- */
-struct log_rl {
-	uint64_t next_ms; /* no record before this */
-	uint64_t held;    /* events since the last record */
-	bool started;
-};
-
-/* true: log this event now; *held = events held back since the last record. */
-bool log_rl_allow(struct log_rl *rl, uint64_t now_ms, uint64_t interval_ms, uint64_t *held);
-
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bgp/bgp_speaker.h"
+#include "core/log_limit.h"
 #include "core/conf.h"
 #include "core/loop.h"
 #include "core/timer.h"
@@ -155,8 +156,9 @@ static double cpu_ms(void)
 
 /*
  * Issue 10, fault 7: anyone who can reach port 179 may connect. Each refused
- * connection used to log one line: a loop of connects filled the log. Now the
- * first is logged and the rest are counted into one summary per interval.
+ * connection used to log one line: a loop of connects filled the log. Now
+ * log.c's limit per call site lets LOG_LIMIT_BURST out per window and counts
+ * the rest into one "suppressed N" summary.
  */
 Test(bgp_speaker, refused_connections_are_logged_rate_limited)
 {
@@ -177,7 +179,7 @@ Test(bgp_speaker, refused_connections_are_logged_rate_limited)
 		close(fds[i]);
 	unsigned n = count(log, "refused");
 	cr_expect_geq(n, 1u, "the first refusal is logged: %s", log);
-	cr_expect_leq(n, 2u, "%u records for 40 refusals:\n%s", n, log);
+	cr_expect_leq(n, (unsigned)LOG_LIMIT_BURST, "%u records for 40 refusals:\n%s", n, log);
 	rig_down(&r);
 }
 
@@ -235,7 +237,9 @@ Test(bgp_speaker, failing_accept_backs_off)
 	uint64_t done = st1.completions - st0.completions;
 	cr_expect_leq(done, 20, "%llu completions in 500 ms", (unsigned long long)done);
 	cr_expect_lt(used, 50.0, "%.0f ms of CPU in 500 ms with accept failing", used);
-	cr_expect_eq(count(log, "accept on"), 1u, "the failure is logged once: %s", log);
+	/* One line per try (the back-off bounds them), within log.c's burst per call site. */
+	unsigned lines = count(log, "accept on");
+	cr_expect(lines >= 1 && lines <= LOG_LIMIT_BURST, "%u lines: %s", lines, log);
 	close(c);
 	rig_down(&r);
 }

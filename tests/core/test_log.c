@@ -1,6 +1,5 @@
 /*
- * Tests for src/core/log.c: log_rl (one record per interval, stepped time);
- * and the queue: a writer never waits for stderr once the log
+ * Tests for src/core/log.c, the queue: a writer never waits for stderr once the log
  * thread runs (a pipe nobody reads stands for a stuck journal), dropped
  * records are counted and reported, and a repeated event is cut to its burst
  * plus one "suppressed N" summary. Each test is its own process (Criterion),
@@ -179,33 +178,3 @@ Test(log, journal_gets_the_priority_prefix)
 	free(out);
 }
 
-Test(log_rl, one_record_per_interval_then_a_summary)
-{
-	struct log_rl rl = {0};
-	uint64_t held = 99;
-	unsigned logged = 0;
-
-	cr_assert(log_rl_allow(&rl, 5, 1000, &held), "the first event is logged");
-	cr_assert_eq(held, 0);
-	/* 10 000 events in the same second: none logged, all counted. */
-	for (uint64_t t = 0; t < 10000; t++)
-		logged += log_rl_allow(&rl, 5 + t / 10, 1000, &held);
-	cr_assert_eq(logged, 0);
-	cr_assert(log_rl_allow(&rl, 1005, 1000, &held));
-	cr_assert_eq(held, 10000, "%llu", (unsigned long long)held);
-	cr_assert(!log_rl_allow(&rl, 2004, 1000, &held));
-	cr_assert(log_rl_allow(&rl, 2005, 1000, &held));
-	cr_assert_eq(held, 1);
-}
-
-Test(log_rl, time_zero_is_a_valid_first_event)
-{
-	struct log_rl rl = {0};
-	uint64_t held;
-
-	cr_assert(log_rl_allow(&rl, 0, 10, &held));
-	cr_assert(!log_rl_allow(&rl, 0, 10, &held));
-	cr_assert(!log_rl_allow(&rl, 9, 10, &held));
-	cr_assert(log_rl_allow(&rl, 10, 10, &held));
-	cr_assert_eq(held, 2);
-}

@@ -46,6 +46,10 @@ bool proc_alive(struct proc *p);
 int proc_stop(struct proc *p, int sig, int timeout_ms);
 /* Waits for the process to exit by itself; returns its wait status or -ETIMEDOUT. */
 int proc_wait(struct proc *p, int timeout_ms);
+/* Open descriptors of pid (/proc/PID/fd), or -errno when it is gone. */
+int proc_fd_count(pid_t pid);
+/* Resident set of pid in kB (VmRSS), or -errno when it is gone. */
+long proc_rss_kb(pid_t pid);
 /* Prints the tail of the process log to stderr (for failed tests). */
 void proc_dump_log(const struct proc *p);
 
