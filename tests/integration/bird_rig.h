@@ -161,19 +161,10 @@ static void any_start(uint32_t as, uint32_t peer_as, const char *password)
 	rig.d_up = true;
 }
 
-/* birdc takes the command as separate words. */
+/* birdc on this rig's BIRD (harness.c: birdc_run). */
 static void birdc(const char *cmd, char *out, size_t cap)
 {
-	char c[128];
-	char *words[16] = {"birdc", "-s", rig.bird_sock};
-	int n = 3;
-
-	snprintf(c, sizeof(c), "%s", cmd);
-	for (char *t = strtok(c, " "); t && n < 15; t = strtok(NULL, " "))
-		words[n++] = t;
-	words[n] = NULL;
-	out[0] = 0;
-	run_capture(words, true, out, cap, 5000);
+	birdc_run(rig.bird_sock, cmd, out, cap);
 }
 
 /* Polls `show route all` until `what` appears (want) or disappears (!want). */

@@ -805,3 +805,17 @@ long proc_rss_kb(pid_t pid)
 	fclose(f);
 	return kb;
 }
+
+int birdc_run(const char *sock, const char *cmd, char *out, size_t cap)
+{
+	char c[128];
+	char *words[16] = {"birdc", "-s", (char *)sock};
+	int n = 3;
+
+	snprintf(c, sizeof(c), "%s", cmd);
+	for (char *t = strtok(c, " "); t && n < 15; t = strtok(NULL, " "))
+		words[n++] = t;
+	words[n] = NULL;
+	out[0] = 0;
+	return run_capture(words, true, out, cap, 5000);
+}

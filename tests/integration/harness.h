@@ -59,6 +59,8 @@ void proc_dump_log(const struct proc *p);
  * after timeout_ms (the command is killed).
  */
 int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms);
+/* `birdc -s SOCK CMD...` (cmd split at spaces, at most 12 words) into out, 5 s bound. */
+int birdc_run(const char *sock, const char *cmd, char *out, size_t cap);
 
 /* Polls until a DNS server on addr:port answers a UDP query for qname (any RCODE). */
 int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout_ms);

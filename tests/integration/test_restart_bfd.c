@@ -69,16 +69,7 @@ static void lab_fini(void)
 
 static void birdc(const char *cmd, char *out, size_t cap)
 {
-	char c[128];
-	char *words[16] = {"birdc", "-s", bird_sock};
-	int n = 3;
-
-	snprintf(c, sizeof(c), "%s", cmd);
-	for (char *t = strtok(c, " "); t && n < 15; t = strtok(NULL, " "))
-		words[n++] = t;
-	words[n] = NULL;
-	out[0] = 0;
-	run_capture(words, true, out, cap, 5000);
+	birdc_run(bird_sock, cmd, out, cap);
 }
 
 static void bird_start(void)
