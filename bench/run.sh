@@ -17,6 +17,9 @@
 # MISS_NAMES unique names per server at MISS_RATE, anycached, unbound and dnsdist in turn.
 # --strace: system calls per miss of anycached and dnsdist, counted by strace -c -f over
 # ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
+# --perf: where a UDP hit's CPU goes, kernel included: perf record (cpu-clock samples, every
+# thread) of the recvmmsg reflector, the io_uring reflector and anycached, each at PERF_RATE
+# (the first of RATES) for DUR s; the top symbols as CPU us per query (PERF_TOP, 30).
 # --tcp: only anycached, TCP hits against UDP hits at TCP_RATE, TCP_REPS (5) alternating rounds
 # of TCP_DUR s each, the ratio of sched CPU per query per round and their median (issue 8).
 # BIN=PATH: --tcp and --callgrind measure that anycached binary (e.g. an older build, before/after).
@@ -57,6 +60,7 @@ declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.
 	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5 [anycached-t2]=127.54.0.7)
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
+PERF=0
 MISS=1
 MISS_ONLY=0
 STRACE=0
@@ -67,6 +71,7 @@ PNG=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--callgrind) CALLGRIND=1 ;;
+	--perf) PERF=1 ;;
 	--no-miss) MISS=0 ;;
 	--miss) MISS_ONLY=1 ;;
 	--strace) STRACE=1 ;;
@@ -74,7 +79,7 @@ while [ $# -gt 0 ]; do
 	--tcp) TCP_ONLY=1 ;;
 	--out) OUT=$2; shift ;;
 	--png) PNG=$2; shift ;;
-	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -88,6 +93,7 @@ command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
 if [ "$CALLGRIND" = 1 ] && ! command -v valgrind >/dev/null; then need+=(valgrind); fi
 if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then need+=(strace); fi
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	# The benchmark starts its own servers: keep the packages' init scripts
@@ -490,6 +496,46 @@ if [ "$STARTUP" = 1 ]; then
 				{ echo "run.sh: startup failed; log:" >&2; tail -20 "$WORK/$t-startup.log" >&2; exit 1; }
 		done
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+if [ "$PERF" = 1 ]; then
+	# Sampled, so approximate (cpu-clock at 10 kHz: about 5000 samples per second of CPU), but it
+	# sees the kernel, which callgrind does not. A symbol's share of the samples times the
+	# server's CPU per query (schedstat, exact) gives its CPU us per query.
+	PERF_RATE=${PERF_RATE:-${RATES%% *}}
+	start reflector "$BUILD/bench/reflector" -l "${ADDR[reflector]}:$PORT"
+	start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
+	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
+	for s in reflector reflector-uring anycached; do wait_up "$s"; done
+	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
+		-q 50 >"$WORK/warm-anycached.log" 2>&1
+	{
+		echo "perf profile of UDP hits at $PERF_RATE q/s, ${DUR}s each, $(date -u '+%Y-%m-%d %H:%M:%S UTC')," \
+			"anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null) ${BIN:-}"
+		for s in reflector reflector-uring anycached; do
+			taskset -c "$GEN_CPU" perf record -q -e cpu-clock -F 10000 -p "${PID[$s]}" -o "$WORK/perf-$s.data" \
+				>/dev/null 2>&1 &
+			ppid=$!
+			sleep 0.2
+			read -r sent done _ _ _ _ _ ns wk <<<"$(measure "$s" "$WORK/hit.txt" "$DUR" "$PERF_RATE")"
+			kill -INT "$ppid"
+			wait "$ppid" 2>/dev/null || true
+			echo
+			echo "$s: $done of $sent answered, $ns CPU us/query (schedstat), $wk wake-ups/query," \
+				"$(awk '/^AnonHugePages/ { print $2, $3 }' "/proc/${PID[$s]}/smaps_rollup") in huge pages"
+			perf report -i "$WORK/perf-$s.data" --no-children --sort dso,sym --stdio 2>/dev/null |
+				awk -v us="$ns" -v top="${PERF_TOP:-30}" '
+				/^ *[0-9.]+%/ { p = $1; sub(/%/, "", p); k = ($3 == "[k]") ? "kernel" : "user";
+					share[k] += p; if (shown++ < top) { $1 = ""; printf "  %6.3f us  %5.1f%%  %s\n", p * us / 100, p, $0 } }
+				END { printf "  kernel %.1f%% (%.2f us/q), user %.1f%% (%.2f us/q)\n",
+					share["kernel"], share["kernel"] * us / 100, share["user"], share["user"] * us / 100 }'
+		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
+	# PERF_KEEP=DIR keeps the samples (perf-<server>.data) for perf report or perf annotate.
+	[ -n "${PERF_KEEP:-}" ] && mkdir -p "$PERF_KEEP" && cp "$WORK"/perf-*.data "$PERF_KEEP"/
 	cleanup
 	rm -rf "$WORK"
 	exit 0

@@ -129,6 +129,9 @@ int loop_post(struct loop *l, loop_post_fn fn, void *arg);
 
 /* ms: inside loop_run, cached at the start of the turn; outside it, the clock. */
 uint64_t loop_now(const struct loop *l);
+/* The same instant in us (latency histograms: from the turn that received a
+ * query to the turn that answered it, with no clock read per query). */
+uint64_t loop_now_us(const struct loop *l);
 void loop_get_stats(const struct loop *l, struct loop_stats *out);
 /* Whether the ring got SINGLE_ISSUER|DEFER_TASKRUN (else a fallback). */
 int loop_setup_flags(const struct loop *l);
