@@ -52,7 +52,6 @@
 #define _LGPL_SOURCE
 #include <urcu/urcu-bp.h>
 
-#include "core/bigmem.h"
 #include "core/wire.h"
 #include "dns/dns_hash.h"
 
@@ -326,10 +325,10 @@ int dns_cache_new(const struct dns_cache_conf *conf, uint64_t seed, struct dns_c
 	struct dns_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->buckets = bigmem_alloc(nb * sizeof(*c->buckets)); /* read at random: huge pages */
+	c->buckets = calloc(nb, sizeof(*c->buckets));
 	c->shards = aligned_alloc(CACHE_LINE, ns * sizeof(struct shard));
 	if (!c->buckets || !c->shards) {
-		bigmem_free(c->buckets, nb * sizeof(*c->buckets));
+		free(c->buckets);
 		free(c->shards);
 		free(c);
 		return -ENOMEM;
@@ -380,7 +379,7 @@ void dns_cache_free(struct dns_cache *c)
 	 * nothing this cache allocated outlives it (leak checkers, tests). */
 	if (atomic_load(&c->deferred))
 		urcu_bp_barrier();
-	bigmem_free(c->buckets, ((size_t)c->mask + 1) * sizeof(*c->buckets));
+	free(c->buckets);
 	free(c->shards);
 	free(c);
 }
