@@ -56,6 +56,7 @@
 #include "dns/dns_cache.h"
 #include "dns/dns_health.h"
 #include "dns/dns_server.h"
+#include "dns/dns_upstream.h"
 #include "ops.h"
 #include "restart.h"
 
@@ -578,12 +579,15 @@ static void ctl_begin_stop(struct loop *l, void *arg)
 struct reload_job {
 	atomic_uint refs;
 	struct conf conf;
+	struct dns_upstream_set *ups; /* dns.upstreams changed: the node's new table */
 };
 
 static void reload_job_put(struct reload_job *j)
 {
-	if (atomic_fetch_sub(&j->refs, 1) == 1)
+	if (atomic_fetch_sub(&j->refs, 1) == 1) {
+		dns_upstream_set_free(j->ups);
 		free(j);
+	}
 }
 
 /* On a worker's thread: its listeners, allow list and identity follow. */
@@ -596,7 +600,7 @@ static void worker_reconf(struct loop *l, void *arg)
 		if (workers_of[i].loop == l)
 			break;
 	if (i < n_workers_of && workers_of[i].dns)
-		dns_server_reconf(workers_of[i].dns, &j->conf);
+		dns_server_reconf(workers_of[i].dns, &j->conf, j->ups);
 	reload_job_put(j);
 }
 
@@ -722,7 +726,8 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	static struct conf_diff d;
 	struct reload_job *job;
 	char line[OPS_RELOAD_TEXT], why[160];
-	bool workers = false, routes = false, health = false, cache = false, bfd = false;
+	bool workers = false, upstreams = false, routes = false, health = false, cache = false,
+	     bfd = false;
 	bool neighbors = false;
 	int r;
 
@@ -803,8 +808,10 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 			break;
 		case CONF_CHANGE_ALLOW:
 		case CONF_CHANGE_IDENTITY:
-		case CONF_CHANGE_UPSTREAMS:
 			workers = true;
+			break;
+		case CONF_CHANGE_UPSTREAMS:
+			workers = upstreams = true;
 			break;
 		case CONF_CHANGE_ROUTE_ADD:
 		case CONF_CHANGE_ROUTE_DEL:
@@ -859,6 +866,12 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	if (health)
 		dns_health_reconf(ctl.health, &conf);
 	ops_reapply_drains(ctl.ops);
+	/* One upstream table for the node, handed to every worker (dns_upstream.h). */
+	if (upstreams && (r = dns_upstreams_new(&job->conf, &job->ups)) < 0)
+		log_err("main",
+		        "reload: dns.upstreams: no table for them (%s): the workers keep "
+		        "the running ones",
+		        strerror(-r));
 	if (workers) {
 		atomic_store(&job->refs, n_workers_of + 1);
 		for (unsigned i = 0; i < n_workers_of; i++) {

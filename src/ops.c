@@ -84,7 +84,6 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 {
 	if (in->state > u->state)
 		u->state = in->state;
-	u->dead_workers += in->state == DNS_UPSTREAM_DEAD;
 	if (in->measured) {
 		/* Summed here, divided by the count at the end. */
 		u->srtt_ms += in->srtt_ms;

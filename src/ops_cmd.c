@@ -334,13 +334,13 @@ static void answer_upstreams(struct ops *o, void *ctx, const struct node *n)
 	for (unsigned i = 0; ok && i < n->n_up; i++) {
 		const struct node_up *u = &n->up[i];
 		json_t *j = json_pack(
-		    "{s:o, s:s, s:i, s:b, s:o, s:o, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
+		    "{s:o, s:s, s:b, s:o, s:o, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
 		    "s:I, s:I, s:s, s:I, s:b}",
 		    "address", addr_json(&o->conf->dns.upstreams[i], true), "state",
-		    upstream_state_name(u->state), "dead_in_workers", u->dead_workers, "measured",
-		    u->measured, "srtt_ms", u->measured ? json_integer(u->srtt_ms) : json_null(),
-		    "rttvar_ms", u->measured ? json_integer(u->rttvar_ms) : json_null(), "rto_ms",
-		    u->rto_ms, "consecutive_failures", u->consecutive_fail, "failure_rate",
+		    upstream_state_name(u->state), "measured", u->measured, "srtt_ms",
+		    u->measured ? json_integer(u->srtt_ms) : json_null(), "rttvar_ms",
+		    u->measured ? json_integer(u->rttvar_ms) : json_null(), "rto_ms", u->rto_ms,
+		    "consecutive_failures", u->consecutive_fail, "failure_rate",
 		    u->fail_rate_pm / 1000.0, "queries", (json_int_t)u->c.sent, "answers",
 		    (json_int_t)u->c.answers, "timeouts", (json_int_t)u->c.timeouts, "failures",
 		    (json_int_t)u->c.failures, "servfail", (json_int_t)u->c.servfail, "refused",

@@ -52,16 +52,16 @@ struct wslot {
 	bool have_last;
 };
 
-/* An upstream as the node sees it: the workers' views merged. */
+/* An upstream as the node sees it: its health is the node's already (one
+ * table, dns_upstream.h); the counters are the workers' forwarders' summed. */
 struct node_up {
-	enum dns_upstream_state state; /* the worst any worker has */
-	unsigned dead_workers;
+	enum dns_upstream_state state;
 	bool measured;
-	unsigned srtt_ms, rttvar_ms; /* mean over the workers that measured it */
-	unsigned rto_ms;             /* the largest */
+	unsigned srtt_ms, rttvar_ms;
+	unsigned rto_ms;
 	unsigned consecutive_fail, fail_rate_pm;
-	bool no_0x20;    /* some worker asks it without DNS 0x20 case (it does not echo case) */
-	bool confirming; /* some worker is probing it before calling it dead */
+	bool no_0x20;    /* asked without DNS 0x20 case (it does not echo case) */
+	bool confirming; /* being probed before it is called dead */
 	struct dns_forward_upstream_stats c; /* summed */
 };
 

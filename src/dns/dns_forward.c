@@ -1046,7 +1046,14 @@ int dns_forward_new(struct loop *l, const struct dns_forward_conf *conf, struct 
 	f->case_retest_ms = conf->policy && conf->policy->case_retest_ms
 	                        ? conf->policy->case_retest_ms
 	                        : 600000; /* dns_upstream.h's default */
-	r = dns_upstream_set_new(conf->policy, n, &f->pol);
+	if (!conf->shared_policy) {
+		r = dns_upstream_set_new(conf->policy, n, &f->pol);
+	} else if (dns_upstream_count(conf->shared_policy) != n) {
+		r = -EINVAL;
+	} else {
+		f->pol = dns_upstream_set_ref(conf->shared_policy);
+		r = 0;
+	}
 	if (r) {
 		free(f->tab);
 		free(f->by_id);

@@ -76,6 +76,10 @@ struct dns_forward_conf {
 	unsigned rotate_ms;       /* 60000 ms of socket life before it is replaced */
 	unsigned max_waiters;     /* 64 callers sharing one in-flight query */
 	const struct dns_upstream_conf *policy; /* NULL: the policy's defaults */
+	/* The node's upstream health (dns_upstream.h), shared with the other
+	 * workers' forwarders: the forwarder takes a reference. Its count must
+	 * be n_upstreams, in the same order. NULL: a set of its own (policy). */
+	struct dns_upstream_set *shared_policy;
 	/* dnstap (dns_tap.h): every query sent upstream (response false) and
 	 * every answer matched to one of our tries (true), as on the wire;
 	 * NULL: off. Called on the forwarder's loop thread. */

@@ -30,6 +30,7 @@
 #include "dns/dns_rrl.h"
 #include "dns/dns_stream.h"
 #include "dns/dns_tap.h"
+#include "dns/dns_upstream.h"
 #include "dns/dns_wire.h"
 
 #define SWEEP_INTERVAL_MS 1000
@@ -1044,6 +1045,9 @@ struct dns_shared {
 	struct tls_ctx *tls;  /* dns.tls-listen: one context, so tickets resume on any worker */
 	struct dns_tap *tap;  /* dnstap output, one queue per worker; NULL: off */
 	struct membudget mem; /* pending queries and TCP/TLS buffers, every worker */
+	/* Upstream health, one for the node (dns_upstream.h); a reload with
+	 * other upstreams makes a new one (dns_upstreams_new). */
+	struct dns_upstream_set *upstreams;
 };
 
 /* dns.cookie-secret(-old), or one random secret for this process alone. */
@@ -1088,6 +1092,11 @@ int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf)
 	return dns_cache_set_limits(sh->cache, &cc, clock_now_ms());
 }
 
+int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out)
+{
+	return dns_upstream_set_new(NULL, conf->dns.n_upstreams, out);
+}
+
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
 {
 	struct dns_cache_conf cc = DNS_CACHE_CONF_DEFAULT;
@@ -1118,6 +1127,12 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 	                     &sh->inflight);
 	if (r) {
 		snprintf(why, whylen, "in-flight table: %s", strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
+	r = dns_upstreams_new(conf, &sh->upstreams);
+	if (r) {
+		snprintf(why, whylen, "upstream table: %s", strerror(-r));
 		dns_shared_free(sh);
 		return r;
 	}
@@ -1180,6 +1195,7 @@ void dns_shared_free(struct dns_shared *sh)
 	dns_inflight_free(sh->inflight);
 	dns_cache_free(sh->cache);
 	dns_rrl_free(sh->rrl);
+	dns_upstream_set_free(sh->upstreams);
 	free(sh);
 }
 
@@ -1289,7 +1305,8 @@ static void remove_listener(struct dns_server *s, unsigned k)
  * finishes what it has in flight (answers still reach their clients) and is
  * freed by the sweep. Its counters and RTT estimates start again.
  */
-static void replace_upstreams(struct dns_server *s, const struct conf *conf)
+static void replace_upstreams(struct dns_server *s, const struct conf *conf,
+                              struct dns_upstream_set *ups)
 {
 	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
 	struct dns_forward_conf fc = {0};
@@ -1306,9 +1323,15 @@ static void replace_upstreams(struct dns_server *s, const struct conf *conf)
 		        s->index);
 		return;
 	}
+	if (!ups) {
+		log_err("dns", "worker %u: upstreams not replaced: no upstream table for them",
+		        s->index);
+		return;
+	}
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
 	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
+	fc.shared_policy = ups;
 	if (s->tap_msgs & (DNS_TAP_FORWARDER_QUERY | DNS_TAP_FORWARDER_RESPONSE)) {
 		fc.tap = tap_forwarder;
 		fc.tap_arg = s;
@@ -1326,11 +1349,11 @@ static void replace_upstreams(struct dns_server *s, const struct conf *conf)
 		log_info("dns", "upstreams replaced (reload); queries in flight finish on the old");
 }
 
-void dns_server_reconf(struct dns_server *s, const struct conf *conf)
+void dns_server_reconf(struct dns_server *s, const struct conf *conf, struct dns_upstream_set *ups)
 {
 	char why[256], b[NETADDR_STRLEN];
 
-	replace_upstreams(s, conf);
+	replace_upstreams(s, conf, ups);
 
 	memcpy(s->allow, conf->dns.allow, sizeof(s->allow));
 	s->n_allow = conf->dns.n_allow;
@@ -1414,6 +1437,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	fc.upstreams = conf->dns.upstreams;
 	fc.n_upstreams = conf->dns.n_upstreams;
 	fc.max_outstanding = DNS_SERVER_UPSTREAM_INFLIGHT;
+	fc.shared_policy = shared->upstreams;
 	r = dns_forward_new(l, &fc, &s->fwd);
 	if (r) {
 		snprintf(why, whylen, "upstream forwarder: %s", strerror(-r));

@@ -122,6 +122,7 @@ int dns_server_check_listen(const struct conf_dns *dns, char *why, size_t whylen
 
 struct dns_shared;
 struct dns_cache;
+struct dns_upstream_set;
 
 /*
  * Once per process, before the workers: the state every worker shares, the
@@ -135,6 +136,13 @@ struct dns_cache *dns_shared_cache(struct dns_shared *sh);
 /* Reload: dns.cache's limits on the running cache, entries kept (dns_cache_set_limits);
  * any thread. 0 or -EINVAL. */
 int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf);
+/*
+ * Reload with other dns.upstreams: the node's new upstream table (fresh
+ * health: the addresses changed), to hand to every worker's
+ * dns_server_reconf, which takes its own reference. 0 or -errno; drop the
+ * caller's reference with dns_upstream_set_free.
+ */
+int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out);
 
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its
@@ -187,7 +195,7 @@ struct dns_server_report {
 	unsigned inflight, inflight_max; /* upstream queries in flight, and their bound */
 	uint64_t
 	    upstream_answers; /* cumulative: none in an interval + every upstream dead = down */
-	bool upstreams_down;  /* every upstream DEAD in this worker's view */
+	bool upstreams_down;  /* every upstream DEAD (the node's view, dns_upstream.h) */
 };
 
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out);
@@ -195,12 +203,14 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 /*
  * Reload, on the worker's own thread (posted by the composition root): the
  * allow list and identity are replaced; new dns.upstreams get a new
- * forwarder (queries in flight finish on the old one, freed when it is
- * idle; upstream counters and RTT estimates start again); listeners whose address left
+ * forwarder on `ups`, the node's table for them (dns_upstreams_new; NULL
+ * when the upstreams did not change) (queries in flight finish on the old
+ * one, freed when it is idle; upstream counters and RTT estimates start
+ * again); listeners whose address left
  * dns.listen are closed, new ones opened; the others keep their sockets, so
  * no datagram waiting in them is lost. A new listener that cannot open is
  * logged (health keeps its VIP DOWN). conf is read during the call only.
  */
-void dns_server_reconf(struct dns_server *s, const struct conf *conf);
+void dns_server_reconf(struct dns_server *s, const struct conf *conf, struct dns_upstream_set *ups);
 
 #endif

@@ -1,6 +1,8 @@
 #include "dns/dns_upstream.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define RTO_GRANULARITY_MS 10 /* RFC 6298 §2: the G in max(G, K*RTTVAR) */
@@ -27,10 +29,18 @@ struct upstream {
 };
 
 struct dns_upstream_set {
+	/* One set per node, shared by every worker's forwarder: each public
+	 * call holds mu (they run per upstream try and answer, never per cache
+	 * hit). Functions taking a const set still lock, hence the cast. */
+	pthread_mutex_t mu;
+	atomic_uint refs;
 	struct dns_upstream_conf conf;
 	unsigned n;
 	struct upstream u[];
 };
+
+#define LOCK(s)   pthread_mutex_lock((pthread_mutex_t *)&(s)->mu)
+#define UNLOCK(s) pthread_mutex_unlock((pthread_mutex_t *)&(s)->mu)
 
 static unsigned dflt(unsigned v, unsigned d)
 {
@@ -59,14 +69,25 @@ int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
 	s = calloc(1, sizeof(*s) + n * sizeof(s->u[0]));
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	atomic_init(&s->refs, 1);
 	s->conf = c;
 	s->n = n;
 	*out = s;
 	return 0;
 }
 
+struct dns_upstream_set *dns_upstream_set_ref(struct dns_upstream_set *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
 void dns_upstream_set_free(struct dns_upstream_set *s)
 {
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 
@@ -80,7 +101,7 @@ static unsigned rate_pm(const struct upstream *u)
 	return (unsigned)((int64_t)u->rate * 1000 / RATE_ONE);
 }
 
-unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx)
+static unsigned rto_of(const struct dns_upstream_set *s, unsigned idx)
 {
 	const struct upstream *u = &s->u[idx];
 	uint64_t rto;
@@ -124,8 +145,8 @@ static void rate_update(struct upstream *u, bool fail)
 	u->rate += ((fail ? RATE_ONE : 0) - u->rate) / (1 << RATE_SHIFT);
 }
 
-void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
-                         unsigned rtt_ms, uint64_t now)
+static void report_u(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                     unsigned rtt_ms, uint64_t now)
 {
 	struct upstream *u;
 
@@ -186,28 +207,28 @@ static void make_dead(const struct dns_upstream_set *s, struct upstream *u, uint
 	u->next_probe = now + u->probe_interval_ms;
 }
 
-void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,
-                               enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now)
+static void probe_result_u(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                           unsigned rtt_ms, uint64_t now)
 {
 	if (idx >= s->n)
 		return;
 	if (o != DNS_UPSTREAM_OK && o != DNS_UPSTREAM_SERVFAIL && s->u[idx].confirming) {
 		make_dead(s, &s->u[idx], now);
-		dns_upstream_report(s, idx, o, rtt_ms, now); /* counted; dead already */
+		report_u(s, idx, o, rtt_ms, now); /* counted; dead already */
 		return;
 	}
-	dns_upstream_report(s, idx, o, rtt_ms, now);
+	report_u(s, idx, o, rtt_ms, now);
 }
 
-bool dns_upstream_use_0x20(const struct dns_upstream_set *s, unsigned idx, uint64_t now)
+static bool use_0x20_u(const struct dns_upstream_set *s, unsigned idx, uint64_t now)
 {
 	const struct upstream *u = idx < s->n ? &s->u[idx] : NULL;
 
 	return !u || !u->no_0x20 || now >= u->case_retest_at;
 }
 
-enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsigned idx,
-                                                bool echoed, uint64_t now)
+static enum dns_upstream_case case_report_u(struct dns_upstream_set *s, unsigned idx, bool echoed,
+                                            uint64_t now)
 {
 	struct upstream *u;
 
@@ -239,7 +260,7 @@ enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsi
 	return DNS_UPSTREAM_CASE_DETECTED;
 }
 
-int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t now)
+static int pick_u(const struct dns_upstream_set *s, uint32_t tried, uint64_t now)
 {
 	int best = -1, dead = -1;
 	unsigned best_rto = 0;
@@ -254,7 +275,7 @@ int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t
 				dead = (int)i;
 			continue;
 		}
-		unsigned rto = dns_upstream_rto(s, i);
+		unsigned rto = rto_of(s, i);
 		if (best < 0 || u->state < s->u[best].state ||
 		    (u->state == s->u[best].state && rto < best_rto)) {
 			best = (int)i;
@@ -266,7 +287,7 @@ int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t
 	return dead >= 0 ? dead : -ENOENT;
 }
 
-int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next)
+static int probe_due_u(struct dns_upstream_set *s, uint64_t now, uint64_t *next)
 {
 	int found = -1;
 	uint64_t earliest = UINT64_MAX;
@@ -295,7 +316,7 @@ int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *n
 	return found >= 0 ? found : -ENOENT;
 }
 
-void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns_upstream_info *out)
+static void get_u(const struct dns_upstream_set *s, unsigned idx, struct dns_upstream_info *out)
 {
 	const struct upstream *u = &s->u[idx];
 
@@ -303,7 +324,7 @@ void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns
 	out->measured = u->measured;
 	out->srtt_ms = u->srtt8 / 8;
 	out->rttvar_ms = u->rttvar8 / 8;
-	out->rto_ms = dns_upstream_rto(s, idx);
+	out->rto_ms = rto_of(s, idx);
 	out->consecutive_fail = u->consecutive_fail;
 	out->fail_rate_pm = rate_pm(u);
 	out->next_probe = u->next_probe;
@@ -319,4 +340,70 @@ void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns
 	out->errors = u->errors;
 	out->deaths = u->deaths;
 	out->revivals = u->revivals;
+}
+
+/* ---- the public calls: each one under the set's lock ---- */
+
+unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx)
+{
+	LOCK(s);
+	unsigned r = rto_of(s, idx);
+	UNLOCK(s);
+	return r;
+}
+
+void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                         unsigned rtt_ms, uint64_t now)
+{
+	LOCK(s);
+	report_u(s, idx, o, rtt_ms, now);
+	UNLOCK(s);
+}
+
+void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,
+                               enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now)
+{
+	LOCK(s);
+	probe_result_u(s, idx, o, rtt_ms, now);
+	UNLOCK(s);
+}
+
+bool dns_upstream_use_0x20(const struct dns_upstream_set *s, unsigned idx, uint64_t now)
+{
+	LOCK(s);
+	bool r = use_0x20_u(s, idx, now);
+	UNLOCK(s);
+	return r;
+}
+
+enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsigned idx,
+                                                bool echoed, uint64_t now)
+{
+	LOCK(s);
+	enum dns_upstream_case r = case_report_u(s, idx, echoed, now);
+	UNLOCK(s);
+	return r;
+}
+
+int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t now)
+{
+	LOCK(s);
+	int r = pick_u(s, tried, now);
+	UNLOCK(s);
+	return r;
+}
+
+int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next)
+{
+	LOCK(s);
+	int r = probe_due_u(s, now, next);
+	UNLOCK(s);
+	return r;
+}
+
+void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns_upstream_info *out)
+{
+	LOCK(s);
+	get_u(s, idx, out);
+	UNLOCK(s);
 }

@@ -37,7 +37,16 @@
  * upstream is dead, the one whose probe is due earliest is used anyway, so
  * a total outage is noticed as soon as any upstream comes back.
  *
- * Ownership: struct dns_upstream_set is opaque and owns its array.
+ * One set per node (issue 8: what a user sees is per node, never per
+ * worker): every worker's forwarder reports into and picks from the same
+ * set, so an upstream dies, revives and loses 0x20 once for the whole node,
+ * serve-stale's "every upstream is dead" is the same on every worker, and
+ * one worker sends each due probe. Each call takes the set's mutex: calls
+ * come per upstream try and answer, never per cache hit.
+ *
+ * Ownership: struct dns_upstream_set is opaque and owns its array; it is
+ * reference-counted (dns_upstream_set_ref; dns_upstream_set_free drops one
+ * reference and frees with the last).
  */
 #ifndef ANYCACHE_DNS_UPSTREAM_H
 #define ANYCACHE_DNS_UPSTREAM_H
@@ -93,7 +102,8 @@ struct dns_upstream_set;
 /* n in 1..DNS_UPSTREAM_MAX; conf may be NULL. 0, -EINVAL or -ENOMEM. */
 int dns_upstream_set_new(const struct dns_upstream_conf *conf, unsigned n,
                          struct dns_upstream_set **out);
-void dns_upstream_set_free(struct dns_upstream_set *s);
+struct dns_upstream_set *dns_upstream_set_ref(struct dns_upstream_set *s);
+void dns_upstream_set_free(struct dns_upstream_set *s); /* NULL: nothing */
 unsigned dns_upstream_count(const struct dns_upstream_set *s);
 
 /*

@@ -2,6 +2,7 @@
  * driven with stepped time. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 
 #include "dns/dns_upstream.h"
 
@@ -330,4 +331,57 @@ Test(dns_upstream, case_echo_detection_and_retest)
 	cr_assert(dns_upstream_use_0x20(s, 0, now + 1));
 	cr_assert_eq(dns_upstream_case_report(s, 0, false, now), DNS_UPSTREAM_CASE_SPOOF);
 	dns_upstream_set_free(s);
+}
+
+/* ---- one set per node, shared by the workers' forwarders ---- */
+
+#define SHARERS 4
+#define REPORTS 50000
+
+struct sharer {
+	struct dns_upstream_set *s;
+	unsigned idx;
+	int probes;
+};
+
+static void *share_reports(void *arg)
+{
+	struct sharer *w = arg;
+	uint64_t next;
+	for (unsigned i = 0; i < REPORTS; i++) {
+		dns_upstream_report(w->s, 0, DNS_UPSTREAM_OK, 5, 1000);
+		(void)dns_upstream_pick(w->s, 0, 1000);
+		/* Upstream 1 is dead: its one due probe goes to one of the threads. */
+		if (dns_upstream_probe_due(w->s, 5000, &next) == 1)
+			w->probes++;
+	}
+	return NULL;
+}
+
+Test(dns_upstream, workers_share_one_set_and_lose_no_report)
+{
+	struct dns_upstream_set *s = mk(2);
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 0, NULL), 1); /* confirming: probed */
+	dns_upstream_probe_result(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 0);
+	cr_assert_eq(info(s, 1).state, DNS_UPSTREAM_DEAD); /* next probe at 1000 ms */
+
+	pthread_t th[SHARERS];
+	struct sharer w[SHARERS];
+	for (unsigned i = 0; i < SHARERS; i++) {
+		w[i] = (struct sharer){.s = dns_upstream_set_ref(s), .idx = i};
+		cr_assert_eq(pthread_create(&th[i], NULL, share_reports, &w[i]), 0);
+	}
+	int probes = 0;
+	for (unsigned i = 0; i < SHARERS; i++) {
+		pthread_join(th[i], NULL);
+		probes += w[i].probes;
+		dns_upstream_set_free(w[i].s); /* each sharer's reference */
+	}
+	/* Every report counted once; the due probe claimed by exactly one thread
+	 * (the next is 2 s later, past the threads' clock). */
+	cr_assert_eq(info(s, 0).oks, (uint64_t)SHARERS * REPORTS);
+	cr_assert_eq(probes, 1, "the one due probe was claimed %d times", probes);
+	dns_upstream_set_free(s); /* the last reference */
 }

@@ -16,7 +16,10 @@
  *  - with the upstream stopped, cached NXDOMAIN, unexpired and serve-stale
  *    answers come back from every worker (no SERVFAIL anywhere);
  *  - one question missed on all workers at once costs one upstream query,
- *    and every client gets the owner's outcome (an answer, or SERVFAIL).
+ *    and every client gets the owner's outcome (an answer, or SERVFAIL);
+ *  - an upstream found dead through one worker is dead for every worker:
+ *    every worker serves expired answers stale at once (RFC 8767 §4), none
+ *    first waits on the dead upstream (one upstream table per node).
  *
  * Which worker answered is read from the daemon's exit log (one line of
  * counters per worker). Loopback only: 127.53.14.{1,2,3} (+10 per test).
@@ -33,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ctl_itest.h"
 #include "harness.h"
 
 #define NET            14
@@ -71,6 +75,7 @@ static struct relay {
 	pthread_t th;
 	bool running;
 	atomic_bool stop, pause, paused;
+	atomic_bool blackhole; /* read and count every question, forward none: timeouts */
 	pthread_mutex_t mu;
 	unsigned n_names; /* questions forwarded (or dropped), in order */
 	char names[RELAY_NAMES][RELAY_NAMELN];
@@ -171,7 +176,7 @@ static void *relay_main(void *arg)
 					snprintf(relay.names[relay.n_names++], RELAY_NAMELN, "%s",
 					         name);
 				pthread_mutex_unlock(&relay.mu);
-				int s = relay_session(&from);
+				int s = atomic_load(&relay.blackhole) ? -1 : relay_session(&from);
 				if (s >= 0 && strncmp(name, "drop", 4) != 0) {
 					relay.sess[s].last = now;
 					if (strncmp(name, "slow", 4) == 0 &&
@@ -257,6 +262,7 @@ static unsigned relay_count(const char *name)
 static struct knotd knot;
 static struct anycached daemon_;
 static char node[32];
+static char ctl_sock[64];
 
 static void up(int n)
 {
@@ -266,6 +272,7 @@ static void up(int n)
 	snprintf(node, sizeof(node), "127.53.%d.%d", NET, 10 * n + 1);
 	snprintf(up_addr, sizeof(up_addr), "127.53.%d.%d", NET, 10 * n + 2);
 	snprintf(relay_addr, sizeof(relay_addr), "127.53.%d.%d", NET, 10 * n + 3);
+	snprintf(ctl_sock, sizeof(ctl_sock), "/tmp/anycache-shared-%d-%d.sock", (int)getpid(), n);
 	snprintf(conf, sizeof(conf),
 	         "dns:\n"
 	         "  listen: [\"%s:%d\"]\n"
@@ -273,8 +280,9 @@ static void up(int n)
 	         "  upstreams: [\"%s:%d\"]\n"
 	         "  threads: %d\n"
 	         "  identity: shared-cache-%d\n"
-	         "  cache: {serve-stale: 1h}\n",
-	         node, PORT, relay_addr, PORT, WORKERS, n);
+	         "  cache: {serve-stale: 1h}\n"
+	         "control: {socket: \"%s\"}\n",
+	         node, PORT, relay_addr, PORT, WORKERS, n, ctl_sock);
 	cr_assert_eq(knotd_start(&knot, up_addr, PORT, zones, 2), 0, "knotd did not start");
 	relay_start(relay_addr, up_addr);
 	harness_verbose = true;
@@ -284,6 +292,8 @@ static void up(int n)
 static void down(void)
 {
 	anycached_stop(&daemon_);
+	if (ctl_sock[0])
+		unlink(ctl_sock);
 	relay_stop();
 	knotd_stop(&knot);
 }
@@ -525,4 +535,81 @@ Test(shared_cache, one_upstream_query_for_a_question_missed_on_every_worker)
 	for (unsigned i = 0; i < WORKERS; i++)
 		busy += w[i].misses > 0;
 	cr_assert_geq(busy, 2, "the bursts reached several workers");
+}
+
+/* The upstream's state as `anycachectl show upstreams` gives it ("dead", ...). */
+static void upstream_state(char *out, size_t cap)
+{
+	json_t *j = ctl_json(ctl_sock, "show upstreams", NULL);
+	json_t *u = json_array_get(json_object_get(j, "upstreams"), 0);
+	const char *st = json_string_value(json_object_get(u, "state"));
+	snprintf(out, cap, "%s", st ? st : "?");
+	json_decref(j);
+}
+
+Test(shared_cache, an_upstream_found_dead_by_one_worker_is_dead_for_every_worker)
+{
+	enum { EXPIRED = 40 };
+	uint8_t a[4096];
+	char name[64], state[32] = "";
+	int n;
+
+	up(3);
+	/* Answers with TTL 1 from every worker, and an RTT sample: the RTO drops
+	 * to its floor, so timeouts below come in 100-200 ms. */
+	for (int i = 0; i < EXPIRED; i++) {
+		snprintf(name, sizeof(name), "e%d.s.shared.test", i);
+		expect(name, 0, a, &n);
+	}
+	sleep_ms(2100); /* they expire */
+
+	/* The upstream goes silent. Three new questions from ONE socket (one
+	 * source port: SO_REUSEPORT gives them all to one worker) time out;
+	 * that worker probes, the probe times out too: the upstream is dead. */
+	atomic_store(&relay.blackhole, true);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	inet_pton(AF_INET, node, &to.sin_addr);
+	for (int i = 0; i < 3; i++) {
+		uint8_t q[512];
+		snprintf(name, sizeof(name), "dead%d.n.shared.test", i);
+		int qlen = dns_make_query(q, sizeof(q), (uint16_t)(0x100 + i), name, 1, true);
+		cr_assert_eq(sendto(fd, q, (size_t)qlen, 0, (struct sockaddr *)&to, sizeof(to)),
+		             qlen);
+	}
+	for (int i = 0; i < 100; i++) { /* at most 10 s */
+		upstream_state(state, sizeof(state));
+		if (strcmp(state, "dead") == 0)
+			break;
+		sleep_ms(100);
+	}
+	close(fd);
+	cr_assert_str_eq(state, "dead", "the upstream never died in the node's view");
+
+	/* Every expired name from a new socket (spread over the four workers):
+	 * each must come back stale at once. A worker that still thought the
+	 * upstream alive would first send it the question and wait at least its
+	 * RTO for nothing. */
+	unsigned slow = 0, max_ms = 0;
+	unsigned before = relay_count(NULL);
+	for (int i = 0; i < EXPIRED; i++) {
+		snprintf(name, sizeof(name), "e%d.s.shared.test", i);
+		uint64_t t0 = now_ms();
+		expect(name, 0, a, &n);
+		unsigned ms = (unsigned)(now_ms() - t0);
+		cr_assert_eq(first_ttl(a, (size_t)n), 30, "%s: not served stale", name);
+		slow += ms >= 80;
+		if (ms > max_ms)
+			max_ms = ms;
+	}
+	unsigned asked = relay_count(NULL) - before;
+	cr_log_info("%d expired names: slowest answer %u ms; %u questions reached the upstream "
+	            "(probes)",
+	            EXPIRED, max_ms, asked);
+	cr_assert_eq(slow, 0, "%u of %d stale answers waited on the dead upstream (slowest %u ms)",
+	             slow, EXPIRED, max_ms);
+	/* Only the node's probes may reach it meanwhile (at most one per second,
+	 * doubling), never a client's question. */
+	cr_assert_leq(asked, 3, "%u questions went to the dead upstream", asked);
 }
