@@ -1243,11 +1243,5 @@ void dns_forward_upstream_info(const struct dns_forward *f, unsigned idx,
 
 bool dns_forward_all_dead(const struct dns_forward *f)
 {
-	for (unsigned i = 0; i < f->n_up; i++) {
-		struct dns_upstream_info in;
-		dns_upstream_get(f->pol, i, &in);
-		if (in.state != DNS_UPSTREAM_DEAD)
-			return false;
-	}
-	return f->n_up > 0;
+	return dns_upstream_all_dead(f->pol);
 }

@@ -407,3 +407,13 @@ void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx, struct dns
 	get_u(s, idx, out);
 	UNLOCK(s);
 }
+
+bool dns_upstream_all_dead(const struct dns_upstream_set *s)
+{
+	bool dead = s->n > 0;
+	LOCK(s);
+	for (unsigned i = 0; dead && i < s->n; i++)
+		dead = s->u[i].state == DNS_UPSTREAM_DEAD;
+	UNLOCK(s);
+	return dead;
+}

@@ -158,4 +158,7 @@ enum dns_upstream_case dns_upstream_case_report(struct dns_upstream_set *s, unsi
 void dns_upstream_get(const struct dns_upstream_set *s, unsigned idx,
                       struct dns_upstream_info *out);
 
+/* Whether every upstream is DEAD (asked on every cache miss: one lock, no copy). */
+bool dns_upstream_all_dead(const struct dns_upstream_set *s);
+
 #endif
