@@ -16,11 +16,14 @@
  * header-only (RFC 1035 section 4.1.1); with -e every query is only echoed
  * with QR set.
  *
- * Two kernel paths, chosen with -u:
+ * Three kernel paths:
  *   default  recvmmsg/sendmmsg in batches of up to BATCH datagrams;
  *   -u       io_uring: one multishot recvmsg on a provided-buffer ring and one
  *            sendmsg per datagram, DEFER_TASKRUN + SINGLE_ISSUER when the
- *            kernel has them: the same shape as anycached's UDP path.
+ *            kernel has them: the same shape as anycached's UDP path;
+ *   -m       io_uring receive as -u, the answers of one turn sent together
+ *            by one sendmmsg (what separates -u from the default: the send
+ *            side or the receive side).
  *
  * SIGTERM/SIGINT stop it; it then prints its counters on stderr.
  */
@@ -50,7 +53,7 @@
 enum { UD_RECV = 1ull << 32, UD_SEND = 2ull << 32 };
 
 static volatile sig_atomic_t stopping;
-static bool echo_only;
+static bool echo_only, send_mmsg;
 static unsigned long long n_recv, n_sent, n_drop;
 
 static void on_signal(int sig)
@@ -196,6 +199,28 @@ struct send_slot {
 
 static struct send_slot slots[SEND_SLOTS];
 static unsigned free_slots[SEND_SLOTS], n_free;
+/* -m: the turn's answers, sent by one sendmmsg at the end of the turn. */
+static struct mmsghdr turn_msgs[SEND_SLOTS];
+static unsigned turn_slot[SEND_SLOTS], n_turn;
+
+static void flush_turn(int fd)
+{
+	unsigned done = 0;
+	while (done < n_turn) {
+		int k = sendmmsg(fd, turn_msgs + done, n_turn - done, 0);
+		if (k <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			n_drop += n_turn - done; /* a full send buffer: lost, as for -u */
+			break;
+		}
+		n_sent += (unsigned)k;
+		done += (unsigned)k;
+	}
+	for (unsigned i = 0; i < n_turn; i++)
+		free_slots[n_free++] = turn_slot[i];
+	n_turn = 0;
+}
 
 static void arm_recv(struct io_uring *ring, int fd, struct msghdr *tmpl)
 {
@@ -303,6 +328,12 @@ static int run_uring(int fd)
 						memcpy(&s->peer, io_uring_recvmsg_name(o), nl);
 						s->msg.msg_namelen = nl;
 						s->iov.iov_len = (size_t)len;
+						if (send_mmsg) {
+							turn_msgs[n_turn].msg_hdr = s->msg;
+							turn_slot[n_turn++] = si;
+							n_free--;
+							goto recycle;
+						}
 						struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 						if (!sqe) {
 							io_uring_submit(&ring);
@@ -318,6 +349,7 @@ static int run_uring(int fd)
 				} else {
 					n_drop++;
 				}
+			recycle:
 				io_uring_buf_ring_add(br, buf, PKT_MAX, (unsigned short)bid,
 				                      io_uring_buf_ring_mask(RING_BUFS),
 				                      (int)returned);
@@ -326,6 +358,8 @@ static int run_uring(int fd)
 			if (!more)
 				arm_recv(&ring, fd, &tmpl);
 		}
+		if (n_turn)
+			flush_turn(fd);
 		/* Buffers and CQEs are advanced separately: sends share the CQ (PLATFORM.md). */
 		if (returned)
 			io_uring_buf_ring_advance(br, (int)returned);
@@ -340,9 +374,10 @@ static int run_uring(int fd)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: reflector [-u] [-e] [-l ADDR[:PORT]]\n"
+	        "usage: reflector [-u | -m] [-e] [-l ADDR[:PORT]]\n"
 	        "  -l ADDR[:PORT]  listen address (default 127.54.0.4:5300)\n"
 	        "  -u              io_uring (multishot recvmsg + sendmsg) instead of recvmmsg\n"
+	        "  -m              io_uring multishot recvmsg + one sendmmsg per turn\n"
 	        "  -e              echo the query with QR set instead of appending an A record\n");
 }
 
@@ -355,10 +390,13 @@ int main(int argc, char **argv)
 	bool uring = false;
 	int c, fd, r, one = 1, big = 8 << 20;
 
-	while ((c = getopt(argc, argv, "uel:h")) != -1) {
+	while ((c = getopt(argc, argv, "umel:h")) != -1) {
 		switch (c) {
 		case 'u':
 			uring = true;
+			break;
+		case 'm':
+			uring = send_mmsg = true;
 			break;
 		case 'e':
 			echo_only = true;
@@ -400,7 +438,7 @@ int main(int argc, char **argv)
 	r = uring ? run_uring(fd) : run_mmsg(fd);
 	close(fd);
 	fprintf(stderr, "reflector (%s): received %llu, sent %llu, dropped %llu\n",
-	        uring ? "io_uring" : "recvmmsg", n_recv, n_sent, n_drop);
+	        send_mmsg ? "io_uring+sendmmsg" : uring ? "io_uring" : "recvmmsg", n_recv, n_sent, n_drop);
 	if (r < 0) {
 		fprintf(stderr, "reflector: %s\n", strerror(-r));
 		return 1;

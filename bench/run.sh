@@ -20,6 +20,9 @@
 # --perf: where a UDP hit's CPU goes, kernel included: perf record (cpu-clock samples, every
 # thread) of the recvmmsg reflector, the io_uring reflector and anycached, each at PERF_RATE
 # (the first of RATES) for DUR s; the top symbols as CPU us per query (PERF_TOP, 30).
+# --hits: UDP hits only, in rounds: HIT_REPS (5) rounds, each server in turn for DUR s at each of
+# RATES; per round anycached over the cheaper reflector of that round, then the medians (issue 8's
+# figure, robust to a disturbed round). BASE=DIR adds DIR/anycached (another build) beside it.
 # --tcp: only anycached, TCP hits against UDP hits at TCP_RATE, TCP_REPS (5) alternating rounds
 # of TCP_DUR s each, the ratio of sched CPU per query per round and their median (issue 8).
 # BIN=PATH: --tcp and --callgrind measure that anycached binary (e.g. an older build, before/after).
@@ -57,7 +60,8 @@ GEN_CPU=${GEN_CPU:-0}
 PORT=5300
 KNOT=127.54.0.10
 declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.3
-	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5 [anycached-t2]=127.54.0.7)
+	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5 [anycached-t2]=127.54.0.7
+	[reflector-mmsg]=127.54.0.8)
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
 PERF=0
@@ -66,6 +70,7 @@ MISS_ONLY=0
 STRACE=0
 STARTUP=0
 TCP_ONLY=0
+HITS_ONLY=0
 OUT=""
 PNG=""
 while [ $# -gt 0 ]; do
@@ -77,9 +82,10 @@ while [ $# -gt 0 ]; do
 	--strace) STRACE=1 ;;
 	--startup) STARTUP=1 ;;
 	--tcp) TCP_ONLY=1 ;;
+	--hits) HITS_ONLY=1 ;;
 	--out) OUT=$2; shift ;;
 	--png) PNG=$2; shift ;;
-	-h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,38p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -536,6 +542,69 @@ if [ "$PERF" = 1 ]; then
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	# PERF_KEEP=DIR keeps the samples (perf-<server>.data) for perf report or perf annotate.
 	[ -n "${PERF_KEEP:-}" ] && mkdir -p "$PERF_KEEP" && cp "$WORK"/perf-*.data "$PERF_KEEP"/
+	cleanup
+	rm -rf "$WORK"
+	exit 0
+fi
+
+if [ "$HITS_ONLY" = 1 ]; then
+	HIT_SERVERS=(reflector reflector-uring reflector-mmsg anycached)
+	start reflector "$BUILD/bench/reflector" -l "${ADDR[reflector]}:$PORT"
+	start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
+	start reflector-mmsg "$BUILD/bench/reflector" -m -l "${ADDR[reflector-mmsg]}:$PORT"
+	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
+	if [ -n "${BASE:-}" ]; then
+		ADDR[anycached-base]=127.54.0.6
+		sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
+			"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
+		start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
+		HIT_SERVERS+=(anycached-base)
+	fi
+	for s in "${HIT_SERVERS[@]}"; do wait_up "$s"; done
+	for s in "${HIT_SERVERS[@]}"; do
+		[[ $s == anycached* ]] || continue
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
+			-q 50 >"$WORK/warm-$s.log" 2>&1
+	done
+	declare -A H=()
+	{
+		echo "anycache UDP hits in rounds, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
+			"kernel $(uname -r); anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null)" \
+			"${BIN:-}${BASE:+, anycached-base from $BASE}"
+		echo "setup: servers pinned to CPU $SRV_CPU, dnsperf and knotd on CPU $GEN_CPU; $NAMES names, dnsperf" \
+			"-c 8 -q 500; ${HIT_REPS:-5} rounds of ${DUR}s per server and rate, servers in turn;"
+		echo "CPU us/q from schedstat (all threads, exact); floor = the cheaper reflector of the round"
+		printf '  %-5s %-6s %-16s %8s %8s %9s %6s %9s\n' round rate server done lost "CPU us/q" user wakeups/q
+		for ((rep = 1; rep <= ${HIT_REPS:-5}; rep++)); do
+			for rate in $RATES; do
+				for s in "${HIT_SERVERS[@]}"; do
+					log "hits round $rep: $s at $rate q/s for ${DUR}s"
+					H[$rep,$rate,$s]=$(measure "$s" "$WORK/hit.txt" "$DUR" "$rate")
+					read -r _ done lost _ _ _ uus ns wk <<<"${H[$rep,$rate,$s]}"
+					printf '  %-5s %-6s %-16s %8s %8s %9s %6s %9s\n' "$rep" "$rate" "$s" "$done" "$lost" "$ns" "$uus" "$wk"
+				done
+			done
+		done
+		for rate in $RATES; do
+			for s in "${HIT_SERVERS[@]}"; do
+				[[ $s == anycached* || $s == reflector-* ]] || continue
+				for o in floor reflector reflector-uring reflector-mmsg; do
+					for ((rep = 1; rep <= ${HIT_REPS:-5}; rep++)); do
+						read -r _ _ _ _ _ _ _ a _ <<<"${H[$rep,$rate,$s]}"
+						read -r _ _ _ _ _ _ _ r _ <<<"${H[$rep,$rate,reflector]}"
+						read -r _ _ _ _ _ _ _ u _ <<<"${H[$rep,$rate,reflector-uring]}"
+						read -r _ _ _ _ _ _ _ m _ <<<"${H[$rep,$rate,reflector-mmsg]}"
+						awk -v a="$a" -v r="$r" -v u="$u" -v m="$m" -v o="$o" 'BEGIN {
+							b = (o == "reflector") ? r : (o == "reflector-uring") ? u : (o == "reflector-mmsg") ? m : (r < u ? r : u);
+							printf "%.3f\n", (b > 0 ? a / b : 0) }'
+					done | sort -n | awk -v s="$s" -v o="$o" -v rate="$rate" '{ v[NR] = $1 } END {
+						printf "  %s q/s: %s / %s, median %.2f (rounds %.2f-%.2f)\n", rate, s, o,
+						       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+				done
+			done
+		done
+	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	cleanup
 	rm -rf "$WORK"
 	exit 0
