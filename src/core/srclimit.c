@@ -2,6 +2,7 @@
 #include "core/srclimit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@ struct slot {
 };
 
 struct srclimit {
+	/* One table per node, shared by the workers' stream servers: every
+	 * public call holds mu (once per accepted or closed connection). */
+	pthread_mutex_t mu;
 	struct slot *s;
 	uint32_t mask; /* slots - 1 */
 	unsigned used, capacity, max;
@@ -69,6 +73,7 @@ int srclimit_new(unsigned capacity, unsigned max_per_source, uint8_t prefix4, ui
 		free(t);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&t->mu, NULL);
 	t->mask = n - 1;
 	t->capacity = capacity;
 	t->max = max_per_source;
@@ -83,6 +88,7 @@ void srclimit_free(struct srclimit *t)
 {
 	if (!t)
 		return;
+	pthread_mutex_destroy(&t->mu);
 	free(t->s);
 	free(t);
 }
@@ -105,31 +111,28 @@ int srclimit_take(struct srclimit *t, const struct netaddr *a)
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return -EAFNOSUPPORT;
 	make_key(t, a, key);
+	int r = 0;
+	pthread_mutex_lock(&t->mu);
 	uint32_t i = find(t, key);
 	if (t->s[i].count) {
 		if (t->s[i].count >= t->max)
-			return -EUSERS;
-		t->s[i].count++;
-		return 0;
+			r = -EUSERS;
+		else
+			t->s[i].count++;
+	} else if (t->used >= t->capacity) {
+		r = -ENOSPC;
+	} else {
+		memcpy(t->s[i].key, key, 17);
+		t->s[i].count = 1;
+		t->used++;
 	}
-	if (t->used >= t->capacity)
-		return -ENOSPC;
-	memcpy(t->s[i].key, key, 17);
-	t->s[i].count = 1;
-	t->used++;
-	return 0;
+	pthread_mutex_unlock(&t->mu);
+	return r;
 }
 
-void srclimit_put(struct srclimit *t, const struct netaddr *a)
+/* Slot i just emptied (its count is 0): take it out of its probe run. */
+static void remove_at(struct srclimit *t, uint32_t i)
 {
-	uint8_t key[17];
-
-	if (a->family != AF_INET && a->family != AF_INET6)
-		return;
-	make_key(t, a, key);
-	uint32_t i = find(t, key);
-	if (!t->s[i].count || --t->s[i].count)
-		return;
 	t->used--;
 	/* Backward-shift deletion (Knuth 6.4, algorithm R): move later members
 	 * of the probe run into the hole so no lookup stops early. */
@@ -149,6 +152,20 @@ void srclimit_put(struct srclimit *t, const struct netaddr *a)
 	t->s[hole].count = 0;
 }
 
+void srclimit_put(struct srclimit *t, const struct netaddr *a)
+{
+	uint8_t key[17];
+
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return;
+	make_key(t, a, key);
+	pthread_mutex_lock(&t->mu);
+	uint32_t i = find(t, key);
+	if (t->s[i].count && --t->s[i].count == 0)
+		remove_at(t, i);
+	pthread_mutex_unlock(&t->mu);
+}
+
 unsigned srclimit_count(const struct srclimit *t, const struct netaddr *a)
 {
 	uint8_t key[17];
@@ -156,10 +173,16 @@ unsigned srclimit_count(const struct srclimit *t, const struct netaddr *a)
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return 0;
 	make_key(t, a, key);
-	return t->s[find(t, key)].count;
+	pthread_mutex_lock((pthread_mutex_t *)&t->mu);
+	unsigned n = t->s[find(t, key)].count;
+	pthread_mutex_unlock((pthread_mutex_t *)&t->mu);
+	return n;
 }
 
 unsigned srclimit_sources(const struct srclimit *t)
 {
-	return t->used;
+	pthread_mutex_lock((pthread_mutex_t *)&t->mu);
+	unsigned n = t->used;
+	pthread_mutex_unlock((pthread_mutex_t *)&t->mu);
+	return n;
 }

@@ -11,7 +11,10 @@
  * backward-shift deletion (no tombstones), sized for `capacity` sources at
  * most half full, so every lookup is a short probe; allocated once.
  *
- * Ownership: the table owns its memory; keys are copied. Threads: one user.
+ * Ownership: the table owns its memory; keys are copied. Threads: any;
+ * each call takes the table's mutex, so one table serves every worker of a
+ * node (a cap per source per node, not per worker: dns_server.c) at the
+ * cost of one uncontended lock per accepted and per closed connection.
  */
 #ifndef ANYCACHE_CORE_SRCLIMIT_H
 #define ANYCACHE_CORE_SRCLIMIT_H

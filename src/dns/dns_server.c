@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/membudget.h"
 #include "core/netaddr.h"
+#include "core/srclimit.h"
 #include "core/timer.h"
 #include "core/tls_glue.h"
 #include "dns/dns_answer.h"
@@ -1048,6 +1049,9 @@ struct dns_shared {
 	/* Upstream health, one for the node (dns_upstream.h); a reload with
 	 * other upstreams makes a new one (dns_upstreams_new). */
 	struct dns_upstream_set *upstreams;
+	/* TCP/TLS connections per source prefix, for the node: dns.tcp-per-source
+	 * is a cap per node, whichever worker the kernel gave a connection to. */
+	struct srclimit *sources;
 };
 
 /* dns.cookie-secret(-old), or one random secret for this process alone. */
@@ -1136,6 +1140,13 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		dns_shared_free(sh);
 		return r;
 	}
+	r = srclimit_new(DNS_TCP_MAX_CONNS * threads, conf->dns.tcp_per_source,
+	                 conf->dns.tcp_prefix4, conf->dns.tcp_prefix6, random_seed(), &sh->sources);
+	if (r) {
+		snprintf(why, whylen, "connections per source: %s", strerror(-r));
+		dns_shared_free(sh);
+		return r;
+	}
 	r = shared_cookie_secrets(sh, &conf->dns);
 	if (r) {
 		snprintf(why, whylen, "cookie secret: %s", strerror(-r));
@@ -1196,6 +1207,7 @@ void dns_shared_free(struct dns_shared *sh)
 	dns_cache_free(sh->cache);
 	dns_rrl_free(sh->rrl);
 	dns_upstream_set_free(sh->upstreams);
+	srclimit_free(sh->sources);
 	free(sh);
 }
 
@@ -1457,6 +1469,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	    .stall_ms = DNS_TCP_STALL_MS,
 	    .handshake_ms = DNS_TLS_HANDSHAKE_MS,
 	    .mem = &shared->mem,
+	    .sources = shared->sources,
 	};
 	r = dns_stream_new(l, &sc, on_stream_query, s, &s->stats.tcp, &s->stream);
 	if (r) {

@@ -778,8 +778,13 @@ int dns_stream_new(struct loop *l, const struct dns_stream_conf *conf, dns_strea
 	s->free_slots = calloc(conf->max_conns, sizeof(*s->free_slots));
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)(uintptr_t)s;
-	r = srclimit_new(conf->max_conns, conf->per_source, conf->prefix4, conf->prefix6, seed,
-	                 &s->per_source);
+	if (conf->sources) {
+		s->per_source = conf->sources; /* the node's: borrowed */
+		r = 0;
+	} else {
+		r = srclimit_new(conf->max_conns, conf->per_source, conf->prefix4, conf->prefix6,
+		                 seed, &s->per_source);
+	}
 	if (r || !s->conns || !s->slot_gen || !s->free_slots) {
 		dns_stream_free(s);
 		return r ? r : -ENOMEM;
@@ -957,7 +962,8 @@ void dns_stream_free(struct dns_stream *s)
 		if (tl->fd < 0 || loop_close_fd(s->loop, tl->fd, listener_done, tl) < 0)
 			free(tl);
 	}
-	srclimit_free(s->per_source);
+	if (!s->conf.sources)
+		srclimit_free(s->per_source);
 	free(s->conns);
 	free(s->slot_gen);
 	free(s->free_slots);

@@ -68,6 +68,10 @@ struct dns_stream_conf {
 	/* The process's budget for client-held memory (core/membudget.h; must
 	 * outlive every connection, conn_done included); NULL: unbounded. */
 	struct membudget *mem;
+	/* The node's connections per source (core/srclimit.h), shared by every
+	 * worker's stream server and outliving them; per_source and the
+	 * prefixes above are then its business. NULL: a table of its own. */
+	struct srclimit *sources;
 };
 
 struct dns_stream_stats {

@@ -1,5 +1,7 @@
 /* Unit tests for core/srclimit.c: connections per source prefix. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 
@@ -124,4 +126,51 @@ Test(srclimit, matches_a_model_under_churn)
 		cr_assert_eq(srclimit_count(t, &a), model[i], "source %u", i);
 	}
 	srclimit_free(t);
+}
+
+/* ---- one table per node: the workers take and give back at once ---- */
+
+#define SHARERS 4
+#define ROUNDS  20000
+#define CAP     2 /* below the threads: takes are refused, the cap binds */
+
+static struct srclimit *shared_t;
+static atomic_uint held, over_cap, refused;
+
+static void *share_take_put(void *arg)
+{
+	struct netaddr a;
+	(void)arg;
+	cr_assert_eq(netaddr_parse("192.0.2.7", 0, &a), 0);
+	for (unsigned i = 0; i < ROUNDS; i++) {
+		int r = srclimit_take(shared_t, &a);
+		if (r == -EUSERS) {
+			atomic_fetch_add(&refused, 1);
+			continue;
+		}
+		cr_assert_eq(r, 0);
+		if (atomic_fetch_add(&held, 1) + 1 > CAP)
+			atomic_fetch_add(&over_cap, 1);
+		atomic_fetch_sub(&held, 1);
+		srclimit_put(shared_t, &a);
+	}
+	return NULL;
+}
+
+Test(srclimit, workers_share_one_table_and_never_pass_the_cap)
+{
+	pthread_t th[SHARERS];
+	cr_assert_eq(srclimit_new(64, CAP, 32, 64, 7, &shared_t), 0);
+	for (unsigned i = 0; i < SHARERS; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, share_take_put, NULL), 0);
+	for (unsigned i = 0; i < SHARERS; i++)
+		pthread_join(th[i], NULL);
+	struct netaddr a;
+	cr_assert_eq(netaddr_parse("192.0.2.7", 0, &a), 0);
+	/* Every take was given back: nothing left, the table empty. */
+	cr_assert_eq(srclimit_count(shared_t, &a), 0);
+	cr_assert_eq(srclimit_sources(shared_t), 0);
+	cr_assert_eq(atomic_load(&over_cap), 0);
+	cr_assert_gt(atomic_load(&refused), 0, "the cap never bound: the test proves nothing");
+	srclimit_free(shared_t);
 }
