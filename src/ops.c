@@ -50,6 +50,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp.tls_resumed += s->tcp.tls_resumed;
 	d->tcp.tls_failed += s->tcp.tls_failed;
 	d->tcp.tls_hs_timeouts += s->tcp.tls_hs_timeouts;
+	d->tcp.tls_close_notify += s->tcp.tls_close_notify;
 	d->tcp.mem_refused += s->tcp.mem_refused;
 	d->listener_deaths += s->listener_deaths;
 	for (unsigned i = 0; i < 5; i++)

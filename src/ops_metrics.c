@@ -134,6 +134,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	metric_u64(p, "anycache_tls_handshake_failures_total", "counter",
 	           "DNS-over-TLS handshakes that failed or timed out.",
 	           n->st.tcp.tls_failed + n->st.tcp.tls_hs_timeouts);
+	metric_u64(p, "anycache_tls_close_notify_total", "counter",
+	           "DNS-over-TLS connections closed in order, with our close_notify.",
+	           n->st.tcp.tls_close_notify);
 	for (unsigned i = 0; i < DNS_SERVER_LATENCY_N; i++)
 		bounds[i] = bound_us[i] / 1e6;
 	prom_family(p, "anycache_answer_latency_seconds", "histogram",

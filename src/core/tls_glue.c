@@ -197,6 +197,19 @@ int tls_conn_write(struct tls_conn *t, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+int tls_conn_shutdown(struct tls_conn *t)
+{
+	if (!t->established)
+		return -ENOTCONN;
+	/* 0: our close_notify is queued, the peer's not yet seen; 1: both. */
+	int r = SSL_shutdown(t->ssl);
+	if (r < 0) {
+		ERR_clear_error();
+		return -EPROTO;
+	}
+	return 0;
+}
+
 size_t tls_conn_out_pending(const struct tls_conn *t)
 {
 	return BIO_ctrl_pending(t->wbio);

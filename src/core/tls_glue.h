@@ -50,6 +50,12 @@ int tls_conn_feed(struct tls_conn *t, const uint8_t *in, size_t len);
 int tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap);
 /* Encrypts all of buf (after the handshake). 0, -EPROTO, -ENOMEM. */
 int tls_conn_write(struct tls_conn *t, const uint8_t *buf, size_t len);
+/*
+ * Our close_notify alert (RFC 8446 §6.1: each side MUST send one before
+ * closing its write side), queued as output like any record: send it, then
+ * close. 0, -ENOTCONN before the handshake finished, -EPROTO.
+ */
+int tls_conn_shutdown(struct tls_conn *t);
 /* Ciphertext waiting to be sent, and taking it out (returns bytes copied). */
 size_t tls_conn_out_pending(const struct tls_conn *t);
 size_t tls_conn_take_out(struct tls_conn *t, uint8_t *buf, size_t cap);

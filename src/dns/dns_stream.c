@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/handover.h"
@@ -234,6 +235,28 @@ static void conn_close(struct conn *c)
 static size_t conn_queued(const struct conn *c)
 {
 	return c->out_len + c->pend_len + (c->tls ? tls_conn_out_pending(c->tls) : 0);
+}
+
+/*
+ * An orderly close (idle, the client's own close, eviction, stop): over TLS
+ * with nothing left to send, our close_notify goes first (RFC 8446 §6.1,
+ * RFC 7858 §3.4), so the client can tell our close from a cut. It is one
+ * small record into an idle socket: written at once with a non-blocking
+ * send(2) beside the loop (no send of ours is in flight, so no record can
+ * overtake another); if the buffer is full, the close goes on without it.
+ * Errors and stalls close without it (conn_close).
+ */
+static void conn_close_orderly(struct conn *c)
+{
+	uint8_t alert[64];
+
+	if (c->tls && c->hs_done && !c->closing && !c->sending && conn_queued(c) == 0 &&
+	    tls_conn_shutdown(c->tls) == 0) {
+		size_t n = tls_conn_take_out(c->tls, alert, sizeof(alert));
+		if (n && send(c->fd, alert, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n)
+			c->srv->st->tls_close_notify++;
+	}
+	conn_close(c);
 }
 
 static void on_sent(struct loop *l, void *ctx, int res, unsigned flags);
@@ -469,7 +492,7 @@ static void conn_pump(struct conn *c)
 		/* RFC 7766 §6.2.4 half-close: answer what was asked, then close. */
 		if (c->inflight == 0 && !c->sending && conn_queued(c) == 0 &&
 		    (c->rx_len < 2 || c->rx_len < 2u + wire_get_u16_at(c->rx)))
-			conn_close(c);
+			conn_close_orderly(c); /* a TLS client's close_notify gets ours */
 		return;
 	}
 	if (c->reading || paused(c))
@@ -569,7 +592,7 @@ static void on_idle(struct timer *t, uint64_t now, void *arg)
 		return;
 	}
 	s->st->idle_closed++;
-	conn_close(c);
+	conn_close_orderly(c);
 }
 
 /* At the cap: close the least recently active connection that has nothing in flight. */
@@ -580,7 +603,7 @@ static bool evict_idle(struct dns_stream *s)
 	for (unsigned i = 0; c && i < EVICT_SCAN; i++, c = c->newer) {
 		if (c->inflight == 0 && !c->sending && conn_queued(c) == 0) {
 			s->st->evicted++;
-			conn_close(c);
+			conn_close_orderly(c);
 			return true;
 		}
 	}
@@ -948,7 +971,7 @@ void dns_stream_free(struct dns_stream *s)
 	if (!s)
 		return;
 	while (s->lru_oldest)
-		conn_close(s->lru_oldest);
+		conn_close_orderly(s->lru_oldest); /* a stop is an orderly close too */
 	/* A listener that failed to start was never counted in n_ls. */
 	for (unsigned i = 0; i < s->n_ls + (s->n_ls < MAX_LISTENERS && s->ls[s->n_ls]); i++) {
 		struct listener *tl = s->ls[i];

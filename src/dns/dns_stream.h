@@ -89,6 +89,7 @@ struct dns_stream_stats {
 	uint64_t tls_resumed;    /* of which resumed a session */
 	uint64_t tls_failed;     /* handshakes that failed (alert, bad record) */
 	uint64_t tls_hs_timeouts;
+	uint64_t tls_close_notify; /* orderly closes that sent our close_notify */
 	unsigned conns; /* open now */
 };
 

@@ -125,6 +125,13 @@ static void round_trip(int version, bool resume_expected, SSL_SESSION **sess, SS
 	cr_assert_eq(memcmp(back, "answer", 6), 0);
 	if (!*sess)
 		*sess = SSL_get1_session(c.ssl);
+	/* Our close_notify (RFC 8446 §6.1): the client reads an orderly end. */
+	cr_assert_eq(tls_conn_shutdown(s), 0);
+	size_t k = tls_conn_take_out(s, back, sizeof(back));
+	cr_assert_gt(k, 0, "no close_notify record");
+	BIO_write(c.in, back, (int)k);
+	int r = SSL_read(c.ssl, back, sizeof(back));
+	cr_assert_eq(SSL_get_error(c.ssl, r), SSL_ERROR_ZERO_RETURN);
 	/* Without a close_notify OpenSSL marks the session not resumable. */
 	SSL_shutdown(c.ssl);
 	SSL_free(c.ssl);
@@ -187,6 +194,20 @@ Test(tls_glue, tls11_is_refused)
 	SSL_CTX_free(cctx);
 	tls_conn_free(s);
 	tls_ctx_free(sctx);
+}
+
+Test(tls_glue, no_close_notify_before_the_handshake)
+{
+	struct tls_ctx *ctx;
+	struct tls_conn *s;
+	char why[256];
+
+	cr_assert_eq(tls_ctx_new(cert, key, why, sizeof(why), &ctx), 0, "%s", why);
+	cr_assert_eq(tls_conn_new(ctx, &s), 0);
+	cr_assert_eq(tls_conn_shutdown(s), -ENOTCONN);
+	cr_assert_eq(tls_conn_out_pending(s), 0);
+	tls_conn_free(s);
+	tls_ctx_free(ctx);
 }
 
 Test(tls_glue, garbage_is_a_protocol_error)

@@ -492,6 +492,45 @@ Test(dns_stream, tls12_pipelined_queries_and_resumption)
 	pipelined_and_resumed(TLS1_2_VERSION);
 }
 
+/*
+ * RFC 8446 §6.1: each side sends close_notify before closing its write
+ * side. After ours, the client must read the server's close_notify (an
+ * orderly end, SSL_ERROR_ZERO_RETURN), not a bare EOF (which a client has
+ * to treat as a possible truncation).
+ */
+static void close_notify_answered(int version)
+{
+	struct tls_client c = {0};
+	struct timeval tv = {.tv_sec = 3};
+	uint8_t buf[64];
+
+	tls_open(&c, version, NULL);
+	pipelined_round(&c, 0x4000);
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(SSL_shutdown(c.ssl), 0, "our close_notify was not sent");
+	int r = SSL_read(c.ssl, buf, sizeof(buf));
+	int e = SSL_get_error(c.ssl, r);
+	cr_assert_eq(e, SSL_ERROR_ZERO_RETURN,
+	             "the server closed without close_notify (SSL_read %d, error %d: %s)", r, e,
+	             ERR_error_string(ERR_get_error(), NULL));
+	cr_assert_eq(SSL_shutdown(c.ssl), 1, "the shutdown is not complete on both sides");
+	SSL_free(c.ssl);
+	close(c.fd);
+	SSL_CTX_free(c.ctx);
+}
+
+Test(dns_stream, tls13_close_notify_is_answered_with_ours)
+{
+	up_tls(7, NULL);
+	close_notify_answered(TLS1_3_VERSION);
+}
+
+Test(dns_stream, tls12_close_notify_is_answered_with_ours)
+{
+	up_tls(8, NULL);
+	close_notify_answered(TLS1_2_VERSION);
+}
+
 /* A ClientHello that never completes, and a client that says nothing:
  * both cut at the handshake timeout (5 s), not at the idle timeout. */
 Test(dns_stream, stalled_handshake_is_cut_at_the_timeout)
