@@ -633,6 +633,7 @@ static bool applies_live(enum conf_change_kind k)
 	case CONF_CHANGE_DEGRADED:
 	case CONF_CHANGE_HEALTH:
 	case CONF_CHANGE_CACHE:
+	case CONF_CHANGE_MEMORY:
 	case CONF_CHANGE_BFD:
 	case CONF_CHANGE_UPSTREAMS:
 	case CONF_CHANGE_NEIGHBOR_ADD:
@@ -728,7 +729,7 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 	char line[OPS_RELOAD_TEXT], why[160];
 	bool workers = false, upstreams = false, routes = false, health = false, cache = false,
 	     bfd = false;
-	bool neighbors = false;
+	bool neighbors = false, memory = false;
 	int r;
 
 	(void)arg;
@@ -832,6 +833,9 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		case CONF_CHANGE_CACHE:
 			cache = workers = true; /* workers: serve-stale's client timer */
 			break;
+		case CONF_CHANGE_MEMORY:
+			memory = true;
+			break;
 		default:
 			break;
 		}
@@ -859,6 +863,8 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		conf.dns.cache = old_cache;
 		job->conf.dns.cache = old_cache;
 	}
+	if (memory)
+		dns_shared_set_client_memory(shared, &conf);
 	if (routes && ctl.bgp)
 		bgp_speaker_set_routes(ctl.bgp, &conf.bgp);
 	if (bfd && ctl.bgp)
@@ -951,6 +957,7 @@ static int ctl_setup(struct worker *w, unsigned n, char *why, size_t whylen)
 	    .bgp = ctl.bgp,
 	    .health = ctl.health,
 	    .cache = dns_shared_cache(shared),
+	    .shared = shared,
 	    .reload = reload_apply,
 	    .restart = exe_path[0] ? ctl_restart : NULL,
 	};

@@ -122,6 +122,8 @@ static void build_node(struct ops *o, unsigned answered)
 	/* One cache per node (dns_server.h): read once, here, never summed. */
 	if (o->c.cache)
 		dns_cache_stats(o->c.cache, &n->cache);
+	if (o->c.shared)
+		n->client_mem = dns_shared_client_memory(o->c.shared, &n->client_mem_limit);
 	n->n_up = o->conf->dns.n_upstreams;
 	if (n->n_up > DNS_FORWARD_MAX_UPSTREAMS)
 		n->n_up = DNS_FORWARD_MAX_UPSTREAMS;

@@ -72,6 +72,7 @@ struct node {
 	struct dns_forward_stats fwd;
 	struct dns_cache_stats cache;
 	uint64_t rx_drops;
+	size_t client_mem, client_mem_limit; /* dns.client-memory: held now, and its limit */
 	unsigned n_up;
 	struct node_up up[DNS_FORWARD_MAX_UPSTREAMS];
 };

@@ -102,6 +102,12 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	           n->st.dropped);
 	metric_u64(p, "anycache_queries_refused_acl_total", "counter",
 	           "Queries from clients outside dns.allow (answered REFUSED).", n->st.refused_acl);
+	metric_u64(p, "anycache_client_memory_bytes", "gauge",
+	           "Memory clients make the node hold now: queries waiting for an upstream, "
+	           "TCP/TLS buffers.",
+	           n->client_mem);
+	metric_u64(p, "anycache_client_memory_limit_bytes", "gauge",
+	           "Its limit, dns.client-memory.", n->client_mem_limit);
 	metric_u64(p, "anycache_memory_budget_refused_total", "counter",
 	           "Queries answered SERVFAIL and TCP connections closed because the "
 	           "process's budget for client-held memory was spent.",

@@ -137,6 +137,9 @@ struct conf_rate_limit {
 
 #define CONF_COOKIE_SECRET_LEN 16 /* RFC 9018 §4.4: a SipHash-2-4 key */
 
+#define CONF_CLIENT_MEMORY_DEFAULT (256ull << 20)
+#define CONF_CLIENT_MEMORY_MIN     (1ull << 20)
+
 struct conf_dns {
 	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
 	unsigned n_listen;
@@ -155,12 +158,16 @@ struct conf_dns {
 	bool has_cookie_secret_old;
 	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
-	unsigned tcp_per_source;                    /* connections per source prefix per worker */
+	unsigned tcp_per_source;                    /* connections per source prefix, per node */
 	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
 	struct netaddr tls_listen[CONF_MAX_LISTEN]; /* RFC 7858, port 853 unless given */
 	unsigned n_tls_listen;
 	char tls_certificate[CONF_TLS_PATH_MAX + 1]; /* PEM chain; required with tls-listen */
 	char tls_key[CONF_TLS_PATH_MAX + 1];         /* PEM private key */
+	/* dns.client-memory: the bytes remote parties may make us hold at once,
+	 * every worker together (queries waiting for an upstream, TCP/TLS
+	 * buffers; core/membudget.h). Default 256 MiB. */
+	uint64_t client_memory_bytes;
 };
 
 struct conf_neighbor {

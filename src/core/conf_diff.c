@@ -67,6 +67,8 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 	    o->cache.negative_ttl_s != n->cache.negative_ttl_s ||
 	    o->cache.serve_stale_s != n->cache.serve_stale_s)
 		add(d, CONF_CHANGE_CACHE, 0, "dns.cache");
+	if (o->client_memory_bytes != n->client_memory_bytes)
+		add(d, CONF_CHANGE_MEMORY, 0, "dns.client-memory");
 	/* The persist thread and its file are set up at start. */
 	if (strcmp(o->cache.persist, n->cache.persist) != 0 ||
 	    o->cache.persist_interval_ms != n->cache.persist_interval_ms)

@@ -31,6 +31,7 @@ enum conf_change_kind {
 	CONF_CHANGE_IDENTITY,     /* dns.identity */
 	CONF_CHANGE_UPSTREAMS,    /* dns.upstreams as a whole */
 	CONF_CHANGE_CACHE,        /* dns.cache limits */
+	CONF_CHANGE_MEMORY,       /* dns.client-memory */
 	CONF_CHANGE_ROUTE_ADD,    /* new.bgp.routes[index] */
 	CONF_CHANGE_ROUTE_DEL,    /* old.bgp.routes[index] */
 	CONF_CHANGE_ROUTE_ATTR,   /* new.bgp.routes[index]: same prefix, new attributes */

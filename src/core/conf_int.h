@@ -54,6 +54,7 @@ struct raw_dns {
 	char **tls_listen;
 	unsigned tls_listen_count;
 	char *tls_certificate, *tls_key;
+	char *client_memory;
 };
 
 struct raw_neighbor {

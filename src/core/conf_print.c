@@ -194,6 +194,10 @@ int conf_print(FILE *f, const struct conf *c)
 		put_quoted(f, c->dns.cache.persist);
 		fprintf(f, "\n    persist-interval: %s\n", t1);
 	}
+	if (c->dns.client_memory_bytes != CONF_CLIENT_MEMORY_DEFAULT) {
+		fmt_size(t1, sizeof(t1), c->dns.client_memory_bytes);
+		fprintf(f, "  client-memory: %s\n", t1);
+	}
 	put_dns_security(f, &c->dns);
 	/* The stream keys only when they differ from the defaults (goldens stay as they were). */
 	if (c->dns.tcp_per_source != 64 || c->dns.tcp_prefix4 != 32 || c->dns.tcp_prefix6 != 64)

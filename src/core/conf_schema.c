@@ -63,6 +63,7 @@ static const cyaml_schema_field_t dns_fields[] = {
     STRSEQ("tls-listen", struct raw_dns, tls_listen),
     STR("tls-certificate", struct raw_dns, tls_certificate),
     STR("tls-key", struct raw_dns, tls_key),
+    STR("client-memory", struct raw_dns, client_memory),
     CYAML_FIELD_END,
 };
 

@@ -187,6 +187,7 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.threads = ncpu < 1 ? 1 : ncpu > CONF_MAX_THREADS ? CONF_MAX_THREADS : (unsigned)ncpu;
 	snprintf(c->dns.identity, sizeof(c->dns.identity), "%s", env->hostname);
 	c->dns.cache.size_bytes = 64ull << 20;
+	c->dns.client_memory_bytes = CONF_CLIENT_MEMORY_DEFAULT;
 	c->dns.cache.min_ttl_s = 0;
 	c->dns.cache.max_ttl_s = 86400;
 	c->dns.cache.negative_ttl_s = 3600; /* RFC 2308 §5; the same as DNS_CACHE_CONF_DEFAULT */
@@ -486,6 +487,19 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	           "one TXT string");
 	load_dns_security(ld, r, d);
 	load_dns_stream(ld, r, d);
+	if (r->client_memory) {
+		if (conf_parse_size(r->client_memory, &v) != 0)
+			conf_err_at(ld, "dns.client-memory", false,
+			            "dns.client-memory: invalid size '%s' (bytes, KiB, MiB or GiB)",
+			            r->client_memory);
+		else if (v < CONF_CLIENT_MEMORY_MIN)
+			conf_err_at(ld, "dns.client-memory", false,
+			            "dns.client-memory: %s is too small (at least 1MiB: one TCP "
+			            "connection alone may hold 64 KiB)",
+			            r->client_memory);
+		else
+			d->client_memory_bytes = v;
+	}
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
 		if (rc->size && conf_parse_size(rc->size, &v) == 0)

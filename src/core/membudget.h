@@ -20,7 +20,7 @@
 
 struct membudget {
 	atomic_size_t used;
-	size_t limit;
+	atomic_size_t limit;   /* a reload may change it (membudget_set_limit) */
 	atomic_size_t refused; /* takes that failed, for counters */
 };
 
@@ -28,16 +28,30 @@ static inline void membudget_init(struct membudget *b, size_t limit)
 {
 	atomic_init(&b->used, 0);
 	atomic_init(&b->refused, 0);
-	b->limit = limit;
+	atomic_init(&b->limit, limit);
+}
+
+/* A new limit, from any thread. Below what is held now, takes fail until
+ * enough was given back; nothing held is taken away. */
+static inline void membudget_set_limit(struct membudget *b, size_t limit)
+{
+	atomic_store_explicit(&b->limit, limit, memory_order_relaxed);
+}
+
+static inline size_t membudget_limit(const struct membudget *b)
+{
+	return atomic_load_explicit(&b->limit, memory_order_relaxed);
 }
 
 static inline bool membudget_take(struct membudget *b, size_t n)
 {
 	size_t old = atomic_load_explicit(&b->used, memory_order_relaxed);
+	size_t limit = membudget_limit(b);
 
-	/* A compare-and-swap loop: the counter itself never passes the limit. */
+	/* A compare-and-swap loop: the counter itself never passes the limit
+	 * (a limit lowered below what is held refuses every take). */
 	do {
-		if (n > b->limit - old) {
+		if (old > limit || n > limit - old) {
 			atomic_fetch_add_explicit(&b->refused, 1, memory_order_relaxed);
 			return false;
 		}

@@ -1096,6 +1096,18 @@ int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf)
 	return dns_cache_set_limits(sh->cache, &cc, clock_now_ms());
 }
 
+void dns_shared_set_client_memory(struct dns_shared *sh, const struct conf *conf)
+{
+	membudget_set_limit(&sh->mem, (size_t)conf->dns.client_memory_bytes);
+}
+
+size_t dns_shared_client_memory(const struct dns_shared *sh, size_t *limit)
+{
+	if (limit)
+		*limit = membudget_limit(&sh->mem);
+	return membudget_used(&sh->mem);
+}
+
 int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out)
 {
 	return dns_upstream_set_new(NULL, conf->dns.n_upstreams, out);
@@ -1113,7 +1125,7 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
-	membudget_init(&sh->mem, DNS_SERVER_MEMORY_BUDGET);
+	membudget_init(&sh->mem, (size_t)conf->dns.client_memory_bytes);
 	cc.size = (size_t)conf->dns.cache.size_bytes;
 	cc.min_ttl_s = conf->dns.cache.min_ttl_s;
 	cc.max_ttl_s = conf->dns.cache.max_ttl_s;

@@ -56,13 +56,12 @@ struct dns_server;
 #define DNS_SERVER_UPSTREAM_INFLIGHT 4096 /* upstream queries in flight per worker */
 /*
  * One budget for the memory clients make the process hold, over every
- * worker (issue 10, item 2): per-query state while the upstream is asked
- * (about 1 KiB each, waiters included) and TCP/TLS receive and answer
- * buffers (dns_stream.c). The other bounds alone allowed 4 MiB of queue per
- * connection x DNS_TCP_MAX_CONNS x workers. Beyond the budget, a query gets
- * SERVFAIL and a connection that needs more is closed.
+ * worker (issue 10, item 2; dns.client-memory, 256 MiB by default): per-query
+ * state while the upstream is asked (about 1 KiB each, waiters included) and
+ * TCP/TLS receive and answer buffers (dns_stream.c). The other bounds alone
+ * allowed 4 MiB of queue per connection x DNS_TCP_MAX_CONNS x workers. Beyond
+ * the budget, a query gets SERVFAIL and a connection that needs more is closed.
  */
-#define DNS_SERVER_MEMORY_BUDGET (256u << 20)
 
 /*
  * Answer latency histogram: from the query's receive (the datagram, or the
@@ -103,7 +102,7 @@ struct dns_server_stats {
 	uint64_t cookie_unsent;      /* answers that could not carry the query's cookie */
 	uint64_t rrl_dropped;        /* UDP answers not sent: rate limit (dns_rrl.h) */
 	uint64_t rrl_slipped;        /* sent as TC=1 (or BADCOOKIE) instead */
-	uint64_t mem_refused;        /* queries refused for DNS_SERVER_MEMORY_BUDGET (SERVFAIL) */
+	uint64_t mem_refused;        /* queries refused for dns.client-memory (SERVFAIL) */
 	uint64_t latency[DNS_SERVER_LATENCY_N + 1]; /* answers per latency bucket (above) */
 	uint64_t latency_us_sum;                    /* over every answer counted there */
 };
@@ -143,6 +142,10 @@ int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf);
  * caller's reference with dns_upstream_set_free.
  */
 int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out);
+/* Reload: dns.client-memory, the limit of what clients make the node hold; any thread. */
+void dns_shared_set_client_memory(struct dns_shared *sh, const struct conf *conf);
+/* What clients make the node hold now, and (limit, may be NULL) its limit. */
+size_t dns_shared_client_memory(const struct dns_shared *sh, size_t *limit);
 
 /*
  * Creates worker `index`'s service on loop l: binds its sockets, creates its

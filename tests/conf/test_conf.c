@@ -682,6 +682,7 @@ static const struct {
     {"dns.tls-listen[]", CONF_NODE_SCALAR},
     {"dns.tls-certificate", CONF_NODE_SCALAR},
     {"dns.tls-key", CONF_NODE_SCALAR},
+    {"dns.client-memory", CONF_NODE_SCALAR},
     {"dns.cache.persist", CONF_NODE_SCALAR},
     {"dns.cache.persist-interval", CONF_NODE_SCALAR},
     {"bgp", CONF_NODE_MAPPING},
@@ -918,6 +919,7 @@ Test(conf, dns_cookie_secret_and_rate_limit)
 	cr_expect_eq(c.dns.rate_limit.v4_prefix, 24);
 	cr_expect_eq(c.dns.rate_limit.v6_prefix, 48);
 	cr_expect_eq(c.dns.rate_limit.entries, 65536);
+	cr_expect_eq(c.dns.client_memory_bytes, 32ull << 20);
 	/* Printed and loaded back: the same struct. */
 	FILE *mf = open_memstream(&text, &len);
 	cr_assert_eq(conf_print(mf, &c), 0);
@@ -931,6 +933,7 @@ Test(conf, dns_cookie_secret_and_rate_limit)
 	cr_assert_eq(conf_load_file(p, &env, &c, &d), 0);
 	cr_expect_not(c.dns.has_cookie_secret);
 	cr_expect_not(c.dns.rate_limit.enabled);
+	cr_expect_eq(c.dns.client_memory_bytes, 256ull << 20);
 }
 
 /* Loading is pure: a fabricated machine gives its defaults, nothing is read. */

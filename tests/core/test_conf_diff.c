@@ -215,6 +215,17 @@ Test(conf_diff, persist_and_dnstap_need_a_restart_cache_limits_do_not)
 	cr_expect_eq(d.restart, 1);
 }
 
+Test(conf_diff, client_memory_changes_live)
+{
+	load(BASE, &a);
+	load_edit("  threads: 2\n", "  threads: 2\n  client-memory: 64MiB\n", &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 1);
+	cr_expect_eq(count(CONF_CHANGE_MEMORY), 1);
+	cr_expect_eq(d.restart, 0);
+	cr_expect_str_eq(line(0), "dns.client-memory: changed");
+}
+
 Test(conf_diff, user_needs_a_restart)
 {
 	char buf[4096];

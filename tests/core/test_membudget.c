@@ -22,6 +22,24 @@ Test(membudget, takes_up_to_the_limit_never_beyond)
 	cr_assert_eq(atomic_load(&b.refused), 3);
 }
 
+Test(membudget, a_lower_limit_refuses_until_enough_is_given_back)
+{
+	struct membudget b;
+
+	membudget_init(&b, 1000);
+	cr_assert(membudget_take(&b, 800));
+	membudget_set_limit(&b, 500); /* a reload: below what is held */
+	cr_assert_eq(membudget_limit(&b), 500);
+	cr_assert_eq(membudget_used(&b), 800, "nothing held is taken away");
+	cr_assert_not(membudget_take(&b, 1), "held 800 of 500: every take refused");
+	membudget_give(&b, 400);
+	cr_assert(membudget_take(&b, 100));
+	cr_assert_not(membudget_take(&b, 1));
+	membudget_set_limit(&b, 2000); /* raised: room again */
+	cr_assert(membudget_take(&b, 1500));
+	cr_assert_eq(membudget_used(&b), 2000);
+}
+
 static struct membudget shared;
 static atomic_size_t peak;
 

@@ -32,11 +32,11 @@ static const char yaml[] = "dns:\n"
                            "health: {interval: 100ms, rise: 2, fall: 2, hold-down: 0s}\n";
 
 static struct tmpdir cdir;
+static char y[2048]; /* the configuration it runs */
 
 static void setup(void)
 {
 	const char *zones[] = {"example.test", harness_example_zone};
-	char y[2048];
 
 	cr_assert_eq(knotd_start(&knot, UPSTREAM, 5300, zones, 1), 0, "knotd did not start");
 	cr_assert_eq(tmpdir_make(&cdir, "metricsctl"), 0);
@@ -305,4 +305,28 @@ Test(metrics_bgp, bgp_session_and_routes_in_a_scrape)
 	              3);
 	cr_assert_eq(scrape_value(b, "anycache_vip_state{vip=\"127.53.73.4:5300\",state=\"up\"}"),
 	             1);
+}
+
+/* dns.client-memory: what clients make the node hold, against its limit,
+ * and the limit follows a reload (applied live, nothing restarts). */
+Test(metrics, client_memory_gauges_follow_a_reload)
+{
+	char conf[2300], path[600], out[4096];
+
+	cr_assert_eq(get("/metrics"), 200);
+	cr_assert_eq(scrape_value(http_body(page), "anycache_client_memory_limit_bytes"),
+	             256.0 * 1024 * 1024);
+	cr_assert_geq(scrape_value(http_body(page), "anycache_client_memory_bytes"), 0);
+	snprintf(conf, sizeof(conf), "%s", y);
+	char *dns = strstr(conf, "  threads: 2\n");
+	cr_assert_not_null(dns);
+	snprintf(conf + (dns - conf), sizeof(conf) - (size_t)(dns - conf),
+	         "  threads: 2\n  client-memory: 8MiB\n%s", strstr(y, "  threads: 2\n") + 13);
+	cr_assert_eq(write_file(daemon_.dir.path, "anycache.yaml", conf, path, sizeof(path)), 0);
+	cr_assert_eq(CTL(sock, out, "reload"), 0, "%s", out);
+	cr_expect(strstr(out, "dns.client-memory: changed"), "%s", out);
+	cr_assert_eq(get("/metrics"), 200);
+	cr_assert_eq(scrape_value(http_body(page), "anycache_client_memory_limit_bytes"),
+	             8.0 * 1024 * 1024);
+	promtool_check();
 }
