@@ -141,6 +141,20 @@ int bgp_session_md5_listen(int fd, const struct conf_neighbor *nb)
 	return md5_set(fd, &nb->address, nb->password);
 }
 
+int bgp_session_md5_unlisten(int fd, const struct netaddr *peer)
+{
+	struct tcp_md5sig sig;
+	struct sockaddr_storage ss;
+
+	/* A zero key length deletes the peer's key (Linux tcp_v4_parse_md5_keys). */
+	memset(&sig, 0, sizeof(sig));
+	netaddr_to_sockaddr(peer, &ss);
+	memcpy(&sig.tcpm_addr, &ss, sizeof(sig.tcpm_addr));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof(sig)) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
 static struct bgp_sock *sock_new(struct bgp_session *s, int fd, bool outgoing)
 {
 	struct bgp_sock *k = calloc(1, sizeof(*k));

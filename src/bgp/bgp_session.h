@@ -83,6 +83,8 @@ bool bgp_session_quiet(const struct bgp_session *s);
 
 /* RFC 2385: sets the neighbor's TCP MD5 key (if any) on a listening socket fd. */
 int bgp_session_md5_listen(int fd, const struct conf_neighbor *nb);
+/* Takes peer's TCP MD5 key off a listening socket (it had one or not). 0 or -errno. */
+int bgp_session_md5_unlisten(int fd, const struct netaddr *peer);
 
 enum bgp_fsm_state bgp_session_state(const struct bgp_session *s);
 

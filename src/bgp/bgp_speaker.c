@@ -233,7 +233,14 @@ static void accept_done(struct loop *l, void *ctx, int res, unsigned flags)
 static int listener_open(struct bgp_speaker *sp, const struct netaddr *addr, char *why,
                          size_t whylen)
 {
-	struct listener *li = &sp->lis[sp->n_lis];
+	/* A slot a reload closed (listeners_prune) and whose accept has ended. */
+	unsigned slot = sp->n_lis;
+	for (unsigned i = 0; i < sp->n_lis; i++)
+		if (sp->lis[i].fd < 0 && !sp->lis[i].armed && !timer_armed(&sp->lis[i].retry)) {
+			slot = i;
+			break;
+		}
+	struct listener *li = &sp->lis[slot];
 	struct sockaddr_storage ss;
 	struct netaddr a = *addr;
 	char b[NETADDR_STRLEN + 8];
@@ -276,7 +283,8 @@ have_fd:
 			log_warn("bgp", "TCP_MD5SIG on the listener: %s", strerror(-r));
 	}
 	li->fd = fd;
-	sp->n_lis++;
+	if (slot == sp->n_lis)
+		sp->n_lis++;
 	handover_offer("bgp-listen", 0, &a, fd);
 	log_debug("bgp", "listening on %s", netaddr_format(&a, true, b, sizeof(b)));
 	return 0;
@@ -415,7 +423,7 @@ static int session_make(struct bgp_speaker *sp, unsigned i, struct bgp_session *
 static int listener_find(const struct bgp_speaker *sp, const struct netaddr *a)
 {
 	for (unsigned j = 0; j < sp->n_lis; j++)
-		if (netaddr_equal_ip(&sp->lis[j].addr, a))
+		if (sp->lis[j].fd >= 0 && netaddr_equal_ip(&sp->lis[j].addr, a))
 			return (int)j;
 	return -1;
 }
@@ -592,6 +600,49 @@ static void retire_poll(struct timer *t, uint64_t now, void *arg)
 		loop_timer_arm_in(sp->l, t, RETIRE_POLL_MS);
 }
 
+/*
+ * After a reload removed or changed neighbors: their TCP MD5 keys leave the
+ * listeners (RFC 2385: a key left behind makes the listener demand MD5 of
+ * that address, so a neighbor whose password a reload removed could never
+ * connect in; listener_for adds the changed ones' new keys back), and a
+ * listener no neighbor uses any more is closed.
+ */
+static void listeners_prune(struct bgp_speaker *sp, const struct conf_bgp *old,
+                            const struct bgp_nbset_plan *plan)
+{
+	char b[NETADDR_STRLEN + 8];
+
+	for (unsigned i = 0; i < old->n_neighbors; i++) {
+		const struct conf_neighbor *nb = &old->neighbors[i];
+		if (plan->fate[i] == BGP_NBSET_KEEP || !nb->password[0])
+			continue;
+		struct netaddr a = listen_addr(nb);
+		int j = listener_find(sp, &a);
+		int r = j >= 0 ? bgp_session_md5_unlisten(sp->lis[j].fd, &nb->address) : 0;
+		if (r < 0)
+			log_warn("bgp", "TCP_MD5SIG off the listener: %s", strerror(-r));
+	}
+	for (unsigned j = 0; j < sp->n_lis; j++) {
+		struct listener *li = &sp->lis[j];
+		bool used = false;
+		if (li->fd < 0)
+			continue;
+		for (unsigned i = 0; i < sp->conf.n_neighbors && !used; i++) {
+			struct netaddr a = listen_addr(&sp->conf.neighbors[i]);
+			used = netaddr_equal_ip(&li->addr, &a);
+		}
+		if (used)
+			continue;
+		log_info("bgp", "no neighbor on %s any more: its listener is closed",
+		         netaddr_format(&li->addr, true, b, sizeof(b)));
+		loop_timer_cancel(sp->l, &li->retry);
+		handover_forget(li->fd);
+		/* Its accept ends with -ECANCELED (accept_done), then the slot is free. */
+		loop_close_fd(sp->l, li->fd, NULL, NULL);
+		li->fd = -1;
+	}
+}
+
 /* A new neighbor's way in: its listener (opened when its local-address has
  * none yet) and, with a password, its TCP MD5 key there (RFC 2385). */
 static void listener_for(struct bgp_speaker *sp, const struct conf_neighbor *nb)
@@ -625,6 +676,7 @@ static void listener_for(struct bgp_speaker *sp, const struct conf_neighbor *nb)
 int bgp_speaker_set_neighbors(struct bgp_speaker *sp, const struct conf_bgp *conf)
 {
 	static struct bgp_nbset_plan plan;
+	static struct conf_bgp was; /* the set before (static: large; the control thread only) */
 	struct bgp_session *sess[CONF_MAX_NEIGHBORS] = {NULL};
 	struct bfd_link *links[CONF_MAX_NEIGHBORS] = {NULL};
 	uint64_t warned[CONF_MAX_NEIGHBORS] = {0};
@@ -691,6 +743,7 @@ int bgp_speaker_set_neighbors(struct bgp_speaker *sp, const struct conf_bgp *con
 			links[j] = sp->bfd_link[plan.from[j]];
 			warned[j] = sp->warned[plan.from[j]];
 		}
+	was = sp->conf;
 	sp->conf = *next;
 	free(next);
 	sp->n = conf->n_neighbors;
@@ -698,6 +751,7 @@ int bgp_speaker_set_neighbors(struct bgp_speaker *sp, const struct conf_bgp *con
 	memcpy(sp->bfd_link, links, sizeof(sp->bfd_link));
 	memcpy(sp->warned, warned, sizeof(sp->warned));
 
+	listeners_prune(sp, &was, &plan);
 	for (unsigned j = 0; j < sp->n; j++) {
 		if (!fresh[j])
 			continue;

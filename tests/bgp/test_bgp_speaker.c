@@ -393,3 +393,90 @@ Test(bgp_speaker, reload_neighbors_cease_and_new_sessions)
 	loop_free(l);
 	bgp_speaker_free(sp);
 }
+
+/*
+ * Reload and the listeners, on 127.53.89.12x: neighbor D (.122, passive,
+ * TCP MD5 "s3cret") listened for on .121. A key on the listener makes the
+ * kernel drop D's SYNs that carry no MD5 option (RFC 2385), so a plain
+ * connect from .122 only completes once the key is gone.
+ */
+static void md5_set_one(struct conf_bgp *c, unsigned host, const char *local, const char *pw)
+{
+	char a[32];
+
+	memset(c, 0, sizeof(*c));
+	c->enabled = true;
+	c->asn = 65000;
+	cr_assert_eq(netaddr_parse_ip("127.53.89.121", &c->router_id), 0);
+	c->n_neighbors = 1;
+	struct conf_neighbor *nb = &c->neighbors[0];
+	snprintf(a, sizeof(a), "127.53.89.%u", host);
+	cr_assert_eq(netaddr_parse_ip(a, &nb->address), 0);
+	nb->address.port = 179;
+	cr_assert_eq(netaddr_parse_ip(local, &nb->local_address), 0);
+	nb->asn = 65001;
+	nb->passive = true;
+	nb->hold_time_s = 90;
+	snprintf(nb->password, sizeof(nb->password), "%s", pw);
+}
+
+/* A plain TCP connect from 127.53.89.src to dst:179: 1 connected, 0 still
+ * waiting (its SYN dropped), -errno refused or failed. */
+static int plain_connect(struct loop *l, unsigned src, const char *dst, int *fdp)
+{
+	struct rig r = {.net = "127.53.89."};
+	int fd = client_socket(&r, src);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(179)};
+	inet_pton(AF_INET, dst, &a.sin_addr);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	cr_assert(rc == 0 || errno == EINPROGRESS, "%s", strerror(errno));
+	run_for(l, 300);
+	int err = 0;
+	socklen_t el = sizeof(err);
+	cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el), 0);
+	struct sockaddr_in p;
+	socklen_t pl = sizeof(p);
+	*fdp = fd;
+	if (err)
+		return -err;
+	return getpeername(fd, (struct sockaddr *)&p, &pl) == 0 ? 1 : 0;
+}
+
+Test(bgp_speaker, reload_takes_md5_keys_off_and_closes_unused_listeners)
+{
+	static struct conf_bgp c;
+	struct loop *l;
+	struct bgp_speaker *sp;
+	char why[256];
+	int f1, f2, f3, f4;
+
+	cr_assert_eq(loop_global_init(), 0);
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	md5_set_one(&c, 122, "127.53.89.121", "s3cret");
+	cr_assert_eq(bgp_speaker_new(l, &c, NULL, why, sizeof(why), &sp), 0, "%s", why);
+	run_for(l, 20);
+	cr_assert_eq(plain_connect(l, 122, "127.53.89.121", &f1), 0,
+	             "D connected without MD5 while the listener holds its key");
+
+	/* D's password removed: its key leaves the listener, plain TCP gets in. */
+	md5_set_one(&c, 122, "127.53.89.121", "");
+	cr_assert_eq(bgp_speaker_set_neighbors(sp, &c), 0);
+	cr_assert_eq(plain_connect(l, 122, "127.53.89.121", &f2), 1,
+	             "the key stayed on the listener after the password was removed");
+
+	/* D now listened for on .123: nobody uses .121 any more, its listener
+	 * closes (refused); .123 answers. */
+	md5_set_one(&c, 122, "127.53.89.123", "");
+	cr_assert_eq(bgp_speaker_set_neighbors(sp, &c), 0);
+	run_for(l, 50); /* the close completes (else a connect lands in its backlog: reset) */
+	int r3 = plain_connect(l, 122, "127.53.89.121", &f3);
+	cr_assert_eq(r3, -ECONNREFUSED, "the unused listener on .121 is still open (%d)", r3);
+	cr_assert_eq(plain_connect(l, 122, "127.53.89.123", &f4), 1, "no listener on .123");
+
+	close(f1);
+	close(f2);
+	close(f3);
+	close(f4);
+	loop_free(l);
+	bgp_speaker_free(sp);
+}
