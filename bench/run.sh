@@ -288,6 +288,16 @@ start() {
 	PID[$name]=$!
 }
 
+# BASE=DIR: DIR/anycached (another build, e.g. before a change) as anycached-base, beside
+# anycached on its own address; fails (1) without BASE.
+start_base() {
+	[ -n "${BASE:-}" ] || return 1
+	ADDR[anycached-base]=127.54.0.6
+	sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
+		"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
+	start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
+}
+
 # ---- one dnsperf run; prints "sent completed lost qps rcodes cpu_us_per_q user_us_per_q
 # sched_us_per_q wakeups_per_q"; a 5th argument "tcp" sends over TCP (8 connections, each
 # pipelining up to 500 queries, RFC 7766 §6.2.1.1) ----
@@ -373,13 +383,7 @@ if [ "$MISS_ONLY" = 1 ]; then
 	# DIR/anycached (another build, e.g. before a change) as anycached-base.
 	MISS_SERVERS=(anycached unbound dnsdist)
 	start anycached "$BUILD/anycached" -c "$WORK/anycached.yaml"
-	if [ -n "${BASE:-}" ]; then
-		ADDR[anycached-base]=127.54.0.6
-		sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
-			"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
-		start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
-		MISS_SERVERS=(anycached anycached-base unbound dnsdist)
-	fi
+	start_base && MISS_SERVERS=(anycached anycached-base unbound dnsdist)
 	start unbound unbound -d -c "$WORK/unbound.conf"
 	start dnsdist dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf"
 	for s in "${MISS_SERVERS[@]}"; do wait_up "$s"; done
@@ -553,13 +557,7 @@ if [ "$HITS_ONLY" = 1 ]; then
 	start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
 	start reflector-mmsg "$BUILD/bench/reflector" -m -l "${ADDR[reflector-mmsg]}:$PORT"
 	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
-	if [ -n "${BASE:-}" ]; then
-		ADDR[anycached-base]=127.54.0.6
-		sed -e "s/${ADDR[anycached]}:/${ADDR[anycached-base]}:/" -e "s/anycached.sock/base.sock/" \
-			"$WORK/anycached.yaml" >"$WORK/anycached-base.yaml"
-		start anycached-base "$BASE/anycached" -c "$WORK/anycached-base.yaml"
-		HIT_SERVERS+=(anycached-base)
-	fi
+	start_base && HIT_SERVERS+=(anycached-base)
 	for s in "${HIT_SERVERS[@]}"; do wait_up "$s"; done
 	for s in "${HIT_SERVERS[@]}"; do
 		[[ $s == anycached* ]] || continue

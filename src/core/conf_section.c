@@ -83,6 +83,27 @@ static bool get_seconds(struct ld *ld, const char *path, const char *s, uint64_t
 	return true;
 }
 
+/* A size (bytes, KiB, MiB, GiB) of at least min; below it, `why_min` says why. */
+static bool get_size(struct ld *ld, const char *path, const char *s, uint64_t min,
+                     const char *why_min, uint64_t *out)
+{
+	uint64_t v;
+
+	if (!s)
+		return false;
+	if (conf_parse_size(s, &v) != 0) {
+		conf_err_at(ld, path, false, "%s: invalid size '%s' (bytes, KiB, MiB or GiB)", path,
+		            s);
+		return false;
+	}
+	if (v < min) {
+		conf_err_at(ld, path, false, "%s: %s is too small (%s)", path, s, why_min);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
 static bool get_bool(struct ld *ld, const char *path, const char *s, bool *out)
 {
 	static const char *const yes[] = {"true", "True", "TRUE", "yes", "on", NULL};
@@ -394,7 +415,6 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 {
 	struct conf_dns *d = &c->dns;
 	char path[CONF_PATH_LEN];
-	uint64_t v;
 
 	if (r && conf_present(ld, "dns.listen")) {
 		unsigned n = r->listen_count;
@@ -487,27 +507,11 @@ static void load_dns(struct ld *ld, const struct raw_dns *r, struct conf *c)
 	           "one TXT string");
 	load_dns_security(ld, r, d);
 	load_dns_stream(ld, r, d);
-	if (r->client_memory) {
-		if (conf_parse_size(r->client_memory, &v) != 0)
-			conf_err_at(ld, "dns.client-memory", false,
-			            "dns.client-memory: invalid size '%s' (bytes, KiB, MiB or GiB)",
-			            r->client_memory);
-		else if (v < CONF_CLIENT_MEMORY_MIN)
-			conf_err_at(ld, "dns.client-memory", false,
-			            "dns.client-memory: %s is too small (at least 1MiB: one TCP "
-			            "connection alone may hold 64 KiB)",
-			            r->client_memory);
-		else
-			d->client_memory_bytes = v;
-	}
+	get_size(ld, "dns.client-memory", r->client_memory, CONF_CLIENT_MEMORY_MIN,
+	         "at least 1MiB: one TCP connection alone may hold 64 KiB", &d->client_memory_bytes);
 	if (r->cache) {
 		const struct raw_cache *rc = r->cache;
-		if (rc->size && conf_parse_size(rc->size, &v) == 0)
-			d->cache.size_bytes = v;
-		else if (rc->size)
-			conf_err_at(ld, "dns.cache.size", false,
-			            "dns.cache.size: invalid size '%s' (bytes, KiB, MiB or GiB)",
-			            rc->size);
+		get_size(ld, "dns.cache.size", rc->size, 0, "", &d->cache.size_bytes);
 		get_seconds(ld, "dns.cache.min-ttl", rc->min_ttl, UINT32_MAX, &d->cache.min_ttl_s);
 		bool max_ok = get_seconds(ld, "dns.cache.max-ttl", rc->max_ttl, UINT32_MAX,
 		                          &d->cache.max_ttl_s);
