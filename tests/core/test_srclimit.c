@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
 
@@ -132,15 +133,17 @@ Test(srclimit, matches_a_model_under_churn)
 
 #define SHARERS 4
 #define ROUNDS  20000
-#define CAP     2 /* below the threads: takes are refused, the cap binds */
+#define CAP     1 /* two threads on two cores at once: takes are refused, the cap binds */
 
 static struct srclimit *shared_t;
 static atomic_uint held, over_cap, refused;
+static pthread_barrier_t start_line; /* every thread starts at once */
 
 static void *share_take_put(void *arg)
 {
 	struct netaddr a;
 	(void)arg;
+	pthread_barrier_wait(&start_line);
 	cr_assert_eq(netaddr_parse("192.0.2.7", 0, &a), 0);
 	for (unsigned i = 0; i < ROUNDS; i++) {
 		int r = srclimit_take(shared_t, &a);
@@ -161,6 +164,7 @@ Test(srclimit, workers_share_one_table_and_never_pass_the_cap)
 {
 	pthread_t th[SHARERS];
 	cr_assert_eq(srclimit_new(64, CAP, 32, 64, 7, &shared_t), 0);
+	pthread_barrier_init(&start_line, NULL, SHARERS);
 	for (unsigned i = 0; i < SHARERS; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, share_take_put, NULL), 0);
 	for (unsigned i = 0; i < SHARERS; i++)
@@ -171,6 +175,9 @@ Test(srclimit, workers_share_one_table_and_never_pass_the_cap)
 	cr_assert_eq(srclimit_count(shared_t, &a), 0);
 	cr_assert_eq(srclimit_sources(shared_t), 0);
 	cr_assert_eq(atomic_load(&over_cap), 0);
-	cr_assert_gt(atomic_load(&refused), 0, "the cap never bound: the test proves nothing");
+	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+		cr_assert_gt(atomic_load(&refused), 0,
+		             "the cap never bound: the test proves nothing");
+	pthread_barrier_destroy(&start_line);
 	srclimit_free(shared_t);
 }
