@@ -146,7 +146,8 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	for (unsigned i = 0; i < DNS_SERVER_LATENCY_N; i++)
 		bounds[i] = bound_us[i] / 1e6;
 	prom_family(p, "anycache_answer_latency_seconds", "histogram",
-	            "Time from a query's receive to its answer handed to the kernel.");
+	            "Time from the loop turn that received a query to the turn that "
+	            "handed its answer to the kernel.");
 	prom_histogram(p, "anycache_answer_latency_seconds", NULL, 0, bounds, n->st.latency,
 	               DNS_SERVER_LATENCY_N, (double)n->st.latency_us_sum / 1e6);
 
