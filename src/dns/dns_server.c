@@ -946,7 +946,6 @@ static void on_datagram(struct loop *l, void *ctx, const struct loop_dgram *d)
 	    .t0_us = loop_now_us(l),
 	};
 
-	(void)l;
 	li->srv->stats.udp_rx++;
 	handle_query(li->srv, &t, d->payload, d->len);
 }
@@ -1046,8 +1045,9 @@ struct dns_shared {
 	struct tls_ctx *tls;  /* dns.tls-listen: one context, so tickets resume on any worker */
 	struct dns_tap *tap;  /* dnstap output, one queue per worker; NULL: off */
 	struct membudget mem; /* pending queries and TCP/TLS buffers, every worker */
-	/* Upstream health, one for the node (dns_upstream.h); a reload with
-	 * other upstreams makes a new one (dns_upstreams_new). */
+	/* Upstream health, one table for the node (dns_upstream.h), given to
+	 * every worker's first forwarder; a reload with other upstreams hands
+	 * the workers a new one instead (dns_upstreams_new, via the reload job). */
 	struct dns_upstream_set *upstreams;
 	/* TCP/TLS connections per source prefix, for the node: dns.tcp-per-source
 	 * is a cap per node, whichever worker the kernel gave a connection to. */

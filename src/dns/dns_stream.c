@@ -248,10 +248,10 @@ static size_t conn_queued(const struct conn *c)
  */
 static void conn_close_orderly(struct conn *c)
 {
-	uint8_t alert[64];
+	uint8_t alert[128]; /* one alert record: 24 bytes in TLS 1.3, 31 in 1.2 with GCM */
 
 	if (c->tls && c->hs_done && !c->closing && !c->sending && conn_queued(c) == 0 &&
-	    tls_conn_shutdown(c->tls) == 0) {
+	    tls_conn_shutdown(c->tls) == 0 && tls_conn_out_pending(c->tls) <= sizeof(alert)) {
 		size_t n = tls_conn_take_out(c->tls, alert, sizeof(alert));
 		if (n && send(c->fd, alert, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n)
 			c->srv->st->tls_close_notify++;
