@@ -19,7 +19,8 @@
 # ST_NAMES (5000) unique names at ST_RATE (2000) q/s.
 # --perf: where a UDP hit's CPU goes, kernel included: perf record (cpu-clock samples, every
 # thread) of the recvmmsg reflector, the io_uring reflector and anycached, each at PERF_RATE
-# (the first of RATES) for DUR s; the top symbols as CPU us per query (PERF_TOP, 30).
+# (the first of RATES) for DUR s; the top symbols as CPU us per query (PERF_TOP, 30). PERF_TCP=1:
+# anycached alone, hits over TCP (8 pipelining connections) and then over UDP.
 # --hits: UDP hits only, in rounds: HIT_REPS (5) rounds, each server in turn for DUR s at each of
 # RATES; per round anycached over the cheaper reflector of that round, then the medians (issue 8's
 # figure, robust to a disturbed round). BASE=DIR adds DIR/anycached (another build) beside it.
@@ -85,7 +86,7 @@ while [ $# -gt 0 ]; do
 	--hits) HITS_ONLY=1 ;;
 	--out) OUT=$2; shift ;;
 	--png) PNG=$2; shift ;;
-	-h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,39p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -523,20 +524,24 @@ if [ "$PERF" = 1 ]; then
 	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
 		-q 50 >"$WORK/warm-anycached.log" 2>&1
 	{
-		echo "perf profile of UDP hits at $PERF_RATE q/s, ${DUR}s each, $(date -u '+%Y-%m-%d %H:%M:%S UTC')," \
+		echo "perf profile of hits at $PERF_RATE q/s, ${DUR}s each, $(date -u '+%Y-%m-%d %H:%M:%S UTC')," \
 			"anycached $(cd "$ROOT" && git describe --always --dirty 2>/dev/null) ${BIN:-}"
-		for s in reflector reflector-uring anycached; do
-			taskset -c "$GEN_CPU" perf record -q -e cpu-clock -F 10000 -p "${PID[$s]}" -o "$WORK/perf-$s.data" \
+		# PERF_TCP=1: anycached only, over TCP (dnsperf -m tcp) and then over UDP at PERF_RATE.
+		runs=("reflector udp" "reflector-uring udp" "anycached udp")
+		[ "${PERF_TCP:-0}" = 1 ] && runs=("anycached tcp" "anycached udp")
+		for run in "${runs[@]}"; do
+			read -r s mode <<<"$run"
+			taskset -c "$GEN_CPU" perf record -q -e cpu-clock -F 10000 -p "${PID[$s]}" -o "$WORK/perf-$s-$mode.data" \
 				>/dev/null 2>&1 &
 			ppid=$!
 			sleep 0.2
-			read -r sent done _ _ _ _ _ ns wk <<<"$(measure "$s" "$WORK/hit.txt" "$DUR" "$PERF_RATE")"
+			read -r sent done _ _ _ _ _ ns wk <<<"$(measure "$s" "$WORK/hit.txt" "$DUR" "$PERF_RATE" "$mode")"
 			kill -INT "$ppid"
 			wait "$ppid" 2>/dev/null || true
 			echo
-			echo "$s: $done of $sent answered, $ns CPU us/query (schedstat), $wk wake-ups/query," \
+			echo "$s over $mode: $done of $sent answered, $ns CPU us/query (schedstat), $wk wake-ups/query," \
 				"$(awk '/^AnonHugePages/ { print $2, $3 }' "/proc/${PID[$s]}/smaps_rollup") in huge pages"
-			perf report -i "$WORK/perf-$s.data" --no-children --sort dso,sym --stdio 2>/dev/null |
+			perf report -i "$WORK/perf-$s-$mode.data" --no-children --sort dso,sym --stdio 2>/dev/null |
 				awk -v us="$ns" -v top="${PERF_TOP:-30}" '
 				/^ *[0-9.]+%/ { p = $1; sub(/%/, "", p); k = ($3 == "[k]") ? "kernel" : "user";
 					share[k] += p; if (shown++ < top) { $1 = ""; printf "  %6.3f us  %5.1f%%  %s\n", p * us / 100, p, $0 } }
