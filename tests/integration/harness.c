@@ -819,3 +819,35 @@ int birdc_run(const char *sock, const char *cmd, char *out, size_t cap)
 	out[0] = 0;
 	return run_capture(words, true, out, cap, 5000);
 }
+
+/* "HH:MM:SS.mmm" at p: its ms of the day, or -1. */
+static long bird_time_at(const char *p)
+{
+	for (int k = 0; k < 12; k++) {
+		bool digit = p[k] >= '0' && p[k] <= '9';
+		if (k == 2 || k == 5 ? p[k] != ':' : k == 8 ? p[k] != '.' : !digit)
+			return -1;
+	}
+	long h = (p[0] - '0') * 10 + (p[1] - '0'), m = (p[3] - '0') * 10 + (p[4] - '0');
+	long s = (p[6] - '0') * 10 + (p[7] - '0');
+	long ms = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	return ((h * 60 + m) * 60 + s) * 1000 + ms;
+}
+
+bool bird_same_time(const char *a, const char *b)
+{
+	while (*a && *b) {
+		long ta = bird_time_at(a), tb = bird_time_at(b);
+		if (ta >= 0 && tb >= 0) {
+			long d = labs(ta - tb);
+			if (d > 5 && 86400000 - d > 5) /* across midnight too */
+				return false;
+			a += 12;
+			b += 12;
+			continue;
+		}
+		if (*a++ != *b++)
+			return false;
+	}
+	return *a == *b;
+}

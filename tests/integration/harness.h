@@ -61,6 +61,14 @@ void proc_dump_log(const struct proc *p);
 int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms);
 /* `birdc -s SOCK CMD...` (cmd split at spaces, at most 12 words) into out, 5 s bound. */
 int birdc_run(const char *sock, const char *cmd, char *out, size_t cap);
+/*
+ * Whether two texts birdc printed carry the same instants: equal, except that
+ * each "HH:MM:SS.mmm" may differ by up to 5 ms. BIRD keeps such times on its
+ * monotonic clock and converts them to wall time when it prints them, so one
+ * instant can read 1 ms apart in two prints; a session that went down and
+ * came back moved its time by far more.
+ */
+bool bird_same_time(const char *a, const char *b);
 
 /* Polls until a DNS server on addr:port answers a UDP query for qname (any RCODE). */
 int wait_dns_udp(const char *addr, uint16_t port, const char *qname, int timeout_ms);
