@@ -753,6 +753,7 @@ uint64_t loop_now_us(const struct loop *l)
 {
 	return l->running ? l->now_us : clock_now_us();
 }
+
 void loop_get_stats(const struct loop *l, struct loop_stats *out)
 {
 	*out = l->st;
