@@ -402,22 +402,10 @@ Test(bgp_speaker, reload_neighbors_cease_and_new_sessions)
  */
 static void md5_set_one(struct conf_bgp *c, unsigned host, const char *local, const char *pw)
 {
-	char a[32];
-
-	memset(c, 0, sizeof(*c));
-	c->enabled = true;
-	c->asn = 65000;
+	nb_set(c, 1, &host, NULL);
 	cr_assert_eq(netaddr_parse_ip("127.53.89.121", &c->router_id), 0);
-	c->n_neighbors = 1;
-	struct conf_neighbor *nb = &c->neighbors[0];
-	snprintf(a, sizeof(a), "127.53.89.%u", host);
-	cr_assert_eq(netaddr_parse_ip(a, &nb->address), 0);
-	nb->address.port = 179;
-	cr_assert_eq(netaddr_parse_ip(local, &nb->local_address), 0);
-	nb->asn = 65001;
-	nb->passive = true;
-	nb->hold_time_s = 90;
-	snprintf(nb->password, sizeof(nb->password), "%s", pw);
+	cr_assert_eq(netaddr_parse_ip(local, &c->neighbors[0].local_address), 0);
+	snprintf(c->neighbors[0].password, sizeof(c->neighbors[0].password), "%s", pw);
 }
 
 /* A plain TCP connect from 127.53.89.src to dst:179: 1 connected, 0 still
