@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "netns.h"
@@ -36,6 +37,28 @@ static inline void bgp_lab_down(struct bgp_lab *lab)
 	netns_delete(&lab->r);
 	if (lab->dir.path[0])
 		tmpdir_remove(&lab->dir);
+}
+
+/*
+ * Writes conf_text as the lab's bird.conf, starts BIRD in the router
+ * namespace with its control socket at sock (lab->dir/bird.ctl) and waits
+ * (at most 10 s) until that socket exists.
+ */
+static inline void bgp_lab_bird_start(struct bgp_lab *lab, const char *conf_text, char *sock,
+                                      size_t sockcap)
+{
+	char conf[512], log[600];
+	struct stat sb;
+
+	cr_assert_eq(write_file(lab->dir.path, "bird.conf", conf_text, conf, sizeof(conf)), 0);
+	snprintf(sock, sockcap, "%s/bird.ctl", lab->dir.path);
+	snprintf(log, sizeof(log), "%s/bird.out", lab->dir.path);
+	char *argv[] = {"bird", "-f", "-c", conf, "-s", sock, NULL};
+	cr_assert_eq(netns_proc_start(&lab->router, &lab->r, "bird", argv, log), 0);
+	uint64_t end = now_ms() + 10000;
+	while (stat(sock, &sb) != 0 && now_ms() < end && proc_alive(&lab->router))
+		usleep(50 * 1000);
+	cr_assert(stat(sock, &sb) == 0, "BIRD's control socket did not appear");
 }
 
 /*

@@ -167,6 +167,27 @@ static void birdc(const char *cmd, char *out, size_t cap)
 	birdc_run(rig.bird_sock, cmd, out, cap);
 }
 
+/* BIRD's "since" of an Established protocol ("" when not Established). */
+static inline void bird_since(const char *proto, char *out, size_t cap)
+{
+	char buf[4096], want[40];
+	out[0] = 0;
+	snprintf(want, sizeof(want), "\n%s ", proto);
+	for (int i = 0; i < 5 && !out[0]; i++) {
+		char cmd[64], name[32], p[32], table[32], state[32], since[64], info[64];
+		snprintf(cmd, sizeof(cmd), "show protocols %s", proto);
+		birdc(cmd, buf, sizeof(buf));
+		const char *at = strstr(buf, want);
+		if (at &&
+		    sscanf(at + 1, "%31s %31s %31s %31s %63s %63s", name, p, table, state, since,
+		           info) == 6 &&
+		    !strcmp(info, "Established"))
+			snprintf(out, cap, "%s", since);
+		else
+			usleep(200 * 1000);
+	}
+}
+
 /* Polls `show route all` until `what` appears (want) or disappears (!want). */
 static bool wait_routes(const char *what, bool want, int timeout_ms, char *out, size_t cap)
 {

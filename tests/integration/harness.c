@@ -445,6 +445,19 @@ char *harness_private_control(const char *dir, const char *yaml)
 
 bool harness_verbose;
 
+int anycached_rewrite_conf(struct anycached *d, const char *conf_yaml)
+{
+	char tmp[700];
+	char *text = harness_private_control(d->dir.path, conf_yaml);
+	if (!text)
+		return -ENOMEM;
+	int r = write_file(d->dir.path, "next.yaml", text, tmp, sizeof(tmp));
+	free(text);
+	if (r)
+		return r;
+	return rename(tmp, d->conf) < 0 ? -errno : 0;
+}
+
 int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port)
 {
 	char log[512];
@@ -818,6 +831,20 @@ int birdc_run(const char *sock, const char *cmd, char *out, size_t cap)
 	words[n] = NULL;
 	out[0] = 0;
 	return run_capture(words, true, out, cap, 5000);
+}
+
+void text_line(const char *text, const char *key, char *line, size_t cap)
+{
+	const char *l = strstr(text, key);
+	line[0] = 0;
+	if (!l)
+		return;
+	const char *e = strchr(l, '\n');
+	size_t n = e ? (size_t)(e - l) : strlen(l);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(line, l, n);
+	line[n] = 0;
 }
 
 /* "HH:MM:SS.mmm" at p: its ms of the day, or -1. */

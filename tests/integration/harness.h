@@ -61,6 +61,8 @@ void proc_dump_log(const struct proc *p);
 int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms);
 /* `birdc -s SOCK CMD...` (cmd split at spaces, at most 12 words) into out, 5 s bound. */
 int birdc_run(const char *sock, const char *cmd, char *out, size_t cap);
+/* The line of text that starts at the first `key` in it, into line ("" when absent). */
+void text_line(const char *text, const char *key, char *line, size_t cap);
 /*
  * Whether two texts birdc printed carry the same instants: equal, except that
  * each "HH:MM:SS.mmm" may differ by up to 5 ms. BIRD keeps such times on its
@@ -139,6 +141,10 @@ struct anycached {
  * With harness_verbose set it runs with -v (per-worker exit lines, "dns-N: ..."). */
 extern bool harness_verbose;
 int anycached_start(struct anycached *d, const char *conf_yaml, const char *addr, uint16_t port);
+/* Replaces d's configuration file with conf_yaml (the same private control
+ * section added as at start), by rename: a reload never reads half of it.
+ * 0 or -errno. */
+int anycached_rewrite_conf(struct anycached *d, const char *conf_yaml);
 /* SIGTERM, bounded wait; returns the exit status (0 = clean shutdown) or -1. */
 int anycached_stop(struct anycached *d);
 

@@ -69,8 +69,7 @@ static void birdc(const char *cmd, char *out, size_t cap)
 
 static void bird_start(void)
 {
-	char text[2048], conf[512], log[600];
-	struct stat sb;
+	char text[2048];
 
 	snprintf(lab.router_log, sizeof(lab.router_log), "%s/bird.log", lab.dir.path);
 	snprintf(text, sizeof(text),
@@ -93,15 +92,7 @@ static void bird_start(void)
 	         "  ipv6 { import all; export none; };\n"
 	         "}\n",
 	         lab.router_log, ROUTER_AS, NODE_AS);
-	cr_assert_eq(write_file(lab.dir.path, "bird.conf", text, conf, sizeof(conf)), 0);
-	snprintf(bird_sock, sizeof(bird_sock), "%s/bird.ctl", lab.dir.path);
-	snprintf(log, sizeof(log), "%s/bird.out", lab.dir.path);
-	char *argv[] = {"bird", "-f", "-c", conf, "-s", bird_sock, NULL};
-	cr_assert_eq(netns_proc_start(&lab.router, &lab.r, "bird", argv, log), 0);
-	uint64_t end = now_ms() + 10000;
-	while (stat(bird_sock, &sb) != 0 && now_ms() < end && proc_alive(&lab.router))
-		usleep(50 * 1000);
-	cr_assert(stat(bird_sock, &sb) == 0, "BIRD's control socket did not appear");
+	bgp_lab_bird_start(&lab, text, bird_sock, sizeof(bird_sock));
 }
 
 static void any_start(void)
@@ -115,17 +106,9 @@ static void any_start(void)
 /* BIRD's BFD session toward the node, as `show bfd sessions` prints it. */
 static bool bfd_up(char *out, size_t cap)
 {
-	birdc("show bfd sessions", out, cap);
-	const char *l = strstr(out, "10.53.40.2");
-	if (!l)
-		return false;
-	const char *e = strchr(l, '\n');
 	char line[256];
-	size_t n = e ? (size_t)(e - l) : strlen(l);
-	if (n >= sizeof(line))
-		n = sizeof(line) - 1;
-	memcpy(line, l, n);
-	line[n] = 0;
+	birdc("show bfd sessions", out, cap);
+	text_line(out, "10.53.40.2", line, sizeof(line));
 	return strstr(line, " Up ") != NULL;
 }
 

@@ -311,7 +311,7 @@ Test(metrics_bgp, bgp_session_and_routes_in_a_scrape)
  * and the limit follows a reload (applied live, nothing restarts). */
 Test(metrics, client_memory_gauges_follow_a_reload)
 {
-	char conf[2300], path[600], out[4096];
+	char conf[2300], out[4096];
 
 	cr_assert_eq(get("/metrics"), 200);
 	cr_assert_eq(scrape_value(http_body(page), "anycache_client_memory_limit_bytes"),
@@ -322,7 +322,7 @@ Test(metrics, client_memory_gauges_follow_a_reload)
 	cr_assert_not_null(dns);
 	snprintf(conf + (dns - conf), sizeof(conf) - (size_t)(dns - conf),
 	         "  threads: 2\n  client-memory: 8MiB\n%s", strstr(y, "  threads: 2\n") + 13);
-	cr_assert_eq(write_file(daemon_.dir.path, "anycache.yaml", conf, path, sizeof(path)), 0);
+	cr_assert_eq(anycached_rewrite_conf(&daemon_, conf), 0);
 	cr_assert_eq(CTL(sock, out, "reload"), 0, "%s", out);
 	cr_expect(strstr(out, "dns.client-memory: changed"), "%s", out);
 	cr_assert_eq(get("/metrics"), 200);

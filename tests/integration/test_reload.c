@@ -72,45 +72,6 @@ static void yaml_for(char *out, size_t cap, unsigned lp, bool grown, const char 
 	         more ? more : "");
 }
 
-/* Rewrites the daemon's file in place (rename: a reader never sees half of it). */
-static void write_conf(const char *yaml)
-{
-	char tmp[700], path[700];
-	char *text = harness_private_control(rig.d.dir.path, yaml);
-	cr_assert_not_null(text);
-	cr_assert_eq(write_file(rig.d.dir.path, "next.yaml", text, tmp, sizeof(tmp)), 0);
-	free(text);
-	snprintf(path, sizeof(path), "%s", rig.d.conf);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
-/* BIRD's "since" column of protocol anyc: changes whenever the session restarts. */
-static void bird_since_once(char *out, size_t cap)
-{
-	char buf[4096];
-	birdc("show protocols anyc", buf, sizeof(buf));
-	const char *p = strstr(buf, "\nanyc ");
-	char name[32], proto[32], table[32], state[32], since[64], info[64];
-	out[0] = 0;
-	if (p &&
-	    sscanf(p + 1, "%31s %31s %31s %31s %63s %63s", name, proto, table, state, since,
-	           info) == 6 &&
-	    !strcmp(info, "Established"))
-		snprintf(out, cap, "%s", since);
-}
-
-/* birdc itself may fail now and then (a busy control socket): ask again, bounded. A flap
- * shows as another time, never as an empty answer alone. */
-static void bird_since(char *out, size_t cap)
-{
-	for (int i = 0; i < 5; i++) {
-		bird_since_once(out, cap);
-		if (out[0])
-			return;
-		usleep(200 * 1000);
-	}
-}
-
 /* dnsperf's "Queries lost:" and "Queries completed:" from its output file. */
 static void dnsperf_figures(const char *log, long *sent, long *completed, long *lost)
 {
@@ -207,7 +168,7 @@ Test(reload, under_load_no_loss_no_flap_then_bad_file_refused)
 	cr_assert(ok, "the route never reached BIRD");
 	route_block(out, "64.0.0.0/2", blk, sizeof(blk));
 	cr_assert(strstr(blk, "\tBGP.local_pref: 100\n"), "%s", blk);
-	bird_since(since0, sizeof(since0));
+	bird_since("anyc", since0, sizeof(since0));
 	cr_assert(since0[0], "BIRD's session is not Established");
 	double our_since0;
 	json_int_t flaps0;
@@ -230,7 +191,7 @@ Test(reload, under_load_no_loss_no_flap_then_bad_file_refused)
 
 	/* The reload: LOCAL_PREF 100 -> 300, listener VIP2 added, CLIENT allowed. */
 	yaml_for(yaml, sizeof(yaml), 300, true, NULL);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	int rc = CTL(sock, out, "reload");
 	cr_expect_eq(rc, 0, "%s", out);
 	cr_expect(strstr(out, "applied: dns.listen " VIP2 ":5300: added"), "%s", out);
@@ -250,7 +211,7 @@ Test(reload, under_load_no_loss_no_flap_then_bad_file_refused)
 	ok = wait_routes("BGP.local_pref: 300", true, 10000, out, sizeof(out));
 	route_block(out, "64.0.0.0/2", blk, sizeof(blk));
 	cr_expect(ok, "BIRD never saw LOCAL_PREF 300:\n%s", blk);
-	bird_since(since1, sizeof(since1));
+	bird_since("anyc", since1, sizeof(since1));
 	cr_expect(bird_same_time(since1, since0),
 	          "the BGP session restarted (BIRD: since %s, then %s)", since0, since1);
 	/* Our side: the same session (Established since the same instant, no flap). */
@@ -279,7 +240,7 @@ Test(reload, under_load_no_loss_no_flap_then_bad_file_refused)
 	char *bad = strstr(yaml, "rise: 2");
 	cr_assert_not_null(bad);
 	memcpy(bad, "rise: x", 7);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	rc = CTL(sock, out, "reload");
 	cr_expect_eq(rc, 1, "a bad file must fail: %s", out);
 	char want[800];
@@ -302,7 +263,7 @@ Test(reload, under_load_no_loss_no_flap_then_bad_file_refused)
 	cr_expect_eq(json_integer_value(json_object_get(cf, "reloads")), 1);
 	cr_expect_eq(json_integer_value(json_object_get(cf, "loaded_unix")), loaded);
 	json_decref(j);
-	bird_since(since1, sizeof(since1));
+	bird_since("anyc", since1, sizeof(since1));
 	cr_expect(bird_same_time(since1, since0), "the session restarted (%s, then %s)", since0,
 	          since1);
 	/* Exit 0, no sanitizer report (the closed and added listeners' memory included). */
@@ -325,7 +286,7 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	if (!ok)
 		dump_on_failure(out);
 	cr_assert(ok, "the route never reached BIRD");
-	bird_since(since0, sizeof(since0));
+	bird_since("anyc", since0, sizeof(since0));
 	cr_assert(since0[0]);
 	cr_assert(wait_vip_state(VIP2, "up", 5000));
 	/* Something in the cache, to see it kept across the reloads below. */
@@ -342,7 +303,7 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	char *t = strstr(yaml, "threads: 2");
 	cr_assert_not_null(t);
 	t[9] = '3';
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	cr_assert_eq(kill(rig.d.proc.pid, SIGHUP), 0);
 	ok = wait_routes("BGP.local_pref: 250", true, 10000, out, sizeof(out));
 	route_block(out, "64.0.0.0/2", blk, sizeof(blk));
@@ -369,7 +330,7 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	cr_expect(strstr(out, "NOT applied: dns.threads: changed, needs a restart"), "%s", out);
 	/* Removing the listener closes it; the session never moved. */
 	yaml_for(yaml, sizeof(yaml), 250, false, NULL);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	cr_expect_eq(CTL(sock, out, "reload"), 0, "%s", out);
 	cr_expect(strstr(out, "applied: dns.listen " VIP2 ":5300: removed"), "%s", out);
 	uint64_t end = now_ms() + 3000;
@@ -393,7 +354,7 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	cr_expect(n < 12 || (a[3] & 0x0f) != 0, "moved.test answered before the switch");
 	upstream = "127.53.80.7";
 	yaml_for(yaml, sizeof(yaml), 250, false, NULL);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	cr_expect_eq(CTL(sock, out, "reload"), 0, "%s", out);
 	cr_expect(strstr(out, "applied: dns.upstreams: changed"), "%s", out);
 	/* Another name: the failure above is cached for a few seconds (the cache is kept). */
@@ -412,7 +373,7 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	knotd_stop(&knot2);
 	upstream = "127.53.80.6";
 
-	bird_since(since1, sizeof(since1));
+	bird_since("anyc", since1, sizeof(since1));
 	cr_expect(bird_same_time(since1, since0), "the session restarted (BIRD: since %s, then %s)",
 	          since0, since1);
 	if (!bird_same_time(since0, since1)) {

@@ -113,38 +113,6 @@ static void yaml_for(char *out, size_t cap, bool with1, bool with3, unsigned hol
 	         n1, n3, rig.dir.path);
 }
 
-static void write_conf(const char *yaml)
-{
-	char tmp[700], path[700];
-	char *text = harness_private_control(rig.d.dir.path, yaml);
-	cr_assert_not_null(text);
-	cr_assert_eq(write_file(rig.d.dir.path, "next.yaml", text, tmp, sizeof(tmp)), 0);
-	free(text);
-	snprintf(path, sizeof(path), "%s", rig.d.conf);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
-/* BIRD's "since" of an Established protocol ("" when not Established). */
-static void bird_since(const char *proto, char *out, size_t cap)
-{
-	char buf[4096], want[40];
-	out[0] = 0;
-	snprintf(want, sizeof(want), "\n%s ", proto);
-	for (int i = 0; i < 5 && !out[0]; i++) {
-		char cmd[64], name[32], p[32], table[32], state[32], since[64], info[64];
-		snprintf(cmd, sizeof(cmd), "show protocols %s", proto);
-		birdc(cmd, buf, sizeof(buf));
-		const char *at = strstr(buf, want);
-		if (at &&
-		    sscanf(at + 1, "%31s %31s %31s %31s %63s %63s", name, p, table, state, since,
-		           info) == 6 &&
-		    !strcmp(info, "Established"))
-			snprintf(out, cap, "%s", since);
-		else
-			usleep(200 * 1000);
-	}
-}
-
 /* Whether BIRD holds 64.0.0.0/2 from proto (want) or not (!want), within timeout. */
 static bool wait_route_from(const char *proto, bool want, int timeout_ms)
 {
@@ -256,7 +224,7 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 
 	/* Add .3: a new session, the route on it; anyc1 untouched. */
 	yaml_for(yaml, sizeof(yaml), true, true, 9);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	int rc = CTL(sock, out, "reload");
 	cr_expect_eq(rc, 0, "%s", out);
 	cr_expect(strstr(out, "applied: bgp.neighbors " N3 ": added"), "%s", out);
@@ -303,7 +271,7 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 
 	/* Remove .1: Cease 6/3 at anyc1, its route gone; anyc2 untouched. */
 	yaml_for(yaml, sizeof(yaml), false, true, 9);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	rc = CTL(sock, out, "reload");
 	cr_expect_eq(rc, 0, "%s", out);
 	cr_expect(strstr(out, "applied: bgp.neighbors " N1 ": removed"), "%s", out);
@@ -325,7 +293,7 @@ Test(reload_bgp, neighbors_added_removed_changed_live)
 
 	/* Change .3's hold time: Cease 6/6, then a new session with the route. */
 	yaml_for(yaml, sizeof(yaml), false, true, 12);
-	write_conf(yaml);
+	cr_assert_eq(anycached_rewrite_conf(&rig.d, yaml), 0);
 	rc = CTL(sock, out, "reload");
 	cr_expect_eq(rc, 0, "%s", out);
 	cr_expect(strstr(out, "applied: bgp.neighbors " N3 ": removed"), "%s", out);

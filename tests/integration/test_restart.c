@@ -128,14 +128,8 @@ static void proto_line(char *line, size_t cap)
 {
 	char out[4096];
 	birdc("show protocols anyc", out, sizeof(out));
-	const char *p = strstr(out, "anyc ");
-	cr_assert_not_null(p, "no protocol line: %s", out);
-	const char *e = strchr(p, '\n');
-	size_t n = e ? (size_t)(e - p) : strlen(p);
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(line, p, n);
-	line[n] = 0;
+	text_line(out, "anyc ", line, cap);
+	cr_assert(line[0], "no protocol line: %s", out);
 }
 
 /* The route's first line carries its age: "[anyc 15:02:11.456]". */
@@ -143,16 +137,7 @@ static void route_line(const char *prefix, char *line, size_t cap)
 {
 	char out[16384];
 	birdc("show route all", out, sizeof(out));
-	const char *p = strstr(out, prefix);
-	line[0] = 0;
-	if (!p)
-		return;
-	const char *e = strchr(p, '\n');
-	size_t n = e ? (size_t)(e - p) : strlen(p);
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(line, p, n);
-	line[n] = 0;
+	text_line(out, prefix, line, cap);
 }
 
 static int count_in_file(const char *path, const char *what)

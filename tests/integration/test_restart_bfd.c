@@ -74,8 +74,7 @@ static void birdc(const char *cmd, char *out, size_t cap)
 
 static void bird_start(void)
 {
-	char text[2048], conf[512], log[600];
-	struct stat sb;
+	char text[2048];
 
 	snprintf(lab.router_log, sizeof(lab.router_log), "%s/bird.log", lab.dir.path);
 	snprintf(text, sizeof(text),
@@ -97,15 +96,7 @@ static void bird_start(void)
 	         "  ipv4 { import all; export none; };\n"
 	         "}\n",
 	         lab.router_log, ROUTER_AS, NODE_AS);
-	cr_assert_eq(write_file(lab.dir.path, "bird.conf", text, conf, sizeof(conf)), 0);
-	snprintf(bird_sock, sizeof(bird_sock), "%s/bird.ctl", lab.dir.path);
-	snprintf(log, sizeof(log), "%s/bird.out", lab.dir.path);
-	char *argv[] = {"bird", "-f", "-c", conf, "-s", bird_sock, NULL};
-	cr_assert_eq(netns_proc_start(&lab.router, &lab.r, "bird", argv, log), 0);
-	uint64_t end = now_ms() + 10000;
-	while (stat(bird_sock, &sb) != 0 && now_ms() < end && proc_alive(&lab.router))
-		usleep(50 * 1000);
-	cr_assert(stat(bird_sock, &sb) == 0, "BIRD's control socket did not appear");
+	bgp_lab_bird_start(&lab, text, bird_sock, sizeof(bird_sock));
 }
 
 static void any_start(void)
@@ -138,26 +129,11 @@ static void any_start(void)
 	cr_assert_eq(netns_anycached_start(&lab.any, &lab.n, lab.dir.path, yaml), 0);
 }
 
-/* One line of BIRD's output that starts with `key` ("" when absent). */
-static void line_of(const char *out, const char *key, char *line, size_t cap)
-{
-	const char *l = strstr(out, key);
-	line[0] = 0;
-	if (!l)
-		return;
-	const char *e = strchr(l, '\n');
-	size_t n = e ? (size_t)(e - l) : strlen(l);
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(line, l, n);
-	line[n] = 0;
-}
-
 static bool bfd_up(char *out, size_t cap)
 {
 	char line[256];
 	birdc("show bfd sessions", out, cap);
-	line_of(out, "10.53.62.2", line, sizeof(line));
+	text_line(out, "10.53.62.2", line, sizeof(line));
 	return strstr(line, " Up ") != NULL;
 }
 
@@ -220,9 +196,9 @@ Test(restart_bfd, bfd_and_bgp_stay_up, .init = lab_up, .fini = lab_fini, .timeou
 	cr_assert(ok, "BFD Up and the routes at BIRD first");
 	sleep_ms(1500); /* the Poll Sequences end: BFD at 100 ms */
 	birdc("show bfd sessions", out, sizeof(out));
-	line_of(out, "10.53.62.2", bfd0, sizeof(bfd0));
+	text_line(out, "10.53.62.2", bfd0, sizeof(bfd0));
 	birdc("show protocols anyc", out, sizeof(out));
-	line_of(out, "anyc ", proto0, sizeof(proto0));
+	text_line(out, "anyc ", proto0, sizeof(proto0));
 	cr_assert(strstr(bfd0, " Up ") && proto0[0], "%s / %s", bfd0, proto0);
 	int changes0 = count_in_file(lab.router_log, "State changed");
 
@@ -274,9 +250,9 @@ Test(restart_bfd, bfd_and_bgp_stay_up, .init = lab_up, .fini = lab_fini, .timeou
 	        samples);
 
 	birdc("show bfd sessions", out, sizeof(out));
-	line_of(out, "10.53.62.2", bfd1, sizeof(bfd1));
+	text_line(out, "10.53.62.2", bfd1, sizeof(bfd1));
 	birdc("show protocols anyc", out, sizeof(out));
-	line_of(out, "anyc ", proto1, sizeof(proto1));
+	text_line(out, "anyc ", proto1, sizeof(proto1));
 	/* The "since" columns: a BFD or BGP session that went down and came back moved them. */
 	cr_assert(strstr(bfd1, " Up "), "%s", bfd1);
 	char *s0 = strstr(bfd0, " Up "), *s1 = strstr(bfd1, " Up ");
