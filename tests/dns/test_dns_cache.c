@@ -11,6 +11,7 @@
 
 #include "core/wire.h"
 #include "dns/dns_cache.h"
+#include "dns_test_answer.h"
 
 #define T0  1000000u /* an arbitrary monotonic start, in ms */
 #define SEC 1000u
@@ -20,46 +21,6 @@
 static const uint8_t www_lc[] = "\3www\7example\4test";
 static const uint8_t www_mixed[] = "\3WwW\7ExAmple\4TEST";
 static const uint8_t www_upper[] = "\3WWW\7EXAMPLE\4TEST";
-
-struct ans {
-	uint8_t b[1024];
-	size_t len;
-	uint16_t off[32];
-	unsigned n;
-	struct wbuf w;
-};
-
-/* Header (QR|RD|RA + rcode), question, then RRs added with ans_rr(). */
-static void ans_begin(struct ans *a, uint16_t id, uint8_t rcode, const uint8_t *qname, size_t qlen,
-                      uint16_t qtype, uint16_t qclass, uint16_t an, uint16_t ns)
-{
-	memset(a, 0, sizeof(*a));
-	a->w = wbuf_init(a->b, sizeof(a->b));
-	wbuf_u16(&a->w, id);
-	wbuf_u16(&a->w, (uint16_t)(0x8180 | rcode));
-	wbuf_u16(&a->w, 1);
-	wbuf_u16(&a->w, an);
-	wbuf_u16(&a->w, ns);
-	wbuf_u16(&a->w, 0);
-	wbuf_bytes(&a->w, qname, qlen);
-	wbuf_u16(&a->w, qtype);
-	wbuf_u16(&a->w, qclass);
-	a->len = a->w.off;
-}
-
-/* An RR owned by the question name (compression pointer to offset 12). */
-static void ans_rr(struct ans *a, uint16_t type, uint32_t ttl, const void *rdata, uint16_t rdlen)
-{
-	wbuf_u16(&a->w, 0xc00c);
-	wbuf_u16(&a->w, type);
-	wbuf_u16(&a->w, 1);
-	a->off[a->n++] = (uint16_t)a->w.off;
-	wbuf_u32(&a->w, ttl);
-	wbuf_u16(&a->w, rdlen);
-	wbuf_bytes(&a->w, rdata, rdlen);
-	cr_assert_eq(a->w.err, 0);
-	a->len = a->w.off;
-}
 
 static uint32_t rd32(const uint8_t *p)
 {

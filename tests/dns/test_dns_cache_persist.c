@@ -15,6 +15,7 @@
 #include "core/wire.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_wire.h"
+#include "dns_test_answer.h"
 
 #define T0      50000000u        /* monotonic ms at save */
 #define W0      1764900000000ull /* wall ms at save */
@@ -26,48 +27,10 @@ static const uint8_t nx[] = "\2nx\7example\4test";
 static const uint8_t sec[] = "\3sec\7example\4test";
 static const uint8_t fail[] = "\4fail\7example\4test";
 
-struct ans {
-	uint8_t b[512];
-	size_t len;
-	uint16_t off[8];
-	unsigned n;
-	struct wbuf w;
-};
-
-static void ans_begin(struct ans *a, uint8_t rcode, const uint8_t *qname, size_t qlen, uint16_t an,
-                      uint16_t ns)
-{
-	memset(a, 0, sizeof(*a));
-	a->w = wbuf_init(a->b, sizeof(a->b));
-	wbuf_u16(&a->w, 0);
-	wbuf_u16(&a->w, (uint16_t)(0x8180 | rcode));
-	wbuf_u16(&a->w, 1);
-	wbuf_u16(&a->w, an);
-	wbuf_u16(&a->w, ns);
-	wbuf_u16(&a->w, 0);
-	wbuf_bytes(&a->w, qname, qlen);
-	wbuf_u16(&a->w, 1);
-	wbuf_u16(&a->w, 1);
-	a->len = a->w.off;
-}
-
-static void ans_rr(struct ans *a, uint16_t type, uint32_t ttl, const void *rdata, uint16_t rdlen)
-{
-	wbuf_u16(&a->w, 0xc00c);
-	wbuf_u16(&a->w, type);
-	wbuf_u16(&a->w, 1);
-	a->off[a->n++] = (uint16_t)a->w.off;
-	wbuf_u32(&a->w, ttl);
-	wbuf_u16(&a->w, rdlen);
-	wbuf_bytes(&a->w, rdata, rdlen);
-	cr_assert_eq(a->w.err, 0);
-	a->len = a->w.off;
-}
-
 static void a_answer(struct ans *a, const uint8_t *q, size_t qlen, uint32_t ttl)
 {
 	const uint8_t ip[4] = {192, 0, 2, 1};
-	ans_begin(a, 0, q, qlen, 1, 0);
+	ans_begin(a, 0, 0, q, qlen, 1, 1, 1, 0);
 	ans_rr(a, DNS_TYPE_A, ttl, ip, 4);
 }
 
@@ -81,7 +44,7 @@ static void nx_answer(struct ans *a, uint32_t soa_ttl, uint32_t minimum)
 	wbuf_u32(&w, 600);
 	wbuf_u32(&w, 86400);
 	wbuf_u32(&w, minimum);
-	ans_begin(a, DNS_RCODE_NXDOMAIN, NAME(nx), 0, 1);
+	ans_begin(a, 0, DNS_RCODE_NXDOMAIN, NAME(nx), 1, 1, 0, 1);
 	ans_rr(a, DNS_TYPE_SOA, soa_ttl, rd, sizeof(rd));
 }
 
@@ -169,7 +132,7 @@ static struct dns_cache *filled(uint16_t *a_off, uint16_t *nx_off)
 	a_answer(&a, NAME(sec), 600);
 	k = key_of(NAME(sec), true);
 	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, a.off, a.n, DNS_CACHE_POSITIVE, 0, T0), 1);
-	ans_begin(&a, DNS_RCODE_SERVFAIL, NAME(fail), 0, 0);
+	ans_begin(&a, 0, DNS_RCODE_SERVFAIL, NAME(fail), 1, 1, 0, 0);
 	k = key_of(NAME(fail), false);
 	cr_assert_eq(dns_cache_insert(c, &k, a.b, a.len, NULL, 0, DNS_CACHE_SERVFAIL, 0, T0), 1);
 	return c;

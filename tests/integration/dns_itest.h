@@ -1,6 +1,7 @@
 /*
  * dns_itest.h: small helpers shared by the DNS serving integration tests
- * (test_dns_serving.c, test_dns_tcp.c, test_serve_stale.c): raw answer
+ * (test_dns_serving.c, test_dns_tcp.c, test_dns_stream.c, test_serve_stale.c,
+ * test_compliance.c): raw answer
  * inspection and one knotd + anycached pair per test on its own addresses,
  * so Criterion may run the tests of a file in parallel.
  */
@@ -133,6 +134,19 @@ static inline int kdig(char *out, size_t cap, const char *a1, const char *a2, co
 	char *argv[] = {"kdig",     at,         "-p",       "5300",     "+timeout=2", "+retry=1",
 	                (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5,   NULL};
 	return run_capture(argv, false, out, cap, 15000);
+}
+
+/* Appends a query framed for TCP (RFC 1035 §4.2.2 length prefix) to buf at
+ * *off: no EDNS, class qclass. */
+static inline void frame(uint8_t *buf, size_t *off, uint16_t id, const char *name, uint16_t type,
+                         uint16_t qclass)
+{
+	int n = dns_make_query(buf + *off + 2, 512, id, name, type, false);
+	cr_assert_gt(n, 0);
+	buf[*off + 2 + n - 1] = (uint8_t)qclass;
+	buf[*off] = 0;
+	buf[*off + 1] = (uint8_t)n;
+	*off += 2 + (size_t)n;
 }
 
 #endif

@@ -833,6 +833,21 @@ int birdc_run(const char *sock, const char *cmd, char *out, size_t cap)
 	return run_capture(words, true, out, cap, 5000);
 }
 
+int count_in_file(const char *path, const char *what)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+	if (!f)
+		return -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	for (const char *p = buf; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
 void text_line(const char *text, const char *key, char *line, size_t cap)
 {
 	const char *l = strstr(text, key);

@@ -61,6 +61,8 @@ void proc_dump_log(const struct proc *p);
 int run_capture(char *const argv[], bool merge, char *out, size_t cap, int timeout_ms);
 /* `birdc -s SOCK CMD...` (cmd split at spaces, at most 12 words) into out, 5 s bound. */
 int birdc_run(const char *sock, const char *cmd, char *out, size_t cap);
+/* How many times `what` occurs in the first 64 KiB of the file at path; -1 unreadable. */
+int count_in_file(const char *path, const char *what);
 /* The line of text that starts at the first `key` in it, into line ("" when absent). */
 void text_line(const char *text, const char *key, char *line, size_t cap);
 /*

@@ -9,38 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "dns_itest.h"
 
-#define NODE     "127.53.83.1"
-#define UPSTREAM "127.53.83.2"
-#define PORT     5300
+#define NET 83
 
-static struct knotd knot;
-static struct anycached daemon_;
-
-static const char conf_yaml[] = "dns:\n"
-                                "  listen: [\"" NODE ":5300\"]\n"
-                                "  allow: [127.0.0.0/8]\n"
-                                "  upstreams: [\"" UPSTREAM ":5300\"]\n"
-                                "  threads: 2\n"
-                                "  identity: compliance-node\n";
-
+/* anycached on 127.53.83.1 (threads 2), knotd on .2: dns_itest.h's pair. */
 static void setup(void)
 {
-	const char *zones[] = {"example.test", harness_example_zone};
-
-	cr_assert_eq(knotd_start(&knot, UPSTREAM, PORT, zones, 1), 0, "knotd did not start");
-	cr_assert_eq(anycached_start(&daemon_, conf_yaml, NODE, PORT), 0,
-	             "anycached did not answer");
+	up_with(NET, 0, NULL);
 }
 
-static void teardown(void)
-{
-	anycached_stop(&daemon_);
-	knotd_stop(&knot);
-}
-
-TestSuite(compliance, .init = setup, .fini = teardown, .timeout = 90);
+TestSuite(compliance, .init = setup, .fini = down, .timeout = 90);
 
 /*
  * genreport reads "zone server address" lines on stdin and prints one line
@@ -50,16 +29,17 @@ TestSuite(compliance, .init = setup, .fini = teardown, .timeout = 90);
 Test(compliance, genreport_recursive_full_all_ok)
 {
 	const char *tool = getenv("GENREPORT");
-	char cmd[1024], out[16384];
+	char cmd[1024], out[16384], want[64];
 
 	cr_assert(tool && *tool, "GENREPORT not set (tests/integration/meson.build sets it)");
 	snprintf(cmd, sizeof(cmd), "echo 'example.test ns.example.test %s' | '%s' -R -f -P %d",
-	         NODE, tool, PORT);
+	         node, tool, PORT);
 	char *argv[] = {"sh", "-c", cmd, NULL};
 	int rc = run_capture(argv, true, out, sizeof(out), 60000);
 	printf("genreport: %s", out);
 	cr_assert_eq(rc, 0, "genreport failed (%d): %s", rc, out);
-	cr_assert(strstr(out, "example.test. @" NODE), "no report line for the node: %s", out);
+	snprintf(want, sizeof(want), "example.test. @%s", node);
+	cr_assert(strstr(out, want), "no report line for the node: %s", out);
 
 	/* Every "name=result" pair must be "=ok"; count them for the message. */
 	unsigned tests = 0, bad = 0;

@@ -119,18 +119,6 @@ static int connect_from(const char *src, const char *addr, uint16_t port, int rc
 	return fd;
 }
 
-/* Appends a framed query to buf at *off. */
-static void frame(uint8_t *buf, size_t *off, uint16_t id, const char *name, uint16_t type,
-                  uint16_t qclass)
-{
-	int n = dns_make_query(buf + *off + 2, 512, id, name, type, false);
-	cr_assert_gt(n, 0);
-	buf[*off + 2 + n - 1] = (uint8_t)qclass;
-	buf[*off] = 0;
-	buf[*off + 1] = (uint8_t)n;
-	*off += 2 + (size_t)n;
-}
-
 /* ------------------------------------------------------------ fault 1 */
 
 Test(dns_stream, source_outside_allow_is_closed_at_accept)

@@ -14,18 +14,6 @@
 
 TestSuite(dns_tcp, .fini = down, .timeout = 120);
 
-/* Appends a framed query to buf at *off. */
-static void frame(uint8_t *buf, size_t *off, uint16_t id, const char *name, uint16_t type,
-                  uint16_t qclass)
-{
-	int n = dns_make_query(buf + *off + 2, 512, id, name, type, false);
-	cr_assert_gt(n, 0);
-	buf[*off + 2 + n - 1] = (uint8_t)qclass;
-	buf[*off] = 0;
-	buf[*off + 1] = (uint8_t)n;
-	*off += 2 + (size_t)n;
-}
-
 Test(dns_tcp, pipelined_queries_in_one_write_answered_out_of_order)
 {
 	uint8_t buf[4096], a[4096];

@@ -140,21 +140,6 @@ static void route_line(const char *prefix, char *line, size_t cap)
 	text_line(out, prefix, line, cap);
 }
 
-static int count_in_file(const char *path, const char *what)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-	if (!f)
-		return -1;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = 0;
-	for (const char *p = buf; (p = strstr(p, what)); p++)
-		n++;
-	return n;
-}
-
 static long status_pid(void)
 {
 	char out[8192];
