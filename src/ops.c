@@ -80,25 +80,24 @@ static void sum_forward(struct dns_forward_stats *d, const struct dns_forward_st
 	d->coalesced += s->coalesced;
 }
 
-static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in,
-                           const struct dns_forward_upstream_stats *c, unsigned *measured)
+/* An upstream's health as a worker read it: the node's (one table,
+ * dns_upstream.h), the same whichever worker read it. */
+static void take_health(struct node_up *u, const struct dns_upstream_info *in)
 {
-	if (in->state > u->state)
-		u->state = in->state;
-	if (in->measured) {
-		/* Summed here, divided by the count at the end. */
-		u->srtt_ms += in->srtt_ms;
-		u->rttvar_ms += in->rttvar_ms;
-		(*measured)++;
-	}
-	if (in->rto_ms > u->rto_ms)
-		u->rto_ms = in->rto_ms;
-	if (in->consecutive_fail > u->consecutive_fail)
-		u->consecutive_fail = in->consecutive_fail;
-	if (in->fail_rate_pm > u->fail_rate_pm)
-		u->fail_rate_pm = in->fail_rate_pm;
-	u->no_0x20 |= in->no_0x20;
-	u->confirming |= in->confirming;
+	u->state = in->state;
+	u->measured = in->measured;
+	u->srtt_ms = in->srtt_ms;
+	u->rttvar_ms = in->rttvar_ms;
+	u->rto_ms = in->rto_ms;
+	u->consecutive_fail = in->consecutive_fail;
+	u->fail_rate_pm = in->fail_rate_pm;
+	u->no_0x20 = in->no_0x20;
+	u->confirming = in->confirming;
+}
+
+/* A worker's forwarder's counters for the upstream, added to the node's. */
+static void sum_upstream(struct node_up *u, const struct dns_forward_upstream_stats *c)
+{
 	u->c.sent += c->sent;
 	u->c.answers += c->answers;
 	u->c.rtt_ms_sum += c->rtt_ms_sum;
@@ -114,7 +113,7 @@ static void merge_upstream(struct node_up *u, const struct dns_upstream_info *in
 static void build_node(struct ops *o, unsigned answered)
 {
 	struct node *n = &o->node;
-	unsigned measured[DNS_FORWARD_MAX_UPSTREAMS] = {0};
+	bool health = false;
 
 	memset(n, 0, sizeof(*n));
 	n->workers = o->n_w;
@@ -134,15 +133,12 @@ static void build_node(struct ops *o, unsigned answered)
 		sum_server(&n->st, &w->last.st);
 		sum_forward(&n->fwd, &w->last.fwd);
 		n->rx_drops += w->last.rx_drops;
-		for (unsigned u = 0; u < n->n_up && u < w->last.fwd.n_upstreams; u++)
-			merge_upstream(&n->up[u], &w->last.up[u], &w->last.fwd.up[u], &measured[u]);
-	}
-	for (unsigned u = 0; u < n->n_up; u++) {
-		n->up[u].measured = measured[u] > 0;
-		if (measured[u]) {
-			n->up[u].srtt_ms /= measured[u];
-			n->up[u].rttvar_ms /= measured[u];
+		for (unsigned u = 0; u < n->n_up && u < w->last.fwd.n_upstreams; u++) {
+			if (!health)
+				take_health(&n->up[u], &w->last.up[u]);
+			sum_upstream(&n->up[u], &w->last.fwd.up[u]);
 		}
+		health = true;
 	}
 }
 

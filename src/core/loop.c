@@ -89,7 +89,7 @@ struct loop {
 	struct loop_config cfg;
 	unsigned setup_flags;
 	bool enabled, running;
-	uint64_t now, now_us; /* the turn's one clock read, in ms and in us */
+	uint64_t now_us; /* the turn's one clock read (loop_now: in ms) */
 	struct timer_table *timers;
 
 	/* The one kernel timeout for the earliest timer deadline. */
@@ -683,7 +683,7 @@ int loop_new(const struct loop_config *cfg, struct loop **out)
 		                      (unsigned short)i, io_uring_buf_ring_mask(l->nbufs), (int)i);
 	io_uring_buf_ring_advance(l->br, (int)l->nbufs);
 
-	l->now = clock_now_ms();
+	l->now_us = clock_now_us();
 	arm_wake(l);
 	*out = l;
 	return 0;
@@ -746,7 +746,7 @@ uint64_t loop_now(const struct loop *l)
 {
 	/* Between runs (set-up, tests driving the loop in steps) the cached turn time
 	 * may be long gone: deadlines computed from it would fire early. */
-	return l->running ? l->now : clock_now_ms();
+	return l->running ? l->now_us / 1000u : clock_now_ms();
 }
 
 uint64_t loop_now_us(const struct loop *l)
@@ -770,7 +770,7 @@ int loop_timer_arm(struct loop *l, struct timer *t, uint64_t deadline)
 
 int loop_timer_arm_in(struct loop *l, struct timer *t, uint64_t delay_ms)
 {
-	return timer_arm(l->timers, t, l->now + delay_ms);
+	return timer_arm(l->timers, t, l->now_us / 1000u + delay_ms);
 }
 
 void loop_timer_cancel(struct loop *l, struct timer *t)
@@ -1298,20 +1298,20 @@ int loop_run(struct loop *l)
 		 * vDSO clock read is ~30 ns warm and several times that cold,
 		 * which is what it is after a sleep). */
 		l->now_us = clock_now_us();
-		l->now = l->now_us / 1000u;
+		uint64_t now = l->now_us / 1000u;
 		if (slept_at) {
 			/* Time asleep, for the busy ratio that health reads. */
 			l->st.wait_us += l->now_us > slept_at ? l->now_us - slept_at : 0;
 			slept_at = 0;
 		}
 		/* Timers first, every turn (STYLE.md §8). */
-		unsigned tr = timer_run_expired(l->timers, l->now, l->cfg.timer_budget);
+		unsigned tr = timer_run_expired(l->timers, now, l->cfg.timer_budget);
 		l->st.timers_run += tr;
 		unsigned n = process_cqes(l, l->cfg.budget);
 		flush_rearms(l);
 		arm_timeout(l);
 		bool busy = tr == l->cfg.timer_budget || n == l->cfg.budget || l->nrearm ||
-		            io_uring_cq_ready(&l->ring) || timer_next_deadline(l->timers) <= l->now;
+		            io_uring_cq_ready(&l->ring) || timer_next_deadline(l->timers) <= now;
 		int r;
 		if (busy) {
 			r = io_uring_submit_and_get_events(&l->ring);
@@ -1365,12 +1365,12 @@ int loop_drain(struct loop *l, unsigned timeout_ms)
 		}
 		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
 		io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
-		l->now = clock_now_ms();
+		l->now_us = clock_now_us();
 		process_cqes(l, UINT_MAX);
 		/* The cancel's own CQE (and the wake read's) are K_IGNORE/K_WAKE. */
 		if (in_flight(l) == 0)
 			return 0;
-		if (l->now >= end) {
+		if (l->now_us / 1000u >= end) {
 			for (uint32_t i = 0; i < l->cfg.max_ops; i++)
 				if (l->ops[i].type != OP_FREE)
 					log_debug("loop", "drain: op %u type %u fd %d still held",
