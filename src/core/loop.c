@@ -44,7 +44,8 @@ struct op {
 	uint8_t type;
 	bool cancelled; /* loop_cancel: do not re-arm (loop_close_fd: see fd_closing) */
 	bool multishot;
-	bool rearm; /* on the re-arm list (nothing in flight) */
+	bool rearm;      /* on the re-arm list (nothing in flight) */
+	bool poll_first; /* OP_RECV: LOOP_RECV_WAIT */
 	uint32_t gen;
 	uint32_t next; /* free list */
 	int fd;
@@ -407,7 +408,7 @@ static void close_if_idle(struct loop *l, int fd)
 
 /* The op's last completion: free the slot first (the callback may start new
  * ops, even on the same fd), then tell the owner, then a pending close. */
-static void op_final(struct loop *l, uint32_t idx, int res)
+static void op_final_flags(struct loop *l, uint32_t idx, int res, unsigned flags)
 {
 	struct op *o = &l->ops[idx];
 	loop_op_fn fn = o->fn;
@@ -415,8 +416,13 @@ static void op_final(struct loop *l, uint32_t idx, int res)
 	int fd = o->fd;
 	op_release(l, idx);
 	if (fn)
-		fn(l, ctx, res, 0);
+		fn(l, ctx, res, flags);
 	close_if_idle(l, fd);
+}
+
+static void op_final(struct loop *l, uint32_t idx, int res)
+{
+	op_final_flags(l, idx, res, 0);
 }
 
 static int op_submit(struct loop *l, uint32_t idx)
@@ -458,6 +464,8 @@ static int op_submit(struct loop *l, uint32_t idx)
 		break;
 	case OP_RECV:
 		io_uring_prep_recv(sqe, o->fd, o->buf, o->len, 0);
+		if (o->poll_first)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case OP_SEND:
 		io_uring_prep_send(sqe, o->fd, o->buf + o->done, o->len - o->done, MSG_NOSIGNAL);
@@ -1050,10 +1058,11 @@ int loop_accept(struct loop *l, int fd, loop_op_fn fn, void *ctx, uint64_t *id)
 	return op_start(l, idx, id);
 }
 
-int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx, uint64_t *id)
+int loop_recv_opt(struct loop *l, int fd, void *buf, size_t len, unsigned opts, loop_op_fn fn,
+                  void *ctx, uint64_t *id)
 {
 	uint32_t idx;
-	if (!fn || (!buf && len) || len > INT32_MAX)
+	if (!fn || (!buf && len) || len > INT32_MAX || (opts & ~LOOP_RECV_WAIT))
 		return -EINVAL;
 	int r = op_alloc(l, OP_RECV, fd, &idx);
 	if (r < 0)
@@ -1062,7 +1071,13 @@ int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void
 	l->ops[idx].ctx = ctx;
 	l->ops[idx].buf = buf;
 	l->ops[idx].len = len;
+	l->ops[idx].poll_first = opts & LOOP_RECV_WAIT;
 	return op_start(l, idx, id);
+}
+
+int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx, uint64_t *id)
+{
+	return loop_recv_opt(l, fd, buf, len, 0, fn, ctx, id);
 }
 
 int loop_send(struct loop *l, int fd, const void *buf, size_t len, loop_op_fn fn, void *ctx,
@@ -1187,9 +1202,16 @@ static void on_op(struct loop *l, uint32_t gen, uint32_t idx, const struct io_ur
 			res = -EPIPE;
 		op_final(l, idx, res < 0 ? res : (int)o->len);
 		return;
+	case OP_RECV:
+		/* Kernel >= 5.19 reports what is left after the read; on older ones the
+		 * flag is never set, so every read looks draining: LOOP_RECV_WAIT then
+		 * only costs a poll that fires at once. */
+		op_final_flags(
+		    l, idx, res,
+		    res > 0 && !(cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) ? LOOP_F_DRAINED : 0);
+		return;
 	case OP_ACCEPT:
 	case OP_POLL:
-	case OP_RECV:
 		if (more) {
 			o->fn(l, o->ctx, res, LOOP_F_MORE);
 			return;

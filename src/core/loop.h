@@ -46,7 +46,8 @@
 
 struct loop;
 
-#define LOOP_F_MORE 1u /* multishot operation stays armed */
+#define LOOP_F_MORE    1u /* multishot operation stays armed */
+#define LOOP_F_DRAINED 2u /* loop_recv: the socket held nothing more after this read */
 
 /* Tunables; zero fields take the default shown. */
 struct loop_config {
@@ -176,9 +177,19 @@ int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t sa
  * LOOP_F_MORE) may still carry an fd (the kernel ends multishot on CQ
  * overflow); the loop does not re-arm: the owner does (later, on -EMFILE). */
 int loop_accept(struct loop *l, int fd, loop_op_fn fn, void *ctx, uint64_t *id);
-/* One recv(2) into buf: res bytes, 0 at EOF, or -errno. */
+/* One recv(2) into buf: res bytes, 0 at EOF, or -errno. A final callback with
+ * res > 0 carries LOOP_F_DRAINED when the kernel saw the socket empty after
+ * the read (IORING_CQE_F_SOCK_NONEMPTY clear). */
 int loop_recv(struct loop *l, int fd, void *buf, size_t len, loop_op_fn fn, void *ctx,
               uint64_t *id);
+/* loop_recv with LOOP_RECV_WAIT: wait for readiness before the first attempt
+ * (IORING_RECVSEND_POLL_FIRST). For a socket the last read drained: the
+ * attempt that would find it empty, and the socket lock it takes, are saved.
+ * Where data is already queued the poll fires at once, so it is never wrong,
+ * only a little slower. */
+#define LOOP_RECV_WAIT 1u
+int loop_recv_opt(struct loop *l, int fd, void *buf, size_t len, unsigned opts, loop_op_fn fn,
+                  void *ctx, uint64_t *id);
 /* Sends all of buf (re-submitting after short sends), MSG_NOSIGNAL: res = len or -errno. */
 int loop_send(struct loop *l, int fd, const void *buf, size_t len, loop_op_fn fn, void *ctx,
               uint64_t *id);

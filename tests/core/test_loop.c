@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -873,4 +874,85 @@ Test(loop, close_fd_cost_does_not_grow_with_the_op_table)
 	        (double)small / N, (double)large / N);
 	cr_assert_lt(large, 4 * small + 20000, "close scales with the op table: %llu vs %llu us",
 	             (unsigned long long)large, (unsigned long long)small);
+}
+
+/* loop_recv reports whether a read drained the socket (LOOP_F_DRAINED), and a
+ * LOOP_RECV_WAIT receive on an empty socket waits for data, then reads it. */
+struct drain_ctx {
+	struct loop *l;
+	int fd, peer, step;
+	char buf[64];
+	int res[3];
+	unsigned flags[3];
+};
+static void drain_recv_cb(struct loop *l, void *ctx, int res, unsigned flags)
+{
+	struct drain_ctx *d = ctx;
+	d->res[d->step] = res;
+	d->flags[d->step] = flags;
+	d->step++;
+	if (d->step == 1)
+		cr_assert_eq(loop_recv(l, d->fd, d->buf, sizeof(d->buf), drain_recv_cb, d, NULL),
+		             0);
+	else if (d->step == 2)
+		cr_assert_eq(loop_recv_opt(l, d->fd, d->buf, sizeof(d->buf), LOOP_RECV_WAIT,
+		                           drain_recv_cb, d, NULL),
+		             0);
+	else
+		loop_stop(l);
+}
+static void drain_late_write(struct timer *t, uint64_t now, void *arg)
+{
+	struct drain_ctx *d = arg;
+	cr_assert_eq(write(d->peer, "abc", 3), 3);
+}
+
+Test(loop, recv_reports_drained_and_waits_for_data)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), cfd, afd;
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(afd, 0);
+	cr_assert_eq(write(cfd, "0123456789", 10), 10);
+
+	struct loop *l;
+	struct timer t, wd;
+	struct drain_ctx d = {.fd = afd, .peer = cfd};
+	cr_assert_eq(loop_new(NULL, &l), 0);
+	d.l = l;
+	cr_assert_eq(loop_recv_opt(l, afd, d.buf, 4, 2u, drain_recv_cb, &d, NULL), -EINVAL);
+	/* Let the ten bytes arrive before the first read (loopback is immediate,
+	 * but the first read must find them all queued). */
+	for (int i = 0; i < 100; i++) {
+		int inq = 0;
+		if (ioctl(afd, FIONREAD, &inq) == 0 && inq == 10)
+			break;
+		usleep(1000);
+	}
+	cr_assert_eq(loop_recv(l, afd, d.buf, 4, drain_recv_cb, &d, NULL), 0);
+	timer_init(&t, drain_late_write, &d);
+	loop_timer_arm(l, &t, clock_now_ms() + 30);
+	timer_init(&wd, watchdog, l);
+	loop_timer_arm(l, &wd, clock_now_ms() + 5000);
+	cr_assert_eq(loop_run(l), 0);
+	cr_assert(!watchdog_fired);
+	cr_assert_eq(d.step, 3);
+	cr_assert_eq(d.res[0], 4);
+	cr_assert_eq(d.flags[0] & LOOP_F_DRAINED, 0,
+	             "6 bytes were left, yet the read said drained");
+	cr_assert_eq(d.res[1], 6);
+	cr_assert_neq(d.flags[1] & LOOP_F_DRAINED, 0, "the read of the rest did not say drained");
+	cr_assert_eq(d.res[2], 3, "the waiting receive read %d", d.res[2]);
+	cr_assert_eq(memcmp(d.buf, "abc", 3), 0);
+	loop_timer_cancel(l, &wd);
+	loop_free(l);
+	close(afd);
+	close(cfd);
+	close(lfd);
 }
