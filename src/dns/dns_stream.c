@@ -68,6 +68,7 @@ struct conn {
 	bool closing; /* detached; only the loop's final callbacks remain */
 	bool doomed;  /* close at the end of the current event */
 	bool reading, sending, rx_eof;
+	bool drained; /* the last read left the socket empty: the next waits for data first */
 	bool hs_done; /* plain TCP: always */
 	unsigned inflight;
 	struct conn *older, *newer; /* LRU by last activity */
@@ -498,15 +499,18 @@ static void conn_pump(struct conn *c)
 	if (c->reading || paused(c))
 		return;
 	int r;
+	/* A client that pipelines waits for answers; the socket a read drained is
+	 * nearly always still empty when the answers are out (LOOP_RECV_WAIT). */
+	unsigned opts = c->drained ? LOOP_RECV_WAIT : 0;
 	if (c->tls) {
-		r = loop_recv(s->loop, c->fd, c->raw, TLS_RAW, on_recv, c, NULL);
+		r = loop_recv_opt(s->loop, c->fd, c->raw, TLS_RAW, opts, on_recv, c, NULL);
 	} else {
 		if (rx_reserve(c) < 0) {
 			conn_close(c);
 			return;
 		}
-		r = loop_recv(s->loop, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, on_recv, c,
-		              NULL);
+		r = loop_recv_opt(s->loop, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, opts,
+		                  on_recv, c, NULL);
 	}
 	if (r < 0) {
 		conn_close(c);
@@ -520,10 +524,10 @@ static void on_recv(struct loop *l, void *ctx, int res, unsigned flags)
 	struct conn *c = ctx;
 
 	(void)l;
-	(void)flags;
 	if (c->closing)
 		return;
 	c->reading = false;
+	c->drained = flags & LOOP_F_DRAINED;
 	if (res < 0) {
 		conn_close(c);
 		return;
