@@ -23,13 +23,17 @@
  *            kernel has them: the same shape as anycached's UDP path;
  *   -m       io_uring receive as -u, the answers of one turn sent together
  *            by one sendmmsg (what separates -u from the default: the send
- *            side or the receive side).
+ *            side or the receive side);
+ *   -p       io_uring only for readiness (one multishot poll), then
+ *            recvmmsg/sendmmsg as the default: whether an io_uring-driven
+ *            server could keep the recvmmsg path's cost.
  *
  * SIGTERM/SIGINT stop it; it then prints its counters on stderr.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,7 +57,7 @@
 enum { UD_RECV = 1ull << 32, UD_SEND = 2ull << 32 };
 
 static volatile sig_atomic_t stopping;
-static bool echo_only, send_mmsg;
+static bool echo_only, send_mmsg, poll_mmsg;
 static unsigned long long n_recv, n_sent, n_drop;
 
 static void on_signal(int sig)
@@ -129,62 +133,120 @@ formerr:
 
 /* ---- recvmmsg/sendmmsg ---- */
 
-static int run_mmsg(int fd)
-{
-	static uint8_t in[BATCH][PKT_MAX], out[BATCH][PKT_MAX + ANSWER_RR_LEN];
-	static struct sockaddr_storage peers[BATCH];
-	static struct mmsghdr rmsg[BATCH], smsg[BATCH];
-	static struct iovec riov[BATCH], siov[BATCH];
+static uint8_t m_in[BATCH][PKT_MAX], m_out[BATCH][PKT_MAX + ANSWER_RR_LEN];
+static struct sockaddr_storage m_peers[BATCH];
+static struct mmsghdr m_rmsg[BATCH], m_smsg[BATCH];
+static struct iovec m_riov[BATCH], m_siov[BATCH];
 
+static void mmsg_init(void)
+{
 	for (unsigned i = 0; i < BATCH; i++) {
-		riov[i] = (struct iovec){.iov_base = in[i], .iov_len = PKT_MAX};
-		siov[i].iov_base = out[i];
-		rmsg[i].msg_hdr.msg_iov = &riov[i];
-		rmsg[i].msg_hdr.msg_iovlen = 1;
-		smsg[i].msg_hdr.msg_iov = &siov[i];
-		smsg[i].msg_hdr.msg_iovlen = 1;
+		m_riov[i] = (struct iovec){.iov_base = m_in[i], .iov_len = PKT_MAX};
+		m_siov[i].iov_base = m_out[i];
+		m_rmsg[i].msg_hdr.msg_iov = &m_riov[i];
+		m_rmsg[i].msg_hdr.msg_iovlen = 1;
+		m_smsg[i].msg_hdr.msg_iov = &m_siov[i];
+		m_smsg[i].msg_hdr.msg_iovlen = 1;
 	}
-	while (!stopping) {
-		for (unsigned i = 0; i < BATCH; i++) {
-			rmsg[i].msg_hdr.msg_name = &peers[i];
-			rmsg[i].msg_hdr.msg_namelen = sizeof(peers[i]);
+}
+
+/* One recvmmsg (flags: MSG_WAITFORONE or MSG_DONTWAIT) and the sendmmsg of its
+ * answers. Returns the datagrams received, or -errno. */
+static int mmsg_batch(int fd, int flags)
+{
+	for (unsigned i = 0; i < BATCH; i++) {
+		m_rmsg[i].msg_hdr.msg_name = &m_peers[i];
+		m_rmsg[i].msg_hdr.msg_namelen = sizeof(m_peers[i]);
+	}
+	int n = recvmmsg(fd, m_rmsg, BATCH, flags, NULL);
+	if (n < 0)
+		return -errno;
+	unsigned k = 0;
+	for (int i = 0; i < n; i++) {
+		n_recv++;
+		if (m_rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			n_drop++;
+			continue;
 		}
-		int n = recvmmsg(fd, rmsg, BATCH, MSG_WAITFORONE, NULL);
-		if (n < 0) {
+		int len = build_answer(m_in[i], m_rmsg[i].msg_len, m_out[k], sizeof(m_out[k]));
+		if (len < 0) {
+			n_drop++;
+			continue;
+		}
+		m_siov[k].iov_base = m_out[k];
+		m_siov[k].iov_len = (size_t)len;
+		m_smsg[k].msg_hdr.msg_name = &m_peers[i];
+		m_smsg[k].msg_hdr.msg_namelen = m_rmsg[i].msg_hdr.msg_namelen;
+		k++;
+	}
+	for (unsigned done = 0; done < k;) {
+		int s = sendmmsg(fd, m_smsg + done, k - done, 0);
+		if (s < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			n_drop += k - done; /* ENOBUFS and the like: count, carry on */
+			break;
 		}
-		unsigned k = 0;
-		for (int i = 0; i < n; i++) {
-			n_recv++;
-			if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-				n_drop++;
-				continue;
-			}
-			int len = build_answer(in[i], rmsg[i].msg_len, out[k], sizeof(out[k]));
-			if (len < 0) {
-				n_drop++;
-				continue;
-			}
-			siov[k].iov_base = out[k];
-			siov[k].iov_len = (size_t)len;
-			smsg[k].msg_hdr.msg_name = &peers[i];
-			smsg[k].msg_hdr.msg_namelen = rmsg[i].msg_hdr.msg_namelen;
-			k++;
+		done += (unsigned)s;
+		n_sent += (unsigned)s;
+	}
+	return n;
+}
+
+static int run_mmsg(int fd)
+{
+	mmsg_init();
+	while (!stopping) {
+		int n = mmsg_batch(fd, MSG_WAITFORONE);
+		if (n < 0 && n != -EINTR)
+			return n;
+	}
+	return 0;
+}
+
+/* ---- -p: io_uring multishot poll for readiness, recvmmsg/sendmmsg to serve ---- */
+
+static int run_poll(int fd)
+{
+	struct io_uring_params p = {0};
+	struct io_uring ring;
+	int r;
+
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+	if ((r = io_uring_queue_init_params(64, &ring, &p)) < 0)
+		return r;
+	mmsg_init();
+	bool armed = false;
+	while (!stopping) {
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+
+		if (!armed) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+			io_uring_sqe_set_data64(sqe, UD_RECV);
+			armed = true;
 		}
-		for (unsigned done = 0; done < k;) {
-			int s = sendmmsg(fd, smsg + done, k - done, 0);
-			if (s < 0) {
-				if (errno == EINTR)
-					continue;
-				n_drop += k - done; /* ENOBUFS and the like: count, carry on */
+		r = io_uring_submit_and_wait(&ring, 1);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+			return r;
+		bool ready = false;
+		io_uring_for_each_cqe(&ring, head, cqe)
+		{
+			seen++;
+			ready = true;
+			if (!(cqe->flags & IORING_CQE_F_MORE))
+				armed = false;
+		}
+		io_uring_cq_advance(&ring, seen);
+		/* Drain: a full batch means more may wait. */
+		while (ready && !stopping) {
+			int n = mmsg_batch(fd, MSG_DONTWAIT);
+			if (n < BATCH)
 				break;
-			}
-			done += (unsigned)s;
-			n_sent += (unsigned)s;
 		}
 	}
+	io_uring_queue_exit(&ring);
 	return 0;
 }
 
@@ -374,10 +436,11 @@ static int run_uring(int fd)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: reflector [-u | -m] [-e] [-l ADDR[:PORT]]\n"
+	        "usage: reflector [-u | -m | -p] [-e] [-l ADDR[:PORT]]\n"
 	        "  -l ADDR[:PORT]  listen address (default 127.54.0.4:5300)\n"
 	        "  -u              io_uring (multishot recvmsg + sendmsg) instead of recvmmsg\n"
 	        "  -m              io_uring multishot recvmsg + one sendmmsg per turn\n"
+	        "  -p              io_uring multishot poll, then recvmmsg + sendmmsg\n"
 	        "  -e              echo the query with QR set instead of appending an A record\n");
 }
 
@@ -390,13 +453,16 @@ int main(int argc, char **argv)
 	bool uring = false;
 	int c, fd, r, one = 1, big = 8 << 20;
 
-	while ((c = getopt(argc, argv, "umel:h")) != -1) {
+	while ((c = getopt(argc, argv, "umpel:h")) != -1) {
 		switch (c) {
 		case 'u':
 			uring = true;
 			break;
 		case 'm':
 			uring = send_mmsg = true;
+			break;
+		case 'p':
+			poll_mmsg = true;
 			break;
 		case 'e':
 			echo_only = true;
@@ -435,10 +501,14 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	r = uring ? run_uring(fd) : run_mmsg(fd);
+	r = poll_mmsg ? run_poll(fd) : uring ? run_uring(fd) : run_mmsg(fd);
 	close(fd);
 	fprintf(stderr, "reflector (%s): received %llu, sent %llu, dropped %llu\n",
-	        send_mmsg ? "io_uring+sendmmsg" : uring ? "io_uring" : "recvmmsg", n_recv, n_sent, n_drop);
+	        poll_mmsg   ? "poll+mmsg"
+	        : send_mmsg ? "io_uring+sendmmsg"
+	        : uring     ? "io_uring"
+	                    : "recvmmsg",
+	        n_recv, n_sent, n_drop);
 	if (r < 0) {
 		fprintf(stderr, "reflector: %s\n", strerror(-r));
 		return 1;

@@ -22,10 +22,12 @@
 # (the first of RATES) for DUR s; the top symbols as CPU us per query (PERF_TOP, 30). PERF_TCP=1:
 # anycached alone, hits over TCP (8 pipelining connections) and then over UDP.
 # --hits: UDP hits only, in rounds: HIT_REPS (5) rounds, each server in turn for DUR s at each of
-# RATES; per round anycached over the cheaper reflector of that round, then the medians (issue 8's
-# figure, robust to a disturbed round). BASE=DIR adds DIR/anycached (another build) beside it.
+# RATES (four reflectors: recvmmsg, io_uring -u, -m, -p; see bench/reflector.c); per round
+# anycached over the cheaper of the recvmmsg and -u reflectors of that round (the floor) and
+# over each one, then the medians (issue 8's figure, robust to a disturbed round). BASE=DIR adds
+# DIR/anycached (another build) beside it.
 # --tcp: only anycached, TCP hits against UDP hits at TCP_RATE, TCP_REPS (5) alternating rounds
-# of TCP_DUR s each, the ratio of sched CPU per query per round and their median (issue 8).
+# of TCP_DUR s each, the ratio of sched CPU per query per round and their median (issue 8). BASE=DIR adds that build's anycached to every round (A/B).
 # BIN=PATH: --tcp and --callgrind measure that anycached binary (e.g. an older build, before/after).
 # --startup: time from exec to the first answer (bench/startup: a UDP query every ms, at most
 # 5 s), STARTUP_REPS (10) starts of anycached with threads: 1 and with threads: 2; min/median/max.
@@ -62,7 +64,7 @@ PORT=5300
 KNOT=127.54.0.10
 declare -A ADDR=([anycached]=127.54.0.1 [unbound]=127.54.0.2 [dnsdist]=127.54.0.3
 	[reflector]=127.54.0.4 [reflector-uring]=127.54.0.5 [anycached-t2]=127.54.0.7
-	[reflector-mmsg]=127.54.0.8)
+	[reflector-mmsg]=127.54.0.8 [reflector-poll]=127.54.0.9)
 ORDER=(reflector reflector-uring anycached unbound dnsdist)
 CALLGRIND=0
 PERF=0
@@ -557,10 +559,11 @@ if [ "$PERF" = 1 ]; then
 fi
 
 if [ "$HITS_ONLY" = 1 ]; then
-	HIT_SERVERS=(reflector reflector-uring reflector-mmsg anycached)
+	HIT_SERVERS=(reflector reflector-uring reflector-mmsg reflector-poll anycached)
 	start reflector "$BUILD/bench/reflector" -l "${ADDR[reflector]}:$PORT"
 	start reflector-uring "$BUILD/bench/reflector" -u -l "${ADDR[reflector-uring]}:$PORT"
 	start reflector-mmsg "$BUILD/bench/reflector" -m -l "${ADDR[reflector-mmsg]}:$PORT"
+	start reflector-poll "$BUILD/bench/reflector" -p -l "${ADDR[reflector-poll]}:$PORT"
 	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
 	start_base && HIT_SERVERS+=(anycached-base)
 	for s in "${HIT_SERVERS[@]}"; do wait_up "$s"; done
@@ -592,14 +595,19 @@ if [ "$HITS_ONLY" = 1 ]; then
 		for rate in $RATES; do
 			for s in "${HIT_SERVERS[@]}"; do
 				[[ $s == anycached* || $s == reflector-* ]] || continue
-				for o in floor reflector reflector-uring reflector-mmsg; do
+				for o in floor reflector reflector-uring reflector-mmsg reflector-poll; do
+					[ "$o" = "$s" ] && continue
 					for ((rep = 1; rep <= ${HIT_REPS:-5}; rep++)); do
 						read -r _ _ _ _ _ _ _ a _ <<<"${H[$rep,$rate,$s]}"
 						read -r _ _ _ _ _ _ _ r _ <<<"${H[$rep,$rate,reflector]}"
 						read -r _ _ _ _ _ _ _ u _ <<<"${H[$rep,$rate,reflector-uring]}"
-						read -r _ _ _ _ _ _ _ m _ <<<"${H[$rep,$rate,reflector-mmsg]}"
-						awk -v a="$a" -v r="$r" -v u="$u" -v m="$m" -v o="$o" 'BEGIN {
-							b = (o == "reflector") ? r : (o == "reflector-uring") ? u : (o == "reflector-mmsg") ? m : (r < u ? r : u);
+						if [ "$o" = floor ]; then
+							b=$r
+						else
+							read -r _ _ _ _ _ _ _ b _ <<<"${H[$rep,$rate,$o]}"
+						fi
+						awk -v a="$a" -v b="$b" -v u="$u" -v o="$o" 'BEGIN {
+							if (o == "floor" && u < b) b = u
 							printf "%.3f\n", (b > 0 ? a / b : 0) }'
 					done | sort -n | awk -v s="$s" -v o="$o" -v rate="$rate" '{ v[NR] = $1 } END {
 						printf "  %s q/s: %s / %s, median %.2f (rounds %.2f-%.2f)\n", rate, s, o,
@@ -615,21 +623,42 @@ fi
 
 if [ "$TCP_ONLY" = 1 ]; then
 	start anycached "${BIN:-$BUILD/anycached}" -c "$WORK/anycached.yaml"
-	wait_up anycached
-	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
-		-q 50 >"$WORK/warm-anycached.log" 2>&1
-	ratios=()
+	TCP_SERVERS=(anycached)
+	start_base && TCP_SERVERS+=(anycached-base)
+	for s in "${TCP_SERVERS[@]}"; do
+		wait_up "$s"
+		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
+			-q 50 >"$WORK/warm-$s.log" 2>&1
+	done
+	median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+	declare -A TR=()
 	{
-		echo "anycached TCP against UDP hits, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), ${BIN:-$BUILD/anycached}"
+		echo "anycached TCP against UDP hits, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), ${BIN:-$BUILD/anycached}" \
+			"${BASE:+, anycached-base from $BASE}"
 		echo "  $TCP_RATE q/s, ${TCP_DUR}s per pass; sched us per query (tcp / udp = ratio):"
 		for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
-			read -r _ dt _ _ rt _ _ t _ <<<"$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE" tcp)"
-			read -r _ du _ _ ru _ _ u _ <<<"$(measure anycached "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE")"
-			r=$(awk -v a="$t" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-			ratios+=("$r")
-			echo "  round $i: tcp $t us ($dt answered, $rt), udp $u us ($du answered, $ru): $r"
+			for s in "${TCP_SERVERS[@]}"; do
+				read -r _ dt _ _ rt _ _ t _ <<<"$(measure "$s" "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE" tcp)"
+				read -r _ du _ _ ru _ _ u _ <<<"$(measure "$s" "$WORK/hit.txt" "$TCP_DUR" "$TCP_RATE")"
+				TR[$i,$s]="$t $u"
+				r=$(awk -v a="$t" -v b="$u" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+				echo "  round $i $s: tcp $t us ($dt answered, $rt), udp $u us ($du answered, $ru): $r"
+			done
 		done
-		echo "  median TCP/UDP: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+		for s in "${TCP_SERVERS[@]}"; do
+			echo "  $s median TCP/UDP: $(for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
+				awk -v p="${TR[$i,$s]}" 'BEGIN { split(p, x, " "); printf "%.2f\n", (x[2] > 0 ? x[1] / x[2] : 0) }'
+			done | median)"
+		done
+		if [ -n "${BASE:-}" ]; then
+			for k in 1 2; do
+				echo "  $( [ $k = 1 ] && echo TCP || echo UDP ) anycached / anycached-base median: $(
+					for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
+						awk -v a="${TR[$i,anycached]}" -v b="${TR[$i,anycached-base]}" -v k=$k 'BEGIN {
+							split(a, x, " "); split(b, y, " "); printf "%.3f\n", (y[k] > 0 ? x[k] / y[k] : 0) }'
+					done | median)"
+			done
+		fi
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	cleanup
 	rm -rf "$WORK"
