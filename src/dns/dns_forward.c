@@ -55,15 +55,6 @@ struct upstream {
 	struct netaddr addr;
 	struct udp_pool *pool;
 	struct ares_glue *tcp; /* NULL until the first truncated answer */
-	/* What its probes ask (issue 10, item 3): the last question it answered
-	 * (known good: a client cannot make it fail on purpose), else the last
-	 * one that failed hard there, else ". NS" (refused by an upstream that
-	 * is only authoritative, which then could never revive). */
-	struct probe_q {
-		uint8_t qname[DNS_NAME_MAX];
-		size_t qname_len;
-		uint16_t qtype, qclass;
-	} good, failed;
 };
 
 struct fwd_try {
@@ -374,16 +365,6 @@ static void req_finish(struct fwd_req *rq, int status, const uint8_t *ans, size_
  * t (may be NULL) remembers a reported timeout, so the try's own timeout
  * (timeout_ms after it was sent) is not counted twice.
  */
-static void keep_question(struct probe_q *pq, const struct fwd_try *t)
-{
-	if (t->qname_len <= 1 || t->qname_len > sizeof(pq->qname))
-		return;
-	memcpy(pq->qname, t->qname, t->qname_len);
-	pq->qname_len = t->qname_len;
-	pq->qtype = t->qtype;
-	pq->qclass = t->qclass;
-}
-
 static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome o, unsigned rtt,
                  uint64_t now, struct fwd_try *t)
 {
@@ -413,12 +394,13 @@ static void note(struct dns_forward *f, unsigned idx, enum dns_upstream_outcome 
 		us->failures++;
 		break;
 	}
-	if (t && !t->probe && o == DNS_UPSTREAM_OK)
-		keep_question(&f->up[idx].good, t);
-	else if (t && !t->probe && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR))
-		keep_question(&f->up[idx].failed, t);
+	/* The try's question becomes the node's probe question for idx (an
+	 * answer: known good; a hard failure: what clients need from it). */
 	if (t && t->probe)
 		dns_upstream_probe_result(f->pol, idx, o, rtt, now);
+	else if (t)
+		dns_upstream_report_q(f->pol, idx, o, rtt, now, t->qname, t->qname_len, t->qtype,
+		                      t->qclass);
 	else
 		dns_upstream_report(f->pol, idx, o, rtt, now);
 	/* A hard failure may have killed it: make sure its re-probe is scheduled. */
@@ -631,16 +613,18 @@ static void probe_timer(struct timer *t, uint64_t now, void *arg)
 	int idx;
 
 	(void)t;
-	/* The question that last failed there (what clients need from it), else
-	 * ". NS" (RFC 8109 §3 uses it for priming): any real answer revives. */
-	while ((idx = dns_upstream_probe_due(f->pol, now, &next)) >= 0) {
+	/* The node's question for it (dns_upstream_question: known good, else
+	 * the one that failed there), else ". NS" (RFC 8109 §3 uses it for
+	 * priming; refused by an upstream that is only authoritative, which then
+	 * could never revive, hence last): any real answer revives. */
+	struct dns_upstream_question q;
+	while ((idx = dns_upstream_probe_due(f->pol, now, &next, &q)) >= 0) {
 		struct upstream *u = &f->up[idx];
-		const struct probe_q *pq = u->good.qname_len ? &u->good : &u->failed;
 		bool fault;
 		int r;
-		if (pq->qname_len)
-			r = send_try_q(f, NULL, 0, u, NULL, pq->qname, pq->qname_len, pq->qtype,
-			               pq->qclass, false, false, now, &fault);
+		if (q.qname_len)
+			r = send_try_q(f, NULL, 0, u, NULL, q.qname, q.qname_len, q.qtype, q.qclass,
+			               false, false, now, &fault);
 		else
 			r = send_try_q(f, NULL, 0, u, NULL, root, 1, DNS_TYPE_NS, DNS_CLASS_IN,
 			               false, false, now, &fault);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define RTO_GRANULARITY_MS 10 /* RFC 6298 §2: the G in max(G, K*RTTVAR) */
 #define RATE_ONE           65536
@@ -26,6 +27,7 @@ struct upstream {
 	bool no_0x20;
 	uint64_t case_retest_at, case_offs;
 	uint64_t oks, servfails, refused, timeouts, errors, deaths, revivals;
+	struct dns_upstream_question good, failed; /* for probes */
 };
 
 struct dns_upstream_set {
@@ -360,6 +362,30 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upst
 	UNLOCK(s);
 }
 
+static void keep_question(struct dns_upstream_question *q, const uint8_t *qname, size_t len,
+                          uint16_t qtype, uint16_t qclass)
+{
+	if (!qname || len <= 1 || len > sizeof(q->qname))
+		return;
+	memcpy(q->qname, qname, len);
+	q->qname_len = len;
+	q->qtype = qtype;
+	q->qclass = qclass;
+}
+
+void dns_upstream_report_q(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                           unsigned rtt_ms, uint64_t now, const uint8_t *qname, size_t qname_len,
+                           uint16_t qtype, uint16_t qclass)
+{
+	LOCK(s);
+	report_u(s, idx, o, rtt_ms, now);
+	if (idx < s->n && o == DNS_UPSTREAM_OK)
+		keep_question(&s->u[idx].good, qname, qname_len, qtype, qclass);
+	else if (idx < s->n && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR))
+		keep_question(&s->u[idx].failed, qname, qname_len, qtype, qclass);
+	UNLOCK(s);
+}
+
 void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,
                                enum dns_upstream_outcome o, unsigned rtt_ms, uint64_t now)
 {
@@ -393,10 +419,19 @@ int dns_upstream_pick(const struct dns_upstream_set *s, uint32_t tried, uint64_t
 	return r;
 }
 
-int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next)
+int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next,
+                           struct dns_upstream_question *q)
 {
 	LOCK(s);
 	int r = probe_due_u(s, now, next);
+	if (q && r >= 0) {
+		const struct upstream *u = &s->u[r];
+		const struct dns_upstream_question *k = u->good.qname_len ? &u->good : &u->failed;
+		q->qname_len = k->qname_len;
+		q->qtype = k->qtype;
+		q->qclass = k->qclass;
+		memcpy(q->qname, k->qname, k->qname_len);
+	}
 	UNLOCK(s);
 	return r;
 }

@@ -52,7 +52,10 @@
 #define ANYCACHE_DNS_UPSTREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "dns/dns_wire.h"
 
 #define DNS_UPSTREAM_MAX 16 /* tried-sets are a 32-bit mask; configs stay small */
 
@@ -120,14 +123,35 @@ void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upst
                          unsigned rtt_ms, uint64_t now);
 
 /*
+ * What a probe asks (issue 10, item 3), one per upstream for the whole node:
+ * the last question it answered (known good: a client cannot make it fail on
+ * purpose), else the last one that failed hard there (what clients need from
+ * it), else nothing (the prober then asks ". NS").
+ */
+struct dns_upstream_question {
+	uint8_t qname[DNS_NAME_MAX]; /* wire form */
+	size_t qname_len;            /* 0: none */
+	uint16_t qtype, qclass;
+};
+
+/* dns_upstream_report with the try's question: OK keeps it as the good one,
+ * TIMEOUT and ERROR as the failed one; a root-only or oversized name is not
+ * kept. */
+void dns_upstream_report_q(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                           unsigned rtt_ms, uint64_t now, const uint8_t *qname, size_t qname_len,
+                           uint16_t qtype, uint16_t qclass);
+
+/*
  * A dead upstream whose re-probe is due, or a confirming one whose probe is
  * due: returns its index and marks the probe as running (the next one is
  * scheduled now: with doubled interval when dead, probe_max_ms later when
  * confirming, so a lost probe is simply retried), or -ENOENT. *next (may be
  * NULL) receives the earliest future probe deadline or UINT64_MAX, for
- * arming a timer.
+ * arming a timer. *q (may be NULL) receives the question to ask (see
+ * struct dns_upstream_question; qname_len 0 when none is known).
  */
-int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next);
+int dns_upstream_probe_due(struct dns_upstream_set *s, uint64_t now, uint64_t *next,
+                           struct dns_upstream_question *q);
 
 /*
  * The outcome of a probe sent for probe_due. An answer (OK, SERVFAIL)

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "dns/dns_upstream.h"
 
@@ -31,7 +32,7 @@ static void kill_with(struct dns_upstream_set *s, unsigned idx, enum dns_upstrea
 		dns_upstream_report(s, idx, o, 0, now);
 	cr_assert_eq(info(s, idx).state, DNS_UPSTREAM_SUSPECT);
 	cr_assert(info(s, idx).confirming);
-	cr_assert_eq(dns_upstream_probe_due(s, now, NULL), (int)idx);
+	cr_assert_eq(dns_upstream_probe_due(s, now, NULL, NULL), (int)idx);
 	dns_upstream_probe_result(s, idx, o, 0, now);
 	cr_assert_eq(info(s, idx).state, DNS_UPSTREAM_DEAD);
 }
@@ -125,7 +126,7 @@ Test(dns_upstream, timeouts_make_suspect_then_dead_with_backoff)
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
 	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 400);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT, "only confirming");
-	cr_assert_eq(dns_upstream_probe_due(s, now, NULL), 0, "a probe decides, at once");
+	cr_assert_eq(dns_upstream_probe_due(s, now, NULL, NULL), 0, "a probe decides, at once");
 	dns_upstream_probe_result(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now);
 	struct dns_upstream_info in = info(s, 0);
 	cr_assert_eq(in.state, DNS_UPSTREAM_DEAD);
@@ -156,16 +157,16 @@ Test(dns_upstream, probes_back_off_and_an_answer_revives)
 	uint64_t next = 0;
 
 	kill_with(s, 0, DNS_UPSTREAM_TIMEOUT, 0);
-	cr_assert_eq(dns_upstream_probe_due(s, 999, &next), -ENOENT);
+	cr_assert_eq(dns_upstream_probe_due(s, 999, &next, NULL), -ENOENT);
 	cr_assert_eq(next, 1000);
-	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next), 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next, NULL), 0);
 	cr_assert_eq(next, 3000, "interval doubled to 2 s");
-	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next), -ENOENT, "one probe at a time");
+	cr_assert_eq(dns_upstream_probe_due(s, 1000, &next, NULL), -ENOENT, "one probe at a time");
 	/* The probe times out: still dead, next probe already scheduled. */
 	dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 2500);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
 	cr_assert_eq(info(s, 0).next_probe, 3000);
-	cr_assert_eq(dns_upstream_probe_due(s, 3000, &next), 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 3000, &next, NULL), 0);
 	cr_assert_eq(next, 7000);
 	/* An answer to the probe revives it with a fresh RTT. */
 	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 20, 3020);
@@ -173,7 +174,7 @@ Test(dns_upstream, probes_back_off_and_an_answer_revives)
 	cr_assert_eq(in.state, DNS_UPSTREAM_HEALTHY);
 	cr_assert_eq(in.revivals, 1);
 	cr_assert_eq(in.consecutive_fail, 0);
-	cr_assert_eq(dns_upstream_probe_due(s, 100000, &next), -ENOENT);
+	cr_assert_eq(dns_upstream_probe_due(s, 100000, &next, NULL), -ENOENT);
 	cr_assert_eq(next, UINT64_MAX);
 	cr_assert_eq(dns_upstream_pick(s, 0, 3020), 0);
 	dns_upstream_set_free(s);
@@ -187,7 +188,7 @@ Test(dns_upstream, an_hour_of_outage_costs_about_two_probes_a_minute)
 
 	kill_with(s, 0, DNS_UPSTREAM_TIMEOUT, 0);
 	for (uint64_t now = 0; now <= 3600 * 1000; now += 1000) {
-		if (dns_upstream_probe_due(s, now, NULL) >= 0) {
+		if (dns_upstream_probe_due(s, now, NULL, NULL) >= 0) {
 			probes++;
 			dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now + 1500);
 		}
@@ -230,7 +231,7 @@ Test(dns_upstream, refused_is_a_hard_failure)
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_SUSPECT);
 	dns_upstream_report(s, 0, DNS_UPSTREAM_REFUSED, 5, 2);
 	cr_assert(info(s, 0).confirming);
-	cr_assert_eq(dns_upstream_probe_due(s, 2, NULL), 0);
+	cr_assert_eq(dns_upstream_probe_due(s, 2, NULL, NULL), 0);
 	dns_upstream_probe_result(s, 0, DNS_UPSTREAM_REFUSED, 5, 2);
 	cr_assert_eq(info(s, 0).state, DNS_UPSTREAM_DEAD);
 	cr_assert_eq(info(s, 0).refused, 4);
@@ -273,8 +274,8 @@ Test(dns_upstream, client_chosen_failures_need_a_failed_probe_to_kill)
 		cr_assert_neq(info(s, 0).state, DNS_UPSTREAM_DEAD, "round %d", round);
 		cr_assert(info(s, 0).confirming);
 		/* One probe only, however many more failures come. */
-		cr_assert_eq(dns_upstream_probe_due(s, now, &next), 0);
-		cr_assert_eq(dns_upstream_probe_due(s, now, NULL), -ENOENT);
+		cr_assert_eq(dns_upstream_probe_due(s, now, &next, NULL), 0);
+		cr_assert_eq(dns_upstream_probe_due(s, now, NULL, NULL), -ENOENT);
 		cr_assert_eq(next, now + 30000, "a lost probe is sent again later");
 		dns_upstream_probe_result(s, 0, DNS_UPSTREAM_OK, 10, now += 10);
 		cr_assert_eq(info(s, 0).consecutive_fail, 0);
@@ -286,7 +287,7 @@ Test(dns_upstream, client_chosen_failures_need_a_failed_probe_to_kill)
 		dns_upstream_report(s, 0, DNS_UPSTREAM_TIMEOUT, 0, now += 100);
 	dns_upstream_report(s, 0, DNS_UPSTREAM_OK, 10, now += 10);
 	cr_assert_not(info(s, 0).confirming);
-	cr_assert_eq(dns_upstream_probe_due(s, now + 100000, NULL), -ENOENT);
+	cr_assert_eq(dns_upstream_probe_due(s, now + 100000, NULL, NULL), -ENOENT);
 	dns_upstream_set_free(s);
 }
 
@@ -352,7 +353,7 @@ static void *share_reports(void *arg)
 		dns_upstream_report(w->s, 0, DNS_UPSTREAM_OK, 5, 1000);
 		(void)dns_upstream_pick(w->s, 0, 1000);
 		/* Upstream 1 is dead: its one due probe goes to one of the threads. */
-		if (dns_upstream_probe_due(w->s, 5000, &next) == 1)
+		if (dns_upstream_probe_due(w->s, 5000, &next, NULL) == 1)
 			w->probes++;
 	}
 	return NULL;
@@ -363,7 +364,7 @@ Test(dns_upstream, workers_share_one_set_and_lose_no_report)
 	struct dns_upstream_set *s = mk(2);
 	for (int i = 0; i < 3; i++)
 		dns_upstream_report(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 0);
-	cr_assert_eq(dns_upstream_probe_due(s, 0, NULL), 1); /* confirming: probed */
+	cr_assert_eq(dns_upstream_probe_due(s, 0, NULL, NULL), 1); /* confirming: probed */
 	dns_upstream_probe_result(s, 1, DNS_UPSTREAM_TIMEOUT, 0, 0);
 	cr_assert_eq(info(s, 1).state, DNS_UPSTREAM_DEAD); /* next probe at 1000 ms */
 
@@ -384,4 +385,47 @@ Test(dns_upstream, workers_share_one_set_and_lose_no_report)
 	cr_assert_eq(info(s, 0).oks, (uint64_t)SHARERS * REPORTS);
 	cr_assert_eq(probes, 1, "the one due probe was claimed %d times", probes);
 	dns_upstream_set_free(s); /* the last reference */
+}
+
+/*
+ * The probe question is the node's, not one worker's: whichever forwarder
+ * reported a question, the one claiming the probe gets it. Known good wins
+ * over the last failed; nothing known gives an empty question (". NS" then);
+ * the root name alone is never kept.
+ */
+Test(dns_upstream, probe_asks_the_nodes_last_good_question)
+{
+	static const uint8_t good[] = "\3www\7example\0", bad[] = "\3bad\7example\0";
+	struct dns_upstream_set *s = mk(2);
+	struct dns_upstream_question q;
+
+	/* "Worker A" saw upstream 0 answer, "worker B" saw it time out. */
+	dns_upstream_report_q(s, 0, DNS_UPSTREAM_OK, 5, 0, good, sizeof(good), 1, 1);
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report_q(s, 0, DNS_UPSTREAM_TIMEOUT, 0, 10, bad, sizeof(bad), 28, 1);
+	cr_assert(info(s, 0).confirming);
+	memset(&q, 0xa5, sizeof(q));
+	cr_assert_eq(dns_upstream_probe_due(s, 10, NULL, &q), 0);
+	cr_assert_eq(q.qname_len, sizeof(good));
+	cr_assert_eq(memcmp(q.qname, good, sizeof(good)), 0);
+	cr_assert_eq(q.qtype, 1);
+	cr_assert_eq(q.qclass, 1);
+
+	/* Upstream 1 only ever failed: the failed question; the root is not kept. */
+	for (int i = 0; i < 3; i++)
+		dns_upstream_report_q(s, 1, DNS_UPSTREAM_ERROR, 0, 20, bad, sizeof(bad), 28, 1);
+	dns_upstream_report_q(s, 1, DNS_UPSTREAM_ERROR, 0, 20, (const uint8_t *)"", 1, 2, 1);
+	cr_assert_eq(dns_upstream_probe_due(s, 20, NULL, &q), 1);
+	cr_assert_eq(q.qname_len, sizeof(bad));
+	cr_assert_eq(memcmp(q.qname, bad, sizeof(bad)), 0);
+	cr_assert_eq(q.qtype, 28);
+	dns_upstream_set_free(s);
+
+	/* Nothing known: an empty question. */
+	s = mk(1);
+	kill_with(s, 0, DNS_UPSTREAM_TIMEOUT, 0);
+	q.qname_len = 7;
+	cr_assert_eq(dns_upstream_probe_due(s, 1000, NULL, &q), 0);
+	cr_assert_eq(q.qname_len, 0);
+	dns_upstream_set_free(s);
 }
