@@ -87,12 +87,11 @@ run_tests() {
 	return "$rc"
 }
 
-# The libFuzzer targets built in $1 (build-*/tests/fuzz/fuzz-NAME) and their seed directories.
+# A libFuzzer target's seed directory, read from its entry in tests/fuzz/meson.build (the one
+# place that pairs them): [['NAME', sources..., 'seeds/DIR', ...]].
 fuzz_seed_dir() {
-	case $1 in
-	dns_request) echo dns ;; bgp_msg) echo bgp ;; ctl_proto) echo ctl ;; http_req) echo http ;;
-	*) echo "$1" ;;
-	esac
+	tr '\n' ' ' <tests/fuzz/meson.build | grep -o "\[\['$1',[^]]*'seeds/[a-z_]*'" |
+		grep -o "seeds/[a-z_]*" | tail -1 | cut -d/ -f2
 }
 
 fuzz() {
@@ -110,9 +109,15 @@ fuzz() {
 		[[ -x $t && $t != *seeds* ]] && targets+=("${t##*/fuzz-}")
 	done
 	for name in "${targets[@]}"; do
-		local corpus=$out/corpus-$name
+		local corpus=$out/corpus-$name seeds
+		seeds=$(fuzz_seed_dir "$name")
+		if [[ -z $seeds || ! -d tests/fuzz/seeds/$seeds ]]; then
+			rc=1
+			echo "fuzz $name: FAILED (no seed directory for it in tests/fuzz/meson.build)" >&2
+			continue
+		fi
 		rm -rf "$corpus" && mkdir -p "$corpus"
-		cp tests/fuzz/seeds/"$(fuzz_seed_dir "$name")"/* "$corpus"/
+		cp tests/fuzz/seeds/"$seeds"/* "$corpus"/
 		log=$out/$name.log
 		# -rss_limit_mb: the answer cache and the loader stay far below it; a leak does not.
 		if "$dir/fuzz-$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 \
