@@ -19,7 +19,10 @@ struct srclimit {
 	pthread_mutex_t mu;
 	struct slot *s;
 	uint32_t mask; /* slots - 1 */
-	unsigned used, capacity, max;
+	unsigned used; /* sources tracked */
+	unsigned conns;    /* connections held, all sources together */
+	unsigned capacity; /* connections (and so sources) at most */
+	unsigned max;      /* connections per source */
 	uint8_t prefix4, prefix6;
 	uint64_t seed;
 };
@@ -114,17 +117,20 @@ int srclimit_take(struct srclimit *t, const struct netaddr *a)
 	int r = 0;
 	pthread_mutex_lock(&t->mu);
 	uint32_t i = find(t, key);
-	if (t->s[i].count) {
-		if (t->s[i].count >= t->max)
-			r = -EUSERS;
-		else
-			t->s[i].count++;
-	} else if (t->used >= t->capacity) {
+	/* The source's own cap first: a client at its cap must not make the
+	 * caller evict someone else's connection to make room. */
+	if (t->s[i].count >= t->max) {
+		r = -EUSERS;
+	} else if (t->conns >= t->capacity) {
 		r = -ENOSPC;
+	} else if (t->s[i].count) {
+		t->s[i].count++;
+		t->conns++;
 	} else {
 		memcpy(t->s[i].key, key, 17);
 		t->s[i].count = 1;
 		t->used++;
+		t->conns++;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return r;
@@ -161,8 +167,11 @@ void srclimit_put(struct srclimit *t, const struct netaddr *a)
 	make_key(t, a, key);
 	pthread_mutex_lock(&t->mu);
 	uint32_t i = find(t, key);
-	if (t->s[i].count && --t->s[i].count == 0)
-		remove_at(t, i);
+	if (t->s[i].count) {
+		t->conns--;
+		if (--t->s[i].count == 0)
+			remove_at(t, i);
+	}
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -183,6 +192,14 @@ unsigned srclimit_sources(const struct srclimit *t)
 {
 	pthread_mutex_lock((pthread_mutex_t *)&t->mu);
 	unsigned n = t->used;
+	pthread_mutex_unlock((pthread_mutex_t *)&t->mu);
+	return n;
+}
+
+unsigned srclimit_total(const struct srclimit *t)
+{
+	pthread_mutex_lock((pthread_mutex_t *)&t->mu);
+	unsigned n = t->conns;
 	pthread_mutex_unlock((pthread_mutex_t *)&t->mu);
 	return n;
 }

@@ -79,6 +79,27 @@ Test(srclimit, capacity_and_bad_arguments)
 	}
 	struct netaddr more = ip("10.1.1.1");
 	cr_assert_eq(srclimit_take(t, &more), -ENOSPC);
+	srclimit_free(t);
+
+	/* The capacity counts connections, not sources: one source with room
+	 * of its own still finds the table full, and a put makes room. */
+	cr_assert_eq(srclimit_new(3, 10, 32, 64, 0, &t), 0);
+	struct netaddr one = ip("10.2.0.1"), two = ip("10.2.0.2");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(srclimit_take(t, &one), 0);
+	cr_assert_eq(srclimit_total(t), 3);
+	cr_assert_eq(srclimit_take(t, &one), -ENOSPC);
+	cr_assert_eq(srclimit_take(t, &two), -ENOSPC);
+	srclimit_put(t, &one);
+	cr_assert_eq(srclimit_total(t), 2);
+	cr_assert_eq(srclimit_take(t, &two), 0);
+	srclimit_free(t);
+
+	/* A source at its own cap hears so first, even when the table is full. */
+	cr_assert_eq(srclimit_new(2, 2, 32, 64, 0, &t), 0);
+	cr_assert_eq(srclimit_take(t, &one), 0);
+	cr_assert_eq(srclimit_take(t, &one), 0);
+	cr_assert_eq(srclimit_take(t, &one), -EUSERS);
 	struct netaddr none = {0};
 	cr_assert_eq(srclimit_take(t, &none), -EAFNOSUPPORT);
 	srclimit_free(t);
@@ -88,13 +109,14 @@ Test(srclimit, capacity_and_bad_arguments)
  * shift) must never lose or duplicate a source, whatever the collisions. */
 Test(srclimit, matches_a_model_under_churn)
 {
-	enum { SRC = 300, STEPS = 200000 };
+	enum { SRC = 300, CAPACITY = 600, STEPS = 200000 };
 	static unsigned model[SRC];
 	struct srclimit *t;
 	uint64_t x = 88172645463325252ull;
-	unsigned sources = 0;
+	unsigned sources = 0, total = 0, full = 0;
 
-	cr_assert_eq(srclimit_new(SRC, 4, 32, 128, 42, &t), 0);
+	/* Up to 4 per source could make 1200: the capacity of 600 binds too. */
+	cr_assert_eq(srclimit_new(CAPACITY, 4, 32, 128, 42, &t), 0);
 	for (int step = 0; step < STEPS; step++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -107,19 +129,26 @@ Test(srclimit, matches_a_model_under_churn)
 			int r = srclimit_take(t, &a);
 			if (model[i] == 4) {
 				cr_assert_eq(r, -EUSERS);
+			} else if (total == CAPACITY) {
+				cr_assert_eq(r, -ENOSPC);
+				full++;
 			} else {
 				cr_assert_eq(r, 0);
 				sources += model[i] == 0;
 				model[i]++;
+				total++;
 			}
 		} else if (model[i]) {
 			srclimit_put(t, &a);
 			model[i]--;
+			total--;
 			sources -= model[i] == 0;
 		}
 		cr_assert_eq(srclimit_count(t, &a), model[i]);
 	}
 	cr_assert_eq(srclimit_sources(t), sources);
+	cr_assert_eq(srclimit_total(t), total);
+	cr_assert_gt(full, 0, "the capacity never bound: the model proves nothing about it");
 	for (unsigned i = 0; i < SRC; i++) {
 		char s[32];
 		snprintf(s, sizeof(s), "10.%u.%u.1", i / 256, i % 256);
