@@ -675,6 +675,8 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 				       sizeof(old->dns.cookie_secret_old));
 				next->dns.has_cookie_secret = old->dns.has_cookie_secret;
 				next->dns.has_cookie_secret_old = old->dns.has_cookie_secret_old;
+			} else if (!strcmp(d->c[i].key, "dns.tcp-connections")) {
+				next->dns.tcp_connections = old->dns.tcp_connections;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-per-source")) {
 				next->dns.tcp_per_source = old->dns.tcp_per_source;
 			} else if (!strcmp(d->c[i].key, "dns.tcp-source-prefix")) {

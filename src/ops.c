@@ -44,6 +44,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 	d->tcp.refused += s->tcp.refused;
 	d->tcp.refused_acl += s->tcp.refused_acl;
 	d->tcp.refused_source += s->tcp.refused_source;
+	d->tcp.evicted += s->tcp.evicted;
 	d->tcp.idle_closed += s->tcp.idle_closed;
 	d->tcp.stalled += s->tcp.stalled;
 	d->tcp.tls_handshakes += s->tcp.tls_handshakes;

@@ -130,6 +130,9 @@ static void render_dns(struct prom *p, const struct ops *o, const struct node *n
 	prom_sample_u64(p, "anycache_tcp_refused_total", &l, 1, n->st.tcp.refused_source);
 	l = L("reason", "cap");
 	prom_sample_u64(p, "anycache_tcp_refused_total", &l, 1, n->st.tcp.refused);
+	metric_u64(p, "anycache_tcp_evicted_total", "counter",
+	           "Idle connections closed to make room at the connection cap.",
+	           n->st.tcp.evicted);
 	metric_u64(p, "anycache_tcp_stalled_total", "counter",
 	           "Connections closed because an answer send did not complete in time.",
 	           n->st.tcp.stalled);

@@ -32,8 +32,11 @@
  *                   MAXNS). Empty after that: error.
  *   dns.threads     online CPUs (capped at CONF_MAX_THREADS)
  *   dns.identity    gethostname()
- *   dns.tcp-per-source 64 connections per source per worker, sources grouped
- *                   by tcp-source-prefix-v4 32 / tcp-source-prefix-v6 64
+ *   dns.tcp-connections 4096 TCP and TLS connections at once, every worker
+ *                   together
+ *   dns.tcp-per-source 64 connections per source, every worker together,
+ *                   sources grouped by tcp-source-prefix-v4 32 /
+ *                   tcp-source-prefix-v6 64
  *   dns.tls-listen  absent: no DNS-over-TLS; entries default to port 853 and
  *                   need dns.tls-certificate and dns.tls-key (read at start)
  *   dns.cache       64MiB, min-ttl 0, max-ttl 1d, negative-ttl 1h,
@@ -140,6 +143,11 @@ struct conf_rate_limit {
 #define CONF_CLIENT_MEMORY_DEFAULT (256ull << 20)
 #define CONF_CLIENT_MEMORY_MIN     (1ull << 20)
 
+/* dns.tcp-connections: every worker's stream server keeps a slot table of
+ * that size (16 bytes a slot: any one worker may be handed them all). */
+#define CONF_TCP_CONNECTIONS_DEFAULT 4096
+#define CONF_TCP_CONNECTIONS_MAX     65536
+
 struct conf_dns {
 	struct netaddr listen[CONF_MAX_LISTEN]; /* port always set */
 	unsigned n_listen;
@@ -158,6 +166,7 @@ struct conf_dns {
 	bool has_cookie_secret_old;
 	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
+	unsigned tcp_connections;                   /* TCP + TLS connections at once, per node */
 	unsigned tcp_per_source;                    /* connections per source prefix, per node */
 	uint8_t tcp_prefix4, tcp_prefix6;           /* how sources are grouped for that cap */
 	struct netaddr tls_listen[CONF_MAX_LISTEN]; /* RFC 7858, port 853 unless given */

@@ -84,6 +84,8 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 	if (memcmp(&o->rate_limit, &n->rate_limit, sizeof(o->rate_limit)) != 0)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.rate-limit");
 	/* The stream server's caps and TLS context are made once, at start. */
+	if (o->tcp_connections != n->tcp_connections)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.tcp-connections");
 	if (o->tcp_per_source != n->tcp_per_source)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.tcp-per-source");
 	if (o->tcp_prefix4 != n->tcp_prefix4 || o->tcp_prefix6 != n->tcp_prefix6)

@@ -50,7 +50,7 @@ struct raw_dns {
 	struct raw_cache *cache;
 	char *cookie_secret, *cookie_secret_old;
 	struct raw_rate_limit *rate_limit;
-	char *tcp_per_source, *tcp_prefix4, *tcp_prefix6;
+	char *tcp_connections, *tcp_per_source, *tcp_prefix4, *tcp_prefix6;
 	char **tls_listen;
 	unsigned tls_listen_count;
 	char *tls_certificate, *tls_key;

@@ -200,6 +200,8 @@ int conf_print(FILE *f, const struct conf *c)
 	}
 	put_dns_security(f, &c->dns);
 	/* The stream keys only when they differ from the defaults (goldens stay as they were). */
+	if (c->dns.tcp_connections != CONF_TCP_CONNECTIONS_DEFAULT)
+		fprintf(f, "  tcp-connections: %u\n", c->dns.tcp_connections);
 	if (c->dns.tcp_per_source != 64 || c->dns.tcp_prefix4 != 32 || c->dns.tcp_prefix6 != 64)
 		fprintf(f,
 		        "  tcp-per-source: %u\n  tcp-source-prefix-v4: %u\n"

@@ -57,6 +57,7 @@ static const cyaml_schema_field_t dns_fields[] = {
     STR("cookie-secret", struct raw_dns, cookie_secret),
     STR("cookie-secret-old", struct raw_dns, cookie_secret_old),
     CYAML_FIELD_MAPPING_PTR("rate-limit", OPT, struct raw_dns, rate_limit, rate_limit_fields),
+    STR("tcp-connections", struct raw_dns, tcp_connections),
     STR("tcp-per-source", struct raw_dns, tcp_per_source),
     STR("tcp-source-prefix-v4", struct raw_dns, tcp_prefix4),
     STR("tcp-source-prefix-v6", struct raw_dns, tcp_prefix6),

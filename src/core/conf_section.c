@@ -213,6 +213,7 @@ void conf_section_defaults(struct conf *c, const struct conf_env *env)
 	c->dns.cache.max_ttl_s = 86400;
 	c->dns.cache.negative_ttl_s = 3600; /* RFC 2308 §5; the same as DNS_CACHE_CONF_DEFAULT */
 	c->dns.cache.serve_stale_s = 86400;
+	c->dns.tcp_connections = CONF_TCP_CONNECTIONS_DEFAULT;
 	c->dns.tcp_per_source = 64;
 	c->dns.tcp_prefix4 = 32;
 	c->dns.tcp_prefix6 = 64;
@@ -533,6 +534,8 @@ static void load_dns_stream(struct ld *ld, const struct raw_dns *r, struct conf_
 	char path[CONF_PATH_LEN];
 	unsigned v;
 
+	get_unsigned(ld, "dns.tcp-connections", r->tcp_connections, 1, CONF_TCP_CONNECTIONS_MAX,
+	             &d->tcp_connections);
 	get_unsigned(ld, "dns.tcp-per-source", r->tcp_per_source, 1, 100000, &d->tcp_per_source);
 	if (get_unsigned(ld, "dns.tcp-source-prefix-v4", r->tcp_prefix4, 1, 32, &v))
 		d->tcp_prefix4 = (uint8_t)v;

@@ -1049,8 +1049,9 @@ struct dns_shared {
 	 * every worker's first forwarder; a reload with other upstreams hands
 	 * the workers a new one instead (dns_upstreams_new, via the reload job). */
 	struct dns_upstream_set *upstreams;
-	/* TCP/TLS connections per source prefix, for the node: dns.tcp-per-source
-	 * is a cap per node, whichever worker the kernel gave a connection to. */
+	/* TCP/TLS connections per source prefix and in all, for the node:
+	 * dns.tcp-per-source and dns.tcp-connections are caps per node,
+	 * whichever worker the kernel gave a connection to. */
 	struct srclimit *sources;
 };
 
@@ -1152,8 +1153,8 @@ int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns
 		dns_shared_free(sh);
 		return r;
 	}
-	r = srclimit_new(DNS_TCP_MAX_CONNS * threads, conf->dns.tcp_per_source,
-	                 conf->dns.tcp_prefix4, conf->dns.tcp_prefix6, random_seed(), &sh->sources);
+	r = srclimit_new(conf->dns.tcp_connections, conf->dns.tcp_per_source, conf->dns.tcp_prefix4,
+	                 conf->dns.tcp_prefix6, random_seed(), &sh->sources);
 	if (r) {
 		snprintf(why, whylen, "connections per source: %s", strerror(-r));
 		dns_shared_free(sh);
@@ -1471,7 +1472,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 	struct dns_stream_conf sc = {
 	    .allow = conf->dns.allow,
 	    .n_allow = conf->dns.n_allow,
-	    .max_conns = DNS_TCP_MAX_CONNS,
+	    .max_conns = conf->dns.tcp_connections, /* a worker may be handed them all */
 	    .per_source = conf->dns.tcp_per_source,
 	    .prefix4 = conf->dns.tcp_prefix4,
 	    .prefix6 = conf->dns.tcp_prefix6,

@@ -59,7 +59,7 @@ struct dns_server;
  * worker (issue 10, item 2; dns.client-memory, 256 MiB by default): per-query
  * state while the upstream is asked (about 1 KiB each, waiters included) and
  * TCP/TLS receive and answer buffers (dns_stream.c). The other bounds alone
- * allowed 4 MiB of queue per connection x DNS_TCP_MAX_CONNS x workers. Beyond
+ * allowed 4 MiB of queue per connection x dns.tcp-connections. Beyond
  * the budget, a query gets SERVFAIL and a connection that needs more is closed.
  */
 

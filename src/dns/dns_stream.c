@@ -666,6 +666,10 @@ static void conn_new(struct listener *tl, int fd)
 		return;
 	}
 	int r = srclimit_take(s->per_source, &src);
+	/* The node is at dns.tcp-connections: room is made the same way, from
+	 * this worker's idle clients (another worker's are not ours to close). */
+	if (r == -ENOSPC && evict_idle(s))
+		r = srclimit_take(s->per_source, &src);
 	if (r < 0) {
 		if (r == -EUSERS)
 			s->st->refused_source++;

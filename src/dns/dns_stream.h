@@ -8,9 +8,11 @@
  * and sends them, and keeps every client bounded:
  *   - at accept: sources outside the allow list are closed at once (counted,
  *     no query read: issue 10 fault 1); at most per_source connections per
- *     source prefix (srclimit.h); at most max_conns per server (the oldest
- *     idle one is closed to make room, else the new one is refused), and the
- *     descriptors the upstream side needs stay free (fd_reserve);
+ *     source prefix (srclimit.h); at most max_conns per server, or in the
+ *     shared table (`sources`) per node (either way the oldest idle
+ *     connection of this server is closed to make room, else the new one is
+ *     refused), and the descriptors the upstream side needs stay free
+ *     (fd_reserve);
  *   - idle_ms without a whole query or a completed send closes it (RFC 7766
  *     §6.2.3), and so does a message started and not finished in that time;
  *   - an answer send that does not complete within stall_ms closes it, even
@@ -46,7 +48,7 @@ struct loop;
 struct tls_ctx;
 struct dns_stream;
 
-#define DNS_TCP_MAX_CONNS    1000  /* per worker */
+#define DNS_TCP_MAX_CONNS    65536 /* max_conns at most (conf.h's dns.tcp-connections) */
 #define DNS_TCP_MAX_INFLIGHT 32    /* queries waiting upstream per connection */
 #define DNS_TCP_IDLE_MS      10000 /* RFC 7766 §6.2.3: "seconds" */
 #define DNS_TCP_STALL_MS     10000 /* an answer send must complete within this */
@@ -68,15 +70,17 @@ struct dns_stream_conf {
 	/* The process's budget for client-held memory (core/membudget.h; must
 	 * outlive every connection, conn_done included); NULL: unbounded. */
 	struct membudget *mem;
-	/* The node's connections per source (core/srclimit.h), shared by every
-	 * worker's stream server and outliving them; per_source and the
-	 * prefixes above are then its business. NULL: a table of its own. */
+	/* The node's connections per source and in all (core/srclimit.h),
+	 * shared by every worker's stream server and outliving them;
+	 * per_source, the prefixes above and the node's cap are then its
+	 * business. NULL: a table of its own, capped at max_conns. */
 	struct srclimit *sources;
 };
 
 struct dns_stream_stats {
 	uint64_t accepted;
-	uint64_t refused;        /* at the connection cap (or descriptors short) */
+	uint64_t
+	    refused; /* at the connection cap, the node's or this server's (or descriptors short) */
 	uint64_t refused_acl;    /* source outside the allow list: closed at accept */
 	uint64_t refused_source; /* source prefix at per_source */
 	uint64_t evicted;        /* idle connections closed to make room */

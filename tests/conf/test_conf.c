@@ -174,6 +174,7 @@ Test(conf, full_example_values)
 	cr_expect_eq(c.dns.cache.negative_ttl_s, 3600);
 	cr_expect_eq(c.dns.cache.serve_stale_s, 86400);
 	cr_expect_eq(c.dns.tcp_per_source, 64);
+	cr_expect_eq(c.dns.tcp_connections, 4096);
 	cr_expect_eq(c.dns.tcp_prefix6, 64);
 	cr_assert_eq(c.dns.n_tls_listen, 2);
 	cr_expect_eq(c.dns.tls_listen[0].port, 853);
@@ -675,6 +676,7 @@ static const struct {
     {"dns.rate-limit.ipv4-prefix", CONF_NODE_SCALAR},
     {"dns.rate-limit.ipv6-prefix", CONF_NODE_SCALAR},
     {"dns.rate-limit.table-size", CONF_NODE_SCALAR},
+    {"dns.tcp-connections", CONF_NODE_SCALAR},
     {"dns.tcp-per-source", CONF_NODE_SCALAR},
     {"dns.tcp-source-prefix-v4", CONF_NODE_SCALAR},
     {"dns.tcp-source-prefix-v6", CONF_NODE_SCALAR},
