@@ -666,6 +666,8 @@ static void keep_running(struct conf *next, const struct conf *old, const struct
 				next->dnstap = old->dnstap;
 			} else if (!strcmp(d->c[i].key, "user")) {
 				memcpy(next->user, old->user, sizeof(old->user));
+			} else if (!strcmp(d->c[i].key, "dns.require-cookie")) {
+				next->dns.require_cookie = old->dns.require_cookie;
 			} else if (!strcmp(d->c[i].key, "dns.rate-limit")) {
 				next->dns.rate_limit = old->dns.rate_limit;
 			} else if (!strcmp(d->c[i].key, "dns.cookie-secret")) {

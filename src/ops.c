@@ -58,6 +58,7 @@ static void sum_server(struct dns_server_stats *d, const struct dns_server_stats
 		d->cookies[i] += s->cookies[i];
 	d->cookie_errors += s->cookie_errors;
 	d->cookie_unsent += s->cookie_unsent;
+	d->cookie_required += s->cookie_required;
 	d->rrl_dropped += s->rrl_dropped;
 	d->rrl_slipped += s->rrl_slipped;
 	d->tcp.conns += s->tcp.conns;

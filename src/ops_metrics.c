@@ -62,6 +62,10 @@ static void put_security(struct prom *p, const struct node *n)
 	metric_u64(p, "anycache_cookie_unsent_total", "counter",
 	           "Answers to a query with a COOKIE option that had no room or no OPT to carry ours.",
 	           n->st.cookie_unsent);
+	metric_u64(p, "anycache_cookie_required_total", "counter",
+	           "UDP queries with a client cookie but no valid server cookie answered BADCOOKIE "
+	           "(dns.require-cookie).",
+	           n->st.cookie_required);
 	metric_u64(p, "anycache_rrl_dropped_total", "counter",
 	           "UDP answers not sent: over dns.rate-limit for the client's prefix.",
 	           n->st.rrl_dropped);

@@ -164,6 +164,10 @@ struct conf_dns {
 	bool has_cookie_secret;
 	uint8_t cookie_secret_old[CONF_COOKIE_SECRET_LEN]; /* still accepted, never made */
 	bool has_cookie_secret_old;
+	/* dns.require-cookie: a UDP query with a client cookie but no valid
+	 * server cookie gets BADCOOKIE with one (RFC 7873 §5.2.3-4, choice 2)
+	 * instead of an answer. Default false. */
+	bool require_cookie;
 	struct conf_rate_limit rate_limit;
 	/* DNS over TCP and TLS (dns_stream.h). */
 	unsigned tcp_connections;                   /* TCP + TLS connections at once, per node */

@@ -81,6 +81,8 @@ static void diff_dns(const struct conf_dns *o, const struct conf_dns *n, struct 
 	    o->has_cookie_secret_old != n->has_cookie_secret_old ||
 	    memcmp(o->cookie_secret_old, n->cookie_secret_old, sizeof(o->cookie_secret_old)) != 0)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.cookie-secret");
+	if (o->require_cookie != n->require_cookie)
+		add(d, CONF_CHANGE_RESTART, 0, "dns.require-cookie");
 	if (memcmp(&o->rate_limit, &n->rate_limit, sizeof(o->rate_limit)) != 0)
 		add(d, CONF_CHANGE_RESTART, 0, "dns.rate-limit");
 	/* The stream server's caps and TLS context are made once, at start. */

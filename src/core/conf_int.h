@@ -48,7 +48,7 @@ struct raw_dns {
 	unsigned upstreams_count;
 	char *threads, *identity;
 	struct raw_cache *cache;
-	char *cookie_secret, *cookie_secret_old;
+	char *cookie_secret, *cookie_secret_old, *require_cookie;
 	struct raw_rate_limit *rate_limit;
 	char *tcp_connections, *tcp_per_source, *tcp_prefix4, *tcp_prefix6;
 	char **tls_listen;

@@ -156,6 +156,8 @@ static void put_dns_security(FILE *f, const struct conf_dns *d)
 		put_hex(f, "cookie-secret", d->cookie_secret, sizeof(d->cookie_secret));
 	if (d->has_cookie_secret_old)
 		put_hex(f, "cookie-secret-old", d->cookie_secret_old, sizeof(d->cookie_secret_old));
+	if (d->require_cookie)
+		fprintf(f, "  require-cookie: true\n");
 	if (!rl->enabled)
 		return;
 	fmt_ms(t, sizeof(t), (uint64_t)rl->window_s * 1000);

@@ -56,6 +56,7 @@ static const cyaml_schema_field_t dns_fields[] = {
     CYAML_FIELD_MAPPING_PTR("cache", OPT, struct raw_dns, cache, cache_fields),
     STR("cookie-secret", struct raw_dns, cookie_secret),
     STR("cookie-secret-old", struct raw_dns, cookie_secret_old),
+    STR("require-cookie", struct raw_dns, require_cookie),
     CYAML_FIELD_MAPPING_PTR("rate-limit", OPT, struct raw_dns, rate_limit, rate_limit_fields),
     STR("tcp-connections", struct raw_dns, tcp_connections),
     STR("tcp-per-source", struct raw_dns, tcp_per_source),

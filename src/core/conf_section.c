@@ -321,6 +321,8 @@ static void load_dns_security(struct ld *ld, const struct raw_dns *r, struct con
 	if (r->cookie_secret_old && !r->cookie_secret)
 		conf_err_at(ld, "dns.cookie-secret-old", false,
 		            "dns.cookie-secret-old: needs dns.cookie-secret (the one answers use)");
+	if (r->require_cookie)
+		get_bool(ld, "dns.require-cookie", r->require_cookie, &d->require_cookie);
 	if (!rl)
 		return;
 	*c = (struct conf_rate_limit){.enabled = true,

@@ -93,6 +93,7 @@ struct dns_server {
 	struct dns_server_stats stats;
 	struct dns_cookie_mac *cookie_mac; /* this worker's MAC contexts, the node's secrets */
 	struct dns_rrl *rrl;               /* the node's (dns_shared), NULL: dns.rate-limit off */
+	bool require_cookie;               /* dns.require-cookie */
 	/* Scratch for building answers; the transports copy what they send. */
 	uint8_t out[DNS_MSG_MAX + DNS_ANSWER_OPT_LEN + DNS_COOKIE_OPT_LEN];
 	uint8_t norm[DNS_MSG_MAX];
@@ -823,6 +824,19 @@ static bool cookie_and_rrl(struct dns_server *s, struct target *t, const uint8_t
 		return false;
 	if (req->has_cookie)
 		v = check_cookie(s, t, pkt, req, &a, rcode);
+	/* dns.require-cookie (RFC 7873 §5.2.3 and §5.2.4, choice 2): a client
+	 * that speaks cookies proves its address with one of ours before UDP
+	 * answers it. BADCOOKIE carries a good one and is no larger than the
+	 * query; the client retries with it at once (§5.3). TCP proves the
+	 * address by itself; a client with no cookie at all is not cookie-aware
+	 * and is served (RFC 7873 §5.2.1); without our cookie to give (t->cookie
+	 * false: the MAC failed), it is served too. */
+	if (s->require_cookie && t->kind == TARGET_UDP && t->cookie &&
+	    (v == DNS_COOKIE_CLIENT_ONLY || v == DNS_COOKIE_BAD)) {
+		s->stats.cookie_required++;
+		answer_error(s, t, req, DNS_RCODE_BADCOOKIE);
+		return true;
+	}
 	if (!udp_limited || v == DNS_COOKIE_VALID)
 		return false;
 	switch (dns_rrl_account(s->rrl, &a, loop_now(s->loop))) {
@@ -1451,6 +1465,7 @@ int dns_server_new(struct loop *l, const struct conf *conf, unsigned index,
 		fc.tap_arg = s;
 	}
 	s->rrl = shared->rrl;
+	s->require_cookie = conf->dns.require_cookie;
 	r = dns_cookie_mac_new((const uint8_t(*)[DNS_COOKIE_SECRET_LEN])shared->cookie_secrets,
 	                       shared->n_cookie_secrets, &s->cookie_mac);
 	if (r) {

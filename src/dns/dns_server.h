@@ -20,7 +20,9 @@
  * Cookies and rate limiting, first thing after parsing (dns_cookie.h,
  * dns_rrl.h): a query's COOKIE option is judged (RFC 7873 §5.2, RFC 9018
  * server cookies under the node's dns.cookie-secret) and every answer to it
- * carries our cookie; with dns.rate-limit, UDP answers without a valid
+ * carries our cookie; with dns.require-cookie, a UDP query with a client
+ * cookie but no valid server cookie gets BADCOOKIE with one instead of an
+ * answer; with dns.rate-limit, UDP answers without a valid
  * server cookie are accounted per client prefix in one table per node and
  * dropped or slipped (TC=1, or BADCOOKIE) over the limit.
  *
@@ -100,6 +102,7 @@ struct dns_server_stats {
 	uint64_t cookies[5];         /* queries by enum dns_cookie_verdict (RFC 7873 §5.2) */
 	uint64_t cookie_errors;      /* the MAC failed: answered without a cookie */
 	uint64_t cookie_unsent;      /* answers that could not carry the query's cookie */
+	uint64_t cookie_required;    /* BADCOOKIE instead of an answer: dns.require-cookie */
 	uint64_t rrl_dropped;        /* UDP answers not sent: rate limit (dns_rrl.h) */
 	uint64_t rrl_slipped;        /* sent as TC=1 (or BADCOOKIE) instead */
 	uint64_t mem_refused;        /* queries refused for dns.client-memory (SERVFAIL) */

@@ -669,6 +669,7 @@ static const struct {
     {"dns.cache.serve-stale", CONF_NODE_SCALAR},
     {"dns.cookie-secret", CONF_NODE_SCALAR},
     {"dns.cookie-secret-old", CONF_NODE_SCALAR},
+    {"dns.require-cookie", CONF_NODE_SCALAR},
     {"dns.rate-limit", CONF_NODE_MAPPING},
     {"dns.rate-limit.responses-per-second", CONF_NODE_SCALAR},
     {"dns.rate-limit.window", CONF_NODE_SCALAR},
@@ -914,6 +915,7 @@ Test(conf, dns_cookie_secret_and_rate_limit)
 	cr_expect_arr_eq(c.dns.cookie_secret, cur, 16);
 	cr_expect(c.dns.has_cookie_secret_old);
 	cr_expect_eq(c.dns.cookie_secret_old[0], 0xdd);
+	cr_expect(c.dns.require_cookie);
 	cr_expect(c.dns.rate_limit.enabled);
 	cr_expect_eq(c.dns.rate_limit.rate, 20);
 	cr_expect_eq(c.dns.rate_limit.window_s, 2);

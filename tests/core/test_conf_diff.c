@@ -199,6 +199,10 @@ Test(conf_diff, stream_server_keys_need_a_restart)
 	conf_diff(&a, &b, &d);
 	cr_assert_eq(d.n, 1);
 	cr_expect_str_eq(line(0), "dns.tcp-connections: changed, needs a restart");
+	load_edit("  threads: 2\n", "  threads: 2\n  require-cookie: true\n", &b);
+	conf_diff(&a, &b, &d);
+	cr_assert_eq(d.n, 1);
+	cr_expect_str_eq(line(0), "dns.require-cookie: changed, needs a restart");
 }
 
 Test(conf_diff, persist_and_dnstap_need_a_restart_cache_limits_do_not)

@@ -13,7 +13,11 @@
  *     valid server cookie is not limited; with a client cookie alone the
  *     slips are BADCOOKIE carrying a good cookie; TCP from the flooded
  *     source is served;
- *   - /metrics counts exactly the drops and slips the clients saw.
+ *   - /metrics counts exactly the drops and slips the clients saw;
+ *   - dns.require-cookie: a UDP query with a client cookie alone, or a wrong
+ *     server cookie, gets BADCOOKIE with a good cookie and no answer; with
+ *     that cookie it is answered; no cookie at all, and TCP, are answered;
+ *     kdig +cookie gets through (it retries on BADCOOKIE, RFC 7873 §5.3).
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -279,17 +283,23 @@ static unsigned polite_from(const char *src, unsigned n)
 	return ok;
 }
 
-/* One sample of the node's /metrics (127.53.84.21:9253). */
-static double metric(const char *sample)
+/* One sample of the /metrics of the node whose metrics listen on addr:9253. */
+static double metric_at(const char *addr, const char *sample)
 {
 	static char page[65536];
 	int status;
 
-	cr_assert_gt(http_exchange("127.53.84.21", 9253, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-	                           page, sizeof(page), &status),
+	cr_assert_gt(http_exchange(addr, 9253, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", page,
+	                           sizeof(page), &status),
 	             0);
 	cr_assert_eq(status, 200);
 	return scrape_value(http_body(page), sample);
+}
+
+/* rate_limit_drops_and_slips' node (127.53.84.21). */
+static double metric(const char *sample)
+{
+	return metric_at("127.53.84.21", sample);
 }
 
 Test(cookies_rrl, rate_limit_drops_and_slips)
@@ -367,6 +377,62 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	cr_assert_eq(metric("anycache_rrl_dropped_total"), (double)dropped);
 	cr_assert_eq(metric("anycache_rrl_slipped_total"), (double)slipped);
 	cr_assert_geq(metric("anycache_cookies_total{verdict=\"valid\"}"), 300);
+	stop_clean();
+	tmpdir_remove(&cdir);
+}
+
+Test(cookies_rrl, require_cookie_answers_badcookie_first)
+{
+	uint8_t a[4096], c1[40], c2[40], wrong[24];
+	struct tmpdir cdir;
+	char extra[1024];
+	int l;
+
+	cr_assert_eq(tmpdir_make(&cdir, "cookiesreq"), 0);
+	snprintf(extra, sizeof(extra),
+	         "  cookie-secret: " SECRET "\n"
+	         "  require-cookie: true\n"
+	         "control: {metrics: \"127.53.84.31\", socket: \"%s/ctl.sock\", "
+	         "state: \"%s/drain.json\"}\n",
+	         cdir.path, cdir.path);
+	up_with(NET, 3, extra);
+	/* A client cookie alone over UDP: BADCOOKIE (RFC 7873 §5.2.3, choice 2),
+	 * no records, our good cookie in it. */
+	l = ask_cookie(false, "www.example.test", client_cc, 8, a, sizeof(a), c1);
+	cr_assert_eq(ext_rcode(a, sizeof(a)), 23, "rcode %u", ext_rcode(a, sizeof(a)));
+	cr_assert_eq(ANCOUNT(a), 0);
+	check_ours(c1, l, client_cc);
+	/* Retried with it (§5.3): answered, the cookie echoed. */
+	l = ask_cookie(false, "www.example.test", c1, 24, a, sizeof(a), c2);
+	cr_assert_eq(ext_rcode(a, sizeof(a)), 0);
+	cr_assert_gt(ANCOUNT(a), 0);
+	cr_assert_eq(l, 24);
+	cr_assert_arr_eq(c2, c1, 24);
+	/* A wrong server cookie (§5.2.4): BADCOOKIE with a new good one. */
+	memcpy(wrong, c1, 24);
+	wrong[20] ^= 0x55;
+	l = ask_cookie(false, "www.example.test", wrong, 24, a, sizeof(a), c2);
+	cr_assert_eq(ext_rcode(a, sizeof(a)), 23);
+	cr_assert_eq(ANCOUNT(a), 0);
+	check_ours(c2, l, client_cc);
+	/* No cookie at all: not cookie-aware, served (§5.2.1). */
+	l = ask_cookie(false, "www.example.test", NULL, 0, a, sizeof(a), c2);
+	cr_assert_eq(RCODE(a), 0);
+	cr_assert_gt(ANCOUNT(a), 0);
+	cr_assert_eq(l, -1);
+	/* TCP proves the address: a client cookie alone is answered. */
+	l = ask_cookie(true, "www.example.test", client_cc, 8, a, sizeof(a), c2);
+	cr_assert_eq(ext_rcode(a, sizeof(a)), 0);
+	cr_assert_gt(ANCOUNT(a), 0);
+	check_ours(c2, l, client_cc);
+	/* kdig +cookie: BADCOOKIE first, then its retry with our cookie is answered. */
+	char out[8192];
+	cr_assert_eq(kdig(out, sizeof(out), "+cookie", "www.example.test", "A", NULL, NULL), 0,
+	             "%s", out);
+	cr_assert(strstr(out, "status: NOERROR"), "kdig did not get through:\n%s", out);
+	/* Two BADCOOKIEs here, at least one for kdig. */
+	double req = metric_at("127.53.84.31", "anycache_cookie_required_total");
+	cr_assert(req >= 3 && req <= 4, "anycache_cookie_required_total %.0f", req);
 	stop_clean();
 	tmpdir_remove(&cdir);
 }
