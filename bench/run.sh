@@ -345,7 +345,8 @@ if [ "$CALLGRIND" = 1 ]; then
 	wait_up anycached
 	taskset -c "$GEN_CPU" dnsperf -s "${ADDR[anycached]}" -p $PORT -d "$WORK/hit.txt" \
 		-n 2 -c 1 -q 20 >"$WORK/cg-warm.log" 2>&1
-	vpid=$(pgrep -f -- "--callgrind-out-file=$WORK/cg.out" | head -1)
+	# taskset execs valgrind, which execs its tool: the PID start() recorded is callgrind's.
+	vpid=${PID[anycached]}
 	callgrind_control -z "$vpid" >/dev/null
 	n=0
 	# tcp-hit: the same hits over one TCP connection pipelining up to 20 queries (issue 8).
@@ -368,7 +369,10 @@ if [ "$CALLGRIND" = 1 ]; then
 				if (n / q >= 5) printf "  %7.1f  %s\n", n / q, k }' | sort -rn | head -25
 		echo
 	done
+	# SIGKILL: a graceful drain under valgrind can take minutes. Waited for, so no callgrind
+	# outlives the run holding the bench lock (it inherits the descriptor flock holds).
 	kill -9 "$vpid" 2>/dev/null || true
+	wait "$vpid" 2>/dev/null || true
 	# CG_KEEP=DIR keeps the raw profiles (cg.out.1 hits, cg.out.2 misses) for callgrind_annotate.
 	[ -n "${CG_KEEP:-}" ] && mkdir -p "$CG_KEEP" && cp "$WORK"/cg.out.* "$CG_KEEP"/
 	cleanup
