@@ -296,12 +296,6 @@ static double metric_at(const char *addr, const char *sample)
 	return scrape_value(http_body(page), sample);
 }
 
-/* rate_limit_drops_and_slips' node (127.53.84.21). */
-static double metric(const char *sample)
-{
-	return metric_at("127.53.84.21", sample);
-}
-
 Test(cookies_rrl, rate_limit_drops_and_slips)
 {
 	uint8_t a[4096], cookie[40];
@@ -374,9 +368,9 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	dropped += f.sent - f.answers;
 	slipped += f.badcookie;
 	/* The node counted what the clients saw. */
-	cr_assert_eq(metric("anycache_rrl_dropped_total"), (double)dropped);
-	cr_assert_eq(metric("anycache_rrl_slipped_total"), (double)slipped);
-	cr_assert_geq(metric("anycache_cookies_total{verdict=\"valid\"}"), 300);
+	cr_assert_eq(metric_at("127.53.84.21", "anycache_rrl_dropped_total"), (double)dropped);
+	cr_assert_eq(metric_at("127.53.84.21", "anycache_rrl_slipped_total"), (double)slipped);
+	cr_assert_geq(metric_at("127.53.84.21", "anycache_cookies_total{verdict=\"valid\"}"), 300);
 	stop_clean();
 	tmpdir_remove(&cdir);
 }
