@@ -1,8 +1,8 @@
 /* Unit tests for core/srclimit.c: connections per source prefix. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
-#include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
 
@@ -183,6 +183,12 @@ static void *share_take_put(void *arg)
 		cr_assert_eq(r, 0);
 		if (atomic_fetch_add(&held, 1) + 1 > CAP)
 			atomic_fetch_add(&over_cap, 1);
+		/* Now and then give the CPU away while holding the one place: the
+		 * others then run into the cap even when the scheduler would
+		 * otherwise run the threads one after another (a loaded machine,
+		 * one CPU), which the barrier alone did not prevent. */
+		if (i % 64 == 0)
+			sched_yield();
 		atomic_fetch_sub(&held, 1);
 		srclimit_put(shared_t, &a);
 	}
@@ -204,9 +210,7 @@ Test(srclimit, workers_share_one_table_and_never_pass_the_cap)
 	cr_assert_eq(srclimit_count(shared_t, &a), 0);
 	cr_assert_eq(srclimit_sources(shared_t), 0);
 	cr_assert_eq(atomic_load(&over_cap), 0);
-	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
-		cr_assert_gt(atomic_load(&refused), 0,
-		             "the cap never bound: the test proves nothing");
+	cr_assert_gt(atomic_load(&refused), 0, "the cap never bound: the test proves nothing");
 	pthread_barrier_destroy(&start_line);
 	srclimit_free(shared_t);
 }
