@@ -143,6 +143,12 @@ trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
 
+# "median min max" of the numbers on stdin, one per line (an even count's median is the mean
+# of the middle two). The rounds' figures: robust to a round disturbed by other work.
+median_range() {
+	sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+}
+
 # Waits until a server answers a query for a cached name (or fails after 10 s).
 wait_up() {
 	local name=$1 i
@@ -434,21 +440,19 @@ if [ "$MISS_ONLY" = 1 ]; then
 		done
 		# Medians over the rounds: robust to a round disturbed by other work on the VM.
 		for s in "${MISS_SERVERS[@]}"; do
-			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+			read -r m lo hi <<<"$(for ((rep = 1; rep <= MISS_REPS; rep++)); do
 				read -r _ _ _ _ _ _ _ v _ <<<"${M[$rep,$s]}"
 				echo "$v"
-			done | sort -n | awk -v s="$s" '{ v[NR] = $1 } END {
-				printf "  median %-15s %7.2f us/q (min %.2f, max %.2f)\n", s,
-				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+			done | median_range)"
+			printf '  median %-15s %7.2f us/q (min %.2f, max %.2f)\n' "$s" "$m" "$lo" "$hi"
 		done
 		for o in dnsdist unbound ${BASE:+anycached-base}; do
-			for ((rep = 1; rep <= MISS_REPS; rep++)); do
+			read -r m lo hi <<<"$(for ((rep = 1; rep <= MISS_REPS; rep++)); do
 				read -r _ _ _ _ _ _ _ a _ <<<"${M[$rep,anycached]}"
 				read -r _ _ _ _ _ _ _ b _ <<<"${M[$rep,$o]}"
 				awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) }'
-			done | sort -n | awk -v o="$o" '{ v[NR] = $1 } END {
-				printf "  median ratio anycached/%s = %.2f (rounds: %.2f-%.2f)\n", o,
-				       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+			done | median_range)"
+			printf '  median ratio anycached/%s = %.2f (rounds: %.2f-%.2f)\n' "$o" "$m" "$lo" "$hi"
 		done
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
 	cleanup
@@ -601,7 +605,7 @@ if [ "$HITS_ONLY" = 1 ]; then
 				[[ $s == anycached* || $s == reflector-* ]] || continue
 				for o in floor reflector reflector-uring reflector-mmsg reflector-poll; do
 					[ "$o" = "$s" ] && continue
-					for ((rep = 1; rep <= ${HIT_REPS:-5}; rep++)); do
+					read -r m lo hi <<<"$(for ((rep = 1; rep <= ${HIT_REPS:-5}; rep++)); do
 						read -r _ _ _ _ _ _ _ a _ <<<"${H[$rep,$rate,$s]}"
 						read -r _ _ _ _ _ _ _ r _ <<<"${H[$rep,$rate,reflector]}"
 						read -r _ _ _ _ _ _ _ u _ <<<"${H[$rep,$rate,reflector-uring]}"
@@ -613,9 +617,9 @@ if [ "$HITS_ONLY" = 1 ]; then
 						awk -v a="$a" -v b="$b" -v u="$u" -v o="$o" 'BEGIN {
 							if (o == "floor" && u < b) b = u
 							printf "%.3f\n", (b > 0 ? a / b : 0) }'
-					done | sort -n | awk -v s="$s" -v o="$o" -v rate="$rate" '{ v[NR] = $1 } END {
-						printf "  %s q/s: %s / %s, median %.2f (rounds %.2f-%.2f)\n", rate, s, o,
-						       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+					done | median_range)"
+					printf '  %s q/s: %s / %s, median %.2f (rounds %.2f-%.2f)\n' "$rate" "$s" "$o" \
+						"$m" "$lo" "$hi"
 				done
 			done
 		done
@@ -634,7 +638,6 @@ if [ "$TCP_ONLY" = 1 ]; then
 		taskset -c "$GEN_CPU" dnsperf -s "${ADDR[$s]}" -p $PORT -d "$WORK/hit.txt" -n 3 -c 1 \
 			-q 50 >"$WORK/warm-$s.log" 2>&1
 	done
-	median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 	declare -A TR=()
 	{
 		echo "anycached TCP against UDP hits, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), ${BIN:-$BUILD/anycached}" \
@@ -650,17 +653,19 @@ if [ "$TCP_ONLY" = 1 ]; then
 			done
 		done
 		for s in "${TCP_SERVERS[@]}"; do
-			echo "  $s median TCP/UDP: $(for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
-				awk -v p="${TR[$i,$s]}" 'BEGIN { split(p, x, " "); printf "%.2f\n", (x[2] > 0 ? x[1] / x[2] : 0) }'
-			done | median)"
+			read -r m lo hi <<<"$(for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
+				awk -v p="${TR[$i,$s]}" 'BEGIN { split(p, x, " "); printf "%.3f\n", (x[2] > 0 ? x[1] / x[2] : 0) }'
+			done | median_range)"
+			printf '  %s median TCP/UDP: %.2f (rounds %.2f-%.2f)\n' "$s" "$m" "$lo" "$hi"
 		done
 		if [ -n "${BASE:-}" ]; then
 			for k in 1 2; do
-				echo "  $( [ $k = 1 ] && echo TCP || echo UDP ) anycached / anycached-base median: $(
-					for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
-						awk -v a="${TR[$i,anycached]}" -v b="${TR[$i,anycached-base]}" -v k=$k 'BEGIN {
-							split(a, x, " "); split(b, y, " "); printf "%.3f\n", (y[k] > 0 ? x[k] / y[k] : 0) }'
-					done | median)"
+				read -r m lo hi <<<"$(for ((i = 0; i < ${TCP_REPS:-5}; i++)); do
+					awk -v a="${TR[$i,anycached]}" -v b="${TR[$i,anycached-base]}" -v k=$k 'BEGIN {
+						split(a, x, " "); split(b, y, " "); printf "%.3f\n", (y[k] > 0 ? x[k] / y[k] : 0) }'
+				done | median_range)"
+				printf '  %s anycached / anycached-base median: %.3f (rounds %.3f-%.3f)\n' \
+					"$( [ $k = 1 ] && echo TCP || echo UDP )" "$m" "$lo" "$hi"
 			done
 		fi
 	} | if [ -n "$OUT" ]; then tee "$OUT"; else cat; fi
