@@ -79,8 +79,7 @@ struct dns_stream_conf {
 
 struct dns_stream_stats {
 	uint64_t accepted;
-	uint64_t
-	    refused; /* at the connection cap, the node's or this server's (or descriptors short) */
+	uint64_t refused;        /* at a connection cap (or descriptors short) */
 	uint64_t refused_acl;    /* source outside the allow list: closed at accept */
 	uint64_t refused_source; /* source prefix at per_source */
 	uint64_t evicted;        /* idle connections closed to make room */

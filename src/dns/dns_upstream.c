@@ -354,14 +354,6 @@ unsigned dns_upstream_rto(const struct dns_upstream_set *s, unsigned idx)
 	return r;
 }
 
-void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
-                         unsigned rtt_ms, uint64_t now)
-{
-	LOCK(s);
-	report_u(s, idx, o, rtt_ms, now);
-	UNLOCK(s);
-}
-
 static void keep_question(struct dns_upstream_question *q, const uint8_t *qname, size_t len,
                           uint16_t qtype, uint16_t qclass)
 {
@@ -384,6 +376,12 @@ void dns_upstream_report_q(struct dns_upstream_set *s, unsigned idx, enum dns_up
 	else if (idx < s->n && (o == DNS_UPSTREAM_TIMEOUT || o == DNS_UPSTREAM_ERROR))
 		keep_question(&s->u[idx].failed, qname, qname_len, qtype, qclass);
 	UNLOCK(s);
+}
+
+void dns_upstream_report(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
+                         unsigned rtt_ms, uint64_t now)
+{
+	dns_upstream_report_q(s, idx, o, rtt_ms, now, NULL, 0, 0, 0);
 }
 
 void dns_upstream_probe_result(struct dns_upstream_set *s, unsigned idx,

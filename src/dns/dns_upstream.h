@@ -134,9 +134,9 @@ struct dns_upstream_question {
 	uint16_t qtype, qclass;
 };
 
-/* dns_upstream_report with the try's question: OK keeps it as the good one,
- * TIMEOUT and ERROR as the failed one; a root-only or oversized name is not
- * kept. */
+/* dns_upstream_report with the try's question (qname NULL: none): OK keeps
+ * it as the good one, TIMEOUT and ERROR as the failed one; a root-only or
+ * oversized name is not kept. */
 void dns_upstream_report_q(struct dns_upstream_set *s, unsigned idx, enum dns_upstream_outcome o,
                            unsigned rtt_ms, uint64_t now, const uint8_t *qname, size_t qname_len,
                            uint16_t qtype, uint16_t qclass);
