@@ -882,6 +882,8 @@ static int reload_apply(void *arg, struct ops_reload_result *res)
 		        "reload: dns.upstreams: no table for them (%s): the workers keep "
 		        "the running ones",
 		        strerror(-r));
+	else if (upstreams)
+		dns_shared_set_upstreams(shared, job->ups);
 	if (workers) {
 		atomic_store(&job->refs, n_workers_of + 1);
 		for (unsigned i = 0; i < n_workers_of; i++) {

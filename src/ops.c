@@ -82,8 +82,7 @@ static void sum_forward(struct dns_forward_stats *d, const struct dns_forward_st
 	d->coalesced += s->coalesced;
 }
 
-/* An upstream's health as a worker read it: the node's (one table,
- * dns_upstream.h), the same whichever worker read it. */
+/* An upstream's health: the node's (one table, dns_upstream.h), read once. */
 static void take_health(struct node_up *u, const struct dns_upstream_info *in)
 {
 	u->state = in->state;
@@ -115,7 +114,6 @@ static void sum_upstream(struct node_up *u, const struct dns_forward_upstream_st
 static void build_node(struct ops *o, unsigned answered)
 {
 	struct node *n = &o->node;
-	bool health = false;
 
 	memset(n, 0, sizeof(*n));
 	n->workers = o->n_w;
@@ -128,6 +126,13 @@ static void build_node(struct ops *o, unsigned answered)
 	n->n_up = o->conf->dns.n_upstreams;
 	if (n->n_up > DNS_FORWARD_MAX_UPSTREAMS)
 		n->n_up = DNS_FORWARD_MAX_UPSTREAMS;
+	/* Upstream health is one table per node: read once, here (the counters
+	 * below are each worker's forwarder's, summed). */
+	for (unsigned u = 0; u < n->n_up && o->c.shared; u++) {
+		struct dns_upstream_info in;
+		if (u < dns_shared_upstream_info(o->c.shared, u, &in))
+			take_health(&n->up[u], &in);
+	}
 	for (unsigned i = 0; i < o->n_w; i++) {
 		const struct wslot *w = &o->w[i];
 		if (!w->have_last)
@@ -135,12 +140,8 @@ static void build_node(struct ops *o, unsigned answered)
 		sum_server(&n->st, &w->last.st);
 		sum_forward(&n->fwd, &w->last.fwd);
 		n->rx_drops += w->last.rx_drops;
-		for (unsigned u = 0; u < n->n_up && u < w->last.fwd.n_upstreams; u++) {
-			if (!health)
-				take_health(&n->up[u], &w->last.up[u]);
+		for (unsigned u = 0; u < n->n_up && u < w->last.fwd.n_upstreams; u++)
 			sum_upstream(&n->up[u], &w->last.fwd.up[u]);
-		}
-		health = true;
 	}
 }
 
@@ -165,8 +166,6 @@ static void worker_sample(struct loop *l, void *arg)
 	memset(s, 0, sizeof(*s));
 	s->st = *dns_server_stats(w->dns);
 	s->fwd = *dns_server_upstream_stats(w->dns);
-	for (unsigned i = 0; i < s->fwd.n_upstreams && i < DNS_FORWARD_MAX_UPSTREAMS; i++)
-		dns_server_upstream_info(w->dns, i, &s->up[i]);
 	dns_server_report(w->dns, &rep);
 	s->rx_drops = rep.rx_drops;
 	pthread_mutex_lock(&w->mu);

@@ -81,7 +81,8 @@ struct ops_conf {
 	unsigned n_workers;
 	struct bgp_speaker *bgp; /* NULL without BGP */
 	struct dns_cache *cache; /* the node's one cache: thread-safe, read and flushed here */
-	struct dns_shared *shared; /* the node's DNS tables (client memory read here); may be NULL */
+	struct dns_shared
+	    *shared; /* the node's DNS tables (client memory, upstream health); may be NULL */
 	struct dns_health *health;
 	ops_reload_fn reload; /* NULL: reload answers not-implemented */
 	void *reload_arg;

@@ -30,7 +30,6 @@ struct http_server;
 struct wsample {
 	struct dns_server_stats st;
 	struct dns_forward_stats fwd;
-	struct dns_upstream_info up[DNS_FORWARD_MAX_UPSTREAMS];
 	uint64_t rx_drops;
 };
 

@@ -35,6 +35,10 @@
 #include "dns/dns_wire.h"
 
 #define SWEEP_INTERVAL_MS 1000
+
+/* Every worker's stream server gets dns.tcp-connections slots. */
+_Static_assert(CONF_TCP_CONNECTIONS_MAX <= DNS_TCP_MAX_CONNS,
+               "dns.tcp-connections beyond what dns_stream accepts");
 #define SWEEP_BUDGET      1024
 #define SOCKBUF_BYTES     (4 << 20)
 #define TCP_BACKLOG       1024
@@ -1059,9 +1063,10 @@ struct dns_shared {
 	struct tls_ctx *tls;  /* dns.tls-listen: one context, so tickets resume on any worker */
 	struct dns_tap *tap;  /* dnstap output, one queue per worker; NULL: off */
 	struct membudget mem; /* pending queries and TCP/TLS buffers, every worker */
-	/* Upstream health, one table for the node (dns_upstream.h), given to
-	 * every worker's first forwarder; a reload with other upstreams hands
-	 * the workers a new one instead (dns_upstreams_new, via the reload job). */
+	/* Upstream health, one table for the node (dns_upstream.h): the one
+	 * every worker's forwarder reports into, read here for the node's view
+	 * (dns_shared_upstream_info). A reload with other upstreams makes a new
+	 * one, set here and handed to the workers (dns_shared_set_upstreams). */
 	struct dns_upstream_set *upstreams;
 	/* TCP/TLS connections per source prefix and in all, for the node:
 	 * dns.tcp-per-source and dns.tcp-connections are caps per node,
@@ -1126,6 +1131,22 @@ size_t dns_shared_client_memory(const struct dns_shared *sh, size_t *limit)
 int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out)
 {
 	return dns_upstream_set_new(NULL, conf->dns.n_upstreams, out);
+}
+
+void dns_shared_set_upstreams(struct dns_shared *sh, struct dns_upstream_set *ups)
+{
+	struct dns_upstream_set *old = sh->upstreams;
+	sh->upstreams = dns_upstream_set_ref(ups);
+	dns_upstream_set_free(old);
+}
+
+unsigned dns_shared_upstream_info(const struct dns_shared *sh, unsigned idx,
+                                  struct dns_upstream_info *out)
+{
+	unsigned n = dns_upstream_count(sh->upstreams);
+	if (idx < n)
+		dns_upstream_get(sh->upstreams, idx, out);
+	return n;
 }
 
 int dns_shared_new(const struct conf *conf, char *why, size_t whylen, struct dns_shared **out)
@@ -1600,18 +1621,10 @@ const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_serve
 	return dns_forward_stats(s->fwd);
 }
 
-void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
-                              struct dns_upstream_info *out)
-{
-	dns_forward_upstream_info(s->fwd, idx, out);
-}
-
 void dns_server_report(const struct dns_server *s, struct dns_server_report *out)
 {
 	const struct dns_forward_stats *fs = dns_forward_stats(s->fwd);
 	struct loop_stats ls;
-	unsigned dead = 0;
-
 	memset(out, 0, sizeof(*out));
 	loop_get_stats(s->loop, &ls);
 	out->at_us = clock_now_us();
@@ -1633,10 +1646,5 @@ void dns_server_report(const struct dns_server *s, struct dns_server_report *out
 	out->inflight = fs->outstanding + fs->waiters; /* both count against the bound */
 	out->inflight_max = DNS_SERVER_UPSTREAM_INFLIGHT;
 	out->upstream_answers = s->answers_base + fs->answers;
-	for (unsigned i = 0; i < fs->n_upstreams; i++) {
-		struct dns_upstream_info ui;
-		dns_forward_upstream_info(s->fwd, i, &ui);
-		dead += ui.state == DNS_UPSTREAM_DEAD;
-	}
-	out->upstreams_down = fs->n_upstreams && dead == fs->n_upstreams;
+	out->upstreams_down = dns_forward_all_dead(s->fwd);
 }

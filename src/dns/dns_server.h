@@ -145,6 +145,17 @@ int dns_shared_reconf(struct dns_shared *sh, const struct conf *conf);
  * caller's reference with dns_upstream_set_free.
  */
 int dns_upstreams_new(const struct conf *conf, struct dns_upstream_set **out);
+/*
+ * Reload, on the control thread: ups (from dns_upstreams_new) becomes the
+ * table the node's view reads (a reference is taken), before the workers
+ * get it through dns_server_reconf.
+ */
+void dns_shared_set_upstreams(struct dns_shared *sh, struct dns_upstream_set *ups);
+struct dns_upstream_info;
+/* Upstream idx's health as the node sees it (out filled when idx is below
+ * the count); returns the count. On the thread that sets the upstreams. */
+unsigned dns_shared_upstream_info(const struct dns_shared *sh, unsigned idx,
+                                  struct dns_upstream_info *out);
 /* Reload: dns.client-memory, the limit of what clients make the node hold; any thread. */
 void dns_shared_set_client_memory(struct dns_shared *sh, const struct conf *conf);
 /* What clients make the node hold now, and (limit, may be NULL) its limit. */
@@ -179,9 +190,6 @@ bool dns_server_idle(const struct dns_server *s);
 const struct dns_server_stats *dns_server_stats(const struct dns_server *s);
 /* The worker's upstream side: tries, answers, RTT, timeouts, spoofing counters. */
 const struct dns_forward_stats *dns_server_upstream_stats(const struct dns_server *s);
-/* The worker's upstream `idx` as its health policy sees it (state, RTT, RTO). */
-void dns_server_upstream_info(const struct dns_server *s, unsigned idx,
-                              struct dns_upstream_info *out);
 
 /*
  * What health needs from one worker, taken on the worker's own thread (the

@@ -370,7 +370,22 @@ Test(reload, sighup_drain_kept_restart_keys_named)
 	                     json_array_get(json_object_get(cj, "upstreams"), 0), "address")),
 	                 "127.53.80.7:5300");
 	json_decref(cj);
+	/* The health shown is the running table's: with the new upstream gone,
+	 * three questions fail there (port unreachable) and "show upstreams" says
+	 * so; a view left on the table from before the reload showed "suspect"
+	 * with 1 failure (the REFUSED for www.moved.test above). */
 	knotd_stop(&knot2);
+	for (int i = 0; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gone%d.moved.test", i);
+		qlen = dns_make_query(q, sizeof(q), (uint16_t)(0x7779 + i), name, 1, true);
+		dns_udp_exchange(VIP, DNS_PORT, q, (size_t)qlen, a, sizeof(a), 4000);
+	}
+	cj = ctl_json(sock, "show upstreams", NULL);
+	json_t *u0 = json_array_get(json_object_get(cj, "upstreams"), 0);
+	cr_expect_geq(json_integer_value(json_object_get(u0, "consecutive_failures")), 3,
+	              "show upstreams does not show the new upstream's failures");
+	json_decref(cj);
 	upstream = "127.53.80.6";
 
 	bird_since("anyc", since1, sizeof(since1));
