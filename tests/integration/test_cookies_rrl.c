@@ -283,13 +283,29 @@ static unsigned polite_from(const char *src, unsigned n)
 	return ok;
 }
 
-/* One sample of the /metrics of the node whose metrics listen on addr:9253. */
-static double metric_at(const char *addr, const char *sample)
+/*
+ * up_with instance n, its dns: keys `dns` and a control section in a fresh
+ * directory cdir, with /metrics on the node's own address (see metric).
+ */
+static void up_with_control(int n, const char *dns, struct tmpdir *cdir)
+{
+	char extra[1024];
+
+	cr_assert_eq(tmpdir_make(cdir, "cookiesrrl"), 0);
+	snprintf(extra, sizeof(extra),
+	         "%scontrol: {metrics: \"127.53.%d.%d\", socket: \"%s/ctl.sock\", "
+	         "state: \"%s/drain.json\"}\n",
+	         dns, NET, 10 * n + 1, cdir->path, cdir->path);
+	up_with(NET, n, extra);
+}
+
+/* One sample of the running node's /metrics (up_with_control). */
+static double metric(const char *sample)
 {
 	static char page[65536];
 	int status;
 
-	cr_assert_gt(http_exchange(addr, 9253, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", page,
+	cr_assert_gt(http_exchange(node, 9253, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", page,
 	                           sizeof(page), &status),
 	             0);
 	cr_assert_eq(status, 200);
@@ -302,21 +318,16 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	struct flood f;
 	unsigned dropped = 0, slipped = 0;
 	struct tmpdir cdir;
-	char extra[1024];
 	int l;
 
-	cr_assert_eq(tmpdir_make(&cdir, "cookiesrrl"), 0);
-	snprintf(extra, sizeof(extra),
-	         "  cookie-secret: " SECRET "\n"
-	         "  rate-limit:\n"
-	         "    responses-per-second: 10\n"
-	         "    window: 1s\n"
-	         "    slip: 2\n"
-	         "    ipv4-prefix: 32\n"
-	         "control: {metrics: \"127.53.84.21\", socket: \"%s/ctl.sock\", "
-	         "state: \"%s/drain.json\"}\n",
-	         cdir.path, cdir.path);
-	up_with(NET, 2, extra);
+	up_with_control(2,
+	                "  cookie-secret: " SECRET "\n"
+	                "  rate-limit:\n"
+	                "    responses-per-second: 10\n"
+	                "    window: 1s\n"
+	                "    slip: 2\n"
+	                "    ipv4-prefix: 32\n",
+	                &cdir);
 	/* Fill the cache from a source of its own. */
 	polite_from("127.53.84.110", 1);
 
@@ -368,9 +379,9 @@ Test(cookies_rrl, rate_limit_drops_and_slips)
 	dropped += f.sent - f.answers;
 	slipped += f.badcookie;
 	/* The node counted what the clients saw. */
-	cr_assert_eq(metric_at("127.53.84.21", "anycache_rrl_dropped_total"), (double)dropped);
-	cr_assert_eq(metric_at("127.53.84.21", "anycache_rrl_slipped_total"), (double)slipped);
-	cr_assert_geq(metric_at("127.53.84.21", "anycache_cookies_total{verdict=\"valid\"}"), 300);
+	cr_assert_eq(metric("anycache_rrl_dropped_total"), (double)dropped);
+	cr_assert_eq(metric("anycache_rrl_slipped_total"), (double)slipped);
+	cr_assert_geq(metric("anycache_cookies_total{verdict=\"valid\"}"), 300);
 	stop_clean();
 	tmpdir_remove(&cdir);
 }
@@ -379,17 +390,9 @@ Test(cookies_rrl, require_cookie_answers_badcookie_first)
 {
 	uint8_t a[4096], c1[40], c2[40], wrong[24];
 	struct tmpdir cdir;
-	char extra[1024];
 	int l;
 
-	cr_assert_eq(tmpdir_make(&cdir, "cookiesreq"), 0);
-	snprintf(extra, sizeof(extra),
-	         "  cookie-secret: " SECRET "\n"
-	         "  require-cookie: true\n"
-	         "control: {metrics: \"127.53.84.31\", socket: \"%s/ctl.sock\", "
-	         "state: \"%s/drain.json\"}\n",
-	         cdir.path, cdir.path);
-	up_with(NET, 3, extra);
+	up_with_control(3, "  cookie-secret: " SECRET "\n  require-cookie: true\n", &cdir);
 	/* A client cookie alone over UDP: BADCOOKIE (RFC 7873 §5.2.3, choice 2),
 	 * no records, our good cookie in it. */
 	l = ask_cookie(false, "www.example.test", client_cc, 8, a, sizeof(a), c1);
@@ -425,7 +428,7 @@ Test(cookies_rrl, require_cookie_answers_badcookie_first)
 	             "%s", out);
 	cr_assert(strstr(out, "status: NOERROR"), "kdig did not get through:\n%s", out);
 	/* Two BADCOOKIEs here, at least one for kdig. */
-	double req = metric_at("127.53.84.31", "anycache_cookie_required_total");
+	double req = metric("anycache_cookie_required_total");
 	cr_assert(req >= 3 && req <= 4, "anycache_cookie_required_total %.0f", req);
 	stop_clean();
 	tmpdir_remove(&cdir);
