@@ -135,6 +135,26 @@ int proc_wait(struct proc *p, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+int proc_freeze(struct proc *p, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	int st;
+
+	if (p->pid <= 0)
+		return -ECHILD;
+	if (kill(p->pid, SIGSTOP) < 0)
+		return -errno;
+	while (now_ms() < end) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG | WUNTRACED);
+		if (r == p->pid && WIFSTOPPED(st))
+			return 0;
+		if (r < 0)
+			return -errno;
+		sleep_ms(1);
+	}
+	return -ETIMEDOUT;
+}
+
 int proc_stop(struct proc *p, int sig, int timeout_ms)
 {
 	int st;

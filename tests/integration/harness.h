@@ -44,6 +44,10 @@ int proc_start(struct proc *p, const char *name, char *const argv[], const char 
 bool proc_alive(struct proc *p);
 /* Sends sig, waits up to timeout_ms, then SIGKILL; returns the exit status or -1. */
 int proc_stop(struct proc *p, int sig, int timeout_ms);
+/* SIGSTOP, then waits (up to timeout_ms) until the kernel reports the child
+ * stopped: kill() returns before a process running on another CPU has
+ * stopped, and a query sent in between would still be answered. 0 or -errno. */
+int proc_freeze(struct proc *p, int timeout_ms);
 /* Waits for the process to exit by itself; returns its wait status or -ETIMEDOUT. */
 int proc_wait(struct proc *p, int timeout_ms);
 /* Open descriptors of pid (/proc/PID/fd), or -errno when it is gone. */

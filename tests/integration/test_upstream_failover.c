@@ -135,7 +135,7 @@ Test(upstream_failover, a_silent_upstream_fails_over_within_the_rto, .init = set
 
 	for (int i = 0; i < N; i++)
 		cr_assert_geq(ask("warm", i), 0);
-	cr_assert_eq(kill(k1.proc.pid, SIGSTOP), 0);
+	cr_assert_eq(proc_freeze(&k1.proc, 2000), 0, "knotd did not stop");
 	for (int i = 0; i < N; i++) {
 		double t = ask("silent", i);
 		cr_assert_geq(t, 0, "query %d not answered", i);
